@@ -1,0 +1,102 @@
+"""Devices and precision: pick the fastest correct settings for the machine, and say why.
+
+- CUDA: bf16 autocast where the GPU supports it (Ampere and newer), else fp16 with a grad scaler.
+- CPU: bf16 autocast only where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX); on other
+  CPUs bf16 is emulated and slower than fp32, so fp32 is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UserError
+
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from /proc/cpuinfo (empty where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
+    if os.environ.get("ALEXNET_CPU_BF16") in ("0", "1"):  # override for tests and odd machines
+        return os.environ["ALEXNET_CPU_BF16"] == "1"
+    flags = cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """``None``/``"auto"`` → the local CUDA device if there is one, else CPU."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            return torch.device("cuda", local % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return dev
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What autocast does on a device, and why (printed at the start of a run)."""
+
+    dtype: torch.dtype | None  # None: plain fp32
+    use_scaler: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+
+def resolve_precision(amp: str, device: torch.device) -> Precision:
+    """Map ``--amp {auto,off,bf16,fp16}`` to a `Precision` for ``device``."""
+    if amp not in AMP_CHOICES:
+        raise UserError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
+    if amp == "off":
+        return Precision(None, False, "mixed precision off (--amp off)")
+    if device.type == "cuda":
+        bf16_ok = torch.cuda.is_bf16_supported()
+        if amp == "bf16" and not bf16_ok:
+            raise UserError("--amp bf16: this GPU has no bf16 support; use --amp fp16")
+        if amp == "fp16":
+            return Precision(torch.float16, True, "fp16 autocast with a grad scaler (--amp fp16)")
+        if bf16_ok:
+            return Precision(torch.bfloat16, False, "bf16 autocast: the GPU supports bf16")
+        return Precision(torch.float16, True, "fp16 autocast + grad scaler: the GPU has no bf16")
+    if device.type == "cpu":
+        if amp == "fp16":
+            raise UserError("--amp fp16 is not supported on CPU; use bf16 or off")
+        if amp == "bf16":
+            return Precision(torch.bfloat16, False, "bf16 autocast (--amp bf16)")
+        if cpu_has_fast_bf16():
+            return Precision(torch.bfloat16, False, "bf16 autocast: the CPU has native bf16 (AVX512-BF16/AMX)")
+        return Precision(None, False, "fp32: the CPU has no native bf16, where bf16 would be slower")
+    return Precision(None, False, f"fp32 on {device.type}")
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """channels_last is faster for convolutions on CUDA (tensor cores) and oneDNN CPUs."""
+    return device.type == "cuda" or (device.type == "cpu" and bool({"avx512f", "avx2"} & cpu_flags()))

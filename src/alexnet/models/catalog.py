@@ -1,0 +1,29 @@
+"""The model table (README and ``alexnet models``), generated from the registry."""
+
+from __future__ import annotations
+
+from .registry import build_model, list_models, model_cfg
+from .summary import summarize
+
+
+def model_rows() -> list[dict]:
+    rows = []
+    for name in list_models():
+        cfg = model_cfg(name)
+        s = summarize(build_model(name), cfg.input_size, name)
+        rows.append({"model": name, "params": s.total_params, "macs": s.total_macs,
+                     "input": "×".join(map(str, cfg.input_size)), "year": cfg.year, "result": cfg.result})
+    return rows
+
+
+def model_table(markdown: bool = False) -> str:
+    rows = model_rows()
+    head = ["model", "params", "MACs", "input", "year", "ImageNet result"]
+    body = [[r["model"], f"{r['params'] / 1e6:.2f} M" if not markdown else f"{r['params']:,}",
+             f"{r['macs'] / 1e9:.3f} G", r["input"], str(r["year"]), r["result"]] for r in rows]
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(out)
+    w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(row)).rstrip() for row in [head, *body])

@@ -1,0 +1,95 @@
+"""Published weights: ``weights.safetensors`` + ``weights.json`` (what the model is, its classes
+and preprocessing). Written by training and import, read by evaluate, predict, export and serve.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.errors import UserError
+from ..core.io import atomic_open, atomic_write_json
+from .registry import ModelCfg, build_model, model_cfg
+
+FORMAT_VERSION = 1
+
+
+def make_meta(model_name: str, classes: list[str], cfg: ModelCfg | None = None,
+              model_kwargs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``weights.json`` record: enough to rebuild the model and its preprocessing."""
+    cfg = cfg or model_cfg(model_name)
+    return {"format": FORMAT_VERSION, "model": model_name, "num_classes": len(classes),
+            "classes": list(classes), "model_kwargs": dict(model_kwargs or {}), "cfg": cfg.to_dict(), **extra}
+
+
+def save_weights(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``<path>/weights.safetensors`` + ``weights.json`` (``path`` a folder or a .safetensors file)."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    st = path if path.suffix == ".safetensors" else path / "weights.safetensors"
+    model = getattr(model, "module", model)  # unwrap DDP
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_open(st, "wb") as f:
+        f.write(save(tensors, metadata={"model": meta["model"]}))
+    atomic_write_json(st.with_suffix(".json"), meta)
+    return st
+
+
+def resolve_weights(path: str | Path) -> tuple[Path, Path]:
+    """Find ``(weights.safetensors, weights.json)`` from a run directory, either file, or a stem."""
+    p = Path(path)
+    if p.is_dir():
+        st = p / "weights.safetensors"
+    elif p.suffix == ".json":
+        st = p.with_suffix(".safetensors")
+    else:
+        st = p
+    if not st.is_file():
+        where = f"{p} has no weights.safetensors" if p.is_dir() else f"{st}: no such file"
+        raise UserError(f"{where} (give a run directory or a weights.safetensors file)")
+    meta = st.with_suffix(".json")
+    if not meta.is_file():
+        raise UserError(f"{meta}: missing — it describes the weights in {st.name} (model, classes)")
+    return st, meta
+
+
+def load_meta(path: str | Path) -> dict[str, Any]:
+    _, meta_path = resolve_weights(path)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{meta_path}: not valid JSON ({e})") from None
+    for key in ("model", "classes"):
+        if key not in meta:
+            raise UserError(f"{meta_path}: no {key!r} field; not a weights.json of this project")
+    return meta
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model described by ``weights.json`` and load ``weights.safetensors`` into it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    st, _ = resolve_weights(path)
+    meta = load_meta(st)
+    model = build_model(meta["model"], num_classes=len(meta["classes"]), **meta.get("model_kwargs", {}))
+    try:
+        state = load_file(str(st), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{st}: not a readable safetensors file ({e})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise UserError(f"{st}: weights do not fit model {meta['model']!r}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), meta
+
+
+def meta_cfg(meta: dict[str, Any]) -> ModelCfg:
+    """The preprocessing cfg stored with weights (falls back to the registry's)."""
+    return ModelCfg.from_dict(meta["cfg"]) if "cfg" in meta else model_cfg(meta["model"])
