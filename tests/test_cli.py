@@ -1,0 +1,65 @@
+"""The command line: help, models, summary, errors and exit codes."""
+
+import json
+import subprocess
+import sys
+
+from alexnet.cli import main
+
+
+def test_help_lists_subcommands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("models", "summary"):
+        assert cmd in out
+
+
+def test_summary_json_totals_match_registry(capsys):
+    assert main(["summary", "alexnet", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["total_params"] == 60_965_224
+    assert d["input_size"] == [3, 227, 227]
+    assert sum(r["params"] for r in d["rows"]) == d["total_params"]
+    assert sum(r["macs"] for r in d["rows"]) == d["total_macs"] == 724_406_816
+
+
+def test_summary_table_prints_paper_total(capsys):
+    assert main(["summary", "alexnet"]) == 0
+    assert "60,965,224" in capsys.readouterr().out
+
+
+def test_summary_options(capsys):
+    assert main(["summary", "alexnet-owt", "--input-size", "128", "160", "--num-classes", "5", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["input_size"] == [3, 128, 160] and d["rows"][-1]["output_shape"] == [5]
+
+
+def test_unknown_model_exit_2_one_line():
+    r = subprocess.run([sys.executable, "-m", "alexnet", "summary", "alexnett"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: unknown model 'alexnett'")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_too_small_input_is_user_error(capsys):
+    assert main(["summary", "alexnet", "--input-size", "64", "64"]) == 2
+    assert "too small" in capsys.readouterr().err
+
+
+def test_models_lists_registry(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("alexnet", "alexnet-owt", "alexnet-cifar", "alexnet-mnist", "vgg16", "googlenet",
+                 "resnet18", "resnet50", "resnext50_32x4d"):
+        assert name in out
+
+
+def test_readme_model_table_is_generated_from_registry():
+    from pathlib import Path
+
+    from alexnet.models.catalog import model_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- models:begin -->\n", 1)[1].split("\n<!-- models:end -->", 1)[0]
+    assert block == model_table(markdown=True), "README model table is stale: regenerate it"
