@@ -1,0 +1,171 @@
+"""``alexnet train`` and ``alexnet evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ORDER = 10
+
+
+def _kv(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        val = json.loads(v)
+    except ValueError:
+        val = v
+    return k.strip(), val
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..engine.config import AUGS, OPTIMIZERS, RECIPES, SCHEDULERS
+
+    p = sub.add_parser(
+        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~1 minute on a CPU)",
+        description="Train a model. A recipe sets every field; flags override it. Under torchrun "
+                    "(torchrun --nproc_per_node=N -m alexnet train …) it runs DDP; -b is per process.")
+    a = p.add_argument
+    a("--recipe", default="digits", help=f"named recipe: {', '.join(RECIPES)} (default: digits)")
+    a("--model", help="model name (see `alexnet models`)")
+    a("--data", help="dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/p/train.txt, or a path")
+    a("--data-path", help="dataset root; combined with the recipe's dataset kind (e.g. cifar10) or used as a folder/list")
+    a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+      help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
+    a("--val-split", type=float, help="validation fraction when the data has no validation split")
+    a("--epochs", type=int)
+    a("-b", "--batch-size", type=int, help="batch size per process")
+    a("--opt", "--optimizer", dest="optimizer", choices=OPTIMIZERS)
+    a("--lr", type=float, help="peak learning rate")
+    a("--momentum", type=float)
+    a("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    a("--wd", "--weight-decay", dest="weight_decay", type=float)
+    a("--label-smoothing", type=float)
+    a("--lr-scheduler", help=f"{', '.join(SCHEDULERS)} (torchvision's steplr and cosineannealinglr accepted)")
+    a("--lr-step-size", type=int, help="step: epochs between drops")
+    a("--lr-gamma", type=float, help="step/plateau: factor per drop")
+    a("--lr-patience", type=int, help="plateau: epochs without improvement before a drop")
+    a("--lr-max-drops", type=int, help="plateau: at most this many drops (paper: 3)")
+    a("--lr-warmup-epochs", type=float)
+    a("--clip-grad-norm", type=float)
+    a("--aug", choices=AUGS, help="augmentation: paper (crops, flips, PCA lighting), light, small, none, auto")
+    a("--pca", help="pca.json from `alexnet data pca-stats` (default: ImageNet's eigenvalues/vectors)")
+    a("--normalize", choices=("meanstd", "pixelmean"), help="per-channel mean/std or the paper's mean pixel")
+    a("-j", "--workers", type=int, help="data loading worker processes")
+    a("--ten-crop", action=argparse.BooleanOptionalAction, default=None, help="final ten-crop evaluation")
+    a("--device", help="auto, cpu, cuda, cuda:N")
+    a("--amp", choices=("auto", "off", "bf16", "fp16"), help="mixed precision (auto: fastest correct)")
+    a("--channels-last", choices=("auto", "on", "off"))
+    a("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    a("--deterministic", action=argparse.BooleanOptionalAction, default=None,
+      help="deterministic kernels (bit-exact resume)")
+    a("--seed", type=int)
+    a("--output-dir", help="where run directories go (default: runs)")
+    a("--name", help="run directory name (default: <model>-<data>-<time>)")
+    a("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
+    a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
+    a("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (smoke tests)")
+    a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
+    a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("evaluate", help="top-1/top-5 accuracy and error of trained weights, centre and ten-crop")
+    p.add_argument("weights", help="a run directory or weights.safetensors")
+    p.add_argument("--data", help="dataset spec (default: the run's own data)")
+    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--ten-crop", action="store_true", help="also ten-crop (§4.1), side by side")
+    p.add_argument("-b", "--batch-size", type=int, default=64)
+    p.add_argument("-j", "--workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
+    p.add_argument("--report", metavar="DIR", help="write a report: per-class accuracy, confusion matrix, mistakes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_evaluate)
+
+
+FIELDS_FROM_FLAGS = ("model", "data", "val_split", "epochs", "batch_size", "optimizer", "lr", "momentum",
+                     "nesterov", "weight_decay", "label_smoothing", "lr_scheduler", "lr_step_size", "lr_gamma",
+                     "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
+                     "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
+                     "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",
+                     "max_steps", "resume", "test_only")
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..core.errors import UserError
+    from ..engine.config import RECIPES, TrainConfig, make_config
+
+    over = {k: getattr(args, k) for k in FIELDS_FROM_FLAGS if getattr(args, k, None) is not None}
+    if args.model_arg:
+        over["model_kwargs"] = dict(args.model_arg)
+    if args.resume:
+        saved = Path(args.resume) / "config.json"
+        if not saved.is_file():
+            raise UserError(f"--resume {args.resume}: not a run directory (no config.json)")
+        base = json.loads(saved.read_text())
+        if "model" in over and over["model"] != base["model"]:
+            raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
+        if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):
+            raise UserError("--resume: --model-arg differs from the run's; the weights would not fit")
+        return TrainConfig.from_dict({**base, **over}).validate()
+    recipe = args.recipe
+    if recipe not in RECIPES:
+        return make_config(recipe)  # raises the one-line error
+    if args.data_path:
+        kind = over.get("data") or RECIPES[recipe].get("data", "")
+        if kind and ":" not in kind and kind not in ("digits",) and not Path(kind).exists():
+            over["data"] = f"{kind}:{args.data_path}"
+        else:
+            over["data"] = args.data_path
+    data = over.get("data", RECIPES[recipe].get("data", "digits"))
+    if data in ("cifar10", "mnist", "imagenet", "folder", "list"):
+        raise UserError(f"dataset {data!r} needs a location: --data-path PATH (or --data {data}:PATH)")
+    return make_config(recipe, **over)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..engine import fit
+
+    fit(config_from_args(args))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..engine.evaluate import evaluate_weights
+
+    collected: list = []
+
+    def keep(probs, labels):
+        collected.append((probs.cpu(), labels.cpu()))
+
+    res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
+                           batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
+                           on_batch=keep if args.report else None)
+    rows = [("centre crop", res["centre"])] + ([("ten-crop", res["ten_crop"])] if res["ten_crop"] else [])
+    if args.json:
+        print(json.dumps({"data": res["data"], "model": res["meta"]["model"],
+                          **{name.replace(" ", "_").replace("-", "_"): r.to_dict() for name, r in rows}}, indent=2))
+    else:
+        print(f"{res['meta']['model']} on {res['data']} ({args.split}, {rows[0][1].n} images)")
+        head = ("", "top-1 acc", "top-1 err", "top-5 acc", "top-5 err", "loss")
+        body = [(n, f"{r.top1:.2f}%", f"{r.top1_error:.2f}%", f"{r.top5:.2f}%", f"{r.top5_error:.2f}%", f"{r.loss:.4f}")
+                for n, r in rows]
+        w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+        for row in [head, *body]:
+            print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))
+    if args.report:
+        import torch
+
+        from ..infer.report import write_report
+
+        ds = res["centre_dataset"]
+        probs = torch.cat([p for p, _ in collected])
+        labels = torch.cat([y for _, y in collected])
+        paths = None
+        if hasattr(ds, "sample_path"):
+            paths = [ds.sample_path(i) for i in range(len(ds))]
+        write_report(args.report, probs, labels, res["meta"]["classes"], paths=paths)
+        print(f"report written to {args.report}/")
+    return 0

@@ -1,0 +1,66 @@
+"""torchrun / DDP plumbing: NCCL on GPUs, gloo on CPU; rank 0 logs and saves.
+
+``torchrun --nproc_per_node=N -m alexnet train …`` sets RANK, WORLD_SIZE and LOCAL_RANK; multi-node
+runs add torchrun's rendezvous flags (``--nnodes --node_rank --rdzv_endpoint``) and need nothing
+else here. The batch size is per process: the global batch is ``batch_size × WORLD_SIZE``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str | None = None) -> World:
+    """Join the process group torchrun set up (a no-op for a single process)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return World()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        use_cuda = (device_type or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
+        if use_cuda:
+            torch.cuda.set_device(local % torch.cuda.device_count())
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return World(rank, world_size, local)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a list of numbers over all processes (identity for one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def broadcast_flag(flag: bool, device: torch.device) -> bool:
+    """True on every process if it is True on any (used to stop all ranks together)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)

@@ -1,0 +1,135 @@
+"""Evaluation: loss, top-1/top-5 accuracy and error (§6 reports error), centre crop and ten-crop.
+
+Exact under distribution: each process evaluates a disjoint shard (no padding), and the sums —
+not the means — are reduced, so no sample is counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.device import Precision
+from .distributed import all_reduce_sum
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float  # accuracy, percent
+    top5: float
+    n: int
+    bad: int = 0
+
+    @property
+    def top1_error(self) -> float:
+        return 100.0 - self.top1
+
+    @property
+    def top5_error(self) -> float:
+        return 100.0 - self.top5
+
+    def to_dict(self) -> dict:
+        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "top1_error": self.top1_error,
+                "top5_error": self.top5_error, "n": self.n, "bad_samples": self.bad}
+
+
+def predict_batch(model: nn.Module, images: torch.Tensor, normalize: nn.Module, precision: Precision,
+                  device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """Class probabilities for a uint8 batch ``[B,C,H,W]``, or ``[B,10,C,H,W]`` ten-crop stacks
+    (the ten softmaxes are averaged, §4.1)."""
+    x = images.to(device, non_blocking=True)
+    crops = x.shape[1] if x.ndim == 5 else 0
+    if crops:
+        x = x.flatten(0, 1)
+    x = normalize(x)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with precision.autocast(device):
+        logits = model(x)
+    probs = F.softmax(logits.float(), dim=1)
+    if crops:
+        probs = probs.view(-1, crops, probs.shape[1]).mean(1)
+    return probs
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precision, device: torch.device,
+             channels_last: bool = False, on_batch: Callable | None = None, progress: bool = False,
+             bad_log=None) -> EvalResult:
+    """Evaluate ``model`` on ``loader`` (batches ``(uint8 images, labels, bad)``)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = correct1 = correct5 = n = bad = 0.0
+    it = loader
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(loader, desc="evaluate", leave=False, dynamic_ncols=True)
+    try:
+        for images, labels, bad_items in it:
+            if bad_items:
+                bad += len(bad_items)
+                if bad_log is not None:
+                    bad_log.extend(bad_items) if hasattr(bad_log, "extend") else None
+            labels = labels.to(device)
+            probs = predict_batch(model, images, normalize, precision, device, channels_last)
+            loss_sum += F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum").item()
+            k = min(5, probs.shape[1])
+            top = probs.topk(k, dim=1).indices
+            hit = top == labels[:, None]
+            correct1 += hit[:, 0].sum().item()
+            correct5 += hit.any(1).sum().item()
+            n += labels.numel()
+            if on_batch is not None:
+                on_batch(probs, labels)
+    finally:
+        model.train(was_training)
+    loss_sum, correct1, correct5, n, bad = all_reduce_sum([loss_sum, correct1, correct5, n, bad], device)
+    n = int(n)
+    if n == 0:
+        return EvalResult(float("nan"), float("nan"), float("nan"), 0, int(bad))
+    return EvalResult(loss_sum / n, 100.0 * correct1 / n, 100.0 * correct5 / n, n, int(bad))
+
+
+def evaluate_weights(weights: str, data: str | None = None, *, split: str = "val", ten_crop: bool = False,
+                     batch_size: int = 64, workers: int = 0, device: str = "auto", amp: str = "auto",
+                     val_split: float | None = None, on_batch: Callable | None = None) -> dict:
+    """Evaluate a run directory or ``weights.safetensors`` on ``data`` (default: the run's own data).
+
+    Returns ``{"centre": EvalResult, "ten_crop": EvalResult | None, "meta": …, "data": spec}``.
+    Preprocessing comes from the cfg stored with the weights, so it is the one training validated with.
+    """
+    import json
+    from pathlib import Path
+
+    from ..core.device import resolve_device, resolve_precision
+    from ..core.errors import UserError
+    from ..data import build_dataset, build_loader, build_transforms, normalizer_for
+    from ..models import load_weights, meta_cfg
+
+    dev = resolve_device(device)
+    model, meta = load_weights(weights, dev)
+    run_cfg = Path(weights) / "config.json"
+    saved = json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
+    spec = data or saved.get("data")
+    if not spec:
+        raise UserError("--data is needed: the weights do not come with a run's config.json")
+    vs = val_split if val_split is not None else saved.get("val_split", 0.1)
+    cfg = meta_cfg(meta)
+    precision = resolve_precision(amp, dev)
+    normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)
+    out: dict = {"meta": meta, "data": spec, "ten_crop": None}
+    for key, tc in (("centre", False), ("ten_crop", True)) if ten_crop else (("centre", False),):
+        ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc), val_split=vs)
+        if len(ds.classes) != len(meta["classes"]):
+            raise UserError(f"{spec} has {len(ds.classes)} classes; the model was trained on {len(meta['classes'])}")
+        loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers)
+        out[key] = evaluate(model, loader, normalize, precision, dev, progress=True,
+                            on_batch=on_batch if not tc else None)
+        out[f"{key}_dataset"] = ds
+    return out

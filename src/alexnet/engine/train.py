@@ -1,0 +1,453 @@
+"""The training loop: `fit(config)` → a run directory.
+
+One straight path (DESIGN.md): `TrainConfig` → `build_model` + `build_dataset`/`build_loader` →
+epochs of `train_one_epoch` / `evaluate` → run directory with config, classes, metrics,
+checkpoints and weights. Exact resume: a checkpoint holds the model, optimiser, schedule, grad
+scaler, position in the epoch, running epoch statistics and every RNG state; the data order and
+the augmentation of each sample are pure functions of (seed, epoch, index), so a run killed at any
+step and resumed from its last checkpoint (with ``--deterministic``) ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.device import Precision, resolve_device, resolve_precision, use_channels_last
+from ..core.errors import UserError
+from ..core.io import atomic_write, atomic_write_json
+from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
+from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for
+from ..models import build_model, make_meta, model_cfg, save_weights
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, shutdown
+from .evaluate import EvalResult, evaluate
+from .schedule import LRSchedule
+
+METRICS_COLUMNS = ["epoch", "step", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+                   "lr", "time", "img_per_s"]
+
+
+class DivergedError(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_top1: float
+    last: EvalResult | None
+    ten_crop: EvalResult | None
+    epochs_done: int
+    steps_done: int
+
+
+def _log(world: World, *msg: Any) -> None:
+    if world.is_main:
+        from tqdm import tqdm
+
+        tqdm.write(" ".join(str(m) for m in msg), file=sys.stdout)
+        sys.stdout.flush()
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _load_pca(path: str | None):
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+        return d["eigval"], d["eigvec"]
+    except FileNotFoundError:
+        raise UserError(f"--pca {p}: no such file (make one with `alexnet data pca-stats`)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--pca {p}: not a pca-stats JSON file ({e})") from None
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Trainer:
+    """Holds the pieces of one run; `run` trains. Use `fit` rather than this class directly."""
+
+    def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
+        self.cfg, self.world, self.device = cfg, world, device
+        if cfg.deterministic:
+            set_deterministic(True)
+        seed_everything(cfg.seed + world.rank)
+        self.mcfg = model_cfg(cfg.model)
+        self._check_data_spec()
+        pca = _load_pca(cfg.pca)
+        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=pca)
+        val_tf = build_transforms(self.mcfg, train=False)
+        self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split)
+        self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split)
+        self.classes = list(self.train_ds.classes)
+        if len(self.train_ds) == 0:
+            raise UserError(f"{cfg.data}: the training split is empty")
+        self.model = build_model(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(device)
+        self.channels_last = {"on": True, "off": False}.get(cfg.channels_last, use_channels_last(device))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.normalize = normalizer_for(self.mcfg, mode=cfg.normalize).to(device)
+        self.precision: Precision = resolve_precision(cfg.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
+        self.optimizer = _build_optimizer(cfg, self.model)
+        self.net: nn.Module = self.model
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
+        self.train_loader = build_loader(self.train_ds, batch_size=cfg.batch_size, train=True, **kw)
+        self.val_loader = build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise UserError(f"batch size {cfg.batch_size} is larger than the training set "
+                            f"({len(self.train_ds)} images per process); lower -b")
+        self.schedule = LRSchedule(
+            cfg.lr_scheduler, cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
+            step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
+        self.bad_log = BadSampleLog()
+        self.run_dir = self._run_dir()
+        # Position: the next epoch to run, optimiser steps done in it, and in total.
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_top1, self.epoch_stats = -math.inf, [0.0, 0.0, 0.0]
+        self._rng_to_restore: dict | None = None
+        self._stop_requested = False
+        self.tb = None
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _check_data_spec(self) -> None:
+        spec = self.cfg.data
+        if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
+            raise UserError(f"--data {spec!r}: no such dataset or path (try digits, cifar10:/path, "
+                            f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
+
+    def _run_dir(self) -> Path:
+        cfg = self.cfg
+        if cfg.resume:
+            return Path(cfg.resume)
+        name = cfg.name
+        if not name:
+            data = Path(cfg.data.split(":", 1)[-1]).name if ":" in cfg.data else Path(cfg.data).name
+            name = f"{cfg.model}-{data or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            if self.world.distributed:  # every rank must agree on the folder
+                import torch.distributed as dist
+
+                box = [name]
+                dist.broadcast_object_list(box, src=0)
+                name = box[0]
+        return Path(cfg.output_dir) / name
+
+    def _meta(self, **extra: Any) -> dict[str, Any]:
+        ids = list(getattr(self.train_ds, "class_ids", self.classes))
+        return make_meta(self.cfg.model, self.classes, self.mcfg, self.cfg.model_kwargs,
+                         normalize=self.cfg.normalize, class_ids=ids, **extra)
+
+    def _write_run_files(self) -> None:
+        if not self.world.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        atomic_write(self.run_dir / "config.json", self.cfg.to_json() + "\n")
+        atomic_write_json(self.run_dir / "classes.json", {
+            "classes": self.classes, "class_ids": list(getattr(self.train_ds, "class_ids", self.classes))})
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir))
+        except ImportError:  # tensorboard is optional
+            self.tb = None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "schedule": self.schedule.state_dict(),
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
+            "best_top1": self.best_top1, "epoch_stats": list(self.epoch_stats),
+            "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
+            "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
+            "config": self.cfg.to_dict(),
+        }
+
+    def save(self, name: str, epoch: int, step_in_epoch: int) -> None:
+        if self.world.is_main:
+            save_checkpoint(self.run_dir / "checkpoints" / name, self._state(epoch, step_in_epoch))
+
+    def resume(self) -> None:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        if not path.is_file():
+            raise UserError(f"--resume {self.run_dir}: no checkpoints/last.pt there")
+        ck = load_checkpoint(path)
+        if ck["model_name"] != self.cfg.model:
+            raise UserError(f"--resume: the run trained {ck['model_name']!r}, not {self.cfg.model!r}")
+        if ck["num_classes"] != len(self.classes):
+            raise UserError(f"--resume: the run has {ck['num_classes']} classes, the data has {len(self.classes)}")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scaler.load_state_dict(ck["scaler"])
+        self.schedule.load_state_dict(ck["schedule"])
+        self.epoch, self.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
+        self.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
+        self.epoch_stats = [float(x) for x in ck["epoch_stats"]]
+        self._rng_to_restore = ck["rng"]
+        self._trim_metrics(self.epoch)
+        _log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+                         f"of {self.steps_per_epoch} ({self.global_step} steps done)")
+
+    # -- metrics -------------------------------------------------------------------------------
+    def _metrics_path(self) -> Path:
+        return self.run_dir / "metrics.csv"
+
+    def _trim_metrics(self, epochs_done: int) -> None:
+        """After a resume, drop rows of epochs the checkpoint had not finished (no duplicates)."""
+        p = self._metrics_path()
+        if not self.world.is_main or not p.is_file():
+            return
+        lines = p.read_text().splitlines()
+        keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= epochs_done]
+        atomic_write(p, "\n".join(keep) + "\n")
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        if not self.world.is_main:
+            return
+        p = self._metrics_path()
+        old = p.read_text() if p.is_file() else ",".join(METRICS_COLUMNS) + "\n"
+        line = ",".join("" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]))
+                        for c in METRICS_COLUMNS)
+        atomic_write(p, old + line + "\n")
+        if self.tb is not None:
+            for k in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "img_per_s"):
+                if row.get(k) is not None:
+                    self.tb.add_scalar(k, row[k], row["epoch"])
+            self.tb.flush()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        _log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
+                         "(press again to stop at once)")
+
+    def train_one_epoch(self) -> bool:
+        """Train from the current position to the end of the epoch. False if stopped early."""
+        cfg, dev, world = self.cfg, self.device, self.world
+        sampler = self.train_loader.sampler
+        sampler.set_epoch(self.epoch)
+        start = self.step_in_epoch
+        if start:
+            sampler.start_at(start * cfg.batch_size)
+        else:
+            self.epoch_stats = [0.0, 0.0, 0.0]
+        it = iter(self.train_loader)
+        if self._rng_to_restore is not None:  # after iter(): creating workers draws from the RNG
+            set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+        self.net.train()
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                   disable=(not world.is_main) or None, leave=False, dynamic_ncols=True, file=sys.stdout)
+        kill_at = int(os.environ.get("ALEXNET_DEBUG_KILL_AT_STEP", "0"))
+        nan_at = int(os.environ.get("ALEXNET_DEBUG_NAN_AT_STEP", "0"))
+        t0, seen = time.perf_counter(), 0
+        try:
+            for images, labels, bad in it:
+                if bad:
+                    self.bad_log.add(bad)
+                lr = self.schedule.lr(self.global_step)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr
+                labels = labels.to(dev, non_blocking=True)
+                x = self.normalize(images.to(dev, non_blocking=True))
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.precision.autocast(dev):
+                    logits = self.net(x)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+                if nan_at and self.global_step + 1 == nan_at:
+                    loss = loss * float("nan")
+                finite = bool(torch.isfinite(loss))
+                if world.distributed:
+                    finite = not broadcast_flag(not finite, dev)
+                if not finite:
+                    raise DivergedError(
+                        f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
+                        f"(lr {lr:.3g}); stopped without saving — the last good checkpoint is kept in "
+                        f"{self.run_dir / 'checkpoints'}. Try a lower --lr or --clip-grad-norm")
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                if cfg.clip_grad_norm:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step_in_epoch += 1
+                self.global_step += 1
+                n = labels.numel()
+                seen += n
+                self.epoch_stats[0] += loss.item() * n
+                self.epoch_stats[1] += (logits.argmax(1) == labels).sum().item()
+                self.epoch_stats[2] += n
+                ips = seen * world.world_size / max(1e-9, time.perf_counter() - t0)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
+                if cfg.print_freq and self.global_step % cfg.print_freq == 0:
+                    _log(world, f"  step {self.global_step}  loss {loss.item():.4f}  lr {lr:.4g}  {ips:.0f} img/s")
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                    self.save("last.pt", self.epoch, self.step_in_epoch)
+                if kill_at and self.global_step == kill_at:  # tests: die like a crashed machine
+                    os.kill(os.getpid(), signal.SIGKILL)
+                stop = self._stop_requested
+                if world.distributed:
+                    stop = broadcast_flag(stop, dev)
+                if stop or (cfg.max_steps and self.global_step >= cfg.max_steps):
+                    return False
+        finally:
+            bar.close()
+            self.img_per_s = seen * world.world_size / max(1e-9, time.perf_counter() - t0)
+        return True
+
+    def _eval(self, loader=None) -> EvalResult:
+        return evaluate(self.model, loader or self.val_loader, self.normalize, self.precision, self.device,
+                        self.channels_last, progress=self.world.is_main, bad_log=self.bad_log)
+
+    def _finish_epoch(self, complete: bool, t_epoch: float) -> EvalResult:
+        res = self._eval()
+        loss_sum, correct, n = all_reduce_sum(self.epoch_stats, self.device)
+        train_loss = loss_sum / n if n else float("nan")
+        train_top1 = 100.0 * correct / n if n else float("nan")
+        lr = self.optimizer.param_groups[0]["lr"]
+        self._append_metrics({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
+                              "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
+                              "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
+                              "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
+        _log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
+                         f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
+                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
+        summary = self.bad_log.epoch_summary()
+        if summary:
+            _log(self.world, f"  {summary}")
+        improved = res.top1 > self.best_top1
+        if improved:
+            self.best_top1 = res.top1
+        if complete:
+            if self.schedule.epoch_end(100.0 - res.top1):
+                _log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
+                                 f"({self.schedule.state['drops']} of {self.cfg.lr_max_drops})")
+            self.epoch += 1
+            self.step_in_epoch = 0
+        self.save("last.pt", self.epoch, self.step_in_epoch)
+        if improved:
+            self.save("best.pt", self.epoch, self.step_in_epoch)
+            if self.world.is_main:
+                save_weights(self.model, self.run_dir, self._meta(val_top1=res.top1, val_top5=res.top5,
+                                                                    epoch=self.epoch + (0 if complete else 1)))
+        if self.world.is_main and len(self.bad_log):
+            self.bad_log.write(self.run_dir)
+        return res
+
+    def run(self) -> TrainResult:
+        cfg, world = self.cfg, self.world
+        if cfg.resume:
+            self.resume()
+        self._write_run_files()
+        nparams = sum(p.numel() for p in self.model.parameters())
+        _log(world, f"run directory: {self.run_dir}")
+        _log(world, f"model {cfg.model} ({_count(nparams)} parameters, {len(self.classes)} classes) · "
+                    f"data {cfg.data}: {_count(len(self.train_ds))} train / {_count(len(self.val_ds))} val images")
+        _log(world, f"device {self.device} · {self.precision.reason} · channels_last "
+                    f"{'on' if self.channels_last else 'off'} · {torch.get_num_threads()} threads"
+                    + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
+        last: EvalResult | None = None
+        if cfg.test_only:
+            last = self._eval()
+            _log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
+                        f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
+            return TrainResult(self.run_dir, self.best_top1, last, None, self.epoch, self.global_step)
+        old = signal.signal(signal.SIGINT, self._on_sigint) if world.is_main else None
+        try:
+            while self.epoch < cfg.epochs:
+                t_epoch = time.perf_counter()
+                complete = self.train_one_epoch()
+                if self._stop_requested:
+                    self.save("last.pt", self.epoch, self.step_in_epoch)
+                    _log(world, f"stopped: resumable checkpoint saved to {self.run_dir / 'checkpoints' / 'last.pt'}; "
+                                f"continue with: alexnet train --resume {self.run_dir}")
+                    raise KeyboardInterrupt
+                last = self._finish_epoch(complete, t_epoch)
+                if not complete:  # --max-steps reached
+                    break
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+            if self.tb is not None:
+                self.tb.close()
+        ten = None
+        if cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed):
+            ten = self.ten_crop_eval()
+        self._report(last, ten)
+        return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step)
+
+    def ten_crop_eval(self) -> EvalResult:
+        tf = build_transforms(self.mcfg, train=False, ten_crop=True)
+        ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
+        loader = build_loader(ds, batch_size=max(1, self.cfg.batch_size // 10), train=False,
+                              workers=self.cfg.workers, seed=self.cfg.seed, rank=self.world.rank,
+                              world_size=self.world.world_size)
+        return self._eval(loader)
+
+    def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:
+        w = self.world
+        if last is not None:
+            _log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
+                    f"(error {last.top1_error:.2f}%), top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)")
+        if ten is not None and last is not None:
+            _log(w, f"ten-crop (§4.1): top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%), "
+                    f"top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / {last.top5:.2f}%")
+        if self.bad_log and len(self.bad_log):
+            _log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
+        _log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
+                f"weights.safetensors weights.json")
+        _log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
+                f"alexnet predict {self.run_dir} IMAGE")
+
+
+def fit(config: TrainConfig) -> TrainResult:
+    """Train as ``config`` says; returns where the run went and how it did."""
+    cfg = config.validate()
+    device = resolve_device(cfg.device)
+    world = init_distributed(device.type)
+    try:
+        return Trainer(cfg, world, device).run()
+    finally:
+        shutdown()
