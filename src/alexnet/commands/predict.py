@@ -1,0 +1,97 @@
+"""``alexnet predict WEIGHTS IMAGE_OR_FOLDER_OR_GLOB…``: top-k classes per image.
+
+Exit status: 0 every image was classified, 1 some file was missing or not a readable image (its
+row says why; the others are still classified), 2 bad flags or weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+ORDER = 30
+FORMATS = ("table", "csv", "json")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images: top-k classes with probabilities",
+                       description="Classify images with trained weights (a run directory or a "
+                                   "weights.safetensors). Inputs are files, folders (searched "
+                                   "recursively for images) or globs ('photos/**/*.jpg').")
+    p.add_argument("weights", help="run directory or weights.safetensors")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    p.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
+    p.add_argument("--ten-crop", action="store_true",
+                   help="average the softmax over the paper's ten crops (§4.1) instead of one centre crop")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("-j", "--workers", type=int, default=None, help="decoding threads (default: up to 4)")
+    p.set_defaults(func=run)
+
+
+def _table(results, k: int) -> str:
+    rows = [("file", "#", "class", "prob")]
+    for r in results:
+        if not r.ok:
+            rows.append((r.path, "-", f"error: {r.error}", ""))
+            continue
+        for rank, (name, _, prob) in enumerate(r.top, start=1):
+            rows.append((r.path if rank == 1 else "", str(rank), name, f"{prob:.4f}"))
+    w = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for row in rows:
+        line = f"{row[0]:<{w[0]}}  {row[1]:>{w[1]}}  {row[2]:<{w[2]}}  {row[3]:>6}".rstrip()
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _csv(results) -> None:
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(["file", "rank", "class", "index", "prob", "error"])
+    for r in results:
+        if not r.ok:
+            w.writerow([r.path, "", "", "", "", r.error])
+            continue
+        for rank, (name, idx, prob) in enumerate(r.top, start=1):
+            w.writerow([r.path, rank, name, idx, f"{prob:.6f}", ""])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.errors import UserError
+    from ..infer import Predictor
+    from ..infer.predictor import FileResult, expand_inputs
+
+    if args.k < 1:
+        raise UserError(f"-k must be at least 1, not {args.k}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    predictor = Predictor(args.weights, device=args.device, ten_crop=args.ten_crop,
+                          batch_size=args.batch_size, workers=args.workers)
+    items = expand_inputs(args.inputs)
+    todo = [path for path, err in items if err is None]
+    bar = None
+    if sys.stderr.isatty() and len(todo) > 4 * args.batch_size:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="img", desc="predict", leave=False, file=sys.stderr)
+    try:
+        done = iter(predictor.predict_files(todo, k=args.k, on_progress=bar.update if bar else None))
+    finally:
+        if bar is not None:
+            bar.close()
+    results = [next(done) if err is None else FileResult(path, error=err) for path, err in items]
+    if args.format == "json":
+        print(json.dumps({"model": predictor.name, "ten_crop": args.ten_crop,
+                          "results": [r.to_dict() for r in results]}, indent=2))
+    elif args.format == "csv":
+        _csv(results)
+    else:
+        print(_table(results, args.k))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} of {len(results)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0

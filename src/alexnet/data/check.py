@@ -1,0 +1,200 @@
+"""Dataset checks and list files: ``alexnet data check`` and ``alexnet data index``."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import UserError
+from ..core.io import atomic_write
+from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, scan_folder,
+                       split_indices)
+from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
+
+
+@dataclass
+class SplitReport:
+    """What `check_dataset` found in one split."""
+
+    split: str
+    name: str
+    images: int
+    classes: list[str]
+    class_counts: list[int]
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    widths: list[int] = field(default_factory=list)
+    heights: list[int] = field(default_factory=list)
+    formats: Counter = field(default_factory=Counter)
+    modes: Counter = field(default_factory=Counter)
+    misnamed: list[tuple[str, str]] = field(default_factory=list)  # (path, real format)
+
+    def size_stats(self) -> dict[str, Any]:
+        if not self.widths:
+            return {}
+        short = [min(w, h) for w, h in zip(self.widths, self.heights)]
+        return {
+            "width": {"min": min(self.widths), "median": statistics.median(self.widths), "max": max(self.widths)},
+            "height": {"min": min(self.heights), "median": statistics.median(self.heights), "max": max(self.heights)},
+            "short_side_below_256": sum(s < 256 for s in short),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "name": self.name, "images": self.images,
+                "class_counts": dict(zip(self.classes, self.class_counts)),
+                "bad": [{"path": p, "reason": r} for p, r in self.bad],
+                "sizes": self.size_stats(), "formats": dict(self.formats), "modes": dict(self.modes),
+                "misnamed": [{"path": p, "format": f} for p, f in self.misnamed]}
+
+
+@dataclass
+class CheckReport:
+    splits: list[SplitReport]
+
+    @property
+    def bad(self) -> list[tuple[str, str]]:
+        return [b for s in self.splits for b in s.bad]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad)}
+
+
+def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
+    try:
+        img, info = decode_image_info(path, max_pixels=max_pixels)
+        return path, None, (info, img.shape[-1], img.shape[-2])
+    except BadImageError as e:
+        return path, e.reason, None
+
+
+def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
+                 max_pixels: int | None) -> SplitReport:
+    from tqdm import tqdm
+
+    rep = SplitReport(split, ds.name, len(ds), list(ds.classes), ds.class_counts())
+    if not isinstance(ds, FileDataset):  # in memory: every image has the same, known size
+        if len(ds):
+            c, h, w = ds.load(0).shape
+            rep.widths, rep.heights = [w] * len(ds), [h] * len(ds)
+            rep.formats["in memory"] = len(ds)
+        return rep
+    paths = [p for p, _ in ds.samples]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = pool.map(lambda p: _probe(p, max_pixels), paths, chunksize=16)
+        for path, reason, got in tqdm(results, total=len(paths), desc=f"checking {split}", unit="img",
+                                      disable=not progress or not sys.stderr.isatty()):
+            if reason is not None:
+                rep.bad.append((path, reason))
+                continue
+            info, w, h = got
+            rep.widths.append(w)
+            rep.heights.append(h)
+            rep.formats[info.format] += 1
+            rep.modes[info.mode] += 1
+            claimed = extension_format(path)
+            if claimed and claimed != info.format:
+                rep.misnamed.append((path, info.format))
+    return rep
+
+
+def check_dataset(spec: str, *, workers: int | None = None, progress: bool = True,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CheckReport:
+    """Decode every image of every split of ``spec`` (in parallel threads), and report bad files
+    with their reasons, class counts, sizes, formats and files whose extension lies."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    splits, seen = [], set()
+    for split in ("train", "val"):
+        try:
+            ds = build_dataset(spec, split, val_split=0.0)
+        except UserError:
+            if split == "train":
+                raise
+            continue  # no validation part
+        key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
+        if key in seen:
+            continue
+        seen.add(key)
+        if isinstance(ds, FileDataset):
+            ds.max_pixels = max_pixels
+        splits.append(_check_split(ds, split, workers, progress, max_pixels))
+    return CheckReport(splits)
+
+
+def format_report(report: CheckReport) -> str:
+    """The human-readable report printed by ``alexnet data check``."""
+    out = []
+    for s in report.splits:
+        out.append(f"{s.split}: {s.images} images, {len(s.classes)} classes  ({s.name})")
+        width = max((len(c) for c in s.classes), default=5)
+        for c, n in zip(s.classes, s.class_counts):
+            out.append(f"  {c:<{width}}  {n:>8}")
+        st = s.size_stats()
+        if st:
+            w, h = st["width"], st["height"]
+            out.append(f"  size: width {w['min']}…{w['median']:g}…{w['max']} (min…median…max), "
+                       f"height {h['min']}…{h['median']:g}…{h['max']}; "
+                       f"{st['short_side_below_256']} with short side < 256")
+        if s.formats:
+            out.append("  formats: " + ", ".join(f"{k} {v}" for k, v in s.formats.most_common()))
+        unusual = {m: c for m, c in s.modes.items() if m not in ("RGB",)}
+        if unusual:
+            out.append("  modes other than RGB (converted): " + ", ".join(f"{k} {v}" for k, v in unusual.items()))
+        for path, fmt in s.misnamed:
+            out.append(f"  note: {path} is a {fmt} file (read fine)")
+        for path, reason in s.bad:
+            out.append(f"  bad: {path}: {reason}")
+    bad = report.bad
+    if bad:
+        kinds = Counter(reason_kind(r) for _, r in bad)
+        out.append(f"{len(bad)} bad file{'s' if len(bad) != 1 else ''}: "
+                   + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
+    else:
+        out.append("no bad files")
+    return "\n".join(out)
+
+
+def _rel(path: str, base: str) -> str:
+    return os.path.relpath(path, base).replace(os.sep, "/")
+
+
+def index_folder(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                 val_split: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """Write ``train.txt``, ``test.txt`` and ``classes.txt`` for an image-folder tree.
+
+    Lines are ``relative/path label``, relative to ``out_dir`` (default: ``root``), so
+    ``list:OUT/train.txt`` reads them back. ``test.txt`` lists ``val/`` (or ``test/``) when the
+    tree has one, else a stratified ``val_split`` hold-out (seeded) taken out of ``train.txt``.
+    """
+    root = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(root):
+        raise UserError(f"{root}: no such folder")
+    out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
+    train_dir, val_dir = folder_splits(root)
+    classes = find_classes(train_dir)
+    if not classes:
+        raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    idx = {c: i for i, c in enumerate(classes)}
+    train = scan_folder(train_dir, idx)
+    if val_dir:
+        test = scan_folder(val_dir, {c: i for c, i in idx.items()})
+    elif val_split > 0:
+        tr, va = split_indices([t for _, t in train], val_split, seed)
+        train, test = [train[i] for i in tr], [train[i] for i in va]
+    else:
+        test = []
+    if not train:
+        raise UserError(f"{train_dir}: no images in the class folders")
+    skipped = [p for p, _ in train + test if "\n" in p or "\r" in p]
+    lines = {name: "".join(f"{_rel(p, out)} {t}\n" for p, t in rows if p not in skipped)
+             for name, rows in (("train.txt", train), ("test.txt", test))}
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, "classes.txt"), "".join(f"{c}\n" for c in classes))
+    atomic_write(os.path.join(out, "train.txt"), lines["train.txt"])
+    if test:
+        atomic_write(os.path.join(out, "test.txt"), lines["test.txt"])
+    return {"train": len(train), "test": len(test), "classes": len(classes), "out": out,
+            "skipped": skipped}

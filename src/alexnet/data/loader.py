@@ -1,0 +1,295 @@
+"""Loading batches: a resumable sampler, a seeded and fault-tolerant dataset wrapper, the loader.
+
+The contract that makes training bit-identical across worker counts and resumes:
+
+- `ResumableSampler` yields ``(index, epoch)``; its order is a pure function of
+  ``(seed, epoch, rank, world_size)``, and ``start_at(position)`` skips what a resumed run
+  already saw this epoch.
+- `SafeDataset` runs each sample's transform under an RNG seeded from ``(seed, epoch, index)``
+  only — never from worker ids or the process's global RNG, which it leaves untouched — so the
+  augmentation of a sample does not depend on which worker loads it, or when.
+- A sample that fails to load is replaced by the next good one (deterministically) and reported
+  as ``(path, reason)`` in the batch; `BadSampleLog` counts, summarises and writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from collections import Counter
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..core.io import atomic_write
+from .decode import BadImageError, reason_kind
+
+MAX_CONSECUTIVE_BAD = 64  # this many non-image errors in a row is a bug, not bad files: raise
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed that is a pure function of ``parts`` (stable across processes and runs)."""
+    h = hashlib.blake2b(repr(tuple(int(p) for p in parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+class ResumableSampler(Sampler):
+    """Yields ``(index, epoch)`` for this rank; the order is a pure function of
+    ``(seed, epoch, rank, world_size)``.
+
+    With ``world_size > 1``: ``pad=True`` repeats indices so every rank yields the same count
+    (training, as ``DistributedSampler``); ``pad=False`` gives disjoint shards ``rank::world_size``
+    of possibly unequal length (evaluation: nothing counted twice). ``drop_last`` drops the tail
+    instead of padding. ``start_at(position)`` skips the first ``position`` samples of the current
+    epoch (a mid-epoch resume); the next `set_epoch` resets it to 0.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False, pad: bool = True):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.drop_last, self.pad = bool(drop_last), bool(pad)
+        self.epoch = 0
+        self.position = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.position = 0
+
+    def start_at(self, position: int) -> None:
+        if not 0 <= position <= len(self):
+            raise ValueError(f"start position {position} is outside this epoch's {len(self)} samples")
+        self.position = int(position)
+
+    def _total(self) -> int:
+        if self.world_size == 1:
+            return self.n
+        if self.drop_last:
+            return self.n // self.world_size * self.world_size
+        if self.pad:
+            return math.ceil(self.n / self.world_size) * self.world_size
+        return self.n
+
+    def __len__(self) -> int:
+        total = self._total()
+        if self.world_size == 1 or self.pad or self.drop_last:
+            return total // self.world_size
+        return len(range(self.rank, total, self.world_size))
+
+    def indices(self, epoch: int | None = None) -> list[int]:
+        """This rank's full order for ``epoch`` (default: the current one)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        total = self._total()
+        if total > len(order) and order:  # pad by repeating from the start (as DistributedSampler)
+            order = (order * math.ceil(total / len(order)))[:total]
+        order = order[:total]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        for i in self.indices(epoch)[self.position:]:
+            yield i, epoch
+
+    def remaining(self) -> int:
+        """Samples left in this epoch after `start_at`."""
+        return len(self) - self.position
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "shuffle": self.shuffle, "seed": self.seed, "rank": self.rank,
+                "world_size": self.world_size, "drop_last": self.drop_last, "pad": self.pad,
+                "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in ("n", "shuffle", "seed", "world_size", "drop_last", "pad"):
+            if k in state and state[k] != getattr(self, k):
+                raise ValueError(f"sampler state is for {k}={state[k]!r}, this sampler has "
+                                 f"{k}={getattr(self, k)!r}: the data or the setup changed since it was saved")
+        self.epoch = int(state.get("epoch", 0))
+        self.position = int(state.get("position", 0))
+
+
+class SafeDataset(Dataset):
+    """Wraps a dataset: ``ds[(index, epoch)]`` (or ``ds[index]``, epoch 0) returns
+    ``(image, label, bad)``.
+
+    The sample is loaded and transformed under torch's, Python's and NumPy's RNGs seeded from
+    ``(seed, epoch, index)``; the caller's RNG states are restored afterwards. If it fails
+    (a bad file: `BadImageError`, or any exception from loading or the transform), the next index
+    (mod ``len``) is tried, and so on; ``bad`` lists the ``(path, reason)`` of each failure met on
+    the way (usually empty). The substitute is augmented with the requested sample's seed, so
+    the result does not depend on what failed before in this process.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0):
+        self.dataset = dataset
+        self.seed = int(seed)
+        self._known_bad: dict[int, str] = {}  # per process; only saves decoding a bad file twice
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:  # classes, class_ids, targets, transform, …
+        if name.startswith("__") or name in ("dataset", "seed", "_known_bad"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def samples_path(self, i: int) -> str:
+        fn = getattr(self.dataset, "samples_path", None)
+        return fn(i) if fn else f"#{i}"
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int, list[tuple[str, str]]]:
+        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), 0)
+        n = len(self)
+        bad: list[tuple[str, str]] = []
+        s = mix_seed(self.seed, epoch, index)
+        errors = 0  # consecutive failures that are not bad files: past a few, it is a bug
+        for attempt in range(n):
+            j = (index + attempt) % n
+            if j in self._known_bad:
+                bad.append((self.samples_path(j), self._known_bad[j]))
+                continue
+            try:
+                img, label = _seeded_call(self.dataset.__getitem__, j, s)
+                return img, int(label), bad
+            except BadImageError as e:
+                reason = e.reason
+            except Exception as e:  # noqa: BLE001 — a bad sample never stops a run
+                errors += 1
+                if errors >= MAX_CONSECUTIVE_BAD:
+                    raise RuntimeError(f"{errors} samples in a row failed to load from #{index} on "
+                                       f"(last: {self.samples_path(j)}); that is a bug, not bad files") from e
+                msg = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
+                reason = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+            self._known_bad[j] = reason
+            bad.append((self.samples_path(j), reason))
+        raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
+
+
+def _seeded_call(fn, arg, seed: int):
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % (2**32))
+            return fn(arg)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def collate(batch: Sequence[tuple[Any, int, list]]) -> tuple[Any, torch.Tensor, list[tuple[str, str]]]:
+    """``[(image, label, bad), …]`` → ``(images [B, …] stacked, labels int64 [B], bad)``."""
+    images = [b[0] for b in batch]
+    if all(isinstance(x, torch.Tensor) for x in images):
+        stacked = torch.stack(images)
+    else:
+        from torch.utils.data import default_collate
+
+        stacked = default_collate(images)
+    labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
+    return stacked, labels, [x for b in batch for x in b[2]]
+
+
+def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int = 0, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, pin_memory: bool | None = None,
+                 persistent_workers: bool | None = None, prefetch_factor: int | None = None,
+                 drop_last: bool | None = None) -> DataLoader:
+    """A DataLoader over ``SafeDataset(dataset, seed)`` with a `ResumableSampler`
+    (``shuffle=train``, ``pad=train``) as ``loader.sampler``; batches are
+    ``(images uint8 [B, C, H, W] or [B, 10, C, H, W], labels int64 [B], bad [(path, reason)])``.
+
+    Defaults: ``pin_memory`` when CUDA is available; ``persistent_workers`` when ``workers > 0``;
+    ``drop_last`` (of the last incomplete batch) for training when there is a full batch.
+    The loader's own generator is seeded, so iterating never touches the global RNG.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed)
+    sampler = ResumableSampler(len(safe), shuffle=train, seed=seed, rank=rank, world_size=world_size,
+                               pad=train)
+    if drop_last is None:
+        drop_last = train and len(sampler) >= batch_size
+    workers = max(0, int(workers))
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs["persistent_workers"] = True if persistent_workers is None else bool(persistent_workers)
+        if prefetch_factor is not None:
+            kwargs["prefetch_factor"] = int(prefetch_factor)
+    return DataLoader(safe, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, drop_last=drop_last,
+                      pin_memory=torch.cuda.is_available() if pin_memory is None else bool(pin_memory),
+                      generator=torch.Generator().manual_seed(mix_seed(seed, 0x10AD)), **kwargs)
+
+
+def summarize_bad(entries: Sequence[tuple[str, str]]) -> str:
+    """"3 bad samples skipped: 2 truncated JPEG, 1 not an image" (distinct paths), or ""."""
+    unique = dict(entries)
+    if not unique:
+        return ""
+    kinds = Counter(reason_kind(r) for r in unique.values())
+    parts = ", ".join(f"{c} {k}" for k, c in sorted(kinds.items(), key=lambda kc: (-kc[1], kc[0])))
+    return f"{len(unique)} bad sample{'s' if len(unique) != 1 else ''} skipped: {parts}"
+
+
+class BadSampleLog:
+    """Accumulates the ``bad`` entries of batches: per-epoch summary, whole-run file.
+
+    ``log.add(bad)`` after every batch; ``log.end_epoch()`` returns the epoch's summary line ("" if
+    none) and starts the next epoch; ``log.write(folder)`` writes ``bad_samples.txt``
+    (``path<TAB>reason``, every distinct path of the run) atomically. ``state_dict()`` holds
+    primitives only, for checkpoints.
+    """
+
+    FILENAME = "bad_samples.txt"
+
+    def __init__(self) -> None:
+        self.epoch: dict[str, str] = {}
+        self.total: dict[str, str] = {}
+
+    def add(self, bad: Sequence[tuple[str, str]]) -> None:
+        for path, reason in bad:
+            self.epoch.setdefault(str(path), str(reason))
+            self.total.setdefault(str(path), str(reason))
+
+    def __len__(self) -> int:
+        return len(self.total)
+
+    def epoch_summary(self) -> str:
+        return summarize_bad(list(self.epoch.items()))
+
+    def summary(self) -> str:
+        return summarize_bad(list(self.total.items()))
+
+    def end_epoch(self) -> str:
+        s = self.epoch_summary()
+        self.epoch = {}
+        return s
+
+    def write(self, folder: str | os.PathLike) -> str | None:
+        """Write ``folder/bad_samples.txt``; returns its path, or None when nothing was bad."""
+        if not self.total:
+            return None
+        path = os.path.join(os.fspath(folder), self.FILENAME)
+        lines = "".join(f"{p}\t{r}\n" for p, r in sorted(self.total.items()))
+        atomic_write(path, lines)
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": [[p, r] for p, r in self.epoch.items()], "total": [[p, r] for p, r in self.total.items()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = {p: r for p, r in state.get("epoch", [])}
+        self.total = {p: r for p, r in state.get("total", [])}

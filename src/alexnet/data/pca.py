@@ -1,0 +1,65 @@
+"""The RGB eigen-decomposition behind AlexNet's colour augmentation (§4.1), from your own data.
+
+"We perform PCA on the set of RGB pixel values throughout the ImageNet training set" — here on
+up to ``max_images`` images of a training set (evenly spread, a seeded choice), pixel values
+scaled to [0, 1], which is the scale `PCALighting` expects.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ..core.errors import UserError
+
+
+def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0, workers: int = 0,
+                      progress: bool = False) -> dict[str, Any]:
+    """``{"eigval": [λ1 ≥ λ2 ≥ λ3], "eigvec": 3×3 with eigenvectors as columns, "mean": [3],
+    "std": [3], "images": n, "pixels": n}`` of the RGB covariance of ``dataset``'s images.
+
+    ``dataset`` yields ``(uint8 [3, H, W], label)`` (give it a resizing transform to keep this
+    fast); bad files are skipped through `SafeDataset`.
+    """
+    from tqdm import tqdm
+
+    from .loader import build_loader
+
+    n = len(dataset)  # type: ignore[arg-type]
+    if n == 0:
+        raise UserError("pca-stats: the dataset is empty")
+    idx = list(range(n)) if n <= max_images else sorted(random.Random(seed).sample(range(n), max_images))
+    loader = build_loader(Subset(dataset, idx), batch_size=1, train=False, workers=workers, seed=seed,
+                          pin_memory=False, persistent_workers=False)
+    s1 = torch.zeros(3, dtype=torch.float64)
+    s2 = torch.zeros(3, 3, dtype=torch.float64)
+    count = images = 0
+    seen_bad: set[str] = set()
+    for img, _, bad in tqdm(loader, desc="pca-stats", unit="img", disable=not progress):
+        seen_bad.update(p for p, _ in bad)
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise UserError(f"pca-stats needs RGB images, got shape {tuple(img.shape[1:])}")
+        x = img[0].reshape(3, -1).to(torch.float64) / 255.0
+        s1 += x.sum(1)
+        s2 += x @ x.T
+        count += x.shape[1]
+        images += 1
+    mean = s1 / count
+    cov = s2 / count - torch.outer(mean, mean)
+    eigval, eigvec = torch.linalg.eigh(cov)  # ascending
+    eigval, eigvec = eigval.flip(0).clamp_min(0), eigvec.flip(1)
+    for k in range(3):  # a fixed sign, so that reruns agree: largest component negative
+        if eigvec[eigvec[:, k].abs().argmax(), k] > 0:
+            eigvec[:, k] = -eigvec[:, k]
+    return {
+        "eigval": [round(float(v), 6) for v in eigval],
+        "eigvec": [[round(float(v), 6) for v in row] for row in eigvec],
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in cov.diagonal().clamp_min(0).sqrt()],
+        "images": images,
+        "pixels": count,
+        "bad": len(seen_bad),
+    }

@@ -1,0 +1,278 @@
+"""Transforms derived from a model cfg: the paper's train and eval preprocessing, ten-crop, PCA
+lighting, and normalisation on the device.
+
+Images stay uint8 from decode through every transform here; `Normalizer` turns a uint8 batch
+into float32 once it is on the model's device.
+
+``cfg`` is duck-typed: any object with ``input_size`` (C, H, W), ``resize`` (short side before
+cropping: 256 for ImageNet models, equal to H for small images), ``mean`` and ``std``.
+
+Recipes (``aug``):
+
+- ``paper`` (Krizhevsky et al. 2012): short side → ``resize`` and centre crop ``resize``×``resize``
+  (§2), random H×W crop + horizontal flip (§4.1), PCA lighting (§4.1).
+- ``light``: short side → ``resize``, random H×W crop + flip; no PCA lighting.
+- ``small``: pad 4 and random H×W crop + flip, the usual CIFAR recipe.
+- ``none``: the eval transform.
+- ``auto``: ``small`` for images of at most 64 px, else ``paper``.
+- One-channel models (MNIST, digits) are never flipped: a mirrored digit is another symbol.
+
+Eval: short side → ``resize``, centre crop H×W; with ``ten_crop`` the image is centre-cropped to
+``resize``×``resize`` and `TenCrop` returns a ``[10, C, H, W]`` stack (§4.1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as F
+
+from ..core.errors import UserError
+
+AUGS = ("auto", "paper", "light", "small", "none")
+SMALL_MAX = 64  # `auto` treats inputs up to this many pixels a side as small images
+
+# ImageNet's RGB eigenvalues and eigenvectors (columns), for pixel values in [0, 1]: the values
+# used for AlexNet-style lighting noise since fb.resnet.torch (datasets/imagenet.lua).
+IMAGENET_PCA = {
+    "eigval": [0.2175, 0.0188, 0.0045],
+    "eigvec": [[-0.5675, 0.7192, 0.4009],
+               [-0.5808, -0.0045, -0.8140],
+               [-0.5836, -0.6948, 0.4203]],
+}
+
+
+class ToChannels:
+    """Convert a ``[C, H, W]`` image to ``channels`` channels (RGB → gray by ITU-R 601-2 luma,
+    gray → RGB by repetition)."""
+
+    def __init__(self, channels: int):
+        self.channels = int(channels)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        c = img.shape[-3]
+        if c == self.channels:
+            return img
+        if self.channels == 1:
+            return F.rgb_to_grayscale(img[..., :3, :, :], num_output_channels=1)
+        if c == 1 and self.channels == 3:
+            return img.expand(*img.shape[:-3], 3, *img.shape[-2:]).contiguous()
+        raise ValueError(f"cannot convert a {c}-channel image to {self.channels} channels")
+
+    def __repr__(self) -> str:
+        return f"ToChannels({self.channels})"
+
+
+class PCALighting:
+    """AlexNet's colour augmentation (§4.1): add ``eigvec @ (alpha * eigval)`` to every pixel,
+    ``alpha ~ N(0, alphastd)`` drawn once per call (once per image per epoch).
+
+    ``eigvec`` holds the eigenvectors as columns; ``eigval`` is for pixel values in [0, 1], so
+    the shift is scaled by 255 for uint8 images (rounded, clamped) and by 1 for float images,
+    which are taken to be in [0, 1]. Input and output are ``[3, H, W]`` of the same dtype.
+    """
+
+    def __init__(self, eigval: Sequence[float] = IMAGENET_PCA["eigval"],
+                 eigvec: Sequence[Sequence[float]] = IMAGENET_PCA["eigvec"], alphastd: float = 0.1):
+        self.eigval = torch.as_tensor(eigval, dtype=torch.float32).reshape(3)
+        self.eigvec = torch.as_tensor(eigvec, dtype=torch.float32).reshape(3, 3)
+        self.alphastd = float(alphastd)
+
+    def shift(self) -> torch.Tensor:
+        """One random RGB shift (for [0, 1] pixel values), drawn from torch's global RNG."""
+        alpha = torch.randn(3) * self.alphastd
+        return self.eigvec @ (alpha * self.eigval)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if self.alphastd == 0:
+            return img
+        if img.shape[-3] != 3:
+            raise ValueError(f"PCA lighting needs a 3-channel image, not {img.shape[-3]}")
+        rgb = self.shift().view(3, 1, 1)
+        if img.dtype == torch.uint8:
+            return (img.float() + 255.0 * rgb).round_().clamp_(0, 255).to(torch.uint8)
+        return img + rgb.to(img.dtype)
+
+    def __repr__(self) -> str:
+        return f"PCALighting(eigval={[round(v, 4) for v in self.eigval.tolist()]}, alphastd={self.alphastd})"
+
+
+class TenCrop:
+    """The four corner crops and the centre crop, then the horizontal mirror of each, stacked as
+    ``[10, C, H, W]``: order top-left, top-right, bottom-left, bottom-right, centre, then the
+    mirrors in the same order (index ``k + 5`` is the mirror of crop ``k``).
+
+    Our own, because ``torchvision``'s ``ten_crop`` takes the five crops of the mirrored *image*,
+    so there the sixth crop is the mirror of the top-right crop, not of the top-left one.
+    """
+
+    def __init__(self, size: Sequence[int]):
+        self.h, self.w = int(size[0]), int(size[1])
+
+    def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """``(top, left)`` of the five crops in an image of ``height``×``width``."""
+        h, w = self.h, self.w
+        if h > height or w > width:
+            raise ValueError(f"crop {h}×{w} is larger than the image {height}×{width}")
+        ct, cl = int(round((height - h) / 2.0)), int(round((width - w) / 2.0))
+        return [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w), (ct, cl)]
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        crops = [img[..., t:t + self.h, l:l + self.w] for t, l in self.boxes(*img.shape[-2:])]
+        crops += [c.flip(-1) for c in crops]
+        return torch.stack(crops)
+
+    def __repr__(self) -> str:
+        return f"TenCrop(({self.h}, {self.w}))"
+
+
+class ImageTransform:
+    """A picklable pipeline of uint8 → uint8 steps, with what a dataset needs to know about it.
+
+    ``decode_short_side``: the short side the first resize goes to; datasets pass it to
+    `decode_image` so large JPEGs are decoded at reduced size.
+    """
+
+    def __init__(self, steps: list[Callable], *, name: str, decode_short_side: int | None = None):
+        self.steps = list(steps)
+        self.name = name
+        self.decode_short_side = decode_short_side
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            img = step(img)
+        return img
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {s!r}," for s in self.steps)
+        return f"ImageTransform[{self.name}]({inner}\n)"
+
+
+def _input_size(cfg: Any) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in cfg.input_size)
+    return c, h, w
+
+
+def load_pca(pca: Any) -> dict[str, list]:
+    """``None`` → ImageNet's values; a dict ``{"eigval", "eigvec"}``; or a path to a JSON file
+    written by ``alexnet data pca-stats``."""
+    if pca is None:
+        return IMAGENET_PCA
+    if isinstance(pca, (str, os.PathLike)):
+        try:
+            with open(pca) as f:
+                pca = json.load(f)
+        except OSError as e:
+            raise UserError(f"{pca}: cannot read PCA stats ({e.strerror})") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"{pca}: not a JSON file of PCA stats ({e.msg})") from None
+    try:
+        eigval = [float(v) for v in pca["eigval"]]
+        eigvec = [[float(v) for v in row] for row in pca["eigvec"]]
+        assert len(eigval) == 3 and len(eigvec) == 3 and all(len(r) == 3 for r in eigvec)
+    except (KeyError, TypeError, ValueError, AssertionError):
+        raise UserError("PCA stats must be {\"eigval\": [3 numbers], \"eigvec\": [[3×3 numbers]]}, "
+                        "as written by `alexnet data pca-stats`") from None
+    return {"eigval": eigval, "eigvec": eigvec}
+
+
+def resolve_aug(cfg: Any, aug: str) -> str:
+    """The concrete recipe ``auto`` stands for under ``cfg``."""
+    if aug not in AUGS:
+        raise UserError(f"unknown augmentation {aug!r}; choose one of {', '.join(AUGS)}")
+    if aug != "auto":
+        return aug
+    _, h, w = _input_size(cfg)
+    return "small" if max(h, w) <= SMALL_MAX else "paper"
+
+
+def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool = False,
+                     pca: Any = None, alphastd: float = 0.1) -> ImageTransform:
+    """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``) or evaluation.
+
+    ``pca``: eigen-decomposition for PCA lighting (``paper`` recipe only): None for ImageNet's
+    published values, a dict, or the path of a ``pca-stats`` JSON file. ``ten_crop``: eval only;
+    the transform then returns ``[10, C, H, W]``.
+    """
+    c, h, w = _input_size(cfg)
+    resize = int(getattr(cfg, "resize", None) or h)
+    kind = resolve_aug(cfg, aug) if train else "none"
+    steps: list[Callable] = [ToChannels(c)]
+    flip = [T.RandomHorizontalFlip()] if c != 1 else []
+    if kind == "none" and ten_crop:
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w))]
+        return ImageTransform(steps, name="eval-ten-crop", decode_short_side=resize)
+    if ten_crop:
+        raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
+    if kind == "none":
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w))]
+    elif kind == "paper":
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)),
+                  T.RandomCrop((h, w), pad_if_needed=True), *flip]
+        if c == 3 and alphastd > 0:
+            stats = load_pca(pca)
+            steps.append(PCALighting(stats["eigval"], stats["eigvec"], alphastd))
+    elif kind == "light":
+        steps += [T.Resize(resize, antialias=True), T.RandomCrop((h, w), pad_if_needed=True), *flip]
+    elif kind == "small":
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=4),
+                  *flip]
+    return ImageTransform(steps, name=f"train-{kind}" if train else "eval", decode_short_side=resize)
+
+
+class Normalizer(nn.Module):
+    """uint8 (or float) images, values 0‥255, channel dim at -3 (``[C,H,W]``, ``[B,C,H,W]``,
+    ``[B,10,C,H,W]``), on any device → float32.
+
+    - ``meanstd`` (torchvision convention): ``(x / 255 - mean) / std``;
+    - ``pixelmean`` (paper §2: "subtracting the mean activity over the training set from each
+      pixel"): ``x - 255 * mean``, in raw 0‥255 pixel units as in the paper, whose weight
+      initialisation and LRN constants assume that scale.
+    """
+
+    MODES = ("meanstd", "pixelmean")
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float] | None = None, mode: str = "meanstd"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise UserError(f"unknown normalisation {mode!r}; choose one of {', '.join(self.MODES)}")
+        self.mode = mode
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std_t = torch.as_tensor(std if std is not None else [1.0] * mean_t.numel(),
+                                dtype=torch.float32).reshape(-1, 1, 1)
+        if mode == "pixelmean":
+            scale, shift = torch.ones_like(std_t), -255.0 * mean_t
+        else:
+            scale, shift = 1.0 / (255.0 * std_t), -mean_t / std_t
+        # x * scale + shift; not persistent, so a model wrapped with it keeps its state_dict
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-3] != self.scale.shape[0]:
+            raise ValueError(f"Normalizer for {self.scale.shape[0]} channels got a {x.shape[-3]}-channel input")
+        return x.float().mul(self.scale).add_(self.shift)  # keeps x's memory format (channels_last)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, channels={self.scale.shape[0]}"
+
+
+def normalizer_for(cfg: Any, mode: str = "meanstd") -> Normalizer:
+    """The `Normalizer` for a model cfg (mean/std averaged to one value for 1-channel inputs
+    whose cfg lists three)."""
+    c = _input_size(cfg)[0]
+    mean, std = list(cfg.mean), list(cfg.std)
+    if len(mean) != c:
+        if c == 1:
+            mean, std = [sum(mean) / len(mean)], [math.sqrt(sum(s * s for s in std) / len(std))]
+        elif len(mean) == 1:
+            mean, std = mean * c, std * c
+        else:
+            raise UserError(f"cfg has {len(mean)} mean values for a {c}-channel input")
+    return Normalizer(mean, std, mode)

@@ -1,0 +1,254 @@
+"""build_dataset: every spec, its counts, labels, class names, dtype and shapes, and its errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from alexnet.core.errors import UserError
+from alexnet.data import build_dataset, parse_spec, split_indices
+from alexnet.data.imagenet import imagenet_val_relayout, read_devkit
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+IMAGENET_WNIDS = ["n01440764", "n01443537", "n01484850"]  # as in conftest's fake_imagenet
+
+
+def _check_items(ds, channels, shape=None):
+    for i in range(len(ds)):
+        img, label = ds[i]
+        assert img.dtype == torch.uint8 and img.dim() == 3 and img.shape[0] == channels
+        if shape:
+            assert tuple(img.shape) == shape
+        assert isinstance(label, int) and 0 <= label < len(ds.classes)
+        assert isinstance(ds.samples_path(i), str)
+    assert len(ds.class_ids) == len(ds.classes)
+
+
+def test_digits_offline_fixed_stratified_split():
+    tr, va = build_dataset("digits", "train"), build_dataset("digits", "val")
+    assert len(tr) + len(va) == 1797 and len(va) == pytest.approx(0.2 * 1797, abs=6)
+    assert tr.classes == [str(i) for i in range(10)] == tr.class_ids
+    img, label = tr[0]
+    assert img.shape == (1, 8, 8) and img.dtype == torch.uint8 and int(img.max()) <= 255
+    assert int(tr.images.max()) == 255  # 16 → 255
+    counts = np.bincount(va.targets, minlength=10)
+    assert counts.min() >= 33 and counts.max() <= 38  # stratified: ~20 % of each class
+    again = build_dataset("digits", "val")
+    assert torch.equal(again.images, va.images) and again.targets == va.targets  # fixed
+    assert not torch.equal(build_dataset("digits", "val", seed=1).images, va.images)
+    assert len(build_dataset("digits", "test")) == len(va)  # alias
+    assert len(build_dataset("digits", "train", val_split=0.5)) == pytest.approx(1797 / 2, abs=6)
+
+
+def test_split_indices_is_stratified_disjoint_and_stable():
+    targets = [0] * 10 + [1] * 3 + [2]
+    tr, va = split_indices(targets, 0.2, seed=0)
+    assert sorted(tr + va) == list(range(14)) and not set(tr) & set(va)
+    assert [targets[i] for i in va].count(0) == 2 and [targets[i] for i in va].count(1) == 1
+    assert 13 in tr  # a one-image class stays in training
+    assert split_indices(targets, 0.2, seed=0) == (tr, va)
+
+
+def test_folder_without_val_is_split_by_seed(image_folder):
+    tr = build_dataset(f"folder:{image_folder}", "train", val_split=0.25)
+    va = build_dataset(f"folder:{image_folder}", "val", val_split=0.25)
+    assert tr.classes == ["cat", "dog", "fox"] and len(tr) == 9 and len(va) == 3
+    assert not {p for p, _ in tr.samples} & {p for p, _ in va.samples}
+    assert sorted(va.targets) == [0, 1, 2]
+    _check_items(tr, 3, (3, 16, 20))
+    bare = build_dataset(str(image_folder), "train", val_split=0.25)  # a bare path is a folder
+    assert bare.samples == tr.samples
+    assert len(build_dataset(str(image_folder), "train", val_split=0)) == 12
+    with pytest.raises(UserError, match="no validation"):
+        build_dataset(str(image_folder), "val", val_split=0)
+
+
+def test_folder_with_train_and_val(split_folder, write_image):
+    tr, va = build_dataset(f"folder:{split_folder}", "train"), build_dataset(str(split_folder), "test")
+    assert (len(tr), len(va)) == (10, 4) and tr.classes == va.classes == ["a", "b"]
+    assert all("/val/" in p for p, _ in va.samples) and all("/train/" in p for p, _ in tr.samples)
+    assert va.targets == [0, 0, 1, 1]
+    os.makedirs(split_folder / "val" / "zzz")
+    write_image(split_folder / "val" / "zzz" / "x.jpg")
+    with pytest.raises(UserError, match="zzz"):
+        build_dataset(str(split_folder), "val")
+
+
+def test_folder_ignores_hidden_folders_and_non_images(image_folder):
+    os.makedirs(image_folder / ".ipynb_checkpoints")
+    (image_folder / "cat" / "notes.txt").write_text("hi")
+    ds = build_dataset(str(image_folder), "train", val_split=0)
+    assert ds.classes == ["cat", "dog", "fox"] and len(ds) == 12
+
+
+def test_list_file_with_classes_txt_and_sibling(tmp_path, image_folder):
+    (tmp_path / "imgs").symlink_to(image_folder)
+    (tmp_path / "train.txt").write_text("# comment\nimgs/cat/cat0.jpg 0\n\nimgs/dog/dog1.jpg 1\n")
+    (tmp_path / "test.txt").write_text(f"{image_folder}/fox/fox2.png 2\n")
+    (tmp_path / "classes.txt").write_text("cat\ndog\nfox\n")
+    tr = build_dataset(f"list:{tmp_path / 'train.txt'}", "train")
+    va = build_dataset(str(tmp_path / "train.txt"), "val")  # a bare file is a list
+    assert tr.classes == ["cat", "dog", "fox"] and tr.targets == [0, 1] and va.targets == [2]
+    assert tr.samples_path(0) == str(tmp_path / "imgs" / "cat" / "cat0.jpg")
+    _check_items(tr, 3)
+
+
+def test_list_file_paths_with_spaces_and_numeric_classes(tmp_path, write_image):
+    write_image(tmp_path / "my photos" / "a b.png")
+    (tmp_path / "all.txt").write_text("my photos/a b.png 3\n" * 4)
+    ds = build_dataset(str(tmp_path / "all.txt"), "train", val_split=0)
+    assert ds.classes == ["0", "1", "2", "3"] and ds[0][1] == 3 and ds[0][0].shape == (3, 16, 20)
+    (tmp_path / "bad.txt").write_text("nolabel.png\n")
+    with pytest.raises(UserError, match=r"bad.txt:1: expected 'path label'"):
+        build_dataset(str(tmp_path / "bad.txt"))
+
+
+def test_cifar10_official_batches(cifar10_root):
+    tr, va = build_dataset(f"cifar10:{cifar10_root}", "train"), build_dataset(f"cifar10:{cifar10_root}", "test")
+    assert (len(tr), len(va)) == (20, 6) and tr.classes == CIFAR_CLASSES
+    assert va.targets == [0, 1, 2, 3, 4, 5] and tr.targets[:4] == [1, 2, 3, 4]
+    _check_items(va, 3, (3, 32, 32))
+    import pickle
+
+    raw = pickle.load(open(cifar10_root / "cifar-10-batches-py" / "test_batch", "rb"), encoding="latin1")
+    first = raw["data"][0]
+    assert va[0][0].reshape(-1).tolist() == first.tolist()  # R, G, B planes, row-major
+    same = build_dataset(f"cifar10:{cifar10_root / 'cifar-10-batches-py'}", "val")  # the batches folder itself
+    assert torch.equal(same.images, va.images)
+    assert parse_spec(str(cifar10_root))[0] == "cifar10"
+
+
+def test_cifar10_from_archive_and_refuses_pickled_code(cifar10_root, tmp_path):
+    arch = tmp_path / "arch"
+    arch.mkdir()
+    with tarfile.open(arch / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(cifar10_root / "cifar-10-batches-py", "cifar-10-batches-py")
+    assert len(build_dataset(f"cifar10:{arch}", "val")) == 6
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    import pickle
+
+    with open(cifar10_root / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": Evil(), "labels": []}, f)
+    with pytest.raises(UserError, match="refused to unpickle"):
+        build_dataset(f"cifar10:{cifar10_root}", "val")
+
+
+def test_cifar10_as_image_folders(split_folder):
+    ds = build_dataset(f"cifar10:{split_folder}", "val")
+    assert len(ds) == 4 and ds.classes == ["a", "b"]
+
+
+def test_mnist_idx_gz_and_plain(mnist_root):
+    tr, va = build_dataset(f"mnist:{mnist_root}", "train"), build_dataset(f"mnist:{mnist_root}", "val")
+    assert (len(tr), len(va)) == (12, 5) and tr.classes == [str(i) for i in range(10)]
+    assert tr.targets == [i % 10 for i in range(12)]
+    _check_items(tr, 1, (1, 28, 28))
+    raw = mnist_root / "MNIST" / "raw"
+    import gzip
+
+    for f in raw.iterdir():  # the un-gzipped files directly in the root work too
+        (mnist_root / f.name[:-3]).write_bytes(gzip.decompress(f.read_bytes()))
+    shutil.rmtree(mnist_root / "MNIST")
+    plain = build_dataset(str(mnist_root), "test")  # recognised from the files
+    assert torch.equal(plain.images, va.images)
+
+
+def test_missing_datasets_say_what_to_do(tmp_path):
+    with pytest.raises(UserError, match=r"cifar-10-python.tar.gz .* or pass --download"):
+        build_dataset(f"cifar10:{tmp_path}")
+    with pytest.raises(UserError, match="put the four MNIST idx files there"):
+        build_dataset(f"mnist:{tmp_path}")
+    with pytest.raises(UserError, match="ILSVRC2012_devkit_t12.tar.gz"):
+        build_dataset(f"imagenet:{tmp_path}")
+    with pytest.raises(UserError, match="no such file or folder"):
+        build_dataset(str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="unknown dataset kind 'imagnet'"):
+        build_dataset("imagnet:/x")
+    with pytest.raises(UserError, match="unknown split"):
+        build_dataset("digits", "training")
+    with pytest.raises(UserError, match="no class folders"):
+        build_dataset(f"folder:{tmp_path}")
+
+
+def test_devkit_parsing(fake_imagenet):
+    kit = read_devkit(fake_imagenet["devkit"])
+    assert sorted(kit.words) == IMAGENET_WNIDS  # leaves only
+    assert kit.words["n01440764"] == ("tench", "Tinca tinca")
+    assert kit.val_wnids == fake_imagenet["truth"]
+
+
+def test_imagenet_val_relayout_is_idempotent_and_loses_nothing(fake_imagenet):
+    val, truth = fake_imagenet["val"], fake_imagenet["truth"]
+    (val / "README.txt").write_text("not an image of the challenge")
+    before = sorted(p.name for p in val.rglob("*") if p.is_file())
+    rep = imagenet_val_relayout(val, fake_imagenet["devkit"])
+    assert rep.moved == 6 and rep.in_place == 0 and rep.unknown == [str(val / "README.txt")]
+    for n, w in enumerate(truth, 1):
+        assert (val / w / f"ILSVRC2012_val_{n:08d}.JPEG").is_file()
+    rep2 = imagenet_val_relayout(val, fake_imagenet["devkit"])
+    assert rep2.moved == 0 and rep2.in_place == 6
+    # a file in the wrong class folder is moved; one whose target exists is left alone
+    wrong = val / truth[1] / "ILSVRC2012_val_00000001.JPEG"
+    os.rename(val / truth[0] / "ILSVRC2012_val_00000001.JPEG", wrong)
+    shutil.copy(val / truth[1] / "ILSVRC2012_val_00000002.JPEG", val / "ILSVRC2012_val_00000002.JPEG")
+    rep3 = imagenet_val_relayout(val, fake_imagenet["devkit"])
+    assert rep3.moved == 1 and rep3.conflicts == [str(val / "ILSVRC2012_val_00000002.JPEG")]
+    after = sorted(p.name for p in val.rglob("*") if p.is_file())
+    assert after == sorted(before + ["ILSVRC2012_val_00000002.JPEG"])  # nothing lost, nothing deleted
+
+
+def test_imagenet_prepared_layout_with_names(fake_imagenet):
+    root = fake_imagenet["root"]
+    with pytest.raises(UserError, match="alexnet data imagenet-val"):
+        build_dataset(f"imagenet:{root}", "val")  # still flat
+    imagenet_val_relayout(fake_imagenet["val"], fake_imagenet["devkit"])
+    tr, va = build_dataset(f"imagenet:{root}", "train"), build_dataset(f"imagenet:{root}", "val")
+    assert tr.class_ids == IMAGENET_WNIDS and tr.classes == ["tench", "goldfish", "great white shark"]
+    assert (len(tr), len(va)) == (6, 6) and tr.targets == [0, 0, 1, 1, 2, 2]
+    assert va.targets == [IMAGENET_WNIDS.index(w) for w in sorted(fake_imagenet["truth"])]
+    _check_items(va, 3, (3, 16, 20))
+    assert parse_spec(str(root))[0] == "imagenet"
+
+
+def test_imagenet_names_from_synset_mapping(tmp_path, write_image):
+    root = tmp_path / "in"
+    for w in IMAGENET_WNIDS:
+        write_image(root / "train" / w / "a.JPEG", fmt="JPEG")
+    ds = build_dataset(f"imagenet:{root}", "train")
+    assert ds.classes == ds.class_ids == IMAGENET_WNIDS  # no names anywhere: the wnids
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish\n"
+                                                 "n01484850 great white shark, white shark\n")
+    assert build_dataset(f"imagenet:{root}", "train").classes == ["tench", "goldfish", "great white shark"]
+
+
+def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
+    """torchvision's root: devkit + ILSVRC2012_img_{train,val}.tar, unpacked on first use."""
+    src, root = fake_imagenet["root"], tmp_path / "tv"
+    root.mkdir()
+    shutil.copy(fake_imagenet["devkit"], root)
+    with tarfile.open(root / "ILSVRC2012_img_val.tar", "w") as tar:
+        for p in sorted(fake_imagenet["val"].iterdir()):
+            tar.add(p, p.name)
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    with tarfile.open(root / "ILSVRC2012_img_train.tar", "w") as outer:
+        for w in IMAGENET_WNIDS:
+            with tarfile.open(inner / f"{w}.tar", "w") as t:
+                for p in sorted((src / "train" / w).iterdir()):
+                    t.add(p, p.name)
+            outer.add(inner / f"{w}.tar", f"{w}.tar")
+    va = build_dataset(f"imagenet:{root}", "val")
+    tr = build_dataset(f"imagenet:{root}", "train")
+    assert (len(tr), len(va)) == (6, 6) and tr.classes[0] == "tench"
+    assert sorted(os.listdir(root / "val")) == IMAGENET_WNIDS
+    assert not (root / "val.partial").exists() and not (root / "train.partial").exists()
+    assert va.targets == [IMAGENET_WNIDS.index(w) for w in sorted(fake_imagenet["truth"])]

@@ -1,0 +1,179 @@
+"""`Predictor` and `alexnet predict`: files, folders, globs, bad files, formats, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+
+import pytest
+import torch
+
+from alexnet.cli import main
+CLASSES = ["red", "green", "blue"]  # as in conftest.py
+
+
+def test_predicts_the_training_images_back(predictor, image_files):
+    """The tiny model learned colour → class through the eval transform; predict must preprocess
+    the same way to get them right."""
+    top = predictor.predict([p for p, _ in image_files], k=3)
+    assert len(top) == len(image_files)
+    for t in top:
+        assert [c for c, _, _ in t] and sorted(i for _, i, _ in t) == [0, 1, 2]
+        probs = [p for _, _, p in t]
+        assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-4
+        assert all(CLASSES[i] == c for c, i, _ in t)
+    right = sum(t[0][1] == label for t, (_, label) in zip(top, image_files))
+    assert right == len(image_files)
+
+
+def test_inputs_paths_bytes_tensors_agree(predictor, image_files):
+    from alexnet.data import decode_image
+
+    path = image_files[0][0]
+    by_path = predictor.probs([path])
+    by_bytes = predictor.probs([path.read_bytes()])
+    by_tensor = predictor.probs([decode_image(str(path))])
+    assert torch.allclose(by_path, by_bytes) and torch.allclose(by_path, by_tensor)
+    assert predictor.predict_bytes(path.read_bytes(), k=2) == predictor.predict([path], k=2)[0]
+    assert predictor.predict(str(path), k=1)[0][0][0] == CLASSES[image_files[0][1]]
+
+
+def test_batching_does_not_change_results(tiny_run, predictor, image_files):
+    from alexnet.infer import Predictor
+
+    paths = [p for p, _ in image_files]
+    one = Predictor(tiny_run, device="cpu", batch_size=1, workers=1).probs(paths)
+    assert torch.allclose(predictor.probs(paths), one, atol=1e-5)
+
+
+def test_k_is_clamped_and_info(predictor):
+    assert predictor.info() == {"model": "alexnet-cifar", "num_classes": 3, "input_size": [3, 32, 32],
+                                "classes": CLASSES}
+    t = predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=10)[0]
+    assert len(t) == 3
+
+
+def test_features_are_fc7(predictor, image_files):
+    paths = [p for p, _ in image_files[:5]]
+    f = predictor.features(paths)
+    fc7 = predictor.model.classifier.fc7.out_features
+    assert f.shape == (5, fc7) and f.dtype == torch.float32
+    assert (f >= 0).all()  # after ReLU
+
+
+def test_ten_crop_averages_ten_softmaxes(tiny_run, image_files):
+    from alexnet.infer import Predictor
+
+    p10 = Predictor(tiny_run, device="cpu", ten_crop=True)
+    path = image_files[3][0]
+    crops = p10.preprocess(path)
+    assert crops.shape == (10, 3, 32, 32) and crops.dtype == torch.uint8
+    with torch.no_grad():
+        manual = p10.model(p10.normalize(crops)).softmax(1).mean(0)
+    assert torch.allclose(p10.probs([path])[0], manual, atol=1e-6)
+
+
+def test_bad_images_raise_or_are_reported(predictor, image_files, corrupt_file, tmp_path):
+    from alexnet.data import BadImageError
+
+    with pytest.raises(BadImageError):
+        predictor.predict_bytes(b"")
+    with pytest.raises(BadImageError):
+        predictor.predict([corrupt_file])
+    missing = tmp_path / "missing.jpg"
+    res = predictor.predict_files([image_files[0][0], corrupt_file, missing, image_files[1][0]], k=2)
+    assert [r.ok for r in res] == [True, False, False, True]
+    assert "JPEG" in res[1].error and "no such file" in res[2].error.lower()
+    assert len(res[0].top) == 2
+
+
+def test_thread_safe(predictor, image_files):
+    paths = [p for p, _ in image_files]
+    want = predictor.probs(paths)
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            got[i] = predictor.probs(paths)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and all(torch.allclose(g, want, atol=1e-5) for g in got.values())
+
+
+def test_grey_model_accepts_colour_images(tmp_path, image_files):
+    from alexnet.infer import Predictor
+    from alexnet.models import build_model, make_meta, save_weights
+
+    model = build_model("alexnet-mnist", num_classes=3, width=0.25)
+    save_weights(model, tmp_path, make_meta("alexnet-mnist", CLASSES, model_kwargs={"width": 0.25}))
+    p = Predictor(tmp_path, device="cpu")
+    assert p.preprocess(image_files[0][0]).shape == (1, 28, 28)
+    assert len(p.predict([image_files[0][0]], k=2)[0]) == 2
+
+
+# ----------------------------------------------------------------------------- the command
+
+def test_cli_table_folder(tiny_run, image_root, capsys):
+    assert main(["predict", str(tiny_run), str(image_root), "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["file", "#", "class", "prob"]
+    assert len(out) == 1 + 2 * len(CLASSES) * 6
+    first = out[1].split()
+    assert first[0].endswith("blue0.jpg") and first[1] == "1" and first[2] == "blue"
+    # aligned: the class column starts at the same offset on every row
+    starts = {line.index(line.split()[-2]) for line in out[1:] if line.split()[1] in ("1", "2")}
+    assert len(starts) == 1
+
+
+def test_cli_glob_json(tiny_run, image_root, capsys):
+    assert main(["predict", str(tiny_run), str(image_root / "red" / "*.png"), "--format", "json", "-k", "1"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["model"] == "alexnet-cifar" and len(d["results"]) == 3
+    for r in d["results"]:
+        assert r["error"] is None and r["file"].endswith(".png")
+        assert r["predictions"][0]["class"] == "red" and 0 < r["predictions"][0]["prob"] <= 1
+
+
+def test_cli_bad_files_exit_1_csv(tiny_run, image_files, corrupt_file, tmp_path, capsys):
+    good = str(image_files[0][0])
+    args = ["predict", str(tiny_run), good, str(corrupt_file), str(tmp_path / "nope.jpg"),
+            str(tmp_path / "none*.png"), "--format", "csv", "-k", "3"]
+    assert main(args) == 1
+    cap = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(cap.out)))
+    assert [r["file"] for r in rows] == [good] * 3 + [str(corrupt_file), str(tmp_path / "nope.jpg"),
+                                                      str(tmp_path / "none*.png")]
+    assert [r["rank"] for r in rows[:3]] == ["1", "2", "3"]
+    assert rows[3]["error"].startswith("corrupt JPEG") or rows[3]["error"].startswith("truncated")
+    assert rows[4]["error"] == "no such file" and rows[5]["error"] == "no files match"
+    assert "3 of 4 inputs failed" in cap.err
+
+
+def test_cli_table_shows_error_rows(tiny_run, image_files, corrupt_file, capsys):
+    assert main(["predict", str(tiny_run), str(corrupt_file), str(image_files[0][0])]) == 1
+    out = capsys.readouterr().out
+    assert "error: " in out and "broken.jpg" in out
+
+
+def test_cli_bad_weights_and_flags_exit_2(tmp_path, image_files, capsys):
+    img = str(image_files[0][0])
+    assert main(["predict", str(tmp_path), img]) == 2
+    assert "weights.safetensors" in capsys.readouterr().err
+    (tmp_path / "weights.safetensors").write_bytes(b"garbage")
+    (tmp_path / "weights.json").write_text('{"model": "alexnet-cifar", "classes": ["a", "b"]}')
+    assert main(["predict", str(tmp_path), img]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tmp_path), img, "--format", "xml"])
+    assert e.value.code == 2
+
+
+def test_cli_k_must_be_positive(tiny_run, image_files, capsys):
+    assert main(["predict", str(tiny_run), str(image_files[0][0]), "-k", "0"]) == 2
+    assert "-k" in capsys.readouterr().err
