@@ -1,0 +1,47 @@
+"""``alexnet export WEIGHTS --format onnx|torchscript|safetensors -o FILE``.
+
+The exported network takes a normalised float batch (any batch size) and returns logits; the
+preprocessing and class names travel with it (ONNX metadata / a JSON file). ONNX and TorchScript
+files are run against PyTorch on the same inputs right after export: the maximum absolute
+difference is printed, and beyond the tolerance the file is not written (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 60
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..infer.export import FORMATS, ONNX_OPSET
+
+    p = sub.add_parser("export", help="export weights to ONNX, TorchScript or safetensors",
+                       description=__doc__.split("\n", 2)[2].strip())
+    p.add_argument("weights", help="run directory or weights.safetensors")
+    p.add_argument("--format", choices=FORMATS, default="onnx", help="default onnx")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
+    p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..infer.export import ExportCheckError, export_model
+
+    try:
+        res = export_model(args.weights, args.format, args.output, opset=args.opset, verify=not args.no_verify)
+    except ExportCheckError as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
+          + (f", {res.exporter}" if res.exporter else "") + ")")
+    for f in res.extra_files:
+        if f != res.path:
+            print(f"wrote {f}")
+    if res.max_abs_diff is not None:
+        print(f"checked against PyTorch: max abs difference {res.max_abs_diff:.3g} "
+              f"(tolerance {res.tolerance:.3g}) — ok")
+    return 0

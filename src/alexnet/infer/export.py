@@ -1,0 +1,220 @@
+"""Export trained weights for other runtimes: ONNX, TorchScript, or plain safetensors.
+
+The exported network takes a **normalised float** batch ``[N, C, H, W]`` (N free) and returns
+**logits** ``[N, classes]`` — exactly ``model(x)``; apply softmax for probabilities. The
+preprocessing it expects (resize short side, centre crop, mean, std) and the class names are
+written into the ONNX file's metadata (``metadata_props``) and, for TorchScript, into a JSON file
+next to it, so a consumer needs nothing else.
+
+Every export is checked right after it is written: the exported model and PyTorch are run on the
+same random inputs (two batch sizes, which also proves the batch dimension is dynamic) and the
+maximum absolute difference of the logits is reported; beyond the tolerance the file is not kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.errors import UserError
+
+FORMATS = ("onnx", "torchscript", "safetensors")
+ONNX_OPSET = 18  # current for both exporters in torch 2.x and supported by onnxruntime ≥ 1.14
+
+
+class ExportCheckError(RuntimeError):
+    """The exported model does not compute what the PyTorch model computes."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    max_abs_diff: float | None  # None: nothing to compare (safetensors is a copy of the tensors)
+    tolerance: float | None
+    exporter: str = ""
+    extra_files: tuple[Path, ...] = ()
+
+
+def tolerance_for(ref: torch.Tensor) -> float:
+    """Allowed max abs difference: 1e-3 relative to the logits' scale (float32 kernels reorder sums)."""
+    return 1e-3 * max(1.0, float(ref.abs().max()))
+
+
+def example_inputs(meta_cfg: Any, batch: int, seed: int = 0) -> torch.Tensor:
+    """A reproducible normalised-scale input batch of the model's input size."""
+    g = torch.Generator().manual_seed(seed + batch)
+    c, h, w = meta_cfg.input_size
+    return torch.randn(batch, c, h, w, generator=g)
+
+
+def _metadata(meta: dict[str, Any], cfg: Any) -> dict[str, str]:
+    return {"model": meta["model"], "classes": json.dumps(list(meta["classes"])),
+            "num_classes": str(len(meta["classes"])), "input_size": json.dumps(list(cfg.input_size)),
+            "resize": str(cfg.resize), "mean": json.dumps(list(cfg.mean)), "std": json.dumps(list(cfg.std)),
+            "input": "float32 [N, C, H, W]: RGB (or grey) in [0,1], resized, centre-cropped, (x-mean)/std",
+            "output": "float32 [N, classes] logits (softmax for probabilities)", "producer": "alexnet"}
+
+
+@contextlib.contextmanager
+def _temp_next_to(path: Path, suffix: str):
+    """A temporary file name next to ``path`` that is removed unless renamed away."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _have_onnxscript() -> bool:
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int) -> str:
+    """Write ``model`` as ONNX with a dynamic batch axis; return which exporter did it.
+
+    torch ≥ 2.9 defaults to the torch.export-based ("dynamo") exporter, which needs the
+    ``onnxscript`` package; where it is not installed the TorchScript-based exporter is used
+    (deprecated, but it produces the same graph for these plain CNNs).
+    """
+    names = {"input_names": ["input"], "output_names": ["logits"]}
+    if _have_onnxscript():
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, external_data=False,
+                              dynamic_shapes=({0: batch},), **names)
+        return f"torch.onnx (dynamo), opset {opset}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **names)
+    return f"torch.onnx (TorchScript-based), opset {opset}"
+
+
+def verify_onnx(path: str | Path, model: nn.Module, cfg: Any, batches: tuple[int, ...] = (2, 3)) -> tuple[float, float]:
+    """Run the ONNX file in onnxruntime and ``model`` in PyTorch on the same inputs; return
+    ``(max abs difference, tolerance)`` over all ``batches`` sizes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    worst, tol = 0.0, float("inf")
+    model = model.float().eval().cpu()
+    for b in batches:
+        x = example_inputs(cfg, b)
+        with torch.inference_mode():
+            ref = model(x)
+        got = torch.from_numpy(np.asarray(sess.run(None, {name: x.numpy()})[0]))
+        if got.shape != ref.shape:
+            raise ExportCheckError(f"ONNX output shape {tuple(got.shape)} != PyTorch {tuple(ref.shape)} (batch {b})")
+        worst = max(worst, float((got - ref).abs().max()))
+        tol = min(tol, tolerance_for(ref))
+    return worst, tol
+
+
+def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: Any,
+                opset: int = ONNX_OPSET, verify: bool = True) -> ExportResult:
+    """Export to ONNX (dynamic batch), embed the metadata, check against PyTorch with onnxruntime."""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs the onnx and onnxruntime packages: "
+                        "pip install 'alexnet[export]'") from None
+    if verify:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise UserError("checking the ONNX file needs onnxruntime: pip install 'alexnet[export]'") from None
+    out = Path(out)
+    model = model.float().eval().cpu()
+    with _temp_next_to(out, ".onnx") as tmp:
+        exporter = _onnx_export(model, example_inputs(cfg, 2), tmp, opset)
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for k, v in _metadata(meta, cfg).items():
+            proto.metadata_props.add(key=k, value=v)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        diff = tol = None
+        if verify:
+            diff, tol = verify_onnx(tmp, model, cfg)
+            if not diff <= tol:
+                raise ExportCheckError(f"ONNX output differs from PyTorch by {diff:.3g} (tolerance {tol:.3g}); "
+                                       f"not written")
+        os.replace(tmp, out)
+    return ExportResult(out, "onnx", diff, tol, exporter)
+
+
+def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: Any,
+                       verify: bool = True) -> ExportResult:
+    """Trace to TorchScript (``torch.jit.load``-able; deprecated by PyTorch but still the way to
+    run in C++/LibTorch); the metadata goes into ``<out>.json`` next to it."""
+    from ..core.io import atomic_write_json
+
+    out = Path(out)
+    model = model.float().eval().cpu()
+    with _temp_next_to(out, ".pt") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.trace(model, example_inputs(cfg, 2), check_trace=False)
+        torch.jit.save(traced, str(tmp))
+        diff = tol = None
+        if verify:
+            loaded = torch.jit.load(str(tmp), map_location="cpu")
+            diff, tol = 0.0, float("inf")
+            for b in (2, 3):
+                x = example_inputs(cfg, b)
+                with torch.no_grad():
+                    ref, got = model(x), loaded(x)
+                diff, tol = max(diff, float((got - ref).abs().max())), min(tol, tolerance_for(ref))
+            if not diff <= tol:
+                raise ExportCheckError(f"TorchScript output differs by {diff:.3g} (tolerance {tol:.3g}); not written")
+        os.replace(tmp, out)
+    side = out.with_suffix(".json")
+    atomic_write_json(side, {**{k: v for k, v in meta.items()}, "export": _metadata(meta, cfg)})
+    return ExportResult(out, "torchscript", diff, tol, "torch.jit.trace", (side,))
+
+
+def export_safetensors(model: nn.Module, meta: dict[str, Any], out: str | Path) -> ExportResult:
+    """A copy of the weights as ``<out>.safetensors`` + ``<out>.json`` (or into a folder)."""
+    from ..models import save_weights
+
+    out = Path(out)
+    if out.suffix not in ("", ".safetensors"):
+        out = out.with_suffix(".safetensors")
+    st = save_weights(model, out, meta)
+    return ExportResult(st, "safetensors", None, None, "safetensors", (st.with_suffix(".json"),))
+
+
+def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ONNX_OPSET,
+                 verify: bool = True) -> ExportResult:
+    """Load a run directory / ``weights.safetensors`` and export it as ``fmt`` (see `FORMATS`)."""
+    from ..models import load_weights, meta_cfg
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
+    model, meta = load_weights(weights, device="cpu")
+    cfg = meta_cfg(meta)
+    if fmt == "onnx":
+        return export_onnx(model, meta, out, cfg, opset=opset, verify=verify)
+    if fmt == "torchscript":
+        return export_torchscript(model, meta, out, cfg, verify=verify)
+    return export_safetensors(model, meta, out)
