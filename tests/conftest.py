@@ -28,6 +28,8 @@ def pytest_configure(config):
     # silences it at import, but pytest resets warning filters for each test.
     config.addinivalue_line("filterwarnings",
                             "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")
+    # decode_image enforces its own pixel limit with a clear reason; Pillow's warning is noise
+    config.addinivalue_line("filterwarnings", "ignore::PIL.Image.DecompressionBombWarning")
 
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

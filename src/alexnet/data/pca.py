@@ -55,11 +55,15 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
         if eigvec[eigvec[:, k].abs().argmax(), k] > 0:
             eigvec[:, k] = -eigvec[:, k]
     return {
-        "eigval": [round(float(v), 6) for v in eigval],
-        "eigvec": [[round(float(v), 6) for v in row] for row in eigvec],
-        "mean": [round(float(v), 6) for v in mean],
-        "std": [round(float(v), 6) for v in cov.diagonal().clamp_min(0).sqrt()],
+        "eigval": [_sig(v) for v in eigval],
+        "eigvec": [[_sig(v) for v in row] for row in eigvec],
+        "mean": [_sig(v) for v in mean],
+        "std": [_sig(v) for v in cov.diagonal().clamp_min(0).sqrt()],
         "images": images,
         "pixels": count,
         "bad": len(seen_bad),
     }
+
+
+def _sig(v: Any) -> float:
+    return float(f"{float(v):.7g}")  # 7 significant digits: readable JSON, nothing lost that matters
