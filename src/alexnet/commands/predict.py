@@ -34,18 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _table(results, k: int) -> str:
+    """One line per (file, rank), the file named on its first line; an error row says why."""
     rows = [("file", "#", "class", "prob")]
     for r in results:
         if not r.ok:
-            rows.append((r.path, "-", f"error: {r.error}", ""))
+            rows.append((r.path, "-", f"error: {r.error}", None))
             continue
         for rank, (name, _, prob) in enumerate(r.top, start=1):
             rows.append((r.path if rank == 1 else "", str(rank), name, f"{prob:.4f}"))
-    w = [max(len(row[i]) for row in rows) for i in range(3)]
+    w = [max(len(row[i]) for row in rows if i < 2 or row[3] is not None) for i in range(3)]
     lines = []
-    for row in rows:
-        line = f"{row[0]:<{w[0]}}  {row[1]:>{w[1]}}  {row[2]:<{w[2]}}  {row[3]:>6}".rstrip()
-        lines.append(line)
+    for f, rank, name, prob in rows:
+        if prob is None:  # an error row: the message runs on, it does not widen the column
+            lines.append(f"{f:<{w[0]}}  {rank:>{w[1]}}  {name}")
+        else:
+            lines.append(f"{f:<{w[0]}}  {rank:>{w[1]}}  {name:<{w[2]}}  {prob:>6}".rstrip())
     return "\n".join(lines)
 
 

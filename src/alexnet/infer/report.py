@@ -185,6 +185,23 @@ class _RowImages:
         return self.dataset[i][0]
 
 
+def class_mapping(data_classes: Sequence[str], model_classes: Sequence[str]) -> list[int] | None:
+    """Dataset label → model output index, matched by class name when the order differs (a
+    folder's classes are sorted; the model's are in the order it was trained with); None when
+    they already agree. Raises `UserError` when the classes cannot be matched."""
+    from ..core.errors import UserError
+
+    data_classes, model_classes = list(data_classes), list(model_classes)
+    if not data_classes or data_classes == model_classes:
+        return None
+    if set(data_classes) <= set(model_classes):  # the same names in another order, or a subset
+        where = {c: i for i, c in enumerate(model_classes)}
+        return [where[c] for c in data_classes]
+    if len(data_classes) == len(model_classes):
+        return None  # other names for the same labels (e.g. WordNet ids vs words): trust the order
+    raise UserError(f"the data's {len(data_classes)} classes do not match the model's {len(model_classes)}")
+
+
 def collect_predictions(predictor: Any, data: Any, split: str = "val", *, batch_size: int = 64,
                         workers: int = 0, val_split: float | None = None, limit: int | None = None,
                         progress: bool = False) -> Collected:
@@ -206,6 +223,8 @@ def collect_predictions(predictor: Any, data: Any, split: str = "val", *, batch_
     targets = targets_of(dataset)
     if targets is None:
         raise ValueError("the dataset has no targets (labels)")
+    remap = class_mapping(list(getattr(dataset, "classes", []) or []), list(predictor.classes))
+    targets = [remap[t] for t in targets] if remap is not None else targets
     stop = len(dataset) if limit is None else min(limit, len(dataset))
     probs, idx, bad = [], [], {}
     bar = None

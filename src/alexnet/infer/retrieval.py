@@ -151,7 +151,7 @@ class FeatureIndex:
         offset = 0
         for arr in self._shards:
             for s in range(0, arr.shape[0], chunk):
-                yield offset + s, torch.from_numpy(np.ascontiguousarray(arr[s:s + chunk]))
+                yield offset + s, torch.from_numpy(np.array(arr[s:s + chunk]))  # a copy: memmaps are read-only
             offset += arr.shape[0]
 
     def vectors(self) -> torch.Tensor:
@@ -198,33 +198,36 @@ class IndexWriter:
     def count(self) -> int:
         return int(self.meta["count"])
 
-    def add(self, feats: torch.Tensor, paths: Sequence[str], labels: Sequence[int], ids: Sequence[int],
-            position: int) -> None:
-        """Add rows; ``position`` is where the source should be read from next if we stop after them."""
+    def add(self, feats: torch.Tensor, paths: Sequence[str], labels: Sequence[int], ids: Sequence[int]) -> None:
+        """Add rows (``ids``: their indices in the source, increasing); every ``shard_size`` rows
+        are written out as a shard."""
         if self.meta.get("dim") is None:
             self.meta["dim"] = int(feats.shape[1])
         self._feats.append(feats.detach().to("cpu", torch.float16))
         self._paths += [str(p) for p in paths]
         self._labels += [int(v) for v in labels]
         self._ids += [int(v) for v in ids]
-        self._position = position
-        if len(self._paths) >= self.shard_size:
-            self.flush()
+        while len(self._paths) >= self.shard_size:
+            self.flush(self.shard_size)
 
-    def flush(self) -> None:
-        if not self._paths:
+    def flush(self, n: int | None = None) -> None:
+        """Write the first ``n`` buffered rows (default all) as the next shard, then record it —
+        and where the source is to be read from next — in ``index.json``."""
+        n = len(self._paths) if n is None else min(n, len(self._paths))
+        if n == 0:
             return
-        n = len(self.meta["shards"])
-        stem = f"shard-{n:05d}"
-        feats = torch.cat(self._feats).numpy()
+        stem = f"shard-{len(self.meta['shards']):05d}"
+        feats = torch.cat(self._feats)
         with atomic_open(self.path / f"{stem}.npy", "wb") as f:
-            np.save(f, feats)
-        atomic_write_json(self.path / f"{stem}.json", {"paths": self._paths, "labels": self._labels, "ids": self._ids})
-        self.meta["shards"].append({"file": f"{stem}.npy", "items": f"{stem}.json", "count": len(self._paths)})
-        self.meta["count"] += len(self._paths)
-        self.meta["position"] = self._position
+            np.save(f, feats[:n].numpy())
+        atomic_write_json(self.path / f"{stem}.json",
+                          {"paths": self._paths[:n], "labels": self._labels[:n], "ids": self._ids[:n]})
+        self.meta["shards"].append({"file": f"{stem}.npy", "items": f"{stem}.json", "count": n})
+        self.meta["count"] += n
+        self.meta["position"] = self._ids[n - 1] + 1
         atomic_write_json(self.path / "index.json", self.meta)  # the commit point of this shard
-        self._feats, self._paths, self._labels, self._ids = [], [], [], []
+        self._feats = [feats[n:]]
+        self._paths, self._labels, self._ids = self._paths[n:], self._labels[n:], self._ids[n:]
 
     def finish(self, **extra: Any) -> None:
         self.flush()
@@ -314,7 +317,7 @@ def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, s
             feats = pred.batch_features(images)
             idl = ids.tolist()
             labels = [targets[i] if targets is not None else -1 for i in idl]
-            writer.add(feats, [name_of(i) for i in idl], labels, idl, position=idl[-1] + 1)
+            writer.add(feats, [name_of(i) for i in idl], labels, idl)
         bar.update(len(ids) + len(bad_items))
     bar.close()
     writer.finish(seconds=round(time.perf_counter() - t0, 2))

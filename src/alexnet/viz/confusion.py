@@ -39,13 +39,19 @@ def most_confused_classes(cm: torch.Tensor, n: int = FULL_MAX) -> list[int]:
     return sorted(score.topk(min(n, len(score))).indices.tolist())
 
 
+def _cell(num_classes: int) -> int:
+    return 44 if num_classes <= 12 else CELL
+
+
 def confusion_size(num_classes: int) -> tuple[int, int]:
     """The PNG size ``(width, height)`` that `plot_confusion` writes for ``num_classes`` classes."""
+    side = min(num_classes, FULL_MAX) * _cell(num_classes)
     if num_classes <= FULL_MAX:
-        side = max(10, num_classes) * CELL
-        return side + 260, side + 230
-    side = FULL_MAX * CELL
-    return side + 260 + 700, side + 230
+        return LEFT + side + 110, BOTTOM + side + TOP
+    return LEFT + side + 330 + PAIRS_W, BOTTOM + side + TOP
+
+
+LEFT, BOTTOM, TOP, PAIRS_W = 170, 150, 70, 260
 
 
 def _heatmap(ax, cm: torch.Tensor, names: Sequence[str], annotate: bool) -> object:
@@ -76,32 +82,33 @@ def plot_confusion(cm: torch.Tensor, classes: Sequence[str], out: str | Path, ti
     cm = torch.as_tensor(cm).cpu()
     K = cm.shape[0]
     width, height = confusion_size(K)
+    side = min(K, FULL_MAX) * _cell(K)
     fig = figure(width, height)
     total, correct = int(cm.sum()), int(cm.diagonal().sum())
     acc = f"{100 * correct / total:.2f}%" if total else "n/a"
+    fig.text(0.5, 1 - 22 / height, f"{title}: {total} samples, {K} classes, top-1 {acc}",
+             ha="center", va="center", fontsize=11)
+    ax = fig.add_axes((LEFT / width, BOTTOM / height, side / width, side / height))
+    cax = fig.add_axes(((LEFT + side + 15) / width, BOTTOM / height, 15 / width, side / height))
     if K <= FULL_MAX:
-        ax = fig.add_axes((200 / width, 200 / height, (width - 260) / width, (height - 230) / height))
-        im = _heatmap(ax, cm, list(classes), annotate=K <= FULL_MAX)
-        ax.set_title(f"{title} — {total} samples, top-1 {acc} (colour: share of the true class)", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+        im = _heatmap(ax, cm, list(classes), annotate=True)
+        ax.set_title("rows: true class; colour: share of the row; numbers: counts", fontsize=8)
+        fig.colorbar(im, cax=cax)
         return save_png(fig, out)
     # Summarised: the most confused classes' sub-matrix, and the top confused pairs.
     idx = most_confused_classes(cm)
-    sub = cm[idx][:, idx]
-    side = FULL_MAX * CELL
-    ax = fig.add_axes((200 / width, 200 / height, side / width, side / height))
-    im = _heatmap(ax, sub, [classes[i] for i in idx], annotate=True)
-    ax.set_title(f"the {len(idx)} most confused of {K} classes (colour: share of the true class)", fontsize=9)
+    im = _heatmap(ax, cm[idx][:, idx], [classes[i] for i in idx], annotate=True)
+    ax.set_title(f"the {len(idx)} classes most involved in mistakes (colour: share of the true class)", fontsize=8)
+    fig.colorbar(im, cax=cax)
     pairs = confused_pairs(cm)
-    ax2 = fig.add_axes(((side + 200 + 300) / width, 200 / height, (width - side - 200 - 330) / width,
-                        side / height))
-    labels = [f"{shorten(classes[t], 22)} → {shorten(classes[p], 22)}" for t, p, _ in pairs]
+    ax2 = fig.add_axes(((width - PAIRS_W - 20) / width, BOTTOM / height, PAIRS_W / width, side / height))
+    labels = [f"{shorten(classes[t], 20)} → {shorten(classes[p], 20)}" for t, p, _ in pairs]
     ax2.barh(range(len(pairs)), [c for _, _, c in pairs], color="C3")
     ax2.set_yticks(range(len(pairs)))
     ax2.set_yticklabels(labels, fontsize=7)
-    ax2.invert_yaxis()
+    ax2.set_ylim(len(pairs) - 0.5, -0.5)
     ax2.set_xlabel("count")
-    ax2.set_title(f"most frequent mistakes (true → predicted); {total} samples, top-1 {acc}", fontsize=9)
+    ax2.set_title(f"the {len(pairs)} most frequent mistakes (true → predicted)", fontsize=8)
     return save_png(fig, out)
 
 

@@ -1,0 +1,123 @@
+"""Feature retrieval: exact search against brute force, index build/resume/query, the commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.infer.retrieval import FeatureIndex, build_index, knn, query_index
+from alexnet.viz.neighbours import strip_size
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_knn_matches_brute_force_across_chunks(metric):
+    g = torch.Generator().manual_seed(0)
+    db = torch.randn(1000, 64, generator=g).half()
+    q = torch.randn(7, 64, generator=g)
+    d, i = knn(q, db, k=5, metric=metric, chunk=97)  # chunks of odd size: the merge is exercised
+    x = db.float()
+    if metric == "euclidean":
+        ref = torch.cdist(q, x)
+    else:
+        ref = 1 - torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(x, dim=1).T
+    rd, ri = ref.topk(5, dim=1, largest=False)
+    assert torch.equal(i, ri)
+    assert torch.allclose(d, rd, atol=1e-3)
+    assert (d[:, 1:] >= d[:, :-1]).all()
+
+
+def test_knn_k_larger_than_database():
+    d, i = knn(torch.zeros(1, 3), torch.eye(3), k=10)
+    assert d.shape == (1, 3) and sorted(i[0].tolist()) == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def folder(image_root, tmp_path_factory):
+    data = tmp_path_factory.mktemp("retrieval") / "data"
+    shutil.copytree(image_root, data)
+    (data / "green" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    return data
+
+
+@pytest.fixture(scope="module")
+def index(tiny_run, folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("idx") / "index"
+    return build_index(tiny_run, f"folder:{folder}", out, split="train", val_split=0, batch_size=4,
+                       workers=0, shard_size=5, progress=False)
+
+
+def test_build_writes_streamed_shards(index, folder):
+    assert len(index) == 18 and index.complete
+    assert len(index.meta["shards"]) == 4  # 5 + 5 + 5 + 3
+    assert list(index.meta["bad"]) == [str(folder / "green" / "zz_broken.png")]
+    assert index.vectors().dtype == torch.float16 and index.vectors().shape == (18, index.dim)
+    assert index.classes == ["blue", "green", "red"]  # the dataset's classes (sorted folders)
+    for p, label in zip(index.paths, index.labels.tolist()):
+        assert f"/{index.classes[label]}/" in p
+
+
+def test_features_match_predictor(index, predictor):
+    want = predictor.features(index.paths[:3])
+    assert torch.allclose(index.vectors()[:3].float(), want, rtol=1e-2, atol=1e-2)
+
+
+def test_query_returns_itself_first_and_matches_brute_force(index, predictor, tmp_path):
+    target = index.paths[7]
+    res = query_index(index, target, k=4, predictor=predictor, strip=tmp_path / "strip.png")
+    assert res.neighbours[0].path == target and res.neighbours[0].distance < 1e-2
+    q = predictor.features([target])
+    ref = torch.cdist(q, index.vectors().float())[0]
+    assert [n.index for n in res.neighbours] == ref.topk(4, largest=False).indices.tolist()
+    with Image.open(res.strip) as im:
+        assert im.size == strip_size(4)
+    cos = query_index(index, target, k=3, metric="cosine", predictor=predictor)
+    assert cos.neighbours[0].path == target and cos.strip is None
+
+
+def test_resume_after_interruption(tiny_run, folder, index, tmp_path):
+    out = tmp_path / "index"
+    shutil.copytree(index.path, out)
+    meta = json.loads((out / "index.json").read_text())
+    # As if the build had stopped after the second shard was committed.
+    for sh in meta["shards"][2:]:
+        (out / sh["file"]).unlink()
+        (out / sh["items"]).unlink()
+    meta.update(shards=meta["shards"][:2], count=10, complete=False,
+                position=json.loads((out / "shard-00001.json").read_text())["ids"][-1] + 1)
+    (out / "index.json").write_text(json.dumps(meta))
+    logs = []
+    again = build_index(tiny_run, f"folder:{folder}", out, split="train", val_split=0, batch_size=4,
+                        workers=0, shard_size=5, progress=False, log=logs.append)
+    assert logs and "resuming" in logs[0]
+    assert again.paths == index.paths and again.meta["shards"] == index.meta["shards"]
+    # float16 rows; other batch compositions may round the last bit differently
+    assert torch.allclose(again.vectors().float(), index.vectors().float(), atol=1e-2, rtol=1e-2)
+    from alexnet.core.errors import UserError
+
+    with pytest.raises(UserError, match="already there"):
+        build_index(tiny_run, f"folder:{folder}", out, split="train", val_split=0, progress=False)
+
+
+def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
+    out = tmp_path / "cli-index"
+    assert main(["index", "build", str(tiny_run), f"folder:{folder}", "-o", str(out), "--split", "train",
+                 "--val-split", "0", "-b", "8", "-j", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "indexed 18 images" in text and "1 unreadable" in text
+    img = str(folder / "red" / "red2.jpg")
+    strip = tmp_path / "n.png"
+    assert main(["index", "query", str(out), img, "-k", "3", "-o", str(strip)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["#", "distance", "class", "path"]
+    assert lines[1].split()[2] == "red" and lines[1].split()[3] == img
+    assert strip.is_file()
+    assert main(["index", "query", str(out), img, "-k", "2", "--json", "--no-strip", "--metric", "cosine"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["neighbours"][0]["path"] == img and d["strip"] is None
+    assert main(["index", "query", str(out), str(tmp_path / "missing.jpg")]) == 2
+    assert main(["index", "query", str(tmp_path), img]) == 2
