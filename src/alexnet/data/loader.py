@@ -264,6 +264,8 @@ class BadSampleLog:
             self.epoch.setdefault(str(path), str(reason))
             self.total.setdefault(str(path), str(reason))
 
+    extend = add  # list-like spelling
+
     def __len__(self) -> int:
         return len(self.total)
 

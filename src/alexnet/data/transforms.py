@@ -12,7 +12,8 @@ Recipes (``aug``):
 - ``paper`` (Krizhevsky et al. 2012): short side → ``resize`` and centre crop ``resize``×``resize``
   (§2), random H×W crop + horizontal flip (§4.1), PCA lighting (§4.1).
 - ``light``: short side → ``resize``, random H×W crop + flip; no PCA lighting.
-- ``small``: pad 4 and random H×W crop + flip, the usual CIFAR recipe.
+- ``small``: pad and random H×W crop + flip, the usual CIFAR recipe (pad 4 at 32 px; H/8 in
+  general, so 1 px for 8×8 digits).
 - ``none``: the eval transform.
 - ``auto``: ``small`` for images of at most 64 px, else ``paper``.
 - One-channel models (MNIST, digits) are never flipped: a mirrored digit is another symbol.
@@ -221,7 +222,8 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
     elif kind == "light":
         steps += [T.Resize(resize, antialias=True), T.RandomCrop((h, w), pad_if_needed=True), *flip]
     elif kind == "small":
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=4),
+        pad = max(1, round(min(h, w) / 8))  # 4 px for 28-32 px images (the CIFAR recipe), 1 for 8 px digits
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=pad),
                   *flip]
     return ImageTransform(steps, name=f"train-{kind}" if train else "eval", decode_short_side=resize)
 

@@ -1,0 +1,115 @@
+"""``alexnet data check|index|imagenet-val|pca-stats``: outputs and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.data import build_dataset
+
+
+def test_check_clean_folder_exit_0(image_folder, capsys):
+    assert main(["data", "check", str(image_folder)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 12 images, 3 classes" in out and "no bad files" in out
+    assert "cat" in out and "       4" in out  # class counts
+    assert "size: width 20…20…20" in out and "height 16…16…16" in out
+    assert "formats: JPEG 6, PNG 6" in out
+    assert "modes other than RGB (converted):" in out and "RGBA 3" in out
+
+
+def test_check_reports_bad_files_exit_1(image_folder, capsys):
+    (image_folder / "cat" / "broken.jpg").write_bytes(b"")
+    (image_folder / "dog" / "page.jpg").write_text("<html>")
+    Image.new("RGB", (9, 9)).save(image_folder / "dog" / "real.jpg", format="PNG")
+    assert main(["data", "check", f"folder:{image_folder}", "-j", "2"]) == 1
+    out = capsys.readouterr().out
+    assert f"bad: {image_folder / 'cat' / 'broken.jpg'}: empty file" in out
+    assert f"bad: {image_folder / 'dog' / 'page.jpg'}: not an image" in out
+    assert f"note: {image_folder / 'dog' / 'real.jpg'} is a PNG file (read fine)" in out
+    assert "2 bad files: 1 empty file, 1 not an image" in out or "2 bad files: 1 not an image, 1 empty file" in out
+
+
+def test_check_json_and_split_layouts(split_folder, capsys):
+    assert main(["data", "check", str(split_folder), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [s["split"] for s in d["splits"]] == ["train", "val"] and d["bad"] == 0
+    assert d["splits"][1]["class_counts"] == {"a": 2, "b": 2}
+
+
+def test_check_in_memory_dataset(capsys):
+    assert main(["data", "check", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 1797 images, 10 classes" in out and "in memory 1797" in out
+
+
+def test_check_bad_spec_is_a_user_error(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no such file or folder" in err and len(err.splitlines()) == 1
+
+
+def test_index_round_trips_through_list(image_folder, tmp_path, capsys):
+    assert main(["data", "index", str(image_folder), "--val-split", "0.25"]) == 0
+    assert "train.txt (9 images), test.txt (3 images), classes.txt (3 classes)" in capsys.readouterr().out
+    assert (image_folder / "classes.txt").read_text() == "cat\ndog\nfox\n"
+    first = (image_folder / "train.txt").read_text().splitlines()[0]
+    assert not os.path.isabs(first.rsplit(" ", 1)[0])  # relative: the tree can move
+    tr = build_dataset(f"list:{image_folder / 'train.txt'}", "train")
+    va = build_dataset(f"list:{image_folder / 'train.txt'}", "val")  # finds test.txt beside it
+    folder_tr = build_dataset(f"folder:{image_folder}", "train", val_split=0.25)
+    folder_va = build_dataset(f"folder:{image_folder}", "val", val_split=0.25)
+    assert tr.samples == folder_tr.samples and va.samples == folder_va.samples
+    assert tr.classes == folder_tr.classes == ["cat", "dog", "fox"]
+    # elsewhere, with the tree's own val/ folder
+    out = tmp_path / "lists"
+    assert main(["data", "index", str(image_folder), "-o", str(out), "--val-split", "0"]) == 0
+    assert not (out / "test.txt").exists()
+    assert len(build_dataset(str(out / "train.txt"), "train", val_split=0)) == 12
+
+
+def test_index_split_folder_uses_its_val(split_folder):
+    assert main(["data", "index", str(split_folder)]) == 0
+    va = build_dataset(str(split_folder / "train.txt"), "val")
+    assert va.samples == build_dataset(f"folder:{split_folder}", "val").samples
+
+
+def test_imagenet_val_command_is_idempotent(fake_imagenet, capsys):
+    args = ["data", "imagenet-val", str(fake_imagenet["val"]), "--devkit", str(fake_imagenet["devkit"])]
+    assert main(args + ["--dry-run"]) == 0
+    assert "dry run: 6 moved, 0 already in place" in capsys.readouterr().out
+    assert len(os.listdir(fake_imagenet["val"])) == 6  # nothing moved
+    assert main(args) == 0
+    assert "6 moved, 0 already in place" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 moved, 6 already in place" in capsys.readouterr().out
+    assert len(build_dataset(f"imagenet:{fake_imagenet['root']}", "val")) == 6
+
+
+def test_imagenet_val_unpacked_devkit_folder(fake_imagenet, tmp_path):
+    import tarfile
+
+    with tarfile.open(fake_imagenet["devkit"]) as tar:
+        tar.extractall(tmp_path / "kit", filter="data")
+    assert main(["data", "imagenet-val", str(fake_imagenet["val"]), "--devkit", str(tmp_path / "kit")]) == 0
+    assert sorted(os.listdir(fake_imagenet["val"])) == sorted(set(fake_imagenet["truth"]))
+
+
+def test_pca_stats_command(image_folder, tmp_path, capsys):
+    out = tmp_path / "pca.json"
+    assert main(["data", "pca-stats", str(image_folder), "-o", str(out), "--size", "16"]) == 0
+    d = json.loads(out.read_text())
+    assert len(d["eigval"]) == 3 and d["eigval"][0] >= d["eigval"][1] >= d["eigval"][2] >= 0
+    assert len(d["eigvec"]) == 3 and d["images"] == 12 and d["source"] == str(image_folder)
+    assert "eigval" in capsys.readouterr().out
+    from types import SimpleNamespace
+
+    from alexnet.data import PCALighting, build_transforms
+
+    c = SimpleNamespace(input_size=(3, 16, 16), resize=16, mean=(0.5,) * 3, std=(0.5,) * 3)
+    t = build_transforms(c, train=True, aug="paper", pca=str(out))
+    assert [s for s in t.steps if isinstance(s, PCALighting)][0].eigval.tolist() == pytest.approx(d["eigval"])

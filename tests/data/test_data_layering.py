@@ -1,0 +1,27 @@
+"""alexnet.data imports only alexnet.core among our packages (DESIGN.md: arrows point down)."""
+
+import ast
+from pathlib import Path
+
+import alexnet.data
+
+ALLOWED = {"core", "data"}
+
+
+def test_data_imports_nothing_above_core():
+    root = Path(alexnet.data.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 2 and node.module:  # from ..x import
+                    names.append(node.module.split(".")[0])
+                elif node.level == 0 and node.module and node.module.startswith("alexnet."):
+                    names.append(node.module.split(".")[1])
+                elif node.level == 0 and node.module == "alexnet":
+                    names.append("<alexnet>")
+            elif isinstance(node, ast.Import):
+                names += [a.name.split(".")[1] if a.name.startswith("alexnet.") else "<alexnet>"
+                          for a in node.names if a.name.split(".")[0] == "alexnet"]
+            for n in names:
+                assert n in ALLOWED, f"{path.name} imports alexnet.{n}"
