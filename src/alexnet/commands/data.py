@@ -1,0 +1,102 @@
+"""``alexnet data check|index|imagenet-val|pca-stats``: look after datasets (docs/data.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+ORDER = 40
+
+SPEC_HELP = ("a dataset: digits, cifar10:PATH, mnist:PATH, imagenet:PATH, folder:PATH, list:FILE, "
+             "or a bare folder / list file")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="check, index and prepare datasets",
+                       description="Check, index and prepare datasets. Dataset specs and examples: docs/data.md")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    c = dsub.add_parser("check", help="decode every image; report bad files, class counts, sizes (exit 1 if bad)")
+    c.add_argument("spec", metavar="ROOT_OR_SPEC", help=SPEC_HELP)
+    c.add_argument("-j", "--workers", type=int, default=None, help="parallel decoders (default: CPU count, ≤ 8)")
+    c.add_argument("--max-pixels", type=int, default=None,
+                   help="images with more pixels are bad (decompression bombs; default 89,478,485)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=run_check)
+
+    i = dsub.add_parser("index", help="write train.txt, test.txt and classes.txt for an image-folder tree")
+    i.add_argument("root", metavar="ROOT", help="a folder of class folders (or with train/ and val/ or test/)")
+    i.add_argument("-o", "--output-dir", default=None, help="where to write the lists (default: ROOT)")
+    i.add_argument("--val-split", type=float, default=0.1,
+                   help="fraction held out as test.txt when there is no val/ or test/ folder (default 0.1)")
+    i.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
+    i.set_defaults(func=run_index)
+
+    v = dsub.add_parser("imagenet-val", help="sort ImageNet's 50,000 flat validation images into class folders")
+    v.add_argument("folder", metavar="FOLDER", help="the folder holding ILSVRC2012_val_*.JPEG")
+    v.add_argument("--devkit", required=True,
+                   help="ILSVRC2012_devkit_t12.tar.gz, its unpacked folder, or Kaggle's LOC_val_solution.csv")
+    v.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
+    v.set_defaults(func=run_imagenet_val)
+
+    s = dsub.add_parser("pca-stats", help="RGB eigenvalues/eigenvectors for PCA colour augmentation (§4.1)")
+    s.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
+    s.add_argument("-o", "--output", required=True, help="JSON file to write (pass it to training as --pca)")
+    s.add_argument("--max-images", type=int, default=2000, help="images to sample (default 2000)")
+    s.add_argument("--size", type=int, default=256, help="short side images are resized to first (default 256)")
+    s.add_argument("-j", "--workers", type=int, default=0, help="loader worker processes (default 0)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
+    s.set_defaults(func=run_pca_stats)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..data.check import check_dataset, format_report
+    from ..data.decode import DEFAULT_MAX_PIXELS
+
+    report = check_dataset(args.spec, workers=args.workers, progress=not args.json,
+                           max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 1 if report.bad else 0
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from ..core.errors import UserError
+    from ..data.check import index_folder
+
+    if not 0 <= args.val_split < 1:
+        raise UserError(f"--val-split must be in [0, 1), not {args.val_split}")
+    r = index_folder(args.root, args.output_dir, val_split=args.val_split, seed=args.seed)
+    print(f"wrote {r['out']}/train.txt ({r['train']} images), "
+          + (f"test.txt ({r['test']} images), " if r["test"] else "")
+          + f"classes.txt ({r['classes']} classes)")
+    for p in r["skipped"]:
+        print(f"skipped (newline in its name): {p!r}", file=sys.stderr)
+    return 0
+
+
+def run_imagenet_val(args: argparse.Namespace) -> int:
+    from ..data.imagenet import imagenet_val_relayout
+
+    rep = imagenet_val_relayout(args.folder, args.devkit, dry_run=args.dry_run)
+    for p in rep.conflicts:
+        print(f"left in place (target exists): {p}", file=sys.stderr)
+    print(("dry run: " if args.dry_run else "") + rep.summary())
+    return 0
+
+
+def run_pca_stats(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
+    from ..core.io import atomic_write_json
+    from ..data import build_dataset, build_transforms, compute_pca_stats
+
+    cfg = SimpleNamespace(input_size=(3, args.size, args.size), resize=args.size, mean=(0, 0, 0), std=(1, 1, 1))
+    ds = build_dataset(args.spec, "train", build_transforms(cfg, train=False), val_split=0.0)
+    stats = compute_pca_stats(ds, args.max_images, seed=args.seed, workers=args.workers,
+                              progress=sys.stderr.isatty())
+    stats["source"] = args.spec
+    atomic_write_json(args.output, stats)
+    print(f"eigval {stats['eigval']}  ({stats['images']} images, {stats['bad']} bad skipped) → {args.output}")
+    return 0
