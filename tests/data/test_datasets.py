@@ -163,7 +163,7 @@ def test_mnist_idx_gz_and_plain(mnist_root):
 
 
 def test_missing_datasets_say_what_to_do(tmp_path):
-    with pytest.raises(UserError, match=r"cifar-10-python.tar.gz .* or pass --download"):
+    with pytest.raises(UserError, match=r"cifar-10-python.tar.gz .* download=True"):
         build_dataset(f"cifar10:{tmp_path}")
     with pytest.raises(UserError, match="put the four MNIST idx files there"):
         build_dataset(f"mnist:{tmp_path}")
@@ -173,6 +173,8 @@ def test_missing_datasets_say_what_to_do(tmp_path):
         build_dataset(str(tmp_path / "nope"))
     with pytest.raises(UserError, match="unknown dataset kind 'imagnet'"):
         build_dataset("imagnet:/x")
+    with pytest.raises(UserError, match=r"a location is needed \(cifar10:/path"):
+        build_dataset("cifar10")
     with pytest.raises(UserError, match="unknown split"):
         build_dataset("digits", "training")
     with pytest.raises(UserError, match="no class folders"):

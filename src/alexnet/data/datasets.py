@@ -377,8 +377,8 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
         batches = _find_cifar_batches(root)
     if batches is None:
         raise UserError(f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz "
-                        f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there, "
-                        f"or pass --download")
+                        f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there "
+                        f"(or let torchvision download it: download=True)")
     files = ["test_batch"] if split == "val" else [f"data_batch_{i}" for i in range(1, 6)]
     files = [os.path.join(batches, f) for f in files]
     missing = [f for f in files if not os.path.isfile(f)]
@@ -440,7 +440,8 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
         img, lab = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if img is None or lab is None:
         raise UserError(f"mnist: no {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte (.gz) in {root} "
-                        f"(nor in raw/ or MNIST/raw/): put the four MNIST idx files there, or pass --download")
+                        f"(nor in raw/ or MNIST/raw/): put the four MNIST idx files there "
+                        f"(or let torchvision download them: download=True)")
     images, labels = read_idx(img), read_idx(lab)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"mnist: {img} and {lab} do not match ({images.shape} images, {labels.shape} labels)")
@@ -468,6 +469,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if sep and kind in KINDS:
         return kind, os.path.expanduser(rest)
     path = os.path.expanduser(spec)
+    if spec in KINDS and not os.path.exists(path):
+        raise UserError(f"{spec}: a location is needed ({spec}:/path/to/data)")
     if os.path.isfile(path):
         return "list", path
     if os.path.isdir(path):
