@@ -152,6 +152,8 @@ def test_loader_batches_and_resume_mid_epoch():
     loader.sampler.set_epoch(3)
     full = _epoch(loader)
     x, y, bad = full[0]
+    batch = next(iter(loader))
+    assert type(batch).__name__ == "Batch" and batch.images.shape == x.shape and batch.bad == []
     assert x.dtype == torch.uint8 and x.shape == (4, 3, 12, 12) and y.dtype == torch.int64 and bad == []
     assert len(full) == 5
     resumed = build_loader(ds, batch_size=4, train=True, seed=1)
@@ -269,6 +271,7 @@ def test_corrupt_zoo_loader_completes_and_reports_every_bad_file(zoo, tmp_path, 
     loader = build_loader(ds, batch_size=3, train=False, workers=workers)
     n = 0
     for x, y, bad in loader:
+        assert all(type(b).__name__ == "BadSample" and b == (b.path, b.reason) for b in bad)
         log.add(bad)
         n += len(y)
         seen.update(int(v) for v in x[:, 0].reshape(len(y), -1).float().mean(1).round())

@@ -19,7 +19,7 @@ import math
 import os
 import random
 from collections import Counter
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -190,8 +190,27 @@ def _seeded_call(fn, arg, seed: int):
         np.random.set_state(np_state)
 
 
-def collate(batch: Sequence[tuple[Any, int, list]]) -> tuple[Any, torch.Tensor, list[tuple[str, str]]]:
-    """``[(image, label, bad), …]`` → ``(images [B, …] stacked, labels int64 [B], bad)``."""
+class BadSample(NamedTuple):
+    """A sample that failed to load: a ``(path, reason)`` tuple."""
+
+    path: str
+    reason: str
+
+
+class Batch(NamedTuple):
+    """What the loader yields; unpacks as ``images, labels, bad = batch``.
+
+    Named tuples, because ``pin_memory`` rebuilds them as they were (plain tuples come back
+    as lists).
+    """
+
+    images: Any  # uint8 [B, C, H, W], or [B, 10, C, H, W] with ten-crop
+    labels: torch.Tensor  # int64 [B]
+    bad: list[BadSample]
+
+
+def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
+    """``[(image, label, bad), …]`` → ``Batch(images stacked, labels int64 [B], bad)``."""
     images = [b[0] for b in batch]
     if all(isinstance(x, torch.Tensor) for x in images):
         stacked = torch.stack(images)
@@ -200,7 +219,7 @@ def collate(batch: Sequence[tuple[Any, int, list]]) -> tuple[Any, torch.Tensor, 
 
         stacked = default_collate(images)
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
-    return stacked, labels, [x for b in batch for x in b[2]]
+    return Batch(stacked, labels, [BadSample(*x) for b in batch for x in b[2]])
 
 
 def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int = 0, seed: int = 0,
