@@ -14,7 +14,7 @@ ORDER = 60
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..infer.export import FORMATS, ONNX_OPSET
+    from ..infer.export import EXPORTERS, FORMATS, ONNX_OPSET
 
     p = sub.add_parser("export", help="export weights to ONNX, TorchScript or safetensors",
                        description=__doc__.split("\n", 2)[2].strip())
@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="onnx", help="default onnx")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
+    p.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                   help="ONNX exporter: dynamo (torch.export, needs onnxscript), torchscript (legacy), "
+                        "auto (dynamo when onnxscript is installed; default)")
     p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
     p.set_defaults(func=run)
 
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from ..infer.export import ExportCheckError, export_model
 
     try:
-        res = export_model(args.weights, args.format, args.output, opset=args.opset, verify=not args.no_verify)
+        res = export_model(args.weights, args.format, args.output, opset=args.opset, verify=not args.no_verify,
+                           exporter=args.exporter)
     except ExportCheckError as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1

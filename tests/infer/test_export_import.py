@@ -1,0 +1,153 @@
+"""Export (ONNX checked with onnxruntime, TorchScript, safetensors) and the torchvision import."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torchvision
+
+from alexnet.cli import main
+from alexnet.core.errors import UserError
+from alexnet.infer.export import example_inputs, export_model
+from alexnet.infer.interop import imagenet_classes, import_torchvision
+from alexnet.models import build_model, load_weights, make_meta, meta_cfg, save_weights
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    """The paper's two-tower network (LRN, grouped convs) at a tiny width."""
+    torch.manual_seed(0)
+    model = build_model("alexnet", num_classes=4, width=0.0625, fc_width=64)
+    run = tmp_path_factory.mktemp("paper")
+    save_weights(model, run, make_meta("alexnet", list("abcd"), model_kwargs={"width": 0.0625, "fc_width": 64}))
+    return run
+
+
+@pytest.mark.parametrize("which, exporter", [("tiny_run", "torchscript"), ("paper_run", "dynamo")])
+def test_onnx_matches_pytorch_with_dynamic_batch(which, exporter, request, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+    run = request.getfixturevalue(which)
+    res = export_model(run, "onnx", tmp_path / "m.onnx", exporter=exporter)
+    assert exporter in res.exporter.lower().replace("torchscript-based", "torchscript")
+    assert res.max_abs_diff is not None and res.max_abs_diff <= res.tolerance
+    model, meta = load_weights(run)
+    cfg = meta_cfg(meta)
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    for b in (1, 5):  # other batch sizes than the export's
+        x = example_inputs(cfg, b, seed=7)
+        got = torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
+        with torch.no_grad():
+            assert torch.allclose(got, model(x), atol=1e-4, rtol=1e-4)
+    props = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
+    assert json.loads(props["classes"]) == meta["classes"] and props["model"] == meta["model"]
+    assert json.loads(props["input_size"]) == list(cfg.input_size)
+
+
+def test_cli_export_onnx_prints_difference(tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", str(tiny_run), "--format", "onnx", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "max abs difference" in text and "ok" in text
+
+
+def test_export_check_failure_leaves_no_file(tiny_run, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    import alexnet.infer.export as ex
+
+    monkeypatch.setattr(ex, "tolerance_for", lambda ref: -1.0)  # nothing can pass
+    out = tmp_path / "bad.onnx"
+    assert main(["export", str(tiny_run), "-o", str(out)]) == 1
+    assert "differs" in capsys.readouterr().err
+    assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.endswith(".onnx")]
+
+
+def test_torchscript_and_safetensors(tiny_run, tmp_path):
+    res = export_model(tiny_run, "torchscript", tmp_path / "m.pt")
+    assert res.max_abs_diff <= res.tolerance
+    ts = torch.jit.load(str(res.path))
+    model, meta = load_weights(tiny_run)
+    x = example_inputs(meta_cfg(meta), 3)
+    with torch.no_grad():
+        assert torch.allclose(ts(x), model(x), atol=1e-5)
+    assert json.loads((tmp_path / "m.json").read_text())["classes"] == meta["classes"]
+    st = export_model(tiny_run, "safetensors", tmp_path / "copy.safetensors")
+    again, meta2 = load_weights(st.path)
+    assert meta2 == meta
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+
+
+def test_unknown_format_is_user_error(tiny_run, tmp_path):
+    with pytest.raises(UserError):
+        export_model(tiny_run, "tflite", tmp_path / "x")
+
+
+# ----------------------------------------------------------------------------- import
+
+@pytest.fixture(scope="module")
+def tv_checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    tv = torchvision.models.alexnet(weights=None).eval()
+    path = tmp_path_factory.mktemp("tv") / "alexnet-owt-7be5be79.pth"
+    torch.save(tv.state_dict(), path)
+    return tv, path
+
+
+def test_import_torchvision_gives_identical_outputs_then_predicts(tv_checkpoint, tmp_path, image_files, capsys):
+    tv, path = tv_checkpoint
+    out = tmp_path / "owt"
+    assert main(["import", "torchvision", str(path), "-o", str(out)]) == 0
+    assert (out / "weights.safetensors").is_file() and (out / "weights.json").is_file()
+    model, meta = load_weights(out)
+    assert meta["model"] == "alexnet-owt" and meta["classes"] == imagenet_classes()
+    assert meta["classes"][0] == "tench" and meta["classes"][999] == "toilet tissue"
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(model(x), tv(x))
+    capsys.readouterr()
+    assert main(["predict", str(out), str(image_files[0][0]), "--format", "json", "-k", "3"]) == 0
+    preds = json.loads(capsys.readouterr().out)["results"][0]["predictions"]
+    assert len(preds) == 3 and all(p["class"] in imagenet_classes() for p in preds)
+
+
+def test_checkpoint_unwrapping(tmp_path):
+    """DataParallel/DDP checkpoints: ``module.`` prefixes, the state_dict under "model"."""
+    from alexnet.infer.interop import _state_dict
+
+    t = torch.zeros(2)
+    assert _state_dict({"model": {"module.features.0.weight": t}, "epoch": 3}, tmp_path) == {"features.0.weight": t}
+    with pytest.raises(UserError, match="not a tensor"):
+        _state_dict({"features.0.weight": [1, 2]}, tmp_path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_malicious_pickle_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": _Evil()}, path)  # unpickling would run os.system
+    with pytest.raises(UserError, match="pickled code"):
+        import_torchvision(path, tmp_path / "out")
+    assert main(["import", "torchvision", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "refused" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_an_alexnet_checkpoint(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, path)
+    with pytest.raises(UserError, match="not a torchvision AlexNet"):
+        import_torchvision(path, tmp_path / "out")
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11), "classifier.6.weight": torch.zeros(10, 4096)}, path)
+    with pytest.raises(UserError, match="does not fit"):
+        import_torchvision(path, tmp_path / "out")
