@@ -181,6 +181,22 @@ def test_missing_datasets_say_what_to_do(tmp_path):
         build_dataset(f"folder:{tmp_path}")
 
 
+def test_failed_download_is_one_line(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(UserError, match=r"cifar10: download to .* failed \(<urlopen error"):
+        build_dataset(f"cifar10:{tmp_path}", download=True)
+    with pytest.raises(UserError, match=r"mnist: download to .* failed .*put the four"):
+        build_dataset(f"mnist:{tmp_path}", download=True)
+
+
 def test_devkit_parsing(fake_imagenet):
     kit = read_devkit(fake_imagenet["devkit"])
     assert sorted(kit.words) == IMAGENET_WNIDS  # leaves only
@@ -210,7 +226,7 @@ def test_imagenet_val_relayout_is_idempotent_and_loses_nothing(fake_imagenet):
 
 def test_imagenet_prepared_layout_with_names(fake_imagenet):
     root = fake_imagenet["root"]
-    with pytest.raises(UserError, match="alexnet data imagenet-val"):
+    with pytest.raises(UserError, match="6 validation images outside class folders.*alexnet data imagenet-val"):
         build_dataset(f"imagenet:{root}", "val")  # still flat
     imagenet_val_relayout(fake_imagenet["val"], fake_imagenet["devkit"])
     tr, va = build_dataset(f"imagenet:{root}", "train"), build_dataset(f"imagenet:{root}", "val")

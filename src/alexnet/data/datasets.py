@@ -204,14 +204,13 @@ def folder_splits(root: str) -> tuple[str, str | None]:
 
 
 def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
-                   *, name: str | None = None, class_names: dict[str, str] | None = None,
-                   classes: list[str] | None = None) -> FileDataset:
+                   *, name: str | None = None) -> FileDataset:
     """Image folders: ``root/<class>/…``, or ``root/train/<class>/…`` + ``root/val/<class>/…``."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     train_dir, val_dir = folder_splits(root)
-    ids = classes or find_classes(train_dir)
+    ids = find_classes(train_dir)
     if not ids:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
     idx = {c: i for i, c in enumerate(ids)}
@@ -226,8 +225,7 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
     if not samples:
         raise UserError(f"{val_dir if split == 'val' and val_dir else train_dir}: no images "
                         f"({', '.join(IMG_EXTENSIONS)}) in the class folders")
-    names = [(class_names or {}).get(c, c) for c in ids]
-    return FileDataset(samples, names, ids, transform, name or f"folder:{root}", split)
+    return FileDataset(samples, ids, ids, transform, name or f"folder:{root}", split)
 
 
 def read_list(path: str) -> list[tuple[str, int]]:

@@ -261,8 +261,9 @@ def imagenet_dataset(root: str, split: str, transform: Callable | None = None) -
                 raise UserError(f"imagenet: {VAL_TAR} needs {DEVKIT}.tar.gz beside it for the labels")
             _extract_val(root, kit)
     words = load_class_names(root)
-    if split == "val" and not find_classes(d) and any(_VAL_NAME.match(n) for n in os.listdir(d)[:1000]):
-        raise UserError(f"imagenet: {d} holds the validation images flat; sort them into class folders "
+    flat = sum(1 for n in os.listdir(d) if _VAL_NAME.match(n))
+    if flat:
+        raise UserError(f"imagenet: {d} holds {flat} validation images outside class folders; sort them "
                         f"with `alexnet data imagenet-val {d} --devkit {DEVKIT}.tar.gz`")
     if words:
         wnids = sorted(words)
