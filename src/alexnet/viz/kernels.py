@@ -104,5 +104,5 @@ def plot_kernels(img: torch.Tensor, out: str | Path, title: str | None = None) -
         ax.set_xlabel(_kernel_text(k), fontsize=9, family="monospace")
     for ax in axes[len(results) + 1:]:
         ax.set_axis_off()
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.1, top=0.95, hspace=0.55, wspace=0.1)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08, top=0.96, hspace=0.45, wspace=0.1)
     return save_png(fig, out)

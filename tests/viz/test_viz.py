@@ -1,0 +1,189 @@
+"""Visualisations: each writes a valid PNG of the expected size, and shows the right thing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.core.errors import UserError
+from alexnet.models import build_model, make_meta, save_weights
+
+
+def png_size(path) -> tuple[int, int]:
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("alexnet", num_classes=3, width=0.25, fc_width=32)
+    run = tmp_path_factory.mktemp("paper")
+    save_weights(model, run, make_meta("alexnet", ["a", "b", "c"], model_kwargs={"width": 0.25, "fc_width": 32}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def cifar_run(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("alexnet-cifar", num_classes=3, width=0.125)
+    run = tmp_path_factory.mktemp("cifar")
+    save_weights(model, run, make_meta("alexnet-cifar", ["a", "b", "c"], model_kwargs={"width": 0.125}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A 60×80 image: left half dark, right half bright (one vertical edge), a red square."""
+    a = np.full((60, 80, 3), 30, np.uint8)
+    a[:, 40:] = 220
+    a[10:20, 10:20] = (255, 0, 0)
+    p = tmp_path_factory.mktemp("img") / "edge.png"
+    Image.fromarray(a).save(p)
+    return p
+
+
+# ----------------------------------------------------------------------------- filters
+
+def test_paper_filters_are_split_by_tower(paper_run, tmp_path):
+    from alexnet.models import load_weights
+    from alexnet.viz.filters import first_layer_kernels, filters_size, plot_filters
+
+    model, _ = load_weights(paper_run)
+    panels = first_layer_kernels(model)
+    w = model.features.conv1.weight
+    assert [name for name, _ in panels] == ["tower 1 (GPU 1)", "tower 2 (GPU 2)"]
+    assert torch.equal(panels[0][1], w[: w.shape[0] // 2]) and torch.equal(panels[1][1], w[w.shape[0] // 2:])
+    out = plot_filters(model, tmp_path / "f.png")
+    assert png_size(out) == filters_size(panels)
+
+
+def test_two_tower_module_gives_the_same_panels(tmp_path):
+    from alexnet.viz.filters import first_layer_kernels
+
+    torch.manual_seed(0)
+    towers = build_model("alexnet", num_classes=3, width=0.25, fc_width=32, towers=2)
+    grouped = build_model("alexnet", num_classes=3, width=0.25, fc_width=32)
+    towers.load_grouped(grouped.state_dict())
+    a, b = first_layer_kernels(towers), first_layer_kernels(grouped)
+    assert [n for n, _ in a] == [n for n, _ in b]
+    assert all(torch.equal(x, y) for (_, x), (_, y) in zip(a, b))
+
+
+def test_colourfulness_separates_grey_from_colour_kernels():
+    from alexnet.viz.filters import colourfulness
+
+    g = torch.Generator().manual_seed(0)
+    grey = torch.randn(8, 1, 5, 5, generator=g).expand(8, 3, 5, 5)
+    colour = torch.randn(8, 3, 5, 5, generator=g)
+    assert colourfulness(grey) == pytest.approx(0, abs=1e-6)
+    assert colourfulness(colour) > 0.5
+    assert colourfulness(torch.randn(4, 1, 3, 3)) != colourfulness(torch.randn(4, 1, 3, 3))  # NaN ≠ NaN
+
+
+def test_cli_filters_single_panel(cifar_run, tmp_path, capsys):
+    from alexnet.viz.filters import COLS, filters_size
+
+    out = tmp_path / "filters.png"
+    assert main(["visualize", "filters", str(cifar_run), "-o", str(out)]) == 0
+    assert f"({COLS * 50}×" in capsys.readouterr().out
+    conv1 = torch.zeros(8, 3, 3, 3)  # alexnet-cifar at width 0.125 has 8 first-layer kernels
+    assert png_size(out) == filters_size([("first convolution", conv1)])
+
+
+# ----------------------------------------------------------------------------- curves
+
+def _metrics(path, rows):
+    path.mkdir(parents=True, exist_ok=True)
+    lines = ["epoch,step,train_loss,val_loss,val_top1,val_top5,lr,time"]
+    lines += [",".join("" if v is None else str(v) for v in r) for r in rows]
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_curves_overlay_runs_with_empty_cells(tmp_path):
+    from alexnet.viz.curves import HEIGHT, WIDTH, plot_curves, read_metrics
+
+    _metrics(tmp_path / "a", [(1, 10, 2.3, 2.2, 20.0, 60.0, 0.01, 3.1), (2, 20, 1.9, None, None, None, 0.01, 6.0),
+                              (3, 30, 1.5, 1.6, 45.5, 88.0, 0.001, 9.2)])
+    _metrics(tmp_path / "b", [(1, 5, 2.0, 1.9, 30.0, 70.0, 0.1, 1.0)])
+    cols = read_metrics(tmp_path / "a")
+    assert cols["val_top1"][0] == 20.0 and np.isnan(cols["val_top1"][1])
+    out = plot_curves([tmp_path / "a", tmp_path / "b" / "metrics.csv"], tmp_path / "c.png")
+    assert png_size(out) == (WIDTH, HEIGHT)
+
+
+def test_curves_errors(tmp_path, capsys):
+    from alexnet.viz.curves import read_metrics
+
+    with pytest.raises(UserError, match="no such file"):
+        read_metrics(tmp_path)
+    (tmp_path / "metrics.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="epoch"):
+        read_metrics(tmp_path)
+    assert main(["visualize", "curves", str(tmp_path / "nope"), "-o", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_curves(tmp_path, capsys):
+    _metrics(tmp_path / "run", [(1, 10, 2.3, 2.2, 20.0, 60.0, 0.01, 3.1), (2, 20, 1.9, 1.8, 30.0, 70.0, 0.01, 6.0)])
+    out = tmp_path / "curves.png"
+    assert main(["visualize", "curves", str(tmp_path / "run"), "-o", str(out), "--labels", "mine"]) == 0
+    assert png_size(out) == (1500, 500)
+
+
+# ----------------------------------------------------------------------------- activations
+
+def test_activations_one_row_per_conv_layer(cifar_run, photo, tmp_path, capsys):
+    from alexnet.infer import Predictor
+    from alexnet.viz.activations import activations_size, conv_activations
+
+    p = Predictor(cifar_run, device="cpu")
+    crop = p.preprocess(photo)
+    acts = conv_activations(p.model, p.normalize(crop[None]))
+    assert [n for n, _ in acts] == [f"features.conv{i}" for i in range(1, 6)]
+    assert [tuple(a.shape) for _, a in acts] == [(8, 32, 32), (24, 16, 16), (48, 8, 8), (32, 8, 8), (32, 8, 8)]
+    assert all((a >= 0).all() for _, a in acts)  # after ReLU
+    out = tmp_path / "act.png"
+    assert main(["visualize", "activations", str(cifar_run), str(photo), "-o", str(out), "--maps", "6"]) == 0
+    assert png_size(out) == activations_size(5, 6)
+
+
+def test_activations_sample_deep_nets():
+    from alexnet.viz.activations import MAX_LAYERS, conv_layers
+
+    layers = conv_layers(build_model("resnet18", num_classes=2))
+    assert len(layers) == MAX_LAYERS and layers[0][0] == "conv1"
+
+
+# ----------------------------------------------------------------------------- kernels
+
+def test_classic_kernels_do_what_they_say(photo):
+    from alexnet.data import decode_image
+    from alexnet.viz.kernels import apply_kernels
+
+    res = {name: out for name, _, out in apply_kernels(decode_image(str(photo)))}
+    sx, sy = res["Sobel x"][0].float(), res["Sobel y"][0].float()
+    # The vertical edge at x=40: Sobel x fires there, Sobel y (horizontal edges) does not.
+    assert (sx[30:55, 39:41] == 255).all() and sx[30:55, 42:80].max() == 0 and sx[30:55, 22:38].max() == 0
+    assert sy[30:55, 39:41].max() == 0
+    blur = res["box blur"].float()
+    assert blur.shape == (3, 60, 80) and torch.allclose(blur[:, 30:55, 50:70], torch.tensor(220.0))
+
+
+def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
+    from alexnet.viz.kernels import kernels_size
+
+    out = tmp_path / "k.png"
+    assert main(["visualize", "kernels", str(photo), "-o", str(out)]) == 0
+    assert png_size(out) == kernels_size()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    assert main(["visualize", "kernels", str(bad), "-o", str(out)]) == 2
+    assert "not an image" in capsys.readouterr().err
