@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from ..core.io import atomic_open, atomic_write_json
 
 FORMAT = 1
 METRICS = ("euclidean", "cosine")
-CHUNK = 32768  # index rows per matrix product (4096-d float32: 512 MiB at most on the device)
+CHUNK = 16384  # index rows per matrix product (4096-d float32: 256 MiB at a time on the device)
 
 
 # ----------------------------------------------------------------------------- exact search
@@ -48,14 +49,15 @@ def _topk_merge(best_d: torch.Tensor | None, best_i: torch.Tensor | None, d: tor
     return d, i.gather(1, pos)
 
 
-def knn(queries: torch.Tensor, chunks: Iterator[tuple[int, torch.Tensor]] | torch.Tensor, k: int = 8,
+def knn(queries: torch.Tensor, chunks: Iterator[tuple] | torch.Tensor, k: int = 8,
         metric: str = "euclidean", device: str | torch.device | None = None,
         chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours of ``queries [Q, D]`` among database vectors.
 
-    ``chunks``: a ``[N, D]`` tensor, or an iterator of ``(offset, rows [n, D])`` (any float dtype;
-    computed in float32). Returns ``(distances [Q, k'], indices [Q, k'])``, nearest first,
-    ``k' = min(k, N)``: Euclidean distance, or cosine distance ``1 − cos``.
+    ``chunks``: a ``[N, D]`` tensor, or an iterator of ``(offset, rows [n, D])`` or
+    ``(offset, rows, squared norms [n])`` (rows in any float dtype; computed in float32).
+    Returns ``(distances [Q, k'], indices [Q, k'])``, nearest first, ``k' = min(k, N)``:
+    Euclidean distance, or cosine distance ``1 − cos``.
     """
     if metric not in METRICS:
         raise UserError(f"unknown metric {metric!r} (use {' or '.join(METRICS)})")
@@ -70,15 +72,16 @@ def knn(queries: torch.Tensor, chunks: Iterator[tuple[int, torch.Tensor]] | torc
         db = chunks
         chunks = ((s, db[s:s + chunk]) for s in range(0, db.shape[0], chunk))
     best_d = best_i = None
-    for offset, rows in chunks:
-        x = rows.to(dev, torch.float32, non_blocking=True)
-        if x.shape[0] == 0:
+    for offset, rows, *sq in chunks:
+        if rows.shape[0] == 0:
             continue
+        x = rows.to(dev, torch.float32, non_blocking=True)
+        xx = sq[0].to(dev, torch.float32) if sq else (x * x).sum(1)
         dots = q @ x.T
         if metric == "cosine":
-            d = 1.0 - dots / x.norm(dim=1).clamp_min(1e-12)[None]
+            d = 1.0 - dots / xx.sqrt().clamp_min(1e-12)[None]
         else:
-            d = (qq - 2.0 * dots + (x * x).sum(1)[None]).clamp_min_(0.0)
+            d = (qq - 2.0 * dots + xx[None]).clamp_min_(0.0)
         kk = min(k, d.shape[1])
         cd, ci = d.topk(kk, dim=1, largest=False, sorted=False)
         best_d, best_i = _topk_merge(best_d, best_i, cd, ci + offset, k)
@@ -138,6 +141,7 @@ class FeatureIndex:
             ids += items.get("ids", [-1] * sh["count"])
         self.labels = torch.tensor(labels, dtype=torch.long)
         self.ids = torch.tensor(ids, dtype=torch.long)
+        self._sqnorms: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -146,12 +150,30 @@ class FeatureIndex:
     def complete(self) -> bool:
         return bool(self.meta.get("complete"))
 
-    def chunks(self, chunk: int = CHUNK) -> Iterator[tuple[int, torch.Tensor]]:
-        """``(offset, float16 rows)`` over the whole index, ``chunk`` rows at a time."""
+    def _rows(self, arr: np.ndarray, s: int, e: int) -> torch.Tensor:
+        with warnings.catch_warnings():  # a read-only memmap: torch warns, we never write to it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(arr[s:e])
+
+    def sqnorms(self) -> torch.Tensor:
+        """Squared norms of every vector (float32 ``[N]``), computed once and kept."""
+        if self._sqnorms is None:
+            parts = []
+            for arr in self._shards:
+                for s in range(0, arr.shape[0], CHUNK):
+                    x = self._rows(arr, s, s + CHUNK).float()
+                    parts.append((x * x).sum(1))
+            self._sqnorms = torch.cat(parts) if parts else torch.empty(0)
+        return self._sqnorms
+
+    def chunks(self, chunk: int = CHUNK) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(offset, float16 rows, their squared norms)`` over the index, ``chunk`` rows at a time."""
+        sq = self.sqnorms()
         offset = 0
         for arr in self._shards:
             for s in range(0, arr.shape[0], chunk):
-                yield offset + s, torch.from_numpy(np.array(arr[s:s + chunk]))  # a copy: memmaps are read-only
+                rows = self._rows(arr, s, s + chunk)
+                yield offset + s, rows, sq[offset + s:offset + s + rows.shape[0]]
             offset += arr.shape[0]
 
     def vectors(self) -> torch.Tensor:
