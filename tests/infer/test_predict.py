@@ -177,3 +177,29 @@ def test_cli_bad_weights_and_flags_exit_2(tmp_path, image_files, capsys):
 def test_cli_k_must_be_positive(tiny_run, image_files, capsys):
     assert main(["predict", str(tiny_run), str(image_files[0][0]), "-k", "0"]) == 2
     assert "-k" in capsys.readouterr().err
+
+
+def test_normalisation_mode_comes_from_weights_json(tiny_run, tmp_path, image_files):
+    """Weights trained with the paper's raw-pixel mean subtraction are predicted with it too."""
+    import shutil
+
+    from alexnet.data import normalizer_for
+    from alexnet.infer import Predictor
+
+    run = tmp_path / "pixelmean"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "weights.json").read_text())
+    (run / "weights.json").write_text(json.dumps({**meta, "normalize": "pixelmean"}))
+    p = Predictor(run, device="cpu")
+    crop = p.preprocess(image_files[0][0])
+    with torch.no_grad():
+        want = p.model.forward_features(normalizer_for(p.cfg, mode="pixelmean")(crop[None]))
+    assert torch.allclose(p.features([image_files[0][0]]), want, atol=1e-5)
+    assert not torch.allclose(Predictor(tiny_run, device="cpu").features([image_files[0][0]]), want, atol=1e-2)
+
+
+def test_lazy_top_level_export():
+    import alexnet
+    from alexnet.infer import Predictor
+
+    assert alexnet.Predictor is Predictor

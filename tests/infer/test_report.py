@@ -91,3 +91,24 @@ def test_collect_over_a_folder_then_report(predictor, image_root, tmp_path, corr
     assert m["samples"] == 18 and m["top1"] == 100.0  # the tiny model was trained on these
     rows = list(csv.reader((tmp_path / "report" / "confusion.csv").open()))
     assert sum(int(v) for r in rows[1:] for v in r[1:]) == 18
+
+
+def test_collector_as_evaluate_on_batch(tiny_run, image_root, tmp_path):
+    """`alexnet evaluate … --report` wiring: engine.evaluate's on_batch feeds a ReportCollector."""
+    from alexnet.core.device import resolve_precision
+    from alexnet.data import build_dataset, build_loader, build_transforms, normalizer_for
+    from alexnet.engine.evaluate import evaluate
+    from alexnet.infer import ReportCollector
+    from alexnet.models import load_weights, meta_cfg
+
+    model, meta = load_weights(tiny_run)
+    cfg = meta_cfg(meta)
+    ds = build_dataset(f"folder:{image_root}", "train", build_transforms(cfg, train=False), val_split=0)
+    collector = ReportCollector(ds)
+    dev = torch.device("cpu")
+    res = evaluate(model, build_loader(ds, batch_size=5, train=False), normalizer_for(cfg), resolve_precision("off", dev),
+                   dev, on_batch=collector)
+    assert len(collector) == res.n == 18
+    m = collector.write(tmp_path, ds.classes)
+    assert m["samples"] == 18 and m["top1"] == pytest.approx(res.top1, abs=1e-3)
+    assert (tmp_path / "mistakes.png").is_file() and (tmp_path / "confusion.png").is_file()

@@ -158,6 +158,43 @@ def write_report(out_dir: str | Path, probs: torch.Tensor, labels: torch.Tensor 
     return metrics
 
 
+class ReportCollector:
+    """Gathers ``(probs, labels)`` batch by batch — e.g. as ``on_batch`` of
+    `alexnet.engine.evaluate` — and writes the report at the end:
+
+        collector = ReportCollector(dataset)
+        evaluate(model, loader, …, on_batch=collector)
+        collector.write("runs/x/report", classes)
+
+    With ``dataset`` (in loader order, ``train=False``, one process) the mistakes gallery shows
+    the images and their paths; this is only done when the row count equals the dataset's
+    length, i.e. no bad sample was substituted and rows are the dataset's samples in order.
+    """
+
+    def __init__(self, dataset: Any = None):
+        self.dataset = dataset
+        self._probs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def __call__(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        self._probs.append(probs.detach().float().cpu())
+        self._labels.append(labels.detach().long().cpu())
+
+    def __len__(self) -> int:
+        return sum(len(x) for x in self._labels)
+
+    def write(self, out_dir: str | Path, classes: Sequence[str], **kwargs: Any) -> dict[str, Any]:
+        probs = torch.cat(self._probs) if self._probs else torch.empty(0, len(classes))
+        labels = torch.cat(self._labels) if self._labels else torch.empty(0, dtype=torch.long)
+        paths = images = None
+        ds = self.dataset
+        if ds is not None and len(ds) == len(labels):
+            name = getattr(ds, "samples_path", None)
+            paths = [str(name(i)) for i in range(len(ds))] if name else None
+            images = _RowImages(ds, torch.arange(len(ds)))
+        return write_report(out_dir, probs, labels, classes, paths=paths, images=images, **kwargs)
+
+
 @dataclass
 class Collected:
     """What `collect_predictions` gathered: one row per good sample, in dataset order."""

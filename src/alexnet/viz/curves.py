@@ -1,9 +1,9 @@
 """Training curves from ``metrics.csv``: loss, top-1/top-5 accuracy and learning rate, several runs
 overlaid.
 
-``metrics.csv`` columns (written by training): ``epoch,step,train_loss,val_loss,val_top1,val_top5,
-lr,time``, accuracies in percent; a cell may be empty (e.g. no validation on that row). Unknown
-columns are ignored and missing ones are simply not drawn.
+``metrics.csv`` columns (written by training): ``epoch,step,train_loss,train_top1,val_loss,
+val_top1,val_top5,lr,time,…``, accuracies in percent; a cell may be empty or ``nan`` (e.g. no
+validation on that row). Unknown columns are ignored and missing ones are simply not drawn.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
                 if xs:
                     ax_loss.plot(xs, ys, style, color=c, marker="." if len(xs) < 30 else None,
                                  label=f"{label} {name}")
-        for key, style, name in (("val_top1", "-", "top-1"), ("val_top5", "--", "top-5")):
+        for key, style, name in (("val_top1", "-", "top-1"), ("val_top5", "--", "top-5"),
+                                 ("train_top1", ":", "train top-1")):
             if key in cols:
                 xs, ys = _series(x, cols[key])
                 if xs:
@@ -103,7 +104,7 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
             if xs:
                 ax_lr.plot(xs, ys, "-", color=c, label=label)
                 lr_drawn = lr_drawn or any(v > 0 for v in ys)
-    for ax, title, ylabel in ((ax_loss, "loss", "cross-entropy"), (ax_acc, "validation accuracy", "%"),
+    for ax, title, ylabel in ((ax_loss, "loss", "cross-entropy"), (ax_acc, "accuracy", "%"),
                               (ax_lr, "learning rate", "lr")):
         ax.set_title(title, fontsize=11)
         ax.set_xlabel(xlabel)
