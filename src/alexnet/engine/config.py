@@ -136,11 +136,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cifar10": dict(model="alexnet-cifar", data="cifar10", epochs=30, batch_size=128, optimizer="sgd",
                     lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, lr_scheduler="onecycle",
                     label_smoothing=0.1, aug="small", val_split=0.1, clip_grad_norm=2.0),
-    # The default: alexnet-mnist on scikit-learn's 8×8 digits, upsampled to 28×28. Measured on 2 CPU
-    # cores: ≥ 95 % validation top-1 in under a minute (docs/digits.md).
-    "digits": dict(model="alexnet-mnist", data="digits", epochs=15, batch_size=64, optimizer="sgd",
-                   lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, lr_scheduler="onecycle",
-                   aug="auto", label_smoothing=0.0),
+    # The default: alexnet-mnist on scikit-learn's 8×8 digits, upsampled to 28×28. AdamW 2e-3 (the
+    # tutorials train with Adam 1e-3) with a one-cycle schedule, batch 32: measured on 2 CPU cores,
+    # SGD 0.05 stalled at chance for 4 epochs, AdamW reached 98 % by epoch 5 (docs/digits.md).
+    "digits": dict(model="alexnet-mnist", data="digits", epochs=8, batch_size=32, optimizer="adamw",
+                   lr=2e-3, weight_decay=0.01, lr_scheduler="onecycle", aug="auto", label_smoothing=0.0,
+                   val_split=0.2),  # 1,437 train / 360 val, stratified, seed 0
 }
 
 

@@ -69,7 +69,7 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(loader, desc="evaluate", leave=False, dynamic_ncols=True)
+        it = tqdm(loader, desc="evaluate", leave=False, dynamic_ncols=True, disable=None)
     try:
         for images, labels, bad_items in it:
             if bad_items:

@@ -67,19 +67,6 @@ def _count(n: int) -> str:
     return f"{n:,}"
 
 
-def _load_pca(path: str | None):
-    if not path:
-        return None
-    p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-        return d["eigval"], d["eigvec"]
-    except FileNotFoundError:
-        raise UserError(f"--pca {p}: no such file (make one with `alexnet data pca-stats`)") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"--pca {p}: not a pca-stats JSON file ({e})") from None
-
-
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
@@ -100,8 +87,7 @@ class Trainer:
         seed_everything(cfg.seed + world.rank)
         self.mcfg = model_cfg(cfg.model)
         self._check_data_spec()
-        pca = _load_pca(cfg.pca)
-        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=pca)
+        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None)
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split)
         self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split)
@@ -194,6 +180,7 @@ class Trainer:
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
             "best_top1": self.best_top1, "epoch_stats": list(self.epoch_stats),
             "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
+            "bad_samples": self.bad_log.state_dict(),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
             "config": self.cfg.to_dict(),
         }
@@ -219,6 +206,7 @@ class Trainer:
         self.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
         self.epoch_stats = [float(x) for x in ck["epoch_stats"]]
         self._rng_to_restore = ck["rng"]
+        self.bad_log.load_state_dict(ck.get("bad_samples", {}))
         self._trim_metrics(self.epoch)
         _log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
                          f"of {self.steps_per_epoch} ({self.global_step} steps done)")
@@ -354,7 +342,7 @@ class Trainer:
         _log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
                          f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
                          f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
-        summary = self.bad_log.epoch_summary()
+        summary = self.bad_log.end_epoch()
         if summary:
             _log(self.world, f"  {summary}")
         improved = res.top1 > self.best_top1

@@ -1,0 +1,172 @@
+"""Training end to end on the embedded digits with a tiny model: run directory, exact resume after
+SIGKILL, DDP equivalence, NaN guard, Ctrl-C, bad flags."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from alexnet.core.io import safe_torch_load
+from alexnet.engine import make_config
+from alexnet.engine.train import fit
+from alexnet.models import load_weights
+
+TINY = ["--model-arg", "width=0.25", "--model-arg", "fc_width=128"]
+ENV = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def train_cli(*args: str, env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alexnet", "train", *args], capture_output=True, text=True,
+                          env={**ENV, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = make_config("digits", epochs=2, batch_size=128, output_dir=str(out), name="short",
+                      model_kwargs={"width": 0.25, "fc_width": 128}, amp="off")
+    return fit(cfg)
+
+
+def test_run_directory_contents(short_run):
+    d = short_run.run_dir
+    for f in ("config.json", "classes.json", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt",
+              "weights.safetensors", "weights.json"):
+        assert (d / f).is_file(), f
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["model"] == "alexnet-mnist" and cfg["data"] == "digits" and cfg["epochs"] == 2
+    assert json.loads((d / "classes.json").read_text())["classes"] == [str(i) for i in range(10)]
+
+
+def test_metrics_csv_columns_and_monotone_steps(short_run):
+    rows = list(csv.DictReader((short_run.run_dir / "metrics.csv").open()))
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+                             "lr", "time", "img_per_s"]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and steps[0] > 0 and len(set(steps)) == len(steps)
+    for r in rows:
+        assert 0 <= float(r["val_top1"]) <= float(r["val_top5"]) <= 100
+
+
+def test_checkpoints_load_weights_only(short_run):
+    for name in ("last.pt", "best.pt"):
+        ck = safe_torch_load(short_run.run_dir / "checkpoints" / name)
+        assert ck["model_name"] == "alexnet-mnist" and ck["num_classes"] == 10
+        assert {"model", "optimizer", "scaler", "schedule", "rng", "sampler", "epoch", "step_in_epoch"} <= set(ck)
+    last = safe_torch_load(short_run.run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["step_in_epoch"] == 0
+    model, meta = load_weights(short_run.run_dir)
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["model"] == "alexnet-mnist"
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def _final_model_state(run: Path) -> dict[str, torch.Tensor]:
+    return safe_torch_load(run / "checkpoints" / "last.pt")["model"]
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    common = ["--epochs", "2", "-b", "128", "--deterministic", "--checkpoint-every", "5", "--amp", "off",
+              "--output-dir", str(tmp_path), *TINY]
+    ref = train_cli(*common, "--name", "ref")
+    assert ref.returncode == 0, ref.stderr
+    # Killed with SIGKILL at step 17 (mid-way through epoch 2); the last checkpoint is at step 15.
+    # The killed run uses a worker process, the reference none: augmentation must not depend on it.
+    killed = train_cli(*common, "--name", "killed", "--workers", "1", env={"ALEXNET_DEBUG_KILL_AT_STEP": "17"})
+    assert killed.returncode == -signal.SIGKILL
+    ck = safe_torch_load(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert ck["global_step"] == 15 and ck["epoch"] == 1 and 0 < ck["step_in_epoch"] < 12
+    resumed = train_cli("--resume", str(tmp_path / "killed"))
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _final_model_state(tmp_path / "ref"), _final_model_state(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and the metrics have one row per epoch, no duplicates
+    rows = list(csv.DictReader((tmp_path / "killed" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
+    common = ["--max-steps", "4", "--amp", "off", "--output-dir", str(tmp_path), "--lr-scheduler", "constant",
+              *TINY, "--model-arg", "dropout=0", "--deterministic"]
+    one = train_cli(*common, "-b", "64", "--name", "one")
+    assert one.returncode == 0, one.stderr
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                          "-m", "alexnet", "train", *common, "-b", "32", "--name", "two"],
+                         capture_output=True, text=True, env=ENV, timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = load_file(str(tmp_path / "one" / "weights.safetensors")), load_file(str(tmp_path / "two" / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert safe_torch_load(tmp_path / "two" / "checkpoints" / "last.pt")["global_step"] == 4
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    r = train_cli("--epochs", "1", "-b", "128", "--checkpoint-every", "3", "--output-dir", str(tmp_path),
+                  "--name", "nan", *TINY, env={"ALEXNET_DEBUG_NAN_AT_STEP": "5"})
+    assert r.returncode == 2
+    assert "error: loss became nan" in r.stderr and "Traceback" not in r.stderr
+    ck = safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")
+    assert ck["global_step"] == 3
+
+
+def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "alexnet", "train", "--epochs", "3", "-b", "64", "--print-freq", "1",
+                          "--output-dir", str(tmp_path), "--name", "int", *TINY],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    for line in p.stdout:
+        if "step 3 " in line or time.time() > deadline:
+            break
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "resumable checkpoint saved" in out
+    ck = safe_torch_load(tmp_path / "int" / "checkpoints" / "last.pt")
+    assert ck["global_step"] >= 3
+    r = train_cli("--resume", str(tmp_path / "int"), "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--lr", "-1"], "--lr must be positive"),
+    (["--model", "alexnett"], "unknown model 'alexnett'"),
+    (["--recipe", "papr"], "unknown recipe 'papr'"),
+    (["--data", "/no/such/dir"], "no such"),
+    (["--recipe", "cifar10"], "needs a location"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--resume", "/no/such/run"], "not a run directory"),
+])
+def test_bad_flags_exit_2_one_line(args, msg, tmp_path):
+    r = train_cli(*args, "--output-dir", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and msg in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_resume_with_different_model_refused(short_run):
+    r = train_cli("--resume", str(short_run.run_dir), "--model", "alexnet-cifar")
+    assert r.returncode == 2 and "cannot continue it as 'alexnet-cifar'" in r.stderr
+
+
+def test_default_digits_run_reaches_95_percent(tmp_path):
+    """README command (a): `alexnet train` with no arguments. The one accuracy asserted in tests."""
+    res = fit(make_config(output_dir=str(tmp_path), name="default"))
+    assert res.best_top1 >= 95.0
+    assert res.last is not None and res.last.n == 360
