@@ -203,3 +203,13 @@ def test_lazy_top_level_export():
     from alexnet.infer import Predictor
 
     assert alexnet.Predictor is Predictor
+
+
+def test_pixel_limit_refuses_decompression_bombs(tiny_run, image_files):
+    from alexnet.data import BadImageError
+    from alexnet.infer import Predictor
+
+    p = Predictor(tiny_run, device="cpu", max_pixels=30 * 30)
+    with pytest.raises(BadImageError, match="too many pixels"):
+        p.predict_bytes(image_files[0][0].read_bytes())
+    assert "too many pixels" in p.predict_files([image_files[0][0]])[0].error

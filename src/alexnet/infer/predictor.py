@@ -20,7 +20,7 @@ import glob
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
@@ -59,7 +59,6 @@ class _Prepared:
 
     image: torch.Tensor | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Predictor:
@@ -71,15 +70,18 @@ class Predictor:
     ``amp``: autocast as `alexnet evaluate` does it ("auto": bf16 where the hardware computes it
     natively, else fp32; "off": always fp32).
     ``workers``: threads that decode and transform images (decoders release the GIL).
+    ``max_pixels``: larger images are refused as decompression bombs (default: the data
+    layer's, Pillow's ~89.5 Mpx; a web server will want less).
 
     Safe to call from several threads (a web server's pool): decoding runs in parallel, the
     forward passes take turns under a lock, everything runs under ``torch.inference_mode``.
     """
 
     def __init__(self, weights: str | os.PathLike | tuple[nn.Module, dict[str, Any]], device: str | None = None,
-                 ten_crop: bool = False, batch_size: int = 32, workers: int | None = None, amp: str = "auto"):
+                 ten_crop: bool = False, batch_size: int = 32, workers: int | None = None, amp: str = "auto",
+                 max_pixels: int | None = None):
         from ..core.device import resolve_device, resolve_precision
-        from ..data import build_transforms, normalizer_for
+        from ..data import DEFAULT_MAX_PIXELS, build_transforms, normalizer_for
         from ..models import load_weights, meta_cfg
 
         if batch_size < 1:
@@ -96,6 +98,7 @@ class Predictor:
         self.cfg = meta_cfg(meta)
         self.ten_crop = bool(ten_crop)
         self.batch_size = int(batch_size)
+        self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
         self.workers = max(1, min(4, os.cpu_count() or 1) if workers is None else int(workers))
         self.transform = build_transforms(self.cfg, train=False, ten_crop=self.ten_crop)
         # The normalisation the model was trained with (the paper recipe uses raw-pixel mean
@@ -141,8 +144,8 @@ class Predictor:
         # (never below it), as the datasets do.
         short = getattr(self.transform, "decode_short_side", None)
         if isinstance(src, (bytes, bytearray, memoryview)):
-            return decode_image(bytes(src), target_short_side=short)
-        return decode_image(os.fspath(src), target_short_side=short)
+            return decode_image(bytes(src), target_short_side=short, max_pixels=self.max_pixels)
+        return decode_image(os.fspath(src), target_short_side=short, max_pixels=self.max_pixels)
 
     def preprocess(self, src: ImageLike) -> torch.Tensor:
         """One image → what the network is fed before normalisation: uint8 ``[C, H, W]`` (or
