@@ -106,8 +106,8 @@ def test_collector_as_evaluate_on_batch(tiny_run, image_root, tmp_path):
     ds = build_dataset(f"folder:{image_root}", "train", build_transforms(cfg, train=False), val_split=0)
     collector = ReportCollector(ds)
     dev = torch.device("cpu")
-    res = evaluate(model, build_loader(ds, batch_size=5, train=False), normalizer_for(cfg), resolve_precision("off", dev),
-                   dev, on_batch=collector)
+    loader = build_loader(ds, batch_size=5, train=False)
+    res = evaluate(model, loader, normalizer_for(cfg), resolve_precision("off", dev), dev, on_batch=collector)
     assert len(collector) == res.n == 18
     m = collector.write(tmp_path, ds.classes)
     assert m["samples"] == 18 and m["top1"] == pytest.approx(res.top1, abs=1e-3)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.infer.retrieval import FeatureIndex, build_index, knn, query_index
+from alexnet.infer.retrieval import build_index, knn, query_index
 from alexnet.viz.neighbours import strip_size
 
 

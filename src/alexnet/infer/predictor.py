@@ -193,8 +193,8 @@ class Predictor:
             idx = ok[s:s + self.batch_size]
             yield idx, torch.stack([prepared[i].image for i in idx])
 
-    def _compute(self, srcs: Sequence[ImageLike], features: bool,
-                 on_progress: Callable[[int], None] | None = None) -> tuple[list[torch.Tensor | None], list[str | None]]:
+    def _compute(self, srcs: Sequence[ImageLike], features: bool, on_progress: Callable[[int], None] | None = None
+                 ) -> tuple[list[torch.Tensor | None], list[str | None]]:
         outs: list[torch.Tensor | None] = [None] * len(srcs)
         errors: list[str | None] = [None] * len(srcs)
         # Decode a few batches at a time, so a folder of 100k photos is never all in memory.
