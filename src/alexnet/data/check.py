@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +71,18 @@ def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
         return path, e.reason, None
 
 
+def _bounded_map(pool: ThreadPoolExecutor, fn, items, window: int):
+    """``pool.map`` in order, with at most ``window`` tasks in flight (``map`` submits them all
+    at once: 1.3 million futures for ImageNet)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
                  max_pixels: int | None) -> SplitReport:
     from tqdm import tqdm
@@ -84,7 +96,7 @@ def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
         return rep
     paths = [p for p, _ in ds.samples]
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(lambda p: _probe(p, max_pixels), paths, chunksize=16)
+        results = _bounded_map(pool, lambda p: _probe(p, max_pixels), paths, window=64 * max(1, workers))
         for path, reason, got in tqdm(results, total=len(paths), desc=f"checking {split}", unit="img",
                                       disable=not progress or not sys.stderr.isatty()):
             if reason is not None:

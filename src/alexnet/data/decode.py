@@ -169,7 +169,10 @@ def _decode(data: bytes, path: str, max_pixels: int | None, target_short_side: i
             if s < 1:  # DCT-domain reduced decode; the result is at least the requested size
                 img.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
         img.load()
-        img = ImageOps.exif_transpose(img) or img
+        try:
+            img = ImageOps.exif_transpose(img) or img
+        except Exception:  # noqa: BLE001 — broken EXIF metadata: the pixels are still good
+            pass
         img = _to_rgb(img)
         arr = np.asarray(img)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
