@@ -1,0 +1,161 @@
+"""The small datasets, held in memory as one uint8 tensor: digits, CIFAR-10, MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import tarfile
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..core.errors import UserError
+from .datasets import ImageDataset, TensorImageDataset, find_classes, folder_dataset, split_indices
+
+
+def digits_dataset(split: str, transform: Callable | None, val_split: float, seed: int) -> TensorImageDataset:
+    """scikit-learn's 1,797 real 8×8 handwritten digits (UCI), bundled: no download. Values
+    0‥16 scaled to 0‥255; a stratified, seeded split (20 % validation by default)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = torch.from_numpy(np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+    targets = d.target.tolist()
+    train, val = split_indices(targets, val_split, seed)
+    if split == "val" and not val:
+        raise UserError("digits: --val-split 0 leaves no validation images")
+    idx = val if split == "val" else train
+    return TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
+                              [str(i) for i in range(10)], transform, "digits", split)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only — never arbitrary code."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"),
+                ("numpy.core.numeric", "_frombuffer"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to unpickle {module}.{name}")
+
+
+def _load_cifar_pickle(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            d = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise UserError(f"{path}: not a CIFAR-10 python batch ({str(e)[:100]})") from None
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def _find_cifar_batches(root: str) -> str | None:
+    for d in (os.path.join(root, "cifar-10-batches-py"), root):
+        if os.path.isfile(os.path.join(d, "data_batch_1")) or os.path.isfile(os.path.join(d, "test_batch")):
+            return d
+    return None
+
+
+def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
+                    download: bool) -> ImageDataset:
+    """CIFAR-10 from the official python batches (``data_batch_1‥5`` train, ``test_batch`` val).
+
+    Read here rather than by ``torchvision.datasets.CIFAR10``, which checks every batch's md5 on
+    each construction and unpickles arbitrary objects; we unpickle numpy arrays only. torchvision
+    does the download (``download=True``).
+    """
+    root = os.path.abspath(root)
+    batches = _find_cifar_batches(root)
+    archive = os.path.join(root, "cifar-10-python.tar.gz")
+    if batches is None and os.path.isfile(archive):
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
+        batches = _find_cifar_batches(root)
+    if batches is None and os.path.isdir(root) and find_classes(root):
+        return folder_dataset(root, split, transform, val_split, seed, name=f"cifar10:{root}")
+    if batches is None and download:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(root, train=True, download=True)
+        except Exception as e:  # noqa: BLE001 — any network failure becomes one line
+            raise UserError(f"cifar10: download to {root} failed ({str(e)[:120]}); put "
+                            f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
+        batches = _find_cifar_batches(root)
+    if batches is None:
+        raise UserError(f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz "
+                        f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there "
+                        f"(or let torchvision download it: download=True)")
+    files = ["test_batch"] if split == "val" else [f"data_batch_{i}" for i in range(1, 6)]
+    files = [os.path.join(batches, f) for f in files]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise UserError(f"cifar10: {missing[0]} is missing")
+    data, labels = [], []
+    for f in files:
+        d = _load_cifar_pickle(f)
+        data.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels += list(d["labels"])
+    meta = os.path.join(batches, "batches.meta")
+    classes = (_load_cifar_pickle(meta)["label_names"] if os.path.isfile(meta) else
+               ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
+    return TensorImageDataset(torch.from_numpy(np.concatenate(data)), labels, list(classes), transform,
+                              f"cifar10:{root}", split)
+
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An idx file (MNIST's format), gzipped or not. Our own 15 lines because torchvision's
+    reader needs the files un-gzipped in ``<root>/MNIST/raw/``."""
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            data = f.read()
+        if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+            raise ValueError("bad magic number")
+        nd = data[3]
+        dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
+        arr = np.frombuffer(data, dtype=_IDX_TYPES[data[2]], offset=4 + 4 * nd)
+        return arr.reshape(dims)
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path}: not an idx file ({str(e)[:80]})") from None
+
+
+def _find_idx(root: str, stem: str) -> str | None:
+    for d in (root, os.path.join(root, "raw"), os.path.join(root, "MNIST", "raw")):
+        for name in (stem, stem.replace("-idx", ".idx")):
+            for ext in ("", ".gz"):
+                if os.path.isfile(os.path.join(d, name + ext)):
+                    return os.path.join(d, name + ext)
+    return None
+
+
+def mnist_dataset(root: str, split: str, transform: Callable | None, download: bool) -> TensorImageDataset:
+    """MNIST from its idx files: ``train-*`` (60,000) and ``t10k-*`` (10,000, the val split)."""
+    root = os.path.abspath(root)
+    prefix = "t10k" if split == "val" else "train"
+    img, lab = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
+    if (img is None or lab is None) and download:
+        from torchvision.datasets import MNIST
+
+        try:
+            MNIST(root, train=split != "val", download=True)
+        except Exception as e:  # noqa: BLE001 — any network failure becomes one line
+            raise UserError(f"mnist: download to {root} failed ({str(e)[:120]}); put the four "
+                            f"*-idx*-ubyte.gz files there") from None
+        img, lab = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
+    if img is None or lab is None:
+        raise UserError(f"mnist: no {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte (.gz) in {root} "
+                        f"(nor in raw/ or MNIST/raw/): put the four MNIST idx files there "
+                        f"(or let torchvision download them: download=True)")
+    images, labels = read_idx(img), read_idx(lab)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"mnist: {img} and {lab} do not match ({images.shape} images, {labels.shape} labels)")
+    return TensorImageDataset(torch.from_numpy(images.astype(np.uint8)).unsqueeze(1), labels.tolist(),
+                              [str(i) for i in range(10)], transform, f"mnist:{root}", split)
