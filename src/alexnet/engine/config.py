@@ -32,6 +32,7 @@ class TrainConfig:
     data: str = "digits"  # a dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/f, /path
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.5, "init": "caffe"}
     val_split: float = 0.1  # fraction held out when a dataset has no validation split
+    download: bool = False  # let torchvision download CIFAR-10 / MNIST when they are missing
     # optimisation
     epochs: int = 15
     batch_size: int = 64  # per process; the global batch is batch_size × world size
@@ -131,11 +132,15 @@ RECIPES: dict[str, dict[str, Any]] = {
                   nesterov=False, weight_decay=5e-4, lr_scheduler="plateau", lr_gamma=0.1,
                   lr_patience=3, lr_max_drops=3, aug="paper", normalize="pixelmean", ten_crop=True,
                   label_smoothing=0.0),
-    # CIFAR-10 with alexnet-cifar: tuned on a 5,000-image validation split carved from the training
-    # set (seed 0); see docs/cifar10.md for the measurements behind each value.
-    "cifar10": dict(model="alexnet-cifar", data="cifar10", epochs=30, batch_size=128, optimizer="sgd",
-                    lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, lr_scheduler="onecycle",
-                    label_smoothing=0.1, aug="small", val_split=0.1, clip_grad_norm=2.0),
+    # CIFAR-10 with alexnet-cifar, tuned on a 5,000-image validation split carved from the 50,000
+    # training images (val_split 0.1, stratified, seed 0; the test split is never used). Batch norm
+    # after each conv (model_kwargs) and a one-cycle schedule reach the target in a CPU-sized number
+    # of epochs; SGD + Nesterov 0.9 and weight decay 5e-4 as in the paper; label smoothing 0.1
+    # (Szegedy et al. 2016). Measurements: docs/cifar10.md.
+    "cifar10": dict(model="alexnet-cifar", data="cifar10", model_kwargs={"norm": "batch"}, epochs=15,
+                    batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                    weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.1, aug="small",
+                    val_split=0.1, workers=1),
     # The default: alexnet-mnist on scikit-learn's 8×8 digits, upsampled to 28×28. AdamW 2e-3 (the
     # tutorials train with Adam 1e-3) with a one-cycle schedule, batch 32: measured on 2 CPU cores,
     # SGD 0.05 stalled at chance for 4 epochs, AdamW reached 98 % by epoch 5 (docs/digits.md).

@@ -89,8 +89,10 @@ class Trainer:
         self._check_data_spec()
         train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None)
         val_tf = build_transforms(self.mcfg, train=False)
-        self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split)
-        self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split)
+        self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
+                                      download=cfg.download and world.is_main)
+        self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split,
+                                    download=cfg.download and world.is_main)
         self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0:
             raise UserError(f"{cfg.data}: the training split is empty")
