@@ -17,7 +17,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from alexnet.core.errors import UserError  # noqa: E402
-from alexnet.serve.app import _Thumbnails, create_app  # noqa: E402
+from alexnet.serve.app import create_app  # noqa: E402
+from alexnet.serve.thumbnails import Thumbnails  # noqa: E402
 
 
 def png_claiming(w: int, h: int) -> bytes:
@@ -241,8 +242,6 @@ def test_neighbours_of_an_indexed_image_start_with_itself(client, index):
     assert all("/" not in h["name"] for h in hits)  # no server paths leak
     assert hits[0]["thumbnail"] == f"/api/thumbnail/{target}"
     # the same order as a brute-force search over every vector
-    from alexnet.infer import Predictor  # noqa: F401 — the client's predictor made these features
-
     q = client.app.state.predictor.features([data])
     ref = torch.cdist(q, index.vectors().float())[0].topk(4, largest=False).indices.tolist()
     assert [h["index"] for h in hits] == ref
@@ -285,7 +284,7 @@ def test_thumbnails_of_an_in_memory_dataset():
 
     stub = SimpleNamespace(meta={"data": "digits", "split": "val", "val_split": None},
                            paths=["digits:val#3"], ids=torch.tensor([3]))
-    body, media = _Thumbnails(stub, 10**6).get(0)
+    body, media = Thumbnails(stub, 10**6).get(0)
     assert media == "image/png"
     img = np.asarray(Image.open(io.BytesIO(body)))
     want = build_dataset("digits", "val").load(3)[0].numpy()

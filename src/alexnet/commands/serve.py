@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.weights, device=args.device, ten_crop=args.ten_crop, max_pixels=args.max_pixels)
     index = FeatureIndex(args.index) if args.index else None
+    if index is not None and bool(index.meta.get("ten_crop")) != args.ten_crop:
+        built = "with" if index.meta.get("ten_crop") else "without"
+        print(f"warning: the index was built {built} --ten-crop; queries are computed "
+              f"{'with' if args.ten_crop else 'without'} it, so distances are not exact", file=sys.stderr)
     app = create_app(predictor, index, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_concurrency=args.threads, max_pending=max(32, 4 * args.threads), metric=args.metric)
     sock = bind_socket(args.host, args.port)  # UserError (one line) when the port is taken

@@ -26,22 +26,14 @@ while a slow request computes.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import logging
-import os
-import threading
 import time
-from collections import OrderedDict
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, INSTALL_HINT
 
 try:
-    import anyio
-    import anyio.to_thread
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -52,153 +44,18 @@ except ImportError as e:  # pragma: no cover — exercised by the command's own 
 
 from ..data import BadImageError, sniff_format
 from ..data.decode import reason_kind
-
-log = logging.getLogger("alexnet.serve")
+from .guards import ApiError, BodyLimit, Gate, error_response, human_bytes
+from .thumbnails import Thumbnails
 
 STATIC = Path(__file__).parent / "static"
 # Room in the request body around the file: multipart boundaries, part headers, the `k` field.
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_NEIGHBOURS = 100
-THUMBNAIL_SIZE = 160  # longest side, px
-THUMBNAIL_CACHE = 512  # entries (a few KiB each)
 FORMATS = "JPEG, PNG, GIF, BMP, TIFF, WebP or PPM"
 
 # The page loads nothing from elsewhere and runs no inline script.
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": message}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _mib(n: int) -> str:
-    """A byte count for messages: "10 MiB", "195 KiB", "100 bytes"."""
-    if n >= 2**20:
-        return f"{n / 2**20:.3g} MiB"
-    return f"{n / 2**10:.3g} KiB" if n >= 2**10 else f"{n} bytes"
-
-
-# ----------------------------------------------------------------------------- body limit
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _Guard:
-    """ASGI middleware: refuses request bodies over ``max_body`` bytes with 413 (before reading
-    when Content-Length says so, else as soon as the running count passes it), and adds
-    ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`` to every response.
-
-    Our own middleware rather than a framework option, so that it works the same on every
-    FastAPI/Starlette version the `serve` extra allows."""
-
-    def __init__(self, app: Callable, max_body: int, message: str):
-        self.app = app
-        self.max_body = int(max_body)
-        self.message = message
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_headers(msg: dict) -> None:
-            if msg["type"] == "http.response.start":
-                headers = list(msg.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if b"referrer-policy" not in names:
-                    headers.append((b"referrer-policy", b"no-referrer"))
-                msg = {**msg, "headers": headers}
-            await send(msg)
-
-        length = None
-        for k, v in scope.get("headers", []):
-            if k.lower() == b"content-length":
-                try:
-                    length = int(v)
-                except ValueError:
-                    length = None
-        if length is not None and length > self.max_body:
-            return await _error(413, self.message)(scope, receive, send_headers)
-
-        total = 0
-        exceeded = False
-        started = False
-
-        async def limited_receive() -> dict:
-            nonlocal total, exceeded
-            msg = await receive()
-            if msg["type"] == "http.request":
-                total += len(msg.get("body", b""))
-                if total > self.max_body:
-                    exceeded = True
-                    raise _BodyTooLarge()
-            return msg
-
-        async def guarded_send(msg: dict) -> None:
-            nonlocal started
-            if exceeded:  # whatever the app made of the cut-off body is replaced by our 413
-                return
-            if msg["type"] == "http.response.start":
-                started = True
-            await send_headers(msg)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not exceeded:
-                raise
-        if exceeded and not started:
-            await _error(413, self.message)(scope, receive, send_headers)
-
-
-# ----------------------------------------------------------------------------- worker threads
-class _Gate:
-    """Runs blocking work in worker threads: at most ``running`` at once, at most ``pending``
-    accepted (running or waiting) — beyond that a request is refused with 503 at once rather
-    than queued without bound."""
-
-    def __init__(self, running: int, pending: int, what: str):
-        self.running = int(running)
-        self.pending = int(pending)
-        self.what = what
-        self.active = 0  # touched only on the event loop
-        self._limiters: dict[int, Any] = {}
-
-    def _limiter(self) -> Any:
-        # one CapacityLimiter per event loop (TestClient may start a loop per request)
-        loop = id(asyncio.get_running_loop())
-        lim = self._limiters.get(loop)
-        if lim is None:
-            self._limiters = {loop: anyio.CapacityLimiter(self.running)}
-            lim = self._limiters[loop]
-        return lim
-
-    async def run(self, fn: Callable, *args: Any) -> Any:
-        if self.active >= self.pending:
-            raise ApiError(503, f"server busy: {self.active} {self.what} requests in progress; try again shortly",
-                           headers={"Retry-After": "1"})
-        self.active += 1
-        try:
-            return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter())
-        except ApiError:
-            raise
-        except Exception as e:  # a bug: logged with its traceback, answered as JSON
-            log.exception("%s failed", self.what)
-            raise ApiError(500, f"internal error ({type(e).__name__}); see the server log") from None
-        finally:
-            self.active -= 1
 
 
 # ----------------------------------------------------------------------------- images
@@ -223,89 +80,6 @@ def _inspect(data: bytes, max_pixels: int) -> dict[str, Any]:
     if w * h > max_pixels:
         raise ApiError(413, f"bad image: too many pixels ({w}×{h} = {w * h:,} > {max_pixels:,})")
     return {"format": fmt, "width": w, "height": h}
-
-
-def _encode_thumbnail(img: Any) -> tuple[bytes, str]:
-    """A uint8 ``[C, H, W]`` tensor or PIL image → (bytes, media type), longest side ≤ THUMBNAIL_SIZE.
-    Small images (CIFAR's 32×32) stay PNG, so the browser can enlarge them without JPEG blocks."""
-    from PIL import Image
-
-    if not isinstance(img, Image.Image):
-        a = img.detach().cpu()
-        if a.ndim == 3 and a.shape[0] == 1:
-            a = a[0]
-        elif a.ndim == 3:
-            a = a.permute(1, 2, 0)
-        img = Image.fromarray(a.contiguous().numpy())
-    img = img.convert("RGB")
-    img.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    buf = io.BytesIO()
-    if img.width * img.height <= 64 * 64:
-        img.save(buf, "PNG")
-        return buf.getvalue(), "image/png"
-    img.save(buf, "JPEG", quality=85)
-    return buf.getvalue(), "image/jpeg"
-
-
-class _Thumbnails:
-    """Thumbnails of index entries: from the entry's file, or — for in-memory datasets (CIFAR,
-    MNIST, digits) — from the dataset the index was built from. Only entries of the index can be
-    asked for (by row number), so no request names a path. Kept in a small LRU cache."""
-
-    def __init__(self, index: Any, max_pixels: int):
-        self.index = index
-        self.max_pixels = max_pixels
-        self._cache: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._dataset: Any = None
-        self._dataset_failed = False
-
-    def _load_dataset(self) -> Any:
-        with self._lock:
-            if self._dataset is None and not self._dataset_failed:
-                try:
-                    from ..data import build_dataset
-
-                    m = self.index.meta
-                    self._dataset = build_dataset(m["data"], m.get("split", "val"), val_split=m.get("val_split"))
-                except Exception as e:  # noqa: BLE001 — the data may have moved; thumbnails are optional
-                    log.warning("thumbnails: cannot open the indexed dataset %r: %s", self.index.meta.get("data"), e)
-                    self._dataset_failed = True
-            return self._dataset
-
-    def get(self, i: int) -> tuple[bytes, str] | None:
-        with self._lock:
-            hit = self._cache.get(i)
-            if hit is not None:
-                self._cache.move_to_end(i)
-                return hit
-        from ..data import decode_image
-
-        path = self.index.paths[i]
-        img = None
-        if os.path.isfile(path):
-            try:
-                img = decode_image(path, target_short_side=THUMBNAIL_SIZE, max_pixels=self.max_pixels)
-            except BadImageError:
-                return None
-        elif int(self.index.ids[i]) >= 0:
-            ds = self._load_dataset()
-            if ds is None:
-                return None
-            j = int(self.index.ids[i])
-            try:
-                img = ds.load(j) if hasattr(ds, "load") else ds[j][0]
-            except Exception:  # noqa: BLE001
-                return None
-        if img is None:
-            return None
-        out = _encode_thumbnail(img)
-        with self._lock:
-            self._cache[i] = out
-            while len(self._cache) > THUMBNAIL_CACHE:
-                self._cache.popitem(last=False)
-        return out
-
 
 # ----------------------------------------------------------------------------- the app
 def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
@@ -347,10 +121,10 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
                    "max_neighbours": MAX_NEIGHBOURS, "formats": FORMATS}
     model_info = {**info, "device": str(getattr(predictor, "device", "cpu")),
                   "ten_crop": bool(getattr(predictor, "ten_crop", False)), "index": index_info, "limits": limits_info}
-    gate = _Gate(max_concurrency, max_pending, "inference")
-    thumb_gate = _Gate(2, 256, "thumbnail")
-    thumbs = _Thumbnails(index, pixel_limit) if index is not None else None
-    too_large = f"upload too large: the limit is {_mib(max_upload_bytes)}"
+    gate = Gate(max_concurrency, max_pending, "inference")
+    thumb_gate = Gate(2, 256, "thumbnail")
+    thumbs = Thumbnails(index, pixel_limit) if index is not None else None
+    too_large = f"upload too large: the limit is {human_bytes(max_upload_bytes)}"
 
     app = FastAPI(
         title="alexnet",
@@ -361,26 +135,26 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
     app.state.predictor = predictor
     app.state.index = index
     app.state.gate = gate
-    app.add_middleware(_Guard, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, e: ApiError) -> JSONResponse:
-        return _error(e.status, e.message, e.headers)
+    async def _apierror_response(request: Request, e: ApiError) -> JSONResponse:
+        return error_response(e.status, e.message, e.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error(e.status_code, str(e.detail), getattr(e, "headers", None))
+    async def _httperror_response(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    async def _validationerror_response(request: Request, e: RequestValidationError) -> JSONResponse:
         parts = []
         for err in e.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
             field = ".".join(loc) or "request"
             if field == "file" and err.get("type") == "missing":
-                return _error(400, "no file: send the image as multipart/form-data field 'file'")
+                return error_response(400, "no file: send the image as multipart/form-data field 'file'")
             parts.append(f"{field}: {err.get('msg', 'invalid')}")
-        return _error(422, "; ".join(parts) or "invalid request")
+        return error_response(422, "; ".join(parts) or "invalid request")
 
     async def read_image(file: UploadFile) -> bytes:
         data = await file.read(max_upload_bytes + 1)
