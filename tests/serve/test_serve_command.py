@@ -98,3 +98,19 @@ def test_other_hosts_are_warned_about(monkeypatch, capsys, weights):
     monkeypatch.setattr(server, "serve_forever", lambda app, sock, **kw: sock.close())
     assert main(["serve", str(weights), "--host", "0.0.0.0", "--port", "0", "--device", "cpu"]) == 0
     assert "other machines on the network can reach this server" in capsys.readouterr().err
+
+
+def test_serve_sits_above_infer_and_below_the_cli():
+    """DESIGN.md: arrows point down; nothing imports the CLI."""
+    import ast
+    from pathlib import Path
+
+    import alexnet.serve
+
+    root = Path(alexnet.serve.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                assert node.module.split(".")[0] in {"core", "data", "infer", "models"}, (path.name, node.module)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert not node.module.startswith(("alexnet.cli", "alexnet.commands")), (path.name, node.module)
