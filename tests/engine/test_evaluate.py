@@ -60,6 +60,13 @@ def test_evaluate_command_centre_and_ten_crop(tmp_path, capsys):
     assert d["centre_crop"]["n"] == d["ten_crop"]["n"] > 300
     assert 0 <= d["centre_crop"]["top1"] <= 100 and d["ten_crop"]["top1_error"] == pytest.approx(100 - d["ten_crop"]["top1"])
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert main(["evaluate", str(run), "--report", str(tmp_path / "report")]) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    confusion = (tmp_path / "report" / "confusion.csv").read_text().splitlines()
+    cells = [int(x) for line in confusion[1:] for x in line.split(",")[1:] if x.strip().isdigit()]
+    assert sum(cells) == d["centre_crop"]["n"]
+    assert metrics["top1"] == pytest.approx(d["centre_crop"]["top1"], abs=1e-3)
+    assert (tmp_path / "report" / "confusion.png").stat().st_size > 1000
 
 
 def test_plateau_divides_by_ten_at_most_three_times():

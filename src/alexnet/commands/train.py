@@ -136,14 +136,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..engine.evaluate import evaluate_weights
 
-    collected: list = []
+    collector = None
+    if args.report:
+        from ..infer.report import ReportCollector
 
-    def keep(probs, labels):
-        collected.append((probs.cpu(), labels.cpu()))
-
+        collector = ReportCollector()
     res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
-                           on_batch=keep if args.report else None)
+                           on_batch=collector)
     rows = [("centre crop", res["centre"])] + ([("ten-crop", res["ten_crop"])] if res["ten_crop"] else [])
     if args.json:
         print(json.dumps({"data": res["data"], "model": res["meta"]["model"],
@@ -156,17 +156,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
         for row in [head, *body]:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))
-    if args.report:
-        import torch
-
-        from ..infer.report import write_report
-
-        ds = res["centre_dataset"]
-        probs = torch.cat([p for p, _ in collected])
-        labels = torch.cat([y for _, y in collected])
-        paths = None
-        if hasattr(ds, "sample_path"):
-            paths = [ds.sample_path(i) for i in range(len(ds))]
-        write_report(args.report, probs, labels, res["meta"]["classes"], paths=paths)
-        print(f"report written to {args.report}/")
+    if collector is not None:
+        collector.dataset = res["centre_dataset"]
+        collector.write(args.report, res["meta"]["classes"])
+        if not args.json:
+            print(f"report written to {args.report}/ (metrics.json, per_class.csv, confusion.csv/png, mistakes.png)")
     return 0

@@ -128,6 +128,12 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str = "val
         ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc), val_split=vs)
         if len(ds.classes) != len(meta["classes"]):
             raise UserError(f"{spec} has {len(ds.classes)} classes; the model was trained on {len(meta['classes'])}")
+        if key == "centre" and list(ds.classes) != list(meta["classes"]):
+            import sys
+
+            diff = next(i for i, (a, b) in enumerate(zip(ds.classes, meta["classes"])) if a != b)
+            print(f"warning: class names differ from the model's (class {diff}: {ds.classes[diff]!r} in the data, "
+                  f"{meta['classes'][diff]!r} in the model); labels are matched by index", file=sys.stderr)
         loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers)
         out[key] = evaluate(model, loader, normalize, precision, dev, progress=True,
                             on_batch=on_batch if not tc else None)
