@@ -152,12 +152,21 @@ def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     (["--recipe", "cifar10"], "needs a location"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--resume", "/no/such/run"], "not a run directory"),
+    (["--test-only"], "--test-only evaluates a trained run"),
 ])
 def test_bad_flags_exit_2_one_line(args, msg, tmp_path):
     r = train_cli(*args, "--output-dir", str(tmp_path))
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: ") and msg in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_test_only_evaluates_resumed_run(short_run, capsys):
+    from alexnet.engine.config import resume_config
+
+    res = fit(resume_config(str(short_run.run_dir), test_only=True))
+    assert res.last is not None and res.last.n == 359 and res.last.top1 == pytest.approx(
+        float(list(csv.DictReader((short_run.run_dir / "metrics.csv").open()))[-1]["val_top1"]), abs=1e-3)
 
 
 def test_resume_with_different_model_refused(short_run):

@@ -96,21 +96,13 @@ FIELDS_FROM_FLAGS = ("model", "data", "val_split", "download", "epochs", "batch_
 
 def config_from_args(args: argparse.Namespace):
     from ..core.errors import UserError
-    from ..engine.config import RECIPES, TrainConfig, make_config
+    from ..engine.config import RECIPES, make_config, resume_config
 
     over = {k: getattr(args, k) for k in FIELDS_FROM_FLAGS if getattr(args, k, None) is not None}
     if args.model_arg:
         over["model_kwargs"] = dict(args.model_arg)
     if args.resume:
-        saved = Path(args.resume) / "config.json"
-        if not saved.is_file():
-            raise UserError(f"--resume {args.resume}: not a run directory (no config.json)")
-        base = json.loads(saved.read_text())
-        if "model" in over and over["model"] != base["model"]:
-            raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
-        if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):
-            raise UserError("--resume: --model-arg differs from the run's; the weights would not fit")
-        return TrainConfig.from_dict({**base, **over}).validate()
+        return resume_config(args.resume, **over)
     recipe = args.recipe
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error

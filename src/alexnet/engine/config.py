@@ -103,6 +103,8 @@ class TrainConfig:
             bad(f"--normalize must be meanstd or pixelmean, not {self.normalize!r}")
         if self.channels_last not in ("auto", "on", "off"):
             bad(f"--channels-last must be auto, on or off, not {self.channels_last!r}")
+        if self.test_only and not self.resume:
+            bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm"):
             if getattr(self, k) < 0:
                 bad(f"--{k.replace('_', '-')} must be non-negative, not {getattr(self, k)}")
@@ -157,3 +159,25 @@ def make_config(recipe: str = "digits", **overrides: Any) -> TrainConfig:
                         f"(choose from {', '.join(RECIPES)})")
     values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}, "recipe": recipe}
     return TrainConfig.from_dict(values).validate()
+
+
+def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
+    """The config of the run in ``run_dir`` (its ``config.json``) with ``overrides``, set to resume it.
+
+    The model and its arguments cannot change: the checkpoint's weights must fit.
+    """
+    from pathlib import Path
+
+    saved = Path(run_dir) / "config.json"
+    if not saved.is_file():
+        raise UserError(f"--resume {run_dir}: not a run directory (no config.json)")
+    try:
+        base = json.loads(saved.read_text())
+    except ValueError as e:
+        raise UserError(f"{saved}: not valid JSON ({e})") from None
+    over = {k: v for k, v in overrides.items() if v is not None}
+    if "model" in over and over["model"] != base["model"]:
+        raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
+    if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):
+        raise UserError("--resume: --model-arg differs from the run's; the weights would not fit")
+    return TrainConfig.from_dict({**base, **over, "resume": str(run_dir)}).validate()

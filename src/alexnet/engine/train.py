@@ -200,8 +200,12 @@ class Trainer:
             raise UserError(f"--resume: the run trained {ck['model_name']!r}, not {self.cfg.model!r}")
         if ck["num_classes"] != len(self.classes):
             raise UserError(f"--resume: the run has {ck['num_classes']} classes, the data has {len(self.classes)}")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError) as e:
+            raise UserError(f"--resume {self.run_dir}: the checkpoint does not fit this model "
+                            f"({str(e).splitlines()[0][:160]})") from None
         self.scaler.load_state_dict(ck["scaler"])
         self.schedule.load_state_dict(ck["schedule"])
         self.epoch, self.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
