@@ -169,6 +169,19 @@ def test_test_only_evaluates_resumed_run(short_run, capsys):
         float(list(csv.DictReader((short_run.run_dir / "metrics.csv").open()))[-1]["val_top1"]), abs=1e-3)
 
 
+def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch):
+    """stdout to a file or pipe: no progress bar, but a line every PROGRESS_LINE_SECONDS with an ETA."""
+    import alexnet.engine.train as train_mod
+
+    monkeypatch.setattr(train_mod, "PROGRESS_LINE_SECONDS", 1e-9)
+    fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="log",
+                    model_kwargs={"width": 0.125, "fc_width": 16}, amp="off"))
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch ETA" in ln]
+    assert len(lines) == 4  # 1,438 images // 256 → 5 full batches; no line after the last
+    assert lines[0].split()[:4] == ["epoch", "1/1", "step", "1/5"] and "img/s" in lines[0]
+    assert train_mod._clock(83) == "1:23" and train_mod._clock(4000) == "1:06:40"
+
+
 def test_resume_with_different_model_refused(short_run):
     r = train_cli("--resume", str(short_run.run_dir), "--model", "alexnet-cifar")
     assert r.returncode == 2 and "cannot continue it as 'alexnet-cifar'" in r.stderr

@@ -63,6 +63,20 @@ def _log(world: World, *msg: Any) -> None:
         sys.stdout.flush()
 
 
+PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often
+
+
+def _clock(seconds: float) -> str:
+    """``83`` → ``1:23``, ``4000`` → ``1:06:40``."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _count(n: int) -> str:
     return f"{n:,}"
 
@@ -274,6 +288,10 @@ class Trainer:
         kill_at = int(os.environ.get("ALEXNET_DEBUG_KILL_AT_STEP", "0"))
         nan_at = int(os.environ.get("ALEXNET_DEBUG_NAN_AT_STEP", "0"))
         t0, seen = time.perf_counter(), 0
+        # Output to a file or pipe gets no progress bar; it gets a line a minute instead (unless
+        # --print-freq asks for lines by step), so a log shows that a long epoch is moving.
+        log_every_s = PROGRESS_LINE_SECONDS if world.is_main and not cfg.print_freq and not sys.stdout.isatty() else 0.0
+        last_line = t0
         try:
             for images, labels, bad in it:
                 if bad:
@@ -317,6 +335,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
                 if cfg.print_freq and self.global_step % cfg.print_freq == 0:
                     _log(world, f"  step {self.global_step}  loss {loss.item():.4f}  lr {lr:.4g}  {ips:.0f} img/s")
+                now = time.perf_counter()
+                if log_every_s and now - last_line >= log_every_s and self.step_in_epoch < self.steps_per_epoch:
+                    last_line = now
+                    left = (self.steps_per_epoch - self.step_in_epoch) * (now - t0) / (self.step_in_epoch - start)
+                    _log(world, f"  epoch {self.epoch + 1}/{cfg.epochs}  step {self.step_in_epoch}/"
+                                f"{self.steps_per_epoch}  loss {loss.item():.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
+                                f"epoch ETA {_clock(left)}")
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
                 if kill_at and self.global_step == kill_at:  # tests: die like a crashed machine
@@ -380,7 +405,7 @@ class Trainer:
         _log(world, f"model {cfg.model} ({_count(nparams)} parameters, {len(self.classes)} classes) · "
                     f"data {cfg.data}: {_count(len(self.train_ds))} train / {_count(len(self.val_ds))} val images")
         _log(world, f"device {self.device} · {self.precision.reason} · channels_last "
-                    f"{'on' if self.channels_last else 'off'} · {torch.get_num_threads()} threads"
+                    f"{'on' if self.channels_last else 'off'} · {_plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
         last: EvalResult | None = None
         if cfg.test_only:
