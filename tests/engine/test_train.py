@@ -126,6 +126,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert ck["global_step"] == 3
 
 
+def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypatch):
+    """The GPU path (sums kept on the device, read back every k steps), run on the CPU: same weights and
+    train loss as reading back every step; a nan inside a window is caught before anything is saved."""
+    import alexnet.engine.train as train_mod
+    from alexnet.engine.train import DivergedError
+
+    def run(name: str, **kw):
+        return fit(make_config("digits", epochs=1, batch_size=64, output_dir=str(tmp_path), name=name,
+                               model_kwargs={"width": 0.125, "fc_width": 16}, amp="off", **kw))
+
+    every_step = run("k1")
+    monkeypatch.setattr(train_mod, "CPU_SYNC_EVERY", 4)
+    every_4 = run("k4")
+    a, b = (load_file(str(r.run_dir / "weights.safetensors")) for r in (every_step, every_4))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la, lb = (float(list(csv.DictReader((r.run_dir / "metrics.csv").open()))[0]["train_loss"])
+              for r in (every_step, every_4))
+    assert la == pytest.approx(lb, rel=1e-6)
+
+    monkeypatch.setenv("ALEXNET_DEBUG_NAN_AT_STEP", "6")
+    with pytest.raises(DivergedError, match="loss became nan/inf in epoch 1, steps 5–8"):
+        run("nan", checkpoint_every=4)  # saves after steps 4 and 8: the save at 8 finds the nan first
+    assert safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")["global_step"] == 4
+
+
 def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "alexnet", "train", "--epochs", "3", "-b", "64", "--print-freq", "1",
                           "--output-dir", str(tmp_path), "--name", "int", *TINY],

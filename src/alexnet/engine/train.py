@@ -64,6 +64,8 @@ def _log(world: World, *msg: Any) -> None:
 
 
 PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often
+ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
+CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
 
 
 def _clock(seconds: float) -> str:
@@ -292,6 +294,31 @@ class Trainer:
         # --print-freq asks for lines by step), so a log shows that a long epoch is moving.
         log_every_s = PROGRESS_LINE_SECONDS if world.is_main and not cfg.print_freq and not sys.stdout.isatty() else 0.0
         last_line = t0
+        # Loss and accuracy are summed on the device and read back only every `sync_every` steps: on a
+        # GPU each read (.item()) makes the host wait for the device, so the next step's kernels are
+        # not queued while this one runs. On a CPU a read costs nothing, so every step is checked.
+        sync_every = CPU_SYNC_EVERY if dev.type == "cpu" else ACCELERATOR_SYNC_EVERY
+        acc = torch.zeros(2, device=dev, dtype=torch.float32 if dev.type == "mps" else torch.float64)
+        unsynced_from, last_loss = self.step_in_epoch + 1, float("nan")
+
+        def sync(loss: torch.Tensor, lr: float) -> None:
+            """Move the device sums into epoch_stats; stop all ranks if any loss was nan/inf."""
+            nonlocal unsynced_from, last_loss
+            loss_sum, correct = acc.tolist()  # one host-device transfer
+            acc.zero_()
+            bad = not math.isfinite(loss_sum)  # a nan/inf loss makes the sum nan/inf
+            if world.distributed:
+                bad = broadcast_flag(bad, dev)
+            if bad:
+                where = (f"at epoch {self.epoch + 1}, step {self.step_in_epoch}" if unsynced_from == self.step_in_epoch
+                         else f"in epoch {self.epoch + 1}, steps {unsynced_from}–{self.step_in_epoch}")
+                raise DivergedError(
+                    f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — the last good "
+                    f"checkpoint is kept in {self.run_dir / 'checkpoints'}. Try a lower --lr or --clip-grad-norm")
+            self.epoch_stats[0] += loss_sum
+            self.epoch_stats[1] += correct
+            unsynced_from, last_loss = self.step_in_epoch + 1, loss.item()
+
         try:
             for images, labels, bad in it:
                 if bad:
@@ -308,14 +335,10 @@ class Trainer:
                     loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
                 if nan_at and self.global_step + 1 == nan_at:
                     loss = loss * float("nan")
-                finite = bool(torch.isfinite(loss))
-                if world.distributed:
-                    finite = not broadcast_flag(not finite, dev)
-                if not finite:
-                    raise DivergedError(
-                        f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
-                        f"(lr {lr:.3g}); stopped without saving — the last good checkpoint is kept in "
-                        f"{self.run_dir / 'checkpoints'}. Try a lower --lr or --clip-grad-norm")
+                n = labels.numel()
+                with torch.no_grad():
+                    acc[0] += loss.detach() * n
+                    acc[1] += (logits.argmax(1) == labels).sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if cfg.clip_grad_norm:
@@ -325,29 +348,37 @@ class Trainer:
                 self.scaler.update()
                 self.step_in_epoch += 1
                 self.global_step += 1
-                n = labels.numel()
                 seen += n
-                self.epoch_stats[0] += loss.item() * n
-                self.epoch_stats[1] += (logits.argmax(1) == labels).sum().item()
                 self.epoch_stats[2] += n
-                ips = seen * world.world_size / max(1e-9, time.perf_counter() - t0)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
-                if cfg.print_freq and self.global_step % cfg.print_freq == 0:
-                    _log(world, f"  step {self.global_step}  loss {loss.item():.4f}  lr {lr:.4g}  {ips:.0f} img/s")
                 now = time.perf_counter()
-                if log_every_s and now - last_line >= log_every_s and self.step_in_epoch < self.steps_per_epoch:
+                ips = seen * world.world_size / max(1e-9, now - t0)
+                bar.update(1)
+                print_now = bool(cfg.print_freq) and self.global_step % cfg.print_freq == 0
+                line_now = bool(log_every_s) and now - last_line >= log_every_s \
+                    and self.step_in_epoch < self.steps_per_epoch
+                save_now = bool(cfg.checkpoint_every) and self.global_step % cfg.checkpoint_every == 0
+                last_step = self.step_in_epoch >= self.steps_per_epoch or (
+                    bool(cfg.max_steps) and self.global_step >= cfg.max_steps)
+                synced = (self.step_in_epoch % sync_every == 0 or print_now or line_now or save_now or last_step
+                          or (self._stop_requested and not world.distributed) or self.global_step == kill_at)
+                if not synced:
+                    continue
+                sync(loss, lr)  # before anything is saved: a diverged run never overwrites a checkpoint
+                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
+                if print_now:
+                    _log(world, f"  step {self.global_step}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s")
+                if line_now:
                     last_line = now
                     left = (self.steps_per_epoch - self.step_in_epoch) * (now - t0) / (self.step_in_epoch - start)
                     _log(world, f"  epoch {self.epoch + 1}/{cfg.epochs}  step {self.step_in_epoch}/"
-                                f"{self.steps_per_epoch}  loss {loss.item():.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
+                                f"{self.steps_per_epoch}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
                                 f"epoch ETA {_clock(left)}")
-                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                if save_now:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
                 if kill_at and self.global_step == kill_at:  # tests: die like a crashed machine
                     os.kill(os.getpid(), signal.SIGKILL)
                 stop = self._stop_requested
-                if world.distributed:
+                if world.distributed:  # every rank must stop at the same step
                     stop = broadcast_flag(stop, dev)
                 if stop or (cfg.max_steps and self.global_step >= cfg.max_steps):
                     return False
