@@ -194,6 +194,22 @@ def test_test_only_evaluates_resumed_run(short_run, capsys):
         float(list(csv.DictReader((short_run.run_dir / "metrics.csv").open()))[-1]["val_top1"]), abs=1e-3)
 
 
+def test_resume_a_finished_run_and_train_it_longer(tmp_path, capsys):
+    from alexnet.engine.config import resume_config
+
+    fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="done",
+                    model_kwargs={"width": 0.125, "fc_width": 16}, amp="off"))
+    run = tmp_path / "done"
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+    res = fit(resume_config(str(run)))
+    assert "already finished its 1 epoch: nothing to train" in capsys.readouterr().out
+    assert res.epochs_done == 1 and (run / "checkpoints" / "last.pt").read_bytes() == before
+    res = fit(resume_config(str(run), epochs=2))
+    assert "the onecycle schedule was laid out for 1 epoch and is now laid out for 2" in capsys.readouterr().out
+    assert res.epochs_done == 2 and len((run / "metrics.csv").read_text().splitlines()) == 3
+
+
 def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch):
     """stdout to a file or pipe: no progress bar, but a line every PROGRESS_LINE_SECONDS with an ETA."""
     import alexnet.engine.train as train_mod

@@ -230,8 +230,18 @@ class Trainer:
         self._rng_to_restore = ck["rng"]
         self.bad_log.load_state_dict(ck.get("bad_samples", {}))
         self._trim_metrics(self.epoch)
+        if self.epoch >= self.cfg.epochs:
+            _log(self.world, f"{self.run_dir} already finished its {_plural(self.epoch, 'epoch')}: nothing to train "
+                             f"(--epochs N with N > {self.epoch} trains it further)")
+            return
         _log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
                          f"of {self.steps_per_epoch} ({self.global_step} steps done)")
+        was = int(ck.get("config", {}).get("epochs", self.cfg.epochs))
+        if was != self.cfg.epochs and self.cfg.lr_scheduler in ("onecycle", "cosine"):
+            _log(self.world, f"note: the {self.cfg.lr_scheduler} schedule was laid out for {_plural(was, 'epoch')} and is now "
+                             f"laid out for {self.cfg.epochs}: the rate goes from "
+                             f"{self.optimizer.param_groups[0]['lr']:.3g} to {self.schedule.lr(self.global_step):.3g} "
+                             f"here (a new run gives the full schedule)")
 
     # -- metrics -------------------------------------------------------------------------------
     def _metrics_path(self) -> Path:
@@ -430,6 +440,8 @@ class Trainer:
         cfg, world = self.cfg, self.world
         if cfg.resume:
             self.resume()
+            if self.epoch >= cfg.epochs and not cfg.test_only:
+                return TrainResult(self.run_dir, self.best_top1, None, None, self.epoch, self.global_step)
         self._write_run_files()
         nparams = sum(p.numel() for p in self.model.parameters())
         _log(world, f"run directory: {self.run_dir}")
