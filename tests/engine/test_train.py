@@ -44,6 +44,7 @@ def test_run_directory_contents(short_run):
     for f in ("config.json", "classes.json", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt",
               "weights.safetensors", "weights.json"):
         assert (d / f).is_file(), f
+    assert list(d.glob("events.out.tfevents.*")), "TensorBoard events (tensorboard is in the dev extra)"
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["model"] == "alexnet-mnist" and cfg["data"] == "digits" and cfg["epochs"] == 2
     assert json.loads((d / "classes.json").read_text())["classes"] == [str(i) for i in range(10)]
@@ -220,7 +221,9 @@ def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch ETA" in ln]
     assert len(lines) == 4  # 1,438 images // 256 → 5 full batches; no line after the last
     assert lines[0].split()[:4] == ["epoch", "1/1", "step", "1/5"] and "img/s" in lines[0]
-    assert train_mod._clock(83) == "1:23" and train_mod._clock(4000) == "1:06:40"
+    from alexnet.engine.logging import clock
+
+    assert clock(83) == "1:23" and clock(4000) == "1:06:40"
 
 
 def test_resume_with_different_model_refused(short_run):

@@ -10,7 +10,6 @@ step and resumed from its last checkpoint (with ``--deterministic``) ends with b
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -35,11 +34,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, shutdown
 from .evaluate import EvalResult, evaluate
+from .logging import MetricsLog, clock, count, log, plural
 from .schedule import LRSchedule
-
-METRICS_COLUMNS = ["epoch", "step", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
-                   "lr", "time", "img_per_s"]
-
 
 class DivergedError(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -55,32 +51,9 @@ class TrainResult:
     steps_done: int
 
 
-def _log(world: World, *msg: Any) -> None:
-    if world.is_main:
-        from tqdm import tqdm
-
-        tqdm.write(" ".join(str(m) for m in msg), file=sys.stdout)
-        sys.stdout.flush()
-
-
 PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
-
-
-def _clock(seconds: float) -> str:
-    """``83`` → ``1:23``, ``4000`` → ``1:06:40``."""
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _count(n: int) -> str:
-    return f"{n:,}"
 
 
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -140,12 +113,12 @@ class Trainer:
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
         self.bad_log = BadSampleLog()
         self.run_dir = self._run_dir()
+        self.metrics = MetricsLog(self.run_dir, enabled=world.is_main)
         # Position: the next epoch to run, optimiser steps done in it, and in total.
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_top1, self.epoch_stats = -math.inf, [0.0, 0.0, 0.0]
         self._rng_to_restore: dict | None = None
         self._stop_requested = False
-        self.tb = None
 
     # -- setup ---------------------------------------------------------------------------------
     def _check_data_spec(self) -> None:
@@ -183,12 +156,7 @@ class Trainer:
         atomic_write(self.run_dir / "config.json", self.cfg.to_json() + "\n")
         atomic_write_json(self.run_dir / "classes.json", {
             "classes": self.classes, "class_ids": list(getattr(self.train_ds, "class_ids", self.classes))})
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(self.run_dir))
-        except ImportError:  # tensorboard is optional
-            self.tb = None
+        self.metrics.open_tensorboard()
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
@@ -229,53 +197,26 @@ class Trainer:
         self.epoch_stats = [float(x) for x in ck["epoch_stats"]]
         self._rng_to_restore = ck["rng"]
         self.bad_log.load_state_dict(ck.get("bad_samples", {}))
-        self._trim_metrics(self.epoch)
+        self.metrics.trim(self.epoch)
         if self.epoch >= self.cfg.epochs:
-            _log(self.world, f"{self.run_dir} already finished its {_plural(self.epoch, 'epoch')}: nothing to train "
+            log(self.world, f"{self.run_dir} already finished its {plural(self.epoch, 'epoch')}: nothing to train "
                              f"(--epochs N with N > {self.epoch} trains it further)")
             return
-        _log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+        log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
                          f"of {self.steps_per_epoch} ({self.global_step} steps done)")
         was = int(ck.get("config", {}).get("epochs", self.cfg.epochs))
         if was != self.cfg.epochs and self.cfg.lr_scheduler in ("onecycle", "cosine"):
-            _log(self.world, f"note: the {self.cfg.lr_scheduler} schedule was laid out for {_plural(was, 'epoch')} and is now "
+            log(self.world, f"note: the {self.cfg.lr_scheduler} schedule was laid out for {plural(was, 'epoch')} and is now "
                              f"laid out for {self.cfg.epochs}: the rate goes from "
                              f"{self.optimizer.param_groups[0]['lr']:.3g} to {self.schedule.lr(self.global_step):.3g} "
                              f"here (a new run gives the full schedule)")
-
-    # -- metrics -------------------------------------------------------------------------------
-    def _metrics_path(self) -> Path:
-        return self.run_dir / "metrics.csv"
-
-    def _trim_metrics(self, epochs_done: int) -> None:
-        """After a resume, drop rows of epochs the checkpoint had not finished (no duplicates)."""
-        p = self._metrics_path()
-        if not self.world.is_main or not p.is_file():
-            return
-        lines = p.read_text().splitlines()
-        keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= epochs_done]
-        atomic_write(p, "\n".join(keep) + "\n")
-
-    def _append_metrics(self, row: dict[str, Any]) -> None:
-        if not self.world.is_main:
-            return
-        p = self._metrics_path()
-        old = p.read_text() if p.is_file() else ",".join(METRICS_COLUMNS) + "\n"
-        line = ",".join("" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]))
-                        for c in METRICS_COLUMNS)
-        atomic_write(p, old + line + "\n")
-        if self.tb is not None:
-            for k in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "img_per_s"):
-                if row.get(k) is not None:
-                    self.tb.add_scalar(k, row[k], row["epoch"])
-            self.tb.flush()
 
     # -- the loop ------------------------------------------------------------------------------
     def _on_sigint(self, signum, frame) -> None:
         if self._stop_requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self._stop_requested = True
-        _log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
+        log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
                          "(press again to stop at once)")
 
     def train_one_epoch(self) -> bool:
@@ -376,13 +317,13 @@ class Trainer:
                 sync(loss, lr)  # before anything is saved: a diverged run never overwrites a checkpoint
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
                 if print_now:
-                    _log(world, f"  step {self.global_step}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s")
+                    log(world, f"  step {self.global_step}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s")
                 if line_now:
                     last_line = now
                     left = (self.steps_per_epoch - self.step_in_epoch) * (now - t0) / (self.step_in_epoch - start)
-                    _log(world, f"  epoch {self.epoch + 1}/{cfg.epochs}  step {self.step_in_epoch}/"
+                    log(world, f"  epoch {self.epoch + 1}/{cfg.epochs}  step {self.step_in_epoch}/"
                                 f"{self.steps_per_epoch}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
-                                f"epoch ETA {_clock(left)}")
+                                f"epoch ETA {clock(left)}")
                 if save_now:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
                 if kill_at and self.global_step == kill_at:  # tests: die like a crashed machine
@@ -407,22 +348,22 @@ class Trainer:
         train_loss = loss_sum / n if n else float("nan")
         train_top1 = 100.0 * correct / n if n else float("nan")
         lr = self.optimizer.param_groups[0]["lr"]
-        self._append_metrics({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
+        self.metrics.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
                               "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
                               "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
-        _log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
+        log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
                          f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
                          f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
         summary = self.bad_log.end_epoch()
         if summary:
-            _log(self.world, f"  {summary}")
+            log(self.world, f"  {summary}")
         improved = res.top1 > self.best_top1
         if improved:
             self.best_top1 = res.top1
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
-                _log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
+                log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
                                  f"({self.schedule.state['drops']} of {self.cfg.lr_max_drops})")
             self.epoch += 1
             self.step_in_epoch = 0
@@ -444,16 +385,16 @@ class Trainer:
                 return TrainResult(self.run_dir, self.best_top1, None, None, self.epoch, self.global_step)
         self._write_run_files()
         nparams = sum(p.numel() for p in self.model.parameters())
-        _log(world, f"run directory: {self.run_dir}")
-        _log(world, f"model {cfg.model} ({_count(nparams)} parameters, {len(self.classes)} classes) · "
-                    f"data {cfg.data}: {_count(len(self.train_ds))} train / {_count(len(self.val_ds))} val images")
-        _log(world, f"device {self.device} · {self.precision.reason} · channels_last "
-                    f"{'on' if self.channels_last else 'off'} · {_plural(torch.get_num_threads(), 'thread')}"
+        log(world, f"run directory: {self.run_dir}")
+        log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
+                    f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
+        log(world, f"device {self.device} · {self.precision.reason} · channels_last "
+                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
         last: EvalResult | None = None
         if cfg.test_only:
             last = self._eval()
-            _log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
+            log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
                         f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
             return TrainResult(self.run_dir, self.best_top1, last, None, self.epoch, self.global_step)
         old = signal.signal(signal.SIGINT, self._on_sigint) if world.is_main else None
@@ -463,7 +404,7 @@ class Trainer:
                 complete = self.train_one_epoch()
                 if self._stop_requested:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
-                    _log(world, f"stopped: resumable checkpoint saved to {self.run_dir / 'checkpoints' / 'last.pt'}; "
+                    log(world, f"stopped: resumable checkpoint saved to {self.run_dir / 'checkpoints' / 'last.pt'}; "
                                 f"continue with: alexnet train --resume {self.run_dir}")
                     raise KeyboardInterrupt
                 last = self._finish_epoch(complete, t_epoch)
@@ -472,8 +413,7 @@ class Trainer:
         finally:
             if old is not None:
                 signal.signal(signal.SIGINT, old)
-            if self.tb is not None:
-                self.tb.close()
+            self.metrics.close()
         ten = None
         if cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed):
             ten = self.ten_crop_eval()
@@ -491,16 +431,16 @@ class Trainer:
     def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:
         w = self.world
         if last is not None:
-            _log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
+            log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
                     f"(error {last.top1_error:.2f}%), top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)")
         if ten is not None and last is not None:
-            _log(w, f"ten-crop (§4.1): top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%), "
+            log(w, f"ten-crop (§4.1): top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%), "
                     f"top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / {last.top5:.2f}%")
         if self.bad_log and len(self.bad_log):
-            _log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
-        _log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
+            log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
+        log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                 f"weights.safetensors weights.json")
-        _log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
+        log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
                 f"alexnet predict {self.run_dir} IMAGE")
 
 
