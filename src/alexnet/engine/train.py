@@ -56,6 +56,17 @@ ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
 
 
+def _check_compiler(device: torch.device) -> None:
+    """torch.compile on a CPU writes C++ and builds it; without a compiler it would fail at the
+    first step with a long traceback, so say so before the run starts."""
+    import shutil
+
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++")
+                                        if c):
+        raise UserError("--compile on a CPU needs a C++ compiler (g++ or clang++; or set CXX); "
+                        "install one or train without --compile")
+
+
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
@@ -99,7 +110,8 @@ class Trainer:
 
             self.net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
-            self.net = torch.compile(self.net)
+            _check_compiler(device)
+            self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
         self.train_loader = build_loader(self.train_ds, batch_size=cfg.batch_size, train=True, **kw)
         self.val_loader = build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
