@@ -100,7 +100,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
 
 
 def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
-    common = ["--max-steps", "4", "--amp", "off", "--output-dir", str(tmp_path), "--lr-scheduler", "constant",
+    common = ["--max-steps", "5", "--amp", "off", "--output-dir", str(tmp_path), "--lr-scheduler", "constant",
               *TINY, "--model-arg", "dropout=0", "--deterministic"]
     one = train_cli(*common, "-b", "64", "--name", "one")
     assert one.returncode == 0, one.stderr
@@ -109,13 +109,18 @@ def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
         port = sock.getsockname()[1]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
                           "-m", "alexnet", "train", *common, "-b", "32", "--name", "two"],
-                         capture_output=True, text=True, env=ENV, timeout=240)
+                         capture_output=True, text=True, timeout=240,
+                         # the GPU path (loss read back every 3 steps, a collective nan check at each
+                         # read) and a timed progress line due on rank 0 at every step: no rank may
+                         # wait at a collective the others skip
+                         env={**ENV, "ALEXNET_DEBUG_SYNC_EVERY": "3", "ALEXNET_PROGRESS_SECONDS": "1e-9"})
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = load_file(str(tmp_path / "one" / "weights.safetensors")), load_file(str(tmp_path / "two" / "weights.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    assert safe_torch_load(tmp_path / "two" / "checkpoints" / "last.pt")["global_step"] == 4
+    assert safe_torch_load(tmp_path / "two" / "checkpoints" / "last.pt")["global_step"] == 5
+    assert "step 3/" in two.stdout  # the timed line came at the read after step 3
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -234,15 +239,17 @@ def test_compiled_training_matches_eager(tmp_path):
 
 
 def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch):
-    """stdout to a file or pipe: no progress bar, but a line every PROGRESS_LINE_SECONDS with an ETA."""
-    import alexnet.engine.train as train_mod
-
-    monkeypatch.setattr(train_mod, "PROGRESS_LINE_SECONDS", 1e-9)
+    """stdout to a file or pipe: no progress bar, but a line every $ALEXNET_PROGRESS_SECONDS (default 60)
+    with an ETA; a bad value is a one-line error."""
+    monkeypatch.setenv("ALEXNET_PROGRESS_SECONDS", "1e-9")
     fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="log",
                     model_kwargs={"width": 0.125, "fc_width": 16}, amp="off"))
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch ETA" in ln]
     assert len(lines) == 4  # 1,438 images // 256 → 5 full batches; no line after the last
     assert lines[0].split()[:4] == ["epoch", "1/1", "step", "1/5"] and "img/s" in lines[0]
+    r = train_cli("--epochs", "1", "--output-dir", str(tmp_path), "--name", "bad", *TINY,
+                  env={"ALEXNET_PROGRESS_SECONDS": "soon"})
+    assert r.returncode == 2 and "error: ALEXNET_PROGRESS_SECONDS must be a positive number" in r.stderr
     from alexnet.engine.logging import clock
 
     assert clock(83) == "1:23" and clock(4000) == "1:06:40"

@@ -51,9 +51,23 @@ class TrainResult:
     steps_done: int
 
 
-PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often
+PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often ($ALEXNET_PROGRESS_SECONDS)
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+
+
+def _progress_seconds() -> float:
+    """Seconds between progress lines when output is not a terminal: $ALEXNET_PROGRESS_SECONDS or 60."""
+    raw = os.environ.get("ALEXNET_PROGRESS_SECONDS", "")
+    if not raw:
+        return PROGRESS_LINE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"ALEXNET_PROGRESS_SECONDS must be a positive number of seconds, not {raw!r}")
+    return value
 
 
 def _check_compiler(device: torch.device) -> None:
@@ -255,12 +269,13 @@ class Trainer:
         t0, seen = time.perf_counter(), 0
         # Output to a file or pipe gets no progress bar; it gets a line a minute instead (unless
         # --print-freq asks for lines by step), so a log shows that a long epoch is moving.
-        log_every_s = PROGRESS_LINE_SECONDS if world.is_main and not cfg.print_freq and not sys.stdout.isatty() else 0.0
+        log_every_s = _progress_seconds() if world.is_main and not cfg.print_freq and not sys.stdout.isatty() else 0.0
         last_line = t0
         # Loss and accuracy are summed on the device and read back only every `sync_every` steps: on a
         # GPU each read (.item()) makes the host wait for the device, so the next step's kernels are
         # not queued while this one runs. On a CPU a read costs nothing, so every step is checked.
-        sync_every = CPU_SYNC_EVERY if dev.type == "cpu" else ACCELERATOR_SYNC_EVERY
+        sync_every = int(os.environ.get("ALEXNET_DEBUG_SYNC_EVERY", "0")) or (
+            CPU_SYNC_EVERY if dev.type == "cpu" else ACCELERATOR_SYNC_EVERY)
         acc = torch.zeros(2, device=dev, dtype=torch.float32 if dev.type == "mps" else torch.float64)
         unsynced_from, last_loss = self.step_in_epoch + 1, float("nan")
 
@@ -317,15 +332,16 @@ class Trainer:
                 ips = seen * world.world_size / max(1e-9, now - t0)
                 bar.update(1)
                 print_now = bool(cfg.print_freq) and self.global_step % cfg.print_freq == 0
-                line_now = bool(log_every_s) and now - last_line >= log_every_s \
-                    and self.step_in_epoch < self.steps_per_epoch
                 save_now = bool(cfg.checkpoint_every) and self.global_step % cfg.checkpoint_every == 0
                 last_step = self.step_in_epoch >= self.steps_per_epoch or (
                     bool(cfg.max_steps) and self.global_step >= cfg.max_steps)
-                synced = (self.step_in_epoch % sync_every == 0 or print_now or line_now or save_now or last_step
+                # Every rank must read back at the same steps (the nan check is collective), so only
+                # step counts decide; the timed progress line waits for the next read.
+                synced = (self.step_in_epoch % sync_every == 0 or print_now or save_now or last_step
                           or (self._stop_requested and not world.distributed) or self.global_step == kill_at)
                 if not synced:
                     continue
+                line_now = bool(log_every_s) and now - last_line >= log_every_s and not last_step
                 sync(loss, lr)  # before anything is saved: a diverged run never overwrites a checkpoint
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}", refresh=False)
                 if print_now:
