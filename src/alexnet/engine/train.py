@@ -226,16 +226,16 @@ class Trainer:
         self.metrics.trim(self.epoch)
         if self.epoch >= self.cfg.epochs:
             log(self.world, f"{self.run_dir} already finished its {plural(self.epoch, 'epoch')}: nothing to train "
-                             f"(--epochs N with N > {self.epoch} trains it further)")
+                            f"(--epochs N with N > {self.epoch} trains it further)")
             return
         log(self.world, f"resumed {self.run_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-                         f"of {self.steps_per_epoch} ({self.global_step} steps done)")
+                        f"of {self.steps_per_epoch} ({self.global_step} steps done)")
         was = int(ck.get("config", {}).get("epochs", self.cfg.epochs))
         if was != self.cfg.epochs and self.cfg.lr_scheduler in ("onecycle", "cosine"):
-            log(self.world, f"note: the {self.cfg.lr_scheduler} schedule was laid out for {plural(was, 'epoch')} and is now "
-                             f"laid out for {self.cfg.epochs}: the rate goes from "
-                             f"{self.optimizer.param_groups[0]['lr']:.3g} to {self.schedule.lr(self.global_step):.3g} "
-                             f"here (a new run gives the full schedule)")
+            log(self.world, f"note: the {self.cfg.lr_scheduler} schedule was laid out for {plural(was, 'epoch')} "
+                            f"and is now laid out for {self.cfg.epochs}: the rate goes from "
+                            f"{self.optimizer.param_groups[0]['lr']:.3g} to {self.schedule.lr(self.global_step):.3g} "
+                            f"here (a new run gives the full schedule)")
 
     # -- the loop ------------------------------------------------------------------------------
     def _on_sigint(self, signum, frame) -> None:
@@ -243,7 +243,7 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
         log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
-                         "(press again to stop at once)")
+                        "(press again to stop at once)")
 
     def train_one_epoch(self) -> bool:
         """Train from the current position to the end of the epoch. False if stopped early."""
@@ -350,8 +350,8 @@ class Trainer:
                     last_line = now
                     left = (self.steps_per_epoch - self.step_in_epoch) * (now - t0) / (self.step_in_epoch - start)
                     log(world, f"  epoch {self.epoch + 1}/{cfg.epochs}  step {self.step_in_epoch}/"
-                                f"{self.steps_per_epoch}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
-                                f"epoch ETA {clock(left)}")
+                               f"{self.steps_per_epoch}  loss {last_loss:.4f}  lr {lr:.4g}  {ips:.0f} img/s  "
+                               f"epoch ETA {clock(left)}")
                 if save_now:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
                 if kill_at and self.global_step == kill_at:  # tests: die like a crashed machine
@@ -381,8 +381,8 @@ class Trainer:
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
                               "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
         log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
-                         f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
-                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
+                        f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
+                        f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
         summary = self.bad_log.end_epoch()
         if summary:
             log(self.world, f"  {summary}")
@@ -392,7 +392,7 @@ class Trainer:
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
                 log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
-                                 f"({self.schedule.state['drops']} of {self.cfg.lr_max_drops})")
+                                f"({self.schedule.state['drops']} of {self.cfg.lr_max_drops})")
             self.epoch += 1
             self.step_in_epoch = 0
         self.save("last.pt", self.epoch, self.step_in_epoch)
@@ -415,15 +415,15 @@ class Trainer:
         nparams = sum(p.numel() for p in self.model.parameters())
         log(world, f"run directory: {self.run_dir}")
         log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
-                    f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
+                   f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
-                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
+                   f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
         last: EvalResult | None = None
         if cfg.test_only:
             last = self._eval()
             log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
-                        f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
+                       f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
             return TrainResult(self.run_dir, self.best_top1, last, None, self.epoch, self.global_step)
         old = signal.signal(signal.SIGINT, self._on_sigint) if world.is_main else None
         try:
@@ -433,7 +433,7 @@ class Trainer:
                 if self._stop_requested:
                     self.save("last.pt", self.epoch, self.step_in_epoch)
                     log(world, f"stopped: resumable checkpoint saved to {self.run_dir / 'checkpoints' / 'last.pt'}; "
-                                f"continue with: alexnet train --resume {self.run_dir}")
+                               f"continue with: alexnet train --resume {self.run_dir}")
                     raise KeyboardInterrupt
                 last = self._finish_epoch(complete, t_epoch)
                 if not complete:  # --max-steps reached
