@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
       help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
     a("--val-split", type=float, help="validation fraction when the data has no validation split")
+    a("--train-subset", type=int, metavar="N",
+      help="train on a stratified sample of N training images (the same N for every seed)")
     a("--download", action="store_true", default=None, help="download CIFAR-10/MNIST if missing (needs internet)")
     a("--epochs", type=int)
     a("-b", "--batch-size", type=int, help="batch size per process")
@@ -86,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-FIELDS_FROM_FLAGS = ("model", "data", "val_split", "download", "epochs", "batch_size", "optimizer", "lr", "momentum",
+FIELDS_FROM_FLAGS = ("model", "data", "val_split", "train_subset", "download", "epochs", "batch_size", "optimizer", "lr", "momentum",
                      "nesterov", "weight_decay", "label_smoothing", "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
                      "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",

@@ -11,8 +11,8 @@ See docs/data.md for every dataset spec and every ``alexnet data`` command.
 """
 
 from .check import CheckReport, check_dataset, format_report, index_folder
-from .datasets import (FileDataset, ImageDataset, TensorImageDataset, build_dataset, parse_spec, read_list,
-                       split_indices)
+from .datasets import (FileDataset, ImageDataset, SubsetDataset, TensorImageDataset, build_dataset, parse_spec,
+                       read_list, split_indices, take_subset)
 from .decode import (DEFAULT_MAX_PIXELS, BadImageError, ImageInfo, decode_image, decode_image_info,
                      sniff_format)
 from .imagenet import Devkit, imagenet_val_relayout, read_devkit
@@ -23,7 +23,7 @@ from .transforms import (IMAGENET_PCA, ImageTransform, Normalizer, PCALighting, 
                          build_transforms, load_pca, normalizer_for, resolve_aug)
 
 __all__ = [
-    "build_dataset", "parse_spec", "split_indices", "read_list", "ImageDataset", "FileDataset",
+    "build_dataset", "take_subset", "SubsetDataset", "parse_spec", "split_indices", "read_list", "ImageDataset", "FileDataset",
     "TensorImageDataset", "build_transforms", "resolve_aug", "ImageTransform", "PCALighting", "TenCrop",
     "ToChannels", "IMAGENET_PCA", "load_pca", "Normalizer", "normalizer_for", "compute_pca_stats",
     "build_loader", "collate", "Batch", "BadSample", "ResumableSampler", "SafeDataset", "BadSampleLog", "summarize_bad",

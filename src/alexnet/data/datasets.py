@@ -134,6 +134,42 @@ class TensorImageDataset(ImageDataset):
 
 # ----------------------------------------------------------------------------- splits
 
+class SubsetDataset(ImageDataset):
+    """Images ``indices`` of ``base`` (its classes, transform and file paths), e.g. a stratified
+    sample of a training split (`take_subset`)."""
+
+    def __init__(self, base: ImageDataset, indices: Sequence[int]):
+        super().__init__(base.classes, base.class_ids, base.transform, base.name, base.split)
+        self.base, self.indices = base, [int(i) for i in indices]
+        all_targets = base.targets
+        self._targets = [all_targets[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def targets(self) -> list[int]:
+        return self._targets
+
+    def samples_path(self, i: int) -> str:
+        return self.base.samples_path(self.indices[i])
+
+    def load(self, i: int) -> torch.Tensor:
+        self.base.transform = self.transform  # decode hints (short side) follow this dataset's transform
+        return self.base.load(self.indices[i])
+
+
+def take_subset(dataset: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
+    """A stratified, seeded sample of ``n`` images of ``dataset`` (every class in proportion, as
+    `split_indices` draws a hold-out); the dataset itself when ``n`` is 0 or not smaller."""
+    if n < 0:
+        raise UserError(f"--train-subset must be non-negative, not {n}")
+    if n == 0 or n >= len(dataset):
+        return dataset
+    _, keep = split_indices(dataset.targets, n / len(dataset), seed)
+    return SubsetDataset(dataset, keep)
+
+
 def split_indices(targets: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """A stratified, seeded split: ``round(fraction · n)`` of each class (at least one, never all)
     go to validation. A pure function of (targets, fraction, seed); sorted index lists."""

@@ -32,6 +32,7 @@ class TrainConfig:
     data: str = "digits"  # a dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/f, /path
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.5, "init": "caffe"}
     val_split: float = 0.1  # fraction held out when a dataset has no validation split
+    train_subset: int = 0  # train on a stratified sample of this many images (0: all); seed 0, fixed
     download: bool = False  # let torchvision download CIFAR-10 / MNIST when they are missing
     # optimisation
     epochs: int = 15
@@ -105,7 +106,8 @@ class TrainConfig:
             bad(f"--channels-last must be auto, on or off, not {self.channels_last!r}")
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
-        for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm"):
+        for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",
+                  "train_subset"):
             if getattr(self, k) < 0:
                 bad(f"--{k.replace('_', '-')} must be non-negative, not {getattr(self, k)}")
         return self

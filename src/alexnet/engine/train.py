@@ -28,7 +28,7 @@ from ..core.device import Precision, resolve_device, resolve_precision, use_chan
 from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json
 from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
-from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for
+from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for, take_subset
 from ..models import build_model, make_meta, model_cfg, save_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -107,6 +107,8 @@ class Trainer:
                                       download=cfg.download and world.is_main)
         self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split,
                                     download=cfg.download and world.is_main)
+        # The sample is the same for every seed, so runs that differ in seed see the same images.
+        self.train_ds = take_subset(self.train_ds, cfg.train_subset)
         self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0:
             raise UserError(f"{cfg.data}: the training split is empty")

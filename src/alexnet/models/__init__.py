@@ -2,6 +2,7 @@
 
 from . import alexnet as _alexnet  # noqa: F401  (registers the AlexNet family)
 from . import zoo as _zoo  # noqa: F401  (registers the torchvision successors)
+from . import ablation as _ablation  # noqa: F401  (registers the experiment networks)
 from .alexnet import LRN, AlexNet, AlexNetOWT, AlexNetSmall, AlexNetTowers
 from .registry import ModelCfg, build_model, list_models, model_cfg, register_model
 from .summary import Summary, summarize

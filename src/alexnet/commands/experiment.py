@@ -1,0 +1,47 @@
+"""``alexnet experiment``: the paper's claims, re-run (see `alexnet.experiments`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+ORDER = 80
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment", help="re-run one of the paper's claims (ReLU vs tanh, LRN, pooling, depth, …)",
+        description="Re-run a claim of the paper on CIFAR-10 and write OUT/NAME.md (table, the paper's figure "
+                    "beside ours), OUT/NAME.json and OUT/NAME.png. Finished runs are cached by config under "
+                    "OUT/runs/: a re-run trains only what is missing and an interrupted one resumes. "
+                    "`alexnet experiment list` names them.")
+    p.add_argument("name", help="an experiment name, or `list`")
+    p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10 (batches or class folders)")
+    p.add_argument("--data-path", help="same as --data cifar10:PATH")
+    p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
+    p.add_argument("--seeds", type=int, help="seeds per arm (default: the experiment's, usually 2)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the experiment's)")
+    p.add_argument("--train-subset", type=int, metavar="N", help="training images per run (0: all)")
+    p.add_argument("--out", default="experiments", help="output folder (default: experiments)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("-j", "--workers", type=int, help="data loading worker processes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiments import list_experiments
+    from ..experiments import run as run_experiment
+
+    if args.name == "list":
+        rows = [(e.name, e.section, e.claim) for e in list_experiments()]
+        w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+        for name, sec, claim in rows:
+            print(f"{name:<{w0}}  {sec:<{w1}}  {claim}")
+        return 0
+    data = args.data or (f"cifar10:{args.data_path}" if args.data_path else None)
+    command = "alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""
+    run_experiment(args.name, data=data, fast=args.fast, seeds=args.seeds, epochs=args.epochs,
+                   train_subset=args.train_subset, out=args.out, device=args.device, workers=args.workers,
+                   command=command)
+    return 0

@@ -1,0 +1,77 @@
+"""The paper's claims as experiments anyone can re-run: ``alexnet experiment NAME``.
+
+Each module holds one claim: the arms it trains (through `engine.fit`, the one training loop),
+how it summarises them against the paper's figure, and its plot. `run` trains what is missing
+(finished runs are cached by config; an interrupted one resumes) and writes ``OUT/NAME.md``,
+``OUT/NAME.json`` and ``OUT/NAME.png``.
+
+    from alexnet import experiments
+    experiments.run("relu-vs-tanh", data="cifar10:/data/cifar10")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.errors import UserError, did_you_mean
+from . import depth, dropout, lrn, overlap_pool, pca_lighting, relu_vs_tanh, ten_crop, towers
+from .base import Arm, Experiment, RunResult, Scale, machine_line, run_experiment, write_outputs
+
+EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT for m in (
+    relu_vs_tanh, lrn, overlap_pool, depth, dropout, pca_lighting, ten_crop, towers)}
+
+
+def list_experiments() -> list[Experiment]:
+    return list(EXPERIMENTS.values())
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UserError(f"unknown experiment {name!r}{did_you_mean(name, EXPERIMENTS)} "
+                        f"(`alexnet experiment list` names them)")
+    return EXPERIMENTS[name]
+
+
+def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | None = None,
+        epochs: int | None = None, train_subset: int | None = None, out: str | Path = "experiments",
+        device: str = "auto", workers: int | None = None, command: str = "",
+        say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run experiment ``name`` (training only what the cache lacks) and write its table, JSON and
+    plot to ``out``. ``data``: a dataset spec (default CIFAR-10 is needed; ``fast`` falls back to
+    the embedded digits). Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
+    exp = get(name)
+    scale = exp.fast if fast else exp.default
+    if seeds is not None:
+        if seeds < 1:
+            raise UserError(f"--seeds must be at least 1, not {seeds}")
+        scale = dataclasses.replace(scale, seeds=seeds)
+    if epochs is not None:
+        if epochs < 1:
+            raise UserError(f"--epochs must be at least 1, not {epochs}")
+        scale = dataclasses.replace(scale, epochs=epochs)
+    if train_subset is not None:
+        if train_subset < 0:
+            raise UserError(f"--train-subset must be non-negative, not {train_subset}")
+        scale = dataclasses.replace(scale, train_subset=train_subset)
+    if data is None:
+        if not fast:
+            raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (the python batches or "
+                            f"class folders of the training images), or --fast for a seconds-long check on the digits")
+        data = "digits"
+    over: dict[str, Any] = {"device": device}
+    if workers is not None:
+        over["workers"] = workers
+    if fast:
+        over["workers"] = 0
+    out = Path(out)
+    results = run_experiment(exp, data=data, out=out, scale=scale, say=say, **over)
+    record = write_outputs(exp, results, out=out, scale=scale, data=data,
+                           command=command or f"alexnet experiment {name}", machine=machine_line())
+    say(f"[{name}] {record['verdict']}")
+    say(f"[{name}] wrote {out / (name + '.md')}, {out / (name + '.json')}, {out / (name + '.png')}")
+    return record
+
+
+__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "run"]

@@ -1,0 +1,353 @@
+"""What every experiment shares: arms of training configs, a cache of finished runs, a table,
+a JSON record and a plot.
+
+An experiment is a list of *arms* (one training config each: the paper's setting and the one
+ingredient changed) trained for several seeds by the ordinary training engine (`engine.fit`; there
+is no second training loop). Each run's directory is named by a hash of its config, under
+``OUT/runs/``, so a run shared by two experiments (the same baseline) is trained once, a re-run
+computes only what is missing, and an interrupted run resumes from its last checkpoint. A finished
+run gets ``result.json`` (its metrics and any extra evaluations the experiment asked for).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.errors import UserError
+from ..core.io import atomic_write, atomic_write_json
+
+# Fields that do not change what a run computes, so they are left out of its cache key.
+_NOT_IN_KEY = ("output_dir", "name", "resume", "test_only", "print_freq", "checkpoint_every", "workers",
+               "device", "download", "max_steps")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One setting of an experiment: a label for the table and the config fields it sets."""
+
+    label: str
+    fields: dict[str, Any]
+    paper: str = ""  # the paper's figure for this setting, if it gives one
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the runs are. ``default`` is sized for 2 CPU cores; ``fast`` for tests (seconds)."""
+
+    epochs: int
+    train_subset: int  # training images (a stratified sample of the training split; 0: all)
+    seeds: int
+    width: float = 1.0  # multiplies every layer's width (model argument `width`)
+    batch_size: int = 128
+
+
+@dataclass
+class RunResult:
+    """One finished run: its arm, seed, directory and the numbers read back from it."""
+
+    arm: str
+    seed: int
+    run_dir: str
+    epochs: list[dict[str, float]]  # metrics.csv rows
+    extra: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.epochs[-1]
+
+    @property
+    def val_error(self) -> float:
+        return 100.0 - self.last["val_top1"]
+
+    @property
+    def val_error5(self) -> float:
+        return 100.0 - self.last["val_top5"]
+
+    @property
+    def seconds(self) -> float:
+        return sum(r["time"] for r in self.epochs)
+
+    @property
+    def img_per_s(self) -> float:
+        return statistics.median(r["img_per_s"] for r in self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arm": self.arm, "seed": self.seed, "run_dir": self.run_dir, "epochs": self.epochs,
+                "extra": self.extra}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A claim of the paper and the runs that test it.
+
+    ``summarize(exp, results, ctx)`` turns the runs into ``(rows, verdict, notes)``: table rows
+    (dicts with the same keys, in order), a one-line verdict and extra lines for the write-up.
+    ``plot(exp, results, fig)`` draws on a matplotlib figure. ``extras`` names evaluations each
+    finished run needs besides its metrics (``"train_eval"``: error on the training images in
+    eval mode; ``"ten_crop"``: centre and ten-crop error of the final weights).
+    """
+
+    name: str
+    title: str
+    section: str
+    claim: str
+    base: dict[str, Any]
+    arms: tuple[Arm, ...]
+    default: Scale
+    fast: Scale
+    summarize: Callable[..., tuple[list[dict[str, Any]], str, list[str]]]
+    plot: Callable[..., None]
+    extras: tuple[str, ...] = ()
+    scale_note: str = ""
+
+    def configs(self, scale: Scale, seed: int, data: str, out: Path, **over: Any) -> list[tuple[Arm, Any]]:
+        """The ``TrainConfig`` of every arm for ``seed``."""
+        from ..engine.config import TrainConfig
+
+        runs = []
+        for arm in self.arms:
+            values = {**self.base, **arm.fields}
+            kw = {**self.base.get("model_kwargs", {}), **arm.fields.get("model_kwargs", {})}
+            values.pop("model_kwargs", None)
+            if scale.width != 1.0:
+                kw["width"] = scale.width
+            values.update(epochs=scale.epochs, train_subset=scale.train_subset, batch_size=scale.batch_size,
+                          seed=seed, data=data, model_kwargs=kw, recipe="experiment", **over)
+            cfg = TrainConfig.from_dict(values).validate()
+            cfg.output_dir = str(out / "runs")
+            cfg.name = run_key(cfg)
+            runs.append((arm, cfg))
+        return runs
+
+
+def run_key(cfg) -> str:
+    """``<model>-<12 hex>``: a hash of every config field that changes what the run computes."""
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
+    digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{cfg.model}-{digest}"
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+# ----------------------------------------------------------------------------- extra evaluations
+
+def _train_eval(run_dir: Path, cfg) -> dict[str, float]:
+    """Top-1 error of the final weights on the training images, in eval mode (no dropout, no
+    augmentation): with the validation error, how much the network overfits."""
+    import torch
+
+    from ..core.device import resolve_device, resolve_precision
+    from ..data import build_dataset, build_loader, build_transforms, normalizer_for, take_subset
+    from ..engine.evaluate import evaluate
+    from ..models import load_weights, meta_cfg
+
+    dev = resolve_device(cfg.device)
+    model, meta = _final_model(run_dir, dev)
+    mcfg = meta_cfg(meta)
+    ds = build_dataset(cfg.data, "train", transform=build_transforms(mcfg, train=False), val_split=cfg.val_split)
+    ds = take_subset(ds, cfg.train_subset)
+    loader = build_loader(ds, batch_size=256, train=False, workers=0)
+    norm = normalizer_for(mcfg, mode=meta.get("normalize", "meanstd")).to(dev)
+    with torch.inference_mode():
+        res = evaluate(model, loader, norm, resolve_precision(cfg.amp, dev), dev)
+    return {"train_eval_error": res.top1_error, "train_eval_n": res.n}
+
+
+def _final_model(run_dir: Path, device):
+    """The weights at the end of the run (checkpoints/last.pt), in the model of weights.json."""
+    from ..engine.checkpoint import load_checkpoint
+    from ..models import load_weights
+
+    model, meta = load_weights(run_dir, device)
+    ck = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    model.load_state_dict(ck["model"])
+    return model, meta
+
+
+def _ten_crop(run_dir: Path, cfg) -> dict[str, float]:
+    """Centre-crop and ten-crop (§4.1) error of the final weights on the validation split."""
+    import torch
+
+    from ..core.device import resolve_device, resolve_precision
+    from ..data import build_dataset, build_loader, build_transforms, normalizer_for
+    from ..engine.evaluate import evaluate
+    from ..models import meta_cfg
+
+    dev = resolve_device(cfg.device)
+    model, meta = _final_model(run_dir, dev)
+    mcfg = meta_cfg(meta)
+    norm = normalizer_for(mcfg, mode=meta.get("normalize", "meanstd")).to(dev)
+    out: dict[str, float] = {}
+    for key, tc in (("centre", False), ("ten_crop", True)):
+        ds = build_dataset(cfg.data, "val", transform=build_transforms(mcfg, train=False, ten_crop=tc),
+                           val_split=cfg.val_split)
+        loader = build_loader(ds, batch_size=25 if tc else 256, train=False, workers=0)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            res = evaluate(model, loader, norm, resolve_precision(cfg.amp, dev), dev)
+        out[f"{key}_error"], out[f"{key}_error5"] = res.top1_error, res.top5_error
+        out[f"{key}_loss"], out[f"{key}_seconds"] = res.loss, time.perf_counter() - t
+    return out
+
+
+EXTRAS: dict[str, Callable[[Path, Any], dict[str, float]]] = {"train_eval": _train_eval, "ten_crop": _ten_crop}
+
+
+# ----------------------------------------------------------------------------- running
+
+def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
+    """Train ``cfg`` unless its run finished before; resume it if it was interrupted. Returns the
+    contents of its ``result.json`` and whether it came from the cache."""
+    from ..engine import fit
+    from ..engine.config import resume_config
+
+    run_dir = Path(cfg.output_dir) / cfg.name
+    result_path = run_dir / "result.json"
+    cached = result_path.is_file()
+    if cached:
+        try:
+            result = json.loads(result_path.read_text())
+        except ValueError:
+            cached, result = False, {}
+    if not cached:
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            say(f"    resuming the interrupted run {run_dir}")
+            fit(resume_config(str(run_dir)))
+        else:
+            fit(cfg)
+        result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}}
+        if len(result["epochs"]) < cfg.epochs:
+            raise UserError(f"{run_dir}: the run stopped after {len(result['epochs'])} of {cfg.epochs} epochs")
+    missing = [e for e in extras if not all(k in result["extra"] for k in _EXTRA_KEYS[e])]
+    for e in missing:
+        result["extra"].update(EXTRAS[e](run_dir, cfg))
+    if missing or not cached:
+        atomic_write_json(result_path, result)
+    return result, cached and not missing
+
+
+_EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
+
+
+def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
+                   say: Callable[[str], None] = print, **over: Any) -> list[RunResult]:
+    """Train (or reuse) every arm × seed of ``exp``; return their results, arm by arm."""
+    results: list[RunResult] = []
+    plan = [(seed, arm, cfg) for seed in range(scale.seeds) for arm, cfg in exp.configs(scale, seed, data, out, **over)]
+    for i, (seed, arm, cfg) in enumerate(plan, start=1):
+        run_dir = Path(cfg.output_dir) / cfg.name
+        done = (run_dir / "result.json").is_file()
+        say(f"[{exp.name}] run {i}/{len(plan)}: {arm.label}, seed {seed}{' (cached)' if done else ''} → {run_dir}")
+        result, cached = train_or_reuse(cfg, exp.extras, say)
+        results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached))
+    return results
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def by_arm(results: list[RunResult]) -> dict[str, list[RunResult]]:
+    out: dict[str, list[RunResult]] = {}
+    for r in results:
+        out.setdefault(r.arm, []).append(r)
+    return out
+
+
+def mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def spread(xs: list[float]) -> str:
+    """``mean ± half-range (n)`` as text: with 2–3 seeds the range says more than a std."""
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    if not xs:
+        return "–"
+    m = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return f"{m:.2f}"
+    return f"{m:.2f} ± {(max(xs) - min(xs)) / 2:.2f}"
+
+
+def half_range(xs: list[float]) -> float:
+    return (max(xs) - min(xs)) / 2 if len(xs) > 1 else 0.0
+
+
+def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
+    """A verdict: does ``diff`` (ours) have the paper's sign, and is it larger than the seeds' noise?"""
+    if math.isnan(diff):
+        return "inconclusive: no result"
+    if diff * expected_sign <= 0:
+        return f"does not reproduce: {what} went the other way ({diff:+.2f} points)"
+    if abs(diff) <= noise:
+        return f"direction reproduces but within the seeds' spread ({diff:+.2f} vs ±{noise:.2f} points): inconclusive"
+    return f"reproduces: {what} ({diff:+.2f} points, beyond the seeds' spread ±{noise:.2f})"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(exp: Experiment, results: list[RunResult], *, out: Path, scale: Scale, data: str,
+                  command: str, machine: str) -> dict[str, Any]:
+    """Write ``OUT/NAME.md``, ``OUT/NAME.json`` and ``OUT/NAME.png``; return the JSON record."""
+    from ..viz._plot import figure, save_png
+
+    rows, verdict, notes = exp.summarize(exp, results)
+    record = {
+        "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim,
+        "verdict": verdict, "rows": rows, "notes": notes, "data": data, "command": command, "machine": machine,
+        "scale": {"epochs": scale.epochs, "train_subset": scale.train_subset, "seeds": scale.seeds,
+                  "width": scale.width, "batch_size": scale.batch_size},
+        "runs": [r.to_dict() for r in results],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / f"{exp.name}.json", record)
+    fig = figure(1000, 420)
+    exp.plot(exp, results, fig)
+    save_png(fig, out / f"{exp.name}.png")
+    train_imgs = f"{scale.train_subset:,}" if scale.train_subset else "all"
+    md = [f"## `{exp.name}` — {exp.title}", "",
+          f"**Paper ({exp.section}):** {exp.claim}", "",
+          f"**Ours:** {verdict}", "",
+          markdown_table(rows),
+          f"Scale: {scale.epochs} epochs on {train_imgs} training images of `{data}`, "
+          f"{scale.seeds} seed{'s' if scale.seeds != 1 else ''} per arm (± is half the range over seeds), "
+          f"width ×{scale.width:g}, batch {scale.batch_size}. {exp.scale_note}".rstrip(), ""]
+    md += [f"- {n}" for n in notes]
+    md += ["", f"![{exp.name}]({exp.name}.png)", "", f"Made by: `{command}` on {machine}.", ""]
+    atomic_write(out / f"{exp.name}.md", "\n".join(md))
+    return record
+
+
+def machine_line() -> str:
+    """CPU model / GPU, core count and torch version, for the record."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu} ({os.cpu_count()} cores{gpu}), torch {torch.__version__.split('+')[0]}"
