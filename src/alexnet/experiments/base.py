@@ -130,8 +130,12 @@ class Experiment:
 
 
 def run_key(cfg) -> str:
-    """``<model>-<12 hex>``: a hash of every config field that changes what the run computes."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
+    """``<model>-<12 hex>``: a hash of the config fields that change what the run computes and
+    differ from `TrainConfig`'s defaults (so a field added later, with a default, keeps old keys)."""
+    from ..engine.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY and defaults.get(k, object()) != v}
     digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{cfg.model}-{digest}"
 
