@@ -21,7 +21,7 @@ from .setups import CIFAR4_SCALE, FAST_SCALE
 
 TARGET = 25.0
 BASE = dict(model="cifar4", model_kwargs={"lrn": False}, optimizer="sgd", momentum=0.9, nesterov=False,
-            weight_decay=0.0, lr_scheduler="constant", label_smoothing=0.0, aug="none", val_split=0.1, workers=0)
+            weight_decay=0.0, lr_scheduler="constant", label_smoothing=0.0, aug="none", val_split=0.04, workers=0)
 RATES = (0.01, 0.03)
 
 
@@ -105,6 +105,7 @@ EXPERIMENT = Experiment(
     base=BASE,
     arms=tuple(Arm(f"{act} lr {lr:g}", {"lr": lr, "model_kwargs": {"lrn": False, "act": act.lower()}})
                for act in ("ReLU", "tanh") for lr in RATES),
-    default=dataclasses.replace(CIFAR4_SCALE, seeds=1),
+    default=dataclasses.replace(CIFAR4_SCALE, seeds=1, epochs=12, train_subset=2500),
     fast=FAST_SCALE, summarize=summarize, plot=plot,
-    scale_note="One seed: the difference is large. Training error is the running error over each epoch.")
+    scale_note="One seed: the difference is large. Training error is the running error over each epoch. "
+               "2,500 images, so that 25 % training error is reached within a CPU budget (the paper: 50,000).")

@@ -1,0 +1,172 @@
+"""`alexnet experiment`: every experiment runs with --fast on tiny generated data, writes a
+well-formed table, JSON and PNG, and a second run trains nothing (the run cache)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet import experiments
+from alexnet.cli import main
+from alexnet.core.errors import UserError
+from alexnet.experiments import base
+from alexnet.experiments.relu_vs_tanh import epochs_to
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory) -> Path:
+    """4 classes × 10 RGB 32×32 PNGs, each class its own colour plus noise (learnable)."""
+    root = tmp_path_factory.mktemp("tinycifar")
+    rng = np.random.default_rng(0)
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
+    for c, col in enumerate(colours):
+        d = root / f"class{c}"
+        d.mkdir()
+        for i in range(10):
+            img = np.clip(np.array(col)[None, None, :] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def all_runs(tiny_cifar, tmp_path_factory):
+    """Every experiment once, --fast, sharing one output folder (so shared baselines are reused)."""
+    out = tmp_path_factory.mktemp("exp")
+    records = {name: experiments.run(name, data=f"folder:{tiny_cifar}", fast=True, out=out, say=lambda s: None)
+               for name in experiments.EXPERIMENTS}
+    return out, records
+
+
+def test_list_names_all_eight(capsys):
+    assert main(["experiment", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("relu-vs-tanh", "lrn", "overlap-pool", "depth", "dropout", "pca-lighting", "ten-crop", "towers"):
+        assert name in out
+
+
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+def test_writes_table_json_and_plot(all_runs, name):
+    out, records = all_runs
+    exp = experiments.get(name)
+    rec = json.loads((out / f"{name}.json").read_text())
+    assert rec == json.loads(json.dumps(records[name]))  # the file is what run() returned
+    assert rec["experiment"] == name and rec["claim"] == exp.claim and rec["verdict"]
+    assert len(rec["runs"]) == len(exp.arms) * exp.fast.seeds
+    assert {r["arm"] for r in rec["runs"]} == {a.label for a in exp.arms}
+    for r in rec["runs"]:  # every run trained its epochs and its directory holds its weights
+        assert len(r["epochs"]) == exp.fast.epochs
+        assert (Path(r["run_dir"]) / "weights.safetensors").is_file()
+    md = (out / f"{name}.md").read_text()
+    assert f"**Paper ({exp.section}):** {exp.claim}" in md
+    assert f"**Ours:** {rec['verdict']}" in md
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == list(rec["rows"][0]) and table[1].startswith("|---")
+    assert len(table) == 2 + len(rec["rows"])
+    assert all(len(line.strip("|").split("|")) == len(header) for line in table)
+    with Image.open(out / f"{name}.png") as im:
+        assert im.size == (1000, 420)
+        assert len(np.unique(np.asarray(im.convert("L")))) > 10  # something was drawn
+
+
+def test_extras_are_real_numbers(all_runs):
+    _, records = all_runs
+    for r in records["dropout"]["runs"] + records["overlap-pool"]["runs"]:
+        assert 0 <= r["extra"]["train_eval_error"] <= 100
+    for r in records["ten-crop"]["runs"]:
+        assert 0 <= r["extra"]["centre_error"] <= 100 and 0 <= r["extra"]["ten_crop_error"] <= 100
+
+
+def test_baselines_are_shared_between_experiments(all_runs):
+    _, records = all_runs
+    dirs = {name: {r["run_dir"] for r in records[name]["runs"] if r["arm"] in (
+        "all five conv layers", "dropout 0.5 (fc6, fc7)", "crops + flips + PCA lighting", "alexnet-mini",
+        "two towers (grouped)")} for name in ("depth", "dropout", "pca-lighting", "ten-crop", "towers")}
+    assert len(set.union(*dirs.values())) == 1, dirs
+
+
+def test_second_run_trains_nothing(all_runs, tiny_cifar, monkeypatch):
+    out, records = all_runs
+
+    def no_training(cfg):
+        raise AssertionError(f"trained again: {cfg.name}")
+
+    monkeypatch.setattr("alexnet.engine.fit", no_training)
+    lines: list[str] = []
+    rec = experiments.run("lrn", data=f"folder:{tiny_cifar}", fast=True, out=out, say=lines.append)
+    assert sum("(cached)" in s for s in lines) == len(rec["runs"]) == 2
+    assert [r["epochs"] for r in rec["runs"]] == [r["epochs"] for r in records["lrn"]["runs"]]
+
+
+def test_interrupted_run_resumes(tiny_cifar, tmp_path):
+    """A run killed mid-way (last.pt but no result.json) is resumed, not started over."""
+    from alexnet.engine import fit
+
+    exp = experiments.get("lrn")
+    scale = exp.fast
+    arm, cfg = exp.configs(scale, 0, f"folder:{tiny_cifar}", tmp_path)[0]
+    first = base.run_key(cfg)
+    cfg.max_steps = 1
+    fit(cfg)  # stops after one step, like a killed run
+    run_dir = tmp_path / "runs" / first
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["max_steps"] = 0  # the kill: the run itself was meant to finish
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    assert not (run_dir / "result.json").exists()
+    lines: list[str] = []
+    rec = experiments.run("lrn", data=f"folder:{tiny_cifar}", fast=True, out=tmp_path, seeds=1, say=lines.append)
+    assert any("resuming the interrupted run" in s and first in s for s in lines)
+    run = next(r for r in rec["runs"] if r["run_dir"] == str(run_dir))
+    assert [e["epoch"] for e in run["epochs"]] == [1, 2]
+
+
+def test_run_key_depends_on_what_is_computed_only(tiny_cifar, tmp_path):
+    exp = experiments.get("lrn")
+    (_, a), (_, b) = exp.configs(exp.fast, 0, "folder:x", tmp_path)
+    (_, a2), _ = exp.configs(exp.fast, 0, "folder:x", tmp_path / "elsewhere", workers=3)
+    (_, a_seed1), _ = exp.configs(exp.fast, 1, "folder:x", tmp_path)
+    assert a.name != b.name  # with / without LRN
+    assert a.name == a2.name  # output folder and workers do not change the result
+    assert a.name != a_seed1.name
+
+
+def test_epochs_to_target():
+    assert epochs_to([50.0, 30.0, 20.0]) == pytest.approx(2.5)  # 30 → 20 crosses 25 half-way
+    assert epochs_to([20.0]) == pytest.approx((90 - 25) / (90 - 20))  # from chance (90 %) in epoch 1
+    assert math.isnan(epochs_to([60.0, 40.0, 26.0]))
+
+
+def test_verdicts():
+    assert base.direction(1.5, 0.3, +1, "x").startswith("reproduces")
+    assert base.direction(0.2, 0.3, +1, "x").startswith("direction reproduces but within")
+    assert base.direction(-0.5, 0.3, +1, "x").startswith("does not reproduce")
+
+
+def test_relu_vs_tanh_summary_picks_each_activations_fastest_rate():
+    def run(arm, errs):
+        return base.RunResult(arm, 0, "/nonexistent", [
+            {"epoch": i + 1, "train_top1": 100 - e, "val_top1": 100 - e, "time": 10.0, "img_per_s": 1.0}
+            for i, e in enumerate(errs)])
+
+    results = [run("ReLU lr 0.01", [40, 20]), run("ReLU lr 0.03", [20, 10]),
+               run("tanh lr 0.01", [70, 60, 50, 30, 24]), run("tanh lr 0.03", [80, 70, 60, 50, 40])]
+    rows, verdict, _ = experiments.get("relu-vs-tanh").summarize(experiments.get("relu-vs-tanh"), results)
+    relu = epochs_to([20, 10])
+    tanh = epochs_to([70, 60, 50, 30, 24])
+    assert rows[0]["activation"] == "ReLU" and rows[0]["epochs to 25 % training error"] == f"{relu:.2f}"
+    assert rows[1]["epochs to 25 % training error"] == f"{tanh:.2f}"
+    assert verdict.startswith("reproduces") and f"{tanh / relu:.1f}× faster" in verdict
+
+
+def test_bad_input_is_one_line(capsys, tmp_path):
+    assert main(["experiment", "relu-vs-tnah", "--fast", "--out", str(tmp_path)]) == 2
+    assert "did you mean: relu-vs-tanh" in capsys.readouterr().err
+    assert main(["experiment", "lrn", "--out", str(tmp_path)]) == 2  # CIFAR-10 needed without --fast
+    assert "--data cifar10:PATH" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--seeds"):
+        experiments.run("lrn", fast=True, seeds=0, out=tmp_path)
