@@ -170,3 +170,13 @@ def test_bad_input_is_one_line(capsys, tmp_path):
     assert "--data cifar10:PATH" in capsys.readouterr().err
     with pytest.raises(UserError, match="--seeds"):
         experiments.run("lrn", fast=True, seeds=0, out=tmp_path)
+
+
+def test_index_summarises_every_experiment(all_runs, capsys):
+    out, records = all_runs
+    assert main(["experiment", "index", "--out", str(out)]) == 0
+    text = (out / "experiments.md").read_text()
+    for name, rec in records.items():
+        assert f"| [`{name}`](#{name}) | {rec['section']} | {rec['claim']} | {rec['verdict']} |" in text
+        assert f"![{name}]({name}.png)" in text
+    assert main(["experiment", "index", "--out", str(out / "empty")]) == 2

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "beside ours), OUT/NAME.json and OUT/NAME.png. Finished runs are cached by config under "
                     "OUT/runs/: a re-run trains only what is missing and an interrupted one resumes. "
                     "`alexnet experiment list` names them.")
-    p.add_argument("name", help="an experiment name, or `list`")
+    p.add_argument("name", help="an experiment name; `list` names them, `all` runs every one, `index` writes "
+                                "OUT/experiments.md from the results in OUT")
     p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10 (batches or class folders)")
     p.add_argument("--data-path", help="same as --data cifar10:PATH")
     p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import list_experiments
+    from ..experiments import list_experiments, run_all, write_index
     from ..experiments import run as run_experiment
 
     if args.name == "list":
@@ -39,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
         for name, sec, claim in rows:
             print(f"{name:<{w0}}  {sec:<{w1}}  {claim}")
         return 0
+    if args.name == "index":
+        print(f"wrote {write_index(args.out)}")
+        return 0
     data = args.data or (f"cifar10:{args.data_path}" if args.data_path else None)
     command = "alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""
-    run_experiment(args.name, data=data, fast=args.fast, seeds=args.seeds, epochs=args.epochs,
-                   train_subset=args.train_subset, out=args.out, device=args.device, workers=args.workers,
-                   command=command)
+    kw = dict(data=data, fast=args.fast, seeds=args.seeds, epochs=args.epochs, train_subset=args.train_subset,
+              out=args.out, device=args.device, workers=args.workers, command=command)
+    if args.name == "all":
+        run_all(**kw)
+    else:
+        run_experiment(args.name, **kw)
     return 0

@@ -74,4 +74,37 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
     return record
 
 
-__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "run"]
+def write_index(out: str | Path, names: list[str] | None = None) -> Path:
+    """``OUT/experiments.md``: a summary table of every experiment written to ``out`` (its verdict
+    beside the paper's claim), followed by each experiment's own page."""
+    import json
+
+    from ..core.io import atomic_write
+
+    out = Path(out)
+    names = [n for n in (names or EXPERIMENTS) if (out / f"{n}.json").is_file()]
+    if not names:
+        raise UserError(f"{out}: no experiment results there yet (run `alexnet experiment NAME --out {out}`)")
+    records = [json.loads((out / f"{n}.json").read_text()) for n in names]
+    lines = ["# The paper's claims, re-run", "",
+             "| experiment | paper | claim | ours |", "|---|---|---|---|"]
+    lines += [f"| [`{r['experiment']}`](#{r['experiment']}) | {r['section']} | {r['claim']} | {r['verdict']} |"
+              for r in records]
+    lines.append("")
+    for n in names:
+        lines += [f'<a id="{n}"></a>', "", (out / f"{n}.md").read_text(), ""]
+    path = out / "experiments.md"
+    atomic_write(path, "\n".join(lines))
+    return path
+
+
+def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
+    """Every experiment in turn (shared runs are trained once), then `write_index`."""
+    records = {name: run(name, **kwargs) for name in EXPERIMENTS}
+    path = write_index(kwargs.get("out", "experiments"), list(records))
+    kwargs.get("say", print)(f"wrote {path}")
+    return records
+
+
+__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "run", "run_all",
+           "write_index"]
