@@ -145,6 +145,9 @@ def test_verdicts():
     assert base.direction(1.5, 0.3, +1, "x").startswith("reproduces")
     assert base.direction(0.2, 0.3, +1, "x").startswith("direction reproduces but within")
     assert base.direction(-0.5, 0.3, +1, "x").startswith("does not reproduce")
+    one_seed = base.direction(1.5, base.noise_of([30.0], [31.5]), +1, "x")
+    assert one_seed.startswith("direction reproduces") and "one seed" in one_seed
+    assert base.noise_of([30.0, 31.0], [20.0, 23.0], [5.0]) == 1.5
 
 
 def test_relu_vs_tanh_summary_picks_each_activations_fastest_rate():

@@ -285,15 +285,25 @@ def spread(xs: list[float]) -> str:
 
 
 def half_range(xs: list[float]) -> float:
-    return (max(xs) - min(xs)) / 2 if len(xs) > 1 else 0.0
+    """Half the range of ``xs``; nan with fewer than two values (one seed measures no spread)."""
+    return (max(xs) - min(xs)) / 2 if len(xs) > 1 else float("nan")
+
+
+def noise_of(*groups: list[float]) -> float:
+    """The largest half-range over the groups that have two or more seeds; nan if none has."""
+    spreads = [half_range(g) for g in groups if len(g) > 1]
+    return max(spreads) if spreads else float("nan")
 
 
 def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
-    """A verdict: does ``diff`` (ours) have the paper's sign, and is it larger than the seeds' noise?"""
+    """A verdict: does ``diff`` (ours) have the paper's sign, and is it larger than the seeds' noise
+    (``noise`` nan: one seed, so no spread to compare against)?"""
     if math.isnan(diff):
         return "inconclusive: no result"
     if diff * expected_sign <= 0:
         return f"does not reproduce: {what} went the other way ({diff:+.2f} points)"
+    if math.isnan(noise):
+        return f"direction reproduces: {what} ({diff:+.2f} points), one seed, so not tested against seed-to-seed spread"
     if abs(diff) <= noise:
         return f"direction reproduces but within the seeds' spread ({diff:+.2f} vs ±{noise:.2f} points): inconclusive"
     return f"reproduces: {what} ({diff:+.2f} points, beyond the seeds' spread ±{noise:.2f})"

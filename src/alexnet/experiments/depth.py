@@ -8,7 +8,7 @@ conv4 (the layer and its ReLU go; its LRN and pooling stay).
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
@@ -26,7 +26,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
                      "top-5 error (%)": spread([r.val_error5 for r in runs]),
                      "change vs all five (points)": "–" if arm == "all five conv layers" else f"{d:+.2f}",
                      "seeds": len(runs), "paper": "baseline" if arm == "all five conv layers" else "about +2 top-1"})
-    noise = max((half_range([r.val_error for r in runs]) for runs in arms.values()), default=0.0)
+    noise = noise_of(*([r.val_error for r in runs] for runs in arms.values()))
     worse = sum(d > 0 for d in diffs)
     verdict = direction(mean(diffs), noise, +1, f"removing a middle conv layer raised the error ({worse} of "
                                                f"{len(diffs)} removals; mean change)")

@@ -7,7 +7,7 @@ outputs of fc6 and fc7, and without; overfitting = validation error − training
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
@@ -24,7 +24,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
             for arm, runs in arms.items()]
     on, off = arms.get("dropout 0.5 (fc6, fc7)", []), arms.get("no dropout", [])
     diff = mean([_gap(r) for r in off]) - mean([_gap(r) for r in on])
-    noise = max(half_range([_gap(r) for r in on]), half_range([_gap(r) for r in off]))
+    noise = noise_of([_gap(r) for r in on], [_gap(r) for r in off])
     verdict = direction(diff, noise, +1, "without dropout the train/validation gap grew")
     verdict += (f"; validation error {mean([r.val_error for r in on]):.2f} % with dropout, "
                 f"{mean([r.val_error for r in off]):.2f} % without")

@@ -8,7 +8,7 @@ Here: ``cifar4`` with and without its two LRN layers, everything else equal.
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
 
 
@@ -20,7 +20,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
              "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs),
              "paper (test error)": paper[arm]} for arm, runs in arms.items()]
     diff = mean([r.val_error for r in off]) - mean([r.val_error for r in on])
-    noise = max(half_range([r.val_error for r in on]), half_range([r.val_error for r in off]))
+    noise = noise_of([r.val_error for r in on], [r.val_error for r in off])
     return rows, direction(diff, noise, +1, "LRN lowered the error"), []
 
 

@@ -9,7 +9,7 @@ or 2/2 max-pooling; overfitting measured as validation error minus training erro
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
 
 
@@ -25,7 +25,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
                      "paper": "top-1 −0.4, top-5 −0.3; overfits less" if arm.startswith("overlapping") else "baseline"})
     ov, pl = arms.get("overlapping 3/2", []), arms.get("non-overlapping 2/2", [])
     diff = mean([r.val_error for r in pl]) - mean([r.val_error for r in ov])
-    noise = max(half_range([r.val_error for r in ov]), half_range([r.val_error for r in pl]))
+    noise = noise_of([r.val_error for r in ov], [r.val_error for r in pl])
     gap_ov = mean([r.val_error - r.extra["train_eval_error"] for r in ov])
     gap_pl = mean([r.val_error - r.extra["train_eval_error"] for r in pl])
     verdict = direction(diff, noise, +1, "overlapping pooling lowered the error")

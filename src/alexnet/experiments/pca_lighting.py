@@ -8,7 +8,7 @@ and PCA lighting (aug ``paper``), and with crops and flips only (aug ``light``).
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
@@ -20,7 +20,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
             for arm, runs in arms.items()]
     on, off = arms.get("crops + flips + PCA lighting", []), arms.get("crops + flips, no PCA lighting", [])
     diff = mean([r.val_error for r in off]) - mean([r.val_error for r in on])
-    noise = max(half_range([r.val_error for r in on]), half_range([r.val_error for r in off]))
+    noise = noise_of([r.val_error for r in on], [r.val_error for r in off])
     return rows, direction(diff, noise, +1, "PCA lighting lowered the error"), []
 
 

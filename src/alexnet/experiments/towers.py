@@ -9,7 +9,7 @@ tower) against one tower of the same width (every kernel sees every map of the l
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, half_range, mean, spread
+from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
@@ -36,7 +36,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
              "(paper's one-GPU net had half the kernels)"} for arm, runs in arms.items()]
     two, one = arms.get("two towers (grouped)", []), arms.get("one tower, same width", [])
     diff = mean([r.val_error for r in one]) - mean([r.val_error for r in two])
-    noise = max(half_range([r.val_error for r in two]), half_range([r.val_error for r in one]))
+    noise = noise_of([r.val_error for r in two], [r.val_error for r in one])
     speed = mean([r.img_per_s for r in two]) / mean([r.img_per_s for r in one]) if one and two else float("nan")
     verdict = direction(diff, noise, +1, "two towers had the lower error")
     verdict += f"; two towers trained at {speed:.2f}× the one-tower speed on this CPU"
