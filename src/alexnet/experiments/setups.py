@@ -25,14 +25,14 @@ MINI: dict[str, Any] = dict(
     model="alexnet-mini", optimizer="sgd", lr=0.02, momentum=0.9, nesterov=True, weight_decay=5e-4,
     lr_scheduler="onecycle", label_smoothing=0.0, aug="paper", val_split=0.04, workers=0)
 
-# Sizes: `default` fits one experiment in well under 30 minutes on 2 CPU cores (docs/experiments.md
-# has the measured times): 8 epochs on a stratified 5,000-image sample of the training split,
-# validated on a 2,000-image stratified hold-out (val_split 0.04: at a 30 % error rate its standard
-# error is about 1 point; evaluating 5,000 images each epoch cost a third of a run). alexnet-mini at
-# half width (24-64-96-96-64, fc 256). `--epochs`, `--train-subset` and `--seeds` scale them up.
-# `fast` is for tests.
+# Sizes: `default` fits one experiment in minutes on 2 CPU cores (docs/experiments.md has the
+# measured times), validated on a 2,000-image stratified hold-out (val_split 0.04: at a 30 % error
+# rate its standard error is about 1 point; evaluating 5,000 images each epoch cost a third of a
+# run). cifar4: 8 epochs on a stratified 5,000-image sample of the training split; alexnet-mini at
+# half width (24-64-96-96-64, fc 256): 10 epochs on 10,000 images. `--epochs`, `--train-subset`
+# (0: all 48,000) and `--seeds` scale them up. `fast` is for tests.
 CIFAR4_SCALE = Scale(epochs=8, train_subset=5000, seeds=2)
-MINI_SCALE = Scale(epochs=8, train_subset=5000, seeds=2, width=0.5)
+MINI_SCALE = Scale(epochs=10, train_subset=10000, seeds=2, width=0.5)
 FAST_SCALE = Scale(epochs=2, train_subset=96, seeds=1, width=0.25, batch_size=32)
 
 
