@@ -13,10 +13,12 @@ def _kv(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     k, v = text.split("=", 1)
+    if "," in v and not v.lstrip().startswith(("[", "{", '"')):
+        v = f"[{v}]"  # widths=32,64,96,96,64
     try:
         val = json.loads(v)
     except ValueError:
-        val = v
+        val = text.split("=", 1)[1]
     return k.strip(), val
 
 

@@ -103,6 +103,9 @@ class TrainConfig:
             bad(f"--normalize must be meanstd or pixelmean, not {self.normalize!r}")
         if self.channels_last not in ("auto", "on", "off"):
             bad(f"--channels-last must be auto, on or off, not {self.channels_last!r}")
+        from ..models.registry import check_model_kwargs  # the registry: names, arguments, ranges
+
+        check_model_kwargs(self.model, self.model_kwargs)
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm"):

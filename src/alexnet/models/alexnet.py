@@ -296,7 +296,8 @@ class AlexNetSmall(nn.Module):
 @register_model("alexnet", ModelCfg(
     input_size=(3, 227, 227), resize=256, min_input_size=(227, 227), year=2012,
     result="ILSVRC-2012 winner: 15.3% top-5 test error (7-CNN ensemble); one CNN 40.7%/18.2% top-1/top-5 val",
-    reference=PAPER, notes="the paper's two-tower network, towers as grouped convolutions"))
+    reference=PAPER, notes="the paper's two-tower network, towers as grouped convolutions"),
+    accepts=lambda: (AlexNet, AlexNetTowers))
 def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     """The paper's network. ``towers=2`` gives `AlexNetTowers`, two really separate stacks."""
     if towers == 2:
@@ -310,7 +311,8 @@ def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     input_size=(3, 224, 224), resize=256, min_input_size=(63, 63), year=2014,
     result="torchvision weights: 56.52% top-1, 79.07% top-5 ImageNet val (single crop)",
     reference="Krizhevsky, One weird trick for parallelizing CNNs, arXiv:1404.5997 (torchvision)",
-    notes="single tower, no LRN; torchvision.models.alexnet layout"))
+    notes="single tower, no LRN; torchvision.models.alexnet layout"),
+    accepts=lambda: (AlexNetOWT,))
 def alexnet_owt(num_classes: int = 1000, **kwargs) -> nn.Module:
     return AlexNetOWT(num_classes, **kwargs)
 
@@ -322,7 +324,8 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     input_size=(3, 32, 32), resize=32, num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD,
     min_input_size=(32, 32), year=2012, result="CIFAR-10 adaptation (no ImageNet result)",
     reference=PAPER + "; 32×32 adaptation as in the PyTorch tutorials",
-    notes="3×3 convs stride 1, 2×2 pools, 256·4·4 → 4096 → 4096 → classes"))
+    notes="3×3 convs stride 1, 2×2 pools, 256·4·4 → 4096 → 4096 → classes"),
+    accepts=lambda: (AlexNetSmall,))
 def alexnet_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     kwargs.setdefault("input_hw", 32)
     return AlexNetSmall(num_classes, **kwargs)
@@ -332,7 +335,8 @@ def alexnet_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     input_size=(1, 28, 28), resize=28, num_classes=10, mean=(0.1307,), std=(0.3081,),
     min_input_size=(28, 28), year=2012, result="MNIST adaptation (no ImageNet result)",
     reference=PAPER + "; 1-channel 28×28 adaptation (also the 8×8 digits, upsampled)",
-    notes="1 channel, 3×3 convs, 2×2 pools, narrower (32-64-96-96-64, fc 512)"))
+    notes="1 channel, 3×3 convs, 2×2 pools, narrower (32-64-96-96-64, fc 512)"),
+    accepts=lambda: (AlexNetSmall,))
 def alexnet_mnist(num_classes: int = 10, **kwargs) -> nn.Module:
     kwargs.setdefault("in_chans", 1)
     kwargs.setdefault("widths", (32, 64, 96, 96, 64))

@@ -1,16 +1,32 @@
-"""The model table (README and ``alexnet models``), generated from the registry."""
+"""The model table (README and ``alexnet models``), generated from the registry.
+
+Every network is built on PyTorch's ``meta`` device: parameters and activations have shapes but no
+storage and no arithmetic is done, so the forward pass that `summarize` hooks gives the same
+parameter counts, output shapes and MACs as a real one in a fraction of the time (VGG-16 alone
+allocates 0.5 GB and initialises 138 M weights otherwise). tests/models check the two agree.
+"""
 
 from __future__ import annotations
 
+import torch
+
 from .registry import build_model, list_models, model_cfg
-from .summary import summarize
+from .summary import Summary, summarize
+
+
+def meta_summary(name: str, input_size: tuple[int, int, int] | None = None, **kwargs) -> Summary:
+    """`summarize` of model ``name`` built on the meta device (no weights allocated)."""
+    cfg = model_cfg(name)
+    with torch.device("meta"):
+        model = build_model(name, **kwargs)
+    return summarize(model, input_size or cfg.input_size, name)
 
 
 def model_rows() -> list[dict]:
     rows = []
     for name in list_models():
         cfg = model_cfg(name)
-        s = summarize(build_model(name), cfg.input_size, name)
+        s = meta_summary(name)
         rows.append({"model": name, "params": s.total_params, "macs": s.total_macs,
                      "input": "×".join(map(str, cfg.input_size)), "year": cfg.year, "result": cfg.result})
     return rows
