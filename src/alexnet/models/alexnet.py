@@ -60,6 +60,8 @@ def init_paper(model: nn.Module, ones: Sequence[str], init: str = "paper") -> No
     """
     if init not in ("paper", "caffe", "kaiming"):
         raise UserError(f"unknown init {init!r} (use paper, caffe or kaiming)")
+    if any(p.is_meta for p in model.parameters()):
+        return  # shapes only (the models table): nothing to initialise, and meta init is slow
     for name, m in model.named_modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             continue
