@@ -120,3 +120,117 @@ def test_models_command_does_not_import_torchvision_or_matplotlib():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "alexnet-owt" in r.stdout and r.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- flags: one rule, the sub-command's usage ---------------------------------------------------
+
+def test_misspelled_flag_prints_the_subcommands_usage_and_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epocs", "3"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: alexnet train ") and "--max-steps" in err
+    assert err.strip().endswith("alexnet train: error: unrecognized arguments: --epocs 3 (did you mean --epochs?)")
+    with pytest.raises(SystemExit):
+        main(["index", "build", "w", "d", "-o", "x", "--limt", "3"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: alexnet index build ") and "(did you mean --limit?)" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "RUN", "-b", "0"], ["predict", "RUN", "x.jpg", "-b", "0"], ["train", "-b", "0"],
+    ["index", "build", "RUN", "digits", "-o", "IX", "-b", "-1"], ["evaluate", "RUN", "-j", "-1"],
+])
+def test_one_batch_size_rule_for_every_command(capsys, argv):
+    err = one_line_error(capsys, argv)
+    assert ("--batch-size must be at least 1" in err) or ("--workers must be at least 0" in err)
+
+
+# -- import torchvision -------------------------------------------------------------------------
+
+def test_import_of_things_that_are_not_a_state_dict(capsys, tmp_path):
+    import torch
+    import torch.nn as nn
+
+    (tmp_path / "notes.txt").write_text("hello, these are my notes\n")
+    (tmp_path / "folder").mkdir()
+    torch.save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "whole.pth")  # a whole pickled model
+    cases = {"notes.txt": "not a PyTorch file", "folder": "is a folder",
+             "whole.pth": "pickled code (torch.nn.modules.container.Sequential)"}
+    for name, expect in cases.items():
+        err = one_line_error(capsys, ["import", "torchvision", str(tmp_path / name), "-o", str(tmp_path / "out")])
+        assert expect in err, err
+    assert "state_dict()" in err and "torch.save(torch.load('whole.pth', weights_only=False).state_dict()" in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- data pca-stats -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, expect", [(["--max-images", "0"], "--max-images must be at least 1, not 0"),
+                                           (["--max-images", "-5"], "--max-images must be at least 1, not -5"),
+                                           (["--size", "0"], "--size must be at least 1 pixel, not 0")])
+def test_pca_stats_bad_counts(capsys, tmp_path, flags, expect):
+    assert expect in one_line_error(capsys, ["data", "pca-stats", "digits", "-o", str(tmp_path / "p.json"), *flags])
+    assert not (tmp_path / "p.json").exists()
+
+
+# -- index build ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import torch
+
+    from alexnet.models import build_model, make_meta, save_weights
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("tiny")
+    model = build_model("alexnet-mnist", num_classes=10, width=0.125, fc_width=16)
+    save_weights(model, run, make_meta("alexnet-mnist", [str(i) for i in range(10)],
+                                       model_kwargs={"width": 0.125, "fc_width": 16}))
+    return run
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_index_limit_must_be_positive_and_leaves_nothing(capsys, tiny_weights, tmp_path, limit):
+    out = tmp_path / "ix"
+    err = one_line_error(capsys, ["index", "build", str(tiny_weights), "digits", "-o", str(out), "--limit", limit])
+    assert f"--limit must be at least 1, not {limit}" in err
+    assert not out.exists()
+
+
+def test_index_build_default_is_every_image_and_split_chooses(tiny_weights, tmp_path):
+    from alexnet.infer.retrieval import FeatureIndex, build_index
+
+    every = build_index(tiny_weights, "digits", tmp_path / "all", workers=0, progress=False)
+    assert len(every) == 1797 and every.meta["split"] == "all"  # scikit-learn's digits, train and val
+    assert len(set(every.paths)) == 1797
+    assert main(["index", "build", str(tiny_weights), "digits", "-o", str(tmp_path / "val"), "--split", "val",
+                 "-j", "0"]) == 0
+    val = FeatureIndex(tmp_path / "val")
+    assert 300 < len(val) < 400 and set(val.paths) < set(every.paths)
+
+
+def test_a_failed_index_build_can_simply_be_run_again(tiny_weights, tmp_path, monkeypatch):
+    from alexnet.infer import retrieval
+    from alexnet.infer.retrieval import FeatureIndex, build_index
+
+    out = tmp_path / "ix"
+    calls = {"n": 0}
+    real = retrieval.IndexWriter.add
+
+    def failing_add(self, *a, **k):
+        calls["n"] += 1
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(retrieval.IndexWriter, "add", failing_add)
+    with pytest.raises(RuntimeError):
+        build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=20)
+    assert calls["n"] == 1 and not (out / "index.json").exists()
+    monkeypatch.setattr(retrieval.IndexWriter, "add", real)
+    assert len(build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=20)) == 20
+    # an empty "complete" index left by an older version neither blocks a rebuild nor crashes a query
+    meta = json.loads((out / "index.json").read_text())
+    (out / "index.json").write_text(json.dumps({**meta, "count": 0, "dim": None, "shards": []}))
+    with pytest.raises(UserError, match="empty or unfinished index"):
+        FeatureIndex(out)
+    assert len(build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=12)) == 12

@@ -29,6 +29,8 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
     from .loader import build_loader
 
     n = len(dataset)  # type: ignore[arg-type]
+    if max_images < 1:
+        raise UserError(f"pca-stats: max_images must be at least 1, not {max_images}")
     if n == 0:
         raise UserError("pca-stats: the dataset is empty")
     idx = list(range(n)) if n <= max_images else sorted(random.Random(seed).sample(range(n), max_images))
@@ -47,6 +49,8 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
         s2 += x @ x.T
         count += x.shape[1]
         images += 1
+    if images == 0:
+        raise UserError(f"pca-stats: none of the {len(idx)} sampled images could be read ({len(seen_bad)} bad)")
     mean = s1 / count
     cov = s2 / count - torch.outer(mean, mean)
     eigval, eigvec = torch.linalg.eigh(cov)  # ascending
