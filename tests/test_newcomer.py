@@ -234,3 +234,44 @@ def test_a_failed_index_build_can_simply_be_run_again(tiny_weights, tmp_path, mo
     with pytest.raises(UserError, match="empty or unfinished index"):
         FeatureIndex(out)
     assert len(build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=12)) == 12
+
+
+# -- a run: --max-steps belongs to one invocation; what it writes is said up front ----------------
+
+def test_max_steps_is_not_inherited_by_a_resume(tmp_path, capsys):
+    from alexnet.core.io import safe_torch_load
+
+    tiny = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--amp", "off", "-b", "256",
+            "--output-dir", str(tmp_path), "--name", "r"]
+    assert main(["train", "--epochs", "2", "--max-steps", "1", *tiny]) == 0
+    run = tmp_path / "r"
+    assert json.loads((run / "config.json").read_text())["max_steps"] == 0
+    assert safe_torch_load(run / "checkpoints" / "last.pt")["global_step"] == 1
+    assert main(["train", "--resume", str(run)]) == 0  # no --max-steps: trains both epochs to the end
+    last = safe_torch_load(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["global_step"] == 2 * (1438 // 256)
+    # an older run directory that stored the cap does not pass it on either
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "max_steps": 1, "test_only": True}))
+    from alexnet.engine.config import resume_config
+
+    again = resume_config(str(run))
+    assert again.max_steps == 0 and again.test_only is False
+
+
+def test_a_run_says_how_much_it_will_write(tmp_path, capsys):
+    from alexnet.core.io import safe_torch_load
+
+    assert main(["train", "--epochs", "1", "--max-steps", "1", "--amp", "off", "-b", "64", "--output-dir",
+                 str(tmp_path), "--name", "r"]) == 0  # full width: 3 MB of weights, AdamW (2 state copies)
+    out = capsys.readouterr().out
+    run = tmp_path / "r"
+    said = next(ln for ln in out.splitlines() if ln.startswith("this run writes about "))
+    number, unit = said.split()[4:6]
+    estimate = float(number) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    written = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
+    assert abs(estimate - written) / written < 0.05, (said, written)
+    best, last = (run / "checkpoints" / "best.pt").stat().st_size, (run / "checkpoints" / "last.pt").stat().st_size
+    weights = (run / "weights.safetensors").stat().st_size
+    assert abs(best - weights) / weights < 0.01 and abs(last - 3 * weights) / weights < 0.03
+    assert "optimizer" not in safe_torch_load(run / "checkpoints" / "best.pt")

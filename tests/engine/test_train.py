@@ -65,7 +65,11 @@ def test_checkpoints_load_weights_only(short_run):
     for name in ("last.pt", "best.pt"):
         ck = safe_torch_load(short_run.run_dir / "checkpoints" / name)
         assert ck["model_name"] == "alexnet-mnist" and ck["num_classes"] == 10
-        assert {"model", "optimizer", "scaler", "schedule", "rng", "sampler", "epoch", "step_in_epoch"} <= set(ck)
+    resume_keys = {"optimizer", "scaler", "schedule", "rng", "sampler"}
+    assert {"model", "epoch", "step_in_epoch", *resume_keys} <= set(safe_torch_load(
+        short_run.run_dir / "checkpoints" / "last.pt"))
+    best = safe_torch_load(short_run.run_dir / "checkpoints" / "best.pt")  # weights only: no optimiser state
+    assert {"model", "epoch", "best_top1", "classes"} <= set(best) and not resume_keys & set(best)
     last = safe_torch_load(short_run.run_dir / "checkpoints" / "last.pt")
     assert last["epoch"] == 2 and last["step_in_epoch"] == 0
     model, meta = load_weights(short_run.run_dir)

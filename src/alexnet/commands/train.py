@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..engine.config import AUGS, OPTIMIZERS, RECIPES, SCHEDULERS
 
     p = sub.add_parser(
-        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~1 minute on a CPU)",
+        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~20 s on 2 CPU cores)",
         description="Train a model. A recipe sets every field; flags override it. Under torchrun "
                     "(torchrun --nproc_per_node=N -m alexnet train …) it runs DDP; -b is per process.")
     a = p.add_argument

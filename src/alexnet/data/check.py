@@ -118,14 +118,13 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
     """Decode every image of every split of ``spec`` (in parallel threads), and report bad files
     with their reasons, class counts, sizes, formats and files whose extension lies."""
     workers = workers or min(8, os.cpu_count() or 1)
-    splits, seen = [], set()
+    splits, seen, errors = [], set(), []
     for split in ("train", "val"):
         try:
             ds = build_dataset(spec, split, val_split=0.0)
-        except UserError:
-            if split == "train":
-                raise
-            continue  # no validation part
+        except UserError as e:
+            errors.append(e)
+            continue  # no such part (no validation part; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
         if key in seen:
             continue
@@ -133,6 +132,8 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split, workers, progress, max_pixels))
+    if not splits:
+        raise errors[0]
     return CheckReport(splits)
 
 

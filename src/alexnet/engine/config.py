@@ -116,6 +116,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def saved_dict(self) -> dict[str, Any]:
+        """What ``config.json`` keeps: every field except those that belong to one invocation
+        (`PER_INVOCATION`: ``--max-steps``, ``--test-only``), which get their defaults, so that
+        resuming a smoke-test run trains on instead of stopping after one more step."""
+        d = self.to_dict()
+        defaults = TrainConfig()
+        d.update({k: getattr(defaults, k) for k in PER_INVOCATION})
+        return d
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
@@ -125,7 +134,12 @@ class TrainConfig:
         return cls(**d)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """``config.json``: `saved_dict` as JSON."""
+        return json.dumps(self.saved_dict(), indent=2)
+
+
+# Fields that apply to one invocation of `alexnet train`: not saved for, nor inherited by, a resume.
+PER_INVOCATION = ("max_steps", "test_only")
 
 
 # Recipes: field values, each with its source. Flags override them.
@@ -183,4 +197,6 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
         raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
     if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):
         raise UserError("--resume: --model-arg differs from the run's; the weights would not fit")
+    for k in PER_INVOCATION:  # a run directory written before these were left out of config.json
+        base.pop(k, None)
     return TrainConfig.from_dict({**base, **over, "resume": str(run_dir)}).validate()

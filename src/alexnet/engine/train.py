@@ -194,12 +194,31 @@ class Trainer:
             "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
             "bad_samples": self.bad_log.state_dict(),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.saved_dict(),
         }
+
+    # What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
+    # optimiser (momentum: one more copy of the weights, Adam two), scaler, RNG and sampler states
+    # stay out of it — for alexnet-owt that is 244 MB instead of 489 MB.
+    BEST_KEYS = ("model", "epoch", "step_in_epoch", "global_step", "best_top1", "model_name", "num_classes",
+                 "classes", "config")
 
     def save(self, name: str, epoch: int, step_in_epoch: int) -> None:
         if self.world.is_main:
-            save_checkpoint(self.run_dir / "checkpoints" / name, self._state(epoch, step_in_epoch))
+            state = self._state(epoch, step_in_epoch)
+            if name == "best.pt":
+                state = {k: state[k] for k in self.BEST_KEYS}
+            save_checkpoint(self.run_dir / "checkpoints" / name, state)
+
+    def disk_estimate(self) -> dict[str, int]:
+        """Bytes this run writes, roughly: last.pt (weights + optimiser state), best.pt and
+        weights.safetensors (weights each); metrics and logs are negligible."""
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        copies = {"sgd": 1 if self.cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(self.cfg.optimizer, 2)
+        est = {"checkpoints/last.pt": weights + copies * params, "checkpoints/best.pt": weights,
+               "weights.safetensors": weights}
+        return est
 
     def resume(self) -> None:
         path = self.run_dir / "checkpoints" / "last.pt"
@@ -414,6 +433,9 @@ class Trainer:
         self._write_run_files()
         nparams = sum(p.numel() for p in self.model.parameters())
         log(world, f"run directory: {self.run_dir}")
+        est = self.disk_estimate()
+        log(world, f"this run writes about {_size(sum(est.values()))} there: "
+                   + ", ".join(f"{k} {_size(v)}" for k, v in est.items()))
         log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
                    f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
@@ -470,6 +492,14 @@ class Trainer:
                 f"weights.safetensors weights.json")
         log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
                 f"alexnet predict {self.run_dir} IMAGE")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
 
 
 def fit(config: TrainConfig) -> TrainResult:

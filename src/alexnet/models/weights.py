@@ -41,9 +41,29 @@ def save_weights(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Pa
     return st
 
 
+ACCEPTS = "a run directory or a weights.safetensors file (with its weights.json)"
+
+
+def _refuse_other_formats(p: Path) -> None:
+    """A one-line answer for files people naturally try that are not weights: exports, checkpoints."""
+    suffix = p.suffix.lower()
+    if suffix == ".onnx" or (suffix in (".ts", ".torchscript") or p.name.endswith(".torchscript.pt")):
+        kind = "an ONNX export (for onnxruntime)" if suffix == ".onnx" else "a TorchScript export (torch.jit.load)"
+        raise UserError(f"{p} is {kind}; this command takes {ACCEPTS}: give the run directory it was "
+                        f"exported from")
+    if suffix in (".pt", ".pth", ".ckpt"):
+        run = p.parent.parent if p.parent.name == "checkpoints" else None
+        if run is not None and (run / "weights.safetensors").is_file():
+            raise UserError(f"{p} is a training checkpoint (for --resume); this command takes {ACCEPTS}: "
+                            f"give the run directory {run}")
+        raise UserError(f"{p} is a PyTorch checkpoint; this command takes {ACCEPTS}. torchvision's "
+                        f"AlexNet weights convert with: alexnet import torchvision {p} -o DIR")
+
+
 def resolve_weights(path: str | Path) -> tuple[Path, Path]:
     """Find ``(weights.safetensors, weights.json)`` from a run directory, either file, or a stem."""
     p = Path(path)
+    _refuse_other_formats(p)
     if p.is_dir():
         st = p / "weights.safetensors"
     elif p.suffix == ".json":
