@@ -275,3 +275,18 @@ def test_a_run_says_how_much_it_will_write(tmp_path, capsys):
     weights = (run / "weights.safetensors").stat().st_size
     assert abs(best - weights) / weights < 0.01 and abs(last - 3 * weights) / weights < 0.03
     assert "optimizer" not in safe_torch_load(run / "checkpoints" / "best.pt")
+
+
+def test_val_split_0_trains_on_every_image(tmp_path, capsys):
+    tiny = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--amp", "off", "-b", "256",
+            "--epochs", "1", "--max-steps", "2", "--output-dir", str(tmp_path)]
+    assert main(["train", "--val-split", "0", "--name", "all", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "data digits: 1,797 train / no val images" in out and "(no validation)" in out
+    run = tmp_path / "all"
+    assert json.loads((run / "config.json").read_text())["val_split"] == 0
+    meta = json.loads((run / "weights.json").read_text())  # strict JSON: no NaN scores
+    assert "val_top1" not in meta and (run / "weights.safetensors").is_file()
+    err = one_line_error(capsys, ["train", "--val-split", "0", "--lr-scheduler", "plateau", "--name", "p", *tiny])
+    assert "plateau schedule needs them" in err
+    assert "--val-split must be in [0, 1), not 1.0" in one_line_error(capsys, ["train", "--val-split", "1", *tiny])

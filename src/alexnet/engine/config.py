@@ -87,8 +87,8 @@ class TrainConfig:
             bad(f"--wd must be non-negative, not {self.weight_decay}")
         if not 0 <= self.label_smoothing < 1:
             bad(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
-        if not 0 < self.val_split < 1:
-            bad(f"--val-split must be between 0 and 1, not {self.val_split}")
+        if not 0 <= self.val_split < 1:  # 0: every image trains (no validation where the data has none)
+            bad(f"--val-split must be in [0, 1), not {self.val_split}")
         if self.workers < 0:
             bad(f"--workers must be non-negative, not {self.workers}")
         if self.optimizer not in OPTIMIZERS:

@@ -105,8 +105,7 @@ class Trainer:
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
                                       download=cfg.download and world.is_main)
-        self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split,
-                                    download=cfg.download and world.is_main)
+        self.val_ds = self._val_dataset(val_tf)
         self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0:
             raise UserError(f"{cfg.data}: the training split is empty")
@@ -128,7 +127,8 @@ class Trainer:
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
         self.train_loader = build_loader(self.train_ds, batch_size=cfg.batch_size, train=True, **kw)
-        self.val_loader = build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
+        self.val_loader = (build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
+                           if self.val_ds is not None else None)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
             raise UserError(f"batch size {cfg.batch_size} is larger than the training set "
@@ -147,6 +147,22 @@ class Trainer:
         self._stop_requested = False
 
     # -- setup ---------------------------------------------------------------------------------
+    def _val_dataset(self, transform):
+        """The validation split; None with ``--val-split 0`` on data that has no validation part of
+        its own (every image trains, no epoch is validated, the last epoch's weights are kept)."""
+        cfg = self.cfg
+        try:
+            return build_dataset(cfg.data, "val", transform=transform, val_split=cfg.val_split,
+                                 download=cfg.download and self.world.is_main)
+        except UserError:
+            if cfg.val_split != 0:
+                raise
+        if cfg.lr_scheduler == "plateau":
+            raise UserError("--val-split 0 leaves no validation images, and the plateau schedule needs "
+                            "them: use another --lr-scheduler (step, cosine, onecycle) or --val-split > 0")
+        if cfg.test_only:
+            raise UserError("--test-only evaluates on the validation split; this run has none (--val-split 0)")
+        return None
     def _check_data_spec(self) -> None:
         spec = self.cfg.data
         if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
@@ -386,6 +402,8 @@ class Trainer:
         return True
 
     def _eval(self, loader=None) -> EvalResult:
+        if loader is None and self.val_loader is None:  # --val-split 0: nothing to validate on
+            return EvalResult(math.nan, math.nan, math.nan, 0)
         return evaluate(self.model, loader or self.val_loader, self.normalize, self.precision, self.device,
                         self.channels_last, progress=self.world.is_main, bad_log=self.bad_log)
 
@@ -399,14 +417,15 @@ class Trainer:
                               "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
                               "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
-        log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
-                        f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
+        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%" if res.n
+               else f"train top-1 {train_top1:6.2f}% (no validation)")
+        log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  {val}  "
                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
         summary = self.bad_log.end_epoch()
         if summary:
             log(self.world, f"  {summary}")
-        improved = res.top1 > self.best_top1
-        if improved:
+        improved = res.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
+        if improved and not math.isnan(res.top1):
             self.best_top1 = res.top1
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
@@ -418,8 +437,8 @@ class Trainer:
         if improved:
             self.save("best.pt", self.epoch, self.step_in_epoch)
             if self.world.is_main:
-                save_weights(self.model, self.run_dir, self._meta(val_top1=res.top1, val_top5=res.top5,
-                                                                    epoch=self.epoch + (0 if complete else 1)))
+                scores = dict(val_top1=res.top1, val_top5=res.top5) if res.n else {}  # no NaN in weights.json
+                save_weights(self.model, self.run_dir, self._meta(**scores, epoch=self.epoch + (0 if complete else 1)))
         if self.world.is_main and len(self.bad_log):
             self.bad_log.write(self.run_dir)
         return res
@@ -437,7 +456,9 @@ class Trainer:
         log(world, f"this run writes about {_size(sum(est.values()))} there: "
                    + ", ".join(f"{k} {_size(v)}" for k, v in est.items()))
         log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
-                   f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
+                   f"data {cfg.data}: {count(len(self.train_ds))} train / "
+                   + (f"{count(len(self.val_ds))} val images" if self.val_ds is not None else
+                      "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
@@ -465,7 +486,7 @@ class Trainer:
                 signal.signal(signal.SIGINT, old)
             self.metrics.close()
         ten = None
-        if cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed):
+        if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
         self._report(last, ten)
         return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step)
@@ -480,7 +501,9 @@ class Trainer:
 
     def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:
         w = self.world
-        if last is not None:
+        if last is not None and self.val_loader is None:
+            log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
+        elif last is not None:
             log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
                     f"(error {last.top1_error:.2f}%), top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)")
         if ten is not None and last is not None:
@@ -490,8 +513,8 @@ class Trainer:
             log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                 f"weights.safetensors weights.json")
-        log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
-                f"alexnet predict {self.run_dir} IMAGE")
+        log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
+                 else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
 
 
 def _size(n: float) -> str:
