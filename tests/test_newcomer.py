@@ -290,3 +290,34 @@ def test_val_split_0_trains_on_every_image(tmp_path, capsys):
     err = one_line_error(capsys, ["train", "--val-split", "0", "--lr-scheduler", "plateau", "--name", "p", *tiny])
     assert "plateau schedule needs them" in err
     assert "--val-split must be in [0, 1), not 1.0" in one_line_error(capsys, ["train", "--val-split", "1", *tiny])
+
+
+# -- MNIST: the CLI's words, and the t10k files alone -------------------------------------------
+
+def test_mnist_with_only_its_t10k_files(capsys, mnist_root, tmp_path):
+    raw = mnist_root / "MNIST" / "raw"
+    for f in raw.glob("train-*"):
+        f.unlink()
+    assert main(["data", "check", f"mnist:{mnist_root}"]) == 0  # as evaluate does: the val split is there
+    out = capsys.readouterr().out
+    assert out.startswith("val: 5 images, 10 classes") and "no bad files" in out
+    err = one_line_error(capsys, ["train", "--data", f"mnist:{mnist_root}", "--output-dir", str(tmp_path)])
+    assert "add --download to fetch them" in err and "download=True" not in err
+    for f in raw.glob("t10k-*"):
+        f.unlink()
+    err = one_line_error(capsys, ["data", "check", f"mnist:{mnist_root}"])
+    assert "no train-images-idx3-ubyte" in err
+
+
+def test_predict_says_what_it_takes(capsys, tiny_weights, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07onnx-ish")
+    err = one_line_error(capsys, ["predict", str(tmp_path / "model.onnx"), "x.jpg"])
+    assert "is an ONNX export" in err and "takes a run directory or a weights.safetensors" in err
+    ck = tmp_path / "run" / "checkpoints" / "best.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"PK")
+    (tmp_path / "run" / "weights.safetensors").write_bytes(b"")
+    err = one_line_error(capsys, ["predict", str(ck), "x.jpg"])
+    assert "is a training checkpoint" in err and f"give the run directory {tmp_path / 'run'}" in err
+    err = one_line_error(capsys, ["evaluate", str(tmp_path / "alexnet-owt-7be5be79.pth")])
+    assert "alexnet import torchvision" in err
