@@ -105,6 +105,24 @@ def model_args(name: str) -> dict[str, Any]:
     return out
 
 
+def _fits_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` (parsed from JSON) has the type of the parameter's ``default``."""
+    def integer(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return integer(value)
+    if isinstance(default, float):
+        return integer(value) or isinstance(value, float)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(integer(v) for v in value)
+    return True
+
+
 def _type_name(default: Any) -> str:
     if isinstance(default, bool):
         return "true or false"
@@ -137,13 +155,7 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
         default = valid[key]
         if default is None:
             continue
-        ok = (isinstance(value, bool) if isinstance(default, bool)
-              else isinstance(value, int) and not isinstance(value, bool) if isinstance(default, int)
-              else isinstance(value, (int, float)) and not isinstance(value, bool) if isinstance(default, float)
-              else isinstance(value, str) if isinstance(default, str)
-              else isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                             for v in value)
-              if isinstance(default, (list, tuple)) else True)
+        ok = _fits_type(value, default)
         if not ok:
             raise UserError(f"{where}: expected {_type_name(default)} (default {_show(default)})")
         if key == "groups" and cfg.family == "alexnet" and value not in (1, 2):
@@ -169,8 +181,10 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
 
 
 def _show(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() \
-        if isinstance(value, bool) else str(value)
+    """A value as it is typed after ``--model-arg KEY=``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def list_models() -> list[str]:
