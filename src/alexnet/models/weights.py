@@ -54,8 +54,8 @@ def _refuse_other_formats(p: Path) -> None:
     if suffix in (".pt", ".pth", ".ckpt"):
         run = p.parent.parent if p.parent.name == "checkpoints" else None
         if run is not None and (run / "weights.safetensors").is_file():
-            raise UserError(f"{p} is a training checkpoint (for --resume); this command takes {ACCEPTS}: "
-                            f"give the run directory {run}")
+            raise UserError(f"{p} is a training checkpoint (last.pt is for --resume); this command takes "
+                            f"{ACCEPTS}: give the run directory {run}")
         raise UserError(f"{p} is a PyTorch checkpoint; this command takes {ACCEPTS}. torchvision's "
                         f"AlexNet weights convert with: alexnet import torchvision {p} -o DIR")
 
