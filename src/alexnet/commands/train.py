@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--data-path", help="dataset root; combined with the recipe's dataset kind (e.g. cifar10) or used as a folder/list")
     a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
       help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
-    a("--val-split", type=float, help="validation fraction when the data has no validation split")
+    a("--val-split", type=float,
+      help="validation fraction when the data has no validation split (0: every image trains, no validation)")
     a("--download", action="store_true", default=None, help="download CIFAR-10/MNIST if missing (needs internet)")
     a("--epochs", type=int)
     a("-b", "--batch-size", type=int, help="batch size per process")
@@ -69,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--name", help="run directory name (default: <model>-<data>-<time>)")
     a("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
     a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
-    a("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (smoke tests)")
+    a("--max-steps", type=int, metavar="N",
+      help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
     a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
     a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
     p.set_defaults(func=run_train)
