@@ -174,7 +174,7 @@ def test_finetune_from_a_run_of_ours_and_output_dir_folder(tmp_path, photos, cap
     o = capsys.readouterr()
     assert rc == 0, o.err
     assert f"using run {run_a}" in o.err
-    assert "recipe finetune" in o.out and "re-initialised (shapes differ): classifier.fc8" in o.out
+    assert "recipe finetune" in o.out and "re-initialised (new classes): classifier.fc8" in o.out
     b = tmp_path / "ft" / "b"
     cfg = json.loads((b / "config.json").read_text())
     assert cfg["model"] == "alexnet-cifar" and cfg["model_kwargs"]["norm"] == "batch"
@@ -284,3 +284,19 @@ def test_evaluate_and_predictor_ten_crop_follow_the_run(tmp_path, photos):
                                                                         ).shape[0] == 5
     res = evaluate_weights(str(t.run_dir), ten_crop=True, device="cpu", amp="off")
     assert res["mirror"] is False and res["ten_crop"].n == 4
+
+
+def test_run_weights_with_other_classes_get_a_new_head(tmp_path):
+    """Same number of classes, other names: the last layer's rows mean other classes — re-initialised."""
+    from alexnet.models import make_meta, save_weights
+
+    src = build_model("alexnet-cifar", num_classes=2, **CIFAR_KW)
+    save_weights(src, tmp_path / "a", make_meta("alexnet-cifar", ["cat", "dog"], model_kwargs=CIFAR_KW))
+    same = build_model("alexnet-cifar", num_classes=2, **CIFAR_KW)
+    assert load_pretrained(same, str(tmp_path / "a"), classes=["cat", "dog"]).reinitialised == []
+    assert torch.equal(same.classifier.fc8.weight, src.classifier.fc8.weight)
+    other = build_model("alexnet-cifar", num_classes=2, **CIFAR_KW)
+    info = load_pretrained(other, str(tmp_path / "a"), classes=["ant", "bee"])
+    assert info.reinitialised == ["classifier.fc8"] and info.classes == ["cat", "dog"]
+    assert not torch.equal(other.classifier.fc8.weight, src.classifier.fc8.weight)
+    assert torch.equal(other.classifier.fc7.weight, src.classifier.fc7.weight)

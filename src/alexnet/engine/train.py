@@ -127,7 +127,7 @@ class Trainer:
         if cfg.weights and not cfg.resume:
             from ..models.pretrained import load_pretrained
 
-            info = load_pretrained(self.model, cfg.weights, cfg.model, progress=world.is_main)
+            info = load_pretrained(self.model, cfg.weights, cfg.model, progress=world.is_main, classes=self.classes)
             self.pretrained = info.to_dict()
         self.frozen = None
         if cfg.freeze:
@@ -482,7 +482,7 @@ class Trainer:
                      f"batch {cfg.batch_size} · aug {cfg.aug} · input {'×'.join(map(str, self.mcfg.input_size))}")
         if self.pretrained:
             p = self.pretrained
-            re_init = (f"; re-initialised (shapes differ): {', '.join(p['reinitialised'])}" if p["reinitialised"]
+            re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
                        else "")
             src = f" ({p['source']})" if p["source"] != p["spec"] else ""
             log(world, f"weights from {p['spec']}{src}: {p['loaded']} tensors loaded{re_init}")

@@ -45,10 +45,11 @@ class PretrainedInfo:
     loaded: int = 0  # tensors loaded
     reinitialised: list[str] = field(default_factory=list)  # layers left at their fresh initialisation
     model: str = ""  # the model the weights were made for (runs and torchvision names)
+    classes: list[str] = field(default_factory=list)  # the classes they were trained on, when known (runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec, "kind": self.kind, "source": self.source, "loaded": self.loaded,
-                "reinitialised": list(self.reinitialised), "model": self.model}
+                "reinitialised": list(self.reinitialised), "model": self.model, "classes": list(self.classes)}
 
 
 def state_dict_from_checkpoint(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
@@ -136,7 +137,7 @@ def read_pretrained(spec: str, model_name: str | None = None, progress: bool = T
                 sd = load_file(str(st), device="cpu")
             except (SafetensorError, OSError, ValueError) as e:
                 raise UserError(f"{st}: not a readable safetensors file ({e})") from None
-            return sd, PretrainedInfo(spec, "run", str(st), model=meta["model"])
+            return sd, PretrainedInfo(spec, "run", str(st), model=meta["model"], classes=list(meta["classes"]))
         sd = state_dict_from_checkpoint(safe_torch_load(p, map_location="cpu"), p)
         return sd, PretrainedInfo(spec, "file", str(p.resolve()))
     if spec.endswith((".pth", ".pt", ".safetensors")) or os.sep in spec:
@@ -163,9 +164,11 @@ def _layer(key: str) -> str:
 
 
 def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
-                    progress: bool = True) -> PretrainedInfo:
+                    progress: bool = True, classes: list[str] | None = None) -> PretrainedInfo:
     """Load ``spec``'s weights into ``model``: same-shaped tensors exactly, shape-mismatched layers
-    (the new classifier) left as initialised and listed in ``info.reinitialised``."""
+    (the new classifier) left as initialised and listed in ``info.reinitialised``. With ``classes``
+    (the new data's) and weights whose classes are known (a run of ours) and differ, the last layer
+    is re-initialised even when the number of classes is the same: its rows stand for other classes."""
     sd, info = read_pretrained(spec, model_name, progress)
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -179,6 +182,9 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
         raise UserError(f"--weights {spec}: does not fit model {model_name or type(model).__name__} "
                         f"({'; '.join(parts)}){' — weights made for ' + info.model if info.model else ''}")
     differ = {k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)}
+    if classes is not None and info.classes and list(classes) != info.classes:
+        head = head_parameters(model)
+        differ |= {k for k, p in model.named_parameters() if id(p) in head}
     keep = {k: sd[k].to(own[k].dtype) for k in own if k not in differ}
     model.load_state_dict({**own, **keep}, strict=True)
     info.loaded = len(keep)
