@@ -478,8 +478,9 @@ class Trainer:
                    f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
         log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
                    + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
-                   + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · {plural(cfg.epochs, 'epoch')} · "
-                     f"batch {cfg.batch_size} · aug {cfg.aug} · input {'×'.join(map(str, self.mcfg.input_size))}")
+                   + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
+                     f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
+                     f"input {'×'.join(map(str, self.mcfg.input_size))}")
         if self.pretrained:
             p = self.pretrained
             re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
@@ -491,7 +492,8 @@ class Trainer:
             log(world, f"frozen up to {self.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
                        f"{count(nparams)} parameters; training the rest")
         if cfg.lr_backbone_scale != 1.0:
-            log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at {cfg.lr_backbone_scale:g}× that")
+            log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
+                       f"{cfg.lr_backbone_scale:g}× that")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
@@ -565,7 +567,8 @@ class Trainer:
             log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
                     f"(error {last.top1_error:.2f}%){top5}")
         if ten is not None and last is not None:
-            crops = "ten-crop (§4.1)" if self._mirror else "five-crop (ten-crop without mirrors: trained without flips)"
+            crops = ("ten-crop (§4.1)" if self._mirror
+                     else "five-crop (ten-crop without mirrors: trained without flips)")
             top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
                     f"{last.top5:.2f}%" if self._top5 else f" vs centre crop {last.top1:.2f}%")
             log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
