@@ -166,7 +166,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # with momentum 0.9 for the new head and a tenth of it for the pretrained layers (the usual
     # discriminative rates), weight decay 1e-4, cosine over 15 epochs with one warm-up epoch, light
     # augmentation (crops + flips, no PCA lighting), batch 32. Measured in docs/finetune.md: 5 CIFAR-10
-    # classes from 300 images, MEASURE_FT % from pretrained weights vs MEASURE_SCRATCH % from scratch.
+    # classes from 300 images, 62.5 % from pretrained weights vs 49.0 % from scratch with the same recipe and network.
     "finetune": dict(model="alexnet-owt", data="folder", epochs=15, batch_size=32, optimizer="sgd", lr=0.01,
                      momentum=0.9, nesterov=False, weight_decay=1e-4, lr_scheduler="cosine",
                      lr_warmup_epochs=1.0, lr_backbone_scale=0.1, aug="light", label_smoothing=0.0,
