@@ -158,7 +158,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Photos with an ImageNet-sized network from scratch (alexnet, alexnet-owt, the zoo): the
     # optimiser of the paper (§5) and of torchvision's reference for AlexNet (SGD 0.01, momentum
     # 0.9, weight decay 5e-4, batch 64 here for a laptop), a cosine schedule with one warm-up epoch,
-    # crops + flips. AdamW 2e-3 (the digits recipe) diverges here: train loss 2,240 in epoch 1.
+    # crops + flips. AdamW 2e-3 (the digits recipe) was reported to blow up here (issue 12: train loss
+    # 2,240 in epoch 1 with alexnet-owt on photos). Not measured on a photo set here (none on the build machine).
     "photos": dict(model="alexnet-owt", data="folder", epochs=30, batch_size=64, optimizer="sgd", lr=0.01,
                    momentum=0.9, nesterov=False, weight_decay=5e-4, lr_scheduler="cosine", lr_warmup_epochs=1.0,
                    aug="light", label_smoothing=0.0, val_split=0.2),
@@ -166,7 +167,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # with momentum 0.9 for the new head and a tenth of it for the pretrained layers (the usual
     # discriminative rates), weight decay 1e-4, cosine over 15 epochs with one warm-up epoch, light
     # augmentation (crops + flips, no PCA lighting), batch 32. Measured in docs/finetune.md: 5 CIFAR-10
-    # classes from 300 images, 62.5 % from pretrained weights vs 49.0 % from scratch with the same recipe and network.
+    # classes from 300 images, 62.5 % from weights pretrained on the other 5 classes vs 49.0 % from
+    # scratch with the same recipe and network.
     "finetune": dict(model="alexnet-owt", data="folder", epochs=15, batch_size=32, optimizer="sgd", lr=0.01,
                      momentum=0.9, nesterov=False, weight_decay=1e-4, lr_scheduler="cosine",
                      lr_warmup_epochs=1.0, lr_backbone_scale=0.1, aug="light", label_smoothing=0.0,
