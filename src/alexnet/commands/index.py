@@ -59,6 +59,9 @@ def run_build(args: argparse.Namespace) -> int:
             continue
         if v < 1:
             raise UserError(f"{flag} must be at least 1, not {v}")
+    from ..models.weights import resolve_run_dir
+
+    args.weights = str(resolve_run_dir(args.weights))  # the --output-dir folder: its newest run, recorded
     index = build_index(args.weights, args.data, args.output, split=args.split, batch_size=args.batch_size,
                         workers=args.workers, device=args.device, shard_size=args.shard_size,
                         overwrite=args.overwrite, limit=args.limit, val_split=args.val_split,

@@ -30,8 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a model. A recipe sets every field; flags override it. Under torchrun "
                     "(torchrun --nproc_per_node=N -m alexnet train …) it runs DDP; -b is per process.")
     a = p.add_argument
-    a("--recipe", default="digits", help=f"named recipe: {', '.join(RECIPES)} (default: digits)")
-    a("--model", help="model name (see `alexnet models`)")
+    a("--recipe", help=f"named recipe: {', '.join(RECIPES)} (default: one that suits the model: digits for "
+                       f"alexnet-mnist, cifar10 for alexnet-cifar, photos for the ImageNet-sized models, "
+                       f"finetune with --weights)")
+    a("--model", help="model name (see `alexnet models`; default alexnet-mnist, or the model --weights were made for)")
+    a("--weights", metavar="SPEC", help="start from these weights: a torchvision name (AlexNet_Weights.IMAGENET1K_V1, "
+                                        "IMAGENET1K_V1), a .pth state_dict, or a run directory of ours")
+    a("--freeze", metavar="LAYER", help="freeze LAYER and everything before it (features, conv1…conv5, fc6, fc7)")
+    a("--lr-backbone-scale", type=float, metavar="S",
+      help="rate multiplier for every trained layer but the last (finetune recipe: 0.1)")
     a("--data", help="dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/p/train.txt, or a path")
     a("--data-path", help="dataset root; combined with the recipe's dataset kind (e.g. cifar10) or used as a folder/list")
     a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
@@ -79,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="top-1/top-5 accuracy and error of trained weights, centre and ten-crop")
     p.add_argument("weights", help="a run directory or weights.safetensors")
     p.add_argument("--data", help="dataset spec (default: the run's own data)")
-    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--split", help="train, val or all (default: val for the run's own data; all for a --data "
+                                   "folder or list without a validation part)")
     p.add_argument("--ten-crop", action="store_true", help="also ten-crop (§4.1), side by side")
     p.add_argument("-b", "--batch-size", type=int, default=64)
     p.add_argument("-j", "--workers", type=int, default=0)
@@ -90,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-FIELDS_FROM_FLAGS = ("model", "data", "val_split", "download", "epochs", "batch_size", "optimizer", "lr", "momentum",
+FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", "val_split", "download", "epochs",
+                     "batch_size", "optimizer", "lr", "momentum",
                      "nesterov", "weight_decay", "label_smoothing", "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
                      "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
@@ -107,7 +116,30 @@ def config_from_args(args: argparse.Namespace):
         over["model_kwargs"] = dict(args.model_arg)
     if args.resume:
         return resume_config(args.resume, **over)
+    if args.weights and "model" not in over:  # the model the weights were made for
+        from ..models.pretrained import model_for_weights
+
+        made_for = model_for_weights(args.weights)
+        if made_for:
+            over["model"] = made_for[0]
+            if made_for[1] and "model_kwargs" not in over:
+                over["model_kwargs"] = made_for[1]
     recipe = args.recipe
+    if recipe is None:
+        from ..engine.config import default_recipe
+        from ..models import model_cfg
+
+        if "model" in over:
+            model_cfg(over["model"])  # an unknown model is the error to report, not the recipe's data
+            if "model_kwargs" in over:  # likewise a bad --model-arg
+                from ..models.registry import check_model_kwargs
+
+                check_model_kwargs(over["model"], over["model_kwargs"])
+
+        recipe, why = default_recipe(over.get("model"), args.weights)
+        if "model" not in over and RECIPES[recipe].get("model"):
+            over["model"] = RECIPES[recipe]["model"]
+        print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
     if args.data_path:
@@ -140,15 +172,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
                            on_batch=collector)
-    rows = [("centre crop", res["centre"])] + ([("ten-crop", res["ten_crop"])] if res["ten_crop"] else [])
+    crops = "ten-crop" if res["mirror"] else "five-crop"
+    rows = [("centre crop", res["centre"])] + ([(crops, res["ten_crop"])] if res["ten_crop"] else [])
+    top5 = len(res["meta"]["classes"]) > 5  # top-5 of five classes or fewer is always 100 %
     if args.json:
-        print(json.dumps({"data": res["data"], "model": res["meta"]["model"],
-                          **{name.replace(" ", "_").replace("-", "_"): r.to_dict() for name, r in rows}}, indent=2))
+        keys = ("centre_crop", "ten_crop")  # ten_crop holds five crops when "mirrored_crops" is false
+        print(json.dumps({"data": res["data"], "model": res["meta"]["model"], "split": res["split"],
+                          **({"mirrored_crops": res["mirror"]} if res["ten_crop"] else {}),
+                          **{k: r.to_dict() for k, (_, r) in zip(keys, rows)}}, indent=2))
     else:
-        print(f"{res['meta']['model']} on {res['data']} ({args.split}, {rows[0][1].n} images)")
+        print(f"{res['meta']['model']} on {res['data']} ({res['split']}, {rows[0][1].n} images)")
         head = ("", "top-1 acc", "top-1 err", "top-5 acc", "top-5 err", "loss")
         body = [(n, f"{r.top1:.2f}%", f"{r.top1_error:.2f}%", f"{r.top5:.2f}%", f"{r.top5_error:.2f}%", f"{r.loss:.4f}")
                 for n, r in rows]
+        if not top5:
+            head, body = head[:3] + head[5:], [b[:3] + b[5:] for b in body]
         w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
         for row in [head, *body]:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
-from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, scan_folder,
-                       split_indices)
+from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, parse_spec,
+                       scan_folder, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 
 
@@ -123,6 +123,8 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         try:
             ds = build_dataset(spec, split, val_split=0.0)
         except UserError as e:
+            if split == "train" and parse_spec(spec)[0] != "mnist":
+                raise  # e.g. a train/val layout without its train/ folder
             errors.append(e)
             continue  # no such part (no validation part; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)

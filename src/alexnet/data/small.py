@@ -27,8 +27,11 @@ def digits_dataset(split: str, transform: Callable | None, val_split: float, see
     if split == "val" and not val:
         raise UserError("digits: --val-split 0 leaves no validation images")
     idx = val if split == "val" else train
-    return TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
-                              [str(i) for i in range(10)], transform, "digits", split)
+    ds = TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
+                            [str(i) for i in range(10)], transform, "digits", split)
+    ds.slice_note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out "
+                     f"with seed {seed}: {len(idx)} of {len(targets)} images")
+    return ds
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

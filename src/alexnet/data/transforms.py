@@ -111,10 +111,14 @@ class TenCrop:
 
     Our own, because ``torchvision``'s ``ten_crop`` takes the five crops of the mirrored *image*,
     so there the sixth crop is the mirror of the top-right crop, not of the top-left one.
+
+    ``mirror=False`` gives the five unmirrored crops only (``[5, C, H, W]``): for a model that
+    never saw a mirrored image in training (digits), mirrored crops are images of other symbols.
     """
 
-    def __init__(self, size: Sequence[int]):
+    def __init__(self, size: Sequence[int], mirror: bool = True):
         self.h, self.w = int(size[0]), int(size[1])
+        self.mirror = bool(mirror)
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of the five crops in an image of ``height``×``width``."""
@@ -126,11 +130,12 @@ class TenCrop:
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         crops = [img[..., t:t + self.h, l:l + self.w] for t, l in self.boxes(*img.shape[-2:])]
-        crops += [c.flip(-1) for c in crops]
+        if self.mirror:
+            crops += [c.flip(-1) for c in crops]
         return torch.stack(crops)
 
     def __repr__(self) -> str:
-        return f"TenCrop(({self.h}, {self.w}))"
+        return f"TenCrop(({self.h}, {self.w}){'' if self.mirror else ', mirror=False'})"
 
 
 class ImageTransform:
@@ -193,13 +198,19 @@ def resolve_aug(cfg: Any, aug: str) -> str:
     return "small" if max(h, w) <= SMALL_MAX else "paper"
 
 
+def trains_with_flips(cfg: Any, aug: str) -> bool:
+    """Whether training with recipe ``aug`` under ``cfg`` mirrors images (never for 1-channel models)."""
+    return _input_size(cfg)[0] != 1 and resolve_aug(cfg, aug) != "none"
+
+
 def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool = False,
-                     pca: Any = None, alphastd: float = 0.1) -> ImageTransform:
+                     pca: Any = None, alphastd: float = 0.1, mirror: bool | None = None) -> ImageTransform:
     """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``) or evaluation.
 
     ``pca``: eigen-decomposition for PCA lighting (``paper`` recipe only): None for ImageNet's
     published values, a dict, or the path of a ``pca-stats`` JSON file. ``ten_crop``: eval only;
-    the transform then returns ``[10, C, H, W]``.
+    the transform then returns ``[10, C, H, W]``, or ``[5, C, H, W]`` without the mirrored crops
+    when ``mirror`` is False (default: mirror unless the model has one channel, as training does).
     """
     c, h, w = _input_size(cfg)
     resize = int(getattr(cfg, "resize", None) or h)
@@ -207,8 +218,9 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
     steps: list[Callable] = [ToChannels(c)]
     flip = [T.RandomHorizontalFlip()] if c != 1 else []
     if kind == "none" and ten_crop:
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w))]
-        return ImageTransform(steps, name="eval-ten-crop", decode_short_side=resize)
+        mirror = (c != 1) if mirror is None else bool(mirror)
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w), mirror)]
+        return ImageTransform(steps, name="eval-ten-crop" if mirror else "eval-five-crop", decode_short_side=resize)
     if ten_crop:
         raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
     if kind == "none":

@@ -82,7 +82,19 @@ def _check_compiler(device: torch.device) -> None:
 
 
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Only trainable parameters (frozen ones get no state and no weight decay). With
+    ``lr_backbone_scale`` < 1 two groups: the last layer at the full rate, the rest scaled
+    (``lr_scale`` in each group; the loop sets ``lr = rate × lr_scale``)."""
+    from ..models.pretrained import head_parameters
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.lr_backbone_scale != 1.0:
+        head = head_parameters(model)
+        groups = [{"params": [p for p in trainable if id(p) not in head], "lr_scale": cfg.lr_backbone_scale},
+                  {"params": [p for p in trainable if id(p) in head], "lr_scale": 1.0}]
+        params: Any = [g for g in groups if g["params"]]
+    else:
+        params = trainable
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
@@ -109,7 +121,20 @@ class Trainer:
         self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0:
             raise UserError(f"{cfg.data}: the training split is empty")
-        self.model = build_model(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(device)
+        self.model = build_model(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs)
+        self.pretrained: dict[str, Any] | None = None
+        if cfg.weights and not cfg.resume:
+            from ..models.pretrained import load_pretrained
+
+            info = load_pretrained(self.model, cfg.weights, cfg.model, progress=world.is_main, classes=self.classes)
+            self.pretrained = info.to_dict()
+        self.frozen = None
+        if cfg.freeze:
+            from ..models.pretrained import freeze
+
+            self.frozen = freeze(self.model, cfg.freeze)
+        self.model = self.model.to(device)
+        self._check_channels()
         self.channels_last = {"on": True, "off": False}.get(cfg.channels_last, use_channels_last(device))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -163,11 +188,33 @@ class Trainer:
         if cfg.test_only:
             raise UserError("--test-only evaluates on the validation split; this run has none (--val-split 0)")
         return None
+
+    def _check_channels(self) -> None:
+        """Warn when the 1-channel digits/MNIST net is about to train on colour images (usually a
+        forgotten --model): they would be turned grey and shrunk to 28×28."""
+        if self.mcfg.input_size[0] != 1 or not self.world.is_main or not len(self.train_ds):
+            return
+        try:
+            first = self.train_ds.load(0)
+        except Exception:  # a bad first image is reported by the loader later
+            return
+        if first.shape[-3] == 3:
+            c, h, w = self.mcfg.input_size
+            log(self.world, f"warning: {self.cfg.model} is a 1-channel {h}×{w} network and {self.cfg.data} holds "
+                            f"colour images: they are made grey and shrunk to {h}×{w}. For photos give "
+                            f"--model alexnet-owt (--weights IMAGENET1K_V1 to fine-tune), or --model alexnet-cifar "
+                            f"for small images")
+
     def _check_data_spec(self) -> None:
         spec = self.cfg.data
         if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
             raise UserError(f"--data {spec!r}: no such dataset or path (try digits, cifar10:/path, "
                             f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
+
+    @property
+    def _top5(self) -> bool:
+        """Top-5 means something only with more than five classes."""
+        return len(self.classes) > 5
 
     def _run_dir(self) -> Path:
         cfg = self.cfg
@@ -187,8 +234,13 @@ class Trainer:
 
     def _meta(self, **extra: Any) -> dict[str, Any]:
         ids = list(getattr(self.train_ds, "class_ids", self.classes))
+        from ..data.transforms import trains_with_flips
+
+        if self.pretrained:
+            extra["init_weights"] = self.pretrained
         return make_meta(self.cfg.model, self.classes, self.mcfg, self.cfg.model_kwargs,
-                         normalize=self.cfg.normalize, class_ids=ids, **extra)
+                         normalize=self.cfg.normalize, class_ids=ids,
+                         train_flip=trains_with_flips(self.mcfg, self.cfg.aug), **extra)
 
     def _write_run_files(self) -> None:
         if not self.world.is_main:
@@ -241,6 +293,12 @@ class Trainer:
         if not path.is_file():
             raise UserError(f"--resume {self.run_dir}: no checkpoints/last.pt there")
         ck = load_checkpoint(path)
+        try:  # where the starting weights came from, for the weights.json this run writes next
+            import json
+
+            self.pretrained = json.loads((self.run_dir / "weights.json").read_text()).get("init_weights")
+        except (OSError, ValueError):
+            pass
         if ck["model_name"] != self.cfg.model:
             raise UserError(f"--resume: the run trained {ck['model_name']!r}, not {self.cfg.model!r}")
         if ck["num_classes"] != len(self.classes):
@@ -295,6 +353,8 @@ class Trainer:
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
         self.net.train()
+        if self.frozen is not None:
+            self.frozen.set_eval()  # batch norm in the frozen part keeps its statistics
         from tqdm import tqdm
 
         bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
@@ -338,7 +398,7 @@ class Trainer:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(self.global_step)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
                 labels = labels.to(dev, non_blocking=True)
                 x = self.normalize(images.to(dev, non_blocking=True))
                 if self.channels_last:
@@ -412,12 +472,13 @@ class Trainer:
         loss_sum, correct, n = all_reduce_sum(self.epoch_stats, self.device)
         train_loss = loss_sum / n if n else float("nan")
         train_top1 = 100.0 * correct / n if n else float("nan")
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[-1]["lr"]  # the head's rate (the last group)
         self.metrics.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
                               "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
                               "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
-        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%" if res.n
+        top5 = f"  top-5 {res.top5:6.2f}%" if self._top5 else ""
+        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%{top5}" if res.n
                else f"train top-1 {train_top1:6.2f}% (no validation)")
         log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  {val}  "
                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
@@ -459,14 +520,33 @@ class Trainer:
                    f"data {cfg.data}: {count(len(self.train_ds))} train / "
                    + (f"{count(len(self.val_ds))} val images" if self.val_ds is not None else
                       "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
+        log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
+                   + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+                   + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
+                     f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
+                     f"input {'×'.join(map(str, self.mcfg.input_size))}")
+        if self.pretrained:
+            p = self.pretrained
+            re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
+                       else "")
+            src = f" ({p['source']})" if p["source"] != p["spec"] else ""
+            log(world, f"weights from {p['spec']}{src}: {p['loaded']} tensors loaded{re_init}")
+        if self.frozen is not None:
+            n_frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
+            log(world, f"frozen up to {self.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
+                       f"{count(nparams)} parameters; training the rest")
+        if cfg.lr_backbone_scale != 1.0:
+            log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
+                       f"{cfg.lr_backbone_scale:g}× that")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                     + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
         last: EvalResult | None = None
         if cfg.test_only:
             last = self._eval()
-            log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
-                       f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
+            top5 = f"  top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self._top5 else ""
+            log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%){top5}  loss {last.loss:.4f}  "
+                       f"on {last.n} images")
             return TrainResult(self.run_dir, self.best_top1, last, None, self.epoch, self.global_step)
         old = signal.signal(signal.SIGINT, self._on_sigint) if world.is_main else None
         try:
@@ -491,8 +571,33 @@ class Trainer:
         self._report(last, ten)
         return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step)
 
+    @property
+    def _mirror(self) -> bool:
+        from ..data.transforms import trains_with_flips
+
+        return trains_with_flips(self.mcfg, self.cfg.aug)
+
+    def _chance_warning(self) -> None:
+        """Say so when the best validation accuracy does not beat always guessing the largest class."""
+        counts = self.train_ds.class_counts()
+        val_counts = self.val_ds.class_counts()
+        if not sum(val_counts) or not counts:
+            return
+        largest = max(range(len(counts)), key=lambda i: counts[i])
+        chance = 100.0 * val_counts[largest] / sum(val_counts)
+        if self.best_top1 > chance + 1e-9:
+            return
+        cfg = self.cfg
+        tips = []
+        if not cfg.weights:
+            tips.append("start from pretrained weights (--weights IMAGENET1K_V1 with --model alexnet-owt)")
+        tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
+        log(self.world, f"warning: the best validation top-1 ({self.best_top1:.2f}%) does not beat always guessing "
+                        f"the largest class, {self.classes[largest]!r} ({chance:.2f}%): this model has learnt "
+                        f"nothing useful. Try: {'; '.join(tips)}")
+
     def ten_crop_eval(self) -> EvalResult:
-        tf = build_transforms(self.mcfg, train=False, ten_crop=True)
+        tf = build_transforms(self.mcfg, train=False, ten_crop=True, mirror=self._mirror)
         ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
         loader = build_loader(ds, batch_size=max(1, self.cfg.batch_size // 10), train=False,
                               workers=self.cfg.workers, seed=self.cfg.seed, rank=self.world.rank,
@@ -504,11 +609,17 @@ class Trainer:
         if last is not None and self.val_loader is None:
             log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
         elif last is not None:
+            top5 = f", top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self._top5 else ""
             log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
-                    f"(error {last.top1_error:.2f}%), top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)")
+                    f"(error {last.top1_error:.2f}%){top5}")
         if ten is not None and last is not None:
-            log(w, f"ten-crop (§4.1): top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%), "
-                    f"top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / {last.top5:.2f}%")
+            crops = ("ten-crop (§4.1)" if self._mirror
+                     else "five-crop (ten-crop without mirrors: trained without flips)")
+            top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
+                    f"{last.top5:.2f}%" if self._top5 else f" vs centre crop {last.top1:.2f}%")
+            log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
+        if last is not None and self.val_ds is not None:
+            self._chance_warning()
         if self.bad_log and len(self.bad_log):
             log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
