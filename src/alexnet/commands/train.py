@@ -47,12 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
       help="validation fraction when the data has no validation split (0: every image trains, no validation)")
     a("--download", action="store_true", default=None, help="download CIFAR-10/MNIST if missing (needs internet)")
     a("--epochs", type=int)
-    a("-b", "--batch-size", type=int, help="batch size per process")
-    a("--opt", "--optimizer", dest="optimizer", choices=OPTIMIZERS)
+    a("-b", "--batch-size", type=int, help="batch size per process (the global batch is -b × processes)")
+    a("--global-batch", type=int, metavar="N",
+      help="keep this global batch under torchrun: each process takes N / processes (the paper recipe: 128)")
+    a("--scale-lr", action="store_true", default=None,
+      help="-b per process and the rate × the number of processes (linear scaling)")
+    a("--opt", "--optimizer", dest="optimizer", choices=OPTIMIZERS,
+      help="sgd (PyTorch's), sgd-paper (§5's update exactly: the rate inside the momentum), adam, adamw")
     a("--lr", type=float, help="peak learning rate")
     a("--momentum", type=float)
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     a("--wd", "--weight-decay", dest="weight_decay", type=float)
+    a("--bias-lr-mult", type=float, help="biases learn this many times faster (paper recipe: 2, the authors' code)")
+    a("--bias-weight-decay", type=float, help="weight decay of biases (default: --wd; paper recipe: 0)")
     a("--label-smoothing", type=float)
     a("--lr-scheduler", help=f"{', '.join(SCHEDULERS)} (torchvision's steplr and cosineannealinglr accepted)")
     a("--lr-step-size", type=int, help="step: epochs between drops")
@@ -63,7 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--clip-grad-norm", type=float)
     a("--aug", choices=AUGS, help="augmentation: paper (crops, flips, PCA lighting), light, small, none, auto")
     a("--pca", help="pca.json from `alexnet data pca-stats` (default: ImageNet's eigenvalues/vectors)")
-    a("--normalize", choices=("meanstd", "pixelmean"), help="per-channel mean/std or the paper's mean pixel")
+    a("--pca-scale", choices=("sqrt", "eigval"),
+      help="PCA lighting: alpha × sqrt(eigenvalue) (the authors' code, default) or × eigenvalue (the paper's text)")
+    a("--normalize", choices=("meanstd", "pixelmean"),
+      help="the model's mean/std, or the paper's mean pixel measured on the training data (or --pca's pca.json)")
     a("-j", "--workers", type=int, help="data loading worker processes")
     a("--ten-crop", action=argparse.BooleanOptionalAction, default=None, help="final ten-crop evaluation")
     a("--device", help="auto, cpu, cuda, cuda:N")
@@ -99,8 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", "val_split", "download", "epochs",
-                     "batch_size", "optimizer", "lr", "momentum",
-                     "nesterov", "weight_decay", "label_smoothing", "lr_scheduler", "lr_step_size", "lr_gamma",
+                     "batch_size", "global_batch", "scale_lr", "optimizer", "lr", "momentum", "nesterov",
+                     "weight_decay", "bias_lr_mult", "bias_weight_decay", "pca_scale", "label_smoothing",
+                     "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
                      "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
                      "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",

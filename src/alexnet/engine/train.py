@@ -10,6 +10,7 @@ step and resumed from its last checkpoint (with ``--deterministic``) ends with b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -28,11 +29,12 @@ from ..core.device import Precision, resolve_device, resolve_precision, use_chan
 from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json
 from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
-from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for
+from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, compute_mean, load_pca,
+                    normalizer_for)
 from ..models import build_model, make_meta, model_cfg, save_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, shutdown
+from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
 from .logging import MetricsLog, clock, count, log, plural
 from .schedule import LRSchedule
@@ -54,6 +56,7 @@ class TrainResult:
 PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often ($ALEXNET_PROGRESS_SECONDS)
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+PIXEL_MEAN_IMAGES = 1000  # --normalize pixelmean: images the mean pixel is measured on (seeded choice)
 
 
 def _progress_seconds() -> float:
@@ -81,39 +84,64 @@ def _check_compiler(device: torch.device) -> None:
                         "install one or train without --compile")
 
 
-def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Only trainable parameters (frozen ones get no state and no weight decay). With
-    ``lr_backbone_scale`` < 1 two groups: the last layer at the full rate, the rest scaled
-    (``lr_scale`` in each group; the loop sets ``lr = rate × lr_scale``)."""
-    from ..models.pretrained import head_parameters
+def param_groups(cfg: TrainConfig, model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups, each with an ``lr_mult`` the loop applies
+    (``lr = rate × lr_mult``). Frozen parameters (``--freeze``) are left out: no state, no decay.
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    One group, in ``model.parameters()`` order, unless the rate or the decay differs between
+    parameters: ``--lr-backbone-scale`` < 1 puts everything but the last linear layer at that
+    fraction of the rate (fine-tuning); ``--bias-lr-mult`` ≠ 1 or ``--bias-weight-decay`` ≠ ``--wd``
+    treats every parameter named ``bias`` apart (the paper recipe: 2× the rate, no decay, as the
+    authors' code and Caffe). Groups: backbone weights, backbone biases, head weights, head biases.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    bias_wd = cfg.weight_decay if cfg.bias_weight_decay is None else cfg.bias_weight_decay
+    split_bias = not (cfg.bias_lr_mult == 1 and bias_wd == cfg.weight_decay)
+    head: set[int] | None = None
     if cfg.lr_backbone_scale != 1.0:
+        from ..models.pretrained import head_parameters
+
         head = head_parameters(model)
-        groups = [{"params": [p for p in trainable if id(p) not in head], "lr_scale": cfg.lr_backbone_scale},
-                  {"params": [p for p in trainable if id(p) in head], "lr_scale": 1.0}]
-        params: Any = [g for g in groups if g["params"]]
-    else:
-        params = trainable
+    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
+    for key in ((False, False), (False, True), (True, False), (True, True)):  # (is head, is bias)
+        in_head, is_bias = key
+        mult = (1.0 if in_head else cfg.lr_backbone_scale) * (cfg.bias_lr_mult if is_bias else 1.0)
+        groups[key] = {"params": [], "lr": lr * mult, "lr_mult": mult,
+                       "weight_decay": bias_wd if is_bias else cfg.weight_decay}
+    for n, p in named:
+        groups[(head is None or id(p) in head, split_bias and n.rsplit(".", 1)[-1] == "bias")]["params"].append(p)
+    return [g for g in groups.values() if g["params"]]
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    groups = param_groups(cfg, model, lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "sgd-paper":  # §5's update rule exactly (engine/optim.py); no Nesterov
+        from .optim import PaperSGD
+
+        return PaperSGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
 
 
 class Trainer:
     """Holds the pieces of one run; `run` trains. Use `fit` rather than this class directly."""
 
     def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
+        cfg = dataclasses.replace(cfg)  # a copy: the run fills in fields (pixel_mean), the caller's stays as given
         self.cfg, self.world, self.device = cfg, world, device
+        self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
+        self.batch_size = self.plan.per_process  # what each process's loader takes
         if cfg.deterministic:
             set_deterministic(True)
         seed_everything(cfg.seed + world.rank)
         self.mcfg = model_cfg(cfg.model)
         self._check_data_spec()
-        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None)
+        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None, pca_scale=cfg.pca_scale)
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
                                       download=cfg.download and world.is_main)
@@ -138,10 +166,14 @@ class Trainer:
         self.channels_last = {"on": True, "off": False}.get(cfg.channels_last, use_channels_last(device))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.mean_note = ""
+        if cfg.normalize == "pixelmean":  # §2: the training data's own mean, stored with the run
+            cfg.pixel_mean, self.mean_note = self._pixel_mean()
+            self.mcfg = dataclasses.replace(self.mcfg, mean=tuple(cfg.pixel_mean))
         self.normalize = normalizer_for(self.mcfg, mode=cfg.normalize).to(device)
         self.precision: Precision = resolve_precision(cfg.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
-        self.optimizer = _build_optimizer(cfg, self.model)
+        self.optimizer = _build_optimizer(cfg, self.model, self.plan.lr)
         self.net: nn.Module = self.model
         if world.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -151,15 +183,15 @@ class Trainer:
             _check_compiler(device)
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
-        self.train_loader = build_loader(self.train_ds, batch_size=cfg.batch_size, train=True, **kw)
-        self.val_loader = (build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
+        self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
+        self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, **kw)
                            if self.val_ds is not None else None)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
-            raise UserError(f"batch size {cfg.batch_size} is larger than the training set "
+            raise UserError(f"batch size {self.batch_size} is larger than the training set "
                             f"({len(self.train_ds)} images per process); lower -b")
         self.schedule = LRSchedule(
-            cfg.lr_scheduler, cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch,
+            cfg.lr_scheduler, self.plan.lr, total_steps=cfg.epochs * self.steps_per_epoch,
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
         self.bad_log = BadSampleLog()
@@ -204,6 +236,32 @@ class Trainer:
                             f"colour images: they are made grey and shrunk to {h}×{w}. For photos give "
                             f"--model alexnet-owt (--weights IMAGENET1K_V1 to fine-tune), or --model alexnet-cifar "
                             f"for small images")
+
+    def _pixel_mean(self) -> tuple[list[float], str]:
+        """The mean pixel for ``--normalize pixelmean`` and where it came from: the run's config (a
+        resumed run), ``--pca``'s pca.json (``alexnet data pca-stats`` writes one), or measured now on
+        up to PIXEL_MEAN_IMAGES training images, uncropped by augmentation (the eval transform)."""
+        cfg, c = self.cfg, int(self.mcfg.input_size[0])
+        if cfg.pixel_mean is not None:
+            if len(cfg.pixel_mean) != c:
+                raise UserError(f"pixel_mean has {len(cfg.pixel_mean)} values for a {c}-channel model")
+            return [float(v) for v in cfg.pixel_mean], "from the run's config"
+        if cfg.pca:
+            mean = load_pca(cfg.pca).get("mean")
+            if mean and len(mean) == c:
+                return mean, f"from {cfg.pca}"
+        box: list[Any] = [None]
+        if self.world.is_main:
+            ds = build_dataset(cfg.data, "train", transform=build_transforms(self.mcfg, train=False),
+                               val_split=cfg.val_split)
+            stats = compute_mean(ds, PIXEL_MEAN_IMAGES, seed=cfg.seed, workers=cfg.workers)
+            box = [(stats["mean"], f"measured on {count(stats['images'])} training images")]
+        if self.world.distributed:  # one rank reads the images; all use its numbers
+            import torch.distributed as dist
+
+            dist.broadcast_object_list(box, src=0)
+        mean, note = box[0]
+        return list(mean), note
 
     def _check_data_spec(self) -> None:
         spec = self.cfg.data
@@ -345,7 +403,7 @@ class Trainer:
         sampler.set_epoch(self.epoch)
         start = self.step_in_epoch
         if start:
-            sampler.start_at(start * cfg.batch_size)
+            sampler.start_at(start * self.batch_size)
         else:
             self.epoch_stats = [0.0, 0.0, 0.0]
         it = iter(self.train_loader)
@@ -398,7 +456,7 @@ class Trainer:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(self.global_step)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = lr * g.get("lr_scale", 1.0)
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 labels = labels.to(dev, non_blocking=True)
                 x = self.normalize(images.to(dev, non_blocking=True))
                 if self.channels_last:
@@ -540,7 +598,12 @@ class Trainer:
                        f"{cfg.lr_backbone_scale:g}× that")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
-                    + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
+                    + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
+        if world.distributed or cfg.scale_lr:
+            log(world, self.plan.note)
+        if self.mean_note:
+            mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
+            log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {self.mean_note}")
         last: EvalResult | None = None
         if cfg.test_only:
             last = self._eval()
@@ -599,7 +662,7 @@ class Trainer:
     def ten_crop_eval(self) -> EvalResult:
         tf = build_transforms(self.mcfg, train=False, ten_crop=True, mirror=self._mirror)
         ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
-        loader = build_loader(ds, batch_size=max(1, self.cfg.batch_size // 10), train=False,
+        loader = build_loader(ds, batch_size=max(1, self.batch_size // 10), train=False,
                               workers=self.cfg.workers, seed=self.cfg.seed, rank=self.world.rank,
                               world_size=self.world.world_size)
         return self._eval(loader)
