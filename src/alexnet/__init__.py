@@ -11,10 +11,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .core.errors import UserError
-from .models import build_model, list_models, load_weights, model_cfg, register_model, save_weights, summarize
 
-# Higher layers are imported on first use, so `import alexnet` stays light.
+# Everything else is imported on first use, so `import alexnet` (and `alexnet --version`/`--help`)
+# does not pay for torch: `alexnet.build_model` imports `alexnet.models` when it is first read.
 _LAZY = {
+    **{name: "alexnet.models" for name in ("build_model", "list_models", "load_weights", "model_cfg",
+                                           "register_model", "save_weights", "summarize")},
     "build_dataset": "alexnet.data", "build_loader": "alexnet.data", "build_transforms": "alexnet.data",
     "fit": "alexnet.engine", "evaluate": "alexnet.engine", "TrainConfig": "alexnet.engine",
     "Predictor": "alexnet.infer",
@@ -29,5 +31,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'alexnet' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "build_model", "list_models", "load_weights", "model_cfg", "register_model",
-           "save_weights", "summarize", *_LAZY]
+__all__ = ["UserError", *_LAZY]

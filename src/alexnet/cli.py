@@ -33,13 +33,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost sub-command parser that ``args`` went through (``index build``, ``train``, …)."""
+    found = parser
+    while True:
+        subs = [a for a in found._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return found
+        name = getattr(args, subs[0].dest, None)
+        if name not in subs[0].choices:
+            return found
+        found = subs[0].choices[name]
+
+
+def _unrecognized(sub: argparse.ArgumentParser, extras: list[str]) -> str:
+    """``unrecognized arguments: --epocs 3 (did you mean --epochs?)``: close matches among ``sub``'s flags."""
+    import difflib
+
+    flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for x in extras:
+        if x.startswith("--"):
+            hints += difflib.get_close_matches(x.split("=", 1)[0], flags, n=1, cutoff=0.7)
+    msg = f"unrecognized arguments: {' '.join(extras)}"
+    return msg + (f" (did you mean {' '.join(hints)}?)" if hints else "")
+
+
+# One rule for every command: counts a person types are checked here, before any work starts.
+_AT_LEAST = {"batch_size": ("--batch-size", 1), "workers": ("--workers", 0)}
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for dest, (flag, low) in _AT_LEAST.items():
+        v = getattr(args, dest, None)
+        if isinstance(v, int) and v < low:
+            raise UserError(f"{flag} must be at least {low}, not {v}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # the sub-command's usage and a "did you mean", not the top-level usage
+        _subparser(parser, args).error(_unrecognized(_subparser(parser, args), extras))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        _check_counts(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -163,7 +163,7 @@ def test_mnist_idx_gz_and_plain(mnist_root):
 
 
 def test_missing_datasets_say_what_to_do(tmp_path):
-    with pytest.raises(UserError, match=r"cifar-10-python.tar.gz .* download=True"):
+    with pytest.raises(UserError, match=r"cifar-10-python.tar.gz .* add --download"):
         build_dataset(f"cifar10:{tmp_path}")
     with pytest.raises(UserError, match="put the four MNIST idx files there"):
         build_dataset(f"mnist:{tmp_path}")

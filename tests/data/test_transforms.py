@@ -122,10 +122,40 @@ def test_ten_crop_geometry_is_exact():
     assert TenCrop((72, 72)).boxes(80, 80) == expect
 
 
+@pytest.mark.parametrize("scale", ["sqrt", "eigval"])
+def test_pca_lighting_shift_is_exactly_the_chosen_formula(scale):
+    """shift = eigvec @ (α ⊙ s) with α ~ N(0, 0.1): s = √λ (cuda-convnet2) or λ (the paper's text)."""
+    q, _ = torch.linalg.qr(torch.tensor([[1.0, 0.3, 0.2], [0.1, 1.0, 0.4], [0.3, 0.2, 1.0]]))
+    eigval = torch.tensor([0.2, 0.05, 0.01])
+    lighting = PCALighting(eigval.tolist(), q.tolist(), alphastd=0.1, scale=scale)
+    torch.manual_seed(5)
+    alpha = torch.randn(3) * 0.1
+    s = eigval.sqrt() if scale == "sqrt" else eigval
+    expected = q @ (alpha * s)
+    torch.manual_seed(5)
+    torch.testing.assert_close(lighting.shift(), expected)
+    other = eigval if scale == "sqrt" else eigval.sqrt()
+    assert not torch.allclose(expected, q @ (alpha * other), atol=1e-4)
+    torch.manual_seed(5)
+    img = torch.full((3, 2, 2), 100, dtype=torch.uint8)  # uint8: the [0, 1] shift × 255, rounded
+    out = lighting(img)
+    assert torch.equal(out, (100 + 255 * expected).round().clamp(0, 255).to(torch.uint8).view(3, 1, 1).expand(3, 2, 2))
+    assert f"scale={scale}" in repr(lighting)
+
+
+def test_pca_lighting_default_scale_is_the_authors_code_and_reaches_the_transform():
+    assert PCALighting().scale == "sqrt"
+    for scale in ("sqrt", "eigval"):
+        t = build_transforms(cfg(), train=True, aug="paper", pca_scale=scale)
+        assert [st.scale for st in t.steps if isinstance(st, PCALighting)] == [scale]
+    with pytest.raises(UserError, match="scale"):
+        PCALighting(scale="var")
+
+
 def test_pca_lighting_moves_colour_along_eigenvectors_at_the_right_scale():
     q, _ = torch.linalg.qr(torch.tensor([[1.0, 0.3, 0.2], [0.1, 1.0, 0.4], [0.3, 0.2, 1.0]]))
     eigval = torch.tensor([0.2, 0.05, 0.01])
-    lighting = PCALighting(eigval.tolist(), q.tolist(), alphastd=0.1)
+    lighting = PCALighting(eigval.tolist(), q.tolist(), alphastd=0.1, scale="eigval")
     img = torch.full((3, 4, 4), 128, dtype=torch.uint8)
     torch.manual_seed(0)
     n = 4000

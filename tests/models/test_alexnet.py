@@ -57,13 +57,94 @@ def test_grouped_layers_are_grouped(paper):
     assert f.conv5.weight.shape == (256, 192, 3, 3) and f.conv5.groups == 2
 
 
-def test_lrn_uses_paper_formula():
-    x = torch.rand(1, 7, 3, 3) * 10
-    y = LRN()(x)
-    # b_i = a_i / (k + α Σ_{j=i-2}^{i+2} a_j²)^β, §3.3, with k=2, α=1e-4, β=0.75
-    i = 3
-    denom = (2 + 1e-4 * (x[0, i - 2:i + 3] ** 2).sum(0)) ** 0.75
-    torch.testing.assert_close(y[0, i], x[0, i] / denom)
+def _lrn_by_hand(x: torch.Tensor, i: int, alpha: float) -> torch.Tensor:
+    """b_i = a_i / (k + alpha · Σ_{j=i-2}^{i+2} a_j²)^β with k=2, β=0.75 (maps beyond the edge omitted)."""
+    lo, hi = max(0, i - 2), min(x.shape[1], i + 3)
+    return x[0, i] / (2 + alpha * (x[0, lo:hi] ** 2).sum(0)) ** 0.75
+
+
+@pytest.mark.parametrize("mode,alpha", [("per-n", 1e-4 / 5), ("paper", 1e-4)])
+def test_lrn_each_alpha_convention_equals_its_formula(mode, alpha):
+    x = torch.rand(1, 7, 3, 3) * 30  # large enough that the two conventions differ clearly
+    y = LRN(alpha_mode=mode)(x)
+    for i in (0, 1, 3, 6):  # edges included
+        torch.testing.assert_close(y[0, i], _lrn_by_hand(x, i, alpha))
+    other = 1e-4 if mode == "per-n" else 1e-4 / 5
+    assert not torch.allclose(y[0, 3], _lrn_by_hand(x, 3, other), rtol=1e-4, atol=0)
+    assert f"alpha_mode={mode}" in repr(LRN(alpha_mode=mode))
+    with pytest.raises(UserError):
+        LRN(alpha_mode="half")
+
+
+def test_lrn_default_is_the_authors_code_and_reaches_every_lrn():
+    """Default α/n (cuda-convnet's cmrnorm, Caffe); ``lrn_alpha`` reaches every LRN in both forms."""
+    assert LRN().alpha_mode == "per-n"
+    for kw in ({}, {"towers": 2}):
+        m = build_model("alexnet", num_classes=10, width=0.25, fc_width=64, **kw)
+        assert {l.alpha_mode for l in m.modules() if isinstance(l, LRN)} == {"per-n"}
+        assert "alpha/size" in repr(m)
+        m = build_model("alexnet", num_classes=10, width=0.25, fc_width=64, lrn_alpha="paper", **kw)
+        modes = [l.alpha_mode for l in m.modules() if isinstance(l, LRN)]
+        assert modes and set(modes) == {"paper"}
+
+
+def _fc_dropout_inputs(model, x):
+    """What fc6 and the two dropouts receive in one train-mode forward pass."""
+    seen = {}
+    mods = dict(model.named_modules())
+    names = {"fc6": "classifier.fc6", "drop6": "classifier.drop6", "drop7": "classifier.drop7",
+             "fc7": "classifier.fc7", "pool": "features"}
+    hooks = [mods[m].register_forward_hook(lambda mod, inp, out, k=k: seen.update({k: (inp[0].clone(), out.clone())}))
+             for k, m in names.items()]
+    model.train()
+    model(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name,size", [("alexnet", 227), ("alexnet-cifar", 32), ("alexnet-mnist", 28)])
+def test_dropout_drops_the_outputs_of_fc6_and_fc7_not_pool5(name, size):
+    """§4.2: fc6 → ReLU → dropout → fc7 → ReLU → dropout → fc8, in training mode."""
+    torch.manual_seed(0)
+    kw = {"width": 0.25, "fc_width": 64} if name == "alexnet" else {"width": 0.25}
+    m = build_model(name, num_classes=10, **kw)
+    x = torch.randn(4, m.features.conv1.in_channels, size, size)
+    seen = _fc_dropout_inputs(m, x)
+    pool5 = torch.flatten(seen["pool"][1], 1)
+    assert torch.equal(seen["fc6"][0], pool5)  # fc6 sees pool5's features undropped
+    assert torch.equal(seen["drop6"][0], torch.relu(seen["fc6"][1]))  # dropout sees fc6's output after ReLU
+    assert torch.equal(seen["fc7"][0], seen["drop6"][1])
+    assert torch.equal(seen["drop7"][0], torch.relu(seen["fc7"][1]))
+    dropped = seen["drop6"][1]
+    assert (dropped == 0).float().mean() > 0.3 and not torch.equal(dropped, seen["drop6"][0])  # it did drop
+    # retrieval's features are fc7 after ReLU: in eval mode exactly the input of drop7
+    m.eval()
+    seen = {}
+    h = m.classifier.drop7.register_forward_hook(lambda mod, inp, out: seen.update(x=inp[0].clone()))
+    m(x)
+    h.remove()
+    torch.testing.assert_close(m.forward_features(x), seen["x"])
+
+
+def test_small_models_keep_the_tutorial_dropout_layout_on_request():
+    torch.manual_seed(0)
+    m = build_model("alexnet-cifar", width=0.25, dropout_at="torchvision")
+    assert list(m.classifier._modules)[:3] == ["drop6", "fc6", "relu6"]
+    paper_keys = build_model("alexnet-cifar", width=0.25).state_dict().keys()
+    assert m.state_dict().keys() == paper_keys  # the same checkpoints load either way
+    x = torch.randn(2, 3, 32, 32)
+    seen = _fc_dropout_inputs(m, x)
+    assert not torch.equal(seen["fc6"][0], torch.flatten(seen["pool"][1], 1))  # here pool5 is dropped
+    assert m.forward_features(x).shape == (2, m.classifier.fc7.out_features)
+    with pytest.raises(UserError):
+        build_model("alexnet-cifar", dropout_at="middle")
+
+
+def test_owt_keeps_torchvision_dropout_layout():
+    m = build_model("alexnet-owt")
+    kinds = [type(l).__name__ for l in m.classifier]
+    assert kinds == ["Dropout", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Linear"]
 
 
 def test_towers_equal_grouped_form(paper):
@@ -86,6 +167,34 @@ def test_towers_is_not_trivially_equal():
     b = build_model("alexnet", num_classes=10, width=0.25, fc_width=64, towers=2).eval()
     x = torch.randn(1, 3, 227, 227)
     assert not torch.allclose(a(x), b(x))
+
+
+def test_towers_equal_grouped_form_in_training_mode():
+    """Same dropout positions and, under the same RNG state, the same dropout masks."""
+    torch.manual_seed(3)
+    grouped = build_model("alexnet", num_classes=10, width=0.25, fc_width=64).train()
+    towers = build_model("alexnet", num_classes=10, width=0.25, fc_width=64, towers=2).train()
+    towers.load_grouped(grouped.state_dict())
+    x = torch.randn(3, 3, 227, 227)
+    torch.manual_seed(7)
+    a = grouped(x)
+    torch.manual_seed(7)
+    b = towers(x)
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    torch.manual_seed(8)
+    assert not torch.allclose(towers(x), a, rtol=1e-3, atol=1e-4)  # dropout is on: another draw differs
+    # the towers' dropouts see fc6's and fc7's outputs after ReLU, both halves together
+    seen = {}
+    for k in ("drop6", "drop7"):
+        getattr(towers, k).register_forward_hook(lambda m, i, o, k=k: seen.update({k: i[0].clone()}))
+    fc = {}
+    for k in ("fc6", "fc7"):
+        for i in (0, 1):
+            getattr(towers, k)[i].register_forward_hook(lambda m, inp, o, k=k, i=i: fc.update({(k, i): o.clone()}))
+    towers(x)
+    for k in ("fc6", "fc7"):
+        torch.testing.assert_close(seen[f"drop{k[-1]}"], torch.relu(torch.cat([fc[(k, 0)], fc[(k, 1)]], 1)))
+    assert seen["drop6"].shape[1] == 64
 
 
 @pytest.mark.parametrize("init,bias_one,fc_std", [("paper", 1.0, 0.01), ("caffe", 0.1, 0.005)])

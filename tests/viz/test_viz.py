@@ -187,3 +187,118 @@ def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
     bad.write_bytes(b"nope")
     assert main(["visualize", "kernels", str(bad), "-o", str(out)]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+# -- issue 15: figures sized from their content; every text inside the figure -------------------
+
+def _capture(monkeypatch, module):
+    """Keep the matplotlib Figure a plot function saves, to measure its text."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    figs = []
+    real = mod.save_png
+
+    def keep(fig, path):
+        figs.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(mod, "save_png", keep)
+    return figs
+
+
+def _text_outside(fig) -> list[str]:
+    """What the renderer draws outside the figure: texts (titles, legends, labels) whose bounding
+    box leaves it, and the figure's tight bounding box of everything drawn (1 px tolerance)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    W, H = fig.bbox.width, fig.bbox.height
+    bad = []
+    tick_labels = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+                   for t in axis.get_ticklabels(which="both")}
+    for t in fig.findobj(Text):  # tick labels are checked through the tight box (off-view ones are not drawn)
+        if id(t) in tick_labels or not t.get_visible() or not t.get_text().strip():
+            continue
+        bb = t.get_window_extent(renderer)
+        if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > W + 1 or bb.y1 > H + 1:
+            bad.append(f"{t.get_text()!r} at {bb}")
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    if tight.x0 < -1 or tight.y0 < -1 or tight.x1 > W + 1 or tight.y1 > H + 1:
+        bad.append(f"everything drawn: {tight} in {W}x{H}")
+    return bad
+
+
+def _cm(K: int, n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, K, (n,), generator=g)
+    p = torch.where(torch.rand(n, generator=g) < 0.7, t, torch.randint(0, K, (n,), generator=g))
+    cm = torch.zeros(K, K, dtype=torch.long)
+    cm.index_put_((t, p), torch.ones(n, dtype=torch.long), accumulate=True)
+    return cm
+
+
+@pytest.mark.parametrize("K, names", [(2, ["cat", "dog"]), (10, [f"class {i}" for i in range(10)]),
+                                      (12, [f"a rather long class name {i}" for i in range(12)]),
+                                      (1000, [f"n{i:08d} great white shark" for i in range(1000)])])
+def test_confusion_titles_and_labels_fit(tmp_path, monkeypatch, K, names):
+    from alexnet.viz.confusion import plot_confusion
+
+    figs = _capture(monkeypatch, "alexnet.viz.confusion")
+    out = plot_confusion(_cm(K, 40 * K if K < 1000 else 20000), names, tmp_path / "c.png")
+    fig = figs[0]
+    assert _text_outside(fig) == []
+    assert png_size(out) == (int(fig.bbox.width), int(fig.bbox.height))
+    if K == 2:  # small: no large empty margins
+        assert png_size(out)[0] < 600 and png_size(out)[1] < 400
+
+
+def test_confusion_counts_are_readable_and_the_mistake_axis_counts(tmp_path, monkeypatch):
+    from matplotlib.text import Text
+
+    from alexnet.viz.confusion import plot_confusion
+
+    figs = _capture(monkeypatch, "alexnet.viz.confusion")
+    plot_confusion(_cm(10, 400), [str(i) for i in range(10)], tmp_path / "c.png")
+    counts = [t for t in figs[0].axes[0].findobj(Text) if t.get_text().isdigit() and t.get_position()[0] >= 0
+              and t in figs[0].axes[0].texts]
+    assert counts and min(t.get_fontsize() for t in counts) >= 9
+    # 1000 classes where every confused pair happened once: the count axis shows whole counts
+    cm = torch.eye(1000, dtype=torch.long) * 5
+    for i in range(30):
+        cm[i, i + 1] = 1
+    plot_confusion(cm, [f"c{i}" for i in range(1000)], tmp_path / "d.png")
+    bars = figs[1].axes[-1]
+    ticks = [t for t in bars.get_xticks() if bars.get_xlim()[0] <= t <= bars.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks) and max(ticks) >= 1
+
+
+def test_curves_short_legends_log_loss_and_visible_single_epoch(tmp_path, monkeypatch):
+    from alexnet.viz.curves import plot_curves, short_labels
+
+    assert short_labels(["alexnet-mnist-digits-20261123-101010", "alexnet-mnist-digits-20261123-111111"]) == (
+        ["101010", "111111"], "alexnet-mnist-digits-20261123-…")
+    assert short_labels(["lr0.01-run", "lr0.1-run"]) == (["lr0.01", "lr0.1"], "…-run")
+    head = "epoch,step,train_loss,train_top1,val_loss,val_top1,val_top5,lr\n"
+    good = "".join(f"{e},{10 * e},{2 * 0.7 ** e},{50 + e},{2 * 0.7 ** e},{55 + e},{90 + e},0.01\n" for e in range(1, 9))
+    bad = "".join(f"{e},{10 * e},{2 * 5 ** e},10,{2 * 5 ** e},10,50,0.1\n" for e in range(1, 9))
+    for name, rows in (("alexnet-mnist-digits-20261123-101010", good), ("alexnet-mnist-digits-20261123-111111", bad),
+                       ("alexnet-mnist-digits-20261123-121212", "1,10,1.5,60,1.2,65,95,0.01\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.csv").write_text(head + rows)
+    figs = _capture(monkeypatch, "alexnet.viz.curves")
+    plot_curves(sorted(tmp_path.glob("alexnet-*")), tmp_path / "c.png")
+    fig = figs[0]
+    assert _text_outside(fig) == []
+    ax_loss, ax_acc, ax_lr = fig.axes
+    assert ax_loss.get_yscale() == "log"  # the diverging run does not flatten the others
+    legend_texts = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert sorted(legend_texts) == sorted(["train", "val", "val top-1", "val top-5", "train top-1",
+                                           "101010", "111111", "121212"])
+    styles = {t.get_text(): h.get_linestyle() for t, h in zip(ax_loss.get_legend().get_texts(),
+                                                               ax_loss.get_legend().legend_handles)}
+    assert styles == {"train": "-", "val": "--"}
+    single = [ln for ln in ax_loss.lines if len(ln.get_xdata()) == 1]
+    assert single and all(ln.get_marker() == "o" and ln.get_markersize() >= 5 for ln in single)

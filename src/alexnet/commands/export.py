@@ -14,7 +14,7 @@ ORDER = 60
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..infer.export import EXPORTERS, FORMATS, ONNX_OPSET
+    from ..infer.formats import EXPORTERS, FORMATS, ONNX_OPSET
 
     p = sub.add_parser("export", help="export weights to ONNX, TorchScript or safetensors",
                        description=__doc__.split("\n", 2)[2].strip())

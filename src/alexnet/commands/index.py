@@ -22,13 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("weights", help="run directory or weights.safetensors")
     b.add_argument("data", help="dataset spec (folder:/path, cifar10:/path, …) or a folder")
     b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    b.add_argument("--split", default="val", help="which split of DATA (default val)")
+    b.add_argument("--split", default="all", choices=("all", "train", "val"),
+                   help="which images of DATA: all (train and val, the default), train or val")
     b.add_argument("--val-split", type=float, default=None,
                    help="fraction held out as val where DATA has no validation part (default: the data layer's)")
     b.add_argument("-b", "--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     b.add_argument("-j", "--workers", type=int, default=2, help="loader worker processes (default 2)")
     b.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    b.add_argument("--limit", type=int, help="index only the first N images")
+    b.add_argument("--limit", type=int, metavar="N", help="index only the first N images")
     b.add_argument("--shard-size", type=int, default=8192, help="vectors per shard file (default 8192)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index")
     b.set_defaults(func=run_build)
@@ -53,9 +54,14 @@ def run_build(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
     from ..infer.retrieval import build_index
 
-    for flag, v in (("--batch-size", args.batch_size), ("--shard-size", args.shard_size)):
+    for flag, v in (("--batch-size", args.batch_size), ("--shard-size", args.shard_size), ("--limit", args.limit)):
+        if v is None:
+            continue
         if v < 1:
             raise UserError(f"{flag} must be at least 1, not {v}")
+    from ..models.weights import resolve_run_dir
+
+    args.weights = str(resolve_run_dir(args.weights))  # the --output-dir folder: its newest run, recorded
     index = build_index(args.weights, args.data, args.output, split=args.split, batch_size=args.batch_size,
                         workers=args.workers, device=args.device, shard_size=args.shard_size,
                         overwrite=args.overwrite, limit=args.limit, val_split=args.val_split,

@@ -34,7 +34,8 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_summary(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..models import build_model, model_cfg, summarize
+    from ..models import model_cfg
+    from ..models.catalog import meta_summary
 
     cfg = model_cfg(args.model)
     c, h, w = cfg.input_size
@@ -43,9 +44,8 @@ def run_summary(args: argparse.Namespace) -> int:
         mh, mw = cfg.min_input_size
         if h < mh or w < mw:
             raise UserError(f"--input-size {h} {w} is too small for {args.model} (at least {mh} {mw})")
-    model = build_model(args.model, num_classes=args.num_classes)
-    try:
-        s = summarize(model, (c, h, w), args.model)
+    try:  # on the meta device: the same shapes and counts, no weights allocated
+        s = meta_summary(args.model, (c, h, w), num_classes=args.num_classes)
     except RuntimeError as e:
         raise UserError(f"{args.model} cannot run on {h}×{w} input: {str(e).splitlines()[0]}") from None
     print(json.dumps(s.to_dict(), indent=2) if args.json else s.table())

@@ -13,10 +13,12 @@ def _kv(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     k, v = text.split("=", 1)
+    if "," in v and not v.lstrip().startswith(("[", "{", '"')):
+        v = f"[{v}]"  # widths=32,64,96,96,64
     try:
         val = json.loads(v)
     except ValueError:
-        val = v
+        val = text.split("=", 1)[1]
     return k.strip(), val
 
 
@@ -24,27 +26,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..engine.config import AUGS, OPTIMIZERS, RECIPES, SCHEDULERS
 
     p = sub.add_parser(
-        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~1 minute on a CPU)",
+        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~20 s on 2 CPU cores)",
         description="Train a model. A recipe sets every field; flags override it. Under torchrun "
                     "(torchrun --nproc_per_node=N -m alexnet train …) it runs DDP; -b is per process.")
     a = p.add_argument
-    a("--recipe", default="digits", help=f"named recipe: {', '.join(RECIPES)} (default: digits)")
-    a("--model", help="model name (see `alexnet models`)")
+    a("--recipe", help=f"named recipe: {', '.join(RECIPES)} (default: one that suits the model: digits for "
+                       f"alexnet-mnist, cifar10 for alexnet-cifar, photos for the ImageNet-sized models, "
+                       f"finetune with --weights)")
+    a("--model", help="model name (see `alexnet models`; default alexnet-mnist, or the model --weights were made for)")
+    a("--weights", metavar="SPEC", help="start from these weights: a torchvision name (AlexNet_Weights.IMAGENET1K_V1, "
+                                        "IMAGENET1K_V1), a .pth state_dict, or a run directory of ours")
+    a("--freeze", metavar="LAYER", help="freeze LAYER and everything before it (features, conv1…conv5, fc6, fc7)")
+    a("--lr-backbone-scale", type=float, metavar="S",
+      help="rate multiplier for every trained layer but the last (finetune recipe: 0.1)")
     a("--data", help="dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/p/train.txt, or a path")
     a("--data-path", help="dataset root; combined with the recipe's dataset kind (e.g. cifar10) or used as a folder/list")
     a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
       help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
-    a("--val-split", type=float, help="validation fraction when the data has no validation split")
+    a("--val-split", type=float,
+      help="validation fraction when the data has no validation split (0: every image trains, no validation)")
     a("--train-subset", type=int, metavar="N",
       help="train on a stratified sample of N training images (the same N for every seed)")
     a("--download", action="store_true", default=None, help="download CIFAR-10/MNIST if missing (needs internet)")
     a("--epochs", type=int)
-    a("-b", "--batch-size", type=int, help="batch size per process")
-    a("--opt", "--optimizer", dest="optimizer", choices=OPTIMIZERS)
+    a("-b", "--batch-size", type=int, help="batch size per process (the global batch is -b × processes)")
+    a("--global-batch", type=int, metavar="N",
+      help="keep this global batch under torchrun: each process takes N / processes (the paper recipe: 128)")
+    a("--scale-lr", action="store_true", default=None,
+      help="-b per process and the rate × the number of processes (linear scaling)")
+    a("--opt", "--optimizer", dest="optimizer", choices=OPTIMIZERS,
+      help="sgd (PyTorch's), sgd-paper (§5's update exactly: the rate inside the momentum), adam, adamw")
     a("--lr", type=float, help="peak learning rate")
     a("--momentum", type=float)
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     a("--wd", "--weight-decay", dest="weight_decay", type=float)
+    a("--bias-lr-mult", type=float, help="biases learn this many times faster (paper recipe: 2, the authors' code)")
+    a("--bias-weight-decay", type=float, help="weight decay of biases (default: --wd; paper recipe: 0)")
     a("--label-smoothing", type=float)
     a("--lr-scheduler", help=f"{', '.join(SCHEDULERS)} (torchvision's steplr and cosineannealinglr accepted)")
     a("--lr-step-size", type=int, help="step: epochs between drops")
@@ -55,7 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--clip-grad-norm", type=float)
     a("--aug", choices=AUGS, help="augmentation: paper (crops, flips, PCA lighting), light, small, none, auto")
     a("--pca", help="pca.json from `alexnet data pca-stats` (default: ImageNet's eigenvalues/vectors)")
-    a("--normalize", choices=("meanstd", "pixelmean"), help="per-channel mean/std or the paper's mean pixel")
+    a("--pca-scale", choices=("sqrt", "eigval"),
+      help="PCA lighting: alpha × sqrt(eigenvalue) (the authors' code, default) or × eigenvalue (the paper's text)")
+    a("--normalize", choices=("meanstd", "pixelmean"),
+      help="the model's mean/std, or the paper's mean pixel measured on the training data (or --pca's pca.json)")
     a("-j", "--workers", type=int, help="data loading worker processes")
     a("--ten-crop", action=argparse.BooleanOptionalAction, default=None, help="final ten-crop evaluation")
     a("--device", help="auto, cpu, cuda, cuda:N")
@@ -69,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--name", help="run directory name (default: <model>-<data>-<time>)")
     a("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
     a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
-    a("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (smoke tests)")
+    a("--max-steps", type=int, metavar="N",
+      help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
     a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
     a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
     p.set_defaults(func=run_train)
@@ -77,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="top-1/top-5 accuracy and error of trained weights, centre and ten-crop")
     p.add_argument("weights", help="a run directory or weights.safetensors")
     p.add_argument("--data", help="dataset spec (default: the run's own data)")
-    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--split", help="train, val or all (default: val for the run's own data; all for a --data "
+                                   "folder or list without a validation part)")
     p.add_argument("--ten-crop", action="store_true", help="also ten-crop (§4.1), side by side")
     p.add_argument("-b", "--batch-size", type=int, default=64)
     p.add_argument("-j", "--workers", type=int, default=0)
@@ -88,8 +110,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-FIELDS_FROM_FLAGS = ("model", "data", "val_split", "train_subset", "download", "epochs", "batch_size", "optimizer", "lr", "momentum",
-                     "nesterov", "weight_decay", "label_smoothing", "lr_scheduler", "lr_step_size", "lr_gamma",
+FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", "val_split", "train_subset",
+                     "download", "epochs", "batch_size", "global_batch", "scale_lr", "optimizer", "lr", "momentum",
+                     "nesterov", "weight_decay", "bias_lr_mult", "bias_weight_decay", "pca_scale", "label_smoothing",
+                     "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
                      "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
                      "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",
@@ -105,7 +129,30 @@ def config_from_args(args: argparse.Namespace):
         over["model_kwargs"] = dict(args.model_arg)
     if args.resume:
         return resume_config(args.resume, **over)
+    if args.weights and "model" not in over:  # the model the weights were made for
+        from ..models.pretrained import model_for_weights
+
+        made_for = model_for_weights(args.weights)
+        if made_for:
+            over["model"] = made_for[0]
+            if made_for[1] and "model_kwargs" not in over:
+                over["model_kwargs"] = made_for[1]
     recipe = args.recipe
+    if recipe is None:
+        from ..engine.config import default_recipe
+        from ..models import model_cfg
+
+        if "model" in over:
+            model_cfg(over["model"])  # an unknown model is the error to report, not the recipe's data
+            if "model_kwargs" in over:  # likewise a bad --model-arg
+                from ..models.registry import check_model_kwargs
+
+                check_model_kwargs(over["model"], over["model_kwargs"])
+
+        recipe, why = default_recipe(over.get("model"), args.weights)
+        if "model" not in over and RECIPES[recipe].get("model"):
+            over["model"] = RECIPES[recipe]["model"]
+        print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
     if args.data_path:
@@ -138,15 +185,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
                            on_batch=collector)
-    rows = [("centre crop", res["centre"])] + ([("ten-crop", res["ten_crop"])] if res["ten_crop"] else [])
+    crops = "ten-crop" if res["mirror"] else "five-crop"
+    rows = [("centre crop", res["centre"])] + ([(crops, res["ten_crop"])] if res["ten_crop"] else [])
+    top5 = len(res["meta"]["classes"]) > 5  # top-5 of five classes or fewer is always 100 %
     if args.json:
-        print(json.dumps({"data": res["data"], "model": res["meta"]["model"],
-                          **{name.replace(" ", "_").replace("-", "_"): r.to_dict() for name, r in rows}}, indent=2))
+        keys = ("centre_crop", "ten_crop")  # ten_crop holds five crops when "mirrored_crops" is false
+        print(json.dumps({"data": res["data"], "model": res["meta"]["model"], "split": res["split"],
+                          **({"mirrored_crops": res["mirror"]} if res["ten_crop"] else {}),
+                          **{k: r.to_dict() for k, (_, r) in zip(keys, rows)}}, indent=2))
     else:
-        print(f"{res['meta']['model']} on {res['data']} ({args.split}, {rows[0][1].n} images)")
+        print(f"{res['meta']['model']} on {res['data']} ({res['split']}, {rows[0][1].n} images)")
         head = ("", "top-1 acc", "top-1 err", "top-5 acc", "top-5 err", "loss")
         body = [(n, f"{r.top1:.2f}%", f"{r.top1_error:.2f}%", f"{r.top5:.2f}%", f"{r.top5_error:.2f}%", f"{r.loss:.4f}")
                 for n, r in rows]
+        if not top5:
+            head, body = head[:3] + head[5:], [b[:3] + b[5:] for b in body]
         w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
         for row in [head, *body]:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))

@@ -83,7 +83,10 @@ def run_curves(args: argparse.Namespace) -> int:
 
     if args.labels and len(args.labels) != len(args.runs):
         raise UserError(f"{len(args.labels)} --labels for {len(args.runs)} runs")
-    return _done(plot_curves(args.runs, args.output, labels=args.labels))
+    from ..models.weights import resolve_run_dir
+
+    runs = [str(resolve_run_dir(r, need="metrics.csv")) for r in args.runs]
+    return _done(plot_curves(runs, args.output, labels=args.labels))
 
 
 def run_activations(args: argparse.Namespace) -> int:

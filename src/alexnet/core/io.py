@@ -73,19 +73,31 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     Files that hold pickled code (classes, functions) are refused with a `UserError` instead of
     being executed.
     """
+    import re
+
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the checkpoint file itself (a .pt/.pth)")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # torch's message carries terminal bold codes
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f"pickled code ({found.group(1)})" if found else "pickled code"
         raise UserError(
-            f"{path}: refused to load — the file contains pickled code, not just tensors "
-            f"(loaded with weights_only=True; {first[:200]})"
+            f"{path}: refused to load — it holds {what}, not just tensors (loaded with weights_only=True, "
+            f"so no code in it runs); if it is a whole model saved with torch.save(model) and you trust it, "
+            f"save its state_dict() instead: "
+            f"torch.save(torch.load('{path.name}', weights_only=False).state_dict(), 'weights.pth')"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable PyTorch file ({msg[:200]})") from None
+    except Exception as e:  # noqa: BLE001 — the unpickler raises KeyError, IndexError, … on non-PyTorch bytes
+        with path.open("rb") as f:
+            head = f.read(4)
+        if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # a zip archive or a pickle
+            raise UserError(f"{path}: not a PyTorch file (torch.save writes a zip archive; this is not one)") from None
+        msg = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable PyTorch file ({msg[:200]}; truncated or damaged?)") from None

@@ -18,14 +18,14 @@ from .decode import (DEFAULT_MAX_PIXELS, BadImageError, ImageInfo, decode_image,
 from .imagenet import Devkit, imagenet_val_relayout, read_devkit
 from .loader import (BadSample, BadSampleLog, Batch, ResumableSampler, SafeDataset, build_loader, collate, mix_seed,
                      summarize_bad)
-from .pca import compute_pca_stats
+from .pca import compute_mean, compute_pca_stats
 from .transforms import (IMAGENET_PCA, ImageTransform, Normalizer, PCALighting, TenCrop, ToChannels,
                          build_transforms, load_pca, normalizer_for, resolve_aug)
 
 __all__ = [
     "build_dataset", "take_subset", "SubsetDataset", "parse_spec", "split_indices", "read_list", "ImageDataset", "FileDataset",
     "TensorImageDataset", "build_transforms", "resolve_aug", "ImageTransform", "PCALighting", "TenCrop",
-    "ToChannels", "IMAGENET_PCA", "load_pca", "Normalizer", "normalizer_for", "compute_pca_stats",
+    "ToChannels", "IMAGENET_PCA", "load_pca", "Normalizer", "normalizer_for", "compute_pca_stats", "compute_mean",
     "build_loader", "collate", "Batch", "BadSample", "ResumableSampler", "SafeDataset", "BadSampleLog", "summarize_bad",
     "mix_seed", "decode_image", "decode_image_info", "sniff_format", "BadImageError", "ImageInfo",
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "index_folder",

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
-from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, scan_folder,
-                       split_indices)
+from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, parse_spec,
+                       scan_folder, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 
 
@@ -118,14 +118,15 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
     """Decode every image of every split of ``spec`` (in parallel threads), and report bad files
     with their reasons, class counts, sizes, formats and files whose extension lies."""
     workers = workers or min(8, os.cpu_count() or 1)
-    splits, seen = [], set()
+    splits, seen, errors = [], set(), []
     for split in ("train", "val"):
         try:
             ds = build_dataset(spec, split, val_split=0.0)
-        except UserError:
-            if split == "train":
-                raise
-            continue  # no validation part
+        except UserError as e:
+            if split == "train" and parse_spec(spec)[0] != "mnist":
+                raise  # e.g. a train/val layout without its train/ folder
+            errors.append(e)
+            continue  # no such part (no validation part; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
         if key in seen:
             continue
@@ -133,6 +134,8 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split, workers, progress, max_pixels))
+    if not splits:
+        raise errors[0]
     return CheckReport(splits)
 
 

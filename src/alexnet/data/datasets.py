@@ -50,6 +50,7 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.name = name
         self.split = split
+        self.slice_note = ""  # which seeded slice of the data this is, when it is one (see _take_split)
 
     @property
     def targets(self) -> list[int]:
@@ -105,6 +106,20 @@ class FileDataset(ImageDataset):
     def __getitem__(self, i: int) -> tuple[Any, int]:
         img = self.load(i)
         return (self.transform(img) if self.transform is not None else img), self.samples[i][1]
+
+
+def _concat(a: ImageDataset, b: ImageDataset) -> ImageDataset:
+    """Both splits of a dataset as one (``split="all"``)."""
+    if isinstance(a, FileDataset) and isinstance(b, FileDataset):
+        ds: ImageDataset = FileDataset(a.samples + b.samples, a.classes, a.class_ids, a.transform, a.name, "all",
+                                       a.max_pixels)
+    elif isinstance(a, TensorImageDataset) and isinstance(b, TensorImageDataset):
+        ds = TensorImageDataset(torch.cat([a.images, b.images]), a.targets + b.targets, a.classes, a.transform,
+                                a.name, "all")
+    else:
+        raise UserError(f"{a.name}: --split all is not available for this dataset; use train or val")
+    ds.slice_note = ""
+    return ds
 
 
 class TensorImageDataset(ImageDataset):
@@ -198,14 +213,24 @@ def _check_fraction(val_split: float) -> float:
 
 
 def _take_split(samples: list, targets: list[int], split: str, val_split: float, seed: int,
-                what: str) -> list:
+                what: str) -> tuple[list, str]:
+    """The ``split`` part of ``samples`` and a note saying which slice it is ('' when whole)."""
+    if split == "all":
+        return samples, ""
     if val_split == 0:
         if split == "val":
             raise UserError(f"{what} has no validation folder or list; set a --val-split fraction "
                             f"to hold some training images out")
-        return samples
+        return samples, ""
     train, val = split_indices(targets, val_split, seed)
-    return [samples[i] for i in (val if split == "val" else train)]
+    if split == "val" and not val:
+        raise UserError(f"{what}: the validation split is empty — every class has a single image, and a class "
+                        f"gives validation one image only when it has two or more (--val-split {val_split:g}); "
+                        f"add images, or give a val/ folder beside train/")
+    taken = val if split == "val" else train
+    note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out with seed "
+            f"{seed}: {len(taken)} of {len(samples)} images")
+    return [samples[i] for i in taken], note
 
 
 # ----------------------------------------------------------------------------- folders and lists
@@ -227,22 +252,35 @@ def scan_folder(directory: str, class_to_idx: dict[str, int]) -> list[tuple[str,
                         extensions=IMG_EXTENSIONS, allow_empty=True)
 
 
-def folder_splits(root: str) -> tuple[str, str | None]:
-    """(train folder, validation folder or None) of an image-folder root."""
+def folder_splits(root: str) -> tuple[str | None, str | None]:
+    """(train folder, validation folder or None) of an image-folder root; (None, val folder) for a
+    split layout without a training part (only ``test/`` or ``val/``)."""
     sub = {c.lower(): c for c in find_classes(root)}
+    val = next((sub[v] for v in VAL_NAMES if v in sub), None)
     if "train" in sub and find_classes(os.path.join(root, sub["train"])):
-        val = next((sub[v] for v in VAL_NAMES if v in sub), None)
         return os.path.join(root, sub["train"]), os.path.join(root, val) if val else None
+    if sub and set(sub) <= {"train", *VAL_NAMES}:  # only split names: not class folders
+        return None, os.path.join(root, val) if val else None
     return root, None
 
 
 def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
                    *, name: str | None = None) -> FileDataset:
-    """Image folders: ``root/<class>/…``, or ``root/train/<class>/…`` + ``root/val/<class>/…``."""
+    """Image folders: ``root/<class>/…``, or ``root/train/<class>/…`` + ``root/val/<class>/…``.
+
+    ``split="all"``: every image (both parts of a split layout)."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     train_dir, val_dir = folder_splits(root)
+    note = ""
+    if train_dir is None:
+        names = "/, ".join(find_classes(root)) + "/"
+        if split == "train" or val_dir is None or not find_classes(val_dir):
+            raise UserError(f"{root} holds only {names}: a train/val layout without its training split "
+                            f"(expected {root}/train/<class>/<image>); add train/, or point at "
+                            f"{val_dir or root}/ if its sub-folders are the classes")
+        train_dir, val_dir, split = val_dir, None, "all"  # evaluation of the validation part alone
     ids = find_classes(train_dir)
     if not ids:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
@@ -251,14 +289,21 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
         extra = sorted(set(find_classes(val_dir)) - set(ids))
         if extra:
             raise UserError(f"{val_dir}: classes not in {train_dir}: {', '.join(extra[:5])}")
-        samples = scan_folder(val_dir if split == "val" else train_dir, idx)
+        if split == "all":
+            samples = scan_folder(train_dir, idx) + scan_folder(val_dir, idx)
+        else:
+            samples = scan_folder(val_dir if split == "val" else train_dir, idx)
     else:
         samples = scan_folder(train_dir, idx)
-        samples = _take_split(samples, [t for _, t in samples], split, val_split, seed, root)
+        if not samples:
+            raise UserError(f"{train_dir}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders")
+        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, root)
     if not samples:
         raise UserError(f"{val_dir if split == 'val' and val_dir else train_dir}: no images "
                         f"({', '.join(IMG_EXTENSIONS)}) in the class folders")
-    return FileDataset(samples, ids, ids, transform, name or f"folder:{root}", split)
+    ds = FileDataset(samples, ids, ids, transform, name or f"folder:{root}", split)
+    ds.slice_note = note
+    return ds
 
 
 def read_list(path: str) -> list[tuple[str, int]]:
@@ -313,11 +358,14 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
     samples = read_list(path)
     fname = os.path.basename(path).lower()
     sibling = _list_sibling(path)
+    note = ""
     if sibling:
         if split == "val":
             samples = read_list(sibling)
+        elif split == "all":
+            samples = samples + read_list(sibling)
     elif "train" in fname or not _is_eval_name(fname):
-        samples = _take_split(samples, [t for _, t in samples], split, val_split, seed, path)
+        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, path)
     if not samples:
         raise UserError(f"{path}: no entries")
     n = max(t for _, t in samples) + 1
@@ -329,18 +377,20 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
     else:
         n = max([n] + [t + 1 for _, t in read_list(path)])
         classes = [str(i) for i in range(n)]
-    return FileDataset(samples, classes, None, transform, f"list:{path}", split)
+    ds = FileDataset(samples, classes, None, transform, f"list:{path}", split)
+    ds.slice_note = note
+    return ds
 
 
 # ----------------------------------------------------------------------------- the factory
 
 def normalize_split(split: str) -> str:
     s = str(split).lower()
-    if s == "train":
-        return "train"
+    if s in ("train", "all"):
+        return s
     if s in VAL_NAMES:
         return "val"
-    raise UserError(f"unknown split {split!r}; use train or val (test is an alias of val)")
+    raise UserError(f"unknown split {split!r}; use train, val or all (test is an alias of val)")
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -393,6 +443,9 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
 
     kind, path = parse_spec(spec)
     split = normalize_split(split)
+    if split == "all" and kind not in ("folder", "list"):
+        return _concat(build_dataset(spec, "train", transform, val_split=val_split, seed=seed, download=download),
+                       build_dataset(spec, "val", transform, val_split=val_split, seed=seed, download=download))
     frac = _check_fraction(val_split) if val_split is not None else None
     if kind == "digits":
         return digits_dataset(split, transform, DIGITS_VAL_SPLIT if frac is None else frac, seed)

@@ -26,14 +26,7 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
     """
     from tqdm import tqdm
 
-    from .loader import build_loader
-
-    n = len(dataset)  # type: ignore[arg-type]
-    if n == 0:
-        raise UserError("pca-stats: the dataset is empty")
-    idx = list(range(n)) if n <= max_images else sorted(random.Random(seed).sample(range(n), max_images))
-    loader = build_loader(Subset(dataset, idx), batch_size=1, train=False, workers=workers, seed=seed,
-                          pin_memory=False, persistent_workers=False)
+    loader = _sample_loader(dataset, max_images, seed, workers, "pca-stats")
     s1 = torch.zeros(3, dtype=torch.float64)
     s2 = torch.zeros(3, 3, dtype=torch.float64)
     count = images = 0
@@ -47,6 +40,8 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
         s2 += x @ x.T
         count += x.shape[1]
         images += 1
+    if images == 0:
+        raise UserError(f"pca-stats: none of the {len(idx)} sampled images could be read ({len(seen_bad)} bad)")
     mean = s1 / count
     cov = s2 / count - torch.outer(mean, mean)
     eigval, eigvec = torch.linalg.eigh(cov)  # ascending
@@ -63,6 +58,45 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
         "pixels": count,
         "bad": len(seen_bad),
     }
+
+
+def _sample_loader(dataset: Dataset, max_images: int, seed: int, workers: int, what: str):
+    """A loader over up to ``max_images`` images of ``dataset`` (a seeded, sorted choice), one at a time."""
+    from .loader import build_loader
+
+    n = len(dataset)  # type: ignore[arg-type]
+    if max_images < 1:
+        raise UserError(f"{what}: max_images must be at least 1, not {max_images}")
+    if n == 0:
+        raise UserError(f"{what}: the dataset is empty")
+    idx = list(range(n)) if n <= max_images else sorted(random.Random(seed).sample(range(n), max_images))
+    return build_loader(Subset(dataset, idx), batch_size=1, train=False, workers=workers, seed=seed,
+                        pin_memory=False, persistent_workers=False)
+
+
+def compute_mean(dataset: Dataset, max_images: int = 1000, *, seed: int = 0, workers: int = 0,
+                 progress: bool = False) -> dict[str, Any]:
+    """``{"mean": [C values in [0, 1]], "images": n}``: the mean pixel of up to ``max_images``
+    images of ``dataset`` (every pixel of every image counts once; a seeded choice when there are more).
+
+    §2: "subtracting the mean activity over the training set from each pixel". The paper subtracts
+    the mean *image*; this is its average over positions (one value per channel), which is what a
+    model that takes crops anywhere in the image can use, and what Caffe's reference models later did.
+    ``dataset`` yields ``(uint8 [C, H, W], label)``, any C; bad files are skipped.
+    """
+    from tqdm import tqdm
+
+    loader = _sample_loader(dataset, max_images, seed, workers, "mean pixel")
+    total: torch.Tensor | None = None
+    count = images = 0
+    for img, _, _bad in tqdm(loader, desc="mean pixel", unit="img", disable=not progress):
+        x = img[0].reshape(img.shape[1], -1).to(torch.float64)
+        total = x.sum(1) if total is None else total + x.sum(1)
+        count += x.shape[1]
+        images += 1
+    if total is None or not count:
+        raise UserError("mean pixel: no readable image in the training data")
+    return {"mean": [_sig(v) for v in total / count / 255.0], "images": images}
 
 
 def _sig(v: Any) -> float:

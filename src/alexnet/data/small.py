@@ -27,8 +27,11 @@ def digits_dataset(split: str, transform: Callable | None, val_split: float, see
     if split == "val" and not val:
         raise UserError("digits: --val-split 0 leaves no validation images")
     idx = val if split == "val" else train
-    return TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
-                              [str(i) for i in range(10)], transform, "digits", split)
+    ds = TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
+                            [str(i) for i in range(10)], transform, "digits", split)
+    ds.slice_note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out "
+                     f"with seed {seed}: {len(idx)} of {len(targets)} images")
+    return ds
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -90,7 +93,7 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     if batches is None:
         raise UserError(f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz "
                         f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there "
-                        f"(or let torchvision download it: download=True)")
+                        f"(or add --download to fetch it; needs internet)")
     files = ["test_batch"] if split == "val" else [f"data_batch_{i}" for i in range(1, 6)]
     files = [os.path.join(batches, f) for f in files]
     missing = [f for f in files if not os.path.isfile(f)]
@@ -153,7 +156,7 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
     if img is None or lab is None:
         raise UserError(f"mnist: no {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte (.gz) in {root} "
                         f"(nor in raw/ or MNIST/raw/): put the four MNIST idx files there "
-                        f"(or let torchvision download them: download=True)")
+                        f"(or add --download to fetch them; needs internet)")
     images, labels = read_idx(img), read_idx(lab)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"mnist: {img} and {lab} do not match ({images.shape} images, {labels.shape} labels)")

@@ -70,9 +70,25 @@ class ToChannels:
         return f"ToChannels({self.channels})"
 
 
+PCA_SCALES = ("sqrt", "eigval")
+
+
 class PCALighting:
-    """AlexNet's colour augmentation (§4.1): add ``eigvec @ (alpha * eigval)`` to every pixel,
+    """AlexNet's colour augmentation (§4.1): add ``eigvec @ (alpha * s)`` to every pixel,
     ``alpha ~ N(0, alphastd)`` drawn once per call (once per image per epoch).
+
+    ``scale`` says what ``s`` is:
+
+    - ``"sqrt"`` (default): ``s = sqrt(eigval)``, the standard deviation along each principal
+      component — what the authors' code does. cuda-convnet2's ``convdata.py`` multiplies the
+      N(0, 1) draws by ``batch_meta['color_pca'][0]``, which its ``make-data/input_meta`` holds as
+      standard deviations (19.7, 37.1, 121.8 in 0‥255 units = √λ of ImageNet's RGB covariance), and
+      its training example passes ``--color-noise 0.1``. The shift does not depend on the pixel scale.
+    - ``"eigval"``: ``s = eigval``, the formula as the paper prints it, ``[p1 p2 p3][α1λ1 α2λ2 α3λ3]ᵀ``,
+      with λ for pixel values in [0, 1] (as fb.resnet.torch and most PyTorch ports do). It depends on
+      the pixel scale: on the paper's 0‥255 pixels λ1 ≈ 15,000 and a shift of ~1,500 levels,
+      so the printed formula cannot be what ran. In [0, 1] units it is about half as strong as
+      ``sqrt`` on ImageNet (0.1 · 0.2175 vs 0.1 · 0.466 along the first component).
 
     ``eigvec`` holds the eigenvectors as columns; ``eigval`` is for pixel values in [0, 1], so
     the shift is scaled by 255 for uint8 images (rounded, clamped) and by 1 for float images,
@@ -80,15 +96,20 @@ class PCALighting:
     """
 
     def __init__(self, eigval: Sequence[float] = IMAGENET_PCA["eigval"],
-                 eigvec: Sequence[Sequence[float]] = IMAGENET_PCA["eigvec"], alphastd: float = 0.1):
+                 eigvec: Sequence[Sequence[float]] = IMAGENET_PCA["eigvec"], alphastd: float = 0.1,
+                 scale: str = "sqrt"):
+        if scale not in PCA_SCALES:
+            raise UserError(f"PCA lighting scale must be one of {', '.join(PCA_SCALES)}, not {scale!r}")
         self.eigval = torch.as_tensor(eigval, dtype=torch.float32).reshape(3)
         self.eigvec = torch.as_tensor(eigvec, dtype=torch.float32).reshape(3, 3)
         self.alphastd = float(alphastd)
+        self.scale = scale
+        self.coeff = self.eigval.clamp_min(0).sqrt() if scale == "sqrt" else self.eigval
 
     def shift(self) -> torch.Tensor:
         """One random RGB shift (for [0, 1] pixel values), drawn from torch's global RNG."""
         alpha = torch.randn(3) * self.alphastd
-        return self.eigvec @ (alpha * self.eigval)
+        return self.eigvec @ (alpha * self.coeff)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self.alphastd == 0:
@@ -101,7 +122,8 @@ class PCALighting:
         return img + rgb.to(img.dtype)
 
     def __repr__(self) -> str:
-        return f"PCALighting(eigval={[round(v, 4) for v in self.eigval.tolist()]}, alphastd={self.alphastd})"
+        return (f"PCALighting(eigval={[round(v, 4) for v in self.eigval.tolist()]}, alphastd={self.alphastd}, "
+                f"scale={self.scale})")
 
 
 class TenCrop:
@@ -111,10 +133,14 @@ class TenCrop:
 
     Our own, because ``torchvision``'s ``ten_crop`` takes the five crops of the mirrored *image*,
     so there the sixth crop is the mirror of the top-right crop, not of the top-left one.
+
+    ``mirror=False`` gives the five unmirrored crops only (``[5, C, H, W]``): for a model that
+    never saw a mirrored image in training (digits), mirrored crops are images of other symbols.
     """
 
-    def __init__(self, size: Sequence[int]):
+    def __init__(self, size: Sequence[int], mirror: bool = True):
         self.h, self.w = int(size[0]), int(size[1])
+        self.mirror = bool(mirror)
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of the five crops in an image of ``height``×``width``."""
@@ -126,11 +152,12 @@ class TenCrop:
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         crops = [img[..., t:t + self.h, l:l + self.w] for t, l in self.boxes(*img.shape[-2:])]
-        crops += [c.flip(-1) for c in crops]
+        if self.mirror:
+            crops += [c.flip(-1) for c in crops]
         return torch.stack(crops)
 
     def __repr__(self) -> str:
-        return f"TenCrop(({self.h}, {self.w}))"
+        return f"TenCrop(({self.h}, {self.w}){'' if self.mirror else ', mirror=False'})"
 
 
 class ImageTransform:
@@ -162,7 +189,8 @@ def _input_size(cfg: Any) -> tuple[int, int, int]:
 
 def load_pca(pca: Any) -> dict[str, list]:
     """``None`` → ImageNet's values; a dict ``{"eigval", "eigvec"}``; or a path to a JSON file
-    written by ``alexnet data pca-stats``."""
+    written by ``alexnet data pca-stats``. Its ``"mean"`` (the data's mean pixel) is passed on
+    when present."""
     if pca is None:
         return IMAGENET_PCA
     if isinstance(pca, (str, os.PathLike)):
@@ -180,7 +208,14 @@ def load_pca(pca: Any) -> dict[str, list]:
     except (KeyError, TypeError, ValueError, AssertionError):
         raise UserError("PCA stats must be {\"eigval\": [3 numbers], \"eigvec\": [[3×3 numbers]]}, "
                         "as written by `alexnet data pca-stats`") from None
-    return {"eigval": eigval, "eigvec": eigvec}
+    out: dict[str, list] = {"eigval": eigval, "eigvec": eigvec}
+    try:
+        mean = [float(v) for v in pca.get("mean") or []]
+    except (TypeError, ValueError):
+        raise UserError("PCA stats: \"mean\" must be a list of numbers") from None
+    if mean:
+        out["mean"] = mean
+    return out
 
 
 def resolve_aug(cfg: Any, aug: str) -> str:
@@ -193,13 +228,21 @@ def resolve_aug(cfg: Any, aug: str) -> str:
     return "small" if max(h, w) <= SMALL_MAX else "paper"
 
 
+def trains_with_flips(cfg: Any, aug: str) -> bool:
+    """Whether training with recipe ``aug`` under ``cfg`` mirrors images (never for 1-channel models)."""
+    return _input_size(cfg)[0] != 1 and resolve_aug(cfg, aug) != "none"
+
+
 def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool = False,
-                     pca: Any = None, alphastd: float = 0.1) -> ImageTransform:
+                     pca: Any = None, alphastd: float = 0.1, mirror: bool | None = None,
+                     pca_scale: str = "sqrt") -> ImageTransform:
     """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``) or evaluation.
 
     ``pca``: eigen-decomposition for PCA lighting (``paper`` recipe only): None for ImageNet's
-    published values, a dict, or the path of a ``pca-stats`` JSON file. ``ten_crop``: eval only;
-    the transform then returns ``[10, C, H, W]``.
+    published values, a dict, or the path of a ``pca-stats`` JSON file; ``pca_scale``: ``sqrt`` or
+    ``eigval`` (see `PCALighting`). ``ten_crop``: eval only; the transform then returns
+    ``[10, C, H, W]``, or ``[5, C, H, W]`` without the mirrored crops when ``mirror`` is False
+    (default: mirror unless the model has one channel, as training does).
     """
     c, h, w = _input_size(cfg)
     resize = int(getattr(cfg, "resize", None) or h)
@@ -207,8 +250,9 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
     steps: list[Callable] = [ToChannels(c)]
     flip = [T.RandomHorizontalFlip()] if c != 1 else []
     if kind == "none" and ten_crop:
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w))]
-        return ImageTransform(steps, name="eval-ten-crop", decode_short_side=resize)
+        mirror = (c != 1) if mirror is None else bool(mirror)
+        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w), mirror)]
+        return ImageTransform(steps, name="eval-ten-crop" if mirror else "eval-five-crop", decode_short_side=resize)
     if ten_crop:
         raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
     if kind == "none":
@@ -218,7 +262,7 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
                   T.RandomCrop((h, w), pad_if_needed=True), *flip]
         if c == 3 and alphastd > 0:
             stats = load_pca(pca)
-            steps.append(PCALighting(stats["eigval"], stats["eigvec"], alphastd))
+            steps.append(PCALighting(stats["eigval"], stats["eigvec"], alphastd, scale=pca_scale))
     elif kind == "light":
         steps += [T.Resize(resize, antialias=True), T.RandomCrop((h, w), pad_if_needed=True), *flip]
     elif kind == "small":

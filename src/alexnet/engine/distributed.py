@@ -64,3 +64,45 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a run's batch and learning rate work out over ``world_size`` processes."""
+
+    per_process: int
+    global_batch: int
+    lr: float
+    note: str  # one line for the start of the run
+
+
+def plan_batch(batch_size: int, lr: float, world_size: int, global_batch: int = 0,
+               scale_lr: bool = False) -> BatchPlan:
+    """The batch per process and the learning rate under ``world_size`` processes.
+
+    - ``global_batch > 0`` (the ``paper`` recipe: 128, §5): the global batch is kept; each process
+      takes ``global_batch / world_size`` (an error when it does not divide), the rate is unchanged.
+    - otherwise ``batch_size`` is per process (torchvision's convention) and the global batch is
+      ``batch_size × world_size``; with ``scale_lr`` the rate is multiplied by ``world_size`` (the
+      linear scaling rule, Goyal et al. 2017: ``lr`` is the rate for one process's batch).
+    """
+    from ..core.errors import UserError
+
+    n = max(1, int(world_size))
+    procs = f"{n} process{'es' if n != 1 else ''}"
+    if global_batch > 0:
+        if scale_lr:
+            raise UserError("--scale-lr and --global-batch: give one of them")
+        if global_batch % n:
+            raise UserError(f"--global-batch {global_batch} does not split evenly over {procs}; use a process "
+                            f"count that divides it, or -b N (per process) with --scale-lr to scale the rate")
+        per = global_batch // n
+        return BatchPlan(per, global_batch, lr, f"global batch {global_batch} kept = {procs} × {per} "
+                                                f"(--global-batch); lr {lr:g} unchanged")
+    if scale_lr:
+        return BatchPlan(batch_size, batch_size * n, lr * n,
+                         f"global batch {batch_size * n} = {procs} × {batch_size} (-b is per process); "
+                         f"lr scaled linearly (--scale-lr): {lr:g} × {n} = {lr * n:g}")
+    return BatchPlan(batch_size, batch_size * n, lr,
+                     f"global batch {batch_size * n} = {procs} × {batch_size} (-b is per process); "
+                     f"lr {lr:g} unchanged")

@@ -10,6 +10,7 @@ step and resumed from its last checkpoint (with ``--deterministic``) ends with b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -28,11 +29,12 @@ from ..core.device import Precision, resolve_device, resolve_precision, use_chan
 from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json
 from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
-from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for, take_subset
+from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, compute_mean, load_pca,
+                    normalizer_for, take_subset)
 from ..models import build_model, make_meta, model_cfg, save_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, shutdown
+from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
 from .logging import MetricsLog, clock, count, log, plural
 from .schedule import LRSchedule
@@ -54,6 +56,7 @@ class TrainResult:
 PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often ($ALEXNET_PROGRESS_SECONDS)
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+PIXEL_MEAN_IMAGES = 1000  # --normalize pixelmean: images the mean pixel is measured on (seeded choice)
 
 
 def _progress_seconds() -> float:
@@ -81,45 +84,98 @@ def _check_compiler(device: torch.device) -> None:
                         "install one or train without --compile")
 
 
-def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def param_groups(cfg: TrainConfig, model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups, each with an ``lr_mult`` the loop applies
+    (``lr = rate × lr_mult``). Frozen parameters (``--freeze``) are left out: no state, no decay.
+
+    One group, in ``model.parameters()`` order, unless the rate or the decay differs between
+    parameters: ``--lr-backbone-scale`` < 1 puts everything but the last linear layer at that
+    fraction of the rate (fine-tuning); ``--bias-lr-mult`` ≠ 1 or ``--bias-weight-decay`` ≠ ``--wd``
+    treats every parameter named ``bias`` apart (the paper recipe: 2× the rate, no decay, as the
+    authors' code and Caffe). Groups: backbone weights, backbone biases, head weights, head biases.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    bias_wd = cfg.weight_decay if cfg.bias_weight_decay is None else cfg.bias_weight_decay
+    split_bias = not (cfg.bias_lr_mult == 1 and bias_wd == cfg.weight_decay)
+    head: set[int] | None = None
+    if cfg.lr_backbone_scale != 1.0:
+        from ..models.pretrained import head_parameters
+
+        head = head_parameters(model)
+    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
+    for key in ((False, False), (False, True), (True, False), (True, True)):  # (is head, is bias)
+        in_head, is_bias = key
+        mult = (1.0 if in_head else cfg.lr_backbone_scale) * (cfg.bias_lr_mult if is_bias else 1.0)
+        groups[key] = {"params": [], "lr": lr * mult, "lr_mult": mult,
+                       "weight_decay": bias_wd if is_bias else cfg.weight_decay}
+    for n, p in named:
+        groups[(head is None or id(p) in head, split_bias and n.rsplit(".", 1)[-1] == "bias")]["params"].append(p)
+    return [g for g in groups.values() if g["params"]]
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    groups = param_groups(cfg, model, lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "sgd-paper":  # §5's update rule exactly (engine/optim.py); no Nesterov
+        from .optim import PaperSGD
+
+        return PaperSGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
 
 
 class Trainer:
     """Holds the pieces of one run; `run` trains. Use `fit` rather than this class directly."""
 
     def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
+        cfg = dataclasses.replace(cfg)  # a copy: the run fills in fields (pixel_mean), the caller's stays as given
         self.cfg, self.world, self.device = cfg, world, device
+        self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
+        self.batch_size = self.plan.per_process  # what each process's loader takes
         if cfg.deterministic:
             set_deterministic(True)
         seed_everything(cfg.seed + world.rank)
         self.mcfg = model_cfg(cfg.model)
         self._check_data_spec()
-        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None)
+        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None, pca_scale=cfg.pca_scale)
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
                                       download=cfg.download and world.is_main)
-        self.val_ds = build_dataset(cfg.data, "val", transform=val_tf, val_split=cfg.val_split,
-                                    download=cfg.download and world.is_main)
+        self.val_ds = self._val_dataset(val_tf)
         # The sample is the same for every seed, so runs that differ in seed see the same images.
         self.train_ds = take_subset(self.train_ds, cfg.train_subset)
         self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0:
             raise UserError(f"{cfg.data}: the training split is empty")
-        self.model = build_model(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs).to(device)
+        self.model = build_model(cfg.model, num_classes=len(self.classes), **cfg.model_kwargs)
+        self.pretrained: dict[str, Any] | None = None
+        if cfg.weights and not cfg.resume:
+            from ..models.pretrained import load_pretrained
+
+            info = load_pretrained(self.model, cfg.weights, cfg.model, progress=world.is_main, classes=self.classes)
+            self.pretrained = info.to_dict()
+        self.frozen = None
+        if cfg.freeze:
+            from ..models.pretrained import freeze
+
+            self.frozen = freeze(self.model, cfg.freeze)
+        self.model = self.model.to(device)
+        self._check_channels()
         self.channels_last = {"on": True, "off": False}.get(cfg.channels_last, use_channels_last(device))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.mean_note = ""
+        if cfg.normalize == "pixelmean":  # §2: the training data's own mean, stored with the run
+            cfg.pixel_mean, self.mean_note = self._pixel_mean()
+            self.mcfg = dataclasses.replace(self.mcfg, mean=tuple(cfg.pixel_mean))
         self.normalize = normalizer_for(self.mcfg, mode=cfg.normalize).to(device)
         self.precision: Precision = resolve_precision(cfg.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
-        self.optimizer = _build_optimizer(cfg, self.model)
+        self.optimizer = _build_optimizer(cfg, self.model, self.plan.lr)
         self.net: nn.Module = self.model
         if world.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -129,14 +185,15 @@ class Trainer:
             _check_compiler(device)
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
-        self.train_loader = build_loader(self.train_ds, batch_size=cfg.batch_size, train=True, **kw)
-        self.val_loader = build_loader(self.val_ds, batch_size=cfg.batch_size, train=False, **kw)
+        self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
+        self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, **kw)
+                           if self.val_ds is not None else None)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
-            raise UserError(f"batch size {cfg.batch_size} is larger than the training set "
+            raise UserError(f"batch size {self.batch_size} is larger than the training set "
                             f"({len(self.train_ds)} images per process); lower -b")
         self.schedule = LRSchedule(
-            cfg.lr_scheduler, cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch,
+            cfg.lr_scheduler, self.plan.lr, total_steps=cfg.epochs * self.steps_per_epoch,
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
         self.bad_log = BadSampleLog()
@@ -149,11 +206,75 @@ class Trainer:
         self._stop_requested = False
 
     # -- setup ---------------------------------------------------------------------------------
+    def _val_dataset(self, transform):
+        """The validation split; None with ``--val-split 0`` on data that has no validation part of
+        its own (every image trains, no epoch is validated, the last epoch's weights are kept)."""
+        cfg = self.cfg
+        try:
+            return build_dataset(cfg.data, "val", transform=transform, val_split=cfg.val_split,
+                                 download=cfg.download and self.world.is_main)
+        except UserError:
+            if cfg.val_split != 0:
+                raise
+        if cfg.lr_scheduler == "plateau":
+            raise UserError("--val-split 0 leaves no validation images, and the plateau schedule needs "
+                            "them: use another --lr-scheduler (step, cosine, onecycle) or --val-split > 0")
+        if cfg.test_only:
+            raise UserError("--test-only evaluates on the validation split; this run has none (--val-split 0)")
+        return None
+
+    def _check_channels(self) -> None:
+        """Warn when the 1-channel digits/MNIST net is about to train on colour images (usually a
+        forgotten --model): they would be turned grey and shrunk to 28×28."""
+        if self.mcfg.input_size[0] != 1 or not self.world.is_main or not len(self.train_ds):
+            return
+        try:
+            first = self.train_ds.load(0)
+        except Exception:  # a bad first image is reported by the loader later
+            return
+        if first.shape[-3] == 3:
+            c, h, w = self.mcfg.input_size
+            log(self.world, f"warning: {self.cfg.model} is a 1-channel {h}×{w} network and {self.cfg.data} holds "
+                            f"colour images: they are made grey and shrunk to {h}×{w}. For photos give "
+                            f"--model alexnet-owt (--weights IMAGENET1K_V1 to fine-tune), or --model alexnet-cifar "
+                            f"for small images")
+
+    def _pixel_mean(self) -> tuple[list[float], str]:
+        """The mean pixel for ``--normalize pixelmean`` and where it came from: the run's config (a
+        resumed run), ``--pca``'s pca.json (``alexnet data pca-stats`` writes one), or measured now on
+        up to PIXEL_MEAN_IMAGES training images, uncropped by augmentation (the eval transform)."""
+        cfg, c = self.cfg, int(self.mcfg.input_size[0])
+        if cfg.pixel_mean is not None:
+            if len(cfg.pixel_mean) != c:
+                raise UserError(f"pixel_mean has {len(cfg.pixel_mean)} values for a {c}-channel model")
+            return [float(v) for v in cfg.pixel_mean], "from the run's config"
+        if cfg.pca:
+            mean = load_pca(cfg.pca).get("mean")
+            if mean and len(mean) == c:
+                return mean, f"from {cfg.pca}"
+        box: list[Any] = [None]
+        if self.world.is_main:
+            ds = build_dataset(cfg.data, "train", transform=build_transforms(self.mcfg, train=False),
+                               val_split=cfg.val_split)
+            stats = compute_mean(ds, PIXEL_MEAN_IMAGES, seed=cfg.seed, workers=cfg.workers)
+            box = [(stats["mean"], f"measured on {count(stats['images'])} training images")]
+        if self.world.distributed:  # one rank reads the images; all use its numbers
+            import torch.distributed as dist
+
+            dist.broadcast_object_list(box, src=0)
+        mean, note = box[0]
+        return list(mean), note
+
     def _check_data_spec(self) -> None:
         spec = self.cfg.data
         if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
             raise UserError(f"--data {spec!r}: no such dataset or path (try digits, cifar10:/path, "
                             f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
+
+    @property
+    def _top5(self) -> bool:
+        """Top-5 means something only with more than five classes."""
+        return len(self.classes) > 5
 
     def _run_dir(self) -> Path:
         cfg = self.cfg
@@ -173,8 +294,13 @@ class Trainer:
 
     def _meta(self, **extra: Any) -> dict[str, Any]:
         ids = list(getattr(self.train_ds, "class_ids", self.classes))
+        from ..data.transforms import trains_with_flips
+
+        if self.pretrained:
+            extra["init_weights"] = self.pretrained
         return make_meta(self.cfg.model, self.classes, self.mcfg, self.cfg.model_kwargs,
-                         normalize=self.cfg.normalize, class_ids=ids, **extra)
+                         normalize=self.cfg.normalize, class_ids=ids,
+                         train_flip=trains_with_flips(self.mcfg, self.cfg.aug), **extra)
 
     def _write_run_files(self) -> None:
         if not self.world.is_main:
@@ -196,18 +322,43 @@ class Trainer:
             "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
             "bad_samples": self.bad_log.state_dict(),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.saved_dict(),
         }
+
+    # What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
+    # optimiser (momentum: one more copy of the weights, Adam two), scaler, RNG and sampler states
+    # stay out of it — for alexnet-owt that is 244 MB instead of 489 MB.
+    BEST_KEYS = ("model", "epoch", "step_in_epoch", "global_step", "best_top1", "model_name", "num_classes",
+                 "classes", "config")
 
     def save(self, name: str, epoch: int, step_in_epoch: int) -> None:
         if self.world.is_main:
-            save_checkpoint(self.run_dir / "checkpoints" / name, self._state(epoch, step_in_epoch))
+            state = self._state(epoch, step_in_epoch)
+            if name == "best.pt":
+                state = {k: state[k] for k in self.BEST_KEYS}
+            save_checkpoint(self.run_dir / "checkpoints" / name, state)
+
+    def disk_estimate(self) -> dict[str, int]:
+        """Bytes this run writes, roughly: last.pt (weights + optimiser state), best.pt and
+        weights.safetensors (weights each); metrics and logs are negligible."""
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        copies = {"sgd": 1 if self.cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(self.cfg.optimizer, 2)
+        est = {"checkpoints/last.pt": weights + copies * params, "checkpoints/best.pt": weights,
+               "weights.safetensors": weights}
+        return est
 
     def resume(self) -> None:
         path = self.run_dir / "checkpoints" / "last.pt"
         if not path.is_file():
             raise UserError(f"--resume {self.run_dir}: no checkpoints/last.pt there")
         ck = load_checkpoint(path)
+        try:  # where the starting weights came from, for the weights.json this run writes next
+            import json
+
+            self.pretrained = json.loads((self.run_dir / "weights.json").read_text()).get("init_weights")
+        except (OSError, ValueError):
+            pass
         if ck["model_name"] != self.cfg.model:
             raise UserError(f"--resume: the run trained {ck['model_name']!r}, not {self.cfg.model!r}")
         if ck["num_classes"] != len(self.classes):
@@ -254,7 +405,7 @@ class Trainer:
         sampler.set_epoch(self.epoch)
         start = self.step_in_epoch
         if start:
-            sampler.start_at(start * cfg.batch_size)
+            sampler.start_at(start * self.batch_size)
         else:
             self.epoch_stats = [0.0, 0.0, 0.0]
         it = iter(self.train_loader)
@@ -262,6 +413,8 @@ class Trainer:
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
         self.net.train()
+        if self.frozen is not None:
+            self.frozen.set_eval()  # batch norm in the frozen part keeps its statistics
         from tqdm import tqdm
 
         bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
@@ -305,7 +458,7 @@ class Trainer:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(self.global_step)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 labels = labels.to(dev, non_blocking=True)
                 x = self.normalize(images.to(dev, non_blocking=True))
                 if self.channels_last:
@@ -369,6 +522,8 @@ class Trainer:
         return True
 
     def _eval(self, loader=None) -> EvalResult:
+        if loader is None and self.val_loader is None:  # --val-split 0: nothing to validate on
+            return EvalResult(math.nan, math.nan, math.nan, 0)
         return evaluate(self.model, loader or self.val_loader, self.normalize, self.precision, self.device,
                         self.channels_last, progress=self.world.is_main, bad_log=self.bad_log)
 
@@ -377,19 +532,21 @@ class Trainer:
         loss_sum, correct, n = all_reduce_sum(self.epoch_stats, self.device)
         train_loss = loss_sum / n if n else float("nan")
         train_top1 = 100.0 * correct / n if n else float("nan")
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[-1]["lr"]  # the head's rate (the last group)
         self.metrics.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
                               "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
                               "img_per_s": round(getattr(self, "img_per_s", 0.0), 1)})
-        log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  "
-                        f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%  top-5 {res.top5:6.2f}%  "
+        top5 = f"  top-5 {res.top5:6.2f}%" if self._top5 else ""
+        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%{top5}" if res.n
+               else f"train top-1 {train_top1:6.2f}% (no validation)")
+        log(self.world, f"epoch {self.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  {val}  "
                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
         summary = self.bad_log.end_epoch()
         if summary:
             log(self.world, f"  {summary}")
-        improved = res.top1 > self.best_top1
-        if improved:
+        improved = res.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
+        if improved and not math.isnan(res.top1):
             self.best_top1 = res.top1
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
@@ -401,8 +558,8 @@ class Trainer:
         if improved:
             self.save("best.pt", self.epoch, self.step_in_epoch)
             if self.world.is_main:
-                save_weights(self.model, self.run_dir, self._meta(val_top1=res.top1, val_top5=res.top5,
-                                                                    epoch=self.epoch + (0 if complete else 1)))
+                scores = dict(val_top1=res.top1, val_top5=res.top5) if res.n else {}  # no NaN in weights.json
+                save_weights(self.model, self.run_dir, self._meta(**scores, epoch=self.epoch + (0 if complete else 1)))
         if self.world.is_main and len(self.bad_log):
             self.bad_log.write(self.run_dir)
         return res
@@ -416,16 +573,45 @@ class Trainer:
         self._write_run_files()
         nparams = sum(p.numel() for p in self.model.parameters())
         log(world, f"run directory: {self.run_dir}")
+        est = self.disk_estimate()
+        log(world, f"this run writes about {_size(sum(est.values()))} there: "
+                   + ", ".join(f"{k} {_size(v)}" for k, v in est.items()))
         log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
-                   f"data {cfg.data}: {count(len(self.train_ds))} train / {count(len(self.val_ds))} val images")
+                   f"data {cfg.data}: {count(len(self.train_ds))} train / "
+                   + (f"{count(len(self.val_ds))} val images" if self.val_ds is not None else
+                      "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
+        log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
+                   + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+                   + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
+                     f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
+                     f"input {'×'.join(map(str, self.mcfg.input_size))}")
+        if self.pretrained:
+            p = self.pretrained
+            re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
+                       else "")
+            src = f" ({p['source']})" if p["source"] != p["spec"] else ""
+            log(world, f"weights from {p['spec']}{src}: {p['loaded']} tensors loaded{re_init}")
+        if self.frozen is not None:
+            n_frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
+            log(world, f"frozen up to {self.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
+                       f"{count(nparams)} parameters; training the rest")
+        if cfg.lr_backbone_scale != 1.0:
+            log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
+                       f"{cfg.lr_backbone_scale:g}× that")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
-                    + (f" · {world.world_size} processes, batch {cfg.batch_size} each" if world.distributed else ""))
+                    + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
+        if world.distributed or cfg.scale_lr:
+            log(world, self.plan.note)
+        if self.mean_note:
+            mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
+            log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {self.mean_note}")
         last: EvalResult | None = None
         if cfg.test_only:
             last = self._eval()
-            log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%)  top-5 {last.top5:.2f}% "
-                       f"(error {last.top5_error:.2f}%)  loss {last.loss:.4f}  on {last.n} images")
+            top5 = f"  top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self._top5 else ""
+            log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%){top5}  loss {last.loss:.4f}  "
+                       f"on {last.n} images")
             return TrainResult(self.run_dir, self.best_top1, last, None, self.epoch, self.global_step)
         old = signal.signal(signal.SIGINT, self._on_sigint) if world.is_main else None
         try:
@@ -445,33 +631,74 @@ class Trainer:
                 signal.signal(signal.SIGINT, old)
             self.metrics.close()
         ten = None
-        if cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed):
+        if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
         self._report(last, ten)
         return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step)
 
+    @property
+    def _mirror(self) -> bool:
+        from ..data.transforms import trains_with_flips
+
+        return trains_with_flips(self.mcfg, self.cfg.aug)
+
+    def _chance_warning(self) -> None:
+        """Say so when the best validation accuracy does not beat always guessing the largest class."""
+        counts = self.train_ds.class_counts()
+        val_counts = self.val_ds.class_counts()
+        if not sum(val_counts) or not counts:
+            return
+        largest = max(range(len(counts)), key=lambda i: counts[i])
+        chance = 100.0 * val_counts[largest] / sum(val_counts)
+        if self.best_top1 > chance + 1e-9:
+            return
+        cfg = self.cfg
+        tips = []
+        if not cfg.weights:
+            tips.append("start from pretrained weights (--weights IMAGENET1K_V1 with --model alexnet-owt)")
+        tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
+        log(self.world, f"warning: the best validation top-1 ({self.best_top1:.2f}%) does not beat always guessing "
+                        f"the largest class, {self.classes[largest]!r} ({chance:.2f}%): this model has learnt "
+                        f"nothing useful. Try: {'; '.join(tips)}")
+
     def ten_crop_eval(self) -> EvalResult:
-        tf = build_transforms(self.mcfg, train=False, ten_crop=True)
+        tf = build_transforms(self.mcfg, train=False, ten_crop=True, mirror=self._mirror)
         ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
-        loader = build_loader(ds, batch_size=max(1, self.cfg.batch_size // 10), train=False,
+        loader = build_loader(ds, batch_size=max(1, self.batch_size // 10), train=False,
                               workers=self.cfg.workers, seed=self.cfg.seed, rank=self.world.rank,
                               world_size=self.world.world_size)
         return self._eval(loader)
 
     def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:
         w = self.world
-        if last is not None:
+        if last is not None and self.val_loader is None:
+            log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
+        elif last is not None:
+            top5 = f", top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self._top5 else ""
             log(w, f"\nbest validation top-1 {self.best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
-                    f"(error {last.top1_error:.2f}%), top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)")
+                    f"(error {last.top1_error:.2f}%){top5}")
         if ten is not None and last is not None:
-            log(w, f"ten-crop (§4.1): top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%), "
-                    f"top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / {last.top5:.2f}%")
+            crops = ("ten-crop (§4.1)" if self._mirror
+                     else "five-crop (ten-crop without mirrors: trained without flips)")
+            top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
+                    f"{last.top5:.2f}%" if self._top5 else f" vs centre crop {last.top1:.2f}%")
+            log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
+        if last is not None and self.val_ds is not None:
+            self._chance_warning()
         if self.bad_log and len(self.bad_log):
             log(w, f"{len(self.bad_log)} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                 f"weights.safetensors weights.json")
-        log(w, f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   "
-                f"alexnet predict {self.run_dir} IMAGE")
+        log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
+                 else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
 
 
 def fit(config: TrainConfig) -> TrainResult:

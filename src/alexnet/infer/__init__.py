@@ -10,11 +10,26 @@
 - `import_torchvision`: torchvision's AlexNet checkpoint → our weights with ImageNet's classes.
 """
 
-from .export import ExportCheckError, ExportResult, export_model
-from .interop import imagenet_classes, import_torchvision
-from .predictor import FileResult, Predictor, expand_inputs
-from .report import ReportCollector, collect_predictions, write_report
-from .retrieval import FeatureIndex, build_index, knn, query_index
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use: `alexnet export --help` reads `alexnet.infer.formats` without torch.
+_LAZY = {
+    **dict.fromkeys(("ExportCheckError", "ExportResult", "export_model"), "export"),
+    **dict.fromkeys(("imagenet_classes", "import_torchvision"), "interop"),
+    **dict.fromkeys(("FileResult", "Predictor", "expand_inputs"), "predictor"),
+    **dict.fromkeys(("ReportCollector", "collect_predictions", "write_report"), "report"),
+    **dict.fromkeys(("FeatureIndex", "build_index", "knn", "query_index"), "retrieval"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ExportCheckError", "ExportResult", "export_model", "imagenet_classes", "import_torchvision",
            "FileResult", "Predictor", "expand_inputs", "ReportCollector", "collect_predictions",

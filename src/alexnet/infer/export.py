@@ -28,8 +28,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError
 
-FORMATS = ("onnx", "torchscript", "safetensors")
-ONNX_OPSET = 18  # current for both exporters in torch 2.x and supported by onnxruntime ≥ 1.14
+from .formats import EXPORTERS, FORMATS, ONNX_OPSET  # noqa: F401  (plain constants, read by the CLI's help)
 
 
 class ExportCheckError(RuntimeError):
@@ -88,9 +87,6 @@ def _have_onnxscript() -> bool:
     except ImportError:
         return False
     return True
-
-
-EXPORTERS = ("auto", "dynamo", "torchscript")
 
 
 def _onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int, exporter: str = "auto") -> str:

@@ -38,21 +38,9 @@ def imagenet_classes() -> list[str]:
 
 
 def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint: a bare state_dict, or one under "model"/"state_dict";
-    DataParallel/DDP ``module.`` prefixes removed."""
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict", "model_state"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj:
-        raise UserError(f"{path}: not a state_dict (a mapping of parameter names to tensors)")
-    sd = {}
-    for k, v in obj.items():
-        if not isinstance(v, torch.Tensor):
-            raise UserError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor; not a state_dict")
-        sd[k[len("module."):] if k.startswith("module.") else k] = v
-    return sd
+    from ..models.pretrained import state_dict_from_checkpoint
+
+    return state_dict_from_checkpoint(obj, path)
 
 
 def import_torchvision(path: str | Path, out: str | Path, classes: Sequence[str] | None = None) -> Path:

@@ -64,7 +64,7 @@ class _Prepared:
 class Predictor:
     """Classify images and extract features with trained weights.
 
-    ``weights``: a run directory, a ``weights.safetensors`` (with its ``weights.json``), or a
+    ``weights``: a run directory (or the ``--output-dir`` folder of runs: its newest), a ``weights.safetensors`` (with its ``weights.json``), or a
     ``(model, meta)`` pair as `load_weights` returns. ``device``: None/"auto" picks CUDA when
     available. ``batch_size``: images per forward pass (ten-crop sends ten times as many crops).
     ``amp``: autocast as `alexnet evaluate` does it ("auto": bf16 where the hardware computes it
@@ -100,7 +100,10 @@ class Predictor:
         self.batch_size = int(batch_size)
         self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
         self.workers = max(1, min(4, os.cpu_count() or 1) if workers is None else int(workers))
-        self.transform = build_transforms(self.cfg, train=False, ten_crop=self.ten_crop)
+        # Ten-crop mirrors its crops only when training flipped images (weights.json "train_flip";
+        # never for 1-channel digits): otherwise the five unmirrored crops are averaged.
+        self.mirror = bool(meta.get("train_flip", self.cfg.input_size[0] != 1))
+        self.transform = build_transforms(self.cfg, train=False, ten_crop=self.ten_crop, mirror=self.mirror)
         # The normalisation the model was trained with (the paper recipe uses raw-pixel mean
         # subtraction), recorded in weights.json by training; as `alexnet evaluate` reads it.
         self.normalize = normalizer_for(self.cfg, mode=meta.get("normalize", "meanstd")).to(self.device)

@@ -19,6 +19,7 @@ merged, so memory stays bounded and 100k+ vectors take a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -121,6 +122,9 @@ class FeatureIndex:
             raise UserError(f"{meta_file}: not valid JSON ({e})") from None
         if self.meta.get("format") != FORMAT:
             raise UserError(f"{meta_file}: index format {self.meta.get('format')!r}, expected {FORMAT}")
+        if not self.meta.get("count") or self.meta.get("dim") is None:
+            raise UserError(f"{self.path}: an empty or unfinished index (no vectors yet); build it again with "
+                            f"`alexnet index build … -o {self.path}` (it resumes or starts afresh)")
         self.dim = int(self.meta["dim"])
         self.classes: list[str] | None = self.meta.get("classes")
         self._shards: list[np.ndarray] = []
@@ -251,6 +255,14 @@ class IndexWriter:
         self._feats = [feats[n:]]
         self._paths, self._labels, self._ids = self._paths[n:], self._labels[n:], self._ids[n:]
 
+    def discard(self) -> None:
+        """Remove what this writer put in its folder (before any shard was committed)."""
+        for f in self.path.glob("shard-*.*"):
+            f.unlink(missing_ok=True)
+        (self.path / "index.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()  # only if now empty
+
     def finish(self, **extra: Any) -> None:
         self.flush()
         self.meta.update(extra, complete=True)
@@ -272,12 +284,13 @@ def open_writer(out: str | os.PathLike, meta: dict[str, Any], overwrite: bool = 
             old = json.loads(old_file.read_text())
         except ValueError:
             old = {}
-        if old.get("complete"):
-            raise UserError(f"{out}: an index is already there (use --overwrite to rebuild it)")
-        if old.get("format") == FORMAT and _source_key(old) == _source_key(meta):
-            return IndexWriter(out, old, shard_size)  # resume
-        raise UserError(f"{out}: holds an unfinished index of other weights or data "
-                        f"(use --overwrite to start again)")
+        if old.get("count"):  # an index without vectors (a build that failed at once) is simply replaced
+            if old.get("complete"):
+                raise UserError(f"{out}: an index is already there (use --overwrite to rebuild it)")
+            if old.get("format") == FORMAT and _source_key(old) == _source_key(meta):
+                return IndexWriter(out, old, shard_size)  # resume
+            raise UserError(f"{out}: holds an unfinished index of other weights or data "
+                            f"(use --overwrite to start again)")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if old_file.is_file():
@@ -305,19 +318,85 @@ def sample_paths(dataset: Any, spec: str, split: str) -> Callable[[int], str]:
     return lambda i: f"{spec}:{split}#{i}"
 
 
-def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, split: str = "val",
+class _AllSplits:
+    """The train and val splits of one dataset as one: index ``i`` runs through train, then val."""
+
+    def __init__(self, parts: list[Any]):
+        self.parts = parts
+        self.classes = list(getattr(parts[0], "classes", []) or [])
+        self.class_ids = list(getattr(parts[0], "class_ids", self.classes))
+        self._starts = list(np.cumsum([0] + [len(p) for p in parts]))
+        t = [targets_of_part(p) for p in parts]
+        self.targets = None if any(x is None for x in t) else [v for x in t for v in x]
+        self.transform = getattr(parts[0], "transform", None)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, i: int) -> tuple[Any, int]:
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self.parts[k], i - int(self._starts[k])
+
+    def __getitem__(self, i: int):
+        part, j = self._locate(int(i))
+        return part[j]
+
+    def load(self, i: int):
+        part, j = self._locate(int(i))
+        return part.load(j) if hasattr(part, "load") else part[j][0]
+
+    def samples_path(self, i: int) -> str:
+        part, j = self._locate(int(i))
+        return sample_paths(part, "", "")(j)
+
+
+def targets_of_part(dataset: Any) -> list[int] | None:
+    t = getattr(dataset, "targets", None)
+    return [int(v) for v in t] if t is not None else None
+
+
+def index_dataset(data: str, split: str, transform: Any = None, val_split: float | None = None) -> Any:
+    """The images an index covers: split ``train`` or ``val`` of ``data``, or ``all`` (both, every
+    image; a split the data does not have is left out)."""
+    from ..data import build_dataset
+
+    if split != "all":
+        return build_dataset(data, split, transform=transform, val_split=val_split)
+    parts, first_error = [], None
+    for part in ("train", "val"):
+        try:
+            ds = build_dataset(data, part, transform=transform, val_split=val_split)
+        except UserError as e:  # e.g. --val-split 0 leaves no val images, MNIST without train files
+            first_error = first_error or e
+            continue
+        if len(ds):
+            parts.append(ds)
+    if not parts:
+        if first_error is not None:
+            raise first_error
+        raise UserError(f"{data}: no images")
+    return parts[0] if len(parts) == 1 else _AllSplits(parts)
+
+
+def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, split: str = "all",
                 batch_size: int = 64, workers: int = 2, device: str | None = None, ten_crop: bool = False,
                 shard_size: int = 8192, overwrite: bool = False, limit: int | None = None,
                 val_split: float | None = None, progress: bool = True,
                 log: Callable[[str], None] | None = None) -> FeatureIndex:
-    """Compute the features of every image of ``data`` (a dataset spec or a folder, ``split``)
-    and write an index to ``out``; resume an interrupted build of the same inputs."""
-    from ..data import build_dataset
+    """Compute the features of every image of ``data`` (a dataset spec or a folder; ``split``
+    ``all`` — the default, train and val —, ``train`` or ``val``) and write an index to ``out``;
+    resume an interrupted build of the same inputs. A build that fails before its first shard
+    leaves nothing behind, so running it again starts cleanly."""
     from ._stream import stream, targets_of
     from .predictor import Predictor
 
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, not {limit} (leave it out to index every image)")
+    split = str(split).lower()
+    if split not in ("all", "train", "val", "test"):
+        raise UserError(f"unknown split {split!r}; use all (every image, the default), train or val")
     pred = Predictor(weights, device=device, ten_crop=ten_crop, batch_size=batch_size)
-    dataset = build_dataset(data, split, transform=pred.transform, val_split=val_split)
+    dataset = index_dataset(data, split, transform=pred.transform, val_split=val_split)
     total = len(dataset) if limit is None else min(limit, len(dataset))
     targets = targets_of(dataset)
     meta = {"model": pred.name, "weights": str(Path(weights).resolve()), "data": str(data), "split": split,
@@ -333,15 +412,22 @@ def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, s
     writer.meta["bad"] = bad  # saved with every shard
     t0 = time.perf_counter()
     bar = _progress(total - start, enabled=progress)
-    for images, ids, bad_items in stream(dataset, batch_size, workers, start, total):
-        bad.update((str(p), str(r)) for p, r in bad_items)
-        if len(ids):
-            feats = pred.batch_features(images)
-            idl = ids.tolist()
-            labels = [targets[i] if targets is not None else -1 for i in idl]
-            writer.add(feats, [name_of(i) for i in idl], labels, idl)
-        bar.update(len(ids) + len(bad_items))
-    bar.close()
+    try:
+        for images, ids, bad_items in stream(dataset, batch_size, workers, start, total):
+            bad.update((str(p), str(r)) for p, r in bad_items)
+            if len(ids):
+                feats = pred.batch_features(images)
+                idl = ids.tolist()
+                labels = [targets[i] if targets is not None else -1 for i in idl]
+                writer.add(feats, [name_of(i) for i in idl], labels, idl)
+            bar.update(len(ids) + len(bad_items))
+        bar.close()
+        if writer.count + len(writer._paths) == 0:
+            raise UserError(f"{data}: none of the {total} images could be read ({len(bad)} bad); nothing indexed")
+    except BaseException:
+        if writer.count == 0:  # nothing committed: leave no index.json behind to block the next build
+            writer.discard()
+        raise
     writer.finish(seconds=round(time.perf_counter() - t0, 2))
     return FeatureIndex(out)
 
@@ -388,9 +474,7 @@ def _neighbour_images(index: FeatureIndex, hits: Sequence[Neighbour]) -> list[to
             need_dataset.append(j)
     if need_dataset:
         try:
-            from ..data import build_dataset
-
-            ds = build_dataset(index.meta["data"], index.meta["split"], val_split=index.meta.get("val_split"))
+            ds = index_dataset(index.meta["data"], index.meta["split"], val_split=index.meta.get("val_split"))
             for j in need_dataset:
                 i = int(index.ids[hits[j].index])
                 item = ds.load(i) if hasattr(ds, "load") else ds[i][0]

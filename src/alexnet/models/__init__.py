@@ -6,8 +6,8 @@ from . import ablation as _ablation  # noqa: F401  (registers the experiment net
 from .alexnet import LRN, AlexNet, AlexNetOWT, AlexNetSmall, AlexNetTowers
 from .registry import ModelCfg, build_model, list_models, model_cfg, register_model
 from .summary import Summary, summarize
-from .weights import load_meta, load_weights, make_meta, meta_cfg, resolve_weights, save_weights
+from .weights import load_meta, load_weights, make_meta, meta_cfg, resolve_run_dir, resolve_weights, save_weights
 
 __all__ = ["LRN", "AlexNet", "AlexNetOWT", "AlexNetSmall", "AlexNetTowers", "ModelCfg", "build_model",
            "list_models", "model_cfg", "register_model", "Summary", "summarize", "load_meta",
-           "load_weights", "make_meta", "meta_cfg", "resolve_weights", "save_weights"]
+           "load_weights", "make_meta", "meta_cfg", "resolve_run_dir", "resolve_weights", "save_weights"]

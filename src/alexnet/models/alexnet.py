@@ -18,13 +18,23 @@ from .registry import ModelCfg, register_model
 
 PAPER = "Krizhevsky, Sutskever & Hinton, NIPS 2012 (ImageNet Classification with Deep CNNs)"
 
-# §3.3: k=2, n=5, α=1e-4, β=0.75, with b = a / (k + α Σ a²)^β. torch.nn.LocalResponseNorm divides
-# α by n (as Caffe does), so the paper's α is passed to it multiplied by n.
+# §3.3: k=2, n=5, α=1e-4, β=0.75. The paper prints b = a / (k + α Σ a²)^β, but the authors' code
+# divides α by n: cuda-convnet's and cuda-convnet2's layer.py (`NormLayerParser.add_params`:
+# ``dic['scale'] /= dic['size']`` for `cmrnorm`, whose cfg gives ``scale=0.0001``, ``minDiv=2``,
+# ``pow=0.75``, ``size=5``), and Caffe's LRN (alpha 0.0001, local_size 5 in bvlc_alexnet, divided by
+# local_size), as torch.nn.LocalResponseNorm does. So the published numbers were made with α/n:
+# that is the default here; ``alpha_mode="paper"`` gives the formula as printed.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
+LRN_ALPHA_MODES = ("per-n", "paper")
 
 
 class LRN(nn.Module):
-    """Local response normalisation across channels (§3.3), with the paper's formula.
+    """Local response normalisation across channels (§3.3).
+
+    ``alpha_mode="per-n"`` (default): b = a / (k + (α/n) Σ a²)^β, what cuda-convnet (the authors'
+    code) and Caffe compute with the paper's α = 1e-4; ``"paper"``: b = a / (k + α Σ a²)^β, the
+    formula as the paper prints it (normalisation n = 5 times stronger). The sum runs over the n
+    maps centred on map i (fewer at the edges).
 
     ``groups=2`` normalises each tower's channels on their own, as the two GPUs did: a kernel map
     on one GPU is never normalised by maps living on the other. This is what makes the grouped
@@ -32,18 +42,27 @@ class LRN(nn.Module):
     """
 
     def __init__(self, size: int = LRN_SIZE, alpha: float = LRN_ALPHA, beta: float = LRN_BETA,
-                 k: float = LRN_K, groups: int = 1):
+                 k: float = LRN_K, groups: int = 1, alpha_mode: str = "per-n"):
         super().__init__()
+        if alpha_mode not in LRN_ALPHA_MODES:
+            raise UserError(f"lrn_alpha must be one of {', '.join(LRN_ALPHA_MODES)}, not {alpha_mode!r}")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
+        self.alpha_mode = alpha_mode
+        # F.local_response_norm divides its alpha by size (as Caffe does)
+        self._torch_alpha = alpha if alpha_mode == "per-n" else alpha * size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self._torch_alpha
         if self.groups == 1:
-            return F.local_response_norm(x, self.size, self.alpha * self.size, self.beta, self.k)
-        return torch.cat([F.local_response_norm(c, self.size, self.alpha * self.size, self.beta, self.k)
+            return F.local_response_norm(x, self.size, a, self.beta, self.k)
+        return torch.cat([F.local_response_norm(c, self.size, a, self.beta, self.k)
                           for c in x.chunk(self.groups, dim=1)], dim=1)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}"
+        rule = ("k + alpha/size * sum(a^2): cuda-convnet, Caffe" if self.alpha_mode == "per-n"
+                else "k + alpha * sum(a^2): as printed in the paper")
+        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}, "
+                f"alpha_mode={self.alpha_mode} ({rule})")
 
 
 def _ch(n: int, width: float) -> int:
@@ -60,6 +79,8 @@ def init_paper(model: nn.Module, ones: Sequence[str], init: str = "paper") -> No
     """
     if init not in ("paper", "caffe", "kaiming"):
         raise UserError(f"unknown init {init!r} (use paper, caffe or kaiming)")
+    if any(p.is_meta for p in model.parameters()):
+        return  # shapes only (the models table): nothing to initialise, and meta init is slow
     for name, m in model.named_modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             continue
@@ -79,27 +100,32 @@ class AlexNet(nn.Module):
 
     conv1 96×11×11/4 → ReLU → LRN → pool 3/2 → conv2 256×5×5 (groups=2) → ReLU → LRN → pool →
     conv3 384×3×3 (across towers) → conv4 384×3×3 (groups=2) → conv5 256×3×3 (groups=2) → pool →
-    dropout → fc6 4096 → dropout → fc7 4096 → fc8. On 227×227 input (the size that makes the
-    arithmetic work, as in Caffe and cuda-convnet; the paper's "224" does not) the maps are
-    55×55×96 → 27 → 27×27×256 → 13 → 13×13×384 → 13×13×384 → 13×13×256 → 6×6×256.
-    60,965,224 parameters at 1000 classes.
+    fc6 4096 → ReLU → dropout → fc7 4096 → ReLU → dropout → fc8 (§4.2: the outputs of fc6 and fc7
+    are dropped, as in cuda-convnet2's ``dropout1``/``dropout2`` layers and Caffe's ``drop6``/``drop7``;
+    pool5's features are not). On 227×227 input the maps are 55×55×96 → 27 → 27×27×256 → 13 →
+    13×13×384 → 13×13×384 → 13×13×256 → 6×6×256; (227 − 11)/4 + 1 = 55, as in Caffe. The paper's
+    224 is right for the authors' code too: cuda-convnet takes 224×224 crops with conv1 padding 0 and
+    rounds the output size up, 1 + ⌈(224 − 11)/4⌉ = 55 (layer.py), the last filters overhanging the
+    edge. 60,965,224 parameters at 1000 classes. ``lrn_alpha``: see `LRN` (default ``"per-n"``,
+    the authors' code).
     """
 
     BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
-                 init: str = "paper", width: float = 1.0, fc_width: int = 4096, groups: int = 2):
+                 init: str = "paper", width: float = 1.0, fc_width: int = 4096, groups: int = 2,
+                 lrn_alpha: str = "per-n"):
         super().__init__()
         c1, c2, c3, c4, c5 = (_ch(n, width) for n in (96, 256, 384, 384, 256))
         g = groups
         self.features = nn.Sequential(OrderedDict([
             ("conv1", nn.Conv2d(in_chans, c1, 11, stride=4)),
             ("relu1", nn.ReLU(inplace=True)),
-            ("lrn1", LRN(groups=g)),
+            ("lrn1", LRN(groups=g, alpha_mode=lrn_alpha)),
             ("pool1", nn.MaxPool2d(3, 2)),  # §3.4 overlapping pooling, s=2 < z=3
             ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),
             ("relu2", nn.ReLU(inplace=True)),
-            ("lrn2", LRN(groups=g)),
+            ("lrn2", LRN(groups=g, alpha_mode=lrn_alpha)),
             ("pool2", nn.MaxPool2d(3, 2)),
             ("conv3", nn.Conv2d(c2, c3, 3, padding=1)),  # §3.2: conv3 talks across the GPUs
             ("relu3", nn.ReLU(inplace=True)),
@@ -110,12 +136,12 @@ class AlexNet(nn.Module):
             ("pool5", nn.MaxPool2d(3, 2)),
         ]))
         self.classifier = nn.Sequential(OrderedDict([
-            ("drop6", nn.Dropout(dropout)),  # §4.2 dropout 0.5 in the first two FC layers
             ("fc6", nn.Linear(c5 * 6 * 6, fc_width)),
             ("relu6", nn.ReLU(inplace=True)),
-            ("drop7", nn.Dropout(dropout)),
+            ("drop6", nn.Dropout(dropout)),  # §4.2: dropout 0.5 on the outputs of fc6 and fc7
             ("fc7", nn.Linear(fc_width, fc_width)),
             ("relu7", nn.ReLU(inplace=True)),
+            ("drop7", nn.Dropout(dropout)),
             ("fc8", nn.Linear(fc_width, num_classes)),
         ]))
         init_paper(self, self.BIAS_ONE, init)
@@ -123,7 +149,7 @@ class AlexNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer (fc7 after ReLU): the 4096-d vectors of Figure 4 (retrieval)."""
         x = torch.flatten(self.features(x), 1)
-        return self.classifier[:-1](x)
+        return self.classifier[:-2](x)  # up to relu7: drop7 and fc8 left out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -132,7 +158,7 @@ class AlexNet(nn.Module):
 class _Tower(nn.Module):
     """One GPU's half of the paper's network (conv layers); see `AlexNetTowers`."""
 
-    def __init__(self, in_chans: int, c: Sequence[int]):
+    def __init__(self, in_chans: int, c: Sequence[int], lrn_alpha: str = "per-n"):
         super().__init__()
         c1, c2, c3, c4, c5 = c
         self.conv1 = nn.Conv2d(in_chans, c1, 11, stride=4)
@@ -140,7 +166,7 @@ class _Tower(nn.Module):
         self.conv3 = nn.Conv2d(2 * c2, c3, 3, padding=1)  # sees both towers' conv2 maps
         self.conv4 = nn.Conv2d(c3, c4, 3, padding=1)
         self.conv5 = nn.Conv2d(c4, c5, 3, padding=1)
-        self.lrn = LRN()
+        self.lrn = LRN(alpha_mode=lrn_alpha)
         self.pool = nn.MaxPool2d(3, 2)
 
 
@@ -150,30 +176,34 @@ class AlexNetTowers(nn.Module):
     Each tower holds half the kernels of every conv layer; they exchange activations only at
     conv3 and at the fully-connected layers, as the two GTX 580s did. ``devices=("cuda:0",
     "cuda:1")`` places one tower on each device. Computes the same function as `AlexNet` (whose
-    grouped convolutions hold the same weights): `from_grouped` copies them over.
+    grouped convolutions hold the same weights): `load_grouped` copies them over. In training mode
+    too: dropout is applied to the concatenated fc6 and fc7 outputs (both towers' halves at once,
+    in the grouped form's order), so under the same RNG state both forms drop the same units.
     """
 
     BIAS_ONE = AlexNet.BIAS_ONE
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  init: str = "paper", width: float = 1.0, fc_width: int = 4096,
-                 devices: Sequence[str | torch.device] | None = None):
+                 devices: Sequence[str | torch.device] | None = None, lrn_alpha: str = "per-n"):
         super().__init__()
         half = [_ch(n, width) // 2 for n in (96, 256, 384, 384, 256)]
-        self.tower1 = _Tower(in_chans, half)
-        self.tower2 = _Tower(in_chans, half)
+        self.tower1 = _Tower(in_chans, half, lrn_alpha)
+        self.tower2 = _Tower(in_chans, half, lrn_alpha)
         f = fc_width // 2
         self.fc6 = nn.ModuleList([nn.Linear(2 * half[4] * 36, f), nn.Linear(2 * half[4] * 36, f)])
         self.fc7 = nn.ModuleList([nn.Linear(2 * f, f), nn.Linear(2 * f, f)])
         self.fc8 = nn.Linear(2 * f, num_classes)
-        self.drop = nn.Dropout(dropout)
+        self.drop6 = nn.Dropout(dropout)  # on fc6's output, both halves together (§4.2)
+        self.drop7 = nn.Dropout(dropout)  # on fc7's output
         self.devices = [torch.device(d) for d in devices] if devices else None
         if self.devices:
             self.tower1.to(self.devices[0]); self.fc6[0].to(self.devices[0]); self.fc7[0].to(self.devices[0])
             self.tower2.to(self.devices[1]); self.fc6[1].to(self.devices[1]); self.fc7[1].to(self.devices[1])
             self.fc8.to(self.devices[0])
         # The same initialisation as the grouped form (§5), drawn there and copied over.
-        self.load_grouped(AlexNet(num_classes, in_chans, dropout, init, width, fc_width).state_dict())
+        self.load_grouped(AlexNet(num_classes, in_chans, dropout, init, width, fc_width,
+                                  lrn_alpha=lrn_alpha).state_dict())
 
     def _dev(self, i: int, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.devices[i]) if self.devices else x
@@ -186,14 +216,13 @@ class AlexNetTowers(nn.Module):
         h = [F.relu(t[i].conv4(h[i])) for i in (0, 1)]
         h = [t[i].pool(F.relu(t[i].conv5(h[i]))) for i in (0, 1)]
         z = torch.cat([torch.flatten(h[0], 1), self._dev(0, torch.flatten(h[1], 1))], 1)
-        z = self.drop(z)
         z = [F.relu(self.fc6[i](z.to(self.fc6[i].weight.device))) for i in (0, 1)]
-        z = self.drop(torch.cat([z[0], z[1].to(z[0].device)], 1))
+        z = self.drop6(torch.cat([z[0], z[1].to(z[0].device)], 1))
         z = [F.relu(self.fc7[i](z.to(self.fc7[i].weight.device))) for i in (0, 1)]
         return torch.cat([z[0], z[1].to(z[0].device)], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc8(self.drop(self.forward_features(x)))
+        return self.fc8(self.drop7(self.forward_features(x)))
 
     @torch.no_grad()
     def load_grouped(self, sd: dict[str, torch.Tensor]) -> None:
@@ -218,7 +247,9 @@ class AlexNetOWT(nn.Module):
 
     64-192-384-256-256 kernels, no LRN, 224×224 input, adaptive average pool to 6×6;
     61,100,840 parameters. Module names and indices equal ``torchvision.models.alexnet()``'s, so
-    its ImageNet weights load with ``strict=True``.
+    its ImageNet weights load with ``strict=True``. Dropout is torchvision's, not the paper's: it
+    drops the *inputs* of fc6 and fc7 (pool5's features and fc6's output), where the paper drops
+    the outputs of fc6 and fc7; kept so, because these weights were trained that way.
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5, in_chans: int = 3):
@@ -247,8 +278,11 @@ class AlexNetOWT(nn.Module):
 class AlexNetSmall(nn.Module):
     """AlexNet's design for small images: CIFAR-10 (32×32×3) and MNIST/digits (28×28×1).
 
-    Kept from the paper: five conv layers then three FC layers, ReLU, dropout 0.5 before fc6 and
-    fc7, paper layer names. Changed, and why: an 11×11 stride-4 first layer would reduce a 32×32
+    Kept from the paper: five conv layers then three FC layers, ReLU, dropout 0.5 on the outputs of
+    fc6 and fc7 (§4.2; ``dropout_at="torchvision"`` drops the inputs of fc6 and fc7 instead, as
+    torchvision and the PyTorch tutorials do — the layout the CIFAR-10 recipe was measured with;
+    dropout has no parameters, so both layouts have the same state_dict keys), paper layer names.
+    Changed, and why: an 11×11 stride-4 first layer would reduce a 32×32
     image to 6×6 at once, so every conv is 3×3 stride 1 with padding 1 and each of the three pools
     is 2×2 stride 2 (the tutorials' adaptation), leaving 4×4 maps for CIFAR (256·4·4 → fc6) and 3×3
     for 28×28 input; no LRN (it adds nothing once inputs are normalised, and costs time); no tower
@@ -261,10 +295,12 @@ class AlexNetSmall(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, widths: Sequence[int] = (64, 192, 384, 256, 256),
                  fc_width: int = 4096, dropout: float = 0.5, init: str = "kaiming", width: float = 1.0,
-                 input_hw: int = 32, norm: str = "none"):
+                 input_hw: int = 32, norm: str = "none", dropout_at: str = "paper"):
         super().__init__()
         if norm not in ("none", "batch"):
             raise UserError(f"norm must be none or batch, not {norm!r}")
+        if dropout_at not in ("paper", "torchvision"):
+            raise UserError(f"dropout_at must be paper or torchvision, not {dropout_at!r}")
         c = [max(1, int(round(w * width))) for w in widths]
         fc = max(1, int(round(fc_width * width)))
         s = input_hw // 8
@@ -279,15 +315,18 @@ class AlexNetSmall(nn.Module):
                 layers.append((f"pool{i}", nn.MaxPool2d(2)))
             cin = cout
         self.features = nn.Sequential(OrderedDict(layers))
-        self.classifier = nn.Sequential(OrderedDict([
-            ("drop6", nn.Dropout(dropout)), ("fc6", nn.Linear(c[4] * s * s, fc)), ("relu6", nn.ReLU(inplace=True)),
-            ("drop7", nn.Dropout(dropout)), ("fc7", nn.Linear(fc, fc)), ("relu7", nn.ReLU(inplace=True)),
-            ("fc8", nn.Linear(fc, num_classes)),
-        ]))
+        fc6 = [("fc6", nn.Linear(c[4] * s * s, fc)), ("relu6", nn.ReLU(inplace=True))]
+        fc7 = [("fc7", nn.Linear(fc, fc)), ("relu7", nn.ReLU(inplace=True))]
+        drop6, drop7 = [("drop6", nn.Dropout(dropout))], [("drop7", nn.Dropout(dropout))]
+        self.dropout_at = dropout_at
+        order = fc6 + drop6 + fc7 + drop7 if dropout_at == "paper" else drop6 + fc6 + drop7 + fc7
+        self.classifier = nn.Sequential(OrderedDict(order + [("fc8", nn.Linear(fc, num_classes))]))
         init_paper(self, ("conv2", "conv4", "conv5", "fc6", "fc7"), init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[:-1](torch.flatten(self.features(x), 1))
+        """fc7 after ReLU (the last hidden layer), for retrieval."""
+        upto = list(self.classifier._modules).index("relu7") + 1
+        return self.classifier[:upto](torch.flatten(self.features(x), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -296,7 +335,8 @@ class AlexNetSmall(nn.Module):
 @register_model("alexnet", ModelCfg(
     input_size=(3, 227, 227), resize=256, min_input_size=(227, 227), year=2012,
     result="ILSVRC-2012 winner: 15.3% top-5 test error (7-CNN ensemble); one CNN 40.7%/18.2% top-1/top-5 val",
-    reference=PAPER, notes="the paper's two-tower network, towers as grouped convolutions"))
+    reference=PAPER, notes="the paper's two-tower network, towers as grouped convolutions"),
+    accepts=lambda: (AlexNet, AlexNetTowers))
 def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     """The paper's network. ``towers=2`` gives `AlexNetTowers`, two really separate stacks."""
     if towers == 2:
@@ -310,7 +350,8 @@ def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     input_size=(3, 224, 224), resize=256, min_input_size=(63, 63), year=2014,
     result="torchvision weights: 56.52% top-1, 79.07% top-5 ImageNet val (single crop)",
     reference="Krizhevsky, One weird trick for parallelizing CNNs, arXiv:1404.5997 (torchvision)",
-    notes="single tower, no LRN; torchvision.models.alexnet layout"))
+    notes="single tower, no LRN; torchvision.models.alexnet layout"),
+    accepts=lambda: (AlexNetOWT,))
 def alexnet_owt(num_classes: int = 1000, **kwargs) -> nn.Module:
     return AlexNetOWT(num_classes, **kwargs)
 
@@ -322,7 +363,8 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     input_size=(3, 32, 32), resize=32, num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD,
     min_input_size=(32, 32), year=2012, result="CIFAR-10 adaptation (no ImageNet result)",
     reference=PAPER + "; 32×32 adaptation as in the PyTorch tutorials",
-    notes="3×3 convs stride 1, 2×2 pools, 256·4·4 → 4096 → 4096 → classes"))
+    notes="3×3 convs stride 1, 2×2 pools, 256·4·4 → 4096 → 4096 → classes"),
+    accepts=lambda: (AlexNetSmall,))
 def alexnet_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     kwargs.setdefault("input_hw", 32)
     return AlexNetSmall(num_classes, **kwargs)
@@ -332,7 +374,8 @@ def alexnet_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     input_size=(1, 28, 28), resize=28, num_classes=10, mean=(0.1307,), std=(0.3081,),
     min_input_size=(28, 28), year=2012, result="MNIST adaptation (no ImageNet result)",
     reference=PAPER + "; 1-channel 28×28 adaptation (also the 8×8 digits, upsampled)",
-    notes="1 channel, 3×3 convs, 2×2 pools, narrower (32-64-96-96-64, fc 512)"))
+    notes="1 channel, 3×3 convs, 2×2 pools, narrower (32-64-96-96-64, fc 512)"),
+    accepts=lambda: (AlexNetSmall,))
 def alexnet_mnist(num_classes: int = 10, **kwargs) -> nn.Module:
     kwargs.setdefault("in_chans", 1)
     kwargs.setdefault("widths", (32, 64, 96, 96, 64))

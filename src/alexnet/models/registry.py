@@ -8,8 +8,9 @@ evaluate and predict can never disagree on preprocessing.
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch.nn as nn
 
@@ -58,21 +59,133 @@ class _Entry:
     name: str
     fn: Callable[..., nn.Module]
     cfg: ModelCfg
+    # where the accepted keyword arguments are declared: callables whose signatures list them (the
+    # builder itself is always one), or a function returning those callables (imported lazily)
+    accepts: Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]] = ()
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_model(name: str, cfg: ModelCfg) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``fn(num_classes=…, **kwargs) -> nn.Module`` under ``name``."""
+def register_model(name: str, cfg: ModelCfg, accepts: Any = ()) -> Callable[[Callable[..., nn.Module]],
+                                                                           Callable[..., nn.Module]]:
+    """Register ``fn(num_classes=…, **kwargs) -> nn.Module`` under ``name``.
+
+    ``accepts``: a tuple of the classes or functions that ``fn`` passes its ``**kwargs`` on to, or a
+    function of no arguments returning that tuple (to import them late); with ``fn``'s own
+    signature they tell which ``--model-arg`` keys are valid (`model_args`).
+    """
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = _Entry(name, fn, cfg)
+        _REGISTRY[name] = _Entry(name, fn, cfg, accepts)
         return fn
 
     return deco
+
+
+# Keys no user passes (objects, not values) and the ones build_model sets itself.
+_NOT_ARGS = {"self", "num_classes", "weights", "progress", "features", "block", "layers", "norm_layer",
+             "blocks", "inverted_residual_setting"}
+# Ranges and choices of the keys the registered models share; anything else is checked by type only.
+_CHOICES = {"init": ("paper", "caffe", "kaiming"), "norm": ("none", "batch"), "towers": (1, 2),
+            "lrn_alpha": ("per-n", "paper"), "dropout_at": ("paper", "torchvision")}
+
+
+def model_args(name: str) -> dict[str, Any]:
+    """The keyword arguments model ``name`` accepts (``--model-arg KEY=VALUE``) with their defaults."""
+    entry = _entry(name)
+    targets = entry.accepts() if callable(entry.accepts) else entry.accepts
+    out: dict[str, Any] = {}
+    for target in (entry.fn, *targets):
+        for p in inspect.signature(target).parameters.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in _NOT_ARGS:
+                continue
+            out.setdefault(p.name, None if p.default is p.empty else p.default)
+    return out
+
+
+def _fits_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` (parsed from JSON) has the type of the parameter's ``default``."""
+    def integer(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return integer(value)
+    if isinstance(default, float):
+        return integer(value) or isinstance(value, float)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(integer(v) for v in value)
+    return True
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    return "a list of integers"
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Raise `UserError` (one line) for a keyword argument model ``name`` does not accept or cannot use.
+
+    Checks the key against the builder's signature (listing the valid keys), the value's type
+    against the default's, the ranges of the shared keys (width > 0, 0 ≤ dropout < 1, …), and that
+    the input the data pipeline feeds (the model cfg's channels and size) still fits the network.
+    """
+    if not kwargs:
+        return
+    valid = model_args(name)
+    cfg = _entry(name).cfg
+    for key, value in kwargs.items():
+        where = f"--model-arg {key}={_show(value)} for {name}"
+        if key not in valid:
+            keys = ", ".join(sorted(valid)) or "none"
+            raise UserError(f"{name} has no model argument {key!r}{did_you_mean(key, valid)}; "
+                            f"it accepts: {keys}")
+        default = valid[key]
+        if default is None:
+            continue
+        ok = _fits_type(value, default)
+        if not ok:
+            raise UserError(f"{where}: expected {_type_name(default)} (default {_show(default)})")
+        if key == "groups" and cfg.family == "alexnet" and value not in (1, 2):
+            raise UserError(f"{where}: groups is 2 (the paper's two towers as grouped convolutions) or 1")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise UserError(f"{where}: choose from {', '.join(map(str, _CHOICES[key]))}")
+        if key == "width" and not value > 0:
+            raise UserError(f"{where}: the width multiplier must be positive (1 = the published size)")
+        if key in ("dropout", "dropout_aux") and not 0 <= value < 1:
+            raise UserError(f"{where}: a dropout probability is at least 0 and below 1 (the paper: 0.5)")
+        if key == "fc_width" and value < 1:
+            raise UserError(f"{where}: fc_width must be at least 1")
+        if key == "widths":
+            if len(value) != len(default) or min(value) < 1:
+                raise UserError(f"{where}: give {len(default)} positive channel counts, like "
+                                f"{','.join(map(str, default))}")
+        if key == "in_chans" and value != cfg.input_size[0]:
+            raise UserError(f"{where}: the data pipeline feeds this model {cfg.input_size[0]}-channel images "
+                            f"(input {'×'.join(map(str, cfg.input_size))}); in_chans must be {cfg.input_size[0]}")
+        if key == "input_hw" and value != cfg.input_size[1]:
+            raise UserError(f"{where}: the data pipeline feeds this model {cfg.input_size[1]}×{cfg.input_size[2]} "
+                            f"images; input_hw must be {cfg.input_size[1]}")
+
+
+def _show(value: Any) -> str:
+    """A value as it is typed after ``--model-arg KEY=``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def list_models() -> list[str]:
@@ -99,11 +212,7 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
     n = entry.cfg.num_classes if num_classes is None else int(num_classes)
     if n < 1:
         raise UserError(f"num_classes must be at least 1, not {n}")
-    try:
-        model = entry.fn(num_classes=n, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword" in str(e):
-            raise UserError(f"model {name!r}: {e}") from None
-        raise
+    check_model_kwargs(name, kwargs)
+    model = entry.fn(num_classes=n, **kwargs)
     model.model_name = name  # type: ignore[attr-defined]
     return model

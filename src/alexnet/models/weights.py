@@ -41,9 +41,68 @@ def save_weights(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Pa
     return st
 
 
+ACCEPTS = "a run directory or a weights.safetensors file (with its weights.json)"
+
+
+def _refuse_other_formats(p: Path) -> None:
+    """A one-line answer for files people naturally try that are not weights: exports, checkpoints."""
+    suffix = p.suffix.lower()
+    if suffix == ".onnx" or (suffix in (".ts", ".torchscript") or p.name.endswith(".torchscript.pt")):
+        kind = "an ONNX export (for onnxruntime)" if suffix == ".onnx" else "a TorchScript export (torch.jit.load)"
+        raise UserError(f"{p} is {kind}; this command takes {ACCEPTS}: give the run directory it was "
+                        f"exported from")
+    if suffix in (".pt", ".pth", ".ckpt"):
+        run = p.parent.parent if p.parent.name == "checkpoints" else None
+        if run is not None and (run / "weights.safetensors").is_file():
+            raise UserError(f"{p} is a training checkpoint (last.pt is for --resume); this command takes "
+                            f"{ACCEPTS}: give the run directory {run}")
+        raise UserError(f"{p} is a PyTorch checkpoint; this command takes {ACCEPTS}. torchvision's "
+                        f"AlexNet weights convert with: alexnet import torchvision {p} -o DIR")
+
+
+RUN_MARKERS = ("config.json", "weights.safetensors", "checkpoints/last.pt")
+_announced: set[str] = set()
+
+
+def _is_run(d: Path) -> bool:
+    return any((d / m).is_file() for m in RUN_MARKERS)
+
+
+def _written(d: Path) -> float:
+    return max(((d / m).stat().st_mtime for m in RUN_MARKERS if (d / m).is_file()), default=0.0)
+
+
+def resolve_run_dir(path: str | Path, need: str = "weights.safetensors", quiet: bool = False) -> Path:
+    """A run directory from ``path``: the run itself, or — for the folder given to ``--output-dir``,
+    which holds runs — its newest run that has ``need`` (named on stderr once). Anything else is
+    returned unchanged, for the caller to report."""
+    p = Path(path).expanduser()
+    if not p.is_dir() or _is_run(p):
+        return p
+    try:
+        runs = [d for d in p.iterdir() if d.is_dir() and _is_run(d)]
+    except OSError:
+        return p
+    usable = [d for d in runs if (d / need).is_file()]
+    if not usable:
+        if runs:
+            raise UserError(f"{p}: none of its {len(runs)} runs has {need} yet")
+        return p
+    newest = max(usable, key=lambda d: (_written(d), d.name))
+    if not quiet and str(newest) not in _announced:
+        import sys
+
+        _announced.add(str(newest))
+        others = f" (newest of {len(usable)} runs)" if len(usable) > 1 else ""
+        print(f"using run {newest}{others}", file=sys.stderr)
+    return newest
+
+
 def resolve_weights(path: str | Path) -> tuple[Path, Path]:
-    """Find ``(weights.safetensors, weights.json)`` from a run directory, either file, or a stem."""
-    p = Path(path)
+    """Find ``(weights.safetensors, weights.json)`` from a run directory (or the ``--output-dir``
+    folder holding runs: its newest), either file, or a stem."""
+    p = resolve_run_dir(path)
+    _refuse_other_formats(p)
     if p.is_dir():
         st = p / "weights.safetensors"
     elif p.suffix == ".json":

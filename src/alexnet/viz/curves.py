@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -69,52 +70,106 @@ def _series(x: list[float], y: list[float]) -> tuple[list[float], list[float]]:
     return [a for a, _ in pts], [b for _, b in pts]
 
 
+def short_labels(names: list[str]) -> tuple[list[str], str]:
+    """Run names without the part they share: ``(labels, shared)``.
+
+    ``alexnet-mnist-digits-20261123-101010`` and ``…-111111`` → ``["101010", "111111"]`` and
+    ``"alexnet-mnist-digits-20261123-…"``; cuts only at ``-``, ``_``, ``/`` or spaces so
+    that words stay whole. One run: no labels needed, the shared part is its whole name.
+    """
+    if len(names) == 1:
+        return [names[0]], names[0]
+    seps = "-_/ "  # not ".": lr0.01 and lr0.1 stay whole
+
+    def cut_prefix(items: list[str]) -> int:
+        n = len(os.path.commonprefix(items))
+        while n > 0 and items[0][n - 1] not in seps:
+            n -= 1
+        return n if all(len(x) > n for x in items) else 0
+
+    pre = cut_prefix(names)
+    rev = [x[pre:][::-1] for x in names]
+    suf = cut_prefix(rev)
+    labels = [x[pre:len(x) - suf] if suf else x[pre:] for x in names]
+    shared = names[0][:pre] + "…" + names[0][len(names[0]) - suf:] if pre or suf else ""
+    return labels, shared
+
+
+SERIES = {  # panel → (column, line style, legend name)
+    "loss": (("train_loss", "-", "train"), ("val_loss", "--", "val")),
+    "acc": (("val_top1", "-", "val top-1"), ("val_top5", "--", "val top-5"), ("train_top1", ":", "train top-1")),
+}
+
+
 def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
-    """Write a PNG (``WIDTH``×``HEIGHT``) with three panels — loss, accuracy, learning rate — for
-    every run in ``runs`` (run directories or ``metrics.csv`` files), overlaid in one colour each."""
+    """Write a PNG (``WIDTH``×``HEIGHT``) with three panels — loss (log scale, so that one diverging
+    run does not flatten the others), accuracy, learning rate — for every run in ``runs`` (run
+    directories or ``metrics.csv`` files), overlaid in one colour each. Legends are short: one for
+    the line styles (train/val, top-1/top-5), one for the runs, named by what tells them apart."""
+    from matplotlib.lines import Line2D
+
     if not runs:
         raise UserError("give at least one run directory or metrics.csv")
     data = [read_metrics(r) for r in runs]
+    shared = ""
     if labels is None:
-        labels = [metrics_path(r).parent.name or str(r) for r in runs]
-        if len(set(labels)) < len(labels):
-            labels = [str(metrics_path(r)) for r in runs]
+        names = [metrics_path(r).parent.name or str(r) for r in runs]
+        if len(set(names)) < len(names):
+            names = [str(metrics_path(r)) for r in runs]
+        labels, shared = short_labels(names)
     fig = figure(WIDTH, HEIGHT)
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     colours = [f"C{i % 10}" for i in range(len(data))]
     xlabel = "epoch"
     lr_drawn = False
-    for cols, label, c in zip(data, labels, colours):
+    used: dict[str, set[tuple[str, str]]] = {"loss": set(), "acc": set()}
+    loss_values: list[float] = []
+    for cols, c in zip(data, colours):
         x, xlabel = _x(cols)
-        for key, style, name in (("train_loss", "-", "train"), ("val_loss", "--", "val")):
-            if key in cols:
+        for panel, ax in (("loss", ax_loss), ("acc", ax_acc)):
+            for key, style, name in SERIES[panel]:
+                if key not in cols:
+                    continue
                 xs, ys = _series(x, cols[key])
-                if xs:
-                    ax_loss.plot(xs, ys, style, color=c, marker="." if len(xs) < 30 else None,
-                                 label=f"{label} {name}")
-        for key, style, name in (("val_top1", "-", "top-1"), ("val_top5", "--", "top-5"),
-                                 ("train_top1", ":", "train top-1")):
-            if key in cols:
-                xs, ys = _series(x, cols[key])
-                if xs:
-                    ax_acc.plot(xs, ys, style, color=c, marker="." if len(xs) < 30 else None,
-                                label=f"{label} {name}")
+                if not xs:
+                    continue
+                few = len(xs) <= 30  # markers: a one-epoch run is a visible point, not nothing
+                ax.plot(xs, ys, style, color=c, marker="o" if few else None,
+                        markersize=6 if len(xs) == 1 else 3.5)
+                used[panel].add((style, name))
+                if panel == "loss":
+                    loss_values += ys
         if "lr" in cols:
             xs, ys = _series(x, cols["lr"])
             if xs:
-                ax_lr.plot(xs, ys, "-", color=c, label=label)
+                ax_lr.plot(xs, ys, "-", color=c, marker="o" if len(xs) <= 30 else None,
+                           markersize=6 if len(xs) == 1 else 3.5)
                 lr_drawn = lr_drawn or any(v > 0 for v in ys)
-    for ax, title, ylabel in ((ax_loss, "loss", "cross-entropy"), (ax_acc, "accuracy", "%"),
+    for ax, title, ylabel in ((ax_loss, "loss", "cross-entropy (log scale)"), (ax_acc, "accuracy", "%"),
                               (ax_lr, "learning rate", "lr")):
         ax.set_title(title, fontsize=11)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
+        if not ax.lines:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+    if loss_values and min(loss_values) > 0:
+        ax_loss.set_yscale("log")
+    else:
+        ax_loss.set_ylabel("cross-entropy")
+    for panel, ax in (("loss", ax_loss), ("acc", ax_acc)):  # line styles, drawn long enough to show dashes
+        order = [(st, nm) for _, st, nm in SERIES[panel] if (st, nm) in used[panel]]
+        if order:
+            ax.legend([Line2D([], [], color="0.2", linestyle=st, linewidth=1.5) for st, _ in order],
+                      [nm for _, nm in order], fontsize=9, handlelength=3.2, loc="best")
     if lr_drawn:
         ax_lr.set_yscale("log")  # step schedules (÷10) are straight steps on a log axis
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.9, wspace=0.25)
+    if len(data) > 1:  # which colour is which run
+        ax_lr.legend([Line2D([], [], color=c, linewidth=2.5) for c in colours], labels, fontsize=9,
+                     title="run", title_fontsize=9, loc="best")
+    top = 0.9
+    if shared:
+        fig.suptitle(shared if len(data) == 1 else f"runs {shared}", fontsize=11)
+        top = 0.86
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=top, wspace=0.25)
     return save_png(fig, out)

@@ -1,0 +1,262 @@
+"""Starting weights for fine-tuning (``alexnet train --weights SPEC``) and layer freezing
+(``--freeze LAYER``).
+
+``SPEC`` is one of
+
+- a torchvision weights name: ``AlexNet_Weights.IMAGENET1K_V1``, or just ``IMAGENET1K_V1`` /
+  ``DEFAULT`` for the model being trained (``alexnet-owt`` is torchvision's AlexNet; the zoo
+  models carry their torchvision names). Loaded through torchvision's own weights API
+  (``weights.get_state_dict``): read from the torch hub cache (``torch.hub.get_dir()/checkpoints``)
+  when the file is there, downloaded otherwise;
+- a ``.pth``/``.pt`` state_dict in torchvision's layout, loaded with ``weights_only=True`` (a file
+  holding pickled code is refused);
+- a run directory of ours, or its ``weights.safetensors``.
+
+Tensors whose shapes differ from the model's (the classifier when the number of classes
+changes) keep the model's fresh initialisation and are listed; every other tensor must be there
+with the same name and shape (strict otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.errors import UserError
+from ..core.io import safe_torch_load
+
+# our model name → torchvision's builder name (its weights enum is torchvision.models.get_model_weights(name))
+TORCHVISION_NAMES = {"alexnet-owt": "alexnet", "vgg16": "vgg16", "googlenet": "googlenet", "resnet18": "resnet18",
+                     "resnet50": "resnet50", "resnext50_32x4d": "resnext50_32x4d"}
+
+
+@dataclass
+class PretrainedInfo:
+    """Where starting weights came from and what of them was used (recorded in the run)."""
+
+    spec: str
+    kind: str  # torchvision, file, run
+    source: str  # the file read (or the URL downloaded)
+    loaded: int = 0  # tensors loaded
+    reinitialised: list[str] = field(default_factory=list)  # layers left at their fresh initialisation
+    model: str = ""  # the model the weights were made for (runs and torchvision names)
+    classes: list[str] = field(default_factory=list)  # the classes they were trained on, when known (runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "kind": self.kind, "source": self.source, "loaded": self.loaded,
+                "reinitialised": list(self.reinitialised), "model": self.model, "classes": list(self.classes)}
+
+
+def state_dict_from_checkpoint(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: a bare state_dict, or one under "model"/"state_dict";
+    DataParallel/DDP ``module.`` prefixes removed."""
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict", "model_state"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise UserError(f"{path}: not a state_dict (a mapping of parameter names to tensors)")
+    sd = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            raise UserError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor; not a state_dict")
+        sd[k[len("module."):] if k.startswith("module.") else k] = v
+    return sd
+
+
+def _torchvision_weight(spec: str, model_name: str | None):
+    """The torchvision weights enum member ``spec`` names (full or bare), checked against the model."""
+    from torchvision.models import get_model_weights, get_weight
+
+    tv = TORCHVISION_NAMES.get(model_name or "")
+    if "." in spec:
+        try:
+            w = get_weight(spec)
+        except (ValueError, KeyError):
+            raise UserError(f"--weights {spec}: not a torchvision weights name, file or run directory") from None
+        if model_name and (tv is None or not isinstance(w, get_model_weights(tv))):
+            fits = [m for m, t in TORCHVISION_NAMES.items() if isinstance(w, get_model_weights(t))]
+            raise UserError(f"--weights {spec} are for --model {fits[0] if fits else '?'}, not {model_name}")
+        return w
+    if tv is None:
+        have = ", ".join(TORCHVISION_NAMES)
+        raise UserError(f"--weights {spec}: model {model_name or '?'} has no torchvision weights "
+                        f"(models with them: {have}; or give a .pth file or a run directory)")
+    enum = get_model_weights(tv)
+    try:
+        return enum[spec]
+    except KeyError:
+        raise UserError(f"--weights {spec}: not a weights name of {model_name} "
+                        f"(choose from {', '.join(['DEFAULT', *enum.__members__])})") from None
+
+
+def model_for_weights(spec: str) -> tuple[str, dict[str, Any]] | None:
+    """The model (name, kwargs) a ``--weights`` spec was made for, when it says: a run directory of
+    ours or a full torchvision weights name. None for a bare name or a plain state_dict file."""
+    p = Path(spec).expanduser()
+    if p.exists() and (p.is_dir() or p.suffix in (".safetensors", ".json")):
+        from .weights import load_meta
+
+        meta = load_meta(p)
+        return meta["model"], dict(meta.get("model_kwargs", {}))
+    if not p.exists() and "." in spec and not spec.endswith((".pth", ".pt", ".safetensors")):
+        from torchvision.models import get_model_weights
+
+        w = _torchvision_weight(spec, None)
+        for ours, tv in TORCHVISION_NAMES.items():
+            if isinstance(w, get_model_weights(tv)):
+                return ours, {}
+    return None
+
+
+def hub_file(url: str) -> Path:
+    """Where torchvision's weights API keeps the file of ``url`` (the torch hub cache)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def read_pretrained(spec: str, model_name: str | None = None, progress: bool = True
+                    ) -> tuple[dict[str, torch.Tensor], PretrainedInfo]:
+    """The state_dict ``spec`` names and where it came from (see the module docstring)."""
+    p = Path(spec).expanduser()
+    if p.exists():
+        if p.is_dir() or p.suffix in (".safetensors", ".json"):
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            from .weights import load_meta, resolve_weights
+
+            st, _ = resolve_weights(p)
+            meta = load_meta(st)
+            try:
+                sd = load_file(str(st), device="cpu")
+            except (SafetensorError, OSError, ValueError) as e:
+                raise UserError(f"{st}: not a readable safetensors file ({e})") from None
+            return sd, PretrainedInfo(spec, "run", str(st), model=meta["model"], classes=list(meta["classes"]))
+        sd = state_dict_from_checkpoint(safe_torch_load(p, map_location="cpu"), p)
+        return sd, PretrainedInfo(spec, "file", str(p.resolve()))
+    if spec.endswith((".pth", ".pt", ".safetensors")) or os.sep in spec:
+        raise UserError(f"--weights {spec}: no such file or run directory")
+    w = _torchvision_weight(spec, model_name)
+    name = f"{type(w).__name__}.{w.name}"
+    cached = hub_file(w.url)
+    try:
+        sd = w.get_state_dict(progress=progress, weights_only=True)
+    except Exception as e:  # URLError, HTTPError, socket errors, SSL errors: all "could not download"
+        if cached.is_file():
+            raise UserError(f"{cached}: cannot read torchvision's {name} "
+                            f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+        reason = getattr(e, "reason", None) or str(e).splitlines()[0][:120] or type(e).__name__
+        raise UserError(f"--weights {name}: cannot download {w.url} ({reason}); offline, put "
+                        f"{cached.name} in {cached.parent}/ (or give the file: --weights /path/{cached.name})"
+                        ) from None
+    return state_dict_from_checkpoint(sd, cached), PretrainedInfo(name, "torchvision", str(cached),
+                                                                  model=model_name or "")
+
+
+def _layer(key: str) -> str:
+    return key.rsplit(".", 1)[0]
+
+
+def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
+                    progress: bool = True, classes: list[str] | None = None) -> PretrainedInfo:
+    """Load ``spec``'s weights into ``model``: same-shaped tensors exactly, shape-mismatched layers
+    (the new classifier) left as initialised and listed in ``info.reinitialised``. With ``classes``
+    (the new data's) and weights whose classes are known (a run of ours) and differ, the last layer
+    is re-initialised even when the number of classes is the same: its rows stand for other classes."""
+    sd, info = read_pretrained(spec, model_name, progress)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}")
+        raise UserError(f"--weights {spec}: does not fit model {model_name or type(model).__name__} "
+                        f"({'; '.join(parts)}){' — weights made for ' + info.model if info.model else ''}")
+    differ = {k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)}
+    if classes is not None and info.classes and list(classes) != info.classes:
+        head = head_parameters(model)
+        differ |= {k for k, p in model.named_parameters() if id(p) in head}
+    keep = {k: sd[k].to(own[k].dtype) for k in own if k not in differ}
+    model.load_state_dict({**own, **keep}, strict=True)
+    info.loaded = len(keep)
+    info.reinitialised = list(dict.fromkeys(_layer(k) for k in own if k in differ))  # model order
+    return info
+
+
+# ------------------------------------------------------------------------------ freezing
+
+def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+
+
+def find_layer(model: nn.Module, layer: str) -> str:
+    """The qualified module name ``layer`` means in ``model``: an exact name (``features``,
+    ``features.8``, ``layer3``), a last component (``fc7``, ``conv3``), or the paper's names on
+    networks without them (``conv<k>`` = the k-th convolution, ``fc<5+k>`` = the k-th linear layer)."""
+    names = dict(model.named_modules())
+    if layer in names and layer:
+        return layer
+    ends = [n for n in names if n.split(".")[-1] == layer]
+    if len(ends) == 1:
+        return ends[0]
+    import re
+
+    m = re.fullmatch(r"(conv|fc)(\d+)", layer)
+    if m:
+        kind = nn.Conv2d if m.group(1) == "conv" else nn.Linear
+        k = int(m.group(2)) - (1 if kind is nn.Conv2d else 6)
+        of_kind = [n for n, mod in _leaf_modules(model) if isinstance(mod, kind)]
+        if 0 <= k < len(of_kind):
+            return of_kind[k]
+    tops = [n for n in names if n and "." not in n]
+    raise UserError(f"--freeze {layer}: no such layer (try {', '.join(tops)}, conv1…conv5, fc6, fc7, "
+                    f"or a module name from `alexnet models MODEL`)")
+
+
+@dataclass
+class Frozen:
+    """What `freeze` froze: parameter names and the leaf modules kept in eval mode."""
+
+    layer: str
+    params: list[str]
+    modules: list[nn.Module]
+
+    def set_eval(self) -> None:
+        """Keep the frozen part in eval mode (batch-norm statistics fixed, no dropout) after ``.train()``."""
+        for m in self.modules:
+            m.eval()
+
+
+def freeze(model: nn.Module, layer: str) -> Frozen:
+    """Freeze ``layer`` and everything before it (registration order, which is forward order for
+    every model here): ``requires_grad=False``; batch norm and dropout there run in eval mode."""
+    target = find_layer(model, layer)
+    leaves = _leaf_modules(model)
+    inside = [i for i, (n, _) in enumerate(leaves) if n == target or n.startswith(target + ".")]
+    last = max(inside)
+    frozen_mods = [m for _, m in leaves[:last + 1]]
+    names = []
+    for n, mod in leaves[:last + 1]:
+        for pn, p in mod.named_parameters(recurse=False):
+            p.requires_grad_(False)
+            names.append(f"{n}.{pn}")
+    if not names:
+        raise UserError(f"--freeze {layer}: nothing to freeze up to there")
+    if all(not p.requires_grad for p in model.parameters()):
+        raise UserError(f"--freeze {layer}: that freezes every layer; nothing would train")
+    return Frozen(target, names, frozen_mods)
+
+
+def head_parameters(model: nn.Module) -> set[int]:
+    """ids of the parameters of the last linear layer (the classifier head)."""
+    linears = [m for _, m in _leaf_modules(model) if isinstance(m, nn.Linear)]
+    return {id(p) for p in linears[-1].parameters()} if linears else set()

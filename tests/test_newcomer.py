@@ -1,0 +1,323 @@
+"""Issue 15: every bad input a newcomer tried is answered in one line; start-up stays light.
+
+Each bad input named in the issue is a case here: exit status 2, one line ``error: …`` on stderr,
+no traceback, and the message says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet.cli import main
+from alexnet.core.errors import UserError
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI in-process; assert exit 2 and exactly one ``error:`` line; return it."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert "\x1b[" not in err, "no terminal escape codes in messages"
+    return err
+
+
+# -- --model-arg -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg, expect", [
+    ("width=abc", "expected a number"),
+    ("dropout=2", "at least 0 and below 1"),
+    ("dropout=-0.1", "at least 0 and below 1"),
+    ("in_chans=3", "in_chans must be 1"),
+    ("input_hw=20", "input_hw must be 28"),
+    ("width=0", "must be positive"),
+    ("width=-1", "must be positive"),
+    ("widths=1,2", "give 5 positive channel counts"),
+    ("norm=layer", "choose from none, batch"),
+    ("init=xavier", "choose from paper, caffe, kaiming"),
+    ("fc_width=0", "at least 1"),
+    ("fc_width=0.5", "expected an integer"),
+])
+def test_bad_model_arg_is_one_line(capsys, tmp_path, arg, expect):
+    err = one_line_error(capsys, ["train", "--model-arg", arg, "--output-dir", str(tmp_path)])
+    assert expect in err and "alexnet-mnist" in err
+    assert not any(tmp_path.iterdir()), "rejected before any run directory is made"
+
+
+def test_unknown_model_arg_lists_the_valid_keys(capsys, tmp_path):
+    err = one_line_error(capsys, ["train", "--model", "alexnet-owt", "--model-arg", "width=0.5",
+                                  "--output-dir", str(tmp_path)])
+    assert "alexnet-owt has no model argument 'width'" in err and err.endswith("it accepts: dropout, in_chans")
+    err = one_line_error(capsys, ["train", "--model-arg", "dropuot=0.3", "--output-dir", str(tmp_path)])
+    assert "did you mean: dropout" in err and "fc_width" in err and "width" in err
+
+
+def test_model_args_come_from_the_signatures():
+    from alexnet.models.registry import check_model_kwargs, model_args
+
+    assert set(model_args("alexnet")) >= {"towers", "in_chans", "dropout", "init", "width", "fc_width", "groups"}
+    assert set(model_args("alexnet-owt")) == {"dropout", "in_chans"}
+    assert "dropout" in model_args("vgg16") and "zero_init_residual" in model_args("resnet18")
+    check_model_kwargs("alexnet-mnist", {"width": 0.5, "dropout": 0, "widths": [8, 8, 8, 8, 8], "norm": "batch"})
+    with pytest.raises(UserError, match="towers=3"):
+        check_model_kwargs("alexnet", {"towers": 3})
+    with pytest.raises(UserError, match="groups"):
+        check_model_kwargs("alexnet", {"groups": 4})
+
+
+def test_valid_comma_list_model_arg_trains_the_narrow_network(capsys, tmp_path):
+    assert main(["train", "--model-arg", "widths=4,4,4,4,4", "--model-arg", "fc_width=8", "--max-steps", "1",
+                 "--output-dir", str(tmp_path), "--name", "w", "--amp", "off"]) == 0
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert cfg["model_kwargs"] == {"widths": [4, 4, 4, 4, 4], "fc_width": 8}
+
+
+# -- the models table --------------------------------------------------------------------------
+
+def test_cached_model_table_equals_a_fresh_computation():
+    from alexnet.models import list_models
+    from alexnet.models.catalog import model_rows
+
+    cached, fresh = model_rows(), model_rows(use_cache=False)
+    assert [r["model"] for r in cached] == list_models()
+    assert cached == fresh, "catalog.json is stale: python -m alexnet.models.catalog"
+
+
+@pytest.mark.parametrize("name", ["alexnet-mnist", "alexnet-cifar", "alexnet-owt"])
+def test_meta_device_summary_equals_a_real_forward_pass(name):
+    from alexnet.models import build_model, model_cfg, summarize
+    from alexnet.models.catalog import meta_summary
+
+    meta = meta_summary(name)
+    real = summarize(build_model(name), model_cfg(name).input_size, name)
+    assert meta.to_dict() == real.to_dict()
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+def test_version_and_help_do_not_import_torch():
+    code = ("import sys\nfrom alexnet.cli import main\n"
+            "for argv in (['--help'], ['train', '--help'], ['export', '--help'], ['serve', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'fastapi', 'onnx', 'numpy') if m in sys.modules]\n"
+            "print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_models_command_does_not_import_torchvision_or_matplotlib():
+    code = ("import sys\nfrom alexnet.cli import main\nmain(['models'])\n"
+            "print([m for m in ('torchvision', 'matplotlib', 'fastapi', 'onnx') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "alexnet-owt" in r.stdout and r.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- flags: one rule, the sub-command's usage ---------------------------------------------------
+
+def test_misspelled_flag_prints_the_subcommands_usage_and_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epocs", "3"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: alexnet train ") and "--max-steps" in err
+    assert err.strip().endswith("alexnet train: error: unrecognized arguments: --epocs 3 (did you mean --epochs?)")
+    with pytest.raises(SystemExit):
+        main(["index", "build", "w", "d", "-o", "x", "--limt", "3"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: alexnet index build ") and "(did you mean --limit?)" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "RUN", "-b", "0"], ["predict", "RUN", "x.jpg", "-b", "0"], ["train", "-b", "0"],
+    ["index", "build", "RUN", "digits", "-o", "IX", "-b", "-1"], ["evaluate", "RUN", "-j", "-1"],
+])
+def test_one_batch_size_rule_for_every_command(capsys, argv):
+    err = one_line_error(capsys, argv)
+    assert ("--batch-size must be at least 1" in err) or ("--workers must be at least 0" in err)
+
+
+# -- import torchvision -------------------------------------------------------------------------
+
+def test_import_of_things_that_are_not_a_state_dict(capsys, tmp_path):
+    import torch
+    import torch.nn as nn
+
+    (tmp_path / "notes.txt").write_text("hello, these are my notes\n")
+    (tmp_path / "folder").mkdir()
+    torch.save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "whole.pth")  # a whole pickled model
+    cases = {"notes.txt": "not a PyTorch file", "folder": "is a folder",
+             "whole.pth": "pickled code (torch.nn.modules.container.Sequential)"}
+    for name, expect in cases.items():
+        err = one_line_error(capsys, ["import", "torchvision", str(tmp_path / name), "-o", str(tmp_path / "out")])
+        assert expect in err, err
+    assert "state_dict()" in err and "torch.save(torch.load('whole.pth', weights_only=False).state_dict()" in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- data pca-stats -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, expect", [(["--max-images", "0"], "--max-images must be at least 1, not 0"),
+                                           (["--max-images", "-5"], "--max-images must be at least 1, not -5"),
+                                           (["--size", "0"], "--size must be at least 1 pixel, not 0")])
+def test_pca_stats_bad_counts(capsys, tmp_path, flags, expect):
+    assert expect in one_line_error(capsys, ["data", "pca-stats", "digits", "-o", str(tmp_path / "p.json"), *flags])
+    assert not (tmp_path / "p.json").exists()
+
+
+# -- index build ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import torch
+
+    from alexnet.models import build_model, make_meta, save_weights
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("tiny")
+    model = build_model("alexnet-mnist", num_classes=10, width=0.125, fc_width=16)
+    save_weights(model, run, make_meta("alexnet-mnist", [str(i) for i in range(10)],
+                                       model_kwargs={"width": 0.125, "fc_width": 16}))
+    return run
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_index_limit_must_be_positive_and_leaves_nothing(capsys, tiny_weights, tmp_path, limit):
+    out = tmp_path / "ix"
+    err = one_line_error(capsys, ["index", "build", str(tiny_weights), "digits", "-o", str(out), "--limit", limit])
+    assert f"--limit must be at least 1, not {limit}" in err
+    assert not out.exists()
+
+
+def test_index_build_default_is_every_image_and_split_chooses(tiny_weights, tmp_path):
+    from alexnet.infer.retrieval import FeatureIndex, build_index
+
+    every = build_index(tiny_weights, "digits", tmp_path / "all", workers=0, progress=False)
+    assert len(every) == 1797 and every.meta["split"] == "all"  # scikit-learn's digits, train and val
+    assert len(set(every.paths)) == 1797
+    assert main(["index", "build", str(tiny_weights), "digits", "-o", str(tmp_path / "val"), "--split", "val",
+                 "-j", "0"]) == 0
+    val = FeatureIndex(tmp_path / "val")
+    assert 300 < len(val) < 400 and set(val.paths) < set(every.paths)
+
+
+def test_a_failed_index_build_can_simply_be_run_again(tiny_weights, tmp_path, monkeypatch):
+    from alexnet.infer import retrieval
+    from alexnet.infer.retrieval import FeatureIndex, build_index
+
+    out = tmp_path / "ix"
+    calls = {"n": 0}
+    real = retrieval.IndexWriter.add
+
+    def failing_add(self, *a, **k):
+        calls["n"] += 1
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(retrieval.IndexWriter, "add", failing_add)
+    with pytest.raises(RuntimeError):
+        build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=20)
+    assert calls["n"] == 1 and not (out / "index.json").exists()
+    monkeypatch.setattr(retrieval.IndexWriter, "add", real)
+    assert len(build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=20)) == 20
+    # an empty "complete" index left by an older version neither blocks a rebuild nor crashes a query
+    meta = json.loads((out / "index.json").read_text())
+    (out / "index.json").write_text(json.dumps({**meta, "count": 0, "dim": None, "shards": []}))
+    with pytest.raises(UserError, match="empty or unfinished index"):
+        FeatureIndex(out)
+    assert len(build_index(tiny_weights, "digits", out, workers=0, progress=False, limit=12)) == 12
+
+
+# -- a run: --max-steps belongs to one invocation; what it writes is said up front ----------------
+
+def test_max_steps_is_not_inherited_by_a_resume(tmp_path, capsys):
+    from alexnet.core.io import safe_torch_load
+
+    tiny = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--amp", "off", "-b", "256",
+            "--output-dir", str(tmp_path), "--name", "r"]
+    assert main(["train", "--epochs", "2", "--max-steps", "1", *tiny]) == 0
+    run = tmp_path / "r"
+    assert json.loads((run / "config.json").read_text())["max_steps"] == 0
+    assert safe_torch_load(run / "checkpoints" / "last.pt")["global_step"] == 1
+    assert main(["train", "--resume", str(run)]) == 0  # no --max-steps: trains both epochs to the end
+    last = safe_torch_load(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["global_step"] == 2 * (1438 // 256)
+    # an older run directory that stored the cap does not pass it on either
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "max_steps": 1, "test_only": True}))
+    from alexnet.engine.config import resume_config
+
+    again = resume_config(str(run))
+    assert again.max_steps == 0 and again.test_only is False
+
+
+def test_a_run_says_how_much_it_will_write(tmp_path, capsys):
+    from alexnet.core.io import safe_torch_load
+
+    assert main(["train", "--epochs", "1", "--max-steps", "1", "--amp", "off", "-b", "64", "--output-dir",
+                 str(tmp_path), "--name", "r"]) == 0  # full width: 3 MB of weights, AdamW (2 state copies)
+    out = capsys.readouterr().out
+    run = tmp_path / "r"
+    said = next(ln for ln in out.splitlines() if ln.startswith("this run writes about "))
+    number, unit = said.split()[4:6]
+    estimate = float(number) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    written = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
+    assert abs(estimate - written) / written < 0.05, (said, written)
+    best, last = (run / "checkpoints" / "best.pt").stat().st_size, (run / "checkpoints" / "last.pt").stat().st_size
+    weights = (run / "weights.safetensors").stat().st_size
+    assert abs(best - weights) / weights < 0.01 and abs(last - 3 * weights) / weights < 0.03
+    assert "optimizer" not in safe_torch_load(run / "checkpoints" / "best.pt")
+
+
+def test_val_split_0_trains_on_every_image(tmp_path, capsys):
+    tiny = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--amp", "off", "-b", "256",
+            "--epochs", "1", "--max-steps", "2", "--output-dir", str(tmp_path)]
+    assert main(["train", "--val-split", "0", "--name", "all", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "data digits: 1,797 train / no val images" in out and "(no validation)" in out
+    run = tmp_path / "all"
+    assert json.loads((run / "config.json").read_text())["val_split"] == 0
+    meta = json.loads((run / "weights.json").read_text())  # strict JSON: no NaN scores
+    assert "val_top1" not in meta and (run / "weights.safetensors").is_file()
+    err = one_line_error(capsys, ["train", "--val-split", "0", "--lr-scheduler", "plateau", "--name", "p", *tiny])
+    assert "plateau schedule needs them" in err
+    assert "--val-split must be in [0, 1), not 1.0" in one_line_error(capsys, ["train", "--val-split", "1", *tiny])
+
+
+# -- MNIST: the CLI's words, and the t10k files alone -------------------------------------------
+
+def test_mnist_with_only_its_t10k_files(capsys, mnist_root, tmp_path):
+    raw = mnist_root / "MNIST" / "raw"
+    for f in raw.glob("train-*"):
+        f.unlink()
+    assert main(["data", "check", f"mnist:{mnist_root}"]) == 0  # as evaluate does: the val split is there
+    out = capsys.readouterr().out
+    assert out.startswith("val: 5 images, 10 classes") and "no bad files" in out
+    err = one_line_error(capsys, ["train", "--data", f"mnist:{mnist_root}", "--output-dir", str(tmp_path)])
+    assert "add --download to fetch them" in err and "download=True" not in err
+    for f in raw.glob("t10k-*"):
+        f.unlink()
+    err = one_line_error(capsys, ["data", "check", f"mnist:{mnist_root}"])
+    assert "no train-images-idx3-ubyte" in err
+
+
+def test_predict_says_what_it_takes(capsys, tiny_weights, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07onnx-ish")
+    err = one_line_error(capsys, ["predict", str(tmp_path / "model.onnx"), "x.jpg"])
+    assert "is an ONNX export" in err and "takes a run directory or a weights.safetensors" in err
+    ck = tmp_path / "run" / "checkpoints" / "best.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"PK")
+    (tmp_path / "run" / "weights.safetensors").write_bytes(b"")
+    err = one_line_error(capsys, ["predict", str(ck), "x.jpg"])
+    assert "is a training checkpoint" in err and f"give the run directory {tmp_path / 'run'}" in err
+    err = one_line_error(capsys, ["evaluate", str(tmp_path / "alexnet-owt-7be5be79.pth")])
+    assert "alexnet import torchvision" in err
