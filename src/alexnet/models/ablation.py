@@ -68,13 +68,13 @@ def _init(model: nn.Module, act: str, last: nn.Module, init: str = "lecun") -> N
     networks start from the same weights, as "equivalent" networks should (Figure 1); `cifar4`'s
     default. He init there (×2 variance) made the first logits large (max-pooling after each ReLU
     compounds the growth) and at rate 0.03 the ReLU net died at chance within 20 steps (measured,
-    2,000 CIFAR-10 images). ``init="he"``: N(0, 2/fan_in) after ReLUs (LeCun after tanh);
+    2,000 CIFAR-10 images). ``init="kaiming"`` (He): N(0, 2/fan_in) after ReLUs (LeCun after tanh);
     `alexnet-mini`'s default, since through five conv layers LeCun's halving of the variance at
     every ReLU leaves little signal (27.9 % validation top-1 after 4 epochs, measured). The output
     layer always gets the paper's N(0, 0.01) and every bias 0."""
-    if init not in ("lecun", "he"):
-        raise UserError(f"init must be lecun or he, not {init!r}")
-    gain = 2.0 if init == "he" and act == "relu" else 1.0
+    if init not in ("lecun", "kaiming"):
+        raise UserError(f"init must be lecun or kaiming, not {init!r}")
+    gain = 2.0 if init == "kaiming" and act == "relu" else 1.0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             if m is last:
@@ -121,7 +121,7 @@ class AlexNetMini(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, act: str = "relu", lrn: bool = True,
                  pool: str = "overlap", dropout: float = 0.5, groups: int = 2, drop_conv: str = "none",
-                 width: float = 1.0, fc_width: int = 512, input_hw: int = 24, init: str = "he"):
+                 width: float = 1.0, fc_width: int = 512, input_hw: int = 24, init: str = "kaiming"):
         super().__init__()
         if groups not in (1, 2):
             raise UserError(f"groups must be 1 (one tower) or 2 (two towers), not {groups}")
@@ -166,7 +166,8 @@ class AlexNetMini(nn.Module):
     input_size=(3, 32, 32), resize=32, num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD,
     min_input_size=(32, 32), year=2012, result="the paper's CIFAR-10 net: 13 % test error, 11 % with LRN (§3.3)",
     reference=PAPER + "; cuda-convnet layers-18pct.cfg",
-    notes="3 conv (5×5, 32-32-64) + 1 FC; act, lrn, pool switchable (experiments)"))
+    notes="3 conv (5×5, 32-32-64) + 1 FC; act, lrn, pool switchable (experiments)"),
+    accepts=lambda: (CIFAR4,))
 def cifar4(num_classes: int = 10, **kwargs) -> nn.Module:
     return CIFAR4(num_classes, **kwargs)
 
@@ -175,6 +176,7 @@ def cifar4(num_classes: int = 10, **kwargs) -> nn.Module:
     input_size=(3, 24, 24), resize=32, num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD,
     min_input_size=(24, 24), year=2012, result="CIFAR-scale AlexNet for the paper's ablations (no ImageNet result)",
     reference=PAPER,
-    notes="5 conv (48-128-192-192-128, 2 towers) + LRN + 3/2 pools + fc 512×2 with dropout; 24×24 crops"))
+    notes="5 conv (48-128-192-192-128, 2 towers) + LRN + 3/2 pools + fc 512×2 with dropout; 24×24 crops"),
+    accepts=lambda: (AlexNetMini,))
 def alexnet_mini(num_classes: int = 10, **kwargs) -> nn.Module:
     return AlexNetMini(num_classes, **kwargs)

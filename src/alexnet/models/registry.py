@@ -89,7 +89,7 @@ def register_model(name: str, cfg: ModelCfg, accepts: Any = ()) -> Callable[[Cal
 _NOT_ARGS = {"self", "num_classes", "weights", "progress", "features", "block", "layers", "norm_layer",
              "blocks", "inverted_residual_setting"}
 # Ranges and choices of the keys the registered models share; anything else is checked by type only.
-_CHOICES = {"init": ("paper", "caffe", "kaiming"), "norm": ("none", "batch"), "towers": (1, 2),
+_CHOICES = {"init": ("paper", "caffe", "kaiming", "lecun"), "norm": ("none", "batch"), "towers": (1, 2),
             "lrn_alpha": ("per-n", "paper"), "dropout_at": ("paper", "torchvision")}
 
 
