@@ -183,3 +183,11 @@ def test_index_summarises_every_experiment(all_runs, capsys):
         assert f"| [`{name}`](#{name}) | {rec['section']} | {rec['claim']} | {rec['verdict']} |" in text
         assert f"![{name}]({name}.png)" in text
     assert main(["experiment", "index", "--out", str(out / "empty")]) == 2
+
+
+def test_unstable_runs_are_named():
+    def run(arm, losses):
+        return base.RunResult(arm, 1, "/x", [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)])
+
+    notes = base.unstable_runs([run("steady", [2.2, 2.0, 1.8]), run("wobbly", [2.16, 2.05, 2.77, 2.3])])
+    assert len(notes) == 1 and notes[0].startswith("wobbly, seed 1: unstable") and "2.77 (epoch 3)" in notes[0]

@@ -309,6 +309,20 @@ def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
     return f"reproduces: {what} ({diff:+.2f} points, beyond the seeds' spread ±{noise:.2f})"
 
 
+def unstable_runs(results: list[RunResult]) -> list[str]:
+    """A note for every run whose training loss rose well above its first epoch's: a rate too high
+    for that arm, which says more about the optimiser than about the ingredient."""
+    notes = []
+    for r in results:
+        losses = [row.get("train_loss", float("nan")) for row in r.epochs]
+        if len(losses) > 1 and max(losses[1:]) > 1.05 * losses[0]:
+            e = max(range(1, len(losses)), key=lambda i: losses[i])
+            notes.append(f"{r.arm}, seed {r.seed}: unstable — the training loss rose from {losses[0]:.2f} "
+                         f"(epoch 1) to {losses[e]:.2f} (epoch {e + 1}) and ended at {losses[-1]:.2f}; "
+                         f"this arm's error partly measures that instability")
+    return notes
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)\n"
@@ -324,6 +338,7 @@ def write_outputs(exp: Experiment, results: list[RunResult], *, out: Path, scale
     from ..viz._plot import figure, save_png
 
     rows, verdict, notes = exp.summarize(exp, results)
+    notes = notes + unstable_runs(results)
     record = {
         "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim,
         "verdict": verdict, "rows": rows, "notes": notes, "data": data, "command": command, "machine": machine,
