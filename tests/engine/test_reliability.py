@@ -179,7 +179,7 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line_exit_2(tmp_path, capsys, co
 def test_a_checkpoint_with_pickled_code_is_refused_as_such(tmp_path):
     p = tmp_path / "evil.pt"
     torch.save({"model": {}, "thing": Killed}, p)
-    with pytest.raises(UserError, match="contains pickled code"):
+    with pytest.raises(UserError, match="holds pickled code"):
         load_checkpoint(p)
 
 

@@ -175,9 +175,10 @@ class UnreadableFileError(UserError):
     """A file torch cannot read at all (truncated, damaged, of another kind); ``detail`` says what
     torch found."""
 
-    def __init__(self, path: str | os.PathLike, detail: str):
+    def __init__(self, path: str | os.PathLike, detail: str, message: str | None = None):
         self.path, self.detail = Path(path), detail
-        super().__init__(f"{path}: not a readable PyTorch file — truncated, damaged or of another kind ({detail})")
+        super().__init__(message or f"{path}: not a readable PyTorch file — truncated, damaged or of another kind "
+                                    f"({detail})")
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -218,6 +219,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         with path.open("rb") as f:
             head = f.read(4)
         if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # a zip archive or a pickle
-            raise UnreadableFileError(path, "torch.save writes a zip archive; this is not one") from None
+            raise UnreadableFileError(path, "torch.save writes a zip archive; this is not one",
+                                      f"{path}: not a PyTorch file (torch.save writes a zip archive; this is not one)"
+                                      ) from None
         msg = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else ""
         raise UnreadableFileError(path, (msg if msg and not isinstance(e, KeyError) else "unexpected content")[:160]) from None
