@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -55,9 +54,9 @@ def test_evaluate_command_centre_and_ten_crop(tmp_path, capsys):
     run = fit(make_config("digits", epochs=1, batch_size=128, output_dir=str(tmp_path), name="r",
                           model_kwargs={"width": 0.25, "fc_width": 64}, amp="off")).run_dir
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--ten-crop", "--json"]) == 0
+    assert main(["evaluate", str(run), "--ten-crop", "--json", "--amp", "off"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["centre_crop"]["n"] == d["ten_crop"]["n"] > 300
+    assert d["centre_crop"]["n"] == d["ten_crop"]["n"] == 359
     assert 0 <= d["centre_crop"]["top1"] <= 100 and d["ten_crop"]["top1_error"] == pytest.approx(100 - d["ten_crop"]["top1"])
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert main(["evaluate", str(run), "--report", str(tmp_path / "report")]) == 0
@@ -66,7 +65,11 @@ def test_evaluate_command_centre_and_ten_crop(tmp_path, capsys):
     cells = [int(x) for line in confusion[1:] for x in line.split(",")[1:] if x.strip().isdigit()]
     assert sum(cells) == d["centre_crop"]["n"]
     assert metrics["top1"] == pytest.approx(d["centre_crop"]["top1"], abs=1e-3)
-    assert (tmp_path / "report" / "confusion.png").stat().st_size > 1000
+    from PIL import Image
+
+    with Image.open(tmp_path / "report" / "confusion.png") as im:  # a real picture, not an empty canvas
+        px = torch.frombuffer(bytearray(im.convert("L").tobytes()), dtype=torch.uint8).float()
+    assert im.format == "PNG" and min(im.size) > 200 and px.std() > 10
 
 
 def test_plateau_divides_by_ten_at_most_three_times():
@@ -98,6 +101,109 @@ def test_recipes_and_validation():
         make_config("digits", momentum=1.5)
 
 
+def _tiny_weights(tmp_path, classes):
+    from alexnet.models import make_meta, save_weights
+
+    torch.manual_seed(0)
+    model = build_model("alexnet-cifar", num_classes=len(classes), width=0.125)
+    save_weights(model, tmp_path / "w", make_meta("alexnet-cifar", classes, model_kwargs={"width": 0.125}))
+    return model, tmp_path / "w"
+
+
+def test_bad_files_are_left_out_of_the_scores(tmp_path, write_image, capsys):
+    """12 good and 8 unreadable images: n is 12 (the images scored), bad_samples 8 (distinct files),
+    the scores are those of the 12 good images alone, and the command exits 1 naming them."""
+    model, weights = _tiny_weights(tmp_path, ["a", "b"])
+    root = tmp_path / "data"
+    for c, cls in enumerate("ab"):
+        for i in range(10):
+            p = root / "val" / cls / f"{i}.png"
+            if i < 6:
+                write_image(p, size=(40, 40), seed=10 * c + i)
+            else:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"cut short" * i)
+        write_image(root / "train" / cls / "0.png", size=(40, 40))
+    for batch in ("3", "64"):
+        assert main(["evaluate", str(weights), "--data", f"folder:{root}", "--json", "-b", batch, "--ten-crop",
+                     "--amp", "off"]) == 1
+        out, err = capsys.readouterr()
+        d = json.loads(out)
+        for key in ("centre_crop", "ten_crop"):
+            assert (d[key]["n"], d[key]["bad_samples"]) == (12, 8), (batch, key, d[key])
+        assert err.startswith("warning: 8 files could not be read and were left out of the scores: ")
+    from alexnet.data import BadImageError, build_dataset, build_transforms, normalizer_for
+    from alexnet.models import load_weights, meta_cfg
+
+    m, meta = load_weights(weights)
+    ds = build_dataset(f"folder:{root}", "val", build_transforms(meta_cfg(meta), train=False))
+    xs, ys, good_paths = [], [], set()
+    for i in range(len(ds)):
+        try:
+            x, c = ds[i]
+        except BadImageError:
+            continue
+        xs.append(x)
+        ys.append(c)
+        good_paths.add(ds.samples_path(i))
+    x, y = torch.stack(xs), torch.tensor(ys)
+    assert len(y) == 12
+    probs = predict_batch(m, x, normalizer_for(meta_cfg(meta)), Precision(None, False, ""), torch.device("cpu"))
+    assert d["centre_crop"]["loss"] == pytest.approx(F.nll_loss(torch.log(probs), y).item(), rel=1e-5)
+    assert d["centre_crop"]["top1"] == pytest.approx(100 * (probs.argmax(1) == y).float().mean().item())
+    # --ten-crop really scores the ten crops (40×40 images, 32×32 crops: the crops differ)
+    ds10 = build_dataset(f"folder:{root}", "val", build_transforms(meta_cfg(meta), train=False, ten_crop=True,
+                                                                   mirror=d.get("mirror", True)))
+    stacks = torch.stack([ds10[i][0] for i in range(len(ds)) if ds10.samples_path(i) in good_paths])
+    assert stacks.shape[1] == (10 if d.get("mirror", True) else 5)
+    p10 = predict_batch(m, stacks, normalizer_for(meta_cfg(meta)), Precision(None, False, ""), torch.device("cpu"))
+    want = F.nll_loss(torch.log(p10), y).item()
+    assert d["ten_crop"]["loss"] == pytest.approx(want, rel=1e-5)
+    assert abs(d["centre_crop"]["loss"] - want) > 100 * 1e-5 * want  # centre-crop scores would not pass
+
+
+def _gloo_evaluate(rank: int, world: int, init: str, shards: list, out: str) -> None:
+    import torch.distributed as dist
+
+    from alexnet.engine.distributed import shutdown
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = build_model("alexnet-mnist", num_classes=3, width=0.25, fc_width=32)
+        images, labels, bad = shards[rank]
+        res = evaluate(model, [(images, labels, bad)], Identity(), Precision(None, False, ""), torch.device("cpu"))
+        torch.save(res.to_dict(), f"{out}.{rank}")
+    finally:
+        shutdown()
+
+
+def test_distributed_evaluation_sums_shards_that_differ(tmp_path):
+    """Two gloo processes evaluate different shards (different sizes, images, labels and bad
+    files): every process reports the whole set's numbers, equal to one process evaluating it all."""
+    import torch.multiprocessing as mp
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (13, 1, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 3, (13,), generator=g)
+    shards = [(images[:9], labels[:9], [("x.jpg", "empty file"), ("x.jpg", "empty file")]),
+              (images[9:], labels[9:], [("y.jpg", "not an image"), ("z.jpg", "truncated JPEG")])]
+    out = str(tmp_path / "res")
+    mp.start_processes(_gloo_evaluate, args=(2, f"file://{tmp_path / 'rdzv'}", shards, out), nprocs=2,
+                       join=True, start_method="spawn")
+    torch.manual_seed(0)
+    model = build_model("alexnet-mnist", num_classes=3, width=0.25, fc_width=32)
+    one = evaluate(model, [(images, labels, [])], Identity(), Precision(None, False, ""), torch.device("cpu")).to_dict()
+    parts = [evaluate(model, [(images[s], labels[s], [])], Identity(), Precision(None, False, ""),
+                      torch.device("cpu")).to_dict() for s in (slice(0, 9), slice(9, 13))]
+    assert parts[0]["loss"] != pytest.approx(one["loss"], rel=1e-3)  # the shards really differ
+    for rank in range(2):
+        got = torch.load(f"{out}.{rank}", weights_only=True)
+        assert got["n"] == 13 and got["bad_samples"] == 3
+        for k in ("loss", "top1", "top5"):
+            assert got[k] == pytest.approx(one[k], rel=1e-6), (rank, k)  # batch sizes differ: float rounding
+
+
 def test_precision_choices():
     cpu = torch.device("cpu")
     assert resolve_precision("off", cpu).dtype is None
@@ -108,4 +214,11 @@ def test_precision_choices():
         resolve_precision("fp8", cpu)
     auto = resolve_precision("auto", cpu)
     assert auto.dtype in (None, torch.bfloat16) and auto.reason
-    assert not math.isnan(0.0)
+
+
+@pytest.mark.parametrize("flag,dtype", [("0", None), ("1", torch.bfloat16)])
+def test_cpu_precision_follows_alexnet_cpu_bf16(monkeypatch, flag, dtype):
+    monkeypatch.setenv("ALEXNET_CPU_BF16", flag)
+    p = resolve_precision("auto", torch.device("cpu"))
+    assert p.dtype is dtype and not p.use_scaler and f"ALEXNET_CPU_BF16={flag}" in p.reason
+    assert resolve_precision("off", torch.device("cpu")).dtype is None  # off wins over the variable

@@ -48,6 +48,16 @@ def test_run_directory_contents(short_run):
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["model"] == "alexnet-mnist" and cfg["data"] == "digits" and cfg["epochs"] == 2
     assert json.loads((d / "classes.json").read_text())["classes"] == [str(i) for i in range(10)]
+    # the weights are best.pt's model, described by weights.json with the best epoch's numbers
+    best = safe_torch_load(d / "checkpoints" / "best.pt")
+    w = load_file(str(d / "weights.safetensors"))
+    assert w.keys() == best["model"].keys() and all(torch.equal(w[k], best["model"][k]) for k in w)
+    meta = json.loads((d / "weights.json").read_text())
+    rows = list(csv.DictReader((d / "metrics.csv").open()))
+    top = max(rows, key=lambda r: float(r["val_top1"]))
+    assert meta["model"] == "alexnet-mnist" and meta["model_kwargs"] == {"width": 0.25, "fc_width": 128}
+    assert meta["val_top1"] == pytest.approx(float(top["val_top1"]), abs=1e-3) == best["best_top1"]
+    assert meta["epoch"] == int(top["epoch"])
 
 
 def test_metrics_csv_columns_and_monotone_steps(short_run):

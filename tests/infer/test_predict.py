@@ -63,7 +63,7 @@ def test_features_are_fc7(predictor, image_files):
     assert (f >= 0).all()  # after ReLU
 
 
-def test_ten_crop_averages_ten_softmaxes(tiny_run, image_files):
+def test_ten_crop_averages_ten_softmaxes(tiny_run, image_files, tmp_path):
     from alexnet.infer import Predictor
 
     p10 = Predictor(tiny_run, device="cpu", ten_crop=True)
@@ -73,6 +73,21 @@ def test_ten_crop_averages_ten_softmaxes(tiny_run, image_files):
     with torch.no_grad():
         manual = p10.model(p10.normalize(crops)).softmax(1).mean(0)
     assert torch.allclose(p10.probs([path])[0], manual, atol=1e-6)
+    # an input where the crops disagree: averaging softmaxes and averaging logits give different answers
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for prm in p10.model.parameters():
+            prm.copy_(torch.randn_like(prm) * 0.3)
+    from PIL import Image
+
+    noise = tmp_path / "noise.png"
+    Image.fromarray(torch.randint(0, 256, (40, 48, 3), dtype=torch.uint8).numpy()).save(noise)
+    crops = p10.preprocess(str(noise))
+    with torch.no_grad():
+        logits = p10.model(p10.normalize(crops)).float()
+    softmax_mean, logit_mean = logits.softmax(1).mean(0), logits.mean(0).softmax(0)
+    assert (softmax_mean - logit_mean).abs().max() > 0.02  # the two rules really differ here
+    assert torch.allclose(p10.probs([str(noise)])[0], softmax_mean, atol=1e-5)
 
 
 def test_bad_images_raise_or_are_reported(predictor, image_files, corrupt_file, tmp_path):

@@ -112,4 +112,10 @@ def test_collector_as_evaluate_on_batch(tiny_run, image_root, tmp_path):
     assert len(collector) == res.n == 18
     m = collector.write(tmp_path, ds.classes)
     assert m["samples"] == 18 and m["top1"] == pytest.approx(res.top1, abs=1e-3)
-    assert (tmp_path / "mistakes.png").is_file() and (tmp_path / "confusion.png").is_file()
+    from PIL import Image
+
+    for name in ("mistakes.png", "confusion.png"):
+        with Image.open(tmp_path / name) as im:
+            assert im.format == "PNG" and min(im.size) > 100, name
+            lo, hi = zip(*im.convert("RGB").getextrema())
+            assert max(hi) - min(lo) > 100, name  # drawn on, not a blank canvas

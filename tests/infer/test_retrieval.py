@@ -115,7 +115,10 @@ def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["#", "distance", "class", "path"]
     assert lines[1].split()[2] == "red" and lines[1].split()[3] == img
-    assert strip.is_file()
+    from PIL import Image
+
+    with Image.open(strip) as im:  # the query and its 3 neighbours side by side
+        assert im.format == "PNG" and im.size[0] > 3 * im.size[1] and im.getextrema() != ((0, 0),) * len(im.getbands())
     assert main(["index", "query", str(out), img, "-k", "2", "--json", "--no-strip", "--metric", "cosine"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["neighbours"][0]["path"] == img and d["strip"] is None

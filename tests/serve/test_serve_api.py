@@ -272,10 +272,12 @@ def test_thumbnail_is_the_indexed_image(client, index):
     "/api/thumbnail/-1", "/api/thumbnail/9", "/api/thumbnail/99999999999999999999", "/api/thumbnail/1e3",
     "/api/thumbnail/..%2F..%2F..%2Fetc%2Fpasswd", "/api/thumbnail/../../../etc/passwd",
     "/api/thumbnail/%2Fetc%2Fpasswd", "/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
+    "/api/thumbnail/+1", "/api/thumbnail/%201", "/api/thumbnail/1%20", "/api/thumbnail/1_0", "/api/thumbnail/%D9%A1",
+    "/api/thumbnail/0x1",
 ])
 def test_no_file_outside_the_index_is_served(client, url):
     r = client.get(url)
-    assert 400 <= r.status_code < 500
+    assert 400 <= r.status_code < 500, (url, r.status_code)
     assert b"root:" not in r.content and b"create_app" not in r.content
 
 

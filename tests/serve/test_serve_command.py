@@ -14,7 +14,7 @@ def test_help_lists_the_flags(capsys):
         main(["serve", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--index", "--host", "--port", "--max-upload-mb", "--max-pixels", "--device"):
+    for flag in ("--index", "--host", "--port", "--max-upload-mb", "--max-pixels", "--device", "--body-timeout"):
         assert flag in out
     assert "127.0.0.1" in out
 
@@ -40,6 +40,7 @@ def test_missing_dependencies_finds_what_is_installed():
     (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
     (["--max-pixels", "0"], "--max-pixels must be at least 1"),
     (["--threads", "0"], "--threads must be at least 1"),
+    (["--body-timeout", "0"], "--body-timeout must be a positive number of seconds"),
     (["--port", "70000"], "--port must be between 0 and 65535"),
     (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8000"),  # TEST-NET-1: not this machine
 ])

@@ -74,3 +74,43 @@ def test_oversized_upload_over_a_real_socket(predictor, jpeg_bytes):
         assert r.status_code == 413 and "too large" in r.json()["error"]
         ok = c.post("/api/predict", files={"file": ("a.jpg", jpeg_bytes, "image/jpeg")})
         assert ok.status_code == 200
+
+
+def _read_until_closed(sock, limit: float) -> bytes:
+    sock.settimeout(limit)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_stalled_upload_is_dropped_with_408_while_healthz_answers(predictor):
+    """A client that sends half its body and stops: the request is answered 408 and its connection
+    closed after body_timeout seconds; meanwhile the server keeps answering."""
+    import json
+    import socket
+
+    app = create_app(predictor, body_timeout=0.5)
+    with start_server(app) as srv, httpx.Client(base_url=srv.url, trust_env=False, timeout=5) as c:
+        host, port = srv.sock.getsockname()[:2]
+        stalled = []
+        for _ in range(3):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: multipart/form-data; boundary=bb\r\nContent-Length: 5000\r\n\r\n"
+                      b'--bb\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8\xff')
+            stalled.append(s)
+        assert c.get("/healthz").status_code == 200  # the stalled uploads hold nothing the server needs
+        for s in stalled:
+            with s:
+                got = _read_until_closed(s, 10)  # a server that never drops it: socket.timeout here
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408"), got[:200]
+            assert b"connection: close" in head.lower()
+            assert "stopped arriving for 0.5 s" in json.loads(body)["error"]
+        assert c.get("/healthz").status_code == 200
+        # a body that arrives in slow pieces, each within the timeout, is not dropped
+        ok = c.post("/api/predict", files={"file": ("a.jpg", b"not an image", "image/jpeg")})
+        assert ok.status_code == 415

@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean",
                    help="neighbour distance (default euclidean, as in the paper)")
     p.add_argument("--threads", type=int, default=2, help="requests computed at once (default 2)")
+    p.add_argument("--body-timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="drop a request whose upload stops arriving for this long, with 408 (default 20)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info",
                    help="server log level (default info: one line per request)")
     p.set_defaults(func=run)
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-upload-mb must be positive, not {args.max_upload_mb:g}")
     if args.max_pixels < 1:
         raise UserError(f"--max-pixels must be at least 1, not {args.max_pixels}")
+    if not args.body_timeout > 0:
+        raise UserError(f"--body-timeout must be a positive number of seconds, not {args.body_timeout:g}")
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, not {args.threads}")
 
@@ -65,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: the index was built {built} --ten-crop; queries are computed "
               f"{'with' if args.ten_crop else 'without'} it, so distances are not exact", file=sys.stderr)
     app = create_app(predictor, index, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                     max_concurrency=args.threads, max_pending=max(32, 4 * args.threads), metric=args.metric)
+                     max_concurrency=args.threads, max_pending=max(32, 4 * args.threads), metric=args.metric,
+                     body_timeout=args.body_timeout)
     sock = bind_socket(args.host, args.port)  # UserError (one line) when the port is taken
     url = url_of(sock)
     c, h, w = predictor.cfg.input_size

@@ -91,6 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
     a("--max-steps", type=int, metavar="N",
       help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
+    a("--max-bad-fraction", type=float, metavar="F",
+      help="more unreadable files than this share (default 0.05) ends the run with a warning and exit 1")
     a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
     a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
     p.set_defaults(func=run_train)
@@ -117,7 +119,7 @@ FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", 
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
                      "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
                      "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",
-                     "max_steps", "resume", "test_only")
+                     "max_steps", "max_bad_fraction", "resume", "test_only")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -170,8 +172,8 @@ def config_from_args(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     from ..engine import fit
 
-    fit(config_from_args(args))
-    return 0
+    res = fit(config_from_args(args))
+    return 1 if res.too_many_bad else 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -203,9 +205,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
         for row in [head, *body]:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))
+    bad = res.get("bad_files") or {}
+    if bad:
+        import sys
+
+        listed = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:5]) + ("; …" if len(bad) > 5 else "")
+        print(f"warning: {len(bad)} file{'s' if len(bad) != 1 else ''} could not be read and "
+              f"{'were' if len(bad) != 1 else 'was'} left out of the scores: {listed}", file=sys.stderr)
     if collector is not None:
         collector.dataset = res["centre_dataset"]
         collector.write(args.report, res["meta"]["classes"])
         if not args.json:
             print(f"report written to {args.report}/ (metrics.json, per_class.csv, confusion.csv/png, mistakes.png)")
-    return 0
+    return 1 if bad else 0

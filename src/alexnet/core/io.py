@@ -8,6 +8,7 @@ fsync'd, then renamed over the target, so a crash never leaves a half-written fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -18,29 +19,131 @@ from typing import Any, Callable, Iterator
 from .errors import UserError
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file next to ``path``; on success fsync and rename it over ``path``."""
+TEMP_SUFFIX = ".tmp"
+
+# errno → what a person should read; the rest use os.strerror
+_WRITE_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EDQUOT: "the disk quota is exceeded",
+}
+
+
+class WriteError(UserError):
+    """A file could not be written (disk full, read-only, no permission, quota): one line naming
+    the path and the cause. The file's previous version, if any, is left as it was."""
+
+    def __init__(self, path: str | os.PathLike, err: OSError):
+        self.path = Path(path)
+        self.errno = err.errno
+        cause = _WRITE_CAUSES.get(err.errno) if err.errno is not None else None
+        detail = err.strerror or str(err) or type(err).__name__
+        name = errno.errorcode.get(err.errno, "") if err.errno is not None else ""
+        text = f"{cause} ({detail}" + (f", {name})" if name else ")") if cause else (
+            f"{detail}" + (f" ({name})" if name else ""))
+        super().__init__(f"cannot write {self.path}: {text}")
+
+
+class _RecordingFile:
+    """A file wrapper that remembers the first `OSError` its writes raised: ``torch.save`` turns
+    such an error into a RuntimeError that no longer says why (``unexpected pos 64 vs 0``)."""
+
+    def __init__(self, f: Any):
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            if self.error is None:
+                self.error = e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def temp_files(path: str | os.PathLike) -> list[Path]:
+    """The temp files `atomic_open` makes for ``path`` (``.NAME.*.tmp`` beside it) that are still there."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return sorted(path.parent.glob(f".{glob_escape(path.name)}.*{TEMP_SUFFIX}"))
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Remove the temp files (``.NAME.XXXXXXXX.tmp``) that writes killed half-way left in
+    ``folder``; returns ``[(path, bytes)]`` of those removed. Call only when no other process is
+    writing there (the start of a run)."""
+    removed: list[tuple[Path, int]] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(f".*{TEMP_SUFFIX}"):
+        # exactly what mkstemp(prefix=".NAME.", suffix=".tmp") makes: ".NAME." + 8 characters + ".tmp"
+        stem = p.name[1:-len(TEMP_SUFFIX)]
+        if "." not in stem or len(stem.rsplit(".", 1)[1]) != 8 or not p.is_file():
+            continue
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except OSError:
+            continue
+        removed.append((p, size))
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", keep_previous: str | os.PathLike | None = None
+                ) -> Iterator[Any]:
+    """Open a temporary file next to ``path``; on success fsync and rename it over ``path``.
+
+    ``keep_previous``: first move the file ``path`` held (if any) to this name, so the last good
+    version survives even if the new one later turns out unreadable. Each step is a rename, so at
+    every moment ``path`` or ``keep_previous`` holds a whole file.
+
+    Any `OSError` on the way (disk full, read-only, permission, quota) removes the temp file,
+    leaves ``path`` as it was and is raised as a one-line `WriteError`.
+    """
+    path = Path(path)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, mode) as raw:
+            f = _RecordingFile(raw)
+            try:
+                yield f
+            except RuntimeError:
+                if f.error is not None:  # torch.save wrapped our OSError: give the real cause
+                    raise f.error from None
+                raise
+            raw.flush()
+            os.fsync(raw.fileno())
+        if keep_previous is not None and path.is_file():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
+        tmp = None
         with contextlib.suppress(OSError):  # make the rename itself durable
             dfd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    except OSError as e:
+        raise WriteError(path, e) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _umask() -> int:
@@ -59,19 +162,31 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_save(obj: Any, path: str | os.PathLike, writer: Callable[[Any, Any], None] | None = None) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike, writer: Callable[[Any, Any], None] | None = None,
+                keep_previous: str | os.PathLike | None = None) -> None:
     """``torch.save`` through `atomic_open` (or any ``writer(obj, file)``)."""
     import torch
 
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", keep_previous=keep_previous) as f:
         (writer or torch.save)(obj, f)
+
+
+class UnreadableFileError(UserError):
+    """A file torch cannot read at all (truncated, damaged, of another kind); ``detail`` says what
+    torch found."""
+
+    def __init__(self, path: str | os.PathLike, detail: str, message: str | None = None):
+        self.path, self.detail = Path(path), detail
+        super().__init__(message or f"{path}: not a readable PyTorch file — truncated, damaged or of another kind "
+                                    f"({detail})")
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """Load a ``.pt``/``.pth`` file with ``weights_only=True``.
 
     Files that hold pickled code (classes, functions) are refused with a `UserError` instead of
-    being executed.
+    being executed; any other file torch cannot read (truncated, random bytes, text) is a
+    `UserError` saying it is not a readable PyTorch file.
     """
     import re
 
@@ -87,6 +202,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     except pickle.UnpicklingError as e:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # torch's message carries terminal bold codes
         found = re.search(r"GLOBAL ([\w.]+)", text)
+        if not found and "Unsupported global" not in text:  # junk bytes, not code
+            raise UnreadableFileError(path, "not a pickle torch can read") from None
         what = f"pickled code ({found.group(1)})" if found else "pickled code"
         raise UserError(
             f"{path}: refused to load — it holds {what}, not just tensors (loaded with weights_only=True, "
@@ -94,10 +211,16 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
             f"save its state_dict() instead: "
             f"torch.save(torch.load('{path.name}', weights_only=False).state_dict(), 'weights.pth')"
         ) from None
+    except MemoryError:
+        raise UnreadableFileError(path, "it claims more memory than there is") from None
     except Exception as e:  # noqa: BLE001 — the unpickler raises KeyError, IndexError, … on non-PyTorch bytes
+        if path.stat().st_size == 0:
+            raise UnreadableFileError(path, "the file is empty") from None
         with path.open("rb") as f:
             head = f.read(4)
         if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # a zip archive or a pickle
-            raise UserError(f"{path}: not a PyTorch file (torch.save writes a zip archive; this is not one)") from None
-        msg = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable PyTorch file ({msg[:200]}; truncated or damaged?)") from None
+            raise UnreadableFileError(path, "torch.save writes a zip archive; this is not one",
+                                      f"{path}: not a PyTorch file (torch.save writes a zip archive; this is not one)"
+                                      ) from None
+        msg = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else ""
+        raise UnreadableFileError(path, (msg if msg and not isinstance(e, KeyError) else "unexpected content")[:160]) from None

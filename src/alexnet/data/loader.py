@@ -8,8 +8,10 @@ The contract that makes training bit-identical across worker counts and resumes:
 - `SafeDataset` runs each sample's transform under an RNG seeded from ``(seed, epoch, index)``
   only — never from worker ids or the process's global RNG, which it leaves untouched — so the
   augmentation of a sample does not depend on which worker loads it, or when.
-- A sample that fails to load is replaced by the next good one (deterministically) and reported
-  as ``(path, reason)`` in the batch; `BadSampleLog` counts, summarises and writes them.
+- A sample that fails to load is reported as ``(path, reason)`` in the batch; in training it is
+  replaced by the next good one (deterministically, so every batch stays full and every process
+  takes the same steps); in evaluation (``substitute=False``) it is left out, so a score counts
+  only images that were really scored. `BadSampleLog` counts, summarises and writes them.
 """
 
 from __future__ import annotations
@@ -129,18 +131,22 @@ class SafeDataset(Dataset):
     (mod ``len``) is tried, and so on; ``bad`` lists the ``(path, reason)`` of each failure met on
     the way (usually empty). The substitute is augmented with the requested sample's seed, so
     the result does not depend on what failed before in this process.
+
+    ``substitute=False`` (evaluation): a sample that fails is not replaced; the item is
+    ``(None, -1, [(path, reason)])`` and `collate` leaves it out of the batch.
     """
 
-    def __init__(self, dataset: Dataset, seed: int = 0):
+    def __init__(self, dataset: Dataset, seed: int = 0, substitute: bool = True):
         self.dataset = dataset
         self.seed = int(seed)
+        self.substitute = bool(substitute)
         self._known_bad: dict[int, str] = {}  # per process; only saves decoding a bad file twice
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:  # classes, class_ids, targets, transform, …
-        if name.startswith("__") or name in ("dataset", "seed", "_known_bad"):
+        if name.startswith("__") or name in ("dataset", "seed", "substitute", "_known_bad"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
@@ -158,6 +164,8 @@ class SafeDataset(Dataset):
             j = (index + attempt) % n
             if j in self._known_bad:
                 bad.append((self.samples_path(j), self._known_bad[j]))
+                if not self.substitute:
+                    return None, -1, bad
                 continue
             try:
                 img, label = _seeded_call(self.dataset.__getitem__, j, s)
@@ -173,6 +181,8 @@ class SafeDataset(Dataset):
                 reason = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
             self._known_bad[j] = reason
             bad.append((self.samples_path(j), reason))
+            if not self.substitute:
+                return None, -1, bad
         raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
 
 
@@ -220,8 +230,13 @@ class Batch(NamedTuple):
 
 
 def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
-    """``[(image, label, bad), …]`` → ``Batch(images stacked, labels int64 [B], bad)``."""
+    """``[(image, label, bad), …]`` → ``Batch(images stacked, labels int64 [B], bad)``; items
+    without an image (bad samples not substituted) are left out, but their ``bad`` entries kept."""
+    bad = [BadSample(*x) for b in batch for x in b[2]]
+    batch = [b for b in batch if b[0] is not None]
     images = [b[0] for b in batch]
+    if not images:
+        return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), bad)
     if all(isinstance(x, torch.Tensor) for x in images):
         stacked = torch.stack(images)
     else:
@@ -229,13 +244,13 @@ def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
 
         stacked = default_collate(images)
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
-    return Batch(stacked, labels, [BadSample(*x) for b in batch for x in b[2]])
+    return Batch(stacked, labels, bad)
 
 
 def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int = 0, seed: int = 0,
                  rank: int = 0, world_size: int = 1, pin_memory: bool | None = None,
                  persistent_workers: bool | None = None, prefetch_factor: int | None = None,
-                 drop_last: bool | None = None) -> DataLoader:
+                 drop_last: bool | None = None, substitute: bool = True) -> DataLoader:
     """A DataLoader over ``SafeDataset(dataset, seed)`` with a `ResumableSampler`
     (``shuffle=train``, ``pad=train``) as ``loader.sampler``; batches are
     ``(images uint8 [B, C, H, W] or [B, 10, C, H, W], labels int64 [B], bad [(path, reason)])``.
@@ -243,10 +258,12 @@ def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int
     Defaults: ``pin_memory`` when CUDA is available; ``persistent_workers`` when ``workers > 0``;
     ``drop_last`` (of the last incomplete batch) for training when there is a full batch.
     The loader's own generator is seeded, so iterating never touches the global RNG.
+    ``substitute=False`` (evaluation): a bad sample is reported in ``bad`` and left out of its
+    batch instead of being replaced by the next good one (a batch may then be short, even empty).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed)
+    safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed, substitute=substitute)
     sampler = ResumableSampler(len(safe), shuffle=train, seed=seed, rank=rank, world_size=world_size,
                                pad=train)
     if drop_last is None:

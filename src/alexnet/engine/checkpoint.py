@@ -1,19 +1,104 @@
-"""Checkpoints: tensors and primitives only, written atomically, loaded with ``weights_only=True``."""
+"""Checkpoints: tensors and primitives only, written atomically, loaded with ``weights_only=True``.
+
+``checkpoints/last.pt`` is rotated: before a new one is renamed into place, the previous one is
+renamed to ``last.prev.pt``, so a ``last.pt`` that later turns out unreadable (a disk that lost
+its last blocks, a copy cut short) still leaves the checkpoint before it. `newest_loadable` picks
+the newest one that loads.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..core.io import atomic_save, safe_torch_load
+from ..core.errors import UserError
+from ..core.io import UnreadableFileError, atomic_save, safe_torch_load
 
 CHECKPOINT_VERSION = 1
+# what every checkpoint of this tool holds (the rest may grow with versions)
+REQUIRED_KEYS = ("version", "model", "model_name", "num_classes", "epoch", "step_in_epoch", "global_step")
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` through a temp file + fsync + rename: never half a file."""
-    atomic_save({"version": CHECKPOINT_VERSION, **state}, path)
+def previous_path(path: str | Path) -> Path:
+    """``checkpoints/last.pt`` → ``checkpoints/last.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:
+    """Write ``state`` to ``path`` through a temp file + fsync + rename: never half a file.
+    ``keep_previous``: the checkpoint ``path`` held before becomes ``<stem>.prev<suffix>``."""
+    atomic_save({"version": CHECKPOINT_VERSION, **state}, path,
+                keep_previous=previous_path(path) if keep_previous else None)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return safe_torch_load(path)
+    """Load a checkpoint written by `save_checkpoint`; a `UserError` (one line) for anything else:
+    an unreadable file, a file with pickled code, or a file that is not a checkpoint of this tool
+    (a bare ``state_dict``, another program's checkpoint)."""
+    try:
+        ck = safe_torch_load(path)
+    except UnreadableFileError as e:
+        raise UserError(f"{path}: not a checkpoint of this tool — the file is truncated, damaged or of "
+                        f"another kind ({e.detail})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in ck] if isinstance(ck, dict) else list(REQUIRED_KEYS)
+    if missing:
+        what = _describe(ck)
+        raise UserError(f"{path}: not a checkpoint of this tool ({what}; it lacks "
+                        f"{', '.join(repr(k) for k in missing[:3])}{'…' if len(missing) > 3 else ''})")
+    if not isinstance(ck["version"], int) or ck["version"] > CHECKPOINT_VERSION:
+        raise UserError(f"{path}: checkpoint version {ck['version']!r} is newer than this alexnet reads "
+                        f"({CHECKPOINT_VERSION}); upgrade alexnet")
+    return ck
+
+
+def _describe(obj: Any) -> str:
+    import torch
+
+    if isinstance(obj, dict):
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return f"a bare state_dict of {len(obj)} tensors — use `alexnet import` for weights"
+        return f"a dict with keys {', '.join(repr(k) for k in list(obj)[:4])}{'…' if len(obj) > 4 else ''}"
+    return f"a {type(obj).__name__}"
+
+
+def newest_loadable(path: str | Path) -> tuple[dict[str, Any], Path, list[str]]:
+    """The checkpoint at ``path`` or, if that does not load, the previous one (``last.prev.pt``).
+
+    Returns ``(checkpoint, the file it came from, [why each newer file was skipped])``; raises the
+    newest file's `UserError` when none loads.
+    """
+    path = Path(path)
+    skipped: list[str] = []
+    first_error: UserError | None = None
+    for p in (path, previous_path(path)):
+        if not p.is_file():
+            continue
+        try:
+            return load_checkpoint(p), p, skipped
+        except UserError as e:
+            first_error = first_error or e
+            skipped.append(str(e))
+    if first_error is not None:
+        raise first_error
+    raise UserError(f"{path}: no such file")
+
+
+def shape_differences(expected: dict[str, Any], found: dict[str, Any], limit: int = 3) -> str:
+    """"conv1.weight: checkpoint [64, 3, 11, 11], model [16, 3, 11, 11]; …" for the first ``limit``
+    tensors whose shapes differ, plus names only one side has; "" when they all match."""
+    parts: list[str] = []
+    for k, v in found.items():
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape):
+            parts.append(f"{k}: checkpoint {list(v.shape)}, model {list(expected[k].shape)}")
+    extra = [k for k in found if k not in expected]
+    lacking = [k for k in expected if k not in found]
+    n = len(parts)
+    out = parts[:limit]
+    if n > limit:
+        out.append(f"and {n - limit} more")
+    if extra:
+        out.append(f"only in the checkpoint: {', '.join(extra[:limit])}{'…' if len(extra) > limit else ''}")
+    if lacking:
+        out.append(f"only in the model: {', '.join(lacking[:limit])}{'…' if len(lacking) > limit else ''}")
+    return "; ".join(out)

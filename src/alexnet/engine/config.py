@@ -81,6 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save checkpoints/last.pt every N steps (0: each epoch only)
     print_freq: int = 0  # also print a line every N steps (0: progress bar only)
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit; for smoke tests)
+    max_bad_fraction: float = 0.05  # more unreadable files than this share: a loud warning and exit 1
     recipe: str = "digits"
     resume: str = ""  # a run directory to continue from its checkpoints/last.pt
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
@@ -133,6 +134,8 @@ class TrainConfig:
         from ..models.registry import check_model_kwargs  # the registry: names, arguments, ranges
 
         check_model_kwargs(self.model, self.model_kwargs)
+        if not 0 <= self.max_bad_fraction <= 1:
+            bad(f"--max-bad-fraction must be between 0 and 1, not {self.max_bad_fraction}")
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",

@@ -1,7 +1,9 @@
 """Evaluation: loss, top-1/top-5 accuracy and error (§6 reports error), centre crop and ten-crop.
 
 Exact under distribution: each process evaluates a disjoint shard (no padding), and the sums —
-not the means — are reduced, so no sample is counted twice.
+not the means — are reduced, so no sample is counted twice. A file that cannot be read is reported
+and left out (the loader is built with ``substitute=False``): ``n`` is the number of images really
+scored, ``bad`` the number of distinct files that could not be.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
     """Evaluate ``model`` on ``loader`` (batches ``(uint8 images, labels, bad)``)."""
     was_training = model.training
     model.eval()
-    n = bad = 0.0
+    n = 0.0
+    bad_paths: set[str] = set()  # distinct files: a file met twice is one bad file
     # summed on the device, read back once at the end: no host-device wait per batch on a GPU
     sums = torch.zeros(3, device=device, dtype=torch.float32 if device.type == "mps" else torch.float64)
     it = loader
@@ -75,9 +78,11 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
     try:
         for images, labels, bad_items in it:
             if bad_items:
-                bad += len(bad_items)
+                bad_paths.update(str(b[0]) for b in bad_items)
                 if bad_log is not None:
                     bad_log.extend(bad_items) if hasattr(bad_log, "extend") else None
+            if labels.numel() == 0:  # every file of the batch was bad
+                continue
             labels = labels.to(device, non_blocking=True)
             probs = predict_batch(model, images, normalize, precision, device, channels_last)
             k = min(5, probs.shape[1])
@@ -90,7 +95,8 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
                 on_batch(probs, labels)
     finally:
         model.train(was_training)
-    loss_sum, correct1, correct5, n, bad = all_reduce_sum([*sums.tolist(), n, bad], device)
+    # the shards are disjoint, so the distinct bad files of all processes add up
+    loss_sum, correct1, correct5, n, bad = all_reduce_sum([*sums.tolist(), n, float(len(bad_paths))], device)
     n = int(n)
     if n == 0:
         return EvalResult(float("nan"), float("nan"), float("nan"), 0, int(bad))
@@ -109,7 +115,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     ``val``. A seeded slice is announced through ``announce`` (default: stderr).
 
     Returns ``{"centre": EvalResult, "ten_crop": EvalResult | None, "meta": …, "data": spec, "split": …,
-    "mirror": bool}``. Preprocessing comes from the cfg stored with the weights, so it is the one
+    "mirror": bool, "bad_files": {path: reason}}``; unreadable files are left out of the scores. Preprocessing comes from the cfg stored with the weights, so it is the one
     training validated with; ten-crop mirrors its crops only when training flipped images.
     """
     import json
@@ -118,7 +124,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
 
     from ..core.device import resolve_device, resolve_precision
     from ..core.errors import UserError
-    from ..data import build_dataset, build_loader, build_transforms, normalizer_for
+    from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for
     from ..data.datasets import folder_splits, parse_spec
     from ..models import load_weights, meta_cfg, resolve_run_dir
 
@@ -162,8 +168,11 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
         if tc and not mirror:
             say("note: ten-crop without its 5 mirrored crops — the model was trained without flips, so mirrored "
                 "crops would be images it never saw (five crops are averaged)")
-        loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers)
+        loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers,
+                              substitute=False)
+        log = BadSampleLog()
         out[key] = evaluate(model, loader, normalize, precision, dev, progress=True,
-                            on_batch=on_batch if not tc else None)
+                            on_batch=on_batch if not tc else None, bad_log=log)
+        out.setdefault("bad_files", {}).update(log.total)
         out[f"{key}_dataset"] = ds
     return out

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 
 from ..core.device import Precision, resolve_device, resolve_precision, use_channels_last
 from ..core.errors import UserError
-from ..core.io import atomic_write, atomic_write_json
+from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
 from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
 from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, compute_mean, load_pca,
                     normalizer_for, take_subset)
 from ..models import build_model, make_meta, model_cfg, save_weights
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
@@ -51,6 +51,9 @@ class TrainResult:
     ten_crop: EvalResult | None
     epochs_done: int
     steps_done: int
+    bad_files: int = 0  # distinct files that could not be read (stand-ins were used in training)
+    bad_fraction: float = 0.0  # of all training + validation files
+    too_many_bad: bool = False  # bad_fraction over the config's max_bad_fraction: the CLI exits 1
 
 
 PROGRESS_LINE_SECONDS = 60.0  # without a terminal: one progress line this often ($ALEXNET_PROGRESS_SECONDS)
@@ -186,7 +189,7 @@ class Trainer:
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
         self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
-        self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, **kw)
+        self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, substitute=False, **kw)
                            if self.val_ds is not None else None)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
@@ -332,11 +335,12 @@ class Trainer:
                  "classes", "config")
 
     def save(self, name: str, epoch: int, step_in_epoch: int) -> None:
+        """Write ``checkpoints/<name>``; ``last.pt``'s previous version is kept as ``last.prev.pt``."""
         if self.world.is_main:
             state = self._state(epoch, step_in_epoch)
             if name == "best.pt":
                 state = {k: state[k] for k in self.BEST_KEYS}
-            save_checkpoint(self.run_dir / "checkpoints" / name, state)
+            save_checkpoint(self.run_dir / "checkpoints" / name, state, keep_previous=name == "last.pt")
 
     def disk_estimate(self) -> dict[str, int]:
         """Bytes this run writes, roughly: last.pt (weights + optimiser state), best.pt and
@@ -348,26 +352,39 @@ class Trainer:
                "weights.safetensors": weights}
         return est
 
+    def _remove_stale_temps(self) -> None:
+        """Temp files of writes that a kill cut short (``.last.pt.XXXXXXXX.tmp``, …) go at the start."""
+        if not self.world.is_main:
+            return
+        removed = remove_stale_temps(self.run_dir) + remove_stale_temps(self.run_dir / "checkpoints")
+        if removed:
+            size = sum(n for _, n in removed)
+            log(self.world, f"removed {plural(len(removed), 'temp file')} ({size / 2**20:.1f} MB) left by an "
+                            f"interrupted write: {', '.join(p.name for p, _ in removed[:3])}"
+                            f"{'…' if len(removed) > 3 else ''}")
+
     def resume(self) -> None:
         path = self.run_dir / "checkpoints" / "last.pt"
-        if not path.is_file():
+        self._remove_stale_temps()
+        if not path.is_file() and not (self.run_dir / "checkpoints" / "last.prev.pt").is_file():
             raise UserError(f"--resume {self.run_dir}: no checkpoints/last.pt there")
-        ck = load_checkpoint(path)
+        ck, used, skipped = newest_loadable(path)
         try:  # where the starting weights came from, for the weights.json this run writes next
             import json
 
             self.pretrained = json.loads((self.run_dir / "weights.json").read_text()).get("init_weights")
         except (OSError, ValueError):
             pass
-        if ck["model_name"] != self.cfg.model:
-            raise UserError(f"--resume: the run trained {ck['model_name']!r}, not {self.cfg.model!r}")
-        if ck["num_classes"] != len(self.classes):
-            raise UserError(f"--resume: the run has {ck['num_classes']} classes, the data has {len(self.classes)}")
+        for why in skipped:
+            log(self.world, f"warning: {why}")
+        if used != path:
+            log(self.world, f"resuming from the previous checkpoint {used} (epoch {int(ck['epoch']) + 1}, "
+                            f"step {int(ck['step_in_epoch'])}, {int(ck['global_step'])} steps done)")
+        self._load_model_state(ck, used)
         try:
-            self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
-        except (RuntimeError, ValueError) as e:
-            raise UserError(f"--resume {self.run_dir}: the checkpoint does not fit this model "
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError(f"--resume {used}: the optimiser state does not fit this model "
                             f"({str(e).splitlines()[0][:160]})") from None
         self.scaler.load_state_dict(ck["scaler"])
         self.schedule.load_state_dict(ck["schedule"])
@@ -378,6 +395,7 @@ class Trainer:
         self.bad_log.load_state_dict(ck.get("bad_samples", {}))
         self.metrics.trim(self.epoch)
         if self.epoch >= self.cfg.epochs:
+            self._complete_final_files(ck, used)
             log(self.world, f"{self.run_dir} already finished its {plural(self.epoch, 'epoch')}: nothing to train "
                             f"(--epochs N with N > {self.epoch} trains it further)")
             return
@@ -389,6 +407,66 @@ class Trainer:
                             f"and is now laid out for {self.cfg.epochs}: the rate goes from "
                             f"{self.optimizer.param_groups[0]['lr']:.3g} to {self.schedule.lr(self.global_step):.3g} "
                             f"here (a new run gives the full schedule)")
+
+    def _load_model_state(self, ck: dict[str, Any], path: Path) -> None:
+        """Load ``ck["model"]`` into the model; a checkpoint of another model is one line saying which
+        layers differ and how."""
+        own = self.model.state_dict()
+        found = ck["model"] if isinstance(ck.get("model"), dict) else {}
+        diff = shape_differences(own, found)
+        if ck["model_name"] != self.cfg.model or diff:
+            what = f"{ck['model_name']!r} ({ck['num_classes']} classes)"
+            raise UserError(f"--resume {path}: the checkpoint holds {what}, which does not fit {self.cfg.model!r} "
+                            f"with {len(self.classes)} classes" + (f" — {diff}" if diff else ""))
+        try:
+            self.model.load_state_dict(found)
+        except (RuntimeError, ValueError) as e:
+            raise UserError(f"--resume {path}: the checkpoint does not fit this model "
+                            f"({str(e).splitlines()[0][:160]})") from None
+
+    def _complete_final_files(self, ck: dict[str, Any], used: Path) -> None:
+        """A finished run whose last steps did not all reach the disk (or whose files were removed):
+        write what is missing — best.pt, weights.safetensors + weights.json — and say so."""
+        if not self.world.is_main:
+            return
+        ckdir = self.run_dir / "checkpoints"
+        wrote: list[str] = []
+        best_path = ckdir / "best.pt"
+        best = None
+        if best_path.is_file():
+            try:
+                best = load_checkpoint(best_path)
+            except UserError as e:
+                log(self.world, f"warning: {e}")
+        if best is None:
+            # the best epoch's state is gone; the final state is the best we still have
+            save_checkpoint(best_path, {k: ck[k] for k in self.BEST_KEYS})
+            best = ck
+            wrote.append(f"checkpoints/best.pt (from {used.name}: the best epoch's own state was lost)")
+        if not ((self.run_dir / "weights.safetensors").is_file() and (self.run_dir / "weights.json").is_file()):
+            self._load_model_state(best, best_path)
+            row = self._best_metrics_row()
+            if math.isfinite(float(best["best_top1"])):
+                row["val_top1"] = float(best["best_top1"])
+            save_weights(self.model, self.run_dir, self._meta(**row))
+            self._load_model_state(ck, used)
+            wrote.append("weights.safetensors + weights.json (from checkpoints/best.pt)")
+        if wrote:
+            log(self.world, f"completed the final files of the interrupted run: {'; '.join(wrote)}")
+
+    def _best_metrics_row(self) -> dict[str, Any]:
+        """val_top1, val_top5 and epoch of metrics.csv's best row ({} without one)."""
+        import csv
+
+        try:
+            rows = list(csv.DictReader(self.metrics.path.open()))
+        except OSError:
+            return {}
+        rows = [r for r in rows if r.get("val_top1") not in (None, "")]
+        if not rows:
+            return {}
+        r = max(rows, key=lambda r: float(r["val_top1"]))
+        return {"val_top1": float(r["val_top1"]), "val_top5": float(r["val_top5"]), "epoch": int(r["epoch"])}
 
     # -- the loop ------------------------------------------------------------------------------
     def _on_sigint(self, signum, frame) -> None:
@@ -554,7 +632,8 @@ class Trainer:
                                 f"({self.schedule.state['drops']} of {self.cfg.lr_max_drops})")
             self.epoch += 1
             self.step_in_epoch = 0
-        self.save("last.pt", self.epoch, self.step_in_epoch)
+        # last.pt comes last: until it is written, a resume redoes this epoch's end, so a last.pt
+        # that says "finished" means best.pt, the weights and the metrics row are all on disk.
         if improved:
             self.save("best.pt", self.epoch, self.step_in_epoch)
             if self.world.is_main:
@@ -562,6 +641,7 @@ class Trainer:
                 save_weights(self.model, self.run_dir, self._meta(**scores, epoch=self.epoch + (0 if complete else 1)))
         if self.world.is_main and len(self.bad_log):
             self.bad_log.write(self.run_dir)
+        self.save("last.pt", self.epoch, self.step_in_epoch)
         return res
 
     def run(self) -> TrainResult:
@@ -570,6 +650,8 @@ class Trainer:
             self.resume()
             if self.epoch >= cfg.epochs and not cfg.test_only:
                 return TrainResult(self.run_dir, self.best_top1, None, None, self.epoch, self.global_step)
+        else:
+            self._remove_stale_temps()
         self._write_run_files()
         nparams = sum(p.numel() for p in self.model.parameters())
         log(world, f"run directory: {self.run_dir}")
@@ -634,7 +716,27 @@ class Trainer:
         if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
         self._report(last, ten)
-        return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step)
+        bad, fraction, too_many = self._check_bad_fraction()
+        return TrainResult(self.run_dir, self.best_top1, last, ten, self.epoch, self.global_step,
+                           bad_files=bad, bad_fraction=fraction, too_many_bad=too_many)
+
+    def _check_bad_fraction(self) -> tuple[int, float, bool]:
+        """Distinct unreadable files over all training + validation files; over
+        ``cfg.max_bad_fraction`` the run ends with a loud warning (and the CLI exits 1): a model
+        trained on stand-ins for a broken dataset is not a finished run."""
+        # the shards of the processes are disjoint within an epoch, so their counts add up
+        bad = int(all_reduce_sum([float(len(self.bad_log))], self.device)[0])
+        total = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
+        fraction = bad / total if total else 0.0
+        too_many = fraction > self.cfg.max_bad_fraction
+        if too_many:
+            bar = "!" * 78
+            log(self.world, f"{bar}\nWARNING: {bad} of {total} files ({100 * fraction:.1f} %) could not be read — "
+                            f"more than --max-bad-fraction {100 * self.cfg.max_bad_fraction:g} %. This run trained on "
+                            f"stand-ins for them and its numbers do not describe the dataset; see "
+                            f"{self.run_dir / 'bad_samples.txt'} (`alexnet data check` lists every bad file and why)."
+                            f"\n{bar}")
+        return bad, fraction, too_many
 
     @property
     def _mirror(self) -> bool:
@@ -666,7 +768,7 @@ class Trainer:
         ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
         loader = build_loader(ds, batch_size=max(1, self.batch_size // 10), train=False,
                               workers=self.cfg.workers, seed=self.cfg.seed, rank=self.world.rank,
-                              world_size=self.world.world_size)
+                              world_size=self.world.world_size, substitute=False)
         return self._eval(loader)
 
     def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:

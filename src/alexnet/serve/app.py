@@ -14,7 +14,8 @@ Endpoints (OpenAPI at ``/docs``, schema at ``/openapi.json``):
 Every error is JSON ``{"error": "…"}`` with a 4xx status (5xx only for a bug, logged):
 400 empty upload, 413 upload or pixel count over the limit, 415 content that is not an image
 (sniffed from the bytes; file name and Content-Type are ignored), 422 a corrupt or truncated
-image or a bad field, 404 no index / no such entry, 503 too many requests waiting.
+image or a bad field (a thumbnail number that is not plain digits), 404 no index / no such entry,
+408 a request body that stopped arriving for ``body_timeout`` seconds, 503 too many requests waiting.
 
 Hardening: the request body is counted as it arrives and refused (413) as soon as it passes the
 limit — before a byte is read when Content-Length already says so; an image's dimensions are read
@@ -35,6 +36,7 @@ from . import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, INSTALL_HINT
 
 try:
     from fastapi import FastAPI, File, Form, Request, UploadFile
+    from fastapi import Path as FastApiPath
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -44,7 +46,7 @@ except ImportError as e:  # pragma: no cover — exercised by the command's own 
 
 from ..data import BadImageError, sniff_format
 from ..data.decode import reason_kind
-from .guards import ApiError, BodyLimit, Gate, error_response, human_bytes
+from .guards import DEFAULT_BODY_TIMEOUT, ApiError, BodyLimit, Gate, error_response, human_bytes
 from .thumbnails import Thumbnails
 
 STATIC = Path(__file__).parent / "static"
@@ -84,7 +86,7 @@ def _inspect(data: bytes, max_pixels: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the app
 def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_pixels: int | None = DEFAULT_MAX_PIXELS, max_concurrency: int = 2, max_pending: int = 32,
-               metric: str = "euclidean") -> FastAPI:
+               metric: str = "euclidean", body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
     """The FastAPI app serving ``predictor`` (an `alexnet.Predictor`) and, if given, ``index``
     (an `alexnet.infer.retrieval.FeatureIndex` of features from the same model).
 
@@ -92,7 +94,8 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
     accepted width × height, checked from the header before decoding (413 beyond; None: the
     predictor's own limit). ``max_concurrency``: inference threads at once; ``max_pending``:
     inference requests accepted at once (running or waiting; 503 beyond). ``metric``: distance
-    for neighbours, "euclidean" (the paper's) or "cosine".
+    for neighbours, "euclidean" (the paper's) or "cosine". ``body_timeout``: seconds a request
+    body may stop arriving before the request is dropped with 408 (None: no limit).
     """
     from ..core.errors import UserError
     from ..infer.retrieval import METRICS
@@ -101,6 +104,8 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
         raise UserError(f"the upload limit must be at least 1 byte, not {max_upload_bytes}")
     if max_concurrency < 1 or max_pending < max_concurrency:
         raise UserError(f"need 1 ≤ max_concurrency ≤ max_pending, not {max_concurrency} and {max_pending}")
+    if body_timeout is not None and not body_timeout > 0:
+        raise UserError(f"the body timeout must be a positive number of seconds, not {body_timeout}")
     if metric not in METRICS:
         raise UserError(f"unknown metric {metric!r} (use {' or '.join(METRICS)})")
     own_limit = int(getattr(predictor, "max_pixels", 0) or 0) or None
@@ -135,7 +140,8 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
     app.state.predictor = predictor
     app.state.index = index
     app.state.gate = gate
-    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large,
+                       body_timeout=body_timeout)
 
     @app.exception_handler(ApiError)
     async def _apierror_response(request: Request, e: ApiError) -> JSONResponse:
@@ -238,12 +244,16 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
 
     @app.get("/api/thumbnail/{i}", name="thumbnail", tags=["index"],
              responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
-    async def thumbnail(i: int) -> Response:
+    async def thumbnail(i: str = FastApiPath(..., description="entry number: decimal digits only")) -> Response:
         """A small image of entry ``i`` of the index (as listed by /api/neighbours)."""
+        # strictly digits: int() would also take "+1", " 1", "1_0" and non-ASCII digits
+        if not (i.isascii() and i.isdigit()):
+            raise ApiError(422, f"thumbnail {i[:20]!r}: the entry number must be plain decimal digits")
         if thumbs is None:
             raise ApiError(404, "no index: start the server with --index INDEX")
-        if not 0 <= i < len(index):
-            raise ApiError(404, f"no entry {i} in the index (it has {len(index)})")
+        if len(i) > 18 or int(i) >= len(index):
+            raise ApiError(404, f"no entry {i[:20]} in the index (it has {len(index)})")
+        i = int(i)
         got = await thumb_gate.run(thumbs.get, i)
         if got is None:
             raise ApiError(404, f"entry {i}: its image is not readable any more")

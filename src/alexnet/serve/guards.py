@@ -1,4 +1,4 @@
-"""Request guards of the web app: JSON errors, the request-body limit, bounded worker threads.
+"""Request guards of the web app: JSON errors, the request-body limit and timeout, bounded worker threads.
 
 `BodyLimit` and `Gate` are our own small pieces rather than framework options (recent
 Starlette/FastAPI have a body limit of their own), so that they behave the same on every
@@ -45,15 +45,25 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
+DEFAULT_BODY_TIMEOUT = 20.0  # seconds a request body may pause before the request is dropped (408)
+
+
 class BodyLimit:
     """ASGI middleware: refuses request bodies over ``max_body`` bytes with 413 (before reading
-    when Content-Length says so, else as soon as the running count passes it), and adds
-    ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`` to every response."""
+    when Content-Length says so, else as soon as the running count passes it); drops a request
+    whose body stops arriving for ``body_timeout`` seconds with 408 (and closes the connection),
+    so half-sent uploads are not held open forever; adds ``X-Content-Type-Options: nosniff`` and
+    ``Referrer-Policy: no-referrer`` to every response."""
 
-    def __init__(self, app: Callable, max_body: int, message: str):
+    def __init__(self, app: Callable, max_body: int, message: str, body_timeout: float | None = DEFAULT_BODY_TIMEOUT):
         self.app = app
         self.max_body = int(max_body)
         self.message = message
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -81,14 +91,23 @@ class BodyLimit:
             return await error_response(413, self.message)(scope, receive, send_headers)
 
         total = 0
-        exceeded = False
+        exceeded = timed_out = body_done = False
         started = False
 
         async def limited_receive() -> dict:
-            nonlocal total, exceeded
-            msg = await receive()
+            nonlocal total, exceeded, timed_out, body_done
+            if body_done or not self.body_timeout:  # after the body: waiting for a disconnect is fine
+                msg = await receive()
+            else:
+                try:
+                    with anyio.fail_after(self.body_timeout):
+                        msg = await receive()
+                except TimeoutError:
+                    timed_out = True
+                    raise _BodyTimeout() from None
             if msg["type"] == "http.request":
                 total += len(msg.get("body", b""))
+                body_done = not msg.get("more_body", False)
                 if total > self.max_body:
                     exceeded = True
                     raise _BodyTooLarge()
@@ -96,7 +115,7 @@ class BodyLimit:
 
         async def guarded_send(msg: dict) -> None:
             nonlocal started
-            if exceeded:  # whatever the app made of the cut-off body is replaced by our 413
+            if exceeded or timed_out:  # whatever the app made of the cut-off body is replaced by ours
                 return
             if msg["type"] == "http.response.start":
                 started = True
@@ -105,10 +124,17 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
-            if not exceeded:
+            if not (exceeded or timed_out):
                 raise
-        if exceeded and not started:
+        if started:
+            return
+        if exceeded:
             await error_response(413, self.message)(scope, receive, send_headers)
+        elif timed_out:
+            log.warning("dropped %s %s: the request body stopped arriving for %g s",
+                        scope.get("method"), scope.get("path"), self.body_timeout)
+            await error_response(408, f"request timeout: the body stopped arriving for {self.body_timeout:g} s",
+                                 headers={"Connection": "close"})(scope, receive, send_headers)
 
 
 # ----------------------------------------------------------------------------- worker threads

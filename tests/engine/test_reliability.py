@@ -1,0 +1,385 @@
+"""What survives: a kill while the final files are written, a truncated or foreign checkpoint, a
+full or read-only disk, leftover temp files, Ctrl-C (once and twice), bad files in training.
+
+Runs are in-process and tiny (digits, width 0.125: 5 steps an epoch at batch 256)."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import alexnet.core.io as io_mod
+import alexnet.engine.train as train_mod
+from alexnet.cli import main
+from alexnet.core.errors import UserError
+from alexnet.core.io import WriteError, atomic_open, atomic_save, atomic_write, safe_torch_load
+from alexnet.engine import make_config
+from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
+from alexnet.engine.config import resume_config
+from alexnet.engine.train import fit
+
+TINY = {"width": 0.125, "fc_width": 16}
+TINY_ARGS = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16"]
+
+
+def run(tmp_path, name: str, **kw):
+    kw = {"epochs": 1, "batch_size": 256, "amp": "off", "model_kwargs": TINY, **kw}
+    return fit(make_config("digits", output_dir=str(tmp_path), name=name, **kw))
+
+
+def weights_of(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "weights.safetensors"))
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def rows(run_dir) -> list[dict]:
+    return list(csv.DictReader((run_dir / "metrics.csv").open()))
+
+
+def temps(folder) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*.tmp"))
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL inside a test process: nothing after it runs, no cleanup of ours."""
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    """An uninterrupted 2-epoch run: what every interrupted-and-resumed run below must equal."""
+    out = tmp_path_factory.mktemp("ref")
+    return run(out, "ref", epochs=2)
+
+
+# ----------------------------------------------------------------------------- kills and resume
+def test_kill_while_writing_the_final_files_then_resume_completes_them(tmp_path, monkeypatch, ref):
+    """Killed after best.pt but before the weights of the last epoch: last.pt must not say
+    "finished"; --resume redoes the epoch's end and writes everything, equal to an uninterrupted run,
+    with one metrics row per epoch and the running sums of the interrupted epoch kept."""
+    real = train_mod.save_weights
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed()
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "save_weights", dies_in_epoch_2)
+    d = tmp_path / "k"
+    with pytest.raises(Killed):
+        run(tmp_path, "k", epochs=2, checkpoint_every=3)  # saves at steps 3, 5 (epoch end), 6, 9
+    last = safe_torch_load(d / "checkpoints" / "last.pt")
+    assert (last["epoch"], last["step_in_epoch"], last["global_step"]) == (1, 4, 9)  # not "finished"
+    assert [r["epoch"] for r in rows(d)] == ["1", "2"]  # epoch 2's row was written before the kill
+    monkeypatch.setattr(train_mod, "save_weights", real)
+
+    res = fit(resume_config(str(d)))
+    assert res.epochs_done == 2
+    assert same_tensors(weights_of(d), weights_of(ref.run_dir))
+    assert same_tensors(safe_torch_load(d / "checkpoints" / "best.pt")["model"],
+                        safe_torch_load(ref.run_dir / "checkpoints" / "best.pt")["model"])
+    got, want = rows(d), rows(ref.run_dir)
+    assert [r["epoch"] for r in got] == ["1", "2"]  # the unfinished epoch's row replaced, not repeated
+    for g, w in zip(got, want):  # train loss/accuracy: the sums of steps 6–9 survived the resume
+        for col in ("step", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr"):
+            assert g[col] == w[col], (col, g, w)
+    assert res.best_top1 == ref.best_top1
+
+
+def test_a_finished_run_missing_its_weights_gets_them_on_resume(tmp_path, capsys):
+    d = run(tmp_path, "f").run_dir
+    best = safe_torch_load(d / "checkpoints" / "best.pt")["model"]
+    meta_before = (d / "weights.json").read_text()
+    (d / "weights.safetensors").unlink()
+    (d / "weights.json").unlink()
+    capsys.readouterr()
+    res = fit(resume_config(str(d)))
+    out = capsys.readouterr().out
+    assert "completed the final files" in out and "already finished" in out
+    assert same_tensors(weights_of(d), best) and res.epochs_done == 1
+    import json
+
+    got, want = json.loads((d / "weights.json").read_text()), json.loads(meta_before)
+    assert got["val_top1"] == want["val_top1"] and got["val_top5"] == pytest.approx(want["val_top5"], abs=1e-3)
+    assert {k: v for k, v in got.items() if k != "val_top5"} == {k: v for k, v in want.items() if k != "val_top5"}
+
+
+def test_resume_keeps_the_best_top1_of_the_run(tmp_path):
+    """best.pt and the weights change only when a later epoch beats the run's best — also the best
+    recorded before a resume."""
+    d = run(tmp_path, "b").run_dir
+    last = safe_torch_load(d / "checkpoints" / "last.pt")
+    last["best_top1"] = 100.0  # as if an earlier epoch had been perfect
+    save_checkpoint(d / "checkpoints" / "last.pt", {k: v for k, v in last.items() if k != "version"})
+    best_bytes, weights_bytes = (d / "checkpoints" / "best.pt").read_bytes(), (d / "weights.safetensors").read_bytes()
+    res = fit(resume_config(str(d), epochs=2))
+    assert res.epochs_done == 2 and res.last.top1 < 100.0
+    assert res.best_top1 == 100.0
+    assert (d / "checkpoints" / "best.pt").read_bytes() == best_bytes
+    assert (d / "weights.safetensors").read_bytes() == weights_bytes
+
+
+def test_resume_after_max_steps_drops_the_partial_epochs_row(tmp_path, ref):
+    d = run(tmp_path, "m", epochs=2, max_steps=3).run_dir
+    assert [(r["epoch"], r["step"]) for r in rows(d)] == [("1", "3")]  # a row for the partial epoch
+    fit(resume_config(str(d), max_steps=0))
+    assert [(r["epoch"], r["step"]) for r in rows(d)] == [("1", "5"), ("2", "10")]
+    assert same_tensors(weights_of(d), weights_of(ref.run_dir))
+
+
+# ----------------------------------------------------------------------------- bad checkpoints
+def test_truncated_last_pt_resumes_from_the_previous_one(tmp_path, capsys, ref):
+    d = run(tmp_path, "t", epochs=2, checkpoint_every=3, max_steps=8).run_dir
+    ck = d / "checkpoints"
+    assert safe_torch_load(ck / "last.pt")["global_step"] == 8
+    assert safe_torch_load(ck / "last.prev.pt")["global_step"] == 6  # rotated, not overwritten
+    data = (ck / "last.pt").read_bytes()
+    (ck / "last.pt").write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    fit(resume_config(str(d), max_steps=0))
+    out = capsys.readouterr().out
+    assert "last.pt: not a checkpoint of this tool — the file is truncated" in out
+    assert "resuming from the previous checkpoint" in out and "last.prev.pt (epoch 2, step 1, 6 steps done)" in out
+    assert same_tensors(weights_of(d), weights_of(ref.run_dir))
+
+
+@pytest.mark.parametrize("content", ["random", "state_dict", "empty", "text"])
+def test_a_file_that_is_not_a_checkpoint_is_one_line_exit_2(tmp_path, capsys, content):
+    d = run(tmp_path, "n").run_dir
+    last = d / "checkpoints" / "last.pt"
+    if content == "random":
+        last.write_bytes(os.urandom(4096))
+    elif content == "state_dict":
+        torch.save(safe_torch_load(last)["model"], last)
+    elif content == "empty":
+        last.write_bytes(b"")
+    else:
+        last.write_text("epoch: 3\n")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {last}: not a checkpoint of this tool") and err.count("\n") == 1, err
+    assert "pickled code" not in err and "KeyError" not in err
+    if content == "state_dict":
+        assert "a bare state_dict of" in err
+    with pytest.raises(UserError, match="not a checkpoint of this tool"):
+        load_checkpoint(last)
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_as_such(tmp_path):
+    p = tmp_path / "evil.pt"
+    torch.save({"model": {}, "thing": Killed}, p)
+    with pytest.raises(UserError, match="holds pickled code"):
+        load_checkpoint(p)
+
+
+def test_a_checkpoint_of_another_model_says_which_layers_differ(tmp_path, capsys):
+    small = run(tmp_path, "small").run_dir
+    other = run(tmp_path, "other", model_kwargs={"width": 0.25, "fc_width": 16}).run_dir
+    (small / "checkpoints" / "last.prev.pt").unlink(missing_ok=True)
+    (small / "checkpoints" / "last.pt").write_bytes((other / "checkpoints" / "last.pt").read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(small), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit 'alexnet-mnist'" in err, err
+    a = load_checkpoint(other / "checkpoints" / "last.pt")["model"]
+    b = safe_torch_load(small / "checkpoints" / "best.pt")["model"]
+    first = next(k for k in a if a[k].shape != b[k].shape)
+    assert f"{first}: checkpoint {list(a[first].shape)}, model {list(b[first].shape)}" in err
+
+
+# ----------------------------------------------------------------------------- writes that fail
+def test_atomic_open_never_writes_in_place(tmp_path):
+    p = tmp_path / "f.bin"
+    atomic_write(p, b"old contents")
+    with pytest.raises(RuntimeError, match="mid-write"):
+        with atomic_open(p) as f:
+            f.write(b"new contents, half")
+            assert p.read_bytes() == b"old contents"  # nothing reaches the target before the rename
+            raise RuntimeError("mid-write")
+    assert p.read_bytes() == b"old contents" and temps(tmp_path) == []
+    with atomic_open(p) as f:
+        f.write(b"new")
+    assert p.read_bytes() == b"new" and temps(tmp_path) == []
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once ``budget`` bytes are written."""
+
+    def __init__(self, f, budget: int = 2048):
+        self._f, self.budget = f, budget
+
+    def write(self, data):
+        self.budget -= len(data)
+        if self.budget < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self._f.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._f.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def test_disk_full_during_torch_save_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "last.pt"
+    atomic_save({"a": torch.ones(3)}, p)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(io_mod.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(WriteError) as e:
+        atomic_save({"a": torch.zeros(100_000)}, p)
+    assert str(e.value) == f"cannot write {p}: the disk is full (No space left on device, ENOSPC)"
+    assert torch.equal(safe_torch_load(p)["a"], torch.ones(3)) and temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("code,cause", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the file system is read-only"),
+                                        (errno.EACCES, "permission denied"), (errno.EDQUOT, "the disk quota is exceeded")])
+def test_every_write_error_names_the_path_and_the_cause(tmp_path, monkeypatch, code, cause):
+    p = tmp_path / "x.json"
+    atomic_write(p, "old")
+
+    def fails(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(io_mod.os, "fsync", fails)
+    with pytest.raises(WriteError, match=f"cannot write {p}: {cause} "):
+        atomic_write(p, "new")
+    assert p.read_text() == "old" and temps(tmp_path) == []
+
+
+def test_read_only_directory(tmp_path, monkeypatch):
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() == 0:  # root writes anyway: make the file system say so instead
+        def mkstemp(*a, **k):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(io_mod.tempfile, "mkstemp", mkstemp)
+    else:
+        d.chmod(0o555)
+    try:
+        with pytest.raises(WriteError, match=f"cannot write {d / 'a.txt'}: (the file system is read-only|permission denied)"):
+            atomic_write(d / "a.txt", "x")
+    finally:
+        d.chmod(0o755)
+    assert list(d.iterdir()) == []
+
+
+def test_training_on_a_full_disk_stops_with_one_line_and_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys):
+    """The disk fills up at the second checkpoint: exit 2, one line naming last.pt, the first
+    checkpoint untouched and loadable, no temp file left; once there is room, --resume finishes."""
+    real_save, real_fdopen = train_mod.save_checkpoint, os.fdopen
+    state = {"calls": 0, "full": False}
+
+    def save_checkpoint_(*a, **k):
+        state["calls"] += 1
+        state["full"] = state["calls"] >= 2
+        return real_save(*a, **k)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_checkpoint_)
+    monkeypatch.setattr(io_mod.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)) if state["full"]
+                        else real_fdopen(fd, mode))
+    d = tmp_path / "full"
+    code = main(["train", "--epochs", "1", "-b", "256", "--amp", "off", "--checkpoint-every", "2",
+                 "--output-dir", str(tmp_path), "--name", "full", *TINY_ARGS])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"error: cannot write {d / 'checkpoints' / 'last.pt'}: the disk is full "
+                                 f"(No space left on device, ENOSPC)\n")
+    assert safe_torch_load(d / "checkpoints" / "last.pt")["global_step"] == 2
+    assert temps(d / "checkpoints") == [] and temps(d) == []
+    monkeypatch.setattr(io_mod.os, "fdopen", real_fdopen)
+    assert main(["train", "--resume", str(d)]) == 0
+    assert safe_torch_load(d / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+def test_leftover_temp_files_are_removed_at_the_next_start(tmp_path, capsys):
+    d = run(tmp_path, "tmp").run_dir
+    (d / "checkpoints" / ".last.pt.k3j_x9a1.tmp").write_bytes(b"\0" * 2**20)
+    (d / ".metrics.csv.abcdefgh.tmp").write_text("epoch\n")
+    (d / "notes.tmp").write_text("mine")  # not a temp file of ours: kept
+    (d / ".keep.tmp").write_text("mine too")
+    capsys.readouterr()
+    fit(resume_config(str(d)))
+    out = capsys.readouterr().out
+    assert "removed 2 temp files (1.0 MB) left by an interrupted write" in out
+    assert temps(d / "checkpoints") == [] and temps(d) == [".keep.tmp"] and (d / "notes.tmp").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+def _interrupt_at(monkeypatch, step: int, times: int) -> None:
+    """Press Ctrl-C ``times`` times while step ``step`` (1-based) sets its learning rate."""
+    real = train_mod.LRSchedule.lr
+
+    def lr(self, global_step):
+        if global_step + 1 == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real(self, global_step)
+
+    monkeypatch.setattr(train_mod.LRSchedule, "lr", lr)
+
+
+def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path, monkeypatch, capsys, ref):
+    _interrupt_at(monkeypatch, step=8, times=1)  # epoch 2, step 3
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "c", epochs=2)
+    out = capsys.readouterr().out
+    assert "Ctrl-C: finishing this step" in out and "resumable checkpoint saved" in out
+    ck = safe_torch_load(tmp_path / "c" / "checkpoints" / "last.pt")
+    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 3, 8)  # the step it was in, finished
+    assert ck["epoch_stats"][2] == 3 * 256
+    monkeypatch.undo()
+    fit(resume_config(str(tmp_path / "c")))
+    assert same_tensors(weights_of(tmp_path / "c"), weights_of(ref.run_dir))
+    assert [r["train_loss"] for r in rows(tmp_path / "c")] == [r["train_loss"] for r in rows(ref.run_dir)]
+
+
+def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path, monkeypatch, capsys):
+    _interrupt_at(monkeypatch, step=3, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "cc", epochs=2)
+    out = capsys.readouterr().out
+    assert "Ctrl-C: finishing this step" in out and "resumable checkpoint saved" not in out
+    assert not (tmp_path / "cc" / "checkpoints" / "last.pt").exists() and temps(tmp_path / "cc" / "checkpoints") == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
+
+
+# ----------------------------------------------------------------------------- bad files in training
+@pytest.fixture
+def half_broken(tmp_path, write_image):
+    """``train/{a,b}/``: 10 images each, of which 2 in ``a`` unreadable (10 % of training, 8.3 % of all);
+    ``val/{a,b}/``: 2 good each."""
+    root = tmp_path / "hb"
+    for split, n in (("train", 10), ("val", 2)):
+        for c, cls in enumerate("ab"):
+            for i in range(n):
+                write_image(root / split / cls / f"{i}.png", size=(36, 36), seed=100 * c + i + 50 * (split == "val"))
+    for i in range(2):
+        (root / "train" / "a" / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return root
+
+
+def test_a_run_with_too_many_bad_files_ends_loudly_with_exit_1(half_broken, tmp_path, capsys):
+    args = ["train", "--data", f"folder:{half_broken}", "--model", "alexnet-cifar", "--model-arg", "width=0.125",
+            "--epochs", "1", "-b", "4", "--amp", "off", "--output-dir", str(tmp_path)]
+    assert main([*args, "--name", "strict"]) == 1
+    out = capsys.readouterr().out
+    assert "WARNING: 2 of 24 files (8.3 %) could not be read — more than --max-bad-fraction 5 %" in out
+    assert len((tmp_path / "strict" / "bad_samples.txt").read_text().splitlines()) == 2
+    assert main([*args, "--name", "lenient", "--max-bad-fraction", "0.1"]) == 0
+    assert "WARNING" not in capsys.readouterr().out
+    assert main([*args, "--name", "x", "--max-bad-fraction", "1.5"]) == 2
