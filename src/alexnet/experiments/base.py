@@ -155,7 +155,7 @@ def _train_eval(run_dir: Path, cfg) -> dict[str, float]:
     from ..core.device import resolve_device, resolve_precision
     from ..data import build_dataset, build_loader, build_transforms, normalizer_for, take_subset
     from ..engine.evaluate import evaluate
-    from ..models import load_weights, meta_cfg
+    from ..models import meta_cfg
 
     dev = resolve_device(cfg.device)
     model, meta = _final_model(run_dir, dev)
@@ -321,6 +321,21 @@ def unstable_runs(results: list[RunResult]) -> list[str]:
                          f"(epoch 1) to {losses[e]:.2f} (epoch {e + 1}) and ended at {losses[-1]:.2f}; "
                          f"this arm's error partly measures that instability")
     return notes
+
+
+def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
+                key: Callable[[RunResult], float] = lambda r: r.val_error) -> str:
+    """The verdict for "arm ``better`` has the lower ``key`` (validation error by default) than
+    ``worse``", from the difference of their means and the seeds' spread."""
+    diff = mean([key(r) for r in worse]) - mean([key(r) for r in better])
+    return direction(diff, noise_of([key(r) for r in better], [key(r) for r in worse]), +1, what)
+
+
+def error_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Table rows: top-1 and top-5 validation error per arm (mean ± half-range over seeds)."""
+    return [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
+             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
+            for arm, runs in arms.items()]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -8,20 +8,16 @@ Here: ``cifar4`` with and without its two LRN layers, everything else equal.
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .base import Arm, Experiment, RunResult, by_arm, error_rows, lower_error
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
-    on, off = arms.get("with LRN", []), arms.get("without LRN", [])
-    paper = {"with LRN": "11 % (CIFAR-10); ImageNet top-1 −1.4, top-5 −1.2", "without LRN": "13 % (CIFAR-10)"}
-    rows = [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs),
-             "paper (test error)": paper[arm]} for arm, runs in arms.items()]
-    diff = mean([r.val_error for r in off]) - mean([r.val_error for r in on])
-    noise = noise_of([r.val_error for r in on], [r.val_error for r in off])
-    return rows, direction(diff, noise, +1, "LRN lowered the error"), []
+    paper = {"with LRN": "11 % test error (CIFAR-10); ImageNet top-1 −1.4, top-5 −1.2",
+             "without LRN": "13 % test error (CIFAR-10)"}
+    rows = error_rows(arms, lambda arm: paper.get(arm, ""))
+    return rows, lower_error(arms.get("with LRN", []), arms.get("without LRN", []), "LRN lowered the error"), []
 
 
 def plot(exp: Experiment, results: list[RunResult], fig) -> None:

@@ -8,20 +8,16 @@ and PCA lighting (aug ``paper``), and with crops and flips only (aug ``light``).
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .base import Arm, Experiment, RunResult, by_arm, error_rows, lower_error
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
-    rows = [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs),
-             "paper": "top-1 −1 point or more" if "PCA" in arm and "no" not in arm else "baseline"}
-            for arm, runs in arms.items()]
-    on, off = arms.get("crops + flips + PCA lighting", []), arms.get("crops + flips, no PCA lighting", [])
-    diff = mean([r.val_error for r in off]) - mean([r.val_error for r in on])
-    noise = noise_of([r.val_error for r in on], [r.val_error for r in off])
-    return rows, direction(diff, noise, +1, "PCA lighting lowered the error"), []
+    rows = error_rows(arms, lambda arm: "baseline" if "no PCA" in arm else "top-1 −1 point or more")
+    verdict = lower_error(arms.get("crops + flips + PCA lighting", []), arms.get("crops + flips, no PCA lighting", []),
+                          "PCA lighting lowered the error")
+    return rows, verdict, []
 
 
 def plot(exp: Experiment, results: list[RunResult], fig) -> None:

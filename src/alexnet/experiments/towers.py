@@ -9,7 +9,7 @@ tower) against one tower of the same width (every kernel sees every map of the l
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 
 
@@ -35,10 +35,8 @@ def summarize(exp: Experiment, results: list[RunResult]):
              "paper": "−1.7 / −1.2 vs one GPU at half the kernels; slightly faster" if arm.startswith("two") else
              "(paper's one-GPU net had half the kernels)"} for arm, runs in arms.items()]
     two, one = arms.get("two towers (grouped)", []), arms.get("one tower, same width", [])
-    diff = mean([r.val_error for r in one]) - mean([r.val_error for r in two])
-    noise = noise_of([r.val_error for r in two], [r.val_error for r in one])
     speed = mean([r.img_per_s for r in two]) / mean([r.img_per_s for r in one]) if one and two else float("nan")
-    verdict = direction(diff, noise, +1, "two towers had the lower error")
+    verdict = lower_error(two, one, "two towers had the lower error")
     verdict += f"; two towers trained at {speed:.2f}× the one-tower speed on this CPU"
     notes = ["On one device the towers' benefit in the paper — splitting a net too big for one 3 GB GPU — does not "
              "arise; what remains is the grouped connectivity (fewer weights in conv2/4/5)."]
