@@ -276,6 +276,7 @@ def test_resume_with_different_model_refused(short_run):
     assert r.returncode == 2 and "cannot continue it as 'alexnet-cifar'" in r.stderr
 
 
+@pytest.mark.timeout(900)  # ~20 s alone; minutes on a shared, loaded machine
 def test_default_digits_run_reaches_95_percent(tmp_path):
     """README command (a): `alexnet train` with no arguments. The one accuracy asserted in tests."""
     res = fit(make_config(output_dir=str(tmp_path), name="default"))
