@@ -191,3 +191,13 @@ def test_unstable_runs_are_named():
 
     notes = base.unstable_runs([run("steady", [2.2, 2.0, 1.8]), run("wobbly", [2.16, 2.05, 2.77, 2.3])])
     assert len(notes) == 1 and notes[0].startswith("wobbly, seed 1: unstable") and "2.77 (epoch 3)" in notes[0]
+
+
+def test_relu_vs_tanh_says_so_when_tanh_wins():
+    def run(arm, errs):
+        return base.RunResult(arm, 0, "/x", [{"epoch": i + 1, "train_top1": 100 - e, "val_top1": 50.0, "time": 1.0,
+                                              "img_per_s": 1.0} for i, e in enumerate(errs)])
+
+    exp = experiments.get("relu-vs-tanh")
+    _, verdict, _ = exp.summarize(exp, [run("ReLU lr 0.01", [60, 40, 30]), run("tanh lr 0.01", [50, 30, 20])])
+    assert verdict.startswith("does not reproduce: tanh reached 25 % training error in 2.50 epochs")

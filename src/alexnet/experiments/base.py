@@ -301,7 +301,7 @@ def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
     if math.isnan(diff):
         return "inconclusive: no result"
     if diff * expected_sign <= 0:
-        return f"does not reproduce: {what} went the other way ({diff:+.2f} points)"
+        return f"does not reproduce: the paper's direction ({what}) was reversed here ({diff:+.2f} points)"
     if math.isnan(noise):
         return f"direction reproduces: {what} ({diff:+.2f} points), one seed, so not tested against seed-to-seed spread"
     if abs(diff) <= noise:
