@@ -12,9 +12,12 @@ step while new steps come in at ε/10, so the drop takes effect over ~10–20 st
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
+import torch.nn as nn
+
+from .config import TrainConfig
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -49,3 +52,45 @@ class PaperSGD(torch.optim.Optimizer):
                 v.mul_(mom).add_(d, alpha=-lr)  # v ← μ·v − ε·λ·w − ε·∂L/∂w
                 p.add_(v)  # w ← w + v
         return loss
+
+
+def param_groups(cfg: TrainConfig, model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups, each with an ``lr_mult`` the loop applies
+    (``lr = rate × lr_mult``). Frozen parameters (``--freeze``) are left out: no state, no decay.
+
+    One group, in ``model.parameters()`` order, unless the rate or the decay differs between
+    parameters: ``--lr-backbone-scale`` < 1 puts everything but the last linear layer at that
+    fraction of the rate (fine-tuning); ``--bias-lr-mult`` ≠ 1 or ``--bias-weight-decay`` ≠ ``--wd``
+    treats every parameter named ``bias`` apart (the paper recipe: 2× the rate, no decay, as the
+    authors' code and Caffe). Groups: backbone weights, backbone biases, head weights, head biases.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    bias_wd = cfg.weight_decay if cfg.bias_weight_decay is None else cfg.bias_weight_decay
+    split_bias = not (cfg.bias_lr_mult == 1 and bias_wd == cfg.weight_decay)
+    head: set[int] | None = None
+    if cfg.lr_backbone_scale != 1.0:
+        from ..models.pretrained import head_parameters
+
+        head = head_parameters(model)
+    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
+    for key in ((False, False), (False, True), (True, False), (True, True)):  # (is head, is bias)
+        in_head, is_bias = key
+        mult = (1.0 if in_head else cfg.lr_backbone_scale) * (cfg.bias_lr_mult if is_bias else 1.0)
+        groups[key] = {"params": [], "lr": lr * mult, "lr_mult": mult,
+                       "weight_decay": bias_wd if is_bias else cfg.weight_decay}
+    for n, p in named:
+        groups[(head is None or id(p) in head, split_bias and n.rsplit(".", 1)[-1] == "bias")]["params"].append(p)
+    return [g for g in groups.values() if g["params"]]
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    groups = param_groups(cfg, model, lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "sgd-paper":  # §5's update rule exactly (engine/optim.py); no Nesterov
+        return PaperSGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)

@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
 from .logging import MetricsLog, clock, count, log, plural
+from .optim import _build_optimizer, param_groups  # noqa: F401  (param_groups: re-exported)
 from .schedule import LRSchedule
 
 class DivergedError(UserError):
@@ -85,50 +86,6 @@ def _check_compiler(device: torch.device) -> None:
                                         if c):
         raise UserError("--compile on a CPU needs a C++ compiler (g++ or clang++; or set CXX); "
                         "install one or train without --compile")
-
-
-def param_groups(cfg: TrainConfig, model: nn.Module, lr: float) -> list[dict[str, Any]]:
-    """The trainable parameters as optimiser groups, each with an ``lr_mult`` the loop applies
-    (``lr = rate × lr_mult``). Frozen parameters (``--freeze``) are left out: no state, no decay.
-
-    One group, in ``model.parameters()`` order, unless the rate or the decay differs between
-    parameters: ``--lr-backbone-scale`` < 1 puts everything but the last linear layer at that
-    fraction of the rate (fine-tuning); ``--bias-lr-mult`` ≠ 1 or ``--bias-weight-decay`` ≠ ``--wd``
-    treats every parameter named ``bias`` apart (the paper recipe: 2× the rate, no decay, as the
-    authors' code and Caffe). Groups: backbone weights, backbone biases, head weights, head biases.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    bias_wd = cfg.weight_decay if cfg.bias_weight_decay is None else cfg.bias_weight_decay
-    split_bias = not (cfg.bias_lr_mult == 1 and bias_wd == cfg.weight_decay)
-    head: set[int] | None = None
-    if cfg.lr_backbone_scale != 1.0:
-        from ..models.pretrained import head_parameters
-
-        head = head_parameters(model)
-    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
-    for key in ((False, False), (False, True), (True, False), (True, True)):  # (is head, is bias)
-        in_head, is_bias = key
-        mult = (1.0 if in_head else cfg.lr_backbone_scale) * (cfg.bias_lr_mult if is_bias else 1.0)
-        groups[key] = {"params": [], "lr": lr * mult, "lr_mult": mult,
-                       "weight_decay": bias_wd if is_bias else cfg.weight_decay}
-    for n, p in named:
-        groups[(head is None or id(p) in head, split_bias and n.rsplit(".", 1)[-1] == "bias")]["params"].append(p)
-    return [g for g in groups.values() if g["params"]]
-
-
-def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
-    lr = cfg.lr if lr is None else lr
-    groups = param_groups(cfg, model, lr)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               nesterov=cfg.nesterov and cfg.momentum > 0)
-    if cfg.optimizer == "sgd-paper":  # §5's update rule exactly (engine/optim.py); no Nesterov
-        from .optim import PaperSGD
-
-        return PaperSGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
 
 
 class Trainer:
