@@ -73,6 +73,11 @@ class RunResult:
         return 100.0 - self.last["val_top5"]
 
     @property
+    def overfit_gap(self) -> float:
+        """Validation error minus training error in eval mode (needs the ``train_eval`` extra)."""
+        return self.val_error - self.extra["train_eval_error"]
+
+    @property
     def seconds(self) -> float:
         return sum(r["time"] for r in self.epochs)
 

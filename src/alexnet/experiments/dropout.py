@@ -7,25 +7,19 @@ outputs of fc6 and fc7, and without; overfitting = validation error − training
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
-
-
-def _gap(r: RunResult) -> float:
-    return r.val_error - r.extra["train_eval_error"]
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
     rows = [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
              "training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
-             "overfitting gap (points)": spread([_gap(r) for r in runs]), "seeds": len(runs),
+             "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
              "paper": "baseline" if arm.startswith("dropout") else "substantial overfitting"}
             for arm, runs in arms.items()]
     on, off = arms.get("dropout 0.5 (fc6, fc7)", []), arms.get("no dropout", [])
-    diff = mean([_gap(r) for r in off]) - mean([_gap(r) for r in on])
-    noise = noise_of([_gap(r) for r in on], [_gap(r) for r in off])
-    verdict = direction(diff, noise, +1, "without dropout the train/validation gap grew")
+    verdict = lower_error(on, off, "without dropout the train/validation gap grew", key=lambda r: r.overfit_gap)
     verdict += (f"; validation error {mean([r.val_error for r in on]):.2f} % with dropout, "
                 f"{mean([r.val_error for r in off]):.2f} % without")
     return rows, verdict, []

@@ -9,7 +9,7 @@ or 2/2 max-pooling; overfitting measured as validation error minus training erro
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
 
 
@@ -17,18 +17,14 @@ def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
     rows = []
     for arm, runs in arms.items():
-        gap = [r.val_error - r.extra["train_eval_error"] for r in runs]
         rows.append({"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
                      "top-5 error (%)": spread([r.val_error5 for r in runs]),
                      "training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
-                     "overfitting gap (points)": spread(gap), "seeds": len(runs),
+                     "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
                      "paper": "top-1 −0.4, top-5 −0.3; overfits less" if arm.startswith("overlapping") else "baseline"})
     ov, pl = arms.get("overlapping 3/2", []), arms.get("non-overlapping 2/2", [])
-    diff = mean([r.val_error for r in pl]) - mean([r.val_error for r in ov])
-    noise = noise_of([r.val_error for r in ov], [r.val_error for r in pl])
-    gap_ov = mean([r.val_error - r.extra["train_eval_error"] for r in ov])
-    gap_pl = mean([r.val_error - r.extra["train_eval_error"] for r in pl])
-    verdict = direction(diff, noise, +1, "overlapping pooling lowered the error")
+    gap_ov, gap_pl = mean([r.overfit_gap for r in ov]), mean([r.overfit_gap for r in pl])
+    verdict = lower_error(ov, pl, "overlapping pooling lowered the error")
     verdict += (f"; overfitting gap {gap_ov:.2f} (3/2) vs {gap_pl:.2f} (2/2) points: "
                 f"{'overlapping overfits less, as the paper says' if gap_ov < gap_pl else 'not less with overlapping pooling'}")
     return rows, verdict, []
