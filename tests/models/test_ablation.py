@@ -85,3 +85,20 @@ def test_same_init_for_relu_and_tanh():
     for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(p, q), n
     assert a.classifier.fc4.weight.std().item() == pytest.approx(0.01, rel=0.1)
+
+
+def test_paper_init_is_n_0_001_everywhere_and_saturates_tanh_on_raw_pixels():
+    """init="paper" (§5): every weight N(0, 0.01), every bias 0 — what relu-vs-tanh trains with, on
+    mean-subtracted pixels in 0‥255 units. There tanh's first layer starts saturated; ReLU's does not."""
+    torch.manual_seed(0)
+    m = build_model("cifar4", act="tanh", lrn=False, init="paper")
+    for name, p in m.named_parameters():
+        if name.endswith("weight"):
+            assert p.std().item() == pytest.approx(0.01, rel=0.1), name
+        else:
+            assert torch.count_nonzero(p) == 0, name
+    lecun = build_model("cifar4", act="tanh", lrn=False)  # conv1 std 1/√75 ≈ 0.115: not the same init
+    assert lecun.features.conv1.weight.std().item() > 0.1
+    x = torch.randn(16, 3, 32, 32) * 60  # raw pixels minus the mean: standard deviation ≈ 60
+    h = m.features.act1(m.features.conv1(x))
+    assert (h.abs() > 0.95).float().mean() > 0.5  # most tanh units saturated at the start
