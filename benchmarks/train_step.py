@@ -59,6 +59,29 @@ def step_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_la
     return statistics.median(rates)
 
 
+def infer_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_last: bool, dtype) -> float:
+    """Forward-only images/s (eval mode, ``inference_mode``), median of ``repeats`` after a warm-up."""
+    torch.manual_seed(0)
+    model = model_fn().eval()
+    x = torch.randn(batch, *shape)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def fwd():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            model(x)
+
+    fwd()
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            fwd()
+        rates.append(batch * steps / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["alexnet-mnist", "alexnet-cifar", "alexnet-owt"])
