@@ -268,6 +268,9 @@ def bench_serving(q: bool, reps: int, ctx: dict) -> list[dict]:
         if r.returncode != 0:
             raise RuntimeError(f"serve_load failed: {r.stderr[-2000:]}")
         res = json.loads(r.stdout)
+        # One torch thread: with two intra-op threads on a shared 2-core machine, a tiny model's
+        # forward took 150 ms instead of 2 ms (threads spinning against the other load)
+        torch.set_num_threads(1)
         p = Predictor(weights, device="cpu", batch_size=1, workers=0)
         p.predict_bytes(data, 5)
         rates = []
@@ -280,7 +283,7 @@ def bench_serving(q: bool, reps: int, ctx: dict) -> list[dict]:
     return [row("serving", f"alexnet serve, {res['clients']} clients × POST /api/predict ({res['image']})",
                 res["requests_per_s"], statistics.median(rates), "requests/s",
                 ours_label="HTTP server (FastAPI, 2 threads), tiny alexnet-cifar",
-                baseline_label="the same Predictor in-process, one image at a time",
+                baseline_label="the same Predictor in-process, one image at a time, 1 torch thread",
                 note=f"p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, errors {res['errors']}, "
                      f"{res['requests']} requests")]
 

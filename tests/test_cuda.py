@@ -144,9 +144,41 @@ def test_two_towers_on_two_devices_compute_the_grouped_network():
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_ddp_world_size_one_gives_the_plain_gradients(device):
+    """DDP in-process at world size 1 (gloo on the CPU, NCCL on CUDA): the same gradients as the
+    bare model (the all-reduce of one process is the identity, but it runs)."""
+    import copy
+
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from alexnet.models import build_model, model_cfg
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = build_model("alexnet-mnist", num_classes=10, **TINY).to(device).eval()  # eval: no dropout draws
+        ref = copy.deepcopy(model)
+        ddp = DDP(model, device_ids=[0] if device == "cuda" else None)
+        x = torch.randn(8, *model_cfg("alexnet-mnist").input_size, device=device)
+        y = torch.arange(8, device=device) % 10
+        F.cross_entropy(ddp(x), y).backward()
+        F.cross_entropy(ref(x), y).backward()
+        for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+    finally:
+        dist.destroy_process_group()
+
+
 @cuda
 @needs_cuda
-def test_ddp_with_nccl_world_size_one(tmp_path):
+def test_torchrun_one_process_trains_on_cuda(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

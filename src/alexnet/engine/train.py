@@ -105,6 +105,9 @@ class Trainer:
             from ..data.gpu import check_data_device
 
             check_data_device(cfg.data_device)  # before any data is read: no GPU → one line
+            if device.type != "cuda":
+                raise UserError(f"--data-device {cfg.data_device} puts the batches on the GPU, but the model "
+                                f"trains on {device}; add --device cuda")
         train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None, pca_scale=cfg.pca_scale)
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
