@@ -128,6 +128,12 @@ def _limit(ctx: dict, dtype) -> tuple[float, str]:
     return (g["bf16"], "bf16 GEMM") if dtype == torch.bfloat16 else (g["fp32"], "fp32 GEMM")
 
 
+def _run_steps(fn, steps: int) -> int:
+    for _ in range(steps):
+        fn()
+    return steps
+
+
 def bench_train_and_infer(q: bool, reps: int, ctx: dict) -> tuple[list[dict], list[dict]]:
     import torchvision
 
@@ -149,20 +155,26 @@ def bench_train_and_infer(q: bool, reps: int, ctx: dict) -> tuple[list[dict], li
         macs = summarize(build_model(name, num_classes=10), mcfg.input_size).total_macs
         limit, lname = _limit(ctx, prec.dtype)
         fp32 = ctx["gemm"]["fp32"]
-        ours = train_step.step_rate(fn, mcfg.input_size, batch, steps, reps, cl, prec.dtype)
-        base = train_step.step_rate(base_fn, mcfg.input_size, batch, steps, reps, False, None)
+        # the four contenders (train/infer × ours/baseline) timed in interleaved rounds
+        mk = train_step.make_step
+        shape = mcfg.input_size
+        ib = batch * (2 if not q else 1)
+        fns = {"ours": (mk(fn, shape, batch, cl, prec.dtype), batch),
+               "base": (mk(base_fn, shape, batch, False, None), batch),
+               "ours_i": (mk(fn, shape, ib, cl, prec.dtype, train=False), ib),
+               "base_i": (mk(base_fn, shape, ib, False, None, train=False), ib)}
+        r = data_pipeline.interleaved_rates({k: (lambda f=f, b=b: _run_steps(f, steps) * b)
+                                             for k, (f, b) in fns.items()}, reps)
+        ours, base, ours_i, base_i = r["ours"], r["base"], r["ours_i"], r["base_i"]
         pct = lambda r, lim: 100 * 6 * macs * r / 1e9 / lim  # noqa: E731 — fwd+bwd ≈ 3× fwd MACs, 2 FLOP/MAC
         ours_label = f"{name}, {prec.dtype or 'fp32'}{' + channels_last' if cl else ''} ({prec.reason})"
         train_rows.append(row("train", f"training step, {name} {mcfg.input_size[1]}², batch {batch}", ours, base,
                               "img/s", ours_label=ours_label, baseline_label=base_label, limit=limit,
                               limit_unit=f"GFLOP/s ({lname})", ours_of_limit=pct(ours, limit),
                               baseline_of_limit=pct(base, fp32)))
-        ib = batch * (2 if not q else 1)
-        ours_i = train_step.infer_rate(fn, mcfg.input_size, ib, steps, reps, cl, prec.dtype)
-        base_i = train_step.infer_rate(base_fn, mcfg.input_size, ib, steps, reps, False, None)
         pct_i = lambda r, lim: 100 * 2 * macs * r / 1e9 / lim  # noqa: E731
         infer_rows.append(row("inference", f"inference, {name} {mcfg.input_size[1]}², batch {ib}", ours_i, base_i,
-                              "img/s", ours_label=ours_label, baseline_label=base_label.replace("fp32", "fp32 no_grad"),
+                              "img/s", ours_label=ours_label, baseline_label=base_label.replace("fp32", "fp32 inference_mode"),
                               limit=limit, limit_unit=f"GFLOP/s ({lname})", ours_of_limit=pct_i(ours_i, limit),
                               baseline_of_limit=pct_i(base_i, fp32)))
     return train_rows, infer_rows
