@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -26,8 +27,9 @@ import torch
 
 
 def timed(fn, repeat: int = 3):
+    """Median seconds of ``repeat`` calls after one warm-up call, and the last result."""
     fn()  # warm-up
-    best, out = float("inf"), None
+    times, out = [], None
     for _ in range(repeat):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -35,20 +37,13 @@ def timed(fn, repeat: int = 3):
         out = fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=100_000, help="database vectors")
-    ap.add_argument("--dim", type=int, default=4096, help="dimensions (fc7: 4096)")
-    ap.add_argument("--queries", type=int, default=8)
-    ap.add_argument("-k", type=int, default=8)
-    ap.add_argument("--naive-n", type=int, default=5_000, help="vectors the naive loop is timed on")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-
+def compare(n: int, dim: int, queries: int, k: int, naive_n: int, device: str = "cpu", repeat: int = 3):
+    """``(rows, knn seconds, device)``; rows are ``(method, seconds for all queries, same result as cdist)``."""
+    args = argparse.Namespace(n=n, dim=dim, queries=queries, k=k, naive_n=naive_n, device=device)
     from alexnet.infer.retrieval import FeatureIndex, IndexWriter, knn
 
     g = torch.Generator().manual_seed(0)
@@ -58,11 +53,11 @@ def main() -> None:
     dev = torch.device(args.device)
     rows = []
 
-    t_cdist, (ref_d, ref_i) = timed(lambda: torch.cdist(q.to(dev), db.to(dev).float()).topk(args.k, largest=False))
+    t_cdist, (ref_d, ref_i) = timed(lambda: torch.cdist(q.to(dev), db.to(dev).float()).topk(args.k, largest=False), repeat)
     ref_i = ref_i.cpu()
     rows.append(("torch.cdist (whole float32 matrix)", t_cdist, True))
 
-    t_knn, (_, i) = timed(lambda: knn(q, db, k=args.k, device=dev))
+    t_knn, (_, i) = timed(lambda: knn(q, db, k=args.k, device=dev), repeat)
     rows.append(("knn: chunked matmul + running top-k", t_knn, torch.equal(i, ref_i)))
 
     tmp = tempfile.mkdtemp(prefix="alexnet-bench-")
@@ -72,7 +67,7 @@ def main() -> None:
         w.add(db, [f"#{j}" for j in range(args.n)], [0] * args.n, list(range(args.n)))
         w.finish()
         index = FeatureIndex(tmp)
-        t_idx, (_, i) = timed(lambda: index.search(q, k=args.k, device=dev))
+        t_idx, (_, i) = timed(lambda: index.search(q, k=args.k, device=dev), repeat)
         rows.append(("FeatureIndex.search (memory-mapped shards)", t_idx, torch.equal(i, ref_i)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -91,6 +86,20 @@ def main() -> None:
     sub = torch.cdist(q, x).topk(args.k, largest=False).indices.tolist()
     rows.append((f"naive per-vector loop (timed on {m}, ×{args.n / m:.0f})", t_naive * args.n / m, got == sub))
 
+    return rows, t_knn, dev
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=100_000, help="database vectors")
+    ap.add_argument("--dim", type=int, default=4096, help="dimensions (fc7: 4096)")
+    ap.add_argument("--queries", type=int, default=8)
+    ap.add_argument("-k", type=int, default=8)
+    ap.add_argument("--naive-n", type=int, default=5_000, help="vectors the naive loop is timed on")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    rows, t_knn, dev = compare(args.n, args.dim, args.queries, args.k, args.naive_n, args.device)
     print(f"{args.queries} queries, k={args.k}, {args.n:,} × {args.dim} float16 vectors, device {dev}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     w0 = max(len(r[0]) for r in rows)

@@ -31,9 +31,12 @@ def gemm_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def step_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_last: bool, dtype) -> float:
+def make_step(model_fn, shape, batch: int, channels_last: bool, dtype, train: bool = True):
+    """One training step (``train``) or one forward pass, as a function, after one warm-up call."""
     torch.manual_seed(0)
     model = model_fn()
+    if not train:
+        model = model.eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -49,14 +52,32 @@ def step_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_la
         loss.backward()
         opt.step()
 
-    step()
+    def fwd():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            model(x)
+
+    fn = step if train else fwd
+    fn()
+    return fn
+
+
+def _rate(fn, batch: int, steps: int, repeats: int) -> float:
     rates = []
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(steps):
-            step()
+            fn()
         rates.append(batch * steps / (time.perf_counter() - t))
     return statistics.median(rates)
+
+
+def step_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_last: bool, dtype) -> float:
+    return _rate(make_step(model_fn, shape, batch, channels_last, dtype), batch, steps, repeats)
+
+
+def infer_rate(model_fn, shape, batch: int, steps: int, repeats: int, channels_last: bool, dtype) -> float:
+    """Forward-only images/s (eval mode, ``inference_mode``), median of ``repeats`` after a warm-up."""
+    return _rate(make_step(model_fn, shape, batch, channels_last, dtype, train=False), batch, steps, repeats)
 
 
 def main() -> None:

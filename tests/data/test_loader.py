@@ -214,7 +214,7 @@ def test_distributed_loaders_have_equal_lengths():
 
 
 def test_dataset_passes_the_transforms_short_side_to_the_decoder(monkeypatch, tmp_path):
-    import alexnet.data.datasets as datasets
+    import alexnet.data.base as datasets  # FileDataset lives in base.py
 
     seen = []
     real = datasets.decode_image

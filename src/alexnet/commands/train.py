@@ -77,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--normalize", choices=("meanstd", "pixelmean"),
       help="the model's mean/std, or the paper's mean pixel measured on the training data (or --pca's pca.json)")
     a("-j", "--workers", type=int, help="data loading worker processes")
+    a("--data-device", help="where training images are decoded and augmented: cpu (default) or cuda — the "
+                            "workers then only read JPEG bytes; decode (nvJPEG), crops, flips and PCA lighting run "
+                            "in batches on the GPU")
     a("--ten-crop", action=argparse.BooleanOptionalAction, default=None, help="final ten-crop evaluation")
     a("--device", help="auto, cpu, cuda, cuda:N")
     a("--amp", choices=("auto", "off", "bf16", "fp16"), help="mixed precision (auto: fastest correct)")
@@ -117,7 +120,7 @@ FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", 
                      "nesterov", "weight_decay", "bias_lr_mult", "bias_weight_decay", "pca_scale", "label_smoothing",
                      "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
-                     "normalize", "workers", "ten_crop", "device", "amp", "channels_last", "compile",
+                     "normalize", "workers", "data_device", "ten_crop", "device", "amp", "channels_last", "compile",
                      "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",
                      "max_steps", "max_bad_fraction", "resume", "test_only")
 

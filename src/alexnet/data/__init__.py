@@ -10,11 +10,14 @@
 See docs/data.md for every dataset spec and every ``alexnet data`` command.
 """
 
+from .cache import CacheDataset
+from .cache_build import build_cache
 from .check import CheckReport, check_dataset, format_report, index_folder
 from .datasets import (FileDataset, ImageDataset, SubsetDataset, TensorImageDataset, build_dataset, parse_spec,
                        read_list, split_indices, take_subset)
 from .decode import (DEFAULT_MAX_PIXELS, BadImageError, ImageInfo, decode_image, decode_image_info,
                      sniff_format)
+from .gpu import DeviceBatchLoader, augment_batch
 from .imagenet import Devkit, imagenet_val_relayout, read_devkit
 from .loader import (BadSample, BadSampleLog, Batch, ResumableSampler, SafeDataset, build_loader, collate, mix_seed,
                      summarize_bad)
@@ -29,5 +32,6 @@ __all__ = [
     "build_loader", "collate", "Batch", "BadSample", "ResumableSampler", "SafeDataset", "BadSampleLog", "summarize_bad",
     "mix_seed", "decode_image", "decode_image_info", "sniff_format", "BadImageError", "ImageInfo",
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "index_folder",
-    "imagenet_val_relayout", "read_devkit", "Devkit",
+    "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
+    "augment_batch",
 ]

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..core.errors import UserError
-from .datasets import FileDataset, find_classes, scan_folder
+from .base import FileDataset
+from .folders import find_classes, scan_folder
 
 DEVKIT = "ILSVRC2012_devkit_t12"
 TRAIN_TAR, VAL_TAR = "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"

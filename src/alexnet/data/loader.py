@@ -186,6 +186,28 @@ class SafeDataset(Dataset):
         raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
 
 
+    def __getitems__(self, keys: Sequence[Any]) -> list:
+        """A whole batch (the DataLoader calls this when it exists): the dataset's batched path
+        (`CacheDataset.get_batch`: crops and flips of a uint8 batch, no per-image transform) when it
+        has one that fits its transform, each image seeded from ``(seed, epoch, index)``; else one
+        `__getitem__` per key."""
+        fast = getattr(self.dataset, "get_batch", None)
+        if fast is not None and keys:
+            pairs = [(int(k[0]), int(k[1])) if isinstance(k, (tuple, list)) else (int(k), 0) for k in keys]
+            got = fast([i for i, _ in pairs], [mix_seed(self.seed, e, i) for i, e in pairs])
+            if got is not None:
+                return _Collated(Batch(got[0], got[1], []))
+        return [self[k] for k in keys]
+
+
+class _Collated(list):
+    """A batch `SafeDataset.__getitems__` has already stacked; `collate` passes it through."""
+
+    def __init__(self, batch: "Batch"):
+        super().__init__()
+        self.batch = batch
+
+
 def _seed_all(seed: int) -> None:
     # torch.default_generator, not torch.manual_seed: the latter also seeds every accelerator
     # backend, ~0.5 ms per call, which was the largest cost of loading a small image.
@@ -232,6 +254,8 @@ class Batch(NamedTuple):
 def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
     """``[(image, label, bad), …]`` → ``Batch(images stacked, labels int64 [B], bad)``; items
     without an image (bad samples not substituted) are left out, but their ``bad`` entries kept."""
+    if isinstance(batch, _Collated):
+        return batch.batch
     bad = [BadSample(*x) for b in batch for x in b[2]]
     batch = [b for b in batch if b[0] is not None]
     images = [b[0] for b in batch]

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from .datasets import ImageDataset, TensorImageDataset, find_classes, folder_dataset, split_indices
+from .base import ImageDataset, TensorImageDataset, split_indices
+from .folders import find_classes, folder_dataset
 
 
 def digits_dataset(split: str, transform: Callable | None, val_split: float, seed: int) -> TensorImageDataset:

@@ -111,6 +111,12 @@ class PCALighting:
         alpha = torch.randn(3) * self.alphastd
         return self.eigvec @ (alpha * self.coeff)
 
+    def shift_from(self, normal: Any) -> torch.Tensor:
+        """The RGB shift for given N(0, 1) draws (``[3]``, or ``[B, 3]`` → ``[B, 3]``): the batched
+        paths (cache, GPU) draw them from their own per-sample seeds."""
+        z = torch.as_tensor(normal, dtype=torch.float32)
+        return (z * self.alphastd * self.coeff) @ self.eigvec.T
+
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self.alphastd == 0:
             return img
@@ -167,10 +173,14 @@ class ImageTransform:
     `decode_image` so large JPEGs are decoded at reduced size.
     """
 
-    def __init__(self, steps: list[Callable], *, name: str, decode_short_side: int | None = None):
+    def __init__(self, steps: list[Callable], *, name: str, decode_short_side: int | None = None,
+                 plan: dict[str, Any] | None = None):
         self.steps = list(steps)
         self.name = name
         self.decode_short_side = decode_short_side
+        # What the steps do, as data, for the batched paths (cache `get_batch`, GPU batches):
+        # kind, channels, resize, size (h, w), flip, pad (small), center (paper), pca (PCALighting or None)
+        self.plan = plan
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         for step in self.steps:
@@ -255,21 +265,26 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
         return ImageTransform(steps, name="eval-ten-crop" if mirror else "eval-five-crop", decode_short_side=resize)
     if ten_crop:
         raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
+    plan: dict[str, Any] = {"kind": kind, "channels": c, "resize": resize, "size": (h, w), "flip": bool(flip),
+                            "pad": 0, "center": max(resize, h, w), "pca": None}
     if kind == "none":
         steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w))]
+        plan["flip"] = False
     elif kind == "paper":
         steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)),
                   T.RandomCrop((h, w), pad_if_needed=True), *flip]
         if c == 3 and alphastd > 0:
             stats = load_pca(pca)
             steps.append(PCALighting(stats["eigval"], stats["eigvec"], alphastd, scale=pca_scale))
+            plan["pca"] = steps[-1]
     elif kind == "light":
         steps += [T.Resize(resize, antialias=True), T.RandomCrop((h, w), pad_if_needed=True), *flip]
     elif kind == "small":
         pad = max(1, round(min(h, w) / 8))  # 4 px for 28-32 px images (the CIFAR recipe), 1 for 8 px digits
         steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=pad),
                   *flip]
-    return ImageTransform(steps, name=f"train-{kind}" if train else "eval", decode_short_side=resize)
+        plan["pad"] = pad
+    return ImageTransform(steps, name=f"train-{kind}" if train else "eval", decode_short_side=resize, plan=plan)
 
 
 class Normalizer(nn.Module):

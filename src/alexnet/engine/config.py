@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class TrainConfig:
     # (from --pca's pca.json when it has a "mean", else measured on training images) and saved here
     pixel_mean: list[float] | None = None
     workers: int = 0
+    data_device: str = "cpu"  # where training batches are decoded and augmented: cpu, or cuda (data/gpu.py)
     ten_crop: bool = False  # final evaluation also with ten crops (§4.1)
     # machinery
     device: str = "auto"
@@ -106,6 +108,8 @@ class TrainConfig:
             bad(f"--val-split must be in [0, 1), not {self.val_split}")
         if self.workers < 0:
             bad(f"--workers must be non-negative, not {self.workers}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.data_device)):
+            bad(f"--data-device must be cpu or cuda[:N], not {self.data_device!r}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"unknown optimizer {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)} "
                 f"(choose from {', '.join(OPTIMIZERS)})")

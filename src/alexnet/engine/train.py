@@ -101,6 +101,13 @@ class Trainer:
         seed_everything(cfg.seed + world.rank)
         self.mcfg = model_cfg(cfg.model)
         self._check_data_spec()
+        if cfg.data_device != "cpu":
+            from ..data.gpu import check_data_device
+
+            check_data_device(cfg.data_device)  # before any data is read: no GPU → one line
+            if device.type != "cuda":
+                raise UserError(f"--data-device {cfg.data_device} puts the batches on the GPU, but the model "
+                                f"trains on {device}; add --device cuda")
         train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None, pca_scale=cfg.pca_scale)
         val_tf = build_transforms(self.mcfg, train=False)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
@@ -145,7 +152,13 @@ class Trainer:
             _check_compiler(device)
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
-        self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
+        if cfg.data_device != "cpu":  # decode + augment on the GPU; the CPU workers only read bytes
+            from ..data.gpu import DeviceBatchLoader, check_data_device
+
+            self.train_loader = DeviceBatchLoader(self.train_ds, batch_size=self.batch_size, train=True,
+                                                  device=check_data_device(cfg.data_device), **kw)
+        else:
+            self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
         self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, substitute=False, **kw)
                            if self.val_ds is not None else None)
         self.steps_per_epoch = len(self.train_loader)

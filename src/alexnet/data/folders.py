@@ -1,0 +1,161 @@
+"""Image folders and list files: scanning ``root/<class>/…`` and reading ``path label`` lists.
+
+Below the factory (`alexnet.data.datasets`), above the base classes (`alexnet.data.base`);
+ImageNet's prepared layout and CIFAR-10 as image folders reuse the scanning here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable
+
+from ..core.errors import UserError
+from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, _take_split
+
+
+def find_classes(directory: str) -> list[str]:
+    """Sorted class sub-folders, hidden ones (``.ipynb_checkpoints``) left out."""
+    try:
+        return sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+    except OSError as e:
+        raise UserError(f"{directory}: cannot list ({e.strerror})") from None
+
+
+def scan_folder(directory: str, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
+    """``(path, label)`` of every image file under ``directory/<class>/`` (torchvision's scan)."""
+    from torchvision.datasets.folder import make_dataset
+
+    return make_dataset(directory, {c: i for c, i in class_to_idx.items()
+                                    if os.path.isdir(os.path.join(directory, c))},
+                        extensions=IMG_EXTENSIONS, allow_empty=True)
+
+
+def folder_splits(root: str) -> tuple[str | None, str | None]:
+    """(train folder, validation folder or None) of an image-folder root; (None, val folder) for a
+    split layout without a training part (only ``test/`` or ``val/``)."""
+    sub = {c.lower(): c for c in find_classes(root)}
+    val = next((sub[v] for v in VAL_NAMES if v in sub), None)
+    if "train" in sub and find_classes(os.path.join(root, sub["train"])):
+        return os.path.join(root, sub["train"]), os.path.join(root, val) if val else None
+    if sub and set(sub) <= {"train", *VAL_NAMES}:  # only split names: not class folders
+        return None, os.path.join(root, val) if val else None
+    return root, None
+
+
+def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
+                   *, name: str | None = None) -> FileDataset:
+    """Image folders: ``root/<class>/…``, or ``root/train/<class>/…`` + ``root/val/<class>/…``.
+
+    ``split="all"``: every image (both parts of a split layout)."""
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise UserError(f"{root}: no such folder")
+    train_dir, val_dir = folder_splits(root)
+    note = ""
+    if train_dir is None:
+        names = "/, ".join(find_classes(root)) + "/"
+        if split == "train" or val_dir is None or not find_classes(val_dir):
+            raise UserError(f"{root} holds only {names}: a train/val layout without its training split "
+                            f"(expected {root}/train/<class>/<image>); add train/, or point at "
+                            f"{val_dir or root}/ if its sub-folders are the classes")
+        train_dir, val_dir, split = val_dir, None, "all"  # evaluation of the validation part alone
+    ids = find_classes(train_dir)
+    if not ids:
+        raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    idx = {c: i for i, c in enumerate(ids)}
+    if val_dir is not None:
+        extra = sorted(set(find_classes(val_dir)) - set(ids))
+        if extra:
+            raise UserError(f"{val_dir}: classes not in {train_dir}: {', '.join(extra[:5])}")
+        if split == "all":
+            samples = scan_folder(train_dir, idx) + scan_folder(val_dir, idx)
+        else:
+            samples = scan_folder(val_dir if split == "val" else train_dir, idx)
+    else:
+        samples = scan_folder(train_dir, idx)
+        if not samples:
+            raise UserError(f"{train_dir}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders")
+        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, root)
+    if not samples:
+        raise UserError(f"{val_dir if split == 'val' and val_dir else train_dir}: no images "
+                        f"({', '.join(IMG_EXTENSIONS)}) in the class folders")
+    ds = FileDataset(samples, ids, ids, transform, name or f"folder:{root}", split)
+    ds.slice_note = note
+    return ds
+
+
+def read_list(path: str) -> list[tuple[str, int]]:
+    """Lines ``path label`` (the path may contain spaces; ``#`` starts a comment); relative paths
+    are resolved against the list's folder."""
+    base = os.path.dirname(os.path.abspath(path))
+    out = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text list file") from None
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
+            raise UserError(f"{path}:{n}: expected 'path label' with an integer label ≥ 0, got {line[:80]!r}")
+        out.append((os.path.normpath(os.path.join(base, parts[0])), int(parts[1])))
+    return out
+
+
+def read_classes_txt(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+
+
+def _list_sibling(path: str) -> str | None:
+    """``val.txt``/``test.txt``/… beside a list whose name contains ``train``."""
+    d, fname = os.path.split(path)
+    for v in VAL_NAMES:
+        cand = os.path.join(d, fname.replace("train", v))
+        if "train" in fname and os.path.isfile(cand):
+            return cand
+    return None
+
+
+def _is_eval_name(fname: str) -> bool:
+    return re.search(r"(^|[^a-z])(val|valid|validation|test)([^a-z]|$)", fname.lower()) is not None
+
+
+def list_dataset(path: str, split: str, transform: Callable | None, val_split: float, seed: int) -> FileDataset:
+    """A list file. Beside a list named ``*train*``, ``val``/``test`` in its place names the
+    validation list (``train.txt`` → ``test.txt``); a list named like a validation list is used
+    whole for either split; otherwise validation is a seeded split of the list."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such list file")
+    samples = read_list(path)
+    fname = os.path.basename(path).lower()
+    sibling = _list_sibling(path)
+    note = ""
+    if sibling:
+        if split == "val":
+            samples = read_list(sibling)
+        elif split == "all":
+            samples = samples + read_list(sibling)
+    elif "train" in fname or not _is_eval_name(fname):
+        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, path)
+    if not samples:
+        raise UserError(f"{path}: no entries")
+    n = max(t for _, t in samples) + 1
+    classes_txt = os.path.join(os.path.dirname(path), "classes.txt")
+    if os.path.isfile(classes_txt):
+        classes = read_classes_txt(classes_txt)
+        if len(classes) < n:
+            raise UserError(f"{classes_txt} names {len(classes)} classes, but the list uses label {n - 1}")
+    else:
+        n = max([n] + [t + 1 for _, t in read_list(path)])
+        classes = [str(i) for i in range(n)]
+    ds = FileDataset(samples, classes, None, transform, f"list:{path}", split)
+    ds.slice_note = note
+    return ds
