@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .base import Arm, Experiment, RunResult, by_arm
+from .base import Arm, Experiment, RunResult, by_arm, half_range, mean
 from .setups import CIFAR4_SCALE, FAST_SCALE
 
 TARGET = 25.0
@@ -33,7 +33,7 @@ MODEL = {"lrn": False, "init": "paper"}  # N(0, 0.01) weights, zero biases (§5)
 BASE = dict(model="cifar4", model_kwargs=MODEL, optimizer="sgd", momentum=0.9, nesterov=False,
             weight_decay=0.0, lr_scheduler="constant", label_smoothing=0.0, aug="none", val_split=0.04, workers=0,
             normalize="pixelmean")  # §2: the mean pixel subtracted, 0‥255 units
-RATES = (0.0005, 0.001, 0.002, 0.004)
+RATES = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 
 def epochs_to(errors: list[float], target: float = TARGET) -> float:
@@ -51,36 +51,58 @@ def _rate(r: RunResult) -> float:
     return float(r.arm.split("lr ")[-1])
 
 
-def _fastest(runs: list[RunResult]) -> tuple[RunResult, float]:
-    scored = [(epochs_to([100 - row["train_top1"] for row in r.epochs]), r) for r in runs]
-    reached = [(e, r) for e, r in scored if not math.isnan(e)]
+def _epochs(r: RunResult) -> float:
+    return epochs_to([100 - row["train_top1"] for row in r.epochs])
+
+
+def _best_rate(runs: list[RunResult]) -> tuple[float, list[RunResult], list[float]]:
+    """The rate whose runs (one per seed) reach the target in the fewest epochs on average — a
+    rate where any seed never gets there counts as never — with its runs and their epochs. When
+    no rate gets there: the rate with the lowest final training error, epochs all nan."""
+    by_rate: dict[float, list[RunResult]] = {}
+    for r in runs:
+        by_rate.setdefault(_rate(r), []).append(r)
+    scored = {lr: [_epochs(r) for r in rs] for lr, rs in by_rate.items()}
+    reached = {lr: es for lr, es in scored.items() if not any(math.isnan(e) for e in es)}
     if reached:
-        e, r = min(reached, key=lambda t: t[0])
-        return r, e
-    best = min(runs, key=lambda r: 100 - r.last["train_top1"])
-    return best, float("nan")
+        lr = min(reached, key=lambda k: mean(reached[k]))
+    else:
+        lr = min(by_rate, key=lambda k: mean([100 - r.last["train_top1"] for r in by_rate[k]]))
+    return lr, by_rate[lr], scored[lr]
+
+
+def _fastest(runs: list[RunResult]) -> tuple[RunResult, float]:
+    """Of the best rate's runs, the seed-0 one (the one drawn bold), with its epochs."""
+    _, rs, es = _best_rate(runs)
+    i = min(range(len(rs)), key=lambda k: rs[k].seed)
+    return rs[i], es[i]
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     acts: dict[str, list[RunResult]] = {}
     for arm, runs in by_arm(results).items():
         acts.setdefault(arm.split()[0], []).extend(runs)
-    rows, ep = [], {}
+    rows, ep, half = [], {}, {}
+    n_seeds = max((r.seed for r in results), default=0) + 1
     for act in ("ReLU", "tanh"):
         runs = acts.get(act, [])
         if not runs:
             continue
-        r, e = _fastest(runs)
-        ep[act] = e
-        per_epoch = r.seconds / max(1, len(r.epochs))
-        rows.append({"activation": act, "rate (fastest of " + ", ".join(f"{x:g}" for x in RATES) + ")":
-                     r.arm.split("lr ")[-1], "epochs to 25 % training error": f"{e:.2f}" if not math.isnan(e)
-                     else f"> {len(r.epochs)}", "seconds to 25 %": f"{e * per_epoch:.0f}" if not math.isnan(e) else "–",
-                     "final training error": f"{100 - r.last['train_top1']:.2f}",
-                     "final validation error": f"{r.val_error:.2f}", "paper": "6× fewer epochs for ReLU"
-                     if act == "ReLU" else "baseline"})
+        lr, rs, es = _best_rate(runs)
+        reached = not any(math.isnan(e) for e in es)
+        ep[act] = mean(es) if reached else float("nan")
+        half[act] = half_range(es) if reached else 0.0
+        per_epoch = mean([r.seconds / max(1, len(r.epochs)) for r in rs])
+        rows.append({"activation": act, "rate (fastest of " + ", ".join(f"{x:g}" for x in RATES) + ")": f"{lr:g}",
+                     "epochs to 25 % training error": (f"{ep[act]:.2f}" + (f" ± {half[act]:.2f}" if len(es) > 1 else ""))
+                     if reached else f"> {len(rs[0].epochs)}",
+                     "seconds to 25 %": f"{ep[act] * per_epoch:.0f}" if reached else "–",
+                     "final training error": f"{mean([100 - r.last['train_top1'] for r in rs]):.2f}",
+                     "final validation error": f"{mean([r.val_error for r in rs]):.2f}", "seeds": len(rs),
+                     "paper": "6× fewer epochs for ReLU" if act == "ReLU" else "baseline"})
     relu, tanh = ep.get("ReLU", float("nan")), ep.get("tanh", float("nan"))
     n_epochs = max((len(r.epochs) for r in results), default=0)
+    seeds = f"{n_seeds} seeds" if n_seeds > 1 else "one seed"
     if math.isnan(relu) and not math.isnan(tanh):
         verdict = (f"does not reproduce: tanh reached {TARGET:g} % training error in {tanh:.2f} epochs, ReLU had not "
                    f"after {n_epochs} (paper: ReLU 6× faster)")
@@ -88,11 +110,15 @@ def summarize(exp: Experiment, results: list[RunResult]):
         verdict = f"inconclusive: neither reached {TARGET:g} % training error in {n_epochs} epochs"
     elif math.isnan(tanh):
         verdict = (f"reproduces: ReLU reached {TARGET:g} % training error in {relu:.2f} epochs; tanh had not after "
-                   f"{n_epochs} (≥ {n_epochs / relu:.1f}× faster; paper: 6×)")
+                   f"{n_epochs} (≥ {n_epochs / relu:.1f}× faster; paper: 6×; {seeds})")
     else:
         ratio = tanh / relu
-        verdict = (f"{'reproduces' if ratio > 1 else 'does not reproduce'}: ReLU reached {TARGET:g} % training error "
-                   f"{ratio:.1f}× faster than tanh ({relu:.2f} vs {tanh:.2f} epochs; paper: 6×)")
+        apart = (relu + half["ReLU"] < tanh - half["tanh"]) if ratio > 1 else (tanh + half["tanh"] < relu - half["ReLU"])
+        word = ("reproduces" if ratio > 1 else "does not reproduce") if apart or n_seeds == 1 else \
+            "within the seeds' spread"
+        verdict = (f"{word}: with each activation at its fastest rate, ReLU reached {TARGET:g} % training error "
+                   f"{ratio:.1f}× {'faster' if ratio >= 1 else 'as fast as'} tanh ({relu:.2f} vs {tanh:.2f} epochs, "
+                   f"{seeds}; paper: 6×)")
     notes = [f"{r.arm}: training error by epoch " + ", ".join(f"{100 - row['train_top1']:.1f}" for row in r.epochs)
              for r in results]
     for act, runs in acts.items():  # a fastest rate at the edge of the grid: a rate beyond it might be faster
@@ -118,7 +144,7 @@ def plot(exp: Experiment, results: list[RunResult], fig) -> None:
         bold = id(r) in fastest
         ax.plot(ep, err, color=colours.get(act, "k"), linestyle="-" if act == "ReLU" else "--", marker="o",
                 markersize=3 if bold else 2, linewidth=2 if bold else 1, alpha=1.0 if bold else 0.35,
-                label=r.arm + (" (fastest)" if bold else ""))
+                label=(r.arm + (" (fastest)" if bold else "")) if r.seed == 0 else None)
     ax.axhline(TARGET, color="grey", linewidth=1, linestyle=":")
     ax.text(0.1, TARGET + 1, f"{TARGET:g} %", color="grey")
     ax.set(xlabel="epochs", ylabel="training error rate (%)", ylim=(0, 92),
@@ -136,8 +162,9 @@ EXPERIMENT = Experiment(
     base=BASE,
     arms=tuple(Arm(f"{act} lr {lr:g}", {"lr": lr, "model_kwargs": {**MODEL, "act": act.lower()}})
                for act in ("ReLU", "tanh") for lr in RATES),
-    default=dataclasses.replace(CIFAR4_SCALE, seeds=1, epochs=20, train_subset=2500, batch_size=32),
+    default=dataclasses.replace(CIFAR4_SCALE, seeds=2, epochs=20, train_subset=2500, batch_size=32),
     fast=FAST_SCALE, summarize=summarize, plot=plot,
-    scale_note="One seed: the difference is large. Training error is the running error over each epoch. "
+    scale_note="Each rate with two seeds; each activation's rate is the one that reaches 25 % in the fewest epochs "
+               "on average (± is half the range over seeds). Training error is the running error over each epoch. "
                "2,500 images in batches of 32, so that 25 % training error is reached within a CPU budget "
                "(the paper: 50,000 images).")
