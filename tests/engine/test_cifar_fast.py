@@ -65,9 +65,16 @@ def test_model_layout_dirac_init_and_the_bias_that_stops_training():
     assert not m.features.whiten.weight.requires_grad
     assert not any(mod.weight.requires_grad for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d))
     m.start_epoch(2)
-    assert m.features.whiten.bias.requires_grad
+    assert m.features.shift.offset.requires_grad
     m.start_epoch(3)
-    assert not m.features.whiten.bias.requires_grad
+    assert not m.features.shift.offset.requires_grad
+    # the offset is not a "bias": --bias-lr-mult (64 in the recipe) leaves it at the base rate
+    from alexnet.engine.optim import param_groups
+
+    groups = param_groups(make_config("cifar10-fast"), m, 1.0)
+    fast = [g for g in groups if g["lr_mult"] == 64.0][0]["params"]
+    assert all(p is not m.features.shift.offset for p in fast)
+    assert len(fast) == 6  # the six batch-norm biases
     with pytest.raises(UserError):
         build_model("alexnet-cifar-fast", widths=[8, 8])
 
