@@ -138,7 +138,7 @@ class CifarFast(nn.Module):
 @register_model("alexnet-cifar-fast", ModelCfg(
     input_size=(3, 32, 32), resize=32, num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD,
     min_input_size=(32, 32), year=2024,
-    result="CIFAR-10 ≥ 90 % in minutes on 2 CPU cores with --recipe cifar10-fast (docs/cifar10.md)",
+    result="CIFAR-10 time to accuracy with --recipe cifar10-fast (no ImageNet result; docs/cifar10.md)",
     reference="Krizhevsky et al. 2012 (layout); Jordan 2024, airbench (whitening, recipe)",
     notes="whitening 2×2 + 3 × (conv-pool-BN-ReLU-conv-BN-ReLU) 64-128-128 + FC; recipe cifar10-fast"),
     accepts=lambda: (CifarFast,))
