@@ -9,6 +9,19 @@ from pathlib import Path
 ORDER = 10
 
 
+def _percentages(text: str) -> list[float]:
+    """``80,85,90`` → ``[80.0, 85.0, 90.0]``; ``""`` or ``none`` → ``[]``."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        vals = [float(t) for t in text.replace("%", "").split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected accuracies in percent like 80,85,90, got {text!r}") from None
+    if not all(0 < v <= 100 for v in vals):
+        raise argparse.ArgumentTypeError(f"accuracies must be in (0, 100] percent, got {text!r}")
+    return vals
+
+
 def _kv(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -70,7 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--lr-max-drops", type=int, help="plateau: at most this many drops (paper: 3)")
     a("--lr-warmup-epochs", type=float)
     a("--clip-grad-norm", type=float)
-    a("--aug", choices=AUGS, help="augmentation: paper (crops, flips, PCA lighting), light, small, none, auto")
+    a("--lookahead", action=argparse.BooleanOptionalAction, default=None,
+      help="every 5 steps move the weights to their running average (airbench; cifar10-fast recipe)")
+    a("--aug", choices=AUGS, help="augmentation: paper (crops, flips, PCA lighting), light, small, none, auto; "
+                                  "with --resident: flip, flip-translate, none")
+    a("--resident", action=argparse.BooleanOptionalAction, default=None,
+      help="decode the images once into memory (uint8) and augment whole batches there (small images)")
+    a("--translate", type=int, metavar="PX", help="--aug flip-translate: shift by up to PX pixels (default 2)")
     a("--pca", help="pca.json from `alexnet data pca-stats` (default: ImageNet's eigenvalues/vectors)")
     a("--pca-scale", choices=("sqrt", "eigval"),
       help="PCA lighting: alpha × sqrt(eigenvalue) (the authors' code, default) or × eigenvalue (the paper's text)")
@@ -92,6 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a("--name", help="run directory name (default: <model>-<data>-<time>)")
     a("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
     a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
+    a("--report-at", type=_percentages, metavar="P,P,…",
+      help="print the wall time at which validation top-1 first reaches each of these accuracies (%%)")
     a("--max-steps", type=int, metavar="N",
       help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
     a("--max-bad-fraction", type=float, metavar="F",
@@ -120,6 +141,7 @@ FIELDS_FROM_FLAGS = ("model", "weights", "freeze", "lr_backbone_scale", "data", 
                      "nesterov", "weight_decay", "bias_lr_mult", "bias_weight_decay", "pca_scale", "label_smoothing",
                      "lr_scheduler", "lr_step_size", "lr_gamma",
                      "lr_patience", "lr_max_drops", "lr_warmup_epochs", "clip_grad_norm", "aug", "pca",
+                     "lookahead", "resident", "translate", "report_at",
                      "normalize", "workers", "data_device", "ten_crop", "device", "amp", "channels_last", "compile",
                      "deterministic", "seed", "output_dir", "name", "checkpoint_every", "print_freq",
                      "max_steps", "max_bad_fraction", "resume", "test_only")

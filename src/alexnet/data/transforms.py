@@ -239,7 +239,10 @@ def resolve_aug(cfg: Any, aug: str) -> str:
 
 
 def trains_with_flips(cfg: Any, aug: str) -> bool:
-    """Whether training with recipe ``aug`` under ``cfg`` mirrors images (never for 1-channel models)."""
+    """Whether training with recipe ``aug`` under ``cfg`` mirrors images (never for 1-channel models,
+    except with the whole-batch augmentations of ``--resident``, which flip what they are given)."""
+    if aug in ("flip", "flip-translate"):
+        return True
     return _input_size(cfg)[0] != 1 and resolve_aug(cfg, aug) != "none"
 
 

@@ -94,3 +94,39 @@ def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+
+
+class Lookahead:
+    """airbench's lookahead (Jordan 2024; after Zhang et al. 2019): a running average of the
+    weights (and batch-norm statistics) is kept, and every ``every`` steps the average moves toward
+    the weights by ``1 − decay`` and the weights are set to it. ``decay = base**every · (t/T)³``
+    grows from 0 (the weights lead) to 0.95⁵ at the end (the average leads); at the last step the
+    weights become the average. It smooths the end of a short schedule the way an EMA does, with no
+    second model to evaluate."""
+
+    def __init__(self, model: nn.Module, total_steps: int, every: int = 5, base: float = 0.95):
+        self.model, self.total, self.every, self.base = model, max(1, int(total_steps)), int(every), float(base)
+        self.avg = {k: v.detach().clone() for k, v in self._tensors().items()}
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def step(self, global_step: int) -> None:
+        """Call after optimiser step number ``global_step`` (1-based)."""
+        last = global_step >= self.total
+        if global_step % self.every and not last:
+            return
+        decay = 1.0 if last else self.base ** self.every * (global_step / self.total) ** 3
+        for k, v in self._tensors().items():
+            a = self.avg[k]
+            a.lerp_(v, 1.0 - decay)
+            v.copy_(a)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"avg": {k: v.clone() for k, v in self.avg.items()}, "total": self.total}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state["avg"].items():
+            if k in self.avg:
+                self.avg[k].copy_(v)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class LRSchedule:
-    kind: str  # plateau, step, cosine, onecycle, constant
+    kind: str  # plateau, step, cosine, onecycle, linear, constant
     base_lr: float
     total_steps: int
     steps_per_epoch: int
@@ -36,6 +36,14 @@ class LRSchedule:
             t = min(1.0, (step - up) / max(1, self.total_steps - up))
             lo = self.base_lr / 1e4
             return lo + (self.base_lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
+        if self.kind == "linear":
+            # airbench's (Jordan 2024): linear from lr/5 up to lr over the first 23 % (or the given
+            # warm-up), then linear down to 0.07·lr at the last step.
+            up = self.warmup_steps or max(1, int(0.23 * self.total_steps))
+            if step < up:
+                return self.base_lr * (0.2 + 0.8 * step / up)
+            t = min(1.0, (step - up) / max(1, self.total_steps - up))
+            return self.base_lr * (1.0 - 0.93 * t)
         warm = 1.0
         if self.warmup_steps and step < self.warmup_steps:
             warm = (step + 1) / self.warmup_steps

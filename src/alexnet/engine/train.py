@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
 from .logging import MetricsLog, clock, count, log, plural
-from .optim import _build_optimizer, param_groups  # noqa: F401  (param_groups: re-exported)
+from .optim import Lookahead, _build_optimizer, param_groups  # noqa: F401  (param_groups: re-exported)
 from .schedule import LRSchedule
 
 class DivergedError(UserError):
@@ -92,6 +92,7 @@ class Trainer:
     """Holds the pieces of one run; `run` trains. Use `fit` rather than this class directly."""
 
     def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
+        self.t_start = time.perf_counter()  # time-to-accuracy (--report-at) counts from here, decoding included
         cfg = dataclasses.replace(cfg)  # a copy: the run fills in fields (pixel_mean), the caller's stays as given
         self.cfg, self.world, self.device = cfg, world, device
         self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
@@ -108,8 +109,11 @@ class Trainer:
             if device.type != "cuda":
                 raise UserError(f"--data-device {cfg.data_device} puts the batches on the GPU, but the model "
                                 f"trains on {device}; add --device cuda")
-        train_tf = build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None, pca_scale=cfg.pca_scale)
         val_tf = build_transforms(self.mcfg, train=False)
+        # --resident: every image decoded once as the network sees it at test time; the augmentation
+        # happens later, on whole batches (data.resident)
+        train_tf = val_tf if cfg.resident else build_transforms(self.mcfg, train=True, aug=cfg.aug, pca=cfg.pca or None,
+                                                                pca_scale=cfg.pca_scale)
         self.train_ds = build_dataset(cfg.data, "train", transform=train_tf, val_split=cfg.val_split,
                                       download=cfg.download and world.is_main)
         self.val_ds = self._val_dataset(val_tf)
@@ -152,15 +156,21 @@ class Trainer:
             _check_compiler(device)
             self.net = torch.compile(self.net)  # the first steps are slow: they compile
         kw = dict(workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
-        if cfg.data_device != "cpu":  # decode + augment on the GPU; the CPU workers only read bytes
-            from ..data.gpu import DeviceBatchLoader, check_data_device
-
-            self.train_loader = DeviceBatchLoader(self.train_ds, batch_size=self.batch_size, train=True,
-                                                  device=check_data_device(cfg.data_device), **kw)
+        self.resident_note = ""
+        self.bad_log = BadSampleLog()
+        if cfg.resident:
+            self.train_loader, self.val_loader = self._resident_loaders()
         else:
-            self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
-        self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, substitute=False, **kw)
-                           if self.val_ds is not None else None)
+            if cfg.data_device != "cpu":  # decode + augment on the GPU; the CPU workers only read bytes
+                from ..data.gpu import DeviceBatchLoader, check_data_device
+
+                self.train_loader = DeviceBatchLoader(self.train_ds, batch_size=self.batch_size, train=True,
+                                                      device=check_data_device(cfg.data_device), **kw)
+            else:
+                self.train_loader = build_loader(self.train_ds, batch_size=self.batch_size, train=True, **kw)
+            self.val_loader = (build_loader(self.val_ds, batch_size=self.batch_size, train=False, substitute=False,
+                                            **kw) if self.val_ds is not None else None)
+        self.whiten_note = self._init_from_data()
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
             raise UserError(f"batch size {self.batch_size} is larger than the training set "
@@ -169,7 +179,8 @@ class Trainer:
             cfg.lr_scheduler, self.plan.lr, total_steps=cfg.epochs * self.steps_per_epoch,
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
-        self.bad_log = BadSampleLog()
+        self.lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
+        self.reported: set[float] = set()  # --report-at thresholds already crossed
         self.run_dir = self._run_dir()
         self.metrics = MetricsLog(self.run_dir, enabled=world.is_main)
         # Position: the next epoch to run, optimiser steps done in it, and in total.
@@ -179,6 +190,61 @@ class Trainer:
         self._stop_requested = False
 
     # -- setup ---------------------------------------------------------------------------------
+    def _resident_loaders(self):
+        """--resident: decode the training (and validation) images once into memory as uint8 and
+        serve batches from there, augmented a whole epoch at a time (data.resident)."""
+        from ..data.resident import ResidentLoader, decode_all
+
+        cfg, c, h, w = self.cfg, *self.mcfg.input_size
+        n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
+        need = n * c * h * w
+        total = _memory_bytes()
+        if total and need > total // 2:
+            raise UserError(f"--resident would hold {n} images of {c}×{h}×{w} in memory ({_size(need)}), more than "
+                            f"half of this machine's {_size(total)}: leave out --resident (the streaming loader) "
+                            f"or use fewer images (--train-subset)")
+        t = time.perf_counter()
+        x, y, bad = decode_all(self.train_ds, workers=cfg.workers)
+        self.bad_log.add(bad)
+        if not len(y):
+            raise UserError(f"{cfg.data}: no training image could be read")
+        aug = "flip-translate" if cfg.aug == "auto" else cfg.aug
+        kw = dict(seed=cfg.seed, rank=self.world.rank, world_size=self.world.world_size)
+        train = ResidentLoader(x, y, batch_size=self.batch_size, train=True, aug=aug, translate=cfg.translate, **kw)
+        self.train_images = x
+        val = None
+        if self.val_ds is not None:
+            vx, vy, vbad = decode_all(self.val_ds, workers=cfg.workers)
+            self.bad_log.add(vbad)
+            val = ResidentLoader(vx, vy, batch_size=max(self.batch_size, 500), train=False, **kw)
+            n_val = f" + {count(len(vy))} val"
+        else:
+            n_val = ""
+        self.resident_note = (f"decoded {count(len(y))} train{n_val} images into memory "
+                              f"({_size(x.numel() + (val.images.numel() if val else 0))} uint8) in "
+                              f"{time.perf_counter() - t:.1f}s · augmentation {aug}"
+                              + (f" (±{cfg.translate} px)" if aug == "flip-translate" else "") + " on whole batches")
+        return train, val
+
+    def _init_from_data(self) -> str:
+        """Models that set layers from the data before training (`alexnet-cifar-fast`'s whitening
+        filters) get up to 5,000 training images, normalised; not when resuming or starting from
+        --weights (the filters are in the weights)."""
+        init = getattr(self.model, "init_from_data", None)
+        if init is None or self.cfg.resume or self.cfg.weights:
+            return ""
+        images = getattr(self, "train_images", None)
+        if images is None:
+            from ..data.resident import decode_all
+
+            sub = take_subset(build_dataset(self.cfg.data, "train", transform=build_transforms(self.mcfg, train=False),
+                                            val_split=self.cfg.val_split), 5000)
+            images, _, _ = decode_all(sub, workers=self.cfg.workers)
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        pick = torch.randperm(len(images), generator=g)[:5000]
+        init(self.normalize(images[pick].to(self.device)))
+        return f"{type(self.model).__name__}.init_from_data: set from {count(len(pick))} training images"
+
     def _val_dataset(self, transform):
         """The validation split; None with ``--val-split 0`` on data that has no validation part of
         its own (every image trains, no epoch is validated, the last epoch's weights are kept)."""
@@ -294,6 +360,7 @@ class Trainer:
             "best_top1": self.best_top1, "epoch_stats": list(self.epoch_stats),
             "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
             "bad_samples": self.bad_log.state_dict(),
+            **({"lookahead": self.lookahead.state_dict()} if self.lookahead is not None else {}),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
             "config": self.cfg.saved_dict(),
         }
@@ -358,6 +425,8 @@ class Trainer:
                             f"({str(e).splitlines()[0][:160]})") from None
         self.scaler.load_state_dict(ck["scaler"])
         self.schedule.load_state_dict(ck["schedule"])
+        if self.lookahead is not None and "lookahead" in ck:
+            self.lookahead.load_state_dict(ck["lookahead"])
         self.epoch, self.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         self.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
         self.epoch_stats = [float(x) for x in ck["epoch_stats"]]
@@ -461,6 +530,9 @@ class Trainer:
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
         self.net.train()
+        start_epoch = getattr(self.model, "start_epoch", None)  # e.g. alexnet-cifar-fast stops training a layer
+        if start_epoch is not None:
+            start_epoch(self.epoch)
         if self.frozen is not None:
             self.frozen.set_eval()  # batch norm in the frozen part keeps its statistics
         from tqdm import tqdm
@@ -529,6 +601,8 @@ class Trainer:
                 self.scaler.update()
                 self.step_in_epoch += 1
                 self.global_step += 1
+                if self.lookahead is not None:
+                    self.lookahead.step(self.global_step)
                 seen += n
                 self.epoch_stats[2] += n
                 now = time.perf_counter()
@@ -580,7 +654,8 @@ class Trainer:
         loss_sum, correct, n = all_reduce_sum(self.epoch_stats, self.device)
         train_loss = loss_sum / n if n else float("nan")
         train_top1 = 100.0 * correct / n if n else float("nan")
-        lr = self.optimizer.param_groups[-1]["lr"]  # the head's rate (the last group)
+        groups = self.optimizer.param_groups  # the head's rate: the last group at ×1 (not the biases' multiple)
+        lr = next((g["lr"] for g in reversed(groups) if g.get("lr_mult", 1.0) == 1.0), groups[-1]["lr"])
         self.metrics.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss,
                               "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                               "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
@@ -593,6 +668,11 @@ class Trainer:
         summary = self.bad_log.end_epoch()
         if summary:
             log(self.world, f"  {summary}")
+        for target in sorted(self.cfg.report_at):
+            if target not in self.reported and res.n and res.top1 >= target:
+                self.reported.add(target)
+                log(self.world, f"  validation top-1 reached {target:g} % after {clock(time.perf_counter() - self.t_start)} "
+                                f"(epoch {self.epoch + 1}, {res.top1:.2f} %; wall time since the start, decoding included)")
         improved = res.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
         if improved and not math.isnan(res.top1):
             self.best_top1 = res.top1
@@ -655,6 +735,11 @@ class Trainer:
                     + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
         if world.distributed or cfg.scale_lr:
             log(world, self.plan.note)
+        for note in (self.resident_note, self.whiten_note):
+            if note:
+                log(world, note)
+        if self.lookahead is not None:
+            log(world, "lookahead: every 5 steps the weights move to their running average (airbench)")
         if self.mean_note:
             mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
             log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {self.mean_note}")
@@ -734,6 +819,15 @@ class Trainer:
                         f"nothing useful. Try: {'; '.join(tips)}")
 
     def ten_crop_eval(self) -> EvalResult:
+        if self.cfg.resident and self.val_loader is not None and tuple(self.train_images.shape[-2:]) == tuple(
+                self.mcfg.input_size[-2:]) and self.mcfg.resize <= self.mcfg.input_size[-1] and self._mirror:
+            # Images no larger than the input: the five crops coincide, so ten-crop is the image and
+            # its mirror five times over; evaluate the two views once.
+            from ..data.resident import ResidentLoader
+
+            v = self.val_loader
+            return self._eval(ResidentLoader(v.images, v.labels, batch_size=v.batch_size, train=False, seed=self.cfg.seed,
+                                             rank=self.world.rank, world_size=self.world.world_size, mirror_views=True))
         tf = build_transforms(self.mcfg, train=False, ten_crop=True, mirror=self._mirror)
         ds = build_dataset(self.cfg.data, "val", transform=tf, val_split=self.cfg.val_split)
         loader = build_loader(ds, batch_size=max(1, self.batch_size // 10), train=False,
@@ -763,6 +857,14 @@ class Trainer:
                 f"weights.safetensors weights.json")
         log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
                  else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _size(n: float) -> str:

@@ -3,6 +3,7 @@
 from . import alexnet as _alexnet  # noqa: F401  (registers the AlexNet family)
 from . import zoo as _zoo  # noqa: F401  (registers the torchvision successors)
 from . import ablation as _ablation  # noqa: F401  (registers the experiment networks)
+from . import cifar_fast as _cifar_fast  # noqa: F401  (registers alexnet-cifar-fast)
 from .alexnet import LRN, AlexNet, AlexNetOWT, AlexNetSmall, AlexNetTowers
 from .registry import ModelCfg, build_model, list_models, model_cfg, register_model
 from .summary import Summary, summarize
