@@ -219,7 +219,7 @@ def test_recipe_end_to_end_prints_time_to_accuracy(small_folder, tmp_path):
 def test_resident_lookahead_run_killed_mid_epoch_resumes_bit_identical(small_folder, tmp_path):
     common = ["--recipe", "cifar10-fast", "--data", f"folder:{small_folder}", "--epochs", "2", "-b", "16",
               "--val-split", "0.2", "--amp", "off", "--deterministic", "--checkpoint-every", "4",
-              "--output-dir", str(tmp_path), *TINY]
+              "--report-at", "1", "--output-dir", str(tmp_path), *TINY]
     ref = _train(*common, "--name", "ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
     killed = _train(*common, "--name", "k", env={"ALEXNET_DEBUG_KILL_AT_STEP": "9"})  # 6 steps per epoch (100 / 16)
@@ -228,6 +228,8 @@ def test_resident_lookahead_run_killed_mid_epoch_resumes_bit_identical(small_fol
     assert ck["global_step"] == 8 and ck["epoch"] == 1 and "lookahead" in ck
     resumed = _train("--resume", str(tmp_path / "k"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "validation top-1 reached 1 %" in killed.stdout  # epoch 1 ended before the kill
+    assert "reached 1 %" not in resumed.stdout  # passed before the interruption: not said again
     a = safe_torch_load(tmp_path / "ref" / "checkpoints" / "last.pt")["model"]
     b = safe_torch_load(tmp_path / "k" / "checkpoints" / "last.pt")["model"]
     for k in a:

@@ -430,6 +430,9 @@ class Trainer:
         self.epoch, self.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         self.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
         self.epoch_stats = [float(x) for x in ck["epoch_stats"]]
+        # --report-at: thresholds passed before the interruption were reported then (with that
+        # session's times); this session reports only new ones
+        self.reported = {t for t in self.cfg.report_at if self.best_top1 >= t}
         self._rng_to_restore = ck["rng"]
         self.bad_log.load_state_dict(ck.get("bad_samples", {}))
         self.metrics.trim(self.epoch)
