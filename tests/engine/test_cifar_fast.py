@@ -241,6 +241,7 @@ def test_resident_lookahead_run_killed_mid_epoch_resumes_bit_identical(small_fol
     (["--resident", "--aug", "paper"], "--resident augments whole batches in memory"),
     (["--report-at", "80,120"], "accuracies must be in (0, 100]"),
     (["--resident", "--translate", "20"], "--translate must be between 0 and 8"),
+    (["--data-device", "cuda"], "--resident keeps decoded images in memory"),  # the recipe is resident
 ])
 def test_bad_flags_are_one_line_errors(flags, msg, tmp_path):
     r = _train("--model", "alexnet-cifar-fast", "--data", "digits", "--output-dir", str(tmp_path), *flags)
