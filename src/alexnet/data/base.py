@@ -33,9 +33,14 @@ class ImageDataset(Dataset):
         self.split = split
         self.slice_note = ""  # which seeded slice of the data this is, when it is one (see _take_split)
 
+    _targets: list[int]  # set by subclasses that hold their labels as a list
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
     @property
     def targets(self) -> list[int]:
-        raise NotImplementedError
+        return self._targets
 
     def load(self, i: int) -> torch.Tensor:
         """Sample ``i``'s image before the transform (uint8 ``[C, H, W]``)."""
@@ -114,13 +119,6 @@ class TensorImageDataset(ImageDataset):
         self.images = images
         self._targets = [int(t) for t in targets]
 
-    def __len__(self) -> int:
-        return len(self._targets)
-
-    @property
-    def targets(self) -> list[int]:
-        return self._targets
-
     def samples_path(self, i: int) -> str:
         return f"{self.name}[{self.split}]#{i}"
 
@@ -139,13 +137,6 @@ class SubsetDataset(ImageDataset):
         self.base, self.indices = base, [int(i) for i in indices]
         all_targets = base.targets
         self._targets = [all_targets[i] for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    @property
-    def targets(self) -> list[int]:
-        return self._targets
 
     def samples_path(self, i: int) -> str:
         return self.base.samples_path(self.indices[i])

@@ -113,13 +113,6 @@ class CacheDataset(ImageDataset):
         state["_arrays"], state["_tensors"] = {}, {}
         return state
 
-    def __len__(self) -> int:
-        return len(self._targets)
-
-    @property
-    def targets(self) -> list[int]:
-        return self._targets
-
     def samples_path(self, i: int) -> str:
         return self._sources[i]
 
