@@ -57,11 +57,12 @@ def test_whitening_filters_decorrelate_the_patches():
 
 
 def test_model_layout_dirac_init_and_the_bias_that_stops_training():
-    m = build_model("alexnet-cifar-fast")  # 64-128-128
+    m = build_model("alexnet-cifar-fast")  # 64-256-256, airbench94's widths
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    conv = m.features.conv2b  # 64 → ... → conv2b: 128 → 128, identity on its inputs at init
+    assert [getattr(m.features, f"conv{i}b").out_channels for i in (1, 2, 3)] == [64, 256, 256]
+    conv = m.features.conv2b  # 64 → ... → conv2b: 256 → 256, identity on its inputs at init
     w = conv.weight.detach()
-    assert torch.equal(w[:, :, 1, 1].diagonal(), torch.ones(128))
+    assert torch.equal(w[:, :, 1, 1].diagonal(), torch.ones(256))
     assert not m.features.whiten.weight.requires_grad
     assert not any(mod.weight.requires_grad for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d))
     m.start_epoch(2)
@@ -255,3 +256,28 @@ def test_default_recipe_for_the_model():
     cfg = make_config("cifar10-fast")
     assert cfg.resident and cfg.report_at == [80.0, 85.0, 90.0] and math.isclose(cfg.bias_weight_decay * 64,
                                                                                    cfg.weight_decay)
+    # the measured choices (docs/cifar10.md): 14 epochs reach 90 %, 10 do not; bf16 only where it is faster
+    assert cfg.epochs == 14 and cfg.amp == "auto" and cfg.batch_size == 512 and cfg.model_kwargs == {}
+
+
+def test_a_threshold_reached_only_by_the_averaged_views_is_reported_at_the_end(capsys, tmp_path):
+    """The recipe's 90 % may come from flip averaging, after the last epoch: say so, with the time."""
+    import time
+    from types import SimpleNamespace
+
+    from alexnet.engine.evaluate import EvalResult
+    from alexnet.engine.train import Trainer
+
+    world = SimpleNamespace(is_main=True)
+    fake = SimpleNamespace(world=world, cfg=SimpleNamespace(report_at=[80.0, 85.0, 90.0], data="x"),
+                           reported={80.0}, _mirror=True, _top5=True, t_start=time.perf_counter() - 75,
+                           val_loader=object(), val_ds=None, best_top1=89.9, bad_log=None, run_dir=tmp_path)
+    Trainer._report(fake, EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 90.5, 99.2, 100))
+    out = capsys.readouterr().out
+    assert "reached 80 %" not in out  # said during training already
+    assert "validation top-1 reached 85 % with ten-crop averaging after 1:15" in out
+    assert "validation top-1 reached 90 % with ten-crop averaging after 1:15" in out and "90.50 %" in out
+    assert "wall time 1:15 from the start" in out
+    assert fake.reported == {80.0, 85.0, 90.0}
+    Trainer._report(fake, EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 91.0, 99.2, 100))
+    assert "top-1 reached" not in capsys.readouterr().out  # once only

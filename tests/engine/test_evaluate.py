@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from alexnet.cli import main
 from alexnet.core.device import Precision, resolve_precision
@@ -222,3 +223,34 @@ def test_cpu_precision_follows_alexnet_cpu_bf16(monkeypatch, flag, dtype):
     p = resolve_precision("auto", torch.device("cpu"))
     assert p.dtype is dtype and not p.use_scaler and f"ALEXNET_CPU_BF16={flag}" in p.reason
     assert resolve_precision("off", torch.device("cpu")).dtype is None  # off wins over the variable
+
+
+def test_auto_precision_times_the_models_step_not_a_matmul(monkeypatch):
+    """--amp auto on a bf16 CPU: a fast bf16 matmul is not enough; the model's own step decides."""
+    import alexnet.core.device as dev
+
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+    cpu = torch.device("cpu")
+    slow = resolve_precision("auto", cpu, step_speedup=lambda: 0.8)
+    assert slow.dtype is None and "training step" in slow.reason and "0.80" in slow.reason
+    fast = resolve_precision("auto", cpu, step_speedup=lambda: 3.0)
+    assert fast.dtype == torch.bfloat16 and "3.0× fp32 this model's training step" in fast.reason
+    assert resolve_precision("auto", cpu).dtype == torch.bfloat16  # no probe given: the matmul decides
+    assert resolve_precision("off", cpu, step_speedup=lambda: 3.0).dtype is None
+
+
+def test_step_probe_leaves_the_model_and_the_rng_alone():
+    from alexnet.core.device import model_bf16_speedup
+
+    torch.manual_seed(5)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5), nn.Flatten(),
+                      nn.LazyLinear(2))
+    m(torch.randn(2, 3, 8, 8))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    state = torch.get_rng_state()
+    r = model_bf16_speedup(m, (3, 8, 8), batch_size=4, steps=1)
+    assert r > 0 and torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN statistics too
+    assert all(p.grad is None for p in m.parameters())

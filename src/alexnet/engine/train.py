@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.device import Precision, resolve_device, resolve_precision, use_channels_last
+from ..core.device import Precision, model_bf16_speedup, resolve_device, resolve_precision, use_channels_last
 from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
 from ..core.seed import get_rng_state, seed_everything, set_deterministic, set_rng_state
@@ -144,7 +144,11 @@ class Trainer:
             cfg.pixel_mean, self.mean_note = self._pixel_mean()
             self.mcfg = dataclasses.replace(self.mcfg, mean=tuple(cfg.pixel_mean))
         self.normalize = normalizer_for(self.mcfg, mode=cfg.normalize).to(device)
-        self.precision: Precision = resolve_precision(cfg.amp, device)
+        probe = None
+        if device.type == "cpu" and not world.distributed:  # ranks must agree: they keep the matmul probe
+            def probe():
+                return model_bf16_speedup(self.model, self.mcfg.input_size, self.batch_size, self.channels_last)
+        self.precision: Precision = resolve_precision(cfg.amp, device, step_speedup=probe)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
         self.optimizer = _build_optimizer(cfg, self.model, self.plan.lr)
         self.net: nn.Module = self.model
@@ -852,6 +856,17 @@ class Trainer:
             top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
                     f"{last.top5:.2f}%" if self._top5 else f" vs centre crop {last.top1:.2f}%")
             log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
+            # --report-at: a threshold the centre crop never reached but the averaged views did is
+            # reached at the end of training, after the ten-crop pass (its time included)
+            for target in sorted(self.cfg.report_at):
+                if target not in self.reported and ten.n and ten.top1 >= target:
+                    self.reported.add(target)
+                    log(w, f"  validation top-1 reached {target:g} % with {crops.split(' ')[0]} averaging after "
+                           f"{clock(time.perf_counter() - self.t_start)} (end of training, {ten.top1:.2f} %; "
+                           f"wall time since the start, decoding included)")
+        if self.cfg.report_at and last is not None:
+            log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
+                   f"evaluation included")
         if last is not None and self.val_ds is not None:
             self._chance_warning()
         if self.bad_log and len(self.bad_log):
