@@ -44,3 +44,13 @@ def test_quick_suite_writes_every_comparison(tmp_path):
                   "Retrieval", "Serving"):
         assert f"## {title}" in md
     assert "| comparison | ours | baseline | unit | ratio | limit |" in md and m["torch"] in md
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / "cifar_fast_step.py").is_file(), reason="benchmarks/ is not in this checkout")
+def test_cifar_fast_step_benchmark_prints_a_row_per_width_with_ratios():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cifar_fast_step.py"), "--quick", "--modes", "fp32",
+                        "bf16"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| 8-8-8 |")]
+    assert len(rows) == 1 and rows[0].count("img/s") == 2 and "×)" in rows[0]

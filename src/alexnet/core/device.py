@@ -104,9 +104,10 @@ def model_bf16_speedup(model: torch.nn.Module, input_size: tuple[int, int, int],
                        channels_last: bool = False, steps: int = 2) -> float:
     """Measured bf16/fp32 speed of ``model``'s own training step (forward, loss, backward) on CPU.
 
-    A matmul is not a convolution: on one AMX machine bf16 matmul ran 4-13× fp32 while bf16
-    training of ``alexnet-cifar`` ran at 0.79× and of ``alexnet-cifar-fast`` at 3×, so ``--amp auto``
-    times the step it will run. The probe works on a copy of the model with random data under a
+    A matmul says little about a convolution's speed: on one AMX Xeon bf16 matmul measured 4-13×
+    fp32 while the training steps measured 2.3× (``alexnet-cifar``) and 3.0× (``alexnet-cifar-fast``),
+    and on one AVX512-BF16 machine bf16 matmul ran at 0.55×, so ``--amp auto`` times the step it will
+    run. The probe works on a copy of the model with random data under a
     forked RNG: the run's weights, batch-norm statistics and random stream are untouched. The batch
     is the run's, capped at 512 images of 32×32 worth of pixels so a large input stays a second or two.
     """
