@@ -44,20 +44,26 @@ def cpu_bf16_speedup() -> float:
     and the library versions (seen on one AVX512-BF16 machine: bf16 at 0.55× fp32), so the choice is
     made by measuring, not by reading flags.
     """
-    import time
 
     n = 1024
     out = {}
     for dt in (torch.float32, torch.bfloat16):
         a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-        a @ b
-        best = float("inf")
-        for _ in range(5):
-            t = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t)
-        out[dt] = best
+        out[dt] = _best_time(lambda: a @ b, 5)
     return out[torch.float32] / out[torch.bfloat16]
+
+
+def _best_time(fn, reps: int) -> float:
+    """The fastest of ``reps`` timed calls of ``fn``, after one untimed warm-up call."""
+    import time
+
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -112,7 +118,6 @@ def model_bf16_speedup(model: torch.nn.Module, input_size: tuple[int, int, int],
     is the run's, capped at 512 images of 32×32 worth of pixels so a large input stays a second or two.
     """
     import copy
-    import time
 
     c, h, w = input_size
     b = max(2, min(batch_size, (512 * 32 * 32) // max(1, h * w)))
@@ -122,19 +127,15 @@ def model_bf16_speedup(model: torch.nn.Module, input_size: tuple[int, int, int],
         x = torch.randn(b, c, h, w)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = {}
-        for dt in (torch.float32, torch.bfloat16):
-            best = float("inf")
-            for i in range(steps + 1):  # the first step of each warms up
-                t = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dt is torch.bfloat16):
-                    y = probe(x)
-                y.float().square().mean().backward()
-                probe.zero_grad(set_to_none=True)
-                if i:
-                    best = min(best, time.perf_counter() - t)
-            out[dt] = best
-    return out[torch.float32] / out[torch.bfloat16]
+
+        def step(bf16: bool) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                y = probe(x)
+            y.float().square().mean().backward()
+            probe.zero_grad(set_to_none=True)
+
+        fp32, bf16 = (_best_time(lambda: step(on), steps) for on in (False, True))
+    return fp32 / bf16
 
 
 def resolve_precision(amp: str, device: torch.device, step_speedup=None) -> Precision:

@@ -3,8 +3,8 @@
 For small images (CIFAR-10: 50,000 × 3 × 32 × 32 bytes = 154 MB) decoding every JPEG again in
 every epoch takes CPU time from the training step of a fast network on the same cores: on 2 CPU
 cores an epoch of the ``cifar10-fast`` recipe took 53.4 s from the JPEGs (2 loader workers, PIL
-pad-crop + flip) and 45.9 s resident (docs/cifar10.md). Here each image is decoded once (`decode_all`, with the loader's workers, bad files skipped
-and reported), and each epoch's augmentation is a few tensor operations over the whole set:
+pad-crop + flip) and 45.9 s resident (docs/cifar10.md). Here each image is decoded once
+(`decode_all`, with the loader's workers, bad files skipped and reported), and each epoch's augmentation is a few tensor operations over the whole set:
 
 - ``flip``: airbench's *alternating* flip — a random half of the images is mirrored in even
   epochs and the other half in odd epochs, so every image is seen both ways every two epochs

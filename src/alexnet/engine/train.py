@@ -675,11 +675,7 @@ class Trainer:
         summary = self.bad_log.end_epoch()
         if summary:
             log(self.world, f"  {summary}")
-        for target in sorted(self.cfg.report_at):
-            if target not in self.reported and res.n and res.top1 >= target:
-                self.reported.add(target)
-                log(self.world, f"  validation top-1 reached {target:g} % after {clock(time.perf_counter() - self.t_start)} "
-                                f"(epoch {self.epoch + 1}, {res.top1:.2f} %; wall time since the start, decoding included)")
+        self._report_thresholds(res, "", f"epoch {self.epoch + 1}")
         improved = res.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
         if improved and not math.isnan(res.top1):
             self.best_top1 = res.top1
@@ -842,6 +838,15 @@ class Trainer:
                               world_size=self.world.world_size, substitute=False)
         return self._eval(loader)
 
+    def _report_thresholds(self, res: EvalResult, how: str, when: str) -> None:
+        """--report-at: say once, with the wall time since the start, each threshold ``res`` passes."""
+        for target in sorted(self.cfg.report_at):
+            if target not in self.reported and res.n and res.top1 >= target:
+                self.reported.add(target)
+                log(self.world, f"  validation top-1 reached {target:g} % {how}after "
+                                f"{clock(time.perf_counter() - self.t_start)} ({when}, {res.top1:.2f} %; "
+                                f"wall time since the start, decoding included)")
+
     def _report(self, last: EvalResult | None, ten: EvalResult | None) -> None:
         w = self.world
         if last is not None and self.val_loader is None:
@@ -856,14 +861,9 @@ class Trainer:
             top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
                     f"{last.top5:.2f}%" if self._top5 else f" vs centre crop {last.top1:.2f}%")
             log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
-            # --report-at: a threshold the centre crop never reached but the averaged views did is
-            # reached at the end of training, after the ten-crop pass (its time included)
-            for target in sorted(self.cfg.report_at):
-                if target not in self.reported and ten.n and ten.top1 >= target:
-                    self.reported.add(target)
-                    log(w, f"  validation top-1 reached {target:g} % with {crops.split(' ')[0]} averaging after "
-                           f"{clock(time.perf_counter() - self.t_start)} (end of training, {ten.top1:.2f} %; "
-                           f"wall time since the start, decoding included)")
+            # a threshold the centre crop never reached but the averaged views did is reached at the
+            # end of training, after the ten-crop pass (its time included)
+            self._report_thresholds(ten, f"with {crops.split(' ')[0]} averaging ", "end of training")
         if self.cfg.report_at and last is not None:
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
