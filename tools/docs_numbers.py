@@ -216,14 +216,31 @@ def render_include(text: str) -> str:
     return "```text\n" + text.rstrip("\n") + "\n```\n"
 
 
-def process(root: Path, doc: Path, cache: dict) -> tuple[str, list[Mismatch]]:
-    """The document with every marker filled in from its artifact, and the figures that differed."""
+FENCE = re.compile(r"^```.*?^```[^\n]*$", re.S | re.M)
+
+
+def in_code(text: str, pos: int) -> bool:
+    """Whether ``pos`` lies inside a fenced code block or an inline code span (an example, not a figure)."""
+    if any(m.start() <= pos < m.end() for m in FENCE.finditer(text)):
+        return True
+    line_start = text.rfind("\n", 0, pos) + 1
+    return text.count("`", line_start, pos) % 2 == 1
+
+
+def process(root: Path, doc: Path, cache: dict) -> tuple[str, list[Mismatch], int]:
+    """The document with every marker filled in from its artifact, the figures that differed, and
+    how many markers it has."""
     text = doc.read_text(encoding="utf-8")
     rel = doc.relative_to(root).as_posix()
     problems: list[Mismatch] = []
+    count = 0
 
     def replacer(kind: str, build):
         def sub(m: re.Match) -> str:
+            nonlocal count
+            if kind == "n" and in_code(m.string, m.start()):
+                return m.group(0)
+            count += 1
             spec = m["spec"]
             found = m["value"] if kind == "n" else m["body"]
             line = text.count("\n", 0, m.start()) + 1
@@ -248,7 +265,7 @@ def process(root: Path, doc: Path, cache: dict) -> tuple[str, list[Mismatch]]:
 
     text = NUMBER.sub(replacer("n", lambda spec: resolve(root, spec, cache)), text)
     text = INCLUDE.sub(replacer("include", include), text)
-    return TABLE.sub(replacer("table", table), text), problems
+    return TABLE.sub(replacer("table", table), text), problems, count
 
 
 def documents(root: Path) -> list[Path]:
@@ -269,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     markers = 0
     for doc in documents(root):
         text = doc.read_text(encoding="utf-8")
-        markers += len(NUMBER.findall(text)) + len(INCLUDE.findall(text)) + len(TABLE.findall(text))
-        new, found = process(root, doc, cache)
+        new, found, n = process(root, doc, cache)
         problems += found
+        markers += n
         if not args.check and new != text:
             doc.write_text(new, encoding="utf-8")
     errors = [p for p in problems if p.expected.startswith("error:")]
