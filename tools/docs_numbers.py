@@ -37,8 +37,9 @@ and a Markdown table from a list of JSON objects (header = the objects' keys)::
 ``python tools/docs_numbers.py`` rewrites every marked figure from its artifact;
 ``python tools/docs_numbers.py --check`` changes nothing and exits 1 listing each figure that
 differs from its artifact (or whose artifact or key is missing). The models table between
-``<!-- models:begin -->`` and ``<!-- models:end -->`` is made separately, by
-``python -m alexnet.models.catalog``. Standard library only: runs without torch.
+``<!-- models:begin -->`` and ``<!-- models:end -->`` is made separately, from the model registry
+(``alexnet.models.catalog.model_table``; ``tests/test_cli.py`` checks it). Markers inside fenced
+code blocks or inline code are examples and are left alone. Standard library only: runs without torch.
 """
 from __future__ import annotations
 
