@@ -1,4 +1,4 @@
-"""alexnet.data imports only alexnet.core among our packages (DESIGN.md: arrows point down)."""
+"""alexnet.data imports only alexnet.core among our packages (docs/architecture.md: arrows point down)."""
 
 import ast
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The cifar10-fast recipe's parts (issue 14): alexnet-cifar-fast (whitening from the data, Dirac
+"""The cifar10-fast recipe's parts (docs/cifar10.md): alexnet-cifar-fast (whitening from the data, Dirac
 init, the bias that stops training), the resident data path (batched translate and alternating
 flip, the sampler's order, mid-epoch resume), lookahead, the linear schedule, time-to-accuracy
 lines, and the recipe end to end on a tiny generated image folder."""
