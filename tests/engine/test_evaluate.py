@@ -250,7 +250,7 @@ def test_step_probe_leaves_the_model_and_the_rng_alone():
     m(torch.randn(2, 3, 8, 8))
     before = {k: v.clone() for k, v in m.state_dict().items()}
     state = torch.get_rng_state()
-    r = model_bf16_speedup(m, (3, 8, 8), batch_size=4, steps=1)
+    r = model_bf16_speedup(m, (3, 8, 8), batch_size=4, rounds=1)
     assert r > 0 and torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN statistics too
     assert all(p.grad is None for p in m.parameters())

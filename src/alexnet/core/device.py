@@ -38,32 +38,37 @@ def cpu_has_native_bf16() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
-    """Measured bf16/fp32 matmul throughput ratio on this CPU (a ~0.2 s probe, cached per process).
+    """Measured bf16/fp32 matmul throughput ratio on this CPU (a ~0.3 s probe, cached per process).
 
     Having the instructions is not enough: whether PyTorch's kernels use them depends on the build
     and the library versions (seen on one AVX512-BF16 machine: bf16 at 0.55× fp32), so the choice is
-    made by measuring, not by reading flags.
+    made by measuring, not by reading flags. The operands are drawn under a forked random stream, so
+    the caller's random numbers are untouched.
     """
 
     n = 1024
-    out = {}
-    for dt in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-        out[dt] = _best_time(lambda: a @ b, 5)
-    return out[torch.float32] / out[torch.bfloat16]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        a32, b32 = torch.randn(n, n), torch.randn(n, n)
+    a16, b16 = a32.bfloat16(), b32.bfloat16()
+    return median_speedup(lambda: a32 @ b32, lambda: a16 @ b16, rounds=5)
 
 
-def _best_time(fn, reps: int) -> float:
-    """The fastest of ``reps`` timed calls of ``fn``, after one untimed warm-up call."""
+def median_speedup(slow, fast, rounds: int) -> float:
+    """How many times faster ``fast`` runs than ``slow``: the ratio of their median times over
+    ``rounds`` interleaved rounds (each called once untimed first; the order alternates per round),
+    so a burst of load from another process lands on both sides instead of deciding the ratio."""
+    import statistics
     import time
 
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    slow(), fast()
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(rounds):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            (slow, fast)[i]()
+            times[i].append(time.perf_counter() - t)
+    return statistics.median(times[0]) / statistics.median(times[1])
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -106,16 +111,30 @@ class Precision:
         return torch.autocast(device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
 
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
+
+def precision_named(name: str, reason: str) -> Precision:
+    """The `Precision` called ``name`` (fp32, bf16, fp16), as recorded by a run that decided it
+    earlier: a resumed run and every rank of a distributed one reuse rank 0's first decision
+    instead of measuring again (a timing probe need not give the same answer twice)."""
+    if name not in PRECISION_NAMES:
+        raise UserError(f"unknown precision {name!r} (recorded precisions: {', '.join(PRECISION_NAMES)})")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return Precision(dtype, name == "fp16", reason)
+
+
 def model_bf16_speedup(model: torch.nn.Module, input_size: tuple[int, int, int], batch_size: int,
-                       channels_last: bool = False, steps: int = 2) -> float:
+                       channels_last: bool = False, rounds: int = 5) -> float:
     """Measured bf16/fp32 speed of ``model``'s own training step (forward, loss, backward) on CPU.
 
-    A matmul says little about a convolution's speed: on one AMX Xeon bf16 matmul measured 4-13×
-    fp32 while the training steps measured 2.3× (``alexnet-cifar``) and 3.0× (``alexnet-cifar-fast``),
-    and on one AVX512-BF16 machine bf16 matmul ran at 0.55×, so ``--amp auto`` times the step it will
-    run. The probe works on a copy of the model with random data under a
-    forked RNG: the run's weights, batch-norm statistics and random stream are untouched. The batch
-    is the run's, capped at 512 images of 32×32 worth of pixels so a large input stays a second or two.
+    A matmul says little about a convolution's speed (seen on one AVX512-BF16 machine: bf16 matmul at
+    0.55× fp32; on AMX machines matmul and training step differ by several times), so ``--amp auto``
+    times the step it will run: the median of ``rounds`` interleaved steps in each precision after a
+    warm-up step each (`median_speedup`). The probe works on a copy of the model with random data
+    under a forked RNG: the run's weights, batch-norm statistics and random stream are untouched.
+    The batch is the run's, capped at 512 images of 32×32 worth of pixels so a large input stays a
+    few seconds. Still a measurement: the run records the precision it chose and keeps it on resume.
     """
     import copy
 
@@ -134,8 +153,7 @@ def model_bf16_speedup(model: torch.nn.Module, input_size: tuple[int, int, int],
             y.float().square().mean().backward()
             probe.zero_grad(set_to_none=True)
 
-        fp32, bf16 = (_best_time(lambda: step(on), steps) for on in (False, True))
-    return fp32 / bf16
+        return median_speedup(lambda: step(False), lambda: step(True), rounds)
 
 
 def resolve_precision(amp: str, device: torch.device, step_speedup=None) -> Precision:

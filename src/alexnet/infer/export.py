@@ -213,6 +213,22 @@ def export_safetensors(model: nn.Module, meta: dict[str, Any], out: str | Path) 
     return ExportResult(st, "safetensors", None, None, "safetensors", (st.with_suffix(".json"),))
 
 
+def check_output_path(out: Path, fmt: str) -> None:
+    """Refuse an output path that cannot be written before any work is done (one line each): a
+    folder where a file is needed, a parent that is a file, a folder that is not writable."""
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt)
+    if suffix and out.is_dir():
+        raise UserError(f"-o {out}: is a folder; give a file name, e.g. -o {out / ('model' + suffix)}")
+    parent = out if out.is_dir() else out.parent
+    for up in (parent, *parent.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise UserError(f"-o {out}: {up} is a file, not a folder")
+            if not os.access(up, os.W_OK | os.X_OK):
+                raise UserError(f"-o {out}: {up} is not writable")
+            break
+
+
 def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ONNX_OPSET,
                  verify: bool = True, exporter: str = "auto") -> ExportResult:
     """Load a run directory / ``weights.safetensors`` and export it as ``fmt`` (see `FORMATS`)."""
@@ -220,6 +236,7 @@ def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ON
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
+    check_output_path(Path(out), fmt)
     model, meta = load_weights(weights, device="cpu")
     cfg = meta_cfg(meta)
     if fmt == "onnx":

@@ -93,7 +93,7 @@ def _torchvision_weight(spec: str, model_name: str | None):
         return enum[spec]
     except KeyError:
         raise UserError(f"--weights {spec}: not a weights name of {model_name} "
-                        f"(choose from {', '.join(['DEFAULT', *enum.__members__])})") from None
+                        f"(choose from {', '.join(dict.fromkeys(['DEFAULT', *enum.__members__]))})") from None
 
 
 def model_for_weights(spec: str) -> tuple[str, dict[str, Any]] | None:
@@ -138,6 +138,10 @@ def read_pretrained(spec: str, model_name: str | None = None, progress: bool = T
             except (SafetensorError, OSError, ValueError) as e:
                 raise UserError(f"{st}: not a readable safetensors file ({e})") from None
             return sd, PretrainedInfo(spec, "run", str(st), model=meta["model"], classes=list(meta["classes"]))
+        if p.parent.name == "checkpoints" and (p.parent.parent / "config.json").is_file():
+            run = p.parent.parent
+            raise UserError(f"--weights {spec}: a training checkpoint of run {run}; give the run directory "
+                            f"(--weights {run}), or continue training it with --resume {run}")
         sd = state_dict_from_checkpoint(safe_torch_load(p, map_location="cpu"), p)
         return sd, PretrainedInfo(spec, "file", str(p.resolve()))
     if spec.endswith((".pth", ".pt", ".safetensors")) or os.sep in spec:

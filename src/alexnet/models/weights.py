@@ -52,12 +52,25 @@ def _refuse_other_formats(p: Path) -> None:
         raise UserError(f"{p} is {kind}; this command takes {ACCEPTS}: give the run directory it was "
                         f"exported from")
     if suffix in (".pt", ".pth", ".ckpt"):
+        if p.is_file() and not looks_like_torch_file(p):
+            raise UserError(f"{p}: not a PyTorch file (neither a zip archive nor a pickle); this command "
+                            f"takes {ACCEPTS}")
         run = p.parent.parent if p.parent.name == "checkpoints" else None
         if run is not None and (run / "weights.safetensors").is_file():
             raise UserError(f"{p} is a training checkpoint (last.pt is for --resume); this command takes "
                             f"{ACCEPTS}: give the run directory {run}")
         raise UserError(f"{p} is a PyTorch checkpoint; this command takes {ACCEPTS}. torchvision's "
                         f"AlexNet weights convert with: alexnet import torchvision {p} -o DIR")
+
+
+def looks_like_torch_file(p: Path) -> bool:
+    """True when ``p`` starts as ``torch.save`` writes: a zip archive, or (older files) a pickle."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 RUN_MARKERS = ("config.json", "weights.safetensors", "checkpoints/last.pt")
@@ -107,8 +120,11 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path]:
         st = p / "weights.safetensors"
     elif p.suffix == ".json":
         st = p.with_suffix(".safetensors")
-    else:
+    elif p.suffix == ".safetensors" or not p.exists():
         st = p
+    else:
+        raise UserError(f"{p}: not weights ({p.suffix or 'a file without extension'}); "
+                        f"this command takes {ACCEPTS}")
     if not st.is_file():
         where = f"{p} has no weights.safetensors" if p.is_dir() else f"{st}: no such file"
         raise UserError(f"{where} (give a run directory or a weights.safetensors file)")

@@ -1,0 +1,48 @@
+"""Files people give where weights are expected: each gets one line that says what it is and what
+to give instead (never a message about some other file, never a dump of layer names)."""
+
+import pytest
+import torch
+
+from alexnet.core.errors import UserError
+from alexnet.models.pretrained import _torchvision_weight, read_pretrained
+from alexnet.models.weights import looks_like_torch_file, resolve_weights
+
+
+def test_a_text_file_is_not_weights(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(UserError) as e:
+        resolve_weights(notes)
+    msg = str(e.value)
+    assert "notes.txt" in msg and "notes.json" not in msg and "run directory" in msg
+
+
+def test_random_bytes_named_pt_are_not_called_a_checkpoint(tmp_path):
+    junk = tmp_path / "model.pt"
+    junk.write_bytes(bytes(range(7, 200)))
+    assert not looks_like_torch_file(junk)
+    with pytest.raises(UserError, match="not a PyTorch file"):
+        resolve_weights(junk)
+    real = tmp_path / "real.pt"
+    torch.save({"w": torch.zeros(2)}, real)
+    assert looks_like_torch_file(real)
+    with pytest.raises(UserError, match="is a PyTorch checkpoint"):
+        resolve_weights(real)
+
+
+def test_weights_from_a_runs_training_checkpoint_names_the_run(tmp_path):
+    run = tmp_path / "run1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    torch.save({"model": {"conv1.weight": torch.zeros(1)}, "epoch": 1}, run / "checkpoints" / "last.pt")
+    with pytest.raises(UserError) as e:
+        read_pretrained(str(run / "checkpoints" / "last.pt"), "alexnet-owt")
+    msg = str(e.value)
+    assert f"--weights {run}" in msg and "--resume" in msg and "conv1" not in msg
+
+
+def test_weight_names_listed_once():
+    with pytest.raises(UserError) as e:
+        _torchvision_weight("NOPE", "alexnet-owt")
+    assert str(e.value).count("DEFAULT") == 1

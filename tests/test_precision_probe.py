@@ -1,0 +1,43 @@
+"""The bf16 probes behind --amp auto: interleaved medians, the caller's random stream untouched,
+and a recorded decision that can be rebuilt without measuring again."""
+
+import pytest
+import torch
+
+from alexnet.core import device as dev
+from alexnet.core.errors import UserError
+
+
+def test_matmul_probe_leaves_the_random_stream_alone():
+    dev.cpu_bf16_speedup.cache_clear()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    dev.cpu_bf16_speedup()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_median_speedup_ignores_one_slow_outlier():
+    # the "fast" side is slowed once, by a burst of load: the best-of or mean would move, the median not
+    import time
+
+    calls = {"n": 0}
+
+    def slow():
+        time.sleep(0.004)
+
+    def fast():
+        calls["n"] += 1
+        time.sleep(0.05 if calls["n"] == 3 else 0.001)
+
+    r = dev.median_speedup(slow, fast, rounds=5)
+    assert 2.0 < r < 8.0
+
+
+def test_precision_named_rebuilds_a_recorded_decision():
+    p = dev.precision_named("bf16", "recorded")
+    assert p.dtype == torch.bfloat16 and not p.use_scaler and p.name == "bf16"
+    assert dev.precision_named("fp32", "r").dtype is None
+    assert dev.precision_named("fp16", "r").use_scaler
+    with pytest.raises(UserError):
+        dev.precision_named("fp8", "r")
