@@ -1,8 +1,8 @@
 """``alexnet train``: a recipe, flags on top of it, a `TrainConfig`, then `alexnet.engine.fit`.
 
-Every flag sets the `TrainConfig` field of its name (``--lr-gamma`` → ``lr_gamma``; the flags whose
-``dest`` is not a field are in `NOT_FIELDS`, the fields without a flag in `FIELDS_WITHOUT_FLAG`), so
-a new field needs one new flag here and nothing else. ``alexnet train -h`` lists them in sections.
+Every flag sets the `TrainConfig` field of its name (``--lr-gamma`` → ``lr_gamma``), except the few
+in `FLAGS_NOT_COPIED`, which `config_from_args` handles itself; the fields no flag of their name sets
+are in `FIELDS_NOT_COPIED`. So a new field needs one new flag here and nothing else. ``alexnet train -h`` lists them in sections.
 """
 
 from __future__ import annotations
@@ -178,14 +178,14 @@ FLAG_SECTIONS = (
     ("run directory and resume", _run_flags),
 )
 
-# Flags whose dest is not a `TrainConfig` field: what config_from_args does with each.
-NOT_FIELDS = {
+# Flags not copied into the `TrainConfig` field of their name: what config_from_args does with each.
+FLAGS_NOT_COPIED = {
     "recipe": "picks the recipe the fields start from (saved as the `recipe` field by make_config)",
     "model_arg": "KEY=VALUE pairs gathered into the `model_kwargs` field",
     "data_path": "combined with the recipe's dataset kind into the `data` field",
 }
-# `TrainConfig` fields no flag sets, and why.
-FIELDS_WITHOUT_FLAG = {
+# `TrainConfig` fields no flag of their name sets: how they are set instead.
+FIELDS_NOT_COPIED = {
     "model_kwargs": "set by --model-arg KEY=VALUE (repeatable)",
     "recipe": "set by --recipe through make_config",
     "pixel_mean": "measured at the start of a pixelmean run, or read from --pca's pca.json",
@@ -194,12 +194,12 @@ FIELDS_WITHOUT_FLAG = {
 
 def fields_from_flags() -> tuple[str, ...]:
     """The `TrainConfig` fields copied from the flags of the same name: every field but
-    `FIELDS_WITHOUT_FLAG`."""
+    `FIELDS_NOT_COPIED`."""
     import dataclasses
 
     from ..engine.config import TrainConfig
 
-    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in FIELDS_WITHOUT_FLAG)
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in FIELDS_NOT_COPIED)
 
 
 def config_from_args(args: argparse.Namespace):
