@@ -1,4 +1,4 @@
-"""Fine-tuning (issue 12): --weights from a torchvision-layout state_dict, a run of ours and a
+"""Fine-tuning: --weights from a torchvision-layout state_dict, a run of ours and a
 torchvision weights name; --freeze with batch norm; the chance-level warning; default recipes;
 folders handed over for evaluation; the --output-dir folder in place of a run directory."""
 
