@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from alexnet.cli import main
 
 
@@ -63,3 +65,19 @@ def test_readme_model_table_is_generated_from_registry():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = readme.split("<!-- models:begin -->\n", 1)[1].split("\n<!-- models:end -->", 1)[0]
     assert block == model_table(markdown=True), "README model table is stale: regenerate it"
+
+
+def test_data_list_writes_list_files_and_data_index_still_works(image_folder, tmp_path, capsys):
+    """`alexnet data list` (list files) is not `alexnet index` (a feature index); its old name, `data index`,
+    still works but is left out of the help."""
+    assert main(["data", "list", str(image_folder), "-o", str(tmp_path / "new"), "--val-split", "0.25"]) == 0
+    assert "train.txt (9 images), test.txt (3 images), classes.txt (3 classes)" in capsys.readouterr().out
+    assert main(["data", "index", str(image_folder), "-o", str(tmp_path / "old"), "--val-split", "0.25"]) == 0
+    for name in ("train.txt", "test.txt", "classes.txt"):
+        assert (tmp_path / "new" / name).read_text() != ""
+        assert (tmp_path / "old" / name).read_text() != ""
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["data", "-h"])
+    listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("    ")]
+    assert "list" in listed and "index" not in listed

@@ -19,7 +19,7 @@ _LAZY = {
                                            "register_model", "save_weights", "summarize")},
     "build_dataset": "alexnet.data", "build_loader": "alexnet.data", "build_transforms": "alexnet.data",
     "fit": "alexnet.engine", "evaluate": "alexnet.engine", "TrainConfig": "alexnet.engine",
-    "Predictor": "alexnet.infer",
+    "Predictor": "alexnet.infer", "evaluate_weights": "alexnet.infer",
 }
 
 

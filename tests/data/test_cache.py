@@ -47,10 +47,10 @@ def test_data_modules_import_each_other_without_a_circle():
     root = Path(alexnet.data.__file__).parent
     graph = {p.stem: _imports(p) - {p.stem} for p in root.glob("*.py") if p.stem != "__init__"}
     # the factory is above every kind it builds; base classes and folder scanning are below them
-    assert {"small", "imagenet", "folders", "cache", "base"} <= graph["datasets"]
-    for low in ("base", "folders", "small", "imagenet", "cache"):
+    assert {"builtin", "imagenet", "folders", "cache", "base"} <= graph["datasets"]
+    for low in ("base", "folders", "builtin", "imagenet", "cache"):
         assert "datasets" not in graph[low], f"{low}.py imports the factory above it"
-    assert not graph["base"] & {"folders", "small", "imagenet", "cache", "datasets", "cache_build"}
+    assert not graph["base"] & {"folders", "builtin", "imagenet", "cache", "datasets", "cache_build"}
     state: dict[str, int] = {}
 
     def visit(n: str, trail: list[str]) -> None:

@@ -270,3 +270,41 @@ def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
     assert sorted(os.listdir(root / "val")) == IMAGENET_WNIDS
     assert not (root / "val.partial").exists() and not (root / "train.partial").exists()
     assert va.targets == [IMAGENET_WNIDS.index(w) for w in sorted(fake_imagenet["truth"])]
+
+
+# ----------------------------------------------------------------------------- the default split to score
+
+def test_default_eval_split_scores_what_has_no_validation_part_whole(tmp_path, image_folder, split_folder,
+                                                                       cifar10_root):
+    from alexnet.data import default_eval_split
+
+    assert default_eval_split(f"folder:{image_folder}") == "all"  # class folders, no val/: every image
+    assert default_eval_split(str(image_folder)) == "all"
+    assert default_eval_split(f"folder:{split_folder}") == "val"  # train/ + val/
+    assert default_eval_split("digits") == "val"
+    assert default_eval_split(f"cifar10:{cifar10_root}") == "val"
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name in ("train.txt", "test.txt", "photos.txt", "my_val.txt"):
+        (lists / name).write_text("a.jpg 0\n")
+    assert default_eval_split(str(lists / "train.txt")) == "val"  # test.txt beside it
+    assert default_eval_split(f"list:{lists / 'photos.txt'}") == "all"  # a plain list: scored whole
+    assert default_eval_split(str(lists / "my_val.txt")) == "val"  # named like a validation list
+    (lists / "test.txt").unlink()
+    assert default_eval_split(str(lists / "train.txt")) == "all"  # no sibling left
+
+
+def test_data_modules_import_no_private_name_of_another_module():
+    """A name with a leading underscore stays in its module: what another module needs is public."""
+    import ast
+    from pathlib import Path
+
+    import alexnet
+
+    root = Path(alexnet.__file__).parent
+    for pkg in ("data", "commands", "infer"):
+        for path in (root / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("alexnet")):
+                    private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+                    assert not private, f"{path.relative_to(root)} imports {', '.join(private)} from {node.module}"

@@ -254,3 +254,22 @@ def test_step_probe_leaves_the_model_and_the_rng_alone():
     assert r > 0 and torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN statistics too
     assert all(p.grad is None for p in m.parameters())
+
+
+def test_evaluate_weights_lives_with_the_other_uses_of_a_trained_model():
+    """`evaluate_weights` is in `alexnet.infer` (exported from `alexnet` too); it uses engine's evaluation
+    loop, and engine never imports infer, so the two stay free of an import circle."""
+    import ast
+    from pathlib import Path
+
+    import alexnet
+    import alexnet.infer
+    from alexnet.infer.evaluation import evaluate_weights
+
+    assert alexnet.evaluate_weights is alexnet.infer.evaluate_weights is evaluate_weights
+    engine = Path(alexnet.__file__).parent / "engine"
+    for path in engine.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = "." * node.level + (node.module or "")
+                assert not (mod.startswith("..infer") or mod.startswith("alexnet.infer")), f"{path.name} imports {mod}"

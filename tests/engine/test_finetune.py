@@ -19,8 +19,8 @@ from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, build_transforms
 from alexnet.engine import make_config
 from alexnet.engine.config import default_recipe
-from alexnet.engine.evaluate import evaluate_weights
 from alexnet.engine.train import Trainer, fit
+from alexnet.infer.evaluation import evaluate_weights
 from alexnet.models import build_model, load_weights, model_cfg
 from alexnet.models.pretrained import freeze, load_pretrained
 

@@ -1,4 +1,9 @@
-"""``alexnet data check|index|imagenet-val|pca-stats|cache``: look after datasets (docs/data.md)."""
+"""``alexnet data check|list|imagenet-val|pca-stats|cache``: look after datasets (docs/data.md).
+
+``alexnet data list`` writes list files (train.txt, test.txt, classes.txt); it was called
+``alexnet data index``, which still works (hidden) — not to be confused with ``alexnet index``,
+the feature index for retrieval.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ SPEC_HELP = ("a dataset: digits, cifar10:PATH, mnist:PATH, imagenet:PATH, folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="check, index and prepare datasets",
-                       description="Check, index and prepare datasets. Dataset specs and examples: docs/data.md")
+    p = sub.add_parser("data", help="check, list and prepare datasets",
+                       description="Check, list and prepare datasets. Dataset specs and examples: docs/data.md")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
@@ -26,13 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=run_check)
 
-    i = dsub.add_parser("index", help="write train.txt, test.txt and classes.txt for an image-folder tree")
-    i.add_argument("root", metavar="ROOT", help="a folder of class folders (or with train/ and val/ or test/)")
-    i.add_argument("-o", "--output-dir", default=None, help="where to write the lists (default: ROOT)")
-    i.add_argument("--val-split", type=float, default=0.1,
-                   help="fraction held out as test.txt when there is no val/ or test/ folder (default 0.1)")
-    i.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
-    i.set_defaults(func=run_index)
+    _add_list_parser(dsub, "list", help="write train.txt, test.txt and classes.txt for an image-folder tree")
+    _add_list_parser(dsub, "index")  # the old name of `data list`: still accepted, left out of the help
 
     v = dsub.add_parser("imagenet-val", help="sort ImageNet's 50,000 flat validation images into class folders")
     v.add_argument("folder", metavar="FOLDER", help="the folder holding ILSVRC2012_val_*.JPEG")
@@ -77,6 +77,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=run_cache)
 
 
+def _add_list_parser(dsub: argparse._SubParsersAction, name: str, **help_kw: str) -> None:
+    """``alexnet data NAME ROOT``: list files for an image-folder tree (a parser given no help is not listed)."""
+    i = dsub.add_parser(name, **help_kw)
+    i.add_argument("root", metavar="ROOT", help="a folder of class folders (or with train/ and val/ or test/)")
+    i.add_argument("-o", "--output-dir", default=None, help="where to write the lists (default: ROOT)")
+    i.add_argument("--val-split", type=float, default=0.1,
+                   help="fraction held out as test.txt when there is no val/ or test/ folder (default 0.1)")
+    i.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
+    i.set_defaults(func=run_list)
+
+
 def run_check(args: argparse.Namespace) -> int:
     from ..data.check import check_dataset, format_report
     from ..data.decode import DEFAULT_MAX_PIXELS
@@ -87,13 +98,13 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if report.bad else 0
 
 
-def run_index(args: argparse.Namespace) -> int:
+def run_list(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..data.check import index_folder
+    from ..data.check import write_list_files
 
     if not 0 <= args.val_split < 1:
         raise UserError(f"--val-split must be in [0, 1), not {args.val_split}")
-    r = index_folder(args.root, args.output_dir, val_split=args.val_split, seed=args.seed)
+    r = write_list_files(args.root, args.output_dir, val_split=args.val_split, seed=args.seed)
     print(f"wrote {r['out']}/train.txt ({r['train']} images), "
           + (f"test.txt ({r['test']} images), " if r["test"] else "")
           + f"classes.txt ({r['classes']} classes)")

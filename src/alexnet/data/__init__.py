@@ -12,9 +12,9 @@ See docs/data.md for every dataset spec and every ``alexnet data`` command.
 
 from .cache import CacheDataset
 from .cache_build import build_cache
-from .check import CheckReport, check_dataset, format_report, index_folder
-from .datasets import (FileDataset, ImageDataset, SubsetDataset, TensorImageDataset, build_dataset, parse_spec,
-                       read_list, split_indices, take_subset)
+from .check import CheckReport, check_dataset, format_report, index_folder, write_list_files
+from .datasets import (KINDS, FileDataset, ImageDataset, SubsetDataset, TensorImageDataset, build_dataset,
+                       default_eval_split, parse_spec, read_list, split_indices, take_subset)
 from .decode import (DEFAULT_MAX_PIXELS, BadImageError, ImageInfo, decode_image, decode_image_info,
                      sniff_format)
 from .gpu import DeviceBatchLoader, augment_batch
@@ -26,12 +26,13 @@ from .transforms import (IMAGENET_PCA, ImageTransform, Normalizer, PCALighting, 
                          build_transforms, load_pca, normalizer_for, resolve_aug)
 
 __all__ = [
-    "build_dataset", "take_subset", "SubsetDataset", "parse_spec", "split_indices", "read_list", "ImageDataset", "FileDataset",
+    "build_dataset", "KINDS", "default_eval_split", "take_subset", "SubsetDataset", "parse_spec", "split_indices",
+    "read_list", "ImageDataset", "FileDataset",
     "TensorImageDataset", "build_transforms", "resolve_aug", "ImageTransform", "PCALighting", "TenCrop",
     "ToChannels", "IMAGENET_PCA", "load_pca", "Normalizer", "normalizer_for", "compute_pca_stats", "compute_mean",
     "build_loader", "collate", "Batch", "BadSample", "ResumableSampler", "SafeDataset", "BadSampleLog", "summarize_bad",
     "mix_seed", "decode_image", "decode_image_info", "sniff_format", "BadImageError", "ImageInfo",
-    "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "index_folder",
+    "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "write_list_files", "index_folder",
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
     "augment_batch",
 ]

@@ -1,8 +1,8 @@
 """The dataset base classes every kind builds on, and the seeded train/validation split.
 
-Below every dataset kind (folders, lists, ImageNet, the small in-memory sets, the cache) and below
-the factory `alexnet.data.datasets.build_dataset`, which sits above them all (DESIGN.md: arrows
-point down; no module here imports a dataset kind or the factory).
+Below every dataset kind (folders, lists, ImageNet, the built-in in-memory sets, the cache) and below
+the factory `alexnet.data.datasets.build_dataset`, which sits above them all (docs/architecture.md:
+arrows point down; no module here imports a dataset kind or the factory).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.name = name
         self.split = split
-        self.slice_note = ""  # which seeded slice of the data this is, when it is one (see _take_split)
+        self.slice_note = ""  # which seeded slice of the data this is, when it is one (see take_split)
 
     _targets: list[int]  # set by subclasses that hold their labels as a list
 
@@ -94,7 +94,7 @@ class FileDataset(ImageDataset):
         return (self.transform(img) if self.transform is not None else img), self.samples[i][1]
 
 
-def _concat(a: ImageDataset, b: ImageDataset) -> ImageDataset:
+def concat_splits(a: ImageDataset, b: ImageDataset) -> ImageDataset:
     """Both splits of a dataset as one (``split="all"``)."""
     if isinstance(a, FileDataset) and isinstance(b, FileDataset):
         ds: ImageDataset = FileDataset(a.samples + b.samples, a.classes, a.class_ids, a.transform, a.name, "all",
@@ -186,13 +186,14 @@ def split_indices(targets: Sequence[int], fraction: float, seed: int) -> tuple[l
     return sorted(train), sorted(val)
 
 
-def _check_fraction(val_split: float) -> float:
+def check_fraction(val_split: float) -> float:
+    """``val_split`` as a float, or a one-line error when it is not in [0, 1)."""
     if not 0.0 <= val_split < 1.0:
         raise UserError(f"--val-split must be in [0, 1), not {val_split}")
     return float(val_split)
 
 
-def _take_split(samples: list, targets: list[int], split: str, val_split: float, seed: int,
+def take_split(samples: list, targets: list[int], split: str, val_split: float, seed: int,
                 what: str) -> tuple[list, str]:
     """The ``split`` part of ``samples`` and a note saying which slice it is ('' when whole)."""
     if split == "all":

@@ -30,7 +30,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_open, atomic_write_json
 from .base import FileDataset, ImageDataset, TensorImageDataset
 from .cache import BUILD, FORMATS, MANIFEST, VERSION
-from .check import _bounded_map
+from .check import bounded_map
 from .datasets import build_dataset, parse_spec
 from .decode import BadImageError, decode_image_info
 
@@ -94,8 +94,8 @@ def _write_shard(root: str, name: str, ds: ImageDataset, idx: range, *, short_si
                  pool: ThreadPoolExecutor, workers: int, bar: Any) -> dict[str, Any]:
     items, labels, sources, bad = [], [], [], []
     targets = ds.targets
-    for i, got, reason in _bounded_map(pool, lambda i: _load_one(ds, i, short_side, fmt, quality), idx,
-                                       window=8 * workers):
+    for i, got, reason in bounded_map(pool, lambda i: _load_one(ds, i, short_side, fmt, quality), idx,
+                                      window=8 * workers):
         if got is None:
             bad.append([ds.samples_path(i), reason])
         else:
@@ -120,14 +120,7 @@ def _write_shard(root: str, name: str, ds: ImageDataset, idx: range, *, short_si
     return meta
 
 
-def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = None, fmt: str = "raw",
-                quality: int = 90, shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None,
-                val_split: float | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Decode every split of ``spec`` into a cache in ``out`` (see the module docstring); returns
-    the manifest. Resumes an interrupted build of the same parameters; a finished cache is left
-    as it is."""
-    from tqdm import tqdm
-
+def _check_build_args(fmt: str, short_side: int | None, quality: int, shard_size: int) -> None:
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if short_side is not None and short_side < 1:
@@ -136,21 +129,11 @@ def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = N
         raise UserError(f"--quality must be in 1‥100, not {quality}")
     if shard_size < 1:
         raise UserError(f"shard size must be at least 1, not {shard_size}")
-    kind, _ = parse_spec(spec)
-    if kind == "cache":
-        raise UserError(f"{spec}: already a cache")
-    root = os.path.abspath(os.fspath(out))
-    os.makedirs(root, exist_ok=True)
 
-    splits: dict[str, ImageDataset] = {"train": build_dataset(spec, "train", val_split=val_split, seed=seed)}
-    try:
-        splits["val"] = build_dataset(spec, "val", val_split=val_split, seed=seed)
-    except UserError:
-        pass  # no validation part (e.g. --val-split 0): the cache has a train split only
-    S = int(short_side) if short_side else auto_short_side(splits["train"])
-    params = {"version": VERSION, "source": spec, "short_side": S, "format": fmt,
-              "quality": quality if fmt == "jpeg" else None, "shard_size": shard_size,
-              "val_split": val_split, "seed": seed, "splits": {k: len(v) for k, v in splits.items()}}
+
+def _start_or_resume(root: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Record ``params`` in a new, empty ``root``; or check that ``root`` holds a build of the same
+    ``params``. Returns the manifest when that build is finished, else None."""
     build_path = os.path.join(root, BUILD)
     if os.path.isfile(build_path):
         with open(build_path, encoding="utf-8") as f:
@@ -166,25 +149,13 @@ def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = N
         raise UserError(f"{root} is not empty and holds no cache; choose an empty or new -o folder")
     else:
         atomic_write_json(build_path, params)
+    return None
 
-    workers = max(1, workers if workers else min(8, os.cpu_count() or 1))
-    plan = [(split, k, range(k * shard_size, min(len(ds), (k + 1) * shard_size)))
-            for split, ds in splits.items() for k in range(max(1, math.ceil(len(ds) / shard_size)))]
-    done = {f"{split}-{k:05d}" for split, k, _ in plan if os.path.isfile(os.path.join(root, f"{split}-{k:05d}.json"))}
-    total = sum(len(ds) for ds in splits.values())
-    initial = sum(len(r) for split, k, r in plan if f"{split}-{k:05d}" in done)
-    # Full-size decodes (no DCT-scaled reduced decode, as training's loader does): the cache is made
-    # once, so it holds the best pixels an antialiased resize gives.
-    with ThreadPoolExecutor(workers) as pool, \
-            tqdm(total=total, initial=initial, desc="caching", unit="img", dynamic_ncols=True,
-                 disable=not progress or not sys.stderr.isatty()) as bar:
-        for split, k, idx in plan:
-            name = f"{split}-{k:05d}"
-            if name not in done:
-                _write_shard(root, name, splits[split], idx, short_side=S, fmt=fmt, quality=quality,
-                             pool=pool, workers=workers, bar=bar)
 
-    manifest: dict[str, Any] = {"version": VERSION, "format": fmt, "short_side": S, "source": spec,
+def _write_manifest(root: str, spec: str, fmt: str, short_side: int, splits: dict[str, ImageDataset],
+                    plan: list[tuple[str, int, range]]) -> dict[str, Any]:
+    """``manifest.json`` from the finished shards' indexes; written last: the cache is complete."""
+    manifest: dict[str, Any] = {"version": VERSION, "format": fmt, "short_side": short_side, "source": spec,
                                 "classes": list(splits["train"].classes),
                                 "class_ids": list(splits["train"].class_ids), "splits": {}, "bad": []}
     channels = None
@@ -202,5 +173,52 @@ def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = N
     if channels is None:  # jpeg caches decode to RGB
         channels = 3
     manifest["channels"] = channels
-    atomic_write_json(os.path.join(root, MANIFEST), manifest)  # last: the cache is complete
+    atomic_write_json(os.path.join(root, MANIFEST), manifest)
     return manifest
+
+
+def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = None, fmt: str = "raw",
+                quality: int = 90, shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None,
+                val_split: float | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Decode every split of ``spec`` into a cache in ``out`` (see the module docstring); returns
+    the manifest. Resumes an interrupted build of the same parameters; a finished cache is left
+    as it is."""
+    from tqdm import tqdm
+
+    _check_build_args(fmt, short_side, quality, shard_size)
+    kind, _ = parse_spec(spec)
+    if kind == "cache":
+        raise UserError(f"{spec}: already a cache")
+    root = os.path.abspath(os.fspath(out))
+    os.makedirs(root, exist_ok=True)
+
+    splits: dict[str, ImageDataset] = {"train": build_dataset(spec, "train", val_split=val_split, seed=seed)}
+    try:
+        splits["val"] = build_dataset(spec, "val", val_split=val_split, seed=seed)
+    except UserError:
+        pass  # no validation part (e.g. --val-split 0): the cache has a train split only
+    S = int(short_side) if short_side else auto_short_side(splits["train"])
+    params = {"version": VERSION, "source": spec, "short_side": S, "format": fmt,
+              "quality": quality if fmt == "jpeg" else None, "shard_size": shard_size,
+              "val_split": val_split, "seed": seed, "splits": {k: len(v) for k, v in splits.items()}}
+    finished = _start_or_resume(root, params)
+    if finished is not None:
+        return finished
+
+    workers = max(1, workers if workers else min(8, os.cpu_count() or 1))
+    plan = [(split, k, range(k * shard_size, min(len(ds), (k + 1) * shard_size)))
+            for split, ds in splits.items() for k in range(max(1, math.ceil(len(ds) / shard_size)))]
+    done = {f"{split}-{k:05d}" for split, k, _ in plan if os.path.isfile(os.path.join(root, f"{split}-{k:05d}.json"))}
+    total = sum(len(ds) for ds in splits.values())
+    initial = sum(len(r) for split, k, r in plan if f"{split}-{k:05d}" in done)
+    # Full-size decodes (no DCT-scaled reduced decode, as training's loader does): the cache is made
+    # once, so it holds the best pixels an antialiased resize gives.
+    with ThreadPoolExecutor(workers) as pool, \
+            tqdm(total=total, initial=initial, desc="caching", unit="img", dynamic_ncols=True,
+                 disable=not progress or not sys.stderr.isatty()) as bar:
+        for split, k, idx in plan:
+            name = f"{split}-{k:05d}"
+            if name not in done:
+                _write_shard(root, name, splits[split], idx, short_side=S, fmt=fmt, quality=quality,
+                             pool=pool, workers=workers, bar=bar)
+    return _write_manifest(root, spec, fmt, S, splits, plan)

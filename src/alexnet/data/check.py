@@ -1,4 +1,4 @@
-"""Dataset checks and list files: ``alexnet data check`` and ``alexnet data index``."""
+"""Dataset checks and list files: ``alexnet data check`` and ``alexnet data list``."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
         return path, e.reason, None
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn, items, window: int):
+def bounded_map(pool: ThreadPoolExecutor, fn, items, window: int):
     """``pool.map`` in order, with at most ``window`` tasks in flight (``map`` submits them all
     at once: 1.3 million futures for ImageNet)."""
     pending: deque = deque()
@@ -96,7 +96,7 @@ def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
         return rep
     paths = [p for p, _ in ds.samples]
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = _bounded_map(pool, lambda p: _probe(p, max_pixels), paths, window=64 * max(1, workers))
+        results = bounded_map(pool, lambda p: _probe(p, max_pixels), paths, window=64 * max(1, workers))
         for path, reason, got in tqdm(results, total=len(paths), desc=f"checking {split}", unit="img",
                                       disable=not progress or not sys.stderr.isatty()):
             if reason is not None:
@@ -176,8 +176,8 @@ def _rel(path: str, base: str) -> str:
     return os.path.relpath(path, base).replace(os.sep, "/")
 
 
-def index_folder(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                 val_split: float = 0.1, seed: int = 0) -> dict[str, Any]:
+def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                     val_split: float = 0.1, seed: int = 0) -> dict[str, Any]:
     """Write ``train.txt``, ``test.txt`` and ``classes.txt`` for an image-folder tree.
 
     Lines are ``relative/path label``, relative to ``out_dir`` (default: ``root``), so
@@ -213,3 +213,6 @@ def index_folder(root: str | os.PathLike, out_dir: str | os.PathLike | None = No
         atomic_write(os.path.join(out, "test.txt"), lines["test.txt"])
     return {"train": len(train), "test": len(test), "classes": len(classes), "out": out,
             "skipped": skipped}
+
+
+index_folder = write_list_files  # its name before ``alexnet data index`` became ``alexnet data list``

@@ -1,6 +1,6 @@
 """Datasets: one factory, `build_dataset(spec, split)`, for every source the system trains on.
 
-The factory sits above the kinds it builds (`small`, `imagenet`, `folders`, `cache`), which sit
+The factory sits above the kinds it builds (`builtin`, `imagenet`, `folders`, `cache`), which sit
 above their shared base classes (`base`); nothing below imports this module.
 
 Specs (see docs/data.md):
@@ -30,21 +30,24 @@ from typing import Callable
 
 from ..core.errors import UserError
 from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetDataset, TensorImageDataset,
-                   _check_fraction, _concat, _take_split, split_indices, take_subset)
+                   check_fraction, concat_splits, split_indices, take_split, take_subset)
+from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
 from .cache import CacheDataset, cache_dataset, is_cache
-from .folders import (_is_eval_name, _list_sibling, find_classes, folder_dataset, folder_splits, list_dataset,
-                      read_classes_txt, read_list, scan_folder)
+from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, read_classes_txt,
+                      read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
-from .small import _find_cifar_batches, _find_idx, cifar10_dataset, digits_dataset, mnist_dataset
 
 __all__ = [  # the base classes and folder helpers are re-exported: `from .datasets import X` keeps working
-    "build_dataset", "parse_spec", "detect_kind", "normalize_split", "KINDS", "IMG_EXTENSIONS", "VAL_NAMES",
+    "build_dataset", "parse_spec", "detect_kind", "normalize_split", "default_eval_split", "KINDS",
+    "KINDS_NEEDING_PATH", "IMG_EXTENSIONS", "VAL_NAMES",
     "ImageDataset", "FileDataset", "TensorImageDataset", "SubsetDataset", "CacheDataset", "take_subset",
     "split_indices", "find_classes", "scan_folder", "folder_splits", "folder_dataset", "list_dataset",
-    "read_list", "read_classes_txt", "_is_eval_name", "_list_sibling", "_check_fraction", "_concat", "_take_split",
+    "read_list", "read_classes_txt", "is_eval_name", "sibling_val_list", "check_fraction", "concat_splits",
+    "take_split",
 ]
 
-KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache")
+KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache")  # the one list of dataset kinds
+KINDS_NEEDING_PATH = tuple(k for k in KINDS if k != "digits")  # every kind but the bundled digits
 DEFAULT_VAL_SPLIT = 0.1
 DIGITS_VAL_SPLIT = 0.2
 
@@ -58,6 +61,18 @@ def normalize_split(split: str) -> str:
     if s in VAL_NAMES:
         return "val"
     raise UserError(f"unknown split {split!r}; use train, val or all (test is an alias of val)")
+
+
+def default_eval_split(spec: str) -> str:
+    """The split to score when a person hands ``spec`` over for evaluation: ``all`` (every image) for
+    a folder without a validation part (no ``val/`` or ``test/`` beside ``train/``) and for a list file
+    with neither a validation list beside it nor a validation name of its own; ``val`` otherwise."""
+    kind, path = parse_spec(spec)
+    if kind == "folder" and folder_splits(path)[1] is None:
+        return "all"
+    if kind == "list" and not sibling_val_list(path) and not is_eval_name(os.path.basename(path)):
+        return "all"
+    return "val"
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -87,9 +102,9 @@ def detect_kind(path: str) -> str:
     if is_cache(path):
         return "cache"
     names = set(os.listdir(path))
-    if _find_cifar_batches(path) or "cifar-10-python.tar.gz" in names:
+    if find_cifar_batches(path) or "cifar-10-python.tar.gz" in names:
         return "cifar10"
-    if _find_idx(path, "train-images-idx3-ubyte") or _find_idx(path, "t10k-images-idx3-ubyte"):
+    if find_idx(path, "train-images-idx3-ubyte") or find_idx(path, "t10k-images-idx3-ubyte"):
         return "mnist"
     if names & {"ILSVRC2012_devkit_t12.tar.gz", "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar",
                 "meta.bin", "ILSVRC2012_devkit_t12", "LOC_synset_mapping.txt"}:
@@ -113,9 +128,9 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
             raise UserError("cache: a folder is needed (cache:/path/to/cache, written by `alexnet data cache`)")
         return cache_dataset(path, split, transform)
     if split == "all" and kind not in ("folder", "list"):
-        return _concat(build_dataset(spec, "train", transform, val_split=val_split, seed=seed, download=download),
+        return concat_splits(build_dataset(spec, "train", transform, val_split=val_split, seed=seed, download=download),
                        build_dataset(spec, "val", transform, val_split=val_split, seed=seed, download=download))
-    frac = _check_fraction(val_split) if val_split is not None else None
+    frac = check_fraction(val_split) if val_split is not None else None
     if kind == "digits":
         return digits_dataset(split, transform, DIGITS_VAL_SPLIT if frac is None else frac, seed)
     frac = DEFAULT_VAL_SPLIT if frac is None else frac

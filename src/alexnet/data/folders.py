@@ -11,7 +11,7 @@ import re
 from typing import Callable
 
 from ..core.errors import UserError
-from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, _take_split
+from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, take_split
 
 
 def find_classes(directory: str) -> list[str]:
@@ -76,7 +76,7 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
         samples = scan_folder(train_dir, idx)
         if not samples:
             raise UserError(f"{train_dir}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders")
-        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, root)
+        samples, note = take_split(samples, [t for _, t in samples], split, val_split, seed, root)
     if not samples:
         raise UserError(f"{val_dir if split == 'val' and val_dir else train_dir}: no images "
                         f"({', '.join(IMG_EXTENSIONS)}) in the class folders")
@@ -113,7 +113,7 @@ def read_classes_txt(path: str) -> list[str]:
         return [ln.strip() for ln in f.read().splitlines() if ln.strip()]
 
 
-def _list_sibling(path: str) -> str | None:
+def sibling_val_list(path: str) -> str | None:
     """``val.txt``/``test.txt``/… beside a list whose name contains ``train``."""
     d, fname = os.path.split(path)
     for v in VAL_NAMES:
@@ -123,7 +123,8 @@ def _list_sibling(path: str) -> str | None:
     return None
 
 
-def _is_eval_name(fname: str) -> bool:
+def is_eval_name(fname: str) -> bool:
+    """Whether a list file's name says it holds validation images (``val.txt``, ``test_list.txt``)."""
     return re.search(r"(^|[^a-z])(val|valid|validation|test)([^a-z]|$)", fname.lower()) is not None
 
 
@@ -136,15 +137,15 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
         raise UserError(f"{path}: no such list file")
     samples = read_list(path)
     fname = os.path.basename(path).lower()
-    sibling = _list_sibling(path)
+    sibling = sibling_val_list(path)
     note = ""
     if sibling:
         if split == "val":
             samples = read_list(sibling)
         elif split == "all":
             samples = samples + read_list(sibling)
-    elif "train" in fname or not _is_eval_name(fname):
-        samples, note = _take_split(samples, [t for _, t in samples], split, val_split, seed, path)
+    elif "train" in fname or not is_eval_name(fname):
+        samples, note = take_split(samples, [t for _, t in samples], split, val_split, seed, path)
     if not samples:
         raise UserError(f"{path}: no entries")
     n = max(t for _, t in samples) + 1

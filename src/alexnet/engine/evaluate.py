@@ -4,6 +4,9 @@ Exact under distribution: each process evaluates a disjoint shard (no padding), 
 not the means — are reduced, so no sample is counted twice. A file that cannot be read is reported
 and left out (the loader is built with ``substitute=False``): ``n`` is the number of images really
 scored, ``bad`` the number of distinct files that could not be.
+
+Scoring saved weights (a run directory) on a dataset is `alexnet.infer.evaluation.evaluate_weights`,
+with the other uses of a trained model; it calls `evaluate` here.
 """
 
 from __future__ import annotations
@@ -101,78 +104,3 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
     if n == 0:
         return EvalResult(float("nan"), float("nan"), float("nan"), 0, int(bad))
     return EvalResult(loss_sum / n, 100.0 * correct1 / n, 100.0 * correct5 / n, n, int(bad))
-
-
-def evaluate_weights(weights: str, data: str | None = None, *, split: str | None = None, ten_crop: bool = False,
-                     batch_size: int = 64, workers: int = 0, device: str = "auto", amp: str = "auto",
-                     val_split: float | None = None, on_batch: Callable | None = None,
-                     announce: Callable[[str], None] | None = None) -> dict:
-    """Evaluate a run directory (or the ``--output-dir`` folder holding runs: its newest) or
-    ``weights.safetensors`` on ``data`` (default: the run's own data).
-
-    ``split``: default ``val`` for the run's own data; for ``data`` given here, ``all`` (every image)
-    when it has no validation part of its own (a folder without train/val sub-folders, a list), else
-    ``val``. A seeded slice is announced through ``announce`` (default: stderr).
-
-    Returns ``{"centre": EvalResult, "ten_crop": EvalResult | None, "meta": …, "data": spec, "split": …,
-    "mirror": bool, "bad_files": {path: reason}}``; unreadable files are left out of the scores. Preprocessing comes from the cfg stored with the weights, so it is the one
-    training validated with; ten-crop mirrors its crops only when training flipped images.
-    """
-    import json
-    import sys
-    from pathlib import Path
-
-    from ..core.device import resolve_device, resolve_precision
-    from ..core.errors import UserError
-    from ..data import BadSampleLog, build_dataset, build_loader, build_transforms, normalizer_for
-    from ..data.datasets import folder_splits, parse_spec
-    from ..models import load_weights, meta_cfg, resolve_run_dir
-
-    say = announce or (lambda msg: print(msg, file=sys.stderr))
-    weights = str(resolve_run_dir(weights))
-    dev = resolve_device(device)
-    model, meta = load_weights(weights, dev)
-    run_cfg = Path(weights) / "config.json"
-    saved = json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
-    spec = data or saved.get("data")
-    if not spec:
-        raise UserError("--data is needed: the weights do not come with a run's config.json")
-    if split is None:
-        split = "val"
-        if data:  # a folder or list handed over for evaluation is scored whole unless it has a val part
-            kind, path = parse_spec(data)
-            if kind == "folder" and folder_splits(path)[1] is None:
-                split = "all"
-            elif kind == "list":
-                from ..data.datasets import _is_eval_name, _list_sibling
-
-                if not _list_sibling(path) and not _is_eval_name(Path(path).name):
-                    split = "all"
-    vs = val_split if val_split is not None else saved.get("val_split", 0.1)
-    cfg = meta_cfg(meta)
-    precision = resolve_precision(amp, dev)
-    normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)
-    mirror = bool(meta.get("train_flip", cfg.input_size[0] != 1))
-    out: dict = {"meta": meta, "data": spec, "ten_crop": None, "split": split, "mirror": mirror, "run": weights}
-    for key, tc in (("centre", False), ("ten_crop", True)) if ten_crop else (("centre", False),):
-        ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
-                           val_split=vs)
-        if key == "centre" and getattr(ds, "slice_note", ""):
-            say(f"note: scoring {ds.slice_note} (--split all scores every image)")
-        if len(ds.classes) != len(meta["classes"]):
-            raise UserError(f"{spec} has {len(ds.classes)} classes; the model was trained on {len(meta['classes'])}")
-        if key == "centre" and list(ds.classes) != list(meta["classes"]):
-            diff = next(i for i, (a, b) in enumerate(zip(ds.classes, meta["classes"])) if a != b)
-            print(f"warning: class names differ from the model's (class {diff}: {ds.classes[diff]!r} in the data, "
-                  f"{meta['classes'][diff]!r} in the model); labels are matched by index", file=sys.stderr)
-        if tc and not mirror:
-            say("note: ten-crop without its 5 mirrored crops — the model was trained without flips, so mirrored "
-                "crops would be images it never saw (five crops are averaged)")
-        loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers,
-                              substitute=False)
-        log = BadSampleLog()
-        out[key] = evaluate(model, loader, normalize, precision, dev, progress=True,
-                            on_batch=on_batch if not tc else None, bad_log=log)
-        out.setdefault("bad_files", {}).update(log.total)
-        out[f"{key}_dataset"] = ds
-    return out

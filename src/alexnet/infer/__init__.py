@@ -2,6 +2,8 @@
 
 - `Predictor`: weights in, top-k classes / probabilities / fc7 features out (CPU or CUDA,
   thread-safe) — what ``alexnet predict`` and the web server use;
+- `evaluate_weights`: top-1/top-5 accuracy and error of trained weights on a dataset, centre crop
+  and ten-crop — what ``alexnet evaluate`` runs;
 - `write_report`, `collect_predictions`, `ReportCollector`: the evaluation report (metrics,
   per-class table, confusion matrix, most confident mistakes);
 - `build_index`, `FeatureIndex`, `query_index`, `knn`: exact nearest-neighbour search over
@@ -18,6 +20,7 @@ from typing import Any
 # Imported on first use: `alexnet export --help` reads `alexnet.infer.formats` without torch.
 _LAZY = {
     **dict.fromkeys(("ExportCheckError", "ExportResult", "export_model"), "export"),
+    "evaluate_weights": "evaluation",
     **dict.fromkeys(("imagenet_classes", "import_torchvision"), "interop"),
     **dict.fromkeys(("FileResult", "Predictor", "expand_inputs"), "predictor"),
     **dict.fromkeys(("ReportCollector", "collect_predictions", "write_report"), "report"),
@@ -31,6 +34,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ExportCheckError", "ExportResult", "export_model", "imagenet_classes", "import_torchvision",
-           "FileResult", "Predictor", "expand_inputs", "ReportCollector", "collect_predictions",
+__all__ = ["ExportCheckError", "ExportResult", "export_model", "evaluate_weights", "imagenet_classes",
+           "import_torchvision", "FileResult", "Predictor", "expand_inputs", "ReportCollector", "collect_predictions",
            "write_report", "FeatureIndex", "build_index", "knn", "query_index"]

@@ -1,4 +1,4 @@
-"""The small datasets, held in memory as one uint8 tensor: digits, CIFAR-10, MNIST."""
+"""The built-in datasets, small enough to hold in memory as one uint8 tensor: digits, CIFAR-10, MNIST."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def _load_cifar_pickle(path: str) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
-def _find_cifar_batches(root: str) -> str | None:
+def find_cifar_batches(root: str) -> str | None:
+    """The folder holding CIFAR-10's python batches under ``root`` (itself or ``cifar-10-batches-py/``), or None."""
     for d in (os.path.join(root, "cifar-10-batches-py"), root):
         if os.path.isfile(os.path.join(d, "data_batch_1")) or os.path.isfile(os.path.join(d, "test_batch")):
             return d
@@ -74,12 +75,12 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     does the download (``download=True``).
     """
     root = os.path.abspath(root)
-    batches = _find_cifar_batches(root)
+    batches = find_cifar_batches(root)
     archive = os.path.join(root, "cifar-10-python.tar.gz")
     if batches is None and os.path.isfile(archive):
         with tarfile.open(archive) as tar:
             tar.extractall(root, filter="data")
-        batches = _find_cifar_batches(root)
+        batches = find_cifar_batches(root)
     if batches is None and os.path.isdir(root) and find_classes(root):
         return folder_dataset(root, split, transform, val_split, seed, name=f"cifar10:{root}")
     if batches is None and download:
@@ -90,7 +91,7 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
             raise UserError(f"cifar10: download to {root} failed ({str(e)[:120]}); put "
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
-        batches = _find_cifar_batches(root)
+        batches = find_cifar_batches(root)
     if batches is None:
         raise UserError(f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz "
                         f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there "
@@ -131,7 +132,8 @@ def read_idx(path: str) -> np.ndarray:
         raise UserError(f"{path}: not an idx file ({str(e)[:80]})") from None
 
 
-def _find_idx(root: str, stem: str) -> str | None:
+def find_idx(root: str, stem: str) -> str | None:
+    """The MNIST idx file ``stem`` (``.gz`` or not) in ``root``, ``root/raw`` or ``root/MNIST/raw``, or None."""
     for d in (root, os.path.join(root, "raw"), os.path.join(root, "MNIST", "raw")):
         for name in (stem, stem.replace("-idx", ".idx")):
             for ext in ("", ".gz"):
@@ -144,7 +146,7 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
     """MNIST from its idx files: ``train-*`` (60,000) and ``t10k-*`` (10,000, the val split)."""
     root = os.path.abspath(root)
     prefix = "t10k" if split == "val" else "train"
-    img, lab = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
+    img, lab = find_idx(root, f"{prefix}-images-idx3-ubyte"), find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if (img is None or lab is None) and download:
         from torchvision.datasets import MNIST
 
@@ -153,7 +155,7 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
             raise UserError(f"mnist: download to {root} failed ({str(e)[:120]}); put the four "
                             f"*-idx*-ubyte.gz files there") from None
-        img, lab = _find_idx(root, f"{prefix}-images-idx3-ubyte"), _find_idx(root, f"{prefix}-labels-idx1-ubyte")
+        img, lab = find_idx(root, f"{prefix}-images-idx3-ubyte"), find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if img is None or lab is None:
         raise UserError(f"mnist: no {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte (.gz) in {root} "
                         f"(nor in raw/ or MNIST/raw/): put the four MNIST idx files there "

@@ -1,0 +1,91 @@
+"""Score trained weights on a dataset: top-1/top-5 accuracy and error, centre crop and ten-crop (§4.1, §6).
+
+What ``alexnet evaluate`` runs. The weights and the preprocessing they were trained with come from
+the run directory (or ``weights.safetensors``); the data from a dataset spec (default: the run's own).
+The batches are scored by `alexnet.engine.evaluate.evaluate`, the loop training validates with, so a
+run's own validation split scores here exactly as it did at the end of training. (`infer` imports
+`engine` for that loop and nothing else; `engine` never imports `infer` — docs/architecture.md.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import UserError
+
+
+def _run_config(weights: str) -> dict:
+    """The run's saved ``config.json`` when ``weights`` is a run directory that has one, else ``{}``."""
+    run_cfg = Path(weights) / "config.json"
+    return json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
+
+
+def _check_classes(spec: str, data_classes: list[str], model_classes: list[str], *, warn: bool) -> None:
+    """A one-line error when the class counts differ; a warning (``warn``) when only the names do."""
+    if len(data_classes) != len(model_classes):
+        raise UserError(f"{spec} has {len(data_classes)} classes; the model was trained on {len(model_classes)}")
+    if warn and list(data_classes) != list(model_classes):
+        diff = next(i for i, (a, b) in enumerate(zip(data_classes, model_classes)) if a != b)
+        print(f"warning: class names differ from the model's (class {diff}: {data_classes[diff]!r} in the data, "
+              f"{model_classes[diff]!r} in the model); labels are matched by index", file=sys.stderr)
+
+
+def evaluate_weights(weights: str, data: str | None = None, *, split: str | None = None, ten_crop: bool = False,
+                     batch_size: int = 64, workers: int = 0, device: str = "auto", amp: str = "auto",
+                     val_split: float | None = None, on_batch: Callable | None = None,
+                     announce: Callable[[str], None] | None = None) -> dict:
+    """Evaluate a run directory (or the ``--output-dir`` folder holding runs: its newest) or
+    ``weights.safetensors`` on ``data`` (default: the run's own data).
+
+    ``split``: default ``val`` for the run's own data; for ``data`` given here,
+    `alexnet.data.default_eval_split` (``all`` — every image — when it has no validation part of its
+    own: a folder without train/val sub-folders, a list; else ``val``). A seeded slice is announced
+    through ``announce`` (default: stderr).
+
+    Returns ``{"centre": EvalResult, "ten_crop": EvalResult | None, "meta": …, "data": spec, "split": …,
+    "mirror": bool, "bad_files": {path: reason}}``; unreadable files are left out of the scores.
+    Preprocessing comes from the cfg stored with the weights, so it is the one training validated
+    with; ten-crop mirrors its crops only when training flipped images.
+    """
+    from ..core.device import resolve_device, resolve_precision
+    from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, default_eval_split,
+                        normalizer_for)
+    from ..engine.evaluate import evaluate
+    from ..models import load_weights, meta_cfg, resolve_run_dir
+
+    say = announce or (lambda msg: print(msg, file=sys.stderr))
+    weights = str(resolve_run_dir(weights))
+    dev = resolve_device(device)
+    model, meta = load_weights(weights, dev)
+    saved = _run_config(weights)
+    spec = data or saved.get("data")
+    if not spec:
+        raise UserError("--data is needed: the weights do not come with a run's config.json")
+    if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part
+        split = default_eval_split(data) if data else "val"
+    vs = val_split if val_split is not None else saved.get("val_split", 0.1)
+    cfg = meta_cfg(meta)
+    precision = resolve_precision(amp, dev)
+    normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)
+    mirror = bool(meta.get("train_flip", cfg.input_size[0] != 1))
+    out: dict = {"meta": meta, "data": spec, "ten_crop": None, "split": split, "mirror": mirror, "run": weights}
+    for key, tc in (("centre", False), ("ten_crop", True)) if ten_crop else (("centre", False),):
+        ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
+                           val_split=vs)
+        if key == "centre" and getattr(ds, "slice_note", ""):
+            say(f"note: scoring {ds.slice_note} (--split all scores every image)")
+        _check_classes(spec, ds.classes, meta["classes"], warn=key == "centre")
+        if tc and not mirror:
+            say("note: ten-crop without its 5 mirrored crops — the model was trained without flips, so mirrored "
+                "crops would be images it never saw (five crops are averaged)")
+        loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers,
+                              substitute=False)
+        log = BadSampleLog()
+        out[key] = evaluate(model, loader, normalize, precision, dev, progress=True,
+                            on_batch=on_batch if not tc else None, bad_log=log)
+        out.setdefault("bad_files", {}).update(log.total)
+        out[f"{key}_dataset"] = ds
+    return out

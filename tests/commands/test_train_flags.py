@@ -1,0 +1,99 @@
+"""``alexnet train``'s flags and `TrainConfig`'s fields: one flag per field, found without a hand-kept list."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import pkgutil
+
+import pytest
+
+from alexnet.cli import build_parser, main
+from alexnet.commands import train as train_cmd
+from alexnet.core.errors import UserError
+from alexnet.engine.config import TrainConfig
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    return _subparsers(build_parser())["train"]
+
+
+def _flag_dests() -> set[str]:
+    return {a.dest for a in _train_parser()._actions if a.option_strings and a.dest != "help"}
+
+
+def test_every_field_has_a_flag_or_a_reason():
+    missing = FIELDS - _flag_dests() - set(train_cmd.FIELDS_NOT_COPIED)
+    assert not missing, f"TrainConfig fields without a train flag: {sorted(missing)} (add a flag, or say why not)"
+    assert set(train_cmd.FIELDS_NOT_COPIED) <= FIELDS, "FIELDS_NOT_COPIED names something that is not a field"
+
+
+def test_every_flag_sets_a_field_or_is_a_known_option():
+    unknown = _flag_dests() - FIELDS - set(train_cmd.FLAGS_NOT_COPIED)
+    assert not unknown, f"train flags that set no TrainConfig field: {sorted(unknown)}"
+    assert set(train_cmd.FLAGS_NOT_COPIED) <= _flag_dests(), "FLAGS_NOT_COPIED names something that is not a flag"
+
+
+def test_fields_copied_from_flags_are_every_field_with_a_flag():
+    copied = set(train_cmd.fields_from_flags())
+    assert copied <= _flag_dests()
+    # a field left out of the copy while a flag of its name exists: config_from_args must say what it does
+    skipped = (FIELDS & _flag_dests()) - copied
+    assert skipped <= set(train_cmd.FLAGS_NOT_COPIED), f"flags read by nothing: {sorted(skipped)}"
+
+
+def test_each_flag_reaches_its_field():
+    """A value typed on the command line lands in the config (every field copied from a flag)."""
+    argv = ["train", "--lr-gamma", "0.25", "--translate", "3", "--no-nesterov", "--report-at", "50,60",
+            "--wd", "0.001", "--opt", "adamw", "--seed", "7", "--print-freq", "9"]
+    args = build_parser().parse_args(argv)
+    for name in train_cmd.fields_from_flags():
+        assert hasattr(args, name), f"no flag stores into {name}"
+    cfg = train_cmd.config_from_args(args)
+    assert (cfg.lr_gamma, cfg.translate, cfg.nesterov, cfg.report_at) == (0.25, 3, False, [50.0, 60.0])
+    assert (cfg.weight_decay, cfg.optimizer, cfg.seed, cfg.print_freq) == (0.001, "adamw", 7, 9)
+
+
+def test_train_help_reads_in_sections(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "-h"])
+    out = capsys.readouterr().out
+    for section, _ in train_cmd.FLAG_SECTIONS:
+        assert f"\n{section}:\n" in out
+    groups = _train_parser()._action_groups
+    ungrouped = [a.dest for g in groups if g.title in ("options", "optional arguments", "positional arguments")
+                 for a in g._group_actions if a.dest != "help"]
+    assert not ungrouped, f"train flags outside a section: {ungrouped}"
+
+
+def test_dataset_kinds_that_need_a_location_come_from_the_data_layer(tmp_path, monkeypatch):
+    from alexnet.data.datasets import KINDS, KINDS_NEEDING_PATH
+
+    monkeypatch.chdir(tmp_path)  # no file or folder named like a kind
+    assert set(KINDS_NEEDING_PATH) == set(KINDS) - {"digits"}
+    for kind in KINDS_NEEDING_PATH:
+        args = build_parser().parse_args(["train", "--data", kind])
+        with pytest.raises(UserError, match=f"dataset '{kind}' needs a location"):
+            train_cmd.config_from_args(args)
+
+
+def test_one_subcommand_per_module():
+    """cli.py's rule: each module of alexnet.commands adds exactly one sub-command (aliases aside)."""
+    import alexnet.commands as pkg
+
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name.startswith("_"):
+            continue
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(f"{pkg.__name__}.{m.name}").register(sub)
+        parsers = {id(p) for p in sub.choices.values()}
+        assert len(parsers) == 1, f"commands/{m.name}.py adds {sorted(sub.choices)}"
+    assert _subparsers(build_parser())["evaluate"].get_default("func").__module__ == "alexnet.commands.evaluate"
