@@ -266,7 +266,7 @@ def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch)
     r = train_cli("--epochs", "1", "--output-dir", str(tmp_path), "--name", "bad", *TINY,
                   env={"ALEXNET_PROGRESS_SECONDS": "soon"})
     assert r.returncode == 2 and "error: ALEXNET_PROGRESS_SECONDS must be a positive number" in r.stderr
-    from alexnet.engine.logging import clock
+    from alexnet.engine.progress import clock
 
     assert clock(83) == "1:23" and clock(4000) == "1:06:40"
 

@@ -36,8 +36,8 @@ from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, broadcast_flag, init_distributed, plan_batch, shutdown
 from .evaluate import EvalResult, evaluate
-from .logging import MetricsLog, clock, count, log, plural
-from .optim import Lookahead, _build_optimizer, param_groups  # noqa: F401  (param_groups: re-exported)
+from .progress import MetricsLog, clock, count, log, plural
+from .optim import Lookahead, build_optimizer, param_groups  # noqa: F401  (param_groups: re-exported)
 from .schedule import LRSchedule
 
 class DivergedError(UserError):
@@ -150,7 +150,7 @@ class Trainer:
                 return model_bf16_speedup(self.model, self.mcfg.input_size, self.batch_size, self.channels_last)
         self.precision: Precision = resolve_precision(cfg.amp, device, step_speedup=probe)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
-        self.optimizer = _build_optimizer(cfg, self.model, self.plan.lr)
+        self.optimizer = build_optimizer(cfg, self.model, self.plan.lr)
         self.net: nn.Module = self.model
         if world.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
