@@ -13,8 +13,7 @@ import torch.nn as nn
 from alexnet.core.errors import UserError
 from alexnet.engine import make_config
 from alexnet.engine.distributed import plan_batch
-from alexnet.engine.optim import PaperSGD
-from alexnet.engine.optim import build_optimizer, param_groups
+from alexnet.engine.optim import PaperSGD, build_optimizer, param_groups
 from alexnet.engine.train import fit
 
 
