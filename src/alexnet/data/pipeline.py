@@ -52,10 +52,6 @@ class TrainingDataConfig:
     rank: int = 0
     world_size: int = 1
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
 
 @dataclass
 class TrainingData:
@@ -174,11 +170,10 @@ def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device:
     val_tf = build_transforms(model_cfg, train=False)
     train_tf = val_tf if c.resident else build_transforms(model_cfg, train=True, aug=c.aug, pca=c.pca or None,
                                                           pca_scale=c.pca_scale)
-    train_ds = build_dataset(c.data, "train", transform=train_tf, val_split=c.val_split,
-                             download=c.download and c.is_main)
+    download = c.download and c.rank == 0  # one process downloads
+    train_ds = build_dataset(c.data, "train", transform=train_tf, val_split=c.val_split, download=download)
     try:
-        val_ds = build_dataset(c.data, "val", transform=val_tf, val_split=c.val_split,
-                               download=c.download and c.is_main)
+        val_ds = build_dataset(c.data, "val", transform=val_tf, val_split=c.val_split, download=download)
     except UserError:
         if c.val_split != 0:
             raise
