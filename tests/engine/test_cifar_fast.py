@@ -266,19 +266,18 @@ def test_a_threshold_reached_only_by_the_averaged_views_is_reported_at_the_end(c
     from types import SimpleNamespace
 
     from alexnet.engine.evaluate import EvalResult
-    from alexnet.engine.train import Trainer
+    from alexnet.engine.report import RunReport
 
-    world = SimpleNamespace(is_main=True)
-    fake = SimpleNamespace(world=world, cfg=SimpleNamespace(report_at=[80.0, 85.0, 90.0], data="x"),
-                           reported={80.0}, _mirror=True, _top5=True, t_start=time.perf_counter() - 75,
-                           val_loader=object(), val_ds=None, best_top1=89.9, bad_log=None, run_dir=tmp_path)
-    fake._report_thresholds = lambda *a: Trainer._report_thresholds(fake, *a)
-    Trainer._report(fake, EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 90.5, 99.2, 100))
+    cfg = SimpleNamespace(report_at=[80.0, 85.0, 90.0], data="x")
+    report = RunReport(cfg, SimpleNamespace(is_main=True), tmp_path, classes=list("abcdefghij"), train_ds=None,
+                       val_ds=None, mirror=True, t_start=time.perf_counter() - 75)
+    report.reported = {80.0}
+    report.final(EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 90.5, 99.2, 100), best_top1=89.9, bad_samples=0)
     out = capsys.readouterr().out
     assert "reached 80 %" not in out  # said during training already
     assert "validation top-1 reached 85 % with ten-crop averaging after 1:15" in out
     assert "validation top-1 reached 90 % with ten-crop averaging after 1:15" in out and "90.50 %" in out
     assert "wall time 1:15 from the start" in out
-    assert fake.reported == {80.0, 85.0, 90.0}
-    Trainer._report(fake, EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 91.0, 99.2, 100))
+    assert report.reported == {80.0, 85.0, 90.0}
+    report.final(EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 91.0, 99.2, 100), best_top1=89.9, bad_samples=0)
     assert "top-1 reached" not in capsys.readouterr().out  # once only

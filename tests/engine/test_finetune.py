@@ -199,11 +199,9 @@ def test_chance_level_warning_on_unlearnable_data(tmp_path, capsys):
 def test_no_chance_warning_above_the_largest_class(tmp_path, capsys):
     data = _folder(tmp_path / "same", {"many": 8, "few": 4}, same=True)
     t = _trainer(_cfg(tmp_path, data, val_split=0.5, aug="none", name="w"))
-    t.best_top1 = 100 * 4 / 6 + 1  # beats 66.67 %
-    t._chance_warning()
+    t.report.chance_warning(100 * 4 / 6 + 1)  # beats 66.67 %
     assert "does not beat" not in capsys.readouterr().out
-    t.best_top1 = 100 * 4 / 6
-    t._chance_warning()
+    t.report.chance_warning(100 * 4 / 6)
     assert "does not beat" in capsys.readouterr().out
 
 

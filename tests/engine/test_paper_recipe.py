@@ -13,8 +13,8 @@ import torch.nn as nn
 from alexnet.core.errors import UserError
 from alexnet.engine import make_config
 from alexnet.engine.distributed import plan_batch
-from alexnet.engine.optim import PaperSGD
-from alexnet.engine.train import _build_optimizer, fit, param_groups
+from alexnet.engine.optim import PaperSGD, build_optimizer, param_groups
+from alexnet.engine.train import fit
 
 
 # -- §5's update rule ---------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_bias_groups_get_their_rate_multiplier_and_decay():
     assert sorted(names[id(p)] for p in weights["params"]) == ["0.weight", "1.weight", "3.weight"]
     assert (weights["lr_mult"], weights["weight_decay"], weights["lr"]) == (1.0, 5e-4, 0.01)
     assert (biases["lr_mult"], biases["weight_decay"], biases["lr"]) == (2.0, 0.0, 0.02)
-    opt = _build_optimizer(cfg, model)
+    opt = build_optimizer(cfg, model)
     assert isinstance(opt, PaperSGD) and [g["lr"] for g in opt.param_groups] == [0.01, 0.02]
     # the defaults keep one group in parameter order (checkpoints from before still load)
     plain = param_groups(make_config("digits"), model, 1e-3)

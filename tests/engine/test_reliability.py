@@ -15,13 +15,14 @@ import torch
 from safetensors.torch import load_file
 
 import alexnet.core.io as io_mod
-import alexnet.engine.train as train_mod
+import alexnet.engine.rundir as rundir_mod
 from alexnet.cli import main
 from alexnet.core.errors import UserError
 from alexnet.core.io import WriteError, atomic_open, atomic_save, atomic_write, safe_torch_load
 from alexnet.engine import make_config
 from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.engine.config import resume_config
+from alexnet.engine.schedule import LRSchedule
 from alexnet.engine.train import fit
 
 TINY = {"width": 0.125, "fc_width": 16}
@@ -65,7 +66,7 @@ def test_kill_while_writing_the_final_files_then_resume_completes_them(tmp_path,
     """Killed after best.pt but before the weights of the last epoch: last.pt must not say
     "finished"; --resume redoes the epoch's end and writes everything, equal to an uninterrupted run,
     with one metrics row per epoch and the running sums of the interrupted epoch kept."""
-    real = train_mod.save_weights
+    real = rundir_mod.save_weights
     calls = {"n": 0}
 
     def dies_in_epoch_2(*a, **k):
@@ -74,14 +75,14 @@ def test_kill_while_writing_the_final_files_then_resume_completes_them(tmp_path,
             raise Killed()
         return real(*a, **k)
 
-    monkeypatch.setattr(train_mod, "save_weights", dies_in_epoch_2)
+    monkeypatch.setattr(rundir_mod, "save_weights", dies_in_epoch_2)
     d = tmp_path / "k"
     with pytest.raises(Killed):
         run(tmp_path, "k", epochs=2, checkpoint_every=3)  # saves at steps 3, 5 (epoch end), 6, 9
     last = safe_torch_load(d / "checkpoints" / "last.pt")
     assert (last["epoch"], last["step_in_epoch"], last["global_step"]) == (1, 4, 9)  # not "finished"
     assert [r["epoch"] for r in rows(d)] == ["1", "2"]  # epoch 2's row was written before the kill
-    monkeypatch.setattr(train_mod, "save_weights", real)
+    monkeypatch.setattr(rundir_mod, "save_weights", real)
 
     res = fit(resume_config(str(d)))
     assert res.epochs_done == 2
@@ -286,7 +287,7 @@ def test_read_only_directory(tmp_path, monkeypatch):
 def test_training_on_a_full_disk_stops_with_one_line_and_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys):
     """The disk fills up at the second checkpoint: exit 2, one line naming last.pt, the first
     checkpoint untouched and loadable, no temp file left; once there is room, --resume finishes."""
-    real_save, real_fdopen = train_mod.save_checkpoint, os.fdopen
+    real_save, real_fdopen = rundir_mod.save_checkpoint, os.fdopen
     state = {"calls": 0, "full": False}
 
     def save_checkpoint_(*a, **k):
@@ -294,7 +295,7 @@ def test_training_on_a_full_disk_stops_with_one_line_and_the_last_checkpoint_int
         state["full"] = state["calls"] >= 2
         return real_save(*a, **k)
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", save_checkpoint_)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", save_checkpoint_)
     monkeypatch.setattr(io_mod.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)) if state["full"]
                         else real_fdopen(fd, mode))
     d = tmp_path / "full"
@@ -326,7 +327,7 @@ def test_leftover_temp_files_are_removed_at_the_next_start(tmp_path, capsys):
 # ----------------------------------------------------------------------------- Ctrl-C
 def _interrupt_at(monkeypatch, step: int, times: int) -> None:
     """Press Ctrl-C ``times`` times while step ``step`` (1-based) sets its learning rate."""
-    real = train_mod.LRSchedule.lr
+    real = LRSchedule.lr
 
     def lr(self, global_step):
         if global_step + 1 == step:
@@ -334,7 +335,7 @@ def _interrupt_at(monkeypatch, step: int, times: int) -> None:
                 os.kill(os.getpid(), signal.SIGINT)
         return real(self, global_step)
 
-    monkeypatch.setattr(train_mod.LRSchedule, "lr", lr)
+    monkeypatch.setattr(LRSchedule, "lr", lr)
 
 
 def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path, monkeypatch, capsys, ref):

@@ -151,7 +151,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypatch):
     """The GPU path (sums kept on the device, read back every k steps), run on the CPU: same weights and
     train loss as reading back every step; a nan inside a window is caught before anything is saved."""
-    import alexnet.engine.train as train_mod
+    import alexnet.engine.loop as loop_mod
     from alexnet.engine.train import DivergedError
 
     def run(name: str, **kw):
@@ -159,7 +159,7 @@ def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypat
                                model_kwargs={"width": 0.125, "fc_width": 16}, amp="off", **kw))
 
     every_step = run("k1")
-    monkeypatch.setattr(train_mod, "CPU_SYNC_EVERY", 4)
+    monkeypatch.setattr(loop_mod, "CPU_SYNC_EVERY", 4)
     every_4 = run("k4")
     a, b = (load_file(str(r.run_dir / "weights.safetensors")) for r in (every_step, every_4))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -266,7 +266,7 @@ def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch)
     r = train_cli("--epochs", "1", "--output-dir", str(tmp_path), "--name", "bad", *TINY,
                   env={"ALEXNET_PROGRESS_SECONDS": "soon"})
     assert r.returncode == 2 and "error: ALEXNET_PROGRESS_SECONDS must be a positive number" in r.stderr
-    from alexnet.engine.logging import clock
+    from alexnet.engine.progress import clock
 
     assert clock(83) == "1:23" and clock(4000) == "1:06:40"
 

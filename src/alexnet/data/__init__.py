@@ -22,6 +22,7 @@ from .imagenet import Devkit, imagenet_val_relayout, read_devkit
 from .loader import (BadSample, BadSampleLog, Batch, ResumableSampler, SafeDataset, build_loader, collate, mix_seed,
                      summarize_bad)
 from .pca import compute_mean, compute_pca_stats
+from .pipeline import TrainingData, TrainingDataConfig, open_training_data
 from .transforms import (IMAGENET_PCA, ImageTransform, Normalizer, PCALighting, TenCrop, ToChannels,
                          build_transforms, load_pca, normalizer_for, resolve_aug)
 
@@ -34,5 +35,5 @@ __all__ = [
     "mix_seed", "decode_image", "decode_image_info", "sniff_format", "BadImageError", "ImageInfo",
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "write_list_files", "index_folder",
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
-    "augment_batch",
+    "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data",
 ]

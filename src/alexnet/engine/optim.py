@@ -83,7 +83,8 @@ def param_groups(cfg: TrainConfig, model: nn.Module, lr: float) -> list[dict[str
     return [g for g in groups.values() if g["params"]]
 
 
-def _build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+def build_optimizer(cfg: TrainConfig, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimiser ``cfg.optimizer`` names over `param_groups` at rate ``lr`` (``cfg.lr`` when None)."""
     lr = cfg.lr if lr is None else lr
     groups = param_groups(cfg, model, lr)
     if cfg.optimizer == "sgd":

@@ -1,0 +1,202 @@
+"""Which data path a training run takes: the CPU loader, the GPU path or the resident loader.
+
+    config = TrainingDataConfig(data="cifar10:/data/cifar10", aug="auto", resident=True, ...)
+    data = open_training_data(config, model_cfg, model_device="cpu")   # the train and val datasets
+    data.build_loaders(batch_size=512, bad_log=BadSampleLog())          # data.train_loader, data.val_loader
+
+Three paths yield the same batches ``(uint8 images [B, C, H, W], int64 labels, bad samples)``:
+
+- the CPU loader (`build_loader`): worker processes decode and augment each image;
+- the GPU path (``--data-device cuda``, `DeviceBatchLoader`): the workers read bytes, the GPU
+  decodes and augments;
+- the resident loader (``--resident``, `ResidentLoader`): every image is decoded once, as the
+  network sees it at test time, and whole batches are augmented in memory.
+
+The choice is made here from plain values (`TrainingDataConfig`), so the engine only asks for
+loaders; docs/architecture.md shows where this sits in a run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..core.errors import UserError
+from .base import take_subset
+from .datasets import build_dataset
+from .loader import BadSampleLog, build_loader
+from .transforms import build_transforms
+
+
+@dataclass(frozen=True)
+class TrainingDataConfig:
+    """The data settings of a training run (the fields of the engine's `TrainConfig` of the same
+    names) and the process's place among ``world_size`` processes."""
+
+    data: str
+    val_split: float
+    train_subset: int = 0
+    download: bool = False
+    aug: str = "auto"
+    pca: str | None = None
+    pca_scale: str = "sqrt"
+    translate: int = 2
+    resident: bool = False
+    data_device: str = "cpu"
+    workers: int = 0
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclass
+class TrainingData:
+    """A run's datasets and, after `build_loaders`, its loaders. ``val_ds`` is None with
+    ``--val-split 0`` on data that has no validation part of its own."""
+
+    config: TrainingDataConfig
+    model_cfg: Any
+    train_ds: Any
+    val_ds: Any | None
+    train_loader: Any = None
+    val_loader: Any = None
+    train_images: torch.Tensor | None = None  # the resident loader's decoded training images
+    note: str = ""  # one line on what the resident loader did ("" otherwise)
+
+    def build_loaders(self, batch_size: int, bad_log: BadSampleLog) -> None:
+        """Set ``train_loader`` and ``val_loader`` (None without a validation split) for the path
+        the config names; unreadable files found while decoding go to ``bad_log``."""
+        c = self.config
+        if c.resident:
+            self._resident_loaders(batch_size, bad_log)
+            return
+        kw = dict(workers=c.workers, seed=c.seed, rank=c.rank, world_size=c.world_size)
+        if c.data_device != "cpu":  # decode + augment on the GPU; the CPU workers only read bytes
+            from .gpu import DeviceBatchLoader, check_data_device
+
+            self.train_loader = DeviceBatchLoader(self.train_ds, batch_size=batch_size, train=True,
+                                                  device=check_data_device(c.data_device), **kw)
+        else:
+            self.train_loader = build_loader(self.train_ds, batch_size=batch_size, train=True, **kw)
+        self.val_loader = (build_loader(self.val_ds, batch_size=batch_size, train=False, substitute=False, **kw)
+                           if self.val_ds is not None else None)
+
+    def _resident_loaders(self, batch_size: int, bad_log: BadSampleLog) -> None:
+        """--resident: decode the training (and validation) images once into memory as uint8 and
+        serve batches from there, augmented a whole epoch at a time (data.resident)."""
+        from .resident import ResidentLoader, decode_all
+
+        cfg, (c, h, w) = self.config, self.model_cfg.input_size
+        n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
+        need = n * c * h * w
+        total = memory_bytes()
+        if total and need > total // 2:
+            raise UserError(f"--resident would hold {n} images of {c}×{h}×{w} in memory ({format_bytes(need)}), "
+                            f"more than half of this machine's {format_bytes(total)}: leave out --resident (the "
+                            f"streaming loader) or use fewer images (--train-subset)")
+        t = time.perf_counter()
+        x, y, bad = decode_all(self.train_ds, workers=cfg.workers)
+        bad_log.add(bad)
+        if not len(y):
+            raise UserError(f"{cfg.data}: no training image could be read")
+        aug = "flip-translate" if cfg.aug == "auto" else cfg.aug
+        kw = dict(seed=cfg.seed, rank=cfg.rank, world_size=cfg.world_size)
+        self.train_loader = ResidentLoader(x, y, batch_size=batch_size, train=True, aug=aug, translate=cfg.translate,
+                                           **kw)
+        self.train_images = x
+        val = None
+        if self.val_ds is not None:
+            vx, vy, vbad = decode_all(self.val_ds, workers=cfg.workers)
+            bad_log.add(vbad)
+            val = ResidentLoader(vx, vy, batch_size=max(batch_size, 500), train=False, **kw)
+            n_val = f" + {len(vy):,} val"
+        else:
+            n_val = ""
+        self.val_loader = val
+        self.note = (f"decoded {len(y):,} train{n_val} images into memory "
+                     f"({format_bytes(x.numel() + (val.images.numel() if val else 0))} uint8) in "
+                     f"{time.perf_counter() - t:.1f}s · augmentation {aug}"
+                     + (f" (±{cfg.translate} px)" if aug == "flip-translate" else "") + " on whole batches")
+
+    def ten_crop_loader(self, batch_size: int, mirror: bool) -> Any:
+        """The validation images as ten crops (five without ``mirror``) per image, for the final
+        evaluation (§4.1). Resident images no larger than the network's input: the five crops
+        coincide, so ten-crop is the image and its mirror five times over and the loader yields
+        the two views once."""
+        c, m = self.config, self.model_cfg
+        if (c.resident and self.val_loader is not None and mirror and m.resize <= m.input_size[-1]
+                and tuple(self.train_images.shape[-2:]) == tuple(m.input_size[-2:])):
+            from .resident import ResidentLoader
+
+            v = self.val_loader
+            return ResidentLoader(v.images, v.labels, batch_size=v.batch_size, train=False, seed=c.seed,
+                                  rank=c.rank, world_size=c.world_size, mirror_views=True)
+        tf = build_transforms(m, train=False, ten_crop=True, mirror=mirror)
+        ds = build_dataset(c.data, "val", transform=tf, val_split=c.val_split)
+        return build_loader(ds, batch_size=max(1, batch_size // 10), train=False, workers=c.workers, seed=c.seed,
+                            rank=c.rank, world_size=c.world_size, substitute=False)
+
+    def sample_images(self, n: int) -> torch.Tensor:
+        """Up to ``n`` training images as the network sees them at test time (uint8): the resident
+        images when there are any, else the first of a stratified sample of ``n``, decoded now."""
+        if self.train_images is not None:
+            return self.train_images
+        from .resident import decode_all
+
+        c = self.config
+        sub = take_subset(build_dataset(c.data, "train", transform=build_transforms(self.model_cfg, train=False),
+                                        val_split=c.val_split), n)
+        images, _, _ = decode_all(sub, workers=c.workers)
+        return images
+
+
+def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device: str) -> TrainingData:
+    """The training and validation datasets of a run (``config.train_subset`` applied), with the
+    transforms of its data path: the resident loader decodes the images as the network sees them
+    at test time and augments later; the others augment each image as it is read. ``model_device``
+    is the device type the model trains on (the GPU path needs a CUDA model)."""
+    c = config
+    if c.data_device != "cpu":
+        from .gpu import check_data_device
+
+        check_data_device(c.data_device)  # before any data is read: no GPU → one line
+        if model_device != "cuda":
+            raise UserError(f"--data-device {c.data_device} puts the batches on the GPU, but the model "
+                            f"trains on {model_device}; add --device cuda")
+    val_tf = build_transforms(model_cfg, train=False)
+    train_tf = val_tf if c.resident else build_transforms(model_cfg, train=True, aug=c.aug, pca=c.pca or None,
+                                                          pca_scale=c.pca_scale)
+    download = c.download and c.rank == 0  # one process downloads
+    train_ds = build_dataset(c.data, "train", transform=train_tf, val_split=c.val_split, download=download)
+    try:
+        val_ds = build_dataset(c.data, "val", transform=val_tf, val_split=c.val_split, download=download)
+    except UserError:
+        if c.val_split != 0:
+            raise
+        val_ds = None  # every image trains, no epoch is validated
+    # The sample is the same for every seed, so runs that differ in seed see the same images.
+    return TrainingData(c, model_cfg, take_subset(train_ds, c.train_subset), val_ds)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def format_bytes(n: float) -> str:
+    """``512`` → ``512 bytes``, ``1.5e8`` → ``150 MB`` (decimal units, three digits)."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
+
+
+__all__ = ["TrainingDataConfig", "TrainingData", "open_training_data", "memory_bytes", "format_bytes"]

@@ -1,0 +1,212 @@
+"""The training loop: one optimiser step, one epoch of steps, the loss read back from the device
+and checked, progress lines, Ctrl-C.
+
+`TrainLoop.step` is the whole training step (normalise on the device, forward under autocast,
+cross-entropy, backward through the grad scaler, optional clipping, optimiser step), as in
+torchvision's reference ``train_one_epoch``. `TrainLoop.train_one_epoch` runs steps from the
+run's `Position` to the end of the epoch; the `Trainer` (engine/train.py) saves and validates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.device import Precision
+from ..core.errors import UserError
+from ..core.seed import set_rng_state
+from .config import TrainConfig
+from .distributed import World, broadcast_flag
+from .optim import Lookahead
+from .progress import EpochProgress, log
+from .schedule import LRSchedule
+
+ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
+CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+
+
+class DivergedError(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Position:
+    """Where a run is: the next epoch to run, optimiser steps done in it and in total, and the
+    epoch's running sums (loss × images, correct answers, images) so far."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    epoch_stats: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+class DeviceSums:
+    """Loss and correct answers summed on the device and read back only every few steps: on a GPU
+    each read (.item()) makes the host wait for the device, so the next step's kernels would not be
+    queued while this one runs. On a CPU a read costs nothing, so every step is read."""
+
+    def __init__(self, device: torch.device, first_step: int):
+        self.acc = torch.zeros(2, device=device, dtype=torch.float32 if device.type == "mps" else torch.float64)
+        self.unsynced_from = first_step  # the first step (in the epoch) not read back yet
+        self.last_loss = float("nan")
+
+    @torch.no_grad()
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.acc[0] += loss.detach() * labels.numel()
+        self.acc[1] += (logits.argmax(1) == labels).sum()
+
+    def read(self) -> tuple[float, float]:
+        """(loss sum, correct) since the last read, in one host-device transfer; zeroes the sums."""
+        loss_sum, correct = self.acc.tolist()
+        self.acc.zero_()
+        return loss_sum, correct
+
+
+class TrainLoop:
+    """Trains ``model`` (through ``net``, its DDP/compiled wrapper) epoch by epoch from ``pos``.
+
+    ``save_last`` writes the resumable checkpoint (``--checkpoint-every``); ``checkpoints`` is
+    where it goes, named when the loss diverges."""
+
+    def __init__(self, cfg: TrainConfig, world: World, device: torch.device, pos: Position, *, model: nn.Module,
+                 net: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, schedule: LRSchedule,
+                 lookahead: Lookahead | None, normalize: Callable, precision: Precision, channels_last: bool,
+                 frozen: Any, loader: Any, bad_log: Any, batch_size: int, checkpoints: Path,
+                 save_last: Callable[[], None]):
+        self.cfg, self.world, self.device, self.pos = cfg, world, device, pos
+        self.model, self.net, self.optimizer, self.scaler = model, net, optimizer, scaler
+        self.schedule, self.lookahead, self.normalize, self.precision = schedule, lookahead, normalize, precision
+        self.channels_last, self.frozen, self.loader, self.bad_log = channels_last, frozen, loader, bad_log
+        self.batch_size, self.checkpoints, self.save_last = batch_size, checkpoints, save_last
+        self.steps_per_epoch = len(loader)
+        self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
+        self.stop_requested = False  # Ctrl-C: stop after this step, with a checkpoint
+        self.img_per_s = 0.0  # of the last epoch
+        self.sums: DeviceSums | None = None
+        self.nan_at = 0
+
+    def on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
+                        "(press again to stop at once)")
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
+        """One optimiser step on one batch at rate ``lr`` (× each group's ``lr_mult``); the loss."""
+        cfg, dev, pos = self.cfg, self.device, self.pos
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        labels = labels.to(dev, non_blocking=True)
+        x = self.normalize(images.to(dev, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast(dev):
+            logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        if self.nan_at and pos.global_step + 1 == self.nan_at:  # tests: a diverging step
+            loss = loss * float("nan")
+        self.sums.add(loss, logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        pos.step_in_epoch += 1
+        pos.global_step += 1
+        if self.lookahead is not None:
+            self.lookahead.step(pos.global_step)
+        pos.epoch_stats[2] += labels.numel()
+        return loss
+
+    def train_one_epoch(self) -> bool:
+        """Train from the current position to the end of the epoch. False if stopped early."""
+        cfg, world, pos = self.cfg, self.world, self.pos
+        batches = self._start_epoch()
+        progress = EpochProgress(world, pos.epoch, cfg.epochs, pos.step_in_epoch, self.steps_per_epoch,
+                                 cfg.print_freq)
+        kill_at = int(os.environ.get("ALEXNET_DEBUG_KILL_AT_STEP", "0"))
+        self.nan_at = int(os.environ.get("ALEXNET_DEBUG_NAN_AT_STEP", "0"))
+        sync_every = int(os.environ.get("ALEXNET_DEBUG_SYNC_EVERY", "0")) or (
+            CPU_SYNC_EVERY if self.device.type == "cpu" else ACCELERATOR_SYNC_EVERY)
+        self.sums = DeviceSums(self.device, pos.step_in_epoch + 1)
+        try:
+            for images, labels, bad in batches:
+                if bad:
+                    self.bad_log.add(bad)
+                lr = self.schedule.lr(pos.global_step)
+                loss = self.step(images, labels, lr)
+                progress.step(labels.numel())
+                print_now = bool(cfg.print_freq) and pos.global_step % cfg.print_freq == 0
+                save_now = bool(cfg.checkpoint_every) and pos.global_step % cfg.checkpoint_every == 0
+                last_step = pos.step_in_epoch >= self.steps_per_epoch or self._max_steps_reached()
+                # Every rank must read back at the same steps (the nan check is collective), so only
+                # step counts decide; the timed progress line waits for the next read.
+                if not (pos.step_in_epoch % sync_every == 0 or print_now or save_now or last_step
+                        or (self.stop_requested and not world.distributed) or pos.global_step == kill_at):
+                    continue
+                self._sync(loss, lr)  # before anything is saved: a diverged run never overwrites a checkpoint
+                progress.show(self.sums.last_loss, lr, pos.global_step, pos.step_in_epoch, print_now, last_step)
+                if save_now:
+                    self.save_last()
+                if kill_at and pos.global_step == kill_at:  # tests: die like a crashed machine
+                    os.kill(os.getpid(), signal.SIGKILL)
+                stop = self.stop_requested
+                if world.distributed:  # every rank must stop at the same step
+                    stop = broadcast_flag(stop, self.device)
+                if stop or self._max_steps_reached():
+                    return False
+        finally:
+            self.img_per_s = progress.close()
+        return True
+
+    def _max_steps_reached(self) -> bool:
+        return bool(self.cfg.max_steps) and self.pos.global_step >= self.cfg.max_steps
+
+    def _start_epoch(self) -> Iterator:
+        """Position the sampler (mid-epoch after a resume), restore a resumed run's RNG states and
+        put the model in training mode; the epoch's batches."""
+        pos, sampler = self.pos, self.loader.sampler
+        sampler.set_epoch(pos.epoch)
+        if pos.step_in_epoch:
+            sampler.start_at(pos.step_in_epoch * self.batch_size)
+        else:
+            pos.epoch_stats = [0.0, 0.0, 0.0]
+        batches = iter(self.loader)
+        if self.rng_to_restore is not None:  # after iter(): creating workers draws from the RNG
+            set_rng_state(self.rng_to_restore)
+            self.rng_to_restore = None
+        self.net.train()
+        start_epoch = getattr(self.model, "start_epoch", None)  # e.g. alexnet-cifar-fast stops training a layer
+        if start_epoch is not None:
+            start_epoch(pos.epoch)
+        if self.frozen is not None:
+            self.frozen.set_eval()  # batch norm in the frozen part keeps its statistics
+        return batches
+
+    def _sync(self, loss: torch.Tensor, lr: float) -> None:
+        """Move the device sums into the epoch's statistics; stop all ranks if any loss was nan/inf."""
+        pos, sums = self.pos, self.sums
+        loss_sum, correct = sums.read()
+        bad = not math.isfinite(loss_sum)  # a nan/inf loss makes the sum nan/inf
+        if self.world.distributed:
+            bad = broadcast_flag(bad, self.device)
+        if bad:
+            where = (f"at epoch {pos.epoch + 1}, step {pos.step_in_epoch}" if sums.unsynced_from == pos.step_in_epoch
+                     else f"in epoch {pos.epoch + 1}, steps {sums.unsynced_from}–{pos.step_in_epoch}")
+            raise DivergedError(
+                f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — the last good "
+                f"checkpoint is kept in {self.checkpoints}. Try a lower --lr or --clip-grad-norm")
+        pos.epoch_stats[0] += loss_sum
+        pos.epoch_stats[1] += correct
+        sums.unsynced_from, sums.last_loss = pos.step_in_epoch + 1, loss.item()

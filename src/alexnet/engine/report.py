@@ -1,0 +1,120 @@
+"""What a run says when it ends, and the warnings it owes its user.
+
+The final scores (centre crop, and ten-crop §4.1 when asked), the ``--report-at`` lines (the wall
+time at which validation top-1 first reached each threshold), a warning when the model does no
+better than always guessing the largest class, and a loud one when too many files could not be
+read for the numbers to describe the dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .distributed import World, all_reduce_sum
+from .evaluate import EvalResult
+from .progress import clock, log
+
+
+@dataclass
+class BadFiles:
+    """Distinct files that could not be read, their share of all training + validation files, and
+    whether that share is over ``--max-bad-fraction``."""
+
+    count: int
+    fraction: float
+    too_many: bool
+
+
+class RunReport:
+    """The end-of-run messages of one run. ``mirror``: the model trained with flips (ten-crop then
+    averages mirrored views too); ``t_start``: ``time.perf_counter()`` at the start of the run."""
+
+    def __init__(self, cfg: TrainConfig, world: World, run_dir: Path, *, classes: list[str], train_ds: Any,
+                 val_ds: Any | None, mirror: bool, t_start: float):
+        self.cfg, self.world, self.run_dir, self.classes = cfg, world, run_dir, classes
+        self.train_ds, self.val_ds, self.mirror, self.t_start = train_ds, val_ds, mirror, t_start
+        self.top5 = len(classes) > 5  # top-5 means something only with more than five classes
+        self.reported: set[float] = set()  # --report-at thresholds already crossed
+
+    def thresholds(self, res: EvalResult, how: str, when: str) -> None:
+        """--report-at: say once, with the wall time since the start, each threshold ``res`` passes."""
+        for target in sorted(self.cfg.report_at):
+            if target not in self.reported and res.n and res.top1 >= target:
+                self.reported.add(target)
+                log(self.world, f"  validation top-1 reached {target:g} % {how}after "
+                                f"{clock(time.perf_counter() - self.t_start)} ({when}, {res.top1:.2f} %; "
+                                f"wall time since the start, decoding included)")
+
+    def final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float, bad_samples: int) -> None:
+        """The closing lines: best and last scores, ten-crop, thresholds its averaging reached, the
+        chance warning, bad samples, the files written and what to run next."""
+        w = self.world
+        if last is not None and self.val_ds is None:
+            log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
+        elif last is not None:
+            top5 = f", top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self.top5 else ""
+            log(w, f"\nbest validation top-1 {best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
+                   f"(error {last.top1_error:.2f}%){top5}")
+        if ten is not None and last is not None:
+            crops = ("ten-crop (§4.1)" if self.mirror
+                     else "five-crop (ten-crop without mirrors: trained without flips)")
+            top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
+                    f"{last.top5:.2f}%" if self.top5 else f" vs centre crop {last.top1:.2f}%")
+            log(w, f"{crops}: top-1 {ten.top1:.2f}% (error {ten.top1_error:.2f}%){top5}")
+            # a threshold the centre crop never reached but the averaged views did is reached at the
+            # end of training, after the ten-crop pass (its time included)
+            self.thresholds(ten, f"with {crops.split(' ')[0]} averaging ", "end of training")
+        if self.cfg.report_at and last is not None:
+            log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
+                   f"evaluation included")
+        if last is not None and self.val_ds is not None:
+            self.chance_warning(best_top1)
+        if bad_samples:
+            log(w, f"{bad_samples} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
+        log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
+               f"weights.safetensors weights.json")
+        log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
+                else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
+
+    def chance_warning(self, best_top1: float) -> None:
+        """Say so when the best validation accuracy does not beat always guessing the largest class."""
+        counts = self.train_ds.class_counts()
+        val_counts = self.val_ds.class_counts()
+        if not sum(val_counts) or not counts:
+            return
+        largest = max(range(len(counts)), key=lambda i: counts[i])
+        chance = 100.0 * val_counts[largest] / sum(val_counts)
+        if best_top1 > chance + 1e-9:
+            return
+        cfg = self.cfg
+        tips = []
+        if not cfg.weights:
+            tips.append("start from pretrained weights (--weights IMAGENET1K_V1 with --model alexnet-owt)")
+        tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
+        log(self.world, f"warning: the best validation top-1 ({best_top1:.2f}%) does not beat always guessing "
+                        f"the largest class, {self.classes[largest]!r} ({chance:.2f}%): this model has learnt "
+                        f"nothing useful. Try: {'; '.join(tips)}")
+
+    def bad_files(self, bad_samples: int, device: torch.device) -> BadFiles:
+        """Distinct unreadable files (``bad_samples`` on this process) over all training + validation
+        files; over ``cfg.max_bad_fraction`` the run ends with a loud warning (and the CLI exits 1):
+        a model trained on stand-ins for a broken dataset is not a finished run."""
+        # the shards of the processes are disjoint within an epoch, so their counts add up
+        bad = int(all_reduce_sum([float(bad_samples)], device)[0])
+        total = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
+        fraction = bad / total if total else 0.0
+        too_many = fraction > self.cfg.max_bad_fraction
+        if too_many:
+            bar = "!" * 78
+            log(self.world, f"{bar}\nWARNING: {bad} of {total} files ({100 * fraction:.1f} %) could not be read — "
+                            f"more than --max-bad-fraction {100 * self.cfg.max_bad_fraction:g} %. This run trained on "
+                            f"stand-ins for them and its numbers do not describe the dataset; see "
+                            f"{self.run_dir / 'bad_samples.txt'} (`alexnet data check` lists every bad file and why)."
+                            f"\n{bar}")
+        return BadFiles(bad, fraction, too_many)

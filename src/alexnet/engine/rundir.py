@@ -1,0 +1,186 @@
+"""A run's directory: its files, its checkpoints, and what a resume finds there.
+
+    runs/<name>/config.json            the TrainConfig (``alexnet train --resume`` reads it back)
+                classes.json           class names and ids, in label order
+                metrics.csv            one row per epoch (engine/progress.py)
+                checkpoints/last.pt    everything an exact resume needs; last.prev.pt: the one before
+                checkpoints/best.pt    the best epoch's weights and where they came from
+                weights.safetensors    the best weights, and weights.json: how to use them
+
+Every file is written atomically (a temp file, then a rename), so a run killed at any moment leaves
+whole files and, at worst, temp files that the next start removes. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import torch.nn as nn
+
+from ..core.errors import UserError
+from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
+from ..models import save_weights
+from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
+from .config import TrainConfig
+from .distributed import World
+from .progress import log, plural
+
+# What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
+# optimiser (momentum: one more copy of the weights, Adam two), scaler, RNG and sampler states
+# stay out of it — for alexnet-owt that is 244 MB instead of 489 MB.
+BEST_KEYS = ("model", "epoch", "step_in_epoch", "global_step", "best_top1", "model_name", "num_classes",
+             "classes", "config")
+
+
+def run_dir_path(cfg: TrainConfig, world: World) -> Path:
+    """``--resume``'s directory, or ``output_dir/name`` (default name: ``<model>-<data>-<time>``)."""
+    if cfg.resume:
+        return Path(cfg.resume)
+    name = cfg.name
+    if not name:
+        data = Path(cfg.data.split(":", 1)[-1]).name if ":" in cfg.data else Path(cfg.data).name
+        name = f"{cfg.model}-{data or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        if world.distributed:  # every rank must agree on the folder
+            import torch.distributed as dist
+
+            box = [name]
+            dist.broadcast_object_list(box, src=0)
+            name = box[0]
+    return Path(cfg.output_dir) / name
+
+
+def disk_estimate(model: nn.Module, cfg: TrainConfig) -> dict[str, int]:
+    """Bytes a run writes, roughly: last.pt (weights + optimiser state), best.pt and
+    weights.safetensors (weights each); metrics and logs are negligible."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    params = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    copies = {"sgd": 1 if cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(cfg.optimizer, 2)
+    return {"checkpoints/last.pt": weights + copies * params, "checkpoints/best.pt": weights,
+            "weights.safetensors": weights}
+
+
+def load_model_state(model: nn.Module, ck: dict[str, Any], path: Path, model_name: str, num_classes: int) -> None:
+    """Load ``ck["model"]`` into ``model``; a checkpoint of another model is one line saying which
+    layers differ and how."""
+    found = ck["model"] if isinstance(ck.get("model"), dict) else {}
+    diff = shape_differences(model.state_dict(), found)
+    if ck["model_name"] != model_name or diff:
+        what = f"{ck['model_name']!r} ({ck['num_classes']} classes)"
+        raise UserError(f"--resume {path}: the checkpoint holds {what}, which does not fit {model_name!r} "
+                        f"with {num_classes} classes" + (f" — {diff}" if diff else ""))
+    try:
+        model.load_state_dict(found)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--resume {path}: the checkpoint does not fit this model "
+                        f"({str(e).splitlines()[0][:160]})") from None
+
+
+class RunDir:
+    """The files of one run at ``path``; writes happen on rank 0 only."""
+
+    def __init__(self, path: Path, world: World):
+        self.path, self.world = Path(path), world
+        self.checkpoints = self.path / "checkpoints"
+
+    def write_run_files(self, cfg: TrainConfig, classes: list[str], class_ids: list[Any]) -> None:
+        """config.json and classes.json (the folders too)."""
+        if not self.world.is_main:
+            return
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / "config.json", cfg.to_json() + "\n")
+        atomic_write_json(self.path / "classes.json", {"classes": classes, "class_ids": class_ids})
+
+    def save(self, name: str, state: Callable[[], dict[str, Any]]) -> None:
+        """Write ``checkpoints/<name>`` from ``state()`` (called on rank 0 only); best.pt keeps
+        `BEST_KEYS`; ``last.pt``'s previous version is kept as ``last.prev.pt``."""
+        if self.world.is_main:
+            ck = state()
+            if name == "best.pt":
+                ck = {k: ck[k] for k in BEST_KEYS}
+            save_checkpoint(self.checkpoints / name, ck, keep_previous=name == "last.pt")
+
+    def save_weights(self, model: nn.Module, meta: dict[str, Any]) -> None:
+        """weights.safetensors + weights.json (rank 0 only)."""
+        if self.world.is_main:
+            save_weights(model, self.path, meta)
+
+    def remove_stale_temps(self) -> None:
+        """Temp files of writes that a kill cut short (``.last.pt.XXXXXXXX.tmp``, …) go at the start."""
+        if not self.world.is_main:
+            return
+        removed = remove_stale_temps(self.path) + remove_stale_temps(self.checkpoints)
+        if removed:
+            size = sum(n for _, n in removed)
+            log(self.world, f"removed {plural(len(removed), 'temp file')} ({size / 2**20:.1f} MB) left by an "
+                            f"interrupted write: {', '.join(p.name for p, _ in removed[:3])}"
+                            f"{'…' if len(removed) > 3 else ''}")
+
+    def open_last(self) -> tuple[dict[str, Any], Path]:
+        """The newest loadable of last.pt and last.prev.pt, and which it was: a broken last.pt (a
+        kill while writing it) falls back to the previous one, with a line saying so."""
+        path = self.checkpoints / "last.pt"
+        if not path.is_file() and not (self.checkpoints / "last.prev.pt").is_file():
+            raise UserError(f"--resume {self.path}: no checkpoints/last.pt there")
+        ck, used, skipped = newest_loadable(path)
+        for why in skipped:
+            log(self.world, f"warning: {why}")
+        if used != path:
+            log(self.world, f"resuming from the previous checkpoint {used} (epoch {int(ck['epoch']) + 1}, "
+                            f"step {int(ck['step_in_epoch'])}, {int(ck['global_step'])} steps done)")
+        return ck, used
+
+    def init_weights(self) -> dict[str, Any] | None:
+        """Where the run's starting weights came from (weights.json's ``init_weights``), if known."""
+        try:
+            return json.loads((self.path / "weights.json").read_text()).get("init_weights")
+        except (OSError, ValueError):
+            return None
+
+    def complete_final_files(self, ck: dict[str, Any], used: Path, model: nn.Module,
+                             load: Callable[[dict[str, Any], Path], None],
+                             meta: Callable[..., dict[str, Any]]) -> None:
+        """A finished run whose last steps did not all reach the disk (or whose files were removed):
+        write what is missing — best.pt, weights.safetensors + weights.json — and say so. ``load``
+        puts a checkpoint's weights into ``model``; ``meta(**scores)`` is weights.json's content."""
+        if not self.world.is_main:
+            return
+        wrote: list[str] = []
+        best_path = self.checkpoints / "best.pt"
+        best = None
+        if best_path.is_file():
+            try:
+                best = load_checkpoint(best_path)
+            except UserError as e:
+                log(self.world, f"warning: {e}")
+        if best is None:
+            # the best epoch's state is gone; the final state is the best we still have
+            save_checkpoint(best_path, {k: ck[k] for k in BEST_KEYS})
+            best = ck
+            wrote.append(f"checkpoints/best.pt (from {used.name}: the best epoch's own state was lost)")
+        if not ((self.path / "weights.safetensors").is_file() and (self.path / "weights.json").is_file()):
+            load(best, best_path)
+            row = self.best_metrics_row()
+            if math.isfinite(float(best["best_top1"])):
+                row["val_top1"] = float(best["best_top1"])
+            self.save_weights(model, meta(**row))
+            load(ck, used)
+            wrote.append("weights.safetensors + weights.json (from checkpoints/best.pt)")
+        if wrote:
+            log(self.world, f"completed the final files of the interrupted run: {'; '.join(wrote)}")
+
+    def best_metrics_row(self) -> dict[str, Any]:
+        """val_top1, val_top5 and epoch of metrics.csv's best row ({} without one)."""
+        try:
+            rows = list(csv.DictReader((self.path / "metrics.csv").open()))
+        except OSError:
+            return {}
+        rows = [r for r in rows if r.get("val_top1") not in (None, "")]
+        if not rows:
+            return {}
+        r = max(rows, key=lambda r: float(r["val_top1"]))
+        return {"val_top1": float(r["val_top1"]), "val_top5": float(r["val_top5"]), "epoch": int(r["epoch"])}

@@ -1,0 +1,112 @@
+"""Checks and data-dependent choices made once, before a run's first step.
+
+Each check turns a mistake that would fail late (or silently train the wrong thing) into one line
+at the start: an unknown data spec, a missing C++ compiler for ``--compile``, a 1-channel network
+given colour photos, no validation split where one is needed. The data-dependent settings are
+the mean pixel of ``--normalize pixelmean`` (§2) and the layers some models set from the data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from ..core.errors import UserError
+from ..data import TrainingData, build_dataset, build_transforms, compute_mean, load_pca
+from .config import TrainConfig
+from .distributed import World
+from .progress import count, log
+
+PIXEL_MEAN_IMAGES = 1000  # --normalize pixelmean: images the mean pixel is measured on (seeded choice)
+INIT_FROM_DATA_IMAGES = 5000  # alexnet-cifar-fast's whitening filters: images they are computed on
+
+
+def check_data_spec(spec: str) -> None:
+    if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
+        raise UserError(f"--data {spec!r}: no such dataset or path (try digits, cifar10:/path, "
+                        f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
+
+
+def check_validation(cfg: TrainConfig, data: TrainingData) -> None:
+    """Without a validation split (``--val-split 0``) the plateau schedule and --test-only have
+    nothing to go on; an empty training split has nothing to train on."""
+    if data.val_ds is None:
+        if cfg.lr_scheduler == "plateau":
+            raise UserError("--val-split 0 leaves no validation images, and the plateau schedule needs "
+                            "them: use another --lr-scheduler (step, cosine, onecycle) or --val-split > 0")
+        if cfg.test_only:
+            raise UserError("--test-only evaluates on the validation split; this run has none (--val-split 0)")
+    if len(data.train_ds) == 0:
+        raise UserError(f"{cfg.data}: the training split is empty")
+
+
+def check_compiler(device: torch.device) -> None:
+    """torch.compile on a CPU writes C++ and builds it; without a compiler it would fail at the
+    first step with a long traceback, so say so before the run starts."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++")
+                                        if c):
+        raise UserError("--compile on a CPU needs a C++ compiler (g++ or clang++; or set CXX); "
+                        "install one or train without --compile")
+
+
+def check_channels(cfg: TrainConfig, world: World, mcfg: Any, train_ds: Any) -> None:
+    """Warn when the 1-channel digits/MNIST net is about to train on colour images (usually a
+    forgotten --model): they would be turned grey and shrunk to 28×28."""
+    if mcfg.input_size[0] != 1 or not world.is_main or not len(train_ds):
+        return
+    try:
+        first = train_ds.load(0)
+    except Exception:  # a bad first image is reported by the loader later
+        return
+    if first.shape[-3] == 3:
+        c, h, w = mcfg.input_size
+        log(world, f"warning: {cfg.model} is a 1-channel {h}×{w} network and {cfg.data} holds "
+                   f"colour images: they are made grey and shrunk to {h}×{w}. For photos give "
+                   f"--model alexnet-owt (--weights IMAGENET1K_V1 to fine-tune), or --model alexnet-cifar "
+                   f"for small images")
+
+
+def pixel_mean(cfg: TrainConfig, world: World, mcfg: Any) -> tuple[list[float], str]:
+    """The mean pixel for ``--normalize pixelmean`` and where it came from: the run's config (a
+    resumed run), ``--pca``'s pca.json (``alexnet data pca-stats`` writes one), or measured now on
+    up to PIXEL_MEAN_IMAGES training images, uncropped by augmentation (the eval transform)."""
+    c = int(mcfg.input_size[0])
+    if cfg.pixel_mean is not None:
+        if len(cfg.pixel_mean) != c:
+            raise UserError(f"pixel_mean has {len(cfg.pixel_mean)} values for a {c}-channel model")
+        return [float(v) for v in cfg.pixel_mean], "from the run's config"
+    if cfg.pca:
+        mean = load_pca(cfg.pca).get("mean")
+        if mean and len(mean) == c:
+            return mean, f"from {cfg.pca}"
+    box: list[Any] = [None]
+    if world.is_main:
+        ds = build_dataset(cfg.data, "train", transform=build_transforms(mcfg, train=False), val_split=cfg.val_split)
+        stats = compute_mean(ds, PIXEL_MEAN_IMAGES, seed=cfg.seed, workers=cfg.workers)
+        box = [(stats["mean"], f"measured on {count(stats['images'])} training images")]
+    if world.distributed:  # one rank reads the images; all use its numbers
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(box, src=0)
+    mean, note = box[0]
+    return list(mean), note
+
+
+def init_from_data(cfg: TrainConfig, model: nn.Module, data: TrainingData, normalize: Callable,
+                   device: torch.device) -> str:
+    """Models that set layers from the data before training (`alexnet-cifar-fast`'s whitening
+    filters) get up to INIT_FROM_DATA_IMAGES training images, normalised; not when resuming or
+    starting from --weights (the filters are in the weights). The line saying so, or ""."""
+    init = getattr(model, "init_from_data", None)
+    if init is None or cfg.resume or cfg.weights:
+        return ""
+    images = data.sample_images(INIT_FROM_DATA_IMAGES)
+    g = torch.Generator().manual_seed(cfg.seed)
+    pick = torch.randperm(len(images), generator=g)[:INIT_FROM_DATA_IMAGES]
+    init(normalize(images[pick].to(device)))
+    return f"{type(model).__name__}.init_from_data: set from {count(len(pick))} training images"
