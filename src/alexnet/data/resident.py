@@ -93,8 +93,8 @@ class ResidentLoader:
     network's input, ten-crop is these two views five times over)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, train: bool,
-                 aug: str | AugPlan = "none", translate: int = 2, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 mirror_views: bool = False):
+                 aug: str | AugPlan = "none", translate: int = 2, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, mirror_views: bool = False):
         if isinstance(aug, AugPlan):
             aug, translate = aug.name, aug.translate
         if aug not in AUGS:
