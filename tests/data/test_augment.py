@@ -86,6 +86,14 @@ def test_a_transform_carries_the_plan_it_was_built_from():
         assert tf.plan == AugPlan.resolve(aug, ALEXNET) and tf.name == f"train-{aug}"
     assert build_transforms(ALEXNET, train=False).plan == AugPlan.resolve("none", ALEXNET)
     assert build_transforms(ALEXNET, train=False, ten_crop=True).plan is None
+    # a plan resolved once (as the engine may) gives the same transform as its name
+    plan = AugPlan.resolve("paper", ALEXNET, alphastd=0.3, pca_scale="eigval")
+    tf = build_transforms(ALEXNET, train=True, aug=plan)
+    assert tf.plan is plan and repr(tf) == repr(build_transforms(ALEXNET, True, aug="paper", alphastd=0.3,
+                                                                   pca_scale="eigval"))
+    assert build_transforms(ALEXNET, train=False, aug=plan).plan == AugPlan.resolve("none", ALEXNET)
+    with pytest.raises(UserError, match="--resident"):
+        build_transforms(CIFAR, train=True, aug=AugPlan.resolve("flip", CIFAR, path="resident"))
 
 
 @pytest.mark.parametrize("call", [

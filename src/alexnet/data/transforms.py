@@ -211,10 +211,12 @@ def trains_with_flips(cfg: Any, aug: str | AugPlan) -> bool:
     return AugPlan.resolve(aug, cfg, path=path, alphastd=0).flip
 
 
-def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool = False,
+def build_transforms(cfg: Any, train: bool, *, aug: str | AugPlan = "auto", ten_crop: bool = False,
                      pca: Any = None, alphastd: float = 0.1, mirror: bool | None = None,
                      pca_scale: str = "sqrt") -> ImageTransform:
-    """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``) or evaluation.
+    """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``: a name, or an
+    `AugPlan` already resolved for ``cfg``, whose lighting then replaces ``pca``, ``alphastd`` and
+    ``pca_scale``) or evaluation.
 
     ``pca``: eigen-decomposition for PCA lighting (``paper`` recipe only): None for ImageNet's
     published values, a dict, or the path of a ``pca-stats`` JSON file; ``pca_scale``: ``sqrt`` or
@@ -224,7 +226,8 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
     """
     c, h, w = input_size(cfg)
     resize = int(getattr(cfg, "resize", None) or h)
-    kind = resolve_aug(cfg, aug) if train else "none"
+    given = aug if isinstance(aug, AugPlan) else None
+    kind = (given.name if given else resolve_aug(cfg, aug)) if train else "none"
     if kind == "none" and ten_crop:
         mirror = (c != 1) if mirror is None else bool(mirror)
         steps = [ToChannels(c), T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)),
@@ -232,7 +235,7 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
         return ImageTransform(steps, name="eval-ten-crop" if mirror else "eval-five-crop", decode_short_side=resize)
     if ten_crop:
         raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
-    plan = AugPlan.resolve(kind, cfg, pca=pca, alphastd=alphastd, pca_scale=pca_scale)
+    plan = given if given and train else AugPlan.resolve(kind, cfg, pca=pca, alphastd=alphastd, pca_scale=pca_scale)
     return ImageTransform([ToChannels(c), *plan_steps(plan)], name=f"train-{kind}" if train else "eval",
                           decode_short_side=resize, plan=plan)
 
