@@ -288,7 +288,7 @@ def test_pca_lighting_on_batches_shifts_each_image_by_one_rgb_vector(cache16):
         shifts.append(torch.stack([d[k, ch][inside[k, ch]].median() for ch in range(3)]))
     s = torch.stack(shifts) / 255.0
     # along the first principal component the shift has std alphastd·sqrt(λ1) = 0.5·0.466 ≈ 0.233
-    pc1 = s @ torch.tensor(tf.plan["pca"].eigvec)[:, 0]
+    pc1 = s @ torch.tensor(tf.plan.eigvec)[:, 0]
     assert 0.15 < pc1.std() < 0.32 and abs(pc1.mean()) < 0.08
 
 

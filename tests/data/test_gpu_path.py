@@ -13,7 +13,8 @@ from PIL import Image
 from alexnet.cli import main
 from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, build_loader, build_transforms
-from alexnet.data.gpu import DeviceBatchLoader, augment_batch, check_data_device, sample_params
+from alexnet.data.gpu import DeviceBatchLoader, Draws, augment_batch, check_data_device, sample_params
+from alexnet.data.transforms import PCALighting
 
 
 def cfg(c=3, h=12, w=12, resize=16):
@@ -58,12 +59,12 @@ def test_device_batches_equal_the_cpu_paths_batches(jpeg_folder, aug):
 
 def test_sample_params_follow_torchvisions_draws():
     plan = build_transforms(cfg(h=12, w=12, resize=16), train=True, aug="light").plan
-    seen = {(p["top"], p["left"], p["flip"]) for p in (sample_params(plan, 16, 20, s) for s in range(400))}
+    seen = {(p.top, p.left, p.flip) for p in (sample_params(plan, 16, 20, s) for s in range(400))}
     tops, lefts, flips = zip(*seen)
     assert set(tops) == set(range(5)) and set(lefts) == set(range(9)) and set(flips) == {True, False}
     assert sample_params(plan, 16, 20, 5) == sample_params(plan, 16, 20, 5)
     none = build_transforms(cfg(), train=False).plan
-    assert sample_params(none, 16, 20, 1) == {"top": 0, "left": 0, "flip": False, "alpha": None}
+    assert sample_params(none, 16, 20, 1) == Draws(top=0, left=0, flip=False, alpha=None)
 
 
 def test_flip_is_exact_and_lighting_is_one_shift_per_image():
@@ -78,7 +79,7 @@ def test_flip_is_exact_and_lighting_is_one_shift_per_image():
     per_image = x.flatten(2)
     assert torch.equal(per_image.amax(-1), per_image.amin(-1))  # one RGB shift per image
     shift = (per_image[..., 0] - 128) / 255
-    pc1 = shift @ lit.plan["pca"].eigvec[:, 0]
+    pc1 = shift @ PCALighting.of(lit.plan).eigvec[:, 0]
     assert 0.035 < pc1.std() < 0.06  # 0.1 · √0.2175 ≈ 0.047 along the first component
 
 

@@ -8,23 +8,46 @@
         x = normalizer(images.to(device))   # float32, normalised on the device
 
 See docs/data.md for every dataset spec and every ``alexnet data`` command.
+
+The names below are imported on first use: `alexnet.engine.config` (read by the CLI to build its
+help, without torch) imports `alexnet.data.augment`, which is plain Python.
 """
 
-from .cache import CacheDataset
-from .cache_build import build_cache
-from .check import CheckReport, check_dataset, format_report, index_folder, write_list_files
-from .datasets import (KINDS, FileDataset, ImageDataset, SubsetDataset, TensorImageDataset, build_dataset,
-                       default_eval_split, parse_spec, read_list, split_indices, take_subset)
-from .decode import (DEFAULT_MAX_PIXELS, BadImageError, ImageInfo, decode_image, decode_image_info,
-                     sniff_format)
-from .gpu import DeviceBatchLoader, augment_batch
-from .imagenet import Devkit, imagenet_val_relayout, read_devkit
-from .loader import (BadSample, BadSampleLog, Batch, ResumableSampler, SafeDataset, build_loader, collate, mix_seed,
-                     summarize_bad)
-from .pca import compute_mean, compute_pca_stats
-from .pipeline import TrainingData, TrainingDataConfig, open_training_data
-from .transforms import (IMAGENET_PCA, ImageTransform, Normalizer, PCALighting, TenCrop, ToChannels,
-                         build_transforms, load_pca, normalizer_for, resolve_aug)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "augment": ("AugPlan", "Augmentation"),
+    "cache": ("CacheDataset",),
+    "cache_build": ("build_cache",),
+    "check": ("CheckReport", "check_dataset", "format_report", "index_folder", "write_list_files"),
+    "datasets": ("KINDS", "FileDataset", "ImageDataset", "SubsetDataset", "TensorImageDataset", "build_dataset",
+                 "default_eval_split", "parse_spec", "read_list", "split_indices", "take_subset"),
+    "decode": ("DEFAULT_MAX_PIXELS", "BadImageError", "ImageInfo", "decode_image", "decode_image_info",
+               "sniff_format"),
+    "gpu": ("DeviceBatchLoader", "augment_batch"),
+    "imagenet": ("Devkit", "imagenet_val_relayout", "read_devkit"),
+    "loader": ("BadSample", "BadSampleLog", "Batch", "ResumableSampler", "SafeDataset", "build_loader", "collate",
+               "mix_seed", "summarize_bad"),
+    "pca": ("compute_mean", "compute_pca_stats"),
+    "pipeline": ("TrainingData", "TrainingDataConfig", "open_training_data"),
+    "transforms": ("IMAGENET_PCA", "ImageTransform", "Normalizer", "PCALighting", "TenCrop", "ToChannels",
+                   "build_transforms", "load_pca", "normalizer_for", "resolve_aug"),
+}
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "build_dataset", "KINDS", "default_eval_split", "take_subset", "SubsetDataset", "parse_spec", "split_indices",
@@ -35,5 +58,5 @@ __all__ = [
     "mix_seed", "decode_image", "decode_image_info", "sniff_format", "BadImageError", "ImageInfo",
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "write_list_files", "index_folder",
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
-    "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data",
+    "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data", "AugPlan", "Augmentation",
 ]

@@ -8,7 +8,7 @@ each file's bytes into (pinned) memory. The main process then
    ``torchvision.io.decode_jpeg(list, device=...)`` call (nvJPEG on CUDA); other formats, and JPEGs
    the batched call refuses, are decoded one by one on the CPU (`decode_image`) and copied over;
    files that cannot be decoded are left out of the batch and reported in ``bad``;
-2. runs the transform's plan (`ImageTransform.plan`) with `augment_batch`: per image the resize of
+2. runs the transform's `AugPlan` (`ImageTransform.plan`) with `augment_batch`: per image the resize of
    the short side (images differ in size, so this step is one kernel per image), then the crop and
    flip, stacked into one batch, then PCA lighting on the whole uint8 batch at once.
 
@@ -22,6 +22,7 @@ Everything is device-agnostic: with ``device="cpu"`` it runs (and is tested) on 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -29,71 +30,81 @@ import torchvision.transforms.v2.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.errors import UserError
+from .augment import AugPlan
 from .decode import BadImageError, decode_image
 from .loader import Batch, BadSample, ResumableSampler, mix_seed
-from .transforms import ToChannels
+from .transforms import PCALighting, ToChannels
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def sample_params(plan: dict[str, Any], height: int, width: int, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Draws:
+    """One image's random draws: crop ``top``/``left``, ``flip``, lighting ``alpha`` (3 N(0, 1) values or None)."""
+
+    top: int = 0
+    left: int = 0
+    flip: bool = False
+    alpha: torch.Tensor | None = None
+
+
+def sample_params(plan: AugPlan, height: int, width: int, seed: int) -> Draws:
     """The random draws of the CPU path's training transform for one image, from ``seed``: crop
     ``top``/``left`` (in the ``height``×``width`` image the random crop sees, after its padding),
-    ``flip`` and the lighting draw ``alpha`` (N(0, 1), 3 values, or None). Same generator, same
-    order, same conditions as torchvision's ``RandomCrop``/``RandomHorizontalFlip`` and `PCALighting`
-    under the seed `SafeDataset` gives the sample."""
-    if plan["kind"] == "none":
-        return {"top": 0, "left": 0, "flip": False, "alpha": None}
+    ``flip`` and the lighting draw ``alpha``. Same generator, same order, same conditions as
+    torchvision's ``RandomCrop``/``RandomHorizontalFlip`` and `PCALighting` under the seed
+    `SafeDataset` gives the sample."""
+    if plan.name == "none":
+        return Draws()
     g = torch.Generator().manual_seed(int(seed))
-    h, w = plan["size"]
-    if plan["kind"] == "small":  # RandomCrop(padding=pad)
-        ph, pw = height + 2 * plan["pad"], width + 2 * plan["pad"]
+    h, w = plan.size
+    if plan.name == "small":  # RandomCrop(padding=pad)
+        ph, pw = height + 2 * plan.pad, width + 2 * plan.pad
     else:  # RandomCrop(pad_if_needed=True): a short side is padded by the shortfall on both sides
         ph, pw = height + 2 * max(0, h - height), width + 2 * max(0, w - width)
     top = int(torch.randint(0, ph - h + 1, size=(), generator=g)) if ph > h else 0
     left = int(torch.randint(0, pw - w + 1, size=(), generator=g)) if pw > w else 0
-    flip = bool(torch.rand(1, generator=g) < 0.5) if plan["flip"] else False
-    pca = plan.get("pca")
-    alpha = torch.randn(3, generator=g) if pca is not None and pca.alphastd != 0 else None
-    return {"top": top, "left": left, "flip": flip, "alpha": alpha}
+    flip = bool(torch.rand(1, generator=g) < 0.5) if plan.flip else False
+    alpha = torch.randn(3, generator=g) if plan.lighting else None
+    return Draws(top, left, flip, alpha)
 
 
-def augment_one(img: torch.Tensor, plan: dict[str, Any], seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def augment_one(img: torch.Tensor, plan: AugPlan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One image (uint8 ``[C, H, W]`` on any device) through the plan's resize, crops and flip;
     returns it and its lighting draw (applied to the batch by `augment_batch`)."""
-    img = ToChannels(plan["channels"])(img)
-    h, w = plan["size"]
-    img = F.resize(img, plan["resize"], antialias=True)
-    kind = plan["kind"]
+    img = ToChannels(plan.channels)(img)
+    h, w = plan.size
+    img = F.resize(img, plan.resize, antialias=True)
+    kind = plan.name
     if kind in ("none", "small"):
         img = F.center_crop(img, [h, w])
     elif kind == "paper":
-        img = F.center_crop(img, [plan["center"], plan["center"]])
+        img = F.center_crop(img, [plan.center, plan.center])
     p = sample_params(plan, *img.shape[-2:], seed)
     if kind == "small":
-        pad = plan["pad"]
+        pad = plan.pad
         img = F.pad(img, [pad, pad, pad, pad])
     elif kind in ("paper", "light"):
         dh, dw = max(0, h - img.shape[-2]), max(0, w - img.shape[-1])
         if dh or dw:  # RandomCrop(pad_if_needed=True)
             img = F.pad(img, [dw, dh, dw, dh])
-    img = img[..., p["top"]:p["top"] + h, p["left"]:p["left"] + w]
-    if p["flip"]:
+    img = img[..., p.top:p.top + h, p.left:p.left + w]
+    if p.flip:
         img = img.flip(-1)
-    return img, p["alpha"]
+    return img, p.alpha
 
 
-def augment_batch(images: Sequence[torch.Tensor], plan: dict[str, Any], seeds: Sequence[int]) -> torch.Tensor:
+def augment_batch(images: Sequence[torch.Tensor], plan: AugPlan, seeds: Sequence[int]) -> torch.Tensor:
     """Images (uint8 ``[C, H, W]``, any sizes, one device) → the plan's uint8 ``[B, C, h, w]`` batch.
 
     Per image: resize, crop, flip (`augment_one`); then one stack and PCA lighting on the whole
     batch (``x + 255 · shift``, rounded and clamped, as `PCALighting` does per image)."""
     outs, alphas = zip(*(augment_one(im, plan, s) for im, s in zip(images, seeds)))
     x = torch.stack(list(outs))
-    pca = plan.get("pca")
+    pca = PCALighting.of(plan)
     if pca is not None and alphas[0] is not None:
         shift = pca.shift_from(torch.stack(list(alphas))).to(x.device, non_blocking=True)  # [B, 3]
-        x = x.float().add_(shift.mul_(255.0).view(-1, 3, 1, 1)).round_().clamp_(0, 255).to(torch.uint8)
+        x = PCALighting.add_shift(x, shift, (-1, 3, 1, 1))
     return x
 
 
@@ -138,7 +149,7 @@ class DeviceBatchLoader:
     """Training batches decoded and augmented on ``device`` (see the module docstring).
 
     ``dataset``: files (folders, lists, ImageNet), a cache, or an in-memory set, with the transform
-    from `build_transforms` (its ``plan`` is what runs on the device). ``pin_memory`` defaults to
+    from `build_transforms` (its `AugPlan`, ``transform.plan``, is what runs on the device). ``pin_memory`` defaults to
     True on CUDA.
     """
 
@@ -146,8 +157,8 @@ class DeviceBatchLoader:
                  workers: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1,
                  drop_last: bool | None = None, pin_memory: bool | None = None):
         self.device = torch.device(device)
-        self.plan = getattr(dataset.transform, "plan", None)
-        if self.plan is None:
+        self.plan: AugPlan | None = getattr(dataset.transform, "plan", None)
+        if self.plan is None or not self.plan.runs_on("gpu"):
             raise UserError("the device data path needs a transform from build_transforms (ten-crop is not supported)")
         self.dataset, self.batch_size, self.seed = dataset, int(batch_size), int(seed)
         self.sampler = ResumableSampler(len(dataset), shuffle=train, seed=seed, rank=rank, world_size=world_size,
@@ -235,4 +246,4 @@ def check_data_device(name: str) -> torch.device | None:
     return dev
 
 
-__all__ = ["DeviceBatchLoader", "augment_batch", "augment_one", "sample_params", "check_data_device"]
+__all__ = ["DeviceBatchLoader", "Draws", "augment_batch", "augment_one", "sample_params", "check_data_device"]

@@ -25,9 +25,10 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from .augment import AugPlan
 from .loader import Batch, BadSample, ResumableSampler, build_loader, mix_seed
 
-AUGS = ("none", "flip", "flip-translate")
+AUGS = AugPlan.names("resident", auto=False)  # what ResidentLoader runs (``auto`` is resolved before it)
 
 
 def decode_all(dataset, *, workers: int = 0, batch_size: int = 500,
@@ -86,13 +87,16 @@ def flip_mask(n: int, epoch: int, seed: int) -> torch.Tensor:
 
 class ResidentLoader:
     """Batches from images held in memory; see the module docstring. ``aug``: none, flip or
-    flip-translate (``translate`` pixels). ``mirror_views`` (evaluation): batches ``[B, 2, C, H, W]``
+    flip-translate (``translate`` pixels), or an `AugPlan` of one of them (resolved with
+    ``path="resident"``; its ``translate`` then replaces the argument). ``mirror_views`` (evaluation): batches ``[B, 2, C, H, W]``
     of each image and its mirror, whose softmaxes `evaluate` averages (for images no larger than the
     network's input, ten-crop is these two views five times over)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, train: bool,
-                 aug: str = "none", translate: int = 2, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 mirror_views: bool = False):
+                 aug: str | AugPlan = "none", translate: int = 2, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, mirror_views: bool = False):
+        if isinstance(aug, AugPlan):
+            aug, translate = aug.name, aug.translate
         if aug not in AUGS:
             raise ValueError(f"unknown resident augmentation {aug!r} (choose from {', '.join(AUGS)})")
         self.images, self.labels = images, labels

@@ -7,7 +7,8 @@ into float32 once it is on the model's device.
 ``cfg`` is duck-typed: any object with ``input_size`` (C, H, W), ``resize`` (short side before
 cropping: 256 for ImageNet models, equal to H for small images), ``mean`` and ``std``.
 
-Recipes (``aug``):
+Recipes (``aug``; the names and what each does are `AugPlan.REGISTRY` in `alexnet.data.augment`,
+and `build_transforms` turns the `AugPlan` a name resolves to into steps):
 
 - ``paper`` (Krizhevsky et al. 2012): short side → ``resize`` and centre crop ``resize``×``resize``
   (§2), random H×W crop + horizontal flip (§4.1), PCA lighting (§4.1).
@@ -24,9 +25,7 @@ Eval: short side → ``resize``, centre crop H×W; with ``ten_crop`` the image i
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import Any, Callable, Sequence
 
 import torch
@@ -35,18 +34,10 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as F
 
 from ..core.errors import UserError
+from .augment import IMAGENET_PCA, PCA_SCALES, AugPlan, input_size, load_pca
 
-AUGS = ("auto", "paper", "light", "small", "none")
-SMALL_MAX = 64  # `auto` treats inputs up to this many pixels a side as small images
-
-# ImageNet's RGB eigenvalues and eigenvectors (columns), for pixel values in [0, 1]: the values
-# used for AlexNet-style lighting noise since fb.resnet.torch (datasets/imagenet.lua).
-IMAGENET_PCA = {
-    "eigval": [0.2175, 0.0188, 0.0045],
-    "eigvec": [[-0.5675, 0.7192, 0.4009],
-               [-0.5808, -0.0045, -0.8140],
-               [-0.5836, -0.6948, 0.4203]],
-}
+AUGS = AugPlan.names("cpu")  # what the per-image transform runs
+SMALL_MAX = AugPlan.SMALL_MAX
 
 
 class ToChannels:
@@ -68,9 +59,6 @@ class ToChannels:
 
     def __repr__(self) -> str:
         return f"ToChannels({self.channels})"
-
-
-PCA_SCALES = ("sqrt", "eigval")
 
 
 class PCALighting:
@@ -106,6 +94,19 @@ class PCALighting:
         self.scale = scale
         self.coeff = self.eigval.clamp_min(0).sqrt() if scale == "sqrt" else self.eigval
 
+    @classmethod
+    def of(cls, plan: AugPlan | None) -> "PCALighting | None":
+        """The lighting of ``plan`` (None when it has none)."""
+        if plan is None or not plan.lighting:
+            return None
+        return cls(plan.eigval, plan.eigvec, plan.lighting, scale=plan.lighting_scale)
+
+    @staticmethod
+    def add_shift(x: torch.Tensor, shift: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        """uint8 ``x`` plus ``255 · shift`` (RGB shifts for [0, 1] pixels, viewed as ``shape`` to
+        broadcast over ``x``), rounded and clamped back to uint8: one image or a whole batch."""
+        return x.float().add_(shift.mul(255.0).view(*shape)).round_().clamp_(0, 255).to(torch.uint8)
+
     def shift(self) -> torch.Tensor:
         """One random RGB shift (for [0, 1] pixel values), drawn from torch's global RNG."""
         alpha = torch.randn(3) * self.alphastd
@@ -122,10 +123,10 @@ class PCALighting:
             return img
         if img.shape[-3] != 3:
             raise ValueError(f"PCA lighting needs a 3-channel image, not {img.shape[-3]}")
-        rgb = self.shift().view(3, 1, 1)
+        rgb = self.shift()
         if img.dtype == torch.uint8:
-            return (img.float() + 255.0 * rgb).round_().clamp_(0, 255).to(torch.uint8)
-        return img + rgb.to(img.dtype)
+            return self.add_shift(img, rgb, (3, 1, 1))
+        return img + rgb.view(3, 1, 1).to(img.dtype)
 
     def __repr__(self) -> str:
         return (f"PCALighting(eigval={[round(v, 4) for v in self.eigval.tolist()]}, alphastd={self.alphastd}, "
@@ -174,12 +175,12 @@ class ImageTransform:
     """
 
     def __init__(self, steps: list[Callable], *, name: str, decode_short_side: int | None = None,
-                 plan: dict[str, Any] | None = None):
+                 plan: AugPlan | None = None):
         self.steps = list(steps)
         self.name = name
         self.decode_short_side = decode_short_side
-        # What the steps do, as data, for the batched paths (cache `get_batch`, GPU batches):
-        # kind, channels, resize, size (h, w), flip, pad (small), center (paper), pca (PCALighting or None)
+        # What the steps do, as data, for the batched paths (cache `get_batch`, GPU batches);
+        # None for ten-crop, which only the per-image path runs
         self.plan = plan
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
@@ -192,64 +193,30 @@ class ImageTransform:
         return f"ImageTransform[{self.name}]({inner}\n)"
 
 
-def _input_size(cfg: Any) -> tuple[int, int, int]:
-    c, h, w = (int(v) for v in cfg.input_size)
-    return c, h, w
-
-
-def load_pca(pca: Any) -> dict[str, list]:
-    """``None`` → ImageNet's values; a dict ``{"eigval", "eigvec"}``; or a path to a JSON file
-    written by ``alexnet data pca-stats``. Its ``"mean"`` (the data's mean pixel) is passed on
-    when present."""
-    if pca is None:
-        return IMAGENET_PCA
-    if isinstance(pca, (str, os.PathLike)):
-        try:
-            with open(pca) as f:
-                pca = json.load(f)
-        except OSError as e:
-            raise UserError(f"{pca}: cannot read PCA stats ({e.strerror})") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{pca}: not a JSON file of PCA stats ({e.msg})") from None
-    try:
-        eigval = [float(v) for v in pca["eigval"]]
-        eigvec = [[float(v) for v in row] for row in pca["eigvec"]]
-        assert len(eigval) == 3 and len(eigvec) == 3 and all(len(r) == 3 for r in eigvec)
-    except (KeyError, TypeError, ValueError, AssertionError):
-        raise UserError("PCA stats must be {\"eigval\": [3 numbers], \"eigvec\": [[3×3 numbers]]}, "
-                        "as written by `alexnet data pca-stats`") from None
-    out: dict[str, list] = {"eigval": eigval, "eigvec": eigvec}
-    try:
-        mean = [float(v) for v in pca.get("mean") or []]
-    except (TypeError, ValueError):
-        raise UserError("PCA stats: \"mean\" must be a list of numbers") from None
-    if mean:
-        out["mean"] = mean
-    return out
-
-
 def resolve_aug(cfg: Any, aug: str) -> str:
-    """The concrete recipe ``auto`` stands for under ``cfg``."""
-    if aug not in AUGS:
-        raise UserError(f"unknown augmentation {aug!r}; choose one of {', '.join(AUGS)}")
-    if aug != "auto":
-        return aug
-    _, h, w = _input_size(cfg)
-    return "small" if max(h, w) <= SMALL_MAX else "paper"
+    """The concrete recipe ``auto`` stands for under ``cfg`` on the per-image path
+    (`AugPlan.concrete`)."""
+    return AugPlan.concrete(aug, cfg, "cpu")
 
 
-def trains_with_flips(cfg: Any, aug: str) -> bool:
-    """Whether training with recipe ``aug`` under ``cfg`` mirrors images (never for 1-channel models,
-    except with the whole-batch augmentations of ``--resident``, which flip what they are given)."""
-    if aug in ("flip", "flip-translate"):
-        return True
-    return _input_size(cfg)[0] != 1 and resolve_aug(cfg, aug) != "none"
+def trains_with_flips(cfg: Any, aug: str | AugPlan) -> bool:
+    """Whether training with recipe ``aug`` (a name or an `AugPlan`) under ``cfg`` mirrors images:
+    the plan's ``flip`` (never for 1-channel models, except with the whole-batch augmentations of
+    ``--resident``, which flip what they are given). A name only ``--resident`` runs is resolved
+    for that path, any other for the per-image path (where ``auto`` is small or paper)."""
+    if isinstance(aug, AugPlan):
+        return aug.flip
+    AugPlan.describe(aug)  # an unknown name: one line listing them all
+    path = "cpu" if aug in AugPlan.names("cpu") else "resident"
+    return AugPlan.resolve(aug, cfg, path=path, alphastd=0).flip
 
 
-def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool = False,
+def build_transforms(cfg: Any, train: bool, *, aug: str | AugPlan = "auto", ten_crop: bool = False,
                      pca: Any = None, alphastd: float = 0.1, mirror: bool | None = None,
                      pca_scale: str = "sqrt") -> ImageTransform:
-    """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``) or evaluation.
+    """The uint8 → uint8 transform for training (``train=True``, recipe ``aug``: a name, or an
+    `AugPlan` already resolved for ``cfg``, whose lighting then replaces ``pca``, ``alphastd`` and
+    ``pca_scale``) or evaluation.
 
     ``pca``: eigen-decomposition for PCA lighting (``paper`` recipe only): None for ImageNet's
     published values, a dict, or the path of a ``pca-stats`` JSON file; ``pca_scale``: ``sqrt`` or
@@ -257,37 +224,40 @@ def build_transforms(cfg: Any, train: bool, *, aug: str = "auto", ten_crop: bool
     ``[10, C, H, W]``, or ``[5, C, H, W]`` without the mirrored crops when ``mirror`` is False
     (default: mirror unless the model has one channel, as training does).
     """
-    c, h, w = _input_size(cfg)
+    c, h, w = input_size(cfg)
     resize = int(getattr(cfg, "resize", None) or h)
-    kind = resolve_aug(cfg, aug) if train else "none"
-    steps: list[Callable] = [ToChannels(c)]
-    flip = [T.RandomHorizontalFlip()] if c != 1 else []
+    given = aug if isinstance(aug, AugPlan) else None
+    kind = (given.name if given else resolve_aug(cfg, aug)) if train else "none"
     if kind == "none" and ten_crop:
         mirror = (c != 1) if mirror is None else bool(mirror)
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)), TenCrop((h, w), mirror)]
+        steps = [ToChannels(c), T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)),
+                 TenCrop((h, w), mirror)]
         return ImageTransform(steps, name="eval-ten-crop" if mirror else "eval-five-crop", decode_short_side=resize)
     if ten_crop:
         raise UserError("ten-crop is an evaluation transform; it cannot be combined with training")
-    plan: dict[str, Any] = {"kind": kind, "channels": c, "resize": resize, "size": (h, w), "flip": bool(flip),
-                            "pad": 0, "center": max(resize, h, w), "pca": None}
-    if kind == "none":
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w))]
-        plan["flip"] = False
-    elif kind == "paper":
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop(max(resize, h, w)),
-                  T.RandomCrop((h, w), pad_if_needed=True), *flip]
-        if c == 3 and alphastd > 0:
-            stats = load_pca(pca)
-            steps.append(PCALighting(stats["eigval"], stats["eigvec"], alphastd, scale=pca_scale))
-            plan["pca"] = steps[-1]
-    elif kind == "light":
-        steps += [T.Resize(resize, antialias=True), T.RandomCrop((h, w), pad_if_needed=True), *flip]
-    elif kind == "small":
-        pad = max(1, round(min(h, w) / 8))  # 4 px for 28-32 px images (the CIFAR recipe), 1 for 8 px digits
-        steps += [T.Resize(resize, antialias=True), T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=pad),
-                  *flip]
-        plan["pad"] = pad
-    return ImageTransform(steps, name=f"train-{kind}" if train else "eval", decode_short_side=resize, plan=plan)
+    plan = given if given and train else AugPlan.resolve(kind, cfg, pca=pca, alphastd=alphastd, pca_scale=pca_scale)
+    return ImageTransform([ToChannels(c), *plan_steps(plan)], name=f"train-{kind}" if train else "eval",
+                          decode_short_side=resize, plan=plan)
+
+
+def plan_steps(plan: AugPlan) -> list[Callable]:
+    """The per-image steps that carry out ``plan`` after `ToChannels`: torchvision's ``Resize``,
+    ``CenterCrop``, ``RandomCrop`` and ``RandomHorizontalFlip``, then `PCALighting`. The batched
+    paths (`augment_batch`, `CacheDataset.get_batch`) read the same plan."""
+    h, w = plan.size
+    resize = T.Resize(plan.resize, antialias=True)
+    flip = [T.RandomHorizontalFlip()] if plan.flip else []
+    if plan.name == "none":
+        return [resize, T.CenterCrop((h, w))]
+    if plan.name == "paper":
+        lighting = PCALighting.of(plan)
+        return [resize, T.CenterCrop(plan.center), T.RandomCrop((h, w), pad_if_needed=True), *flip,
+                *([lighting] if lighting is not None else [])]
+    if plan.name == "light":
+        return [resize, T.RandomCrop((h, w), pad_if_needed=True), *flip]
+    if plan.name == "small":
+        return [resize, T.CenterCrop((h, w)), T.RandomCrop((h, w), padding=plan.pad), *flip]
+    raise UserError(f"--aug {plan.name} augments whole batches held in memory (--resident), not one image at a time")
 
 
 class Normalizer(nn.Module):
@@ -330,7 +300,7 @@ class Normalizer(nn.Module):
 def normalizer_for(cfg: Any, mode: str = "meanstd") -> Normalizer:
     """The `Normalizer` for a model cfg (mean/std averaged to one value for 1-channel inputs
     whose cfg lists three)."""
-    c = _input_size(cfg)[0]
+    c = input_size(cfg)[0]
     mean, std = list(cfg.mean), list(cfg.std)
     if len(mean) != c:
         if c == 1:
@@ -340,3 +310,8 @@ def normalizer_for(cfg: Any, mode: str = "meanstd") -> Normalizer:
         else:
             raise UserError(f"cfg has {len(mean)} mean values for a {c}-channel input")
     return Normalizer(mean, std, mode)
+
+
+__all__ = ["AUGS", "SMALL_MAX", "IMAGENET_PCA", "PCA_SCALES", "AugPlan", "ImageTransform", "Normalizer",
+           "PCALighting", "TenCrop", "ToChannels", "build_transforms", "load_pca", "normalizer_for", "plan_steps",
+           "resolve_aug", "trains_with_flips"]

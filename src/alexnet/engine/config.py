@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError, did_you_mean
+from ..data.augment import PCA_SCALES, AugPlan  # plain Python: the CLI's help stays free of torch
 
 OPTIMIZERS = ("sgd", "sgd-paper", "adam", "adamw")
 SCHEDULERS = ("plateau", "step", "cosine", "onecycle", "linear", "constant")
 SCHEDULER_ALIASES = {"steplr": "step", "cosineannealinglr": "cosine", "reducelronplateau": "plateau",
                      "onecyclelr": "onecycle", "none": "constant"}
-AUGS = ("auto", "paper", "light", "small", "flip", "flip-translate", "none")
-RESIDENT_AUGS = ("none", "flip", "flip-translate")  # data.resident: whole batches in memory
-PCA_SCALES = ("sqrt", "eigval")  # data.transforms.PCALighting
+AUGS = AugPlan.names()  # every --aug name (data.augment's registry)
+RESIDENT_AUGS = AugPlan.names("resident", auto=False)  # data.resident: whole batches in memory
+STREAMING_AUGS = AugPlan.names("cpu")  # the per-image and --data-device paths
 
 
 @dataclass
@@ -123,11 +124,11 @@ class TrainConfig:
             bad(f"unknown --lr-scheduler {self.lr_scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         if self.aug not in AUGS:
             bad(f"unknown --aug {self.aug!r} (choose from {', '.join(AUGS)})")
-        if self.resident and self.aug != "auto" and self.aug not in RESIDENT_AUGS:
+        if self.resident and self.aug not in AugPlan.names("resident"):
             bad(f"--resident augments whole batches in memory: --aug {', '.join(RESIDENT_AUGS)} (not {self.aug!r})")
         if self.resident and self.data_device != "cpu":
             bad("--resident keeps decoded images in memory and --data-device decodes each batch on the GPU: give one")
-        if not self.resident and self.aug in ("flip", "flip-translate"):
+        if not self.resident and self.aug not in STREAMING_AUGS:
             bad(f"--aug {self.aug} augments whole batches held in memory: add --resident")
         if not 0 <= self.translate <= 8:
             bad(f"--translate must be between 0 and 8 pixels, not {self.translate}")
@@ -222,7 +223,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                     batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
                     weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.1, aug="small",
                     val_split=0.1, workers=1),
-    # CIFAR-10 to 90 % in minutes on a CPU (issue 14; docs/cifar10.md has the measurements and the
+    # CIFAR-10 to 90 % in minutes on a CPU (docs/cifar10.md has the measurements and the
     # ablation of each choice): alexnet-cifar-fast (whitening + 3 conv stages 64-256-256 + FC), the
     # images decoded once into memory and augmented a whole epoch at a time (alternating flip, ±2 px
     # translation), airbench's optimisation (Jordan 2024) rescaled to a mean loss and batch 512:
@@ -248,8 +249,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Photos with an ImageNet-sized network from scratch (alexnet, alexnet-owt, the zoo): the
     # optimiser of the paper (§5) and of torchvision's reference for AlexNet (SGD 0.01, momentum
     # 0.9, weight decay 5e-4, batch 64 here for a laptop), a cosine schedule with one warm-up epoch,
-    # crops + flips. AdamW 2e-3 (the digits recipe) was reported to blow up here (issue 12: train loss
-    # 2,240 in epoch 1 with alexnet-owt on photos). Not measured on a photo set here (none on the build machine).
+    # crops + flips. AdamW 2e-3 (the digits recipe) was reported to blow up here (a train loss
+    # of 2,240 in epoch 1 with alexnet-owt on photos). Not measured on a photo set here (none on the build machine).
     "photos": dict(model="alexnet-owt", data="folder", epochs=30, batch_size=64, optimizer="sgd", lr=0.01,
                    momentum=0.9, nesterov=False, weight_decay=5e-4, lr_scheduler="cosine", lr_warmup_epochs=1.0,
                    aug="light", label_smoothing=0.0, val_split=0.2),
