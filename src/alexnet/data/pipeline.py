@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..core.errors import UserError
+from .augment import AugPlan
 from .base import take_subset
 from .datasets import build_dataset
 from .loader import BadSampleLog, build_loader
@@ -62,6 +63,7 @@ class TrainingData:
     model_cfg: Any
     train_ds: Any
     val_ds: Any | None
+    aug_plan: AugPlan  # the training augmentation, resolved once for this data path
     train_loader: Any = None
     val_loader: Any = None
     train_images: torch.Tensor | None = None  # the resident loader's decoded training images
@@ -103,10 +105,9 @@ class TrainingData:
         bad_log.add(bad)
         if not len(y):
             raise UserError(f"{cfg.data}: no training image could be read")
-        aug = "flip-translate" if cfg.aug == "auto" else cfg.aug
+        plan = self.aug_plan
         kw = dict(seed=cfg.seed, rank=cfg.rank, world_size=cfg.world_size)
-        self.train_loader = ResidentLoader(x, y, batch_size=batch_size, train=True, aug=aug, translate=cfg.translate,
-                                           **kw)
+        self.train_loader = ResidentLoader(x, y, batch_size=batch_size, train=True, aug=plan, **kw)
         self.train_images = x
         val = None
         if self.val_ds is not None:
@@ -119,8 +120,8 @@ class TrainingData:
         self.val_loader = val
         self.note = (f"decoded {len(y):,} train{n_val} images into memory "
                      f"({format_bytes(x.numel() + (val.images.numel() if val else 0))} uint8) in "
-                     f"{time.perf_counter() - t:.1f}s · augmentation {aug}"
-                     + (f" (±{cfg.translate} px)" if aug == "flip-translate" else "") + " on whole batches")
+                     f"{time.perf_counter() - t:.1f}s · augmentation {plan.name}"
+                     + (f" (±{plan.translate} px)" if plan.name == "flip-translate" else "") + " on whole batches")
 
     def ten_crop_loader(self, batch_size: int, mirror: bool) -> Any:
         """The validation images as ten crops (five without ``mirror``) per image, for the final
@@ -167,9 +168,11 @@ def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device:
         if model_device != "cuda":
             raise UserError(f"--data-device {c.data_device} puts the batches on the GPU, but the model "
                             f"trains on {model_device}; add --device cuda")
+    # The augmentation is resolved once, for the path that runs it; every later use reads this plan.
+    plan = AugPlan.resolve(c.aug, model_cfg, path="resident" if c.resident else "cpu", pca=c.pca or None,
+                           pca_scale=c.pca_scale, translate=c.translate)
     val_tf = build_transforms(model_cfg, train=False)
-    train_tf = val_tf if c.resident else build_transforms(model_cfg, train=True, aug=c.aug, pca=c.pca or None,
-                                                          pca_scale=c.pca_scale)
+    train_tf = val_tf if c.resident else build_transforms(model_cfg, train=True, aug=plan)
     download = c.download and c.rank == 0  # one process downloads
     train_ds = build_dataset(c.data, "train", transform=train_tf, val_split=c.val_split, download=download)
     try:
@@ -179,7 +182,7 @@ def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device:
             raise
         val_ds = None  # every image trains, no epoch is validated
     # The sample is the same for every seed, so runs that differ in seed see the same images.
-    return TrainingData(c, model_cfg, take_subset(train_ds, c.train_subset), val_ds)
+    return TrainingData(c, model_cfg, take_subset(train_ds, c.train_subset), val_ds, plan)
 
 
 def memory_bytes() -> int:

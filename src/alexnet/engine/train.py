@@ -30,7 +30,6 @@ from ..core.errors import UserError
 from ..core.seed import get_rng_state, seed_everything, set_deterministic
 from ..data import BadSampleLog, TrainingDataConfig, normalizer_for, open_training_data
 from ..data.pipeline import format_bytes
-from ..data.transforms import trains_with_flips
 from ..models import build_model, make_meta, model_cfg
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, init_distributed, plan_batch, shutdown
@@ -112,7 +111,7 @@ class Trainer:
             bad_log=self.bad_log, batch_size=self.batch_size, checkpoints=self.dir.checkpoints,
             save_last=lambda: self.save("last.pt"))
         self.report = RunReport(cfg, world, self.run_dir, classes=self.classes, train_ds=self.train_ds,
-                                val_ds=self.val_ds, mirror=trains_with_flips(self.mcfg, cfg.aug), t_start=self.t_start)
+                                val_ds=self.val_ds, mirror=self.data.aug_plan.flip, t_start=self.t_start)
 
     # -- setup ---------------------------------------------------------------------------------
     def _build_model(self) -> None:
