@@ -14,7 +14,7 @@ from PIL import Image
 from alexnet import experiments
 from alexnet.cli import main
 from alexnet.core.errors import UserError
-from alexnet.experiments import base
+from alexnet.experiments import runs, stats
 from alexnet.experiments.relu_vs_tanh import epochs_to
 
 
@@ -110,7 +110,7 @@ def test_interrupted_run_resumes(tiny_cifar, tmp_path):
     exp = experiments.get("lrn")
     scale = exp.fast
     arm, cfg = exp.configs(scale, 0, f"folder:{tiny_cifar}", tmp_path)[0]
-    first = base.run_key(cfg)
+    first = runs.run_key(cfg)
     cfg.max_steps = 1
     fit(cfg)  # stops after one step, like a killed run
     run_dir = tmp_path / "runs" / first
@@ -142,17 +142,17 @@ def test_epochs_to_target():
 
 
 def test_verdicts():
-    assert base.direction(1.5, 0.3, +1, "x").startswith("reproduces")
-    assert base.direction(0.2, 0.3, +1, "x").startswith("direction reproduces but within")
-    assert base.direction(-0.5, 0.3, +1, "x").startswith("does not reproduce")
-    one_seed = base.direction(1.5, base.noise_of([30.0], [31.5]), +1, "x")
+    assert stats.direction(1.5, 0.3, +1, "x").startswith("reproduces")
+    assert stats.direction(0.2, 0.3, +1, "x").startswith("direction reproduces but within")
+    assert stats.direction(-0.5, 0.3, +1, "x").startswith("does not reproduce")
+    one_seed = stats.direction(1.5, stats.noise_of([30.0], [31.5]), +1, "x")
     assert one_seed.startswith("direction reproduces") and "one seed" in one_seed
-    assert base.noise_of([30.0, 31.0], [20.0, 23.0], [5.0]) == 1.5
+    assert stats.noise_of([30.0, 31.0], [20.0, 23.0], [5.0]) == 1.5
 
 
 def test_relu_vs_tanh_summary_picks_each_activations_fastest_rate():
     def run(arm, errs):
-        return base.RunResult(arm, 0, "/nonexistent", [
+        return runs.RunResult(arm, 0, "/nonexistent", [
             {"epoch": i + 1, "train_top1": 100 - e, "val_top1": 100 - e, "time": 10.0, "img_per_s": 1.0}
             for i, e in enumerate(errs)])
 
@@ -187,17 +187,36 @@ def test_index_summarises_every_experiment(all_runs, capsys):
 
 def test_unstable_runs_are_named():
     def run(arm, losses):
-        return base.RunResult(arm, 1, "/x", [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)])
+        return runs.RunResult(arm, 1, "/x", [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)])
 
-    notes = base.unstable_runs([run("steady", [2.2, 2.0, 1.8]), run("wobbly", [2.16, 2.05, 2.77, 2.3])])
+    notes = stats.unstable_runs([run("steady", [2.2, 2.0, 1.8]), run("wobbly", [2.16, 2.05, 2.77, 2.3])])
     assert len(notes) == 1 and notes[0].startswith("wobbly, seed 1: unstable") and "2.77 (epoch 3)" in notes[0]
 
 
 def test_relu_vs_tanh_says_so_when_tanh_wins():
     def run(arm, errs):
-        return base.RunResult(arm, 0, "/x", [{"epoch": i + 1, "train_top1": 100 - e, "val_top1": 50.0, "time": 1.0,
+        return runs.RunResult(arm, 0, "/x", [{"epoch": i + 1, "train_top1": 100 - e, "val_top1": 50.0, "time": 1.0,
                                               "img_per_s": 1.0} for i, e in enumerate(errs)])
 
     exp = experiments.get("relu-vs-tanh")
     _, verdict, _ = exp.summarize(exp, [run("ReLU lr 0.01", [60, 40, 30]), run("tanh lr 0.01", [50, 30, 20])])
     assert verdict.startswith("does not reproduce: tanh reached 25 % training error in 2.50 epochs")
+
+
+def test_dropout_and_overlap_pool_tables_keep_their_columns():
+    def run(arm, seed, val, val5, train_eval):
+        return runs.RunResult(arm, seed, "/x", [{"epoch": 1, "val_top1": 100 - val, "val_top5": 100 - val5}],
+                              {"train_eval_error": train_eval})
+
+    common = ["training error, eval mode (%)", "overfitting gap (points)", "seeds", "paper"]
+    for name, top5 in (("dropout", False), ("overlap-pool", True)):
+        exp = experiments.get(name)
+        first, second = (a.label for a in exp.arms)
+        results = [run(first, 0, 30.0, 10.0, 20.0), run(first, 1, 32.0, 12.0, 21.0), run(second, 0, 35.0, 14.0, 20.0)]
+        rows, _, _ = exp.summarize(exp, results)
+        assert list(rows[0]) == ["arm", "validation top-1 error (%)"] + ["top-5 error (%)"] * top5 + common
+        assert [r["arm"] for r in rows] == [first, second]
+        assert rows[0]["validation top-1 error (%)"] == "31.00 ± 1.00"
+        assert rows[0]["overfitting gap (points)"] == "10.50 ± 0.50" and rows[1]["seeds"] == 1
+        assert rows[1]["paper"] == ("substantial overfitting" if name == "dropout" else "baseline")
+        assert ("top-5 error (%)" not in rows[0]) or rows[0]["top-5 error (%)"] == "11.00 ± 1.00"

@@ -124,3 +124,22 @@ def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     assert d["neighbours"][0]["path"] == img and d["strip"] is None
     assert main(["index", "query", str(out), str(tmp_path / "missing.jpg")]) == 2
     assert main(["index", "query", str(tmp_path), img]) == 2
+
+
+def test_retrieval_keeps_the_names_of_its_two_halves():
+    """The search (ranking) and the index on disk are two modules; `retrieval` and `alexnet.infer`
+    still give every public name, as the same objects, and the search knows nothing of files."""
+    import ast
+    from pathlib import Path
+
+    from alexnet import infer
+    from alexnet.infer import feature_index, retrieval, search
+
+    assert retrieval.FeatureIndex is feature_index.FeatureIndex is infer.FeatureIndex
+    assert retrieval.build_index is feature_index.build_index is infer.build_index
+    assert retrieval.IndexWriter is feature_index.IndexWriter and retrieval.open_writer is feature_index.open_writer
+    assert retrieval.knn is search.knn is infer.knn and retrieval.query_index is infer.query_index
+    assert retrieval.Neighbour is search.Neighbour and retrieval.METRICS == search.METRICS == ("euclidean", "cosine")
+    imported = {n.module for n in ast.walk(ast.parse(Path(search.__file__).read_text()))
+                if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"feature_index", "retrieval", "predictor"}, imported

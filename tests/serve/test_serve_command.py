@@ -102,7 +102,7 @@ def test_other_hosts_are_warned_about(monkeypatch, capsys, weights):
 
 
 def test_serve_sits_above_infer_and_below_the_cli():
-    """DESIGN.md: arrows point down; nothing imports the CLI."""
+    """docs/architecture.md: arrows point down; nothing imports the CLI."""
     import ast
     from pathlib import Path
 

@@ -56,7 +56,7 @@ def photo(tmp_path_factory):
 
 def test_paper_filters_are_split_by_tower(paper_run, tmp_path):
     from alexnet.models import load_weights
-    from alexnet.viz.filters import first_layer_kernels, filters_size, plot_filters
+    from alexnet.viz.learned_filters import first_layer_kernels, filters_size, plot_filters
 
     model, _ = load_weights(paper_run)
     panels = first_layer_kernels(model)
@@ -68,7 +68,7 @@ def test_paper_filters_are_split_by_tower(paper_run, tmp_path):
 
 
 def test_two_tower_module_gives_the_same_panels(tmp_path):
-    from alexnet.viz.filters import first_layer_kernels
+    from alexnet.viz.learned_filters import first_layer_kernels
 
     torch.manual_seed(0)
     towers = build_model("alexnet", num_classes=3, width=0.25, fc_width=32, towers=2)
@@ -80,7 +80,7 @@ def test_two_tower_module_gives_the_same_panels(tmp_path):
 
 
 def test_colourfulness_separates_grey_from_colour_kernels():
-    from alexnet.viz.filters import colourfulness
+    from alexnet.viz.learned_filters import colourfulness
 
     g = torch.Generator().manual_seed(0)
     grey = torch.randn(8, 1, 5, 5, generator=g).expand(8, 3, 5, 5)
@@ -91,7 +91,7 @@ def test_colourfulness_separates_grey_from_colour_kernels():
 
 
 def test_cli_filters_single_panel(cifar_run, tmp_path, capsys):
-    from alexnet.viz.filters import COLS, filters_size
+    from alexnet.viz.learned_filters import COLS, filters_size
 
     out = tmp_path / "filters.png"
     assert main(["visualize", "filters", str(cifar_run), "-o", str(out)]) == 0
@@ -168,7 +168,7 @@ def test_activations_sample_deep_nets():
 
 def test_classic_kernels_do_what_they_say(photo):
     from alexnet.data import decode_image
-    from alexnet.viz.kernels import apply_kernels
+    from alexnet.viz.classic_kernels import apply_kernels
 
     res = {name: out for name, _, out in apply_kernels(decode_image(str(photo)))}
     sx, sy = res["Sobel x"][0].float(), res["Sobel y"][0].float()
@@ -180,7 +180,7 @@ def test_classic_kernels_do_what_they_say(photo):
 
 
 def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
-    from alexnet.viz.kernels import kernels_size
+    from alexnet.viz.classic_kernels import kernels_size
 
     out = tmp_path / "k.png"
     assert main(["visualize", "kernels", str(photo), "-o", str(out)]) == 0
@@ -191,7 +191,7 @@ def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
     assert "not an image" in capsys.readouterr().err
 
 
-# -- issue 15: figures sized from their content; every text inside the figure -------------------
+# -- figures sized from their content; every text inside the figure ----------------------------
 
 def _capture(monkeypatch, module):
     """Keep the matplotlib Figure a plot function saves, to measure its text."""

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from ..core.errors import UserError, did_you_mean
 from . import depth, dropout, lrn, overlap_pool, pca_lighting, relu_vs_tanh, ten_crop, towers
-from .base import Arm, Experiment, RunResult, Scale, machine_line, run_experiment, write_outputs
+from .output import machine_line, write_outputs
+from .runs import Arm, Experiment, RunResult, Scale, run_experiment
 
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT for m in (
     relu_vs_tanh, lrn, overlap_pool, depth, dropout, pca_lighting, ten_crop, towers)}

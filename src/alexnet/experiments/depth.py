@@ -8,8 +8,9 @@ conv4 (the layer and its ReLU go; its LRN and pooling stay).
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, direction, mean, noise_of, spread
+from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
+from .stats import by_arm, direction, mean, noise_of, spread
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
@@ -33,13 +34,9 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, verdict, notes
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="depth", title="depth: one middle conv layer fewer", section="§7",
     claim="removing any of the middle convolutional layers costs about 2 points of top-1",
     base=MINI, arms=(Arm("all five conv layers", {}),) + tuple(
         Arm(f"without {c}", {"model_kwargs": {"drop_conv": c}}) for c in ("conv2", "conv3", "conv4")),
-    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot)
+    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves)

@@ -7,17 +7,15 @@ outputs of fc6 and fc7, and without; overfitting = validation error − training
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
+from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
+from .stats import by_arm, lower_error, mean, overfitting_rows
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
-    rows = [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-             "training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
-             "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
-             "paper": "baseline" if arm.startswith("dropout") else "substantial overfitting"}
-            for arm, runs in arms.items()]
+    rows = overfitting_rows(arms, lambda arm: "baseline" if arm.startswith("dropout") else "substantial overfitting",
+                            top5=False)
     on, off = arms.get("dropout 0.5 (fc6, fc7)", []), arms.get("no dropout", [])
     verdict = lower_error(on, off, "without dropout the train/validation gap grew", key=lambda r: r.overfit_gap)
     verdict += (f"; validation error {mean([r.val_error for r in on]):.2f} % with dropout, "
@@ -25,12 +23,8 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, verdict, []
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="dropout", title="dropout", section="§4.2",
     claim="without dropout the network overfits substantially (dropout roughly doubles the iterations to converge)",
     base=MINI, arms=(Arm("dropout 0.5 (fc6, fc7)", {}), Arm("no dropout", {"model_kwargs": {"dropout": 0.0}})),
-    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot, extras=("train_eval",))
+    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves, extras=("train_eval",))

@@ -8,8 +8,9 @@ Here: ``cifar4`` with and without its two LRN layers, everything else equal.
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, error_rows, lower_error
+from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
+from .stats import by_arm, error_rows, lower_error
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
@@ -20,13 +21,9 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, lower_error(arms.get("with LRN", []), arms.get("without LRN", []), "LRN lowered the error"), []
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="lrn", title="local response normalisation", section="§3.3",
     claim="response normalisation lowers top-1/top-5 error by 1.4/1.2 points on ImageNet, and a four-layer CNN's "
           "CIFAR-10 test error from 13 % to 11 %",
     base=CIFAR4, arms=(Arm("with LRN", {}), Arm("without LRN", {"model_kwargs": {"lrn": False}})),
-    default=CIFAR4_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot)
+    default=CIFAR4_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves)

@@ -9,19 +9,15 @@ or 2/2 max-pooling; overfitting measured as validation error minus training erro
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
+from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
+from .stats import by_arm, lower_error, mean, overfitting_rows
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
     arms = by_arm(results)
-    rows = []
-    for arm, runs in arms.items():
-        rows.append({"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-                     "top-5 error (%)": spread([r.val_error5 for r in runs]),
-                     "training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
-                     "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
-                     "paper": "top-1 −0.4, top-5 −0.3; overfits less" if arm.startswith("overlapping") else "baseline"})
+    rows = overfitting_rows(arms, lambda arm: "top-1 −0.4, top-5 −0.3; overfits less" if arm.startswith("overlapping")
+                            else "baseline")
     ov, pl = arms.get("overlapping 3/2", []), arms.get("non-overlapping 2/2", [])
     gap_ov, gap_pl = mean([r.overfit_gap for r in ov]), mean([r.overfit_gap for r in pl])
     verdict = lower_error(ov, pl, "overlapping pooling lowered the error")
@@ -30,12 +26,8 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, verdict, []
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="overlap-pool", title="overlapping pooling", section="§3.4",
     claim="pooling with z=3, s=2 instead of z=2, s=2 lowers top-1/top-5 error by 0.4/0.3 points and overfits slightly less",
     base=CIFAR4, arms=(Arm("overlapping 3/2", {}), Arm("non-overlapping 2/2", {"model_kwargs": {"pool": "plain"}})),
-    default=CIFAR4_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot, extras=("train_eval",))
+    default=CIFAR4_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves, extras=("train_eval",))

@@ -8,8 +8,9 @@ and PCA lighting (aug ``paper``), and with crops and flips only (aug ``light``).
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, error_rows, lower_error
+from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
+from .stats import by_arm, error_rows, lower_error
 
 
 def summarize(exp: Experiment, results: list[RunResult]):
@@ -20,14 +21,10 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, verdict, []
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="pca-lighting", title="PCA colour augmentation", section="§4.1",
     claim="altering the intensities of the RGB channels along their principal components lowers top-1 error by over 1 point",
     base=MINI, arms=(Arm("crops + flips + PCA lighting", {}), Arm("crops + flips, no PCA lighting", {"aug": "light"})),
-    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot,
+    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves,
     scale_note="PCA lighting uses ImageNet's eigenvalues and eigenvectors (CIFAR-10's are close: "
                "`alexnet data pca-stats`).")

@@ -29,8 +29,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .base import Arm, Experiment, RunResult, by_arm, half_range, mean
+from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4_SCALE, FAST_SCALE
+from .stats import by_arm, half_range, mean
 
 TARGET = 25.0
 MODEL = {"lrn": False, "init": "paper"}  # N(0, 0.01) weights, zero biases (§5)

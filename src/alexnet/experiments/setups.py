@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import RunResult, Scale, by_arm
+from .runs import RunResult, Scale
+from .stats import by_arm
 
 # The paper's optimiser family (§5: SGD, momentum 0.9, weight decay 5e-4) with a one-cycle rate,
 # the schedule that reaches a given error in the fewest epochs on a CPU budget (docs/cifar10.md);

@@ -9,8 +9,9 @@ evaluated on the validation split with the centre 24×24 crop and with ten crops
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, direction, half_range, mean, spread
+from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE
+from .stats import direction, half_range, mean, spread
 
 
 def summarize(exp: Experiment, results: list[RunResult]):

@@ -2,15 +2,16 @@
 
 "This scheme reduces our top-1 and top-5 error rates by 1.7% and 1.2%, respectively, as compared
 with a net with half as many kernels in each convolutional layer trained on one GPU. The two-GPU
-net takes slightly less time to train than the one-GPU net." Here, as this project's issue asks:
+net takes slightly less time to train than the one-GPU net." Here:
 ``alexnet-mini`` with conv2, conv4 and conv5 split into two towers (grouped convolutions, LRN per
 tower) against one tower of the same width (every kernel sees every map of the layer below).
 """
 
 from __future__ import annotations
 
-from .base import Arm, Experiment, RunResult, by_arm, lower_error, mean, spread
+from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
+from .stats import by_arm, lower_error, mean, spread
 
 
 def _params(r: RunResult) -> str:
@@ -43,13 +44,9 @@ def summarize(exp: Experiment, results: list[RunResult]):
     return rows, verdict, notes
 
 
-def plot(exp: Experiment, results: list[RunResult], fig) -> None:
-    val_curves(exp, results, fig)
-
-
 EXPERIMENT = Experiment(
     name="towers", title="two towers vs one", section="§3.2",
     claim="the two-GPU net lowers top-1/top-5 error by 1.7/1.2 points against a one-GPU net with half the kernels, "
           "and trains slightly faster",
     base=MINI, arms=(Arm("two towers (grouped)", {}), Arm("one tower, same width", {"model_kwargs": {"groups": 1}})),
-    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot)
+    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves)

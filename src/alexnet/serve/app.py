@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +84,68 @@ def _inspect(data: bytes, max_pixels: int) -> dict[str, Any]:
         raise ApiError(413, f"bad image: too many pixels ({w}×{h} = {w * h:,} > {max_pixels:,})")
     return {"format": fmt, "width": w, "height": h}
 
-# ----------------------------------------------------------------------------- the app
-def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS, max_concurrency: int = 2, max_pending: int = 32,
-               metric: str = "euclidean", body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
-    """The FastAPI app serving ``predictor`` (an `alexnet.Predictor`) and, if given, ``index``
-    (an `alexnet.infer.retrieval.FeatureIndex` of features from the same model).
 
-    ``max_upload_bytes``: largest accepted image file (413 beyond). ``max_pixels``: largest
-    accepted width × height, checked from the header before decoding (413 beyond; None: the
-    predictor's own limit). ``max_concurrency``: inference threads at once; ``max_pending``:
-    inference requests accepted at once (running or waiting; 503 beyond). ``metric``: distance
-    for neighbours, "euclidean" (the paper's) or "cosine". ``body_timeout``: seconds a request
-    body may stop arriving before the request is dropped with 408 (None: no limit).
-    """
+# ----------------------------------------------------------------------------- what the routes share
+@dataclass
+class Service:
+    """What the routes share: the model, the index, the limits and the worker gates."""
+
+    predictor: Any
+    index: Any
+    metric: str
+    max_upload_bytes: int
+    pixel_limit: int
+    model_info: dict[str, Any]
+    gate: Gate  # inference: at most max_concurrency at once, max_pending accepted
+    thumb_gate: Gate
+    thumbs: Thumbnails | None
+
+    @property
+    def too_large(self) -> str:
+        return f"upload too large: the limit is {human_bytes(self.max_upload_bytes)}"
+
+    async def read_image(self, file: UploadFile) -> bytes:
+        """The upload's bytes, refused unless it is a non-empty image within the size limit."""
+        data = await file.read(self.max_upload_bytes + 1)
+        if len(data) > self.max_upload_bytes:
+            raise ApiError(413, self.too_large)
+        if not data:
+            raise ApiError(400, "empty upload: the file has no bytes")
+        if sniff_format(data) is None:
+            raise ApiError(415, f"not an image: the content is not {FORMATS} "
+                                f"(recognised by its bytes, not by its name)")
+        return data
+
+    def predict_job(self, data: bytes, k: int) -> dict[str, Any]:
+        """The top-``k`` classes of one image (runs in a worker thread)."""
+        t0 = time.perf_counter()
+        image = _inspect(data, self.pixel_limit)
+        try:
+            top = self.predictor.predict_bytes(data, k)
+        except BadImageError as e:
+            raise _bad_image(e) from None
+        return {"model": self.predictor.name, "image": image,
+                "predictions": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in top],
+                "ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+    def neighbours_job(self, data: bytes, k: int) -> dict[str, Any]:
+        """The ``k`` nearest entries of the index to one image (runs in a worker thread)."""
+        t0 = time.perf_counter()
+        image = _inspect(data, self.pixel_limit)
+        try:
+            feats = self.predictor.features([data])
+        except BadImageError as e:
+            raise _bad_image(e) from None
+        hits = self.index.neighbours(feats[0], k=k, metric=self.metric,
+                                     device=getattr(self.predictor, "device", None))
+        return {"image": image, "metric": self.metric, "neighbours": hits,
+                "ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+
+def check_settings(predictor: Any, index: Any, *, max_upload_bytes: int, max_pixels: int | None,
+                   max_concurrency: int, max_pending: int, metric: str, body_timeout: float | None) -> int:
+    """Refuse impossible limits and an index of another model (`UserError`); return the pixel
+    limit in force: the smaller of ``max_pixels`` and the predictor's own."""
     from ..core.errors import UserError
     from ..infer.retrieval import METRICS
 
@@ -116,21 +165,42 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
     if index is not None and index.meta.get("model") not in (None, predictor.name):
         raise UserError(f"the index holds {index.meta.get('model')} features; these weights are {predictor.name} "
                         f"(build the index with the same weights)")
+    return pixel_limit
 
-    info = predictor.info()
+
+def describe_model(predictor: Any, index: Any, metric: str, max_upload_bytes: int, pixel_limit: int) -> dict[str, Any]:
+    """What ``GET /api/model`` answers: the model, the index if any, and the upload limits."""
     index_info = None
     if index is not None:
         index_info = {"count": len(index), "dim": index.dim, "metric": metric,
                       "classes": index.classes, "complete": index.complete}
     limits_info = {"max_upload_bytes": int(max_upload_bytes), "max_pixels": int(pixel_limit),
                    "max_neighbours": MAX_NEIGHBOURS, "formats": FORMATS}
-    model_info = {**info, "device": str(getattr(predictor, "device", "cpu")),
-                  "ten_crop": bool(getattr(predictor, "ten_crop", False)), "index": index_info, "limits": limits_info}
-    gate = Gate(max_concurrency, max_pending, "inference")
-    thumb_gate = Gate(2, 256, "thumbnail")
-    thumbs = Thumbnails(index, pixel_limit) if index is not None else None
-    too_large = f"upload too large: the limit is {human_bytes(max_upload_bytes)}"
+    return {**predictor.info(), "device": str(getattr(predictor, "device", "cpu")),
+            "ten_crop": bool(getattr(predictor, "ten_crop", False)), "index": index_info, "limits": limits_info}
 
+
+# ----------------------------------------------------------------------------- the app
+def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, max_concurrency: int = 2, max_pending: int = 32,
+               metric: str = "euclidean", body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
+    """The FastAPI app serving ``predictor`` (an `alexnet.Predictor`) and, if given, ``index``
+    (an `alexnet.infer.retrieval.FeatureIndex` of features from the same model).
+
+    ``max_upload_bytes``: largest accepted image file (413 beyond). ``max_pixels``: largest
+    accepted width × height, checked from the header before decoding (413 beyond; None: the
+    predictor's own limit). ``max_concurrency``: inference threads at once; ``max_pending``:
+    inference requests accepted at once (running or waiting; 503 beyond). ``metric``: distance
+    for neighbours, "euclidean" (the paper's) or "cosine". ``body_timeout``: seconds a request
+    body may stop arriving before the request is dropped with 408 (None: no limit).
+    """
+    pixel_limit = check_settings(predictor, index, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                                 max_concurrency=max_concurrency, max_pending=max_pending, metric=metric,
+                                 body_timeout=body_timeout)
+    svc = Service(predictor, index, metric, max_upload_bytes, pixel_limit,
+                  model_info=describe_model(predictor, index, metric, max_upload_bytes, pixel_limit),
+                  gate=Gate(max_concurrency, max_pending, "inference"), thumb_gate=Gate(2, 256, "thumbnail"),
+                  thumbs=Thumbnails(index, pixel_limit) if index is not None else None)
     app = FastAPI(
         title="alexnet",
         summary="Classify images with an AlexNet, and find the indexed images nearest to them.",
@@ -139,9 +209,19 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
     )
     app.state.predictor = predictor
     app.state.index = index
-    app.state.gate = gate
-    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large,
+    app.state.gate = svc.gate
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD, message=svc.too_large,
                        body_timeout=body_timeout)
+    add_error_handlers(app)
+    add_page_routes(app)
+    add_model_routes(app, svc)
+    add_index_routes(app, svc)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{"error": "…"}``: ours, the framework's, and invalid fields (422; a
+    missing file is 400)."""
 
     @app.exception_handler(ApiError)
     async def _apierror_response(request: Request, e: ApiError) -> JSONResponse:
@@ -162,18 +242,10 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
             parts.append(f"{field}: {err.get('msg', 'invalid')}")
         return error_response(422, "; ".join(parts) or "invalid request")
 
-    async def read_image(file: UploadFile) -> bytes:
-        data = await file.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise ApiError(413, too_large)
-        if not data:
-            raise ApiError(400, "empty upload: the file has no bytes")
-        if sniff_format(data) is None:
-            raise ApiError(415, f"not an image: the content is not {FORMATS} "
-                                f"(recognised by its bytes, not by its name)")
-        return data
 
-    # ------------------------------------------------------------------ pages
+def add_page_routes(app: FastAPI) -> None:
+    """The page (``/``, under its content security policy), an empty favicon and ``/static``."""
+
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html",
@@ -185,45 +257,31 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # ------------------------------------------------------------------ API
+
+def add_model_routes(app: FastAPI, svc: Service) -> None:
+    """``/healthz``, ``/api/model`` and ``/api/predict``."""
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
         """Liveness: answers at once, whatever inference is doing."""
-        return {"status": "ok", "model": predictor.name, "busy": gate.active}
+        return {"status": "ok", "model": svc.predictor.name, "busy": svc.gate.active}
 
     @app.get("/api/model", tags=["model"])
     async def model() -> dict[str, Any]:
         """The model (name, classes, input size, device), the index if any, and the upload limits."""
-        return model_info
-
-    def predict_job(data: bytes, k: int) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        image = _inspect(data, pixel_limit)
-        try:
-            top = predictor.predict_bytes(data, k)
-        except BadImageError as e:
-            raise _bad_image(e) from None
-        return {"model": predictor.name, "image": image,
-                "predictions": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in top],
-                "ms": round((time.perf_counter() - t0) * 1000, 2)}
+        return svc.model_info
 
     @app.post("/api/predict", tags=["model"])
     async def predict(file: UploadFile = File(..., description="the image (JPEG, PNG, GIF, BMP, TIFF, WebP, PPM)"),
                       k: int = Form(5, ge=1, description="how many classes (most probable first)")) -> dict[str, Any]:
         """The ``k`` most probable classes of the uploaded image, with their probabilities."""
-        data = await read_image(file)
-        return await gate.run(predict_job, data, min(k, predictor.num_classes))
+        data = await svc.read_image(file)
+        return await svc.gate.run(svc.predict_job, data, min(k, svc.predictor.num_classes))
 
-    def neighbours_job(data: bytes, k: int) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        image = _inspect(data, pixel_limit)
-        try:
-            feats = predictor.features([data])
-        except BadImageError as e:
-            raise _bad_image(e) from None
-        hits = index.neighbours(feats[0], k=k, metric=metric, device=getattr(predictor, "device", None))
-        return {"image": image, "metric": metric, "neighbours": hits,
-                "ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+def add_index_routes(app: FastAPI, svc: Service) -> None:
+    """``/api/neighbours`` and ``/api/thumbnail/{i}`` (404 when the server has no index)."""
+    index = svc.index
 
     @app.post("/api/neighbours", tags=["index"])
     async def neighbours(request: Request,
@@ -234,8 +292,8 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
         Figure 4), nearest first, each with a thumbnail URL. 404 when the server has no index."""
         if index is None:
             raise ApiError(404, "no index: start the server with --index INDEX (built by `alexnet index build`)")
-        data = await read_image(file)
-        res = await gate.run(neighbours_job, data, min(k, max(1, len(index))))
+        data = await svc.read_image(file)
+        res = await svc.gate.run(svc.neighbours_job, data, min(k, max(1, len(index))))
         res["neighbours"] = [{"rank": h.rank, "index": h.index, "distance": round(h.distance, 6),
                               "class": h.label_name, "label": h.label, "name": Path(h.path).name,
                               "thumbnail": request.url_for("thumbnail", i=h.index).path}
@@ -249,18 +307,16 @@ def create_app(predictor: Any, index: Any = None, *, max_upload_bytes: int = DEF
         # strictly digits: int() would also take "+1", " 1", "1_0" and non-ASCII digits
         if not (i.isascii() and i.isdigit()):
             raise ApiError(422, f"thumbnail {i[:20]!r}: the entry number must be plain decimal digits")
-        if thumbs is None:
+        if svc.thumbs is None:
             raise ApiError(404, "no index: start the server with --index INDEX")
         if len(i) > 18 or int(i) >= len(index):
             raise ApiError(404, f"no entry {i[:20]} in the index (it has {len(index)})")
         i = int(i)
-        got = await thumb_gate.run(thumbs.get, i)
+        got = await svc.thumb_gate.run(svc.thumbs.get, i)
         if got is None:
             raise ApiError(404, f"entry {i}: its image is not readable any more")
         body, media = got
         return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
-
-    return app
 
 
 def _version() -> str:

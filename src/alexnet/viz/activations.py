@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._plot import figure, minmax, save_png, show_image
+from .plotting import figure, minmax, save_png, show_image
 
 CELL = 64  # pixels per map
 LABEL_W = 150  # pixels for the row labels

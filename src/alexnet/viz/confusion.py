@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from ._plot import figure, save_png, shorten, show_image
+from .plotting import figure, save_png, shorten, show_image
 
 FULL_MAX = 30
 PAIRS = 25

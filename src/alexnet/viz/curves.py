@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..core.errors import UserError
-from ._plot import figure, save_png
+from .plotting import figure, save_png
 
 WIDTH, HEIGHT = 1500, 500
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ._plot import figure, save_png, shorten, show_image
+from .plotting import figure, save_png, shorten, show_image
 
 CELL_W, CELL_H = 180, 230
 

@@ -1,24 +1,19 @@
-"""Issue 15: every bad input a newcomer tried is answered in one line; start-up stays light.
+"""Bad input on the command line is answered in one line: exit status 2, one ``error: …`` line on
+stderr, no traceback, and a message that says what to do.
 
-Each bad input named in the issue is a case here: exit status 2, one line ``error: …`` on stderr,
-no traceback, and the message says what to do.
+Beside them, the edge cases found while checking those answers: a failed index build can simply
+be run again, ``--max-steps`` belongs to one invocation (not to a resume), a run says up front
+how much it will write, and ``--val-split 0`` trains on every image.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from alexnet.cli import main
 from alexnet.core.errors import UserError
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
@@ -78,48 +73,6 @@ def test_valid_comma_list_model_arg_trains_the_narrow_network(capsys, tmp_path):
                  "--output-dir", str(tmp_path), "--name", "w", "--amp", "off"]) == 0
     cfg = json.loads((tmp_path / "w" / "config.json").read_text())
     assert cfg["model_kwargs"] == {"widths": [4, 4, 4, 4, 4], "fc_width": 8}
-
-
-# -- the models table --------------------------------------------------------------------------
-
-def test_cached_model_table_equals_a_fresh_computation():
-    from alexnet.models import list_models
-    from alexnet.models.catalog import model_rows
-
-    cached, fresh = model_rows(), model_rows(use_cache=False)
-    assert [r["model"] for r in cached] == list_models()
-    assert cached == fresh, "catalog.json is stale: python -m alexnet.models.catalog"
-
-
-@pytest.mark.parametrize("name", ["alexnet-mnist", "alexnet-cifar", "alexnet-owt"])
-def test_meta_device_summary_equals_a_real_forward_pass(name):
-    from alexnet.models import build_model, model_cfg, summarize
-    from alexnet.models.catalog import meta_summary
-
-    meta = meta_summary(name)
-    real = summarize(build_model(name), model_cfg(name).input_size, name)
-    assert meta.to_dict() == real.to_dict()
-
-
-# -- start-up ----------------------------------------------------------------------------------
-
-def test_version_and_help_do_not_import_torch():
-    code = ("import sys\nfrom alexnet.cli import main\n"
-            "for argv in (['--help'], ['train', '--help'], ['export', '--help'], ['serve', '--help']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'fastapi', 'onnx', 'numpy') if m in sys.modules]\n"
-            "print(heavy)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[]"
-
-
-def test_models_command_does_not_import_torchvision_or_matplotlib():
-    code = ("import sys\nfrom alexnet.cli import main\nmain(['models'])\n"
-            "print([m for m in ('torchvision', 'matplotlib', 'fastapi', 'onnx') if m in sys.modules])")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "alexnet-owt" in r.stdout and r.stdout.strip().splitlines()[-1] == "[]"
 
 
 # -- flags: one rule, the sub-command's usage ---------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ._plot import figure, save_png
+from .plotting import figure, save_png
 
 COLS = 16  # kernels per row (the paper's figure is 16 wide)
 CELL = 50  # pixels per kernel

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ._plot import figure, save_png, show_image
+from .plotting import figure, save_png, show_image
 
 # name → 3×3 kernel (https://en.wikipedia.org/wiki/Kernel_(image_processing)).
 KERNELS: dict[str, list[list[float]]] = {

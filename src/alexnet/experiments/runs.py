@@ -1,5 +1,4 @@
-"""What every experiment shares: arms of training configs, a cache of finished runs, a table,
-a JSON record and a plot.
+"""The runs of an experiment: its arms of training configs, and the cache of finished runs.
 
 An experiment is a list of *arms* (one training config each: the paper's setting and the one
 ingredient changed) trained for several seeds by the ordinary training engine (`engine.fit`; there
@@ -7,6 +6,9 @@ is no second training loop). Each run's directory is named by a hash of its conf
 ``OUT/runs/``, so a run shared by two experiments (the same baseline) is trained once, a re-run
 computes only what is missing, and an interrupted run resumes from its last checkpoint. A finished
 run gets ``result.json`` (its metrics and any extra evaluations the experiment asked for).
+
+What the runs are turned into: `alexnet.experiments.stats` (spreads and verdicts) and
+`alexnet.experiments.output` (table, JSON, plot).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import UserError
-from ..core.io import atomic_write, atomic_write_json
+from ..core.io import atomic_write_json
 
 # Fields that do not change what a run computes, so they are left out of its cache key.
 _NOT_IN_KEY = ("output_dir", "name", "resume", "test_only", "print_freq", "checkpoint_every", "workers",
@@ -263,140 +264,3 @@ def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
         results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached))
     return results
 
-
-# ----------------------------------------------------------------------------- summaries
-
-def by_arm(results: list[RunResult]) -> dict[str, list[RunResult]]:
-    out: dict[str, list[RunResult]] = {}
-    for r in results:
-        out.setdefault(r.arm, []).append(r)
-    return out
-
-
-def mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
-def spread(xs: list[float]) -> str:
-    """``mean ± half-range (n)`` as text: with 2–3 seeds the range says more than a std."""
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    if not xs:
-        return "–"
-    m = sum(xs) / len(xs)
-    if len(xs) == 1:
-        return f"{m:.2f}"
-    return f"{m:.2f} ± {(max(xs) - min(xs)) / 2:.2f}"
-
-
-def half_range(xs: list[float]) -> float:
-    """Half the range of ``xs``; nan with fewer than two values (one seed measures no spread)."""
-    return (max(xs) - min(xs)) / 2 if len(xs) > 1 else float("nan")
-
-
-def noise_of(*groups: list[float]) -> float:
-    """The largest half-range over the groups that have two or more seeds; nan if none has."""
-    spreads = [half_range(g) for g in groups if len(g) > 1]
-    return max(spreads) if spreads else float("nan")
-
-
-def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
-    """A verdict: does ``diff`` (ours) have the paper's sign, and is it larger than the seeds' noise
-    (``noise`` nan: one seed, so no spread to compare against)?"""
-    if math.isnan(diff):
-        return "inconclusive: no result"
-    if diff * expected_sign <= 0:
-        return f"does not reproduce: the paper's direction ({what}) was reversed here ({diff:+.2f} points)"
-    if math.isnan(noise):
-        return f"direction reproduces: {what} ({diff:+.2f} points), one seed, so not tested against seed-to-seed spread"
-    if abs(diff) <= noise:
-        return f"direction reproduces but within the seeds' spread ({diff:+.2f} vs ±{noise:.2f} points): inconclusive"
-    return f"reproduces: {what} ({diff:+.2f} points, beyond the seeds' spread ±{noise:.2f})"
-
-
-def unstable_runs(results: list[RunResult]) -> list[str]:
-    """A note for every run whose training loss rose well above its first epoch's: a rate too high
-    for that arm, which says more about the optimiser than about the ingredient."""
-    notes = []
-    for r in results:
-        losses = [row.get("train_loss", float("nan")) for row in r.epochs]
-        if len(losses) > 1 and max(losses[1:]) > 1.05 * losses[0]:
-            e = max(range(1, len(losses)), key=lambda i: losses[i])
-            notes.append(f"{r.arm}, seed {r.seed}: unstable — the training loss rose from {losses[0]:.2f} "
-                         f"(epoch 1) to {losses[e]:.2f} (epoch {e + 1}) and ended at {losses[-1]:.2f}; "
-                         f"this arm's error partly measures that instability")
-    return notes
-
-
-def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
-                key: Callable[[RunResult], float] = lambda r: r.val_error) -> str:
-    """The verdict for "arm ``better`` has the lower ``key`` (validation error by default) than
-    ``worse``", from the difference of their means and the seeds' spread."""
-    diff = mean([key(r) for r in worse]) - mean([key(r) for r in better])
-    return direction(diff, noise_of([key(r) for r in better], [key(r) for r in worse]), +1, what)
-
-
-def error_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str]) -> list[dict[str, Any]]:
-    """Table rows: top-1 and top-5 validation error per arm (mean ± half-range over seeds)."""
-    return [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
-            for arm, runs in arms.items()]
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no rows)\n"
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
-    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(exp: Experiment, results: list[RunResult], *, out: Path, scale: Scale, data: str,
-                  command: str, machine: str) -> dict[str, Any]:
-    """Write ``OUT/NAME.md``, ``OUT/NAME.json`` and ``OUT/NAME.png``; return the JSON record."""
-    from ..viz._plot import figure, save_png
-
-    rows, verdict, notes = exp.summarize(exp, results)
-    notes = notes + unstable_runs(results)
-    record = {
-        "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim,
-        "verdict": verdict, "rows": rows, "notes": notes, "data": data, "command": command, "machine": machine,
-        "scale": {"epochs": scale.epochs, "train_subset": scale.train_subset, "seeds": scale.seeds,
-                  "width": scale.width, "batch_size": scale.batch_size},
-        "runs": [r.to_dict() for r in results],
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / f"{exp.name}.json", record)
-    fig = figure(1000, 420)
-    exp.plot(exp, results, fig)
-    save_png(fig, out / f"{exp.name}.png")
-    train_imgs = f"{scale.train_subset:,}" if scale.train_subset else "all"
-    md = [f"## `{exp.name}` — {exp.title}", "",
-          f"**Paper ({exp.section}):** {exp.claim}", "",
-          f"**Ours:** {verdict}", "",
-          markdown_table(rows),
-          f"Scale: {scale.epochs} epochs on {train_imgs} training images of `{data}`, "
-          f"{scale.seeds} seed{'s' if scale.seeds != 1 else ''} per arm (± is half the range over seeds), "
-          f"width ×{scale.width:g}, batch {scale.batch_size}. {exp.scale_note}".rstrip(), ""]
-    md += [f"- {n}" for n in notes]
-    md += ["", f"![{exp.name}]({exp.name}.png)", "", f"Made by: `{command}` on {machine}.", ""]
-    atomic_write(out / f"{exp.name}.md", "\n".join(md))
-    return record
-
-
-def machine_line() -> str:
-    """CPU model / GPU, core count and torch version, for the record."""
-    import os
-    import platform
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu} ({os.cpu_count()} cores{gpu}), torch {torch.__version__.split('+')[0]}"

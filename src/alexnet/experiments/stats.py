@@ -1,0 +1,107 @@
+"""The statistics of an experiment: spreads over seeds, the verdict rule, overfitting and stability notes.
+
+With 2–3 seeds per arm, a difference counts only when it is larger than the seeds' own spread
+(half the range): `direction` states the rule, `lower_error` applies it to two arms.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from .runs import RunResult
+
+
+def by_arm(results: list[RunResult]) -> dict[str, list[RunResult]]:
+    out: dict[str, list[RunResult]] = {}
+    for r in results:
+        out.setdefault(r.arm, []).append(r)
+    return out
+
+
+def mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def spread(xs: list[float]) -> str:
+    """``mean ± half-range (n)`` as text: with 2–3 seeds the range says more than a std."""
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    if not xs:
+        return "–"
+    m = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return f"{m:.2f}"
+    return f"{m:.2f} ± {(max(xs) - min(xs)) / 2:.2f}"
+
+
+def half_range(xs: list[float]) -> float:
+    """Half the range of ``xs``; nan with fewer than two values (one seed measures no spread)."""
+    return (max(xs) - min(xs)) / 2 if len(xs) > 1 else float("nan")
+
+
+def noise_of(*groups: list[float]) -> float:
+    """The largest half-range over the groups that have two or more seeds; nan if none has."""
+    spreads = [half_range(g) for g in groups if len(g) > 1]
+    return max(spreads) if spreads else float("nan")
+
+
+def direction(diff: float, noise: float, expected_sign: int, what: str) -> str:
+    """A verdict: does ``diff`` (ours) have the paper's sign, and is it larger than the seeds' noise
+    (``noise`` nan: one seed, so no spread to compare against)?"""
+    if math.isnan(diff):
+        return "inconclusive: no result"
+    if diff * expected_sign <= 0:
+        return f"does not reproduce: the paper's direction ({what}) was reversed here ({diff:+.2f} points)"
+    if math.isnan(noise):
+        return f"direction reproduces: {what} ({diff:+.2f} points), one seed, so not tested against seed-to-seed spread"
+    if abs(diff) <= noise:
+        return f"direction reproduces but within the seeds' spread ({diff:+.2f} vs ±{noise:.2f} points): inconclusive"
+    return f"reproduces: {what} ({diff:+.2f} points, beyond the seeds' spread ±{noise:.2f})"
+
+
+def unstable_runs(results: list[RunResult]) -> list[str]:
+    """A note for every run whose training loss rose well above its first epoch's: a rate too high
+    for that arm, which says more about the optimiser than about the ingredient."""
+    notes = []
+    for r in results:
+        losses = [row.get("train_loss", float("nan")) for row in r.epochs]
+        if len(losses) > 1 and max(losses[1:]) > 1.05 * losses[0]:
+            e = max(range(1, len(losses)), key=lambda i: losses[i])
+            notes.append(f"{r.arm}, seed {r.seed}: unstable — the training loss rose from {losses[0]:.2f} "
+                         f"(epoch 1) to {losses[e]:.2f} (epoch {e + 1}) and ended at {losses[-1]:.2f}; "
+                         f"this arm's error partly measures that instability")
+    return notes
+
+
+def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
+                key: Callable[[RunResult], float] = lambda r: r.val_error) -> str:
+    """The verdict for "arm ``better`` has the lower ``key`` (validation error by default) than
+    ``worse``", from the difference of their means and the seeds' spread."""
+    diff = mean([key(r) for r in worse]) - mean([key(r) for r in better])
+    return direction(diff, noise_of([key(r) for r in better], [key(r) for r in worse]), +1, what)
+
+
+def error_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Table rows: top-1 and top-5 validation error per arm (mean ± half-range over seeds)."""
+    return [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
+             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
+            for arm, runs in arms.items()]
+
+
+
+def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str], *,
+                     top5: bool = True) -> list[dict[str, Any]]:
+    """Table rows: validation error (top-1, and top-5 if ``top5``), training error in eval mode and
+    the gap between them (how much the arm overfits) per arm, mean ± half-range over seeds. Needs
+    the ``train_eval`` extra."""
+    rows = []
+    for arm, runs in arms.items():
+        row = {"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs])}
+        if top5:
+            row["top-5 error (%)"] = spread([r.val_error5 for r in runs])
+        row.update({"training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
+                    "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
+                    "paper": paper(arm)})
+        rows.append(row)
+    return rows

@@ -1,0 +1,57 @@
+"""Start-up stays light: ``--help`` and ``alexnet models`` import neither torch nor the plotting,
+serving or export libraries; the models table they print comes from a cached catalogue that must
+equal a fresh computation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+def test_version_and_help_do_not_import_torch():
+    code = ("import sys\nfrom alexnet.cli import main\n"
+            "for argv in (['--help'], ['train', '--help'], ['export', '--help'], ['serve', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'fastapi', 'onnx', 'numpy') if m in sys.modules]\n"
+            "print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_models_command_does_not_import_torchvision_or_matplotlib():
+    code = ("import sys\nfrom alexnet.cli import main\nmain(['models'])\n"
+            "print([m for m in ('torchvision', 'matplotlib', 'fastapi', 'onnx') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "alexnet-owt" in r.stdout and r.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- the models table --------------------------------------------------------------------------
+
+def test_cached_model_table_equals_a_fresh_computation():
+    from alexnet.models import list_models
+    from alexnet.models.catalog import model_rows
+
+    cached, fresh = model_rows(), model_rows(use_cache=False)
+    assert [r["model"] for r in cached] == list_models()
+    assert cached == fresh, "catalog.json is stale: python -m alexnet.models.catalog"
+
+
+@pytest.mark.parametrize("name", ["alexnet-mnist", "alexnet-cifar", "alexnet-owt"])
+def test_meta_device_summary_equals_a_real_forward_pass(name):
+    from alexnet.models import build_model, model_cfg, summarize
+    from alexnet.models.catalog import meta_summary
+
+    meta = meta_summary(name)
+    real = summarize(build_model(name), model_cfg(name).input_size, name)
+    assert meta.to_dict() == real.to_dict()
