@@ -292,19 +292,3 @@ def test_default_eval_split_scores_what_has_no_validation_part_whole(tmp_path, i
     assert default_eval_split(str(lists / "my_val.txt")) == "val"  # named like a validation list
     (lists / "test.txt").unlink()
     assert default_eval_split(str(lists / "train.txt")) == "all"  # no sibling left
-
-
-def test_data_modules_import_no_private_name_of_another_module():
-    """A name with a leading underscore stays in its module: what another module needs is public."""
-    import ast
-    from pathlib import Path
-
-    import alexnet
-
-    root = Path(alexnet.__file__).parent
-    for pkg in ("data", "commands", "infer"):
-        for path in (root / pkg).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("alexnet")):
-                    private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
-                    assert not private, f"{path.relative_to(root)} imports {', '.join(private)} from {node.module}"

@@ -313,7 +313,7 @@ def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, s
     ``all`` — the default, train and val —, ``train`` or ``val``) and write an index to ``out``;
     resume an interrupted build of the same inputs. A build that fails before its first shard
     leaves nothing behind, so running it again starts cleanly."""
-    from ._stream import stream, targets_of
+    from .stream import stream, targets_of
     from .predictor import Predictor
 
     if limit is not None and limit < 1:

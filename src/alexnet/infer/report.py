@@ -249,7 +249,7 @@ def collect_predictions(predictor: Any, data: Any, split: str = "val", *, batch_
         c = collect_predictions(Predictor("runs/x"), "folder:photos")
         write_report("report", c.probs, c.labels, predictor.classes, paths=c.paths, images=c.images())
     """
-    from ._stream import stream, targets_of
+    from .stream import stream, targets_of
 
     if isinstance(data, (str, Path)):
         from ..data import build_dataset
