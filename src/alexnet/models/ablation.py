@@ -164,7 +164,9 @@ class AlexNetMini(nn.Module):
 
 @register_model("cifar4", ModelCfg(
     input_size=(3, 32, 32), resize=32, num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD,
-    min_input_size=(32, 32), year=2012, result="the paper's CIFAR-10 net: 13 % test error, 11 % with LRN (§3.3)",
+    min_input_size=(32, 32), year=2012,
+    result="after the paper's CIFAR-10 net (§3.3), which it reports at 13 % test error, 11 % with LRN "
+           "(not measured here)",
     reference=PAPER + "; cuda-convnet layers-18pct.cfg",
     notes="3 conv (5×5, 32-32-64) + 1 FC; act, lrn, pool switchable (experiments)"),
     accepts=lambda: (CIFAR4,))
