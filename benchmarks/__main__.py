@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     if "gemm" not in wanted and any(s in wanted for s in ("train", "inference")):
         wanted = ("gemm", *wanted)  # their limit
     if not torch.cuda.is_available():
-        res["skipped"].append("GPU data path (nvJPEG decode + augmentation on CUDA) and the GPU targets of issue 13: "
+        res["skipped"].append("GPU data path (nvJPEG decode + augmentation on CUDA) and its GPU throughput targets: "
                               "no CUDA device on this machine")
     for sec in SECTIONS:
         if sec not in wanted or (sec == "inference" and "train" in wanted):

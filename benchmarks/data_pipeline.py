@@ -4,7 +4,7 @@ of the whole batch on the device). Never part of the test run.
 
     python benchmarks/data_pipeline.py                     # 300 generated 500×375 JPEGs (ImageNet-like)
     python benchmarks/data_pipeline.py --size 1600 1200    # phone-camera-sized photos
-    python benchmarks/data_pipeline.py --cifar ../shared/data/cifar10-train-jpeg.tar.gz  # + real CIFAR JPEGs
+    python benchmarks/data_pipeline.py --cifar ~/data/cifar10-train-jpeg.tar.gz  # + real CIFAR JPEGs
     python benchmarks/data_pipeline.py --loaders [--photos DIR]   # whole loaders: tutorial vs ours vs cache (vs GPU)
 
 Reports the median images/s of ``--repeats`` passes over the same files, one process, and the ratio.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import tarfile
 import tempfile
@@ -51,9 +52,10 @@ def make_photos(folder: Path, n: int, size: tuple[int, int]) -> list[Path]:
 
 
 def make_realistic_photos(folder: Path, n: int, size: tuple[int, int] = (400, 350), classes: int = 10,
-                          source: str | None = "/work/data/train", seed: int = 0) -> Path:
+                          source: str | None = os.environ.get("ALEXNET_BENCH_PHOTOS"), seed: int = 0) -> Path:
     """``folder/<class>/*.jpg``: ``n`` ImageNet-sized JPEGs (quality 90). Each is a real CIFAR-10
-    image from ``source`` (a folder of class folders of JPEGs) when there is one, else smooth
+    image from ``source`` (a folder of class folders of JPEGs; default: the folder named by the
+    environment variable ALEXNET_BENCH_PHOTOS, e.g. the unpacked CIFAR-10 ``train/``) when there is one, else smooth
     random content, upscaled (bicubic) to about ``size`` (±10 %), plus Gaussian noise (σ 6) so the
     JPEG carries photo-like detail (~100 KB each, like ImageNet's average)."""
     rng = np.random.default_rng(seed)
