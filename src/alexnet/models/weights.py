@@ -52,13 +52,13 @@ def _refuse_other_formats(p: Path) -> None:
         raise UserError(f"{p} is {kind}; this command takes {ACCEPTS}: give the run directory it was "
                         f"exported from")
     if suffix in (".pt", ".pth", ".ckpt"):
-        if p.is_file() and not looks_like_torch_file(p):
-            raise UserError(f"{p}: not a PyTorch file (neither a zip archive nor a pickle); this command "
-                            f"takes {ACCEPTS}")
         run = p.parent.parent if p.parent.name == "checkpoints" else None
         if run is not None and (run / "weights.safetensors").is_file():
             raise UserError(f"{p} is a training checkpoint (last.pt is for --resume); this command takes "
                             f"{ACCEPTS}: give the run directory {run}")
+        if p.is_file() and not looks_like_torch_file(p):
+            raise UserError(f"{p}: not a PyTorch file (neither a zip archive nor a pickle); this command "
+                            f"takes {ACCEPTS}")
         raise UserError(f"{p} is a PyTorch checkpoint; this command takes {ACCEPTS}. torchvision's "
                         f"AlexNet weights convert with: alexnet import torchvision {p} -o DIR")
 
