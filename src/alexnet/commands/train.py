@@ -189,6 +189,8 @@ FIELDS_NOT_COPIED = {
     "model_kwargs": "set by --model-arg KEY=VALUE (repeatable)",
     "recipe": "set by --recipe through make_config",
     "pixel_mean": "measured at the start of a pixelmean run, or read from --pca's pca.json",
+    "precision": "decided once at the start of a run from --amp (engine/precision.py) and kept on resume",
+    "precision_reason": "why that precision was chosen, recorded with it",
 }
 
 

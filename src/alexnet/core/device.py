@@ -16,6 +16,9 @@ import torch
 from .errors import UserError
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+# ``--amp auto`` takes bf16 on a CPU only when it measured at least this many times faster than
+# fp32: a margin, so that timing noise around 1× does not flip the choice
+BF16_MARGIN = 1.2
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,10 +76,10 @@ def median_speedup(slow, fast, rounds: int) -> float:
 
 def cpu_has_fast_bf16() -> bool:
     """True where bf16 autocast will be faster than fp32 on this CPU: native bf16 instructions
-    and a measured matmul speed-up of at least 1.2×."""
+    and a measured matmul speed-up of at least `BF16_MARGIN`."""
     if os.environ.get("ALEXNET_CPU_BF16") in ("0", "1"):  # override for tests and odd machines
         return os.environ["ALEXNET_CPU_BF16"] == "1"
-    return cpu_has_native_bf16() and cpu_bf16_speedup() >= 1.2
+    return cpu_has_native_bf16() and cpu_bf16_speedup() >= BF16_MARGIN
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -188,9 +191,9 @@ def resolve_precision(amp: str, device: torch.device, step_speedup=None) -> Prec
             return Precision(None, False, "fp32: the CPU has no native bf16 (bf16 would be emulated, slower)")
         what = "matmul"
         speedup = cpu_bf16_speedup()
-        if speedup >= 1.2 and step_speedup is not None:
+        if speedup >= BF16_MARGIN and step_speedup is not None:
             what, speedup = "this model's training step", step_speedup()
-        if speedup >= 1.2:
+        if speedup >= BF16_MARGIN:
             return Precision(torch.bfloat16, False, f"bf16 autocast: native bf16, measured {speedup:.1f}× fp32 {what}")
         return Precision(None, False, f"fp32: the CPU has native bf16 but bf16 measured {speedup:.2f}× fp32 "
                                       f"for {what} here (--amp bf16 forces it)")

@@ -79,6 +79,10 @@ class TrainConfig:
     # machinery
     device: str = "auto"
     amp: str = "auto"
+    # the precision the run trains in (fp32, bf16, fp16) and why: decided once at the start of the
+    # run (--amp auto measures), recorded here and reused on resume (engine/precision.py)
+    precision: str = ""
+    precision_reason: str = ""
     channels_last: str = "auto"  # auto, on, off
     compile: bool = False
     deterministic: bool = False

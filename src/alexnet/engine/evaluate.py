@@ -11,7 +11,8 @@ with the other uses of a trained model; it calls `evaluate` here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -19,7 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.device import Precision
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_max, all_reduce_sum
+
+# One class predicted for at least this share of the images (with two or more classes present):
+# the model answers the same whatever it is shown.
+MOSTLY_ONE_CLASS = 0.95
 
 
 @dataclass
@@ -29,6 +34,8 @@ class EvalResult:
     top5: float
     n: int
     bad: int = 0
+    pred_counts: list[int] = field(default_factory=list)  # images predicted as each class (top-1)
+    label_counts: list[int] = field(default_factory=list)  # images of each class scored
 
     @property
     def top1_error(self) -> float:
@@ -40,7 +47,40 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "top1_error": self.top1_error,
-                "top5_error": self.top5_error, "n": self.n, "bad_samples": self.bad}
+                "top5_error": self.top5_error, "n": self.n, "bad_samples": self.bad,
+                "pred_counts": self.pred_counts}
+
+
+@dataclass
+class Uselessness:
+    """Why scores say a model learnt nothing useful; both empty when they do not."""
+
+    below_chance: str = ""  # "does not beat always guessing the largest class, 'bees' (54.25%)"
+    one_class: str = ""  # "predicts 'bees' for 153 of 153 images (100.0%)"
+
+    def __bool__(self) -> bool:
+        return bool(self.below_chance or self.one_class)
+
+
+def uselessness(top1: float, label_counts: list[int], pred_counts: list[int], classes: list[str]) -> Uselessness:
+    """A model is useless on a split when its top-1 does not beat the share of the split's own
+    largest class (what always guessing that class scores), or when it predicts one class for at
+    least `MOSTLY_ONE_CLASS` of the images while the split holds two classes or more."""
+    def name(i: int) -> str:
+        return repr(classes[i]) if i < len(classes) else f"class {i}"
+
+    out, n, m = Uselessness(), sum(label_counts), sum(pred_counts)
+    if n and math.isfinite(top1):
+        big = max(range(len(label_counts)), key=lambda i: label_counts[i])
+        share = 100.0 * label_counts[big] / n
+        if top1 <= share + 1e-9:
+            out.below_chance = f"does not beat always guessing the largest class, {name(big)} ({share:.2f}%)"
+    if m and sum(c > 0 for c in label_counts) >= 2:
+        top = max(range(len(pred_counts)), key=lambda i: pred_counts[i])
+        if pred_counts[top] >= MOSTLY_ONE_CLASS * m:
+            k = pred_counts[top]
+            out.one_class = f"predicts {name(top)} for {k} of {m} images ({100.0 * k / m:.1f}%)"
+    return out
 
 
 def predict_batch(model: nn.Module, images: torch.Tensor, normalize: nn.Module, precision: Precision,
@@ -73,6 +113,7 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
     bad_paths: set[str] = set()  # distinct files: a file met twice is one bad file
     # summed on the device, read back once at the end: no host-device wait per batch on a GPU
     sums = torch.zeros(3, device=device, dtype=torch.float32 if device.type == "mps" else torch.float64)
+    counts: torch.Tensor | None = None  # [predicted, label] × class, made at the first batch
     it = loader
     if progress:
         from tqdm import tqdm
@@ -93,14 +134,24 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
             sums[0] += F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum")
             sums[1] += hit[:, 0].sum()
             sums[2] += hit.any(1).sum()
+            if counts is None:
+                counts = sums.new_zeros(2, probs.shape[1])
+            c = counts.shape[1]
+            counts[0] += torch.bincount(probs.argmax(1), minlength=c)[:c]
+            counts[1] += torch.bincount(labels, minlength=c)[:c]
             n += labels.numel()
             if on_batch is not None:
                 on_batch(probs, labels)
     finally:
         model.train(was_training)
+    # every process counts the same classes (one whose shard was empty has seen none)
+    c = int(all_reduce_max(0 if counts is None else counts.shape[1], device))
+    per_class = [0.0] * (2 * c) if counts is None else counts.flatten().tolist()
     # the shards are disjoint, so the distinct bad files of all processes add up
-    loss_sum, correct1, correct5, n, bad = all_reduce_sum([*sums.tolist(), n, float(len(bad_paths))], device)
+    loss_sum, correct1, correct5, n, bad, *per_class = all_reduce_sum(
+        [*sums.tolist(), n, float(len(bad_paths)), *per_class], device)
     n = int(n)
     if n == 0:
         return EvalResult(float("nan"), float("nan"), float("nan"), 0, int(bad))
-    return EvalResult(loss_sum / n, 100.0 * correct1 / n, 100.0 * correct5 / n, n, int(bad))
+    preds, labels_seen = [int(v) for v in per_class[:c]], [int(v) for v in per_class[c:]]
+    return EvalResult(loss_sum / n, 100.0 * correct1 / n, 100.0 * correct5 / n, n, int(bad), preds, labels_seen)

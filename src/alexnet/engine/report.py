@@ -4,6 +4,9 @@ The final scores (centre crop, and ten-crop §4.1 when asked), the ``--report-at
 time at which validation top-1 first reached each threshold), a warning when the model does no
 better than always guessing the largest class, and a loud one when too many files could not be
 read for the numbers to describe the dataset.
+
+Useless is judged against the validation split itself (`uselessness`): its own largest class, and
+whether the model gives one answer for nearly every image.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum
-from .evaluate import EvalResult
+from .evaluate import EvalResult, uselessness
 from .progress import clock, log
 
 
@@ -74,7 +77,7 @@ class RunReport:
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
         if last is not None and self.val_ds is not None:
-            self.chance_warning(best_top1)
+            self.chance_warning(best_top1, last)
         if bad_samples:
             log(w, f"{bad_samples} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
@@ -82,24 +85,25 @@ class RunReport:
         log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
                 else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
 
-    def chance_warning(self, best_top1: float) -> None:
-        """Say so when the best validation accuracy does not beat always guessing the largest class."""
-        counts = self.train_ds.class_counts()
-        val_counts = self.val_ds.class_counts()
-        if not sum(val_counts) or not counts:
+    def chance_warning(self, best_top1: float, last: EvalResult | None = None) -> None:
+        """Say so when the best validation accuracy does not beat always guessing the validation
+        split's largest class, or when the last evaluation (``last``) predicted one class for nearly
+        every validation image."""
+        label_counts = last.label_counts if last is not None and last.label_counts else self.val_ds.class_counts()
+        useless = uselessness(best_top1, label_counts, last.pred_counts if last is not None else [], self.classes)
+        if not useless:
             return
-        largest = max(range(len(counts)), key=lambda i: counts[i])
-        chance = 100.0 * val_counts[largest] / sum(val_counts)
-        if best_top1 > chance + 1e-9:
-            return
+        what = []
+        if useless.below_chance:
+            what.append(f"the best validation top-1 ({best_top1:.2f}%) {useless.below_chance}")
+        if useless.one_class:
+            what.append(f"at the last epoch the model {useless.one_class.replace(' images ', ' validation images ')}")
         cfg = self.cfg
         tips = []
         if not cfg.weights:
             tips.append("start from pretrained weights (--weights IMAGENET1K_V1 with --model alexnet-owt)")
         tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
-        log(self.world, f"warning: the best validation top-1 ({best_top1:.2f}%) does not beat always guessing "
-                        f"the largest class, {self.classes[largest]!r} ({chance:.2f}%): this model has learnt "
-                        f"nothing useful. Try: {'; '.join(tips)}")
+        log(self.world, f"warning: {'; '.join(what)}: this model has learnt nothing useful. Try: {'; '.join(tips)}")
 
     def bad_files(self, bad_samples: int, device: torch.device) -> BadFiles:
         """Distinct unreadable files (``bad_samples`` on this process) over all training + validation

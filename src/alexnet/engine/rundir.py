@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +28,7 @@ from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
 from ..models import save_weights
 from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
 from .config import TrainConfig
-from .distributed import World
+from .distributed import World, broadcast_object
 from .progress import log, plural
 
 # What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
@@ -45,12 +46,7 @@ def run_dir_path(cfg: TrainConfig, world: World) -> Path:
     if not name:
         data = Path(cfg.data.split(":", 1)[-1]).name if ":" in cfg.data else Path(cfg.data).name
         name = f"{cfg.model}-{data or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        if world.distributed:  # every rank must agree on the folder
-            import torch.distributed as dist
-
-            box = [name]
-            dist.broadcast_object_list(box, src=0)
-            name = box[0]
+        name = broadcast_object(name)  # every rank must agree on the folder
     return Path(cfg.output_dir) / name
 
 
@@ -80,6 +76,10 @@ def load_model_state(model: nn.Module, ck: dict[str, Any], path: Path, model_nam
                         f"({str(e).splitlines()[0][:160]})") from None
 
 
+# What makes a folder a run that a new run must not overwrite.
+RUN_FILES = ("config.json", "checkpoints", "weights.safetensors")
+
+
 class RunDir:
     """The files of one run at ``path``; writes happen on rank 0 only."""
 
@@ -87,11 +87,31 @@ class RunDir:
         self.path, self.world = Path(path), world
         self.checkpoints = self.path / "checkpoints"
 
+    def check(self, cfg: TrainConfig) -> None:
+        """Before any data is loaded: the run's folder can be made and written to, and a new run
+        does not land on an old one (which ``--resume`` continues instead)."""
+        flag, given = ("--resume", cfg.resume) if cfg.resume else ("--output-dir", cfg.output_dir)
+        there = self.path
+        while not there.exists() and there.parent != there:  # the nearest folder that exists
+            there = there.parent
+        if not there.is_dir():
+            raise UserError(f"{flag} {given}: {there} is a file, not a folder; give a folder")
+        if not os.access(there, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {given}: cannot write in {there} (permission denied); give a folder you can "
+                            f"write to")
+        found = [f for f in RUN_FILES if (self.path / f).exists()]
+        if found and not cfg.resume:
+            raise UserError(f"{self.path} already holds a run ({found[0]}): continue it with "
+                            f"`alexnet train --resume {self.path}`, or give another --name")
+
     def write_run_files(self, cfg: TrainConfig, classes: list[str], class_ids: list[Any]) -> None:
         """config.json and classes.json (the folders too)."""
         if not self.world.is_main:
             return
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot make {self.checkpoints}: {e.strerror or e}") from None
         atomic_write(self.path / "config.json", cfg.to_json() + "\n")
         atomic_write_json(self.path / "classes.json", {"classes": classes, "class_ids": class_ids})
 
@@ -132,7 +152,20 @@ class RunDir:
         if used != path:
             log(self.world, f"resuming from the previous checkpoint {used} (epoch {int(ck['epoch']) + 1}, "
                             f"step {int(ck['step_in_epoch'])}, {int(ck['global_step'])} steps done)")
+            self.set_aside(path)
         return ck, used
+
+    def set_aside(self, path: Path) -> None:
+        """Move the unreadable ``path`` (last.pt) to ``last.pt.corrupt``: the next save rotates
+        last.pt onto last.prev.pt, which must not be this file pushing out the good one."""
+        if not (self.world.is_main and path.is_file()):
+            return
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError as e:
+            raise UserError(f"cannot move the unreadable {path} aside to {aside.name}: {e.strerror or e}") from None
+        log(self.world, f"moved the unreadable {path.name} aside to {aside} (kept for inspection)")
 
     def init_weights(self) -> dict[str, Any] | None:
         """Where the run's starting weights came from (weights.json's ``init_weights``), if known."""

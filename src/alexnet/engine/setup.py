@@ -19,7 +19,7 @@ import torch.nn as nn
 from ..core.errors import UserError
 from ..data import TrainingData, build_dataset, build_transforms, compute_mean, load_pca
 from .config import TrainConfig
-from .distributed import World
+from .distributed import World, broadcast_object
 from .progress import count, log
 
 PIXEL_MEAN_IMAGES = 1000  # --normalize pixelmean: images the mean pixel is measured on (seeded choice)
@@ -34,7 +34,8 @@ def check_data_spec(spec: str) -> None:
 
 def check_validation(cfg: TrainConfig, data: TrainingData) -> None:
     """Without a validation split (``--val-split 0``) the plateau schedule and --test-only have
-    nothing to go on; an empty training split has nothing to train on."""
+    nothing to go on; an empty training split has nothing to train on, and one class nothing to
+    tell apart (it would score 100 %)."""
     if data.val_ds is None:
         if cfg.lr_scheduler == "plateau":
             raise UserError("--val-split 0 leaves no validation images, and the plateau schedule needs "
@@ -43,6 +44,10 @@ def check_validation(cfg: TrainConfig, data: TrainingData) -> None:
             raise UserError("--test-only evaluates on the validation split; this run has none (--val-split 0)")
     if len(data.train_ds) == 0:
         raise UserError(f"{cfg.data}: the training split is empty")
+    classes = list(data.train_ds.classes)
+    if len(classes) < 2:
+        raise UserError(f"{cfg.data}: only one class ({classes[0] if classes else 'none'!r}); a classifier needs at "
+                        f"least two (give each class its own sub-folder)")
 
 
 def check_compiler(device: torch.device) -> None:
@@ -84,16 +89,12 @@ def pixel_mean(cfg: TrainConfig, world: World, mcfg: Any) -> tuple[list[float], 
         mean = load_pca(cfg.pca).get("mean")
         if mean and len(mean) == c:
             return mean, f"from {cfg.pca}"
-    box: list[Any] = [None]
+    measured: Any = None
     if world.is_main:
         ds = build_dataset(cfg.data, "train", transform=build_transforms(mcfg, train=False), val_split=cfg.val_split)
         stats = compute_mean(ds, PIXEL_MEAN_IMAGES, seed=cfg.seed, workers=cfg.workers)
-        box = [(stats["mean"], f"measured on {count(stats['images'])} training images")]
-    if world.distributed:  # one rank reads the images; all use its numbers
-        import torch.distributed as dist
-
-        dist.broadcast_object_list(box, src=0)
-    mean, note = box[0]
+        measured = (stats["mean"], f"measured on {count(stats['images'])} training images")
+    mean, note = broadcast_object(measured)  # one rank reads the images; all use its numbers
     return list(mean), note
 
 

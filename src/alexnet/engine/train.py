@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..core.device import Precision, model_bf16_speedup, resolve_device, resolve_precision, use_channels_last
+from ..core.device import Precision, resolve_device, use_channels_last
 from ..core.errors import UserError
 from ..core.seed import get_rng_state, seed_everything, set_deterministic
 from ..data import BadSampleLog, TrainingDataConfig, normalizer_for, open_training_data
@@ -36,6 +36,7 @@ from .distributed import World, all_reduce_sum, init_distributed, plan_batch, sh
 from .evaluate import EvalResult, evaluate
 from .loop import DivergedError, Position, TrainLoop
 from .optim import Lookahead, build_optimizer
+from .precision import run_precision
 from .progress import MetricsLog, count, log, plural
 from .report import RunReport
 from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
@@ -79,6 +80,9 @@ class Trainer:
         if cfg.deterministic:
             set_deterministic(True)
         seed_everything(cfg.seed + world.rank)
+        self.dir = RunDir(run_dir_path(cfg, world), world)
+        self.dir.check(cfg)  # a file, an unwritable folder or an existing run: one line before any data
+        self.run_dir = self.dir.path
         self.mcfg = model_cfg(cfg.model)
         check_data_spec(cfg.data)
         self.data = open_training_data(data_config(cfg, world), self.mcfg, device.type)
@@ -100,8 +104,6 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
         self.lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
-        self.dir = RunDir(run_dir_path(cfg, world), world)
-        self.run_dir = self.dir.path
         self.metrics = MetricsLog(self.run_dir, enabled=world.is_main)
         self.pos, self.best_top1 = Position(), -math.inf
         self.loop = TrainLoop(
@@ -141,14 +143,11 @@ class Trainer:
         self.normalize = normalizer_for(self.mcfg, mode=cfg.normalize).to(device)
 
     def _build_optimiser(self) -> None:
-        """Precision (bf16 on a CPU only where it is faster), grad scaler, optimiser, and ``net``:
+        """Precision (decided once per run: engine/precision.py), grad scaler, optimiser, and ``net``:
         the model as the loop calls it (DDP under torchrun, compiled with --compile)."""
         cfg, world, device = self.cfg, self.world, self.device
-        probe = None
-        if device.type == "cpu" and not world.distributed:  # ranks must agree: they keep the matmul probe
-            def probe():
-                return model_bf16_speedup(self.model, self.mcfg.input_size, self.batch_size, self.channels_last)
-        self.precision: Precision = resolve_precision(cfg.amp, device, step_speedup=probe)
+        self.precision: Precision = run_precision(cfg, world, device, self.model, self.mcfg.input_size,
+                                                  self.batch_size, self.channels_last)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
         self.optimizer = build_optimizer(cfg, self.model, self.plan.lr)
         self.net: nn.Module = self.model

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from ..core.errors import UserError
 from ..core.io import atomic_write_json
 
 # Fields that do not change what a run computes, so they are left out of its cache key.
+# The precision is left out as the device is: an experiment pins one for all its arms, and each
+# run's own (from its config.json) is recorded in the experiment's JSON.
 _NOT_IN_KEY = ("output_dir", "name", "resume", "test_only", "print_freq", "checkpoint_every", "workers",
-               "device", "download", "max_steps")
+               "device", "download", "max_steps", "precision", "precision_reason")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class RunResult:
     epochs: list[dict[str, float]]  # metrics.csv rows
     extra: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    precision: str = ""  # what the run trained in (its config.json): fp32, bf16 or fp16
 
     @property
     def last(self) -> dict[str, float]:
@@ -87,8 +91,8 @@ class RunResult:
         return statistics.median(r["img_per_s"] for r in self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arm": self.arm, "seed": self.seed, "run_dir": self.run_dir, "epochs": self.epochs,
-                "extra": self.extra}
+        return {"arm": self.arm, "seed": self.seed, "run_dir": self.run_dir, "precision": self.precision,
+                "epochs": self.epochs, "extra": self.extra}
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,21 @@ def run_key(cfg) -> str:
     return f"{cfg.model}-{digest}"
 
 
+def run_precision_of(run_dir: Path) -> str:
+    """The precision a run trained in, from its config.json ("" when it does not say)."""
+    try:
+        return str(json.loads((run_dir / "config.json").read_text()).get("precision") or "")
+    except (OSError, ValueError):
+        return ""
+
+
+def eval_precision(cfg, device):
+    """The precision the run ``cfg`` trained in, for evaluating its weights the same way."""
+    from ..core.device import precision_named, resolve_precision
+
+    return precision_named(cfg.precision, cfg.precision_reason) if cfg.precision else resolve_precision(cfg.amp, device)
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     with open(run_dir / "metrics.csv", newline="") as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
@@ -158,7 +177,7 @@ def _train_eval(run_dir: Path, cfg) -> dict[str, float]:
     augmentation): with the validation error, how much the network overfits."""
     import torch
 
-    from ..core.device import resolve_device, resolve_precision
+    from ..core.device import resolve_device
     from ..data import build_dataset, build_loader, build_transforms, normalizer_for, take_subset
     from ..engine.evaluate import evaluate
     from ..models import meta_cfg
@@ -171,7 +190,7 @@ def _train_eval(run_dir: Path, cfg) -> dict[str, float]:
     loader = build_loader(ds, batch_size=256, train=False, workers=0)
     norm = normalizer_for(mcfg, mode=meta.get("normalize", "meanstd")).to(dev)
     with torch.inference_mode():
-        res = evaluate(model, loader, norm, resolve_precision(cfg.amp, dev), dev)
+        res = evaluate(model, loader, norm, eval_precision(cfg, dev), dev)
     return {"train_eval_error": res.top1_error, "train_eval_n": res.n}
 
 
@@ -190,7 +209,7 @@ def _ten_crop(run_dir: Path, cfg) -> dict[str, float]:
     """Centre-crop and ten-crop (§4.1) error of the final weights on the validation split."""
     import torch
 
-    from ..core.device import resolve_device, resolve_precision
+    from ..core.device import resolve_device
     from ..data import build_dataset, build_loader, build_transforms, normalizer_for
     from ..engine.evaluate import evaluate
     from ..models import meta_cfg
@@ -206,7 +225,7 @@ def _ten_crop(run_dir: Path, cfg) -> dict[str, float]:
         loader = build_loader(ds, batch_size=25 if tc else 256, train=False, workers=0)
         t = time.perf_counter()
         with torch.inference_mode():
-            res = evaluate(model, loader, norm, resolve_precision(cfg.amp, dev), dev)
+            res = evaluate(model, loader, norm, eval_precision(cfg, dev), dev)
         out[f"{key}_error"], out[f"{key}_error5"] = res.top1_error, res.top5_error
         out[f"{key}_loss"], out[f"{key}_seconds"] = res.loss, time.perf_counter() - t
     return out
@@ -236,6 +255,9 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
             say(f"    resuming the interrupted run {run_dir}")
             fit(resume_config(str(run_dir)))
         else:
+            if run_dir.exists():  # killed before its first checkpoint: nothing to resume; this cache's own folder
+                say(f"    starting over: the interrupted run {run_dir} left no checkpoint")
+                shutil.rmtree(run_dir)
             fit(cfg)
         result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}}
         if len(result["epochs"]) < cfg.epochs:
@@ -253,14 +275,24 @@ _EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error",
 
 def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
                    say: Callable[[str], None] = print, **over: Any) -> list[RunResult]:
-    """Train (or reuse) every arm × seed of ``exp``; return their results, arm by arm."""
+    """Train (or reuse) every arm × seed of ``exp``; return their results, arm by arm.
+
+    The precision is decided once, here, from the first arm (its ``amp``; ``over`` may give one, or
+    pin ``precision`` itself) and given to every arm, so the arms differ only in what they test."""
+    from ..engine.precision import experiment_precision, pinned_fields
+
     results: list[RunResult] = []
+    if "precision" not in over:
+        p = experiment_precision(exp.configs(scale, 0, data, out, **over)[0][1])
+        over = {**over, **pinned_fields(p, f"pinned for every arm of experiment {exp.name}")}
+        say(f"[{exp.name}] every arm trains in {p.name}: {p.reason}")
     plan = [(seed, arm, cfg) for seed in range(scale.seeds) for arm, cfg in exp.configs(scale, seed, data, out, **over)]
     for i, (seed, arm, cfg) in enumerate(plan, start=1):
         run_dir = Path(cfg.output_dir) / cfg.name
         done = (run_dir / "result.json").is_file()
         say(f"[{exp.name}] run {i}/{len(plan)}: {arm.label}, seed {seed}{' (cached)' if done else ''} → {run_dir}")
         result, cached = train_or_reuse(cfg, exp.extras, say)
-        results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached))
+        results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached,
+                                 precision=run_precision_of(run_dir)))
     return results
 

@@ -46,7 +46,10 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     through ``announce`` (default: stderr).
 
     Returns ``{"centre": EvalResult, "ten_crop": EvalResult | None, "meta": …, "data": spec, "split": …,
-    "mirror": bool, "bad_files": {path: reason}}``; unreadable files are left out of the scores.
+    "mirror": bool, "bad_files": {path: reason}, "warning": str}``; unreadable files are left out of
+    the scores. ``warning`` (also announced) is non-empty when the centre-crop scores show a useless
+    model: no better than always guessing the split's largest class, or one class predicted for
+    nearly every image (`alexnet.engine.evaluate.uselessness`; the result's ``pred_counts``).
     Preprocessing comes from the cfg stored with the weights, so it is the one training validated
     with; ten-crop mirrors its crops only when training flipped images.
     """
@@ -88,4 +91,19 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
                             on_batch=on_batch if not tc else None, bad_log=log)
         out.setdefault("bad_files", {}).update(log.total)
         out[f"{key}_dataset"] = ds
+    out["warning"] = useless_warning(out["centre"], meta["classes"])
+    if out["warning"]:
+        say(out["warning"])
     return out
+
+
+def useless_warning(res, classes: list[str]) -> str:
+    """"warning: …" when ``res`` (an `EvalResult`) shows a model that learnt nothing useful, else ""."""
+    from ..engine.evaluate import uselessness
+
+    useless = uselessness(res.top1, res.label_counts, res.pred_counts, classes)
+    if not useless:
+        return ""
+    what = [f"top-1 ({res.top1:.2f}%) {useless.below_chance}"] if useless.below_chance else []
+    what += [f"the model {useless.one_class}"] if useless.one_class else []
+    return f"warning: {'; '.join(what)}: this model has learnt nothing useful on {res.n} images"

@@ -1,0 +1,133 @@
+"""`--amp auto` is decided once per run: on rank 0, taken by every rank, recorded in config.json
+and reused on resume; the probe leaves the random stream alone; the same command twice gives the
+same weights (docs/architecture.md, engine/precision.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import alexnet.core.device as dev
+import alexnet.engine.precision as prec
+from alexnet.cli import main
+from alexnet.engine import make_config
+from alexnet.engine.config import resume_config
+from alexnet.engine.train import fit
+
+TINY = {"width": 0.125, "fc_width": 16}
+
+
+def fake_bf16_cpu(monkeypatch, step_speedups: list[float]) -> list[float]:
+    """A CPU with native bf16 whose training-step probe answers ``step_speedups`` in turn (the
+    last one from then on); returns the list of answers given so far."""
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+    given: list[float] = []
+
+    def probe(*args, **kwargs) -> float:
+        given.append(step_speedups[min(len(given), len(step_speedups) - 1)])
+        return given[-1]
+
+    monkeypatch.setattr(prec, "model_bf16_speedup", probe)
+    return given
+
+
+def test_resume_keeps_the_recorded_precision_when_the_probe_now_says_otherwise(tmp_path, monkeypatch, capsys):
+    given = fake_bf16_cpu(monkeypatch, [3.0, 0.5])
+    cfg = make_config("digits", output_dir=str(tmp_path), name="p", epochs=2, batch_size=256, max_steps=3,
+                      amp="auto", model_kwargs=TINY)
+    d = fit(cfg).run_dir
+    saved = json.loads((d / "config.json").read_text())
+    assert saved["precision"] == "bf16" and "3.0× fp32" in saved["precision_reason"] and given == [3.0]
+    capsys.readouterr()
+    fit(resume_config(str(d)))  # the probe would now say 0.5× (fp32)
+    out = capsys.readouterr().out
+    assert given == [3.0]  # not measured again
+    assert "bf16 autocast: native bf16, measured 3.0× fp32 this model's training step, as decided at the run's " \
+           "start" in out
+    assert json.loads((d / "config.json").read_text())["precision"] == "bf16"
+
+
+def test_an_explicit_amp_needs_no_probe_and_is_recorded(tmp_path, monkeypatch):
+    given = fake_bf16_cpu(monkeypatch, [3.0])
+    d = fit(make_config("digits", output_dir=str(tmp_path), name="off", epochs=1, batch_size=256, max_steps=1,
+                        amp="off", model_kwargs=TINY)).run_dir
+    assert json.loads((d / "config.json").read_text())["precision"] == "fp32" and given == []
+
+
+def test_the_probes_leave_the_global_random_stream_alone(monkeypatch):
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    assert dev.cpu_bf16_speedup.__wrapped__() > 0  # the matmul probe, uncached
+    assert torch.equal(torch.get_rng_state(), state)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 1, 8, 8))
+    state = torch.get_rng_state()
+    p = prec.decide_precision("auto", torch.device("cpu"), model, (1, 8, 8), batch_size=4)
+    assert p.name in ("fp32", "bf16") and torch.equal(torch.get_rng_state(), state)
+
+
+def test_two_identical_deterministic_runs_give_identical_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)  # --amp auto decides as it would for a user
+    args = ["train", "--data", "digits", "--epochs", "1", "-b", "128", "--max-steps", "4", "--amp", "auto",
+            "--deterministic", "--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--output-dir",
+            str(tmp_path)]
+    assert main([*args, "--name", "a"]) == 0 and main([*args, "--name", "b"]) == 0
+    a, b = load_file(str(tmp_path / "a" / "weights.safetensors")), load_file(str(tmp_path / "b" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pa, pb = (json.loads((tmp_path / n / "config.json").read_text())["precision"] for n in "ab")
+    assert pa == pb
+
+
+# ----------------------------------------------------------------------------- two processes
+def _ddp_rank(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a 2-process gloo run whose probes disagree: rank 0 measures bf16 fast, rank 1 slow."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    os.environ.pop("ALEXNET_CPU_BF16", None)
+    from alexnet.engine.distributed import init_distributed, shutdown
+    from alexnet.engine.train import Trainer
+
+    dev.cpu_has_native_bf16 = lambda: True
+    dev.cpu_bf16_speedup = lambda: (6.0, 0.5)[rank]
+    measured: list[int] = []
+    prec.model_bf16_speedup = lambda *a, **k: measured.append(rank) or (3.0, 0.5)[rank]
+    cfg = make_config("digits", output_dir=out, name="ddp", epochs=1, batch_size=64, max_steps=2, amp="auto",
+                      model_kwargs=TINY).validate()
+    world_ = init_distributed("cpu")
+    try:
+        t = Trainer(cfg, world_, torch.device("cpu"))
+        t.run()
+        Path(out, f"rank{rank}.json").write_text(json.dumps({"precision": t.precision.name, "measured": measured}))
+    finally:
+        shutdown()
+
+
+def test_every_rank_uses_rank_0s_precision(tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [g["precision"] for g in got] == ["bf16", "bf16"]
+    assert got[0]["measured"] == [0] and got[1]["measured"] == []  # only rank 0 measured
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("name,device", [("fp16", "cpu")])
+def test_a_recorded_precision_the_device_cannot_run_is_one_line(name, device):
+    from alexnet.core.errors import UserError
+
+    with pytest.raises(UserError, match="needs a GPU"):
+        prec.check_fits(dev.precision_named(name, ""), torch.device(device))

@@ -1,0 +1,36 @@
+"""`alexnet experiment` decides the precision once and every arm trains in it (its JSON says which)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+import alexnet.core.device as dev
+import alexnet.engine.precision as prec
+from alexnet import experiments
+
+
+def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (tmp_path / "data" / f"c{c}").mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / f"c{c}" / f"{i}.png")
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+    answers = iter([3.0, 0.5, 0.5, 0.5])  # a probe that would flip between arms
+    calls: list[float] = []
+    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
+    lines: list[str] = []
+    rec = experiments.run("lrn", data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out",
+                          say=lines.append)
+    assert calls == [3.0]  # measured once, for the whole experiment
+    assert len(rec["runs"]) == 2 and {r["precision"] for r in rec["runs"]} == {"bf16"}
+    assert json.loads((tmp_path / "out" / "lrn.json").read_text())["runs"][1]["precision"] == "bf16"
+    assert any("every arm trains in bf16" in s for s in lines)
+    for r in rec["runs"]:
+        assert "pinned for every arm of experiment lrn" in json.loads(
+            (tmp_path / "out" / "runs" / r["run_dir"].rsplit("/", 1)[-1] / "config.json").read_text())["precision_reason"]
