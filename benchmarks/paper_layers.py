@@ -6,7 +6,7 @@
 LRN (§3.3) at lrn1's and lrn2's shapes (96×55×55, 256×27×27, two towers):
 
 - ``torch per tower``: ``F.local_response_norm`` on each tower's ``chunk`` and ``cat`` (the old layer);
-- ``ours (1×1 conv window)``: `alexnet.models.lrn.local_response_norm`, one pass, analytic backward;
+- ``ours (grouped 1×1-conv window)``: `alexnet.models.lrn.local_response_norm`, one pass, analytic backward;
 - ``ours, shifted-slice window``: the same function with the window summed by ``size`` shifted adds.
 
 Grouped convolutions (conv2, conv4, conv5 of Figure 2, groups=2):
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "lrn"):
                 for name, (c, hw) in {"lrn1": (96, 55), "lrn2": (256, 27)}.items():
                     x = torch.randn(b, c // div, hw, hw).relu().contiguous(memory_format=fmt)
-                    r = race({"torch per tower": lrn_torch, "ours (1×1 conv window)": lrn_ours,
+                    r = race({"torch per tower": lrn_torch, "ours (grouped 1×1-conv window)": lrn_ours,
                               "ours, shifted-slice window": lrn_slices}, x, bf16, steps, reps)
                     rows.append({"layer": name, "precision": prec, "ms": r})
                     print(name, prec, r, file=sys.stderr, flush=True)

@@ -186,6 +186,7 @@ def write_markdown(path: Path, res: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="alexnet")
+    ap.add_argument("--towers", type=int, default=1, help="2: the two-tower form (AlexNetTowers)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", default=str(HERE / "profile_paper_net"), help="path without suffix")
     args = ap.parse_args(argv)
     kwargs, batch, steps = ({"width": 0.25, "fc_width": 64}, 2, 1) if args.quick else ({}, args.batch, args.steps)
+    if args.towers != 1:
+        kwargs["towers"] = args.towers
     hw = 227
     out = Path(args.output)
     js = out.with_suffix(".json")
