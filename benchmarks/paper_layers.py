@@ -7,7 +7,8 @@ LRN (§3.3) at lrn1's and lrn2's shapes (96×55×55, 256×27×27, two towers):
 
 - ``torch per tower``: ``F.local_response_norm`` on each tower's ``chunk`` and ``cat`` (the old layer);
 - ``ours (grouped 1×1-conv window)``: `alexnet.models.lrn.local_response_norm`, one pass, analytic backward;
-- ``ours, shifted-slice window``: the same function with the window summed by ``size`` shifted adds.
+- ``ours, shifted-slice window``: the same function with the window summed by ``size`` shifted adds;
+- ``ours, dense block-diagonal 1×1 conv``: the same with one (C, C) matrix instead of one per tower.
 
 Grouped convolutions (conv2, conv4, conv5 of Figure 2, groups=2):
 
@@ -48,7 +49,7 @@ def lrn_ours(x: torch.Tensor) -> torch.Tensor:
     return lrn_mod.local_response_norm(x, SIZE, ALPHA / SIZE, BETA, K, groups=2)
 
 
-def _slices_window(t, size, groups, scale, shift, transpose):
+def _slices_window(t, size, groups, scale=1.0, shift=0.0, transpose=False):
     n, c, h, w = t.shape
     v = t.unflatten(1, (groups, c // groups))
     s = v.clone()
@@ -63,13 +64,22 @@ def _slices_window(t, size, groups, scale, shift, transpose):
     return s.mul_(scale).add_(shift) if (scale != 1.0 or shift) else s
 
 
-def lrn_slices(x: torch.Tensor) -> torch.Tensor:
-    saved = lrn_mod._window
-    lrn_mod._window = _slices_window
-    try:
-        return lrn_mod.local_response_norm(x, SIZE, ALPHA / SIZE, BETA, K, groups=2)
-    finally:
-        lrn_mod._window = saved
+def _dense_window(t, size, groups, scale=1.0, shift=0.0, transpose=False):
+    c = t.shape[1]
+    band = lrn_mod.window_matrix(c // groups, size, 1, transpose, t.device, t.dtype)[..., 0, 0]
+    w = torch.block_diag(*[band] * groups)[..., None, None] * scale
+    return F.conv2d(t, w, torch.full((c,), shift, dtype=t.dtype) if shift else None)
+
+
+def with_window(window):
+    def run(x: torch.Tensor) -> torch.Tensor:
+        saved = lrn_mod.window_sum
+        lrn_mod.window_sum = window
+        try:
+            return lrn_mod.local_response_norm(x, SIZE, ALPHA / SIZE, BETA, K, groups=2)
+        finally:
+            lrn_mod.window_sum = saved
+    return run
 
 
 def conv_per_tower(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (c, hw) in {"lrn1": (96, 55), "lrn2": (256, 27)}.items():
                     x = torch.randn(b, c // div, hw, hw).relu().contiguous(memory_format=fmt)
                     r = race({"torch per tower": lrn_torch, "ours (grouped 1×1-conv window)": lrn_ours,
-                              "ours, shifted-slice window": lrn_slices}, x, bf16, steps, reps)
+                              "ours, shifted-slice window": with_window(_slices_window),
+                              "ours, dense block-diagonal 1×1 conv": with_window(_dense_window)}, x, bf16, steps, reps)
                     rows.append({"layer": name, "precision": prec, "ms": r})
                     print(name, prec, r, file=sys.stderr, flush=True)
             if args.only in (None, "conv"):

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph for the report (e.g. the malloc settings)")
     ap.add_argument("-o", "--output", default=str(HERE / "paper_vs_owt"), help="path without suffix")
     args = ap.parse_args(argv)
     steps, reps = (1, 1) if args.quick else (args.steps, args.repeats)
@@ -147,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
              f"`{cmd}`: best of {reps} interleaved rounds of {steps} steps, channels_last, synthetic data.", "",
              f"**Machine:** {m['cpu']}, {m['cpus']} CPUs (torch threads {m['torch_threads']}), flags "
              f"{' '.join(m['cpu_flags']) or '—'}, torch {m['torch']}, {m['date']}.", ""] + markdown(rows)
+    if args.note:
+        lines += ["", args.note]
     out = Path(args.output)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": m, "rows": rows}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "machine": m, "rows": rows, "note": args.note}, indent=1) + "\n")
     print("\n".join(lines))
     return 0
 

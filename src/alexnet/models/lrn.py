@@ -10,8 +10,7 @@ convolutions around it. Here the window sum is a 1×1 convolution with a fixed b
 by tower (so no window crosses a tower boundary), which oneDNN runs as a matrix product over the
 ``(N·H·W, C)`` view in either memory format; the scale and ``k`` ride in its
 weight and bias. Everything is computed in fp32 whatever the input's precision (autocast is switched
-off inside; a bf16 input's squares are rounded to bf16 before the fp32 sum, far below what bf16
-can show of the result) and the result comes back in the input's dtype and memory format. The backward is the
+off inside) and the result comes back in the input's dtype and memory format. The backward is the
 analytic one: with d_i = k + s Σ_{j∈W(i)} a_j² and r = d^-β,
 
     ∂L/∂a_j = g_j r_j − 2 s β a_j Σ_{i : j ∈ W(i)} g_i a_i r_i / d_i,
@@ -79,31 +78,30 @@ class LRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, size: int, scale: float, beta: float, k: float, groups: int) -> torch.Tensor:
         # Few fresh buffers: a large one is a fresh mmap whose pages fault on first touch, which
-        # costs as much as the arithmetic here; hence the ``out=`` and in-place forms, and no fp32
-        # copy of a bf16 input (its squares are rounded to bf16, then summed in fp32).
+        # costs as much as the arithmetic here; hence the ``out=`` and in-place forms. Every op
+        # sees one dtype: mixed bf16/fp32 operands make TensorIterator cast through hidden copies.
         acc = torch.promote_types(x.dtype, torch.float32)  # fp32 (fp64 stays fp64)
         with torch.autocast(x.device.type, enabled=False):
-            sq = torch.mul(x, x, out=torch.empty_like(x, dtype=acc))
+            xf = x.to(acc)
+            sq = xf * xf
             d = window_sum(sq, size, groups, scale, k)
             r = torch.pow(d, -beta, out=sq)  # r = d^-β, in sq's buffer
             q = d.reciprocal_().mul_(r) if ctx.needs_input_grad[0] else None  # r / d, in d's buffer
-            y = torch.mul(x, r, out=torch.empty_like(x))  # computed in fp32, stored in x's dtype
+            y = xf.mul_(r) if x.dtype != acc else xf * r  # in the fp32 copy's buffer when there is one
         ctx.save_for_backward(x, r, q)
         ctx.args = (size, scale, beta, groups)
-        return y
+        return y.to(x.dtype)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         x, r, q = ctx.saved_tensors
         size, scale, beta, groups = ctx.args
         with torch.autocast(x.device.type, enabled=False):
-            t = torch.mul(g, x, out=torch.empty_like(r)).mul_(q)  # g_i a_i r_i / d_i, in fp32
+            xf, gf = x.to(r.dtype), g.to(r.dtype)
+            t = (gf * xf).mul_(q)  # g_i a_i r_i / d_i
             u = window_sum(t, size, groups, transpose=True)
-            gr = torch.mul(g, r, out=t)
-            c = -2.0 * scale * beta
-            dx = gr.addcmul_(x, u, value=c) if x.dtype == r.dtype else torch.addcmul(
-                gr, x, u, value=c, out=torch.empty_like(x))
-        return dx, None, None, None, None, None
+            dx = torch.mul(gf, r, out=t).addcmul_(xf, u, value=-2.0 * scale * beta)
+        return dx.to(x.dtype), None, None, None, None, None
 
 
 def local_response_norm(x: torch.Tensor, size: int, scale: float, beta: float, k: float,
