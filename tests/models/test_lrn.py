@@ -145,3 +145,17 @@ def test_networks_compute_what_they_computed_with_the_former_lrn(name, kw, shape
     old(x).square().sum().backward()
     for (n, p), q in zip(new.named_parameters(), old.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=n)
+
+
+def test_a_trace_leaves_no_fake_window_behind():
+    """Exporting traces the layer with fake tensors; a window matrix built then must not be reused
+    (a cache of them did: after an ONNX export, LRN returned garbage)."""
+    x = sample(torch.float32, True, c=16, seed=5)
+    torch.export.export(LRN(groups=2).eval(), (x,), strict=False)  # as the ONNX (dynamo) exporter does
+    torch.testing.assert_close(LRN(groups=2)(x).double(), lrn_loop(x, "per-n", 2), **TOL[torch.float32])
+
+
+def test_shapes_on_the_meta_device():
+    """The models table builds networks on the meta device (no storage, no autocast there)."""
+    with torch.device("meta"):
+        assert LRN(groups=2)(torch.empty(2, 16, 5, 5)).shape == (2, 16, 5, 5)

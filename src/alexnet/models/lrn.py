@@ -21,6 +21,8 @@ r and r / d (the forward computes them anyway). See docs/architecture.md for whe
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,8 +38,6 @@ from ..core.errors import UserError
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 LRN_ALPHA_MODES = ("per-n", "paper")
 
-_BANDS: dict[tuple, torch.Tensor] = {}
-
 
 def window_matrix(channels: int, size: int, groups: int, transpose: bool = False,
                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -47,13 +47,12 @@ def window_matrix(channels: int, size: int, groups: int, transpose: bool = False
     One block per tower (``groups``), so no window crosses a tower boundary. ``transpose=True``
     gives the window of the backward pass (rows and columns swapped).
     """
-    key = (channels, size, groups, transpose, str(device), dtype)
-    if key not in _BANDS:
-        c = torch.arange(channels // groups)
-        i, j = (c[None, :], c[:, None]) if transpose else (c[:, None], c[None, :])
-        band = ((j >= i - size // 2) & (j <= i + (size - 1) // 2)).float()
-        _BANDS[key] = band.repeat(groups, 1).reshape(channels, channels // groups, 1, 1).to(device, dtype)
-    return _BANDS[key]
+    # Built afresh (microseconds): a cached tensor would outlive a trace (export, TorchScript),
+    # whose fake tensors hold no data.
+    c = torch.arange(channels // groups, device=device)
+    i, j = (c[None, :], c[:, None]) if transpose else (c[:, None], c[None, :])
+    band = ((j >= i - size // 2) & (j <= i + (size - 1) // 2)).to(dtype)
+    return band.repeat(groups, 1).reshape(channels, channels // groups, 1, 1)
 
 
 def window_sum(t: torch.Tensor, size: int, groups: int, scale: float = 1.0, shift: float = 0.0,
@@ -69,6 +68,14 @@ def window_sum(t: torch.Tensor, size: int, groups: int, scale: float = 1.0, shif
     return F.conv2d(t, w * scale if scale != 1.0 else w, bias, groups=groups)
 
 
+def no_autocast(device: torch.device):
+    """Autocast off on ``device``; nothing to switch off on a device without autocast (meta)."""
+    try:
+        return torch.autocast(device.type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
+
+
 class LRNFunction(torch.autograd.Function):
     """``LRNFunction.apply(x, size, scale, beta, k, groups)``: the forward and analytic backward above.
 
@@ -81,7 +88,7 @@ class LRNFunction(torch.autograd.Function):
         # costs as much as the arithmetic here; hence the ``out=`` and in-place forms. Every op
         # sees one dtype: mixed bf16/fp32 operands make TensorIterator cast through hidden copies.
         acc = torch.promote_types(x.dtype, torch.float32)  # fp32 (fp64 stays fp64)
-        with torch.autocast(x.device.type, enabled=False):
+        with no_autocast(x.device):
             xf = x.to(acc)
             sq = xf * xf
             d = window_sum(sq, size, groups, scale, k)
@@ -96,7 +103,7 @@ class LRNFunction(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         x, r, q = ctx.saved_tensors
         size, scale, beta, groups = ctx.args
-        with torch.autocast(x.device.type, enabled=False):
+        with no_autocast(x.device):
             xf, gf = x.to(r.dtype), g.to(r.dtype)
             t = (gf * xf).mul_(q)  # g_i a_i r_i / d_i
             u = window_sum(t, size, groups, transpose=True)
