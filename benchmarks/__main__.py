@@ -16,6 +16,8 @@ Comparisons (each: ours, the baseline, their ratio, the machine's limit where on
 6. Retrieval (`retrieval_bench.compare`): ``FeatureIndex.search`` and ``knn`` vs ``torch.cdist``.
 7. Serving (`serve_load`): ``alexnet serve`` under concurrent clients vs the same `Predictor` called
    in-process, one image at a time.
+8. The paper's network (`paper_vs_owt.compare`): ``alexnet`` (and ``towers=2``) vs ``alexnet-owt``
+   training img/s in fp32 and bf16, bf16 vs fp32; ``cifar4`` and ``alexnet-mini`` with vs without LRN.
 
 Every number is a median of ``--repeats`` (default 5; ``--quick``: 1) timed runs after a warm-up;
 contenders of one comparison are timed in the same process, one after the other. The machine is
@@ -44,11 +46,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the scripts import each other as plain modules
 
 import data_pipeline  # noqa: E402
+import paper_vs_owt  # noqa: E402
 import retrieval_bench  # noqa: E402
 import serve_load  # noqa: E402
 import train_step  # noqa: E402
 
-SECTIONS = ("gemm", "data", "train", "inference", "epoch", "retrieval", "serving")
+SECTIONS = ("gemm", "data", "train", "inference", "epoch", "retrieval", "serving", "paper")
 
 
 def row(section: str, name: str, ours: float | None, baseline: float | None, unit: str, *, ours_label: str = "",
@@ -300,6 +303,20 @@ def bench_serving(q: bool, reps: int, ctx: dict) -> list[dict]:
                      f"{res['requests']} requests")]
 
 
+def bench_paper(q: bool, reps: int, ctx: dict) -> list[dict]:
+    rows = []
+    for r in paper_vs_owt.compare(q, steps=1 if q else 2, repeats=reps):
+        what = f"{r['label']}, batch {r['batch']}, channels_last"
+        rows.append(row("paper", f"{what}: bf16 vs fp32", r["bf16"], r["fp32"], "img/s", ours_label="bf16 autocast",
+                        baseline_label="fp32", note="target (AMX CPU): ≥ 1.7× for alexnet"))
+        if r["label"] != r["reference"]:
+            for p in ("fp32", "bf16"):
+                rows.append(row("paper", f"{what}, {p}: vs {r['reference']}", r[p], r[p] / r[f"{p}_vs_ref"], "img/s",
+                                ours_label=r["label"], baseline_label=r["reference"],
+                                note="target (AMX CPU): ≥ 0.85 for alexnet vs alexnet-owt"))
+    return rows
+
+
 # ----------------------------------------------------------------------------- the report
 
 def _fmt(v) -> str:
@@ -322,7 +339,7 @@ def write_markdown(path: Path, res: dict) -> None:
         lines += [res["context"], ""]
     titles = {"gemm": "GEMM limit", "data": "Data pipeline per core", "train": "Training step",
               "inference": "Inference", "epoch": "One epoch end to end", "retrieval": "Retrieval",
-              "serving": "Serving"}
+              "serving": "Serving", "paper": "The paper's network vs torchvision's layout"}
     for sec in SECTIONS:
         rows = [r for r in res["rows"] if r["section"] == sec]
         if sec in res["errors"]:
@@ -388,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 res["rows"] += bench_retrieval(args.quick, reps, ctx)
             elif sec == "serving":
                 res["rows"] += bench_serving(args.quick, reps, ctx)
+            elif sec == "paper":
+                res["rows"] += bench_paper(args.quick, reps, ctx)
         except ImportError as e:  # an optional extra (serve) missing: say so, run the rest
             res["errors"][sec] = f"{type(e).__name__}: {e}"
         torch.set_num_threads(ctx["threads"])

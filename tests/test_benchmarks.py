@@ -27,7 +27,7 @@ def test_quick_suite_writes_every_comparison(tmp_path):
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["quick"] is True and res["errors"] == {}
     sections = {row["section"] for row in res["rows"]}
-    assert sections == {"gemm", "data", "train", "inference", "epoch", "retrieval", "serving"}
+    assert sections == {"gemm", "data", "train", "inference", "epoch", "retrieval", "serving", "paper"}
     for row in res["rows"]:
         for k in ("ours", "baseline", "ratio"):
             assert isinstance(row[k], float) and math.isfinite(row[k]) and row[k] > 0, (row["name"], k, row[k])
@@ -41,7 +41,7 @@ def test_quick_suite_writes_every_comparison(tmp_path):
     assert m["cpu"] and m["torch"] and m["gpu"] and isinstance(m["cpu_flags"], list)
     md = out.read_text()
     for title in ("GEMM limit", "Data pipeline per core", "Training step", "Inference", "One epoch end to end",
-                  "Retrieval", "Serving"):
+                  "Retrieval", "Serving", "The paper's network vs torchvision's layout"):
         assert f"## {title}" in md
     assert "| comparison | ours | baseline | unit | ratio | limit |" in md and m["torch"] in md
 

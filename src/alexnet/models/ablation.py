@@ -30,7 +30,8 @@ import torch
 import torch.nn as nn
 
 from ..core.errors import UserError
-from .alexnet import LRN, PAPER
+from .alexnet import PAPER
+from .lrn import LRN
 from .registry import ModelCfg, register_model
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

@@ -14,55 +14,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.errors import UserError
+from .lrn import LRN, LRN_ALPHA, LRN_ALPHA_MODES, LRN_BETA, LRN_K, LRN_SIZE  # noqa: F401  (re-exported)
 from .registry import ModelCfg, register_model
 
 PAPER = "Krizhevsky, Sutskever & Hinton, NIPS 2012 (ImageNet Classification with Deep CNNs)"
-
-# §3.3: k=2, n=5, α=1e-4, β=0.75. The paper prints b = a / (k + α Σ a²)^β, but the authors' code
-# divides α by n: cuda-convnet's and cuda-convnet2's layer.py (`NormLayerParser.add_params`:
-# ``dic['scale'] /= dic['size']`` for `cmrnorm`, whose cfg gives ``scale=0.0001``, ``minDiv=2``,
-# ``pow=0.75``, ``size=5``), and Caffe's LRN (alpha 0.0001, local_size 5 in bvlc_alexnet, divided by
-# local_size), as torch.nn.LocalResponseNorm does. So the published numbers were made with α/n:
-# that is the default here; ``alpha_mode="paper"`` gives the formula as printed.
-LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
-LRN_ALPHA_MODES = ("per-n", "paper")
-
-
-class LRN(nn.Module):
-    """Local response normalisation across channels (§3.3).
-
-    ``alpha_mode="per-n"`` (default): b = a / (k + (α/n) Σ a²)^β, what cuda-convnet (the authors'
-    code) and Caffe compute with the paper's α = 1e-4; ``"paper"``: b = a / (k + α Σ a²)^β, the
-    formula as the paper prints it (normalisation n = 5 times stronger). The sum runs over the n
-    maps centred on map i (fewer at the edges).
-
-    ``groups=2`` normalises each tower's channels on their own, as the two GPUs did: a kernel map
-    on one GPU is never normalised by maps living on the other. This is what makes the grouped
-    network and the two-tower network compute the same function.
-    """
-
-    def __init__(self, size: int = LRN_SIZE, alpha: float = LRN_ALPHA, beta: float = LRN_BETA,
-                 k: float = LRN_K, groups: int = 1, alpha_mode: str = "per-n"):
-        super().__init__()
-        if alpha_mode not in LRN_ALPHA_MODES:
-            raise UserError(f"lrn_alpha must be one of {', '.join(LRN_ALPHA_MODES)}, not {alpha_mode!r}")
-        self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
-        self.alpha_mode = alpha_mode
-        # F.local_response_norm divides its alpha by size (as Caffe does)
-        self._torch_alpha = alpha if alpha_mode == "per-n" else alpha * size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self._torch_alpha
-        if self.groups == 1:
-            return F.local_response_norm(x, self.size, a, self.beta, self.k)
-        return torch.cat([F.local_response_norm(c, self.size, a, self.beta, self.k)
-                          for c in x.chunk(self.groups, dim=1)], dim=1)
-
-    def extra_repr(self) -> str:
-        rule = ("k + alpha/size * sum(a^2): cuda-convnet, Caffe" if self.alpha_mode == "per-n"
-                else "k + alpha * sum(a^2): as printed in the paper")
-        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}, "
-                f"alpha_mode={self.alpha_mode} ({rule})")
 
 
 def _ch(n: int, width: float) -> int:
