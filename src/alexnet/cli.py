@@ -70,6 +70,28 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be at least {low}, not {v}")
 
 
+def _check_png_output(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A command whose ``-o`` is a PNG figure (its default ends in ``.png``: the visualise commands,
+    ``index query``) writes PNG only: another suffix (``-o f.jpg``) is refused rather than quietly
+    written as ``f.png``; a name without a suffix gets ``.png``."""
+    default, out = sub.get_default("output"), getattr(args, "output", None)
+    if isinstance(default, str) and default.endswith(".png") and isinstance(out, str):
+        suffix = os.path.splitext(out)[1]
+        if suffix and suffix.lower() != ".png":
+            raise UserError(f"-o {out}: figures are written as PNG; give a name ending in .png (not {suffix})")
+
+
+def user_message(e: UserError) -> str:
+    """The one line of a `UserError`. One raised in a DataLoader worker comes back wrapped in the
+    worker's traceback ("Caught UserError in DataLoader worker process 0. Original Traceback …"):
+    its own message is the last line."""
+    msg = str(e).strip()
+    if "\n" in msg and "Original Traceback" in msg:
+        last = msg.splitlines()[-1]
+        msg = last.split("UserError: ", 1)[1] if "UserError: " in last else last
+    return msg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -80,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         _check_counts(args)
+        _check_png_output(_subparser(parser, args), args)
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 
@@ -292,3 +293,39 @@ def test_default_eval_split_scores_what_has_no_validation_part_whole(tmp_path, i
     assert default_eval_split(str(lists / "my_val.txt")) == "val"  # named like a validation list
     (lists / "test.txt").unlink()
     assert default_eval_split(str(lists / "train.txt")) == "all"  # no sibling left
+
+
+# -- files that are not datasets, folders without a readable image ------------------------------
+
+def test_a_bare_file_is_a_list_only_when_it_reads_like_one(tmp_path, write_image):
+    write_image(tmp_path / "a.png")
+    (tmp_path / "good.txt").write_text("# images\na.png 0\n")
+    assert parse_spec(str(tmp_path / "good.txt")) == ("list", str(tmp_path / "good.txt"))
+    (tmp_path / "paths.txt").write_text("a.png\n")  # a list without labels: read_list says which line
+    assert parse_spec(str(tmp_path / "paths.txt"))[0] == "list"
+    (tmp_path / "notes.txt").write_text("remember to buy milk\n")
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x07pytorch")
+    (tmp_path / "w.safetensors").write_bytes(b"{}")
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
+    for name, expect in [("notes.txt", "a text file, not a list file (line 1: 'remember to buy milk'"),
+                         ("empty.txt", "an empty text file"), ("model.onnx", "an ONNX model, not a dataset"),
+                         ("w.safetensors", "a weights file, not a dataset"), ("a.png", "an image, not a dataset"),
+                         ("blob.bin", "a binary file, not a dataset")]:
+        with pytest.raises(UserError, match=re.escape(expect)):
+            build_dataset(str(tmp_path / name))
+    with pytest.raises(UserError, match=r"notes.txt:1: expected 'path label'"):  # list: says it is a list
+        build_dataset(f"list:{tmp_path / 'notes.txt'}")
+
+
+def test_a_folder_of_files_that_are_not_images_is_one_line(tmp_path):
+    from alexnet.data import build_loader
+
+    for cls in ("a", "b"):
+        (tmp_path / "junk" / cls).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "junk" / cls / f"{i}.jpg").write_text(f"not a picture {i}")
+    ds = build_dataset(str(tmp_path / "junk"), "train", val_split=0)
+    with pytest.raises(UserError, match=rf"folder:{re.escape(str(tmp_path / 'junk'))}: none of the 6 files of its "
+                                        r"train split is a readable image \(first: .*\.jpg: not an image\)"):
+        next(iter(build_loader(ds, batch_size=2, train=True)))

@@ -204,14 +204,60 @@ def fields_from_flags() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in FIELDS_NOT_COPIED)
 
 
-def config_from_args(args: argparse.Namespace):
-    from ..core.errors import UserError
-    from ..data.datasets import KINDS_NEEDING_PATH
-    from ..engine.config import RECIPES, make_config, resume_config
-
+def _flag_overrides(args: argparse.Namespace) -> dict:
+    """The `TrainConfig` fields the command line gives (``--model-arg`` gathered into ``model_kwargs``)."""
     over = {k: getattr(args, k) for k in fields_from_flags() if getattr(args, k, None) is not None}
     if args.model_arg:
         over["model_kwargs"] = dict(args.model_arg)
+    return over
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every value the flags give, checked right after parsing and before torch is imported, so that
+    a mistake is answered in well under a second (`TrainConfig.check_values`, plain Python): the
+    recipe's fields (or a resumed run's ``config.json``) with the flags on top. What needs the model
+    registry, the weights or the data is checked later, in `config_from_args` and `fit`."""
+    from ..core.errors import UserError
+    from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
+
+    if args.max_steps == 0:
+        raise UserError("--max-steps must be at least 1 (leave it out to train every epoch), not 0")
+    if args.data_path and args.data is not None and (":" in args.data or args.data == "digits"
+                                                     or Path(args.data).exists()):
+        raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
+                        f"--data-path alone, or --data KIND with --data-path (e.g. --data folder --data-path DIR)")
+    over = _flag_overrides(args)
+    if args.resume:
+        saved = Path(args.resume).expanduser() / "config.json"
+        try:
+            base = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            return  # not a run directory itself (or an unreadable one): resume_config says which
+        for k in PER_INVOCATION:
+            base.pop(k, None)
+        TrainConfig.from_dict({**base, **over}).check_values()
+        return
+    recipe = args.recipe or default_recipe(args.model, args.weights)[0]
+    config_values(recipe, **over).check_values()
+
+
+def _check_weights_first(spec: str, model: str | None) -> None:
+    """A ``--weights`` that names a file or run directory is read before the data is asked for, so
+    that its mistake (no such file, not a checkpoint, a training checkpoint) is the one reported."""
+    import os
+
+    if Path(spec).expanduser().exists() or spec.endswith((".pth", ".pt", ".safetensors")) or os.sep in spec:
+        from ..models.pretrained import read_pretrained
+
+        read_pretrained(spec, model, progress=False)
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..core.errors import UserError
+    from ..engine.config import RECIPES, make_config, resume_config
+
+    check_flags(args)
+    over = _flag_overrides(args)
     if args.resume:
         return resume_config(args.resume, **over)
     if args.weights and "model" not in over:  # the model the weights were made for
@@ -247,13 +293,18 @@ def config_from_args(args: argparse.Namespace):
         else:
             over["data"] = args.data_path
     data = over.get("data", RECIPES[recipe].get("data", "digits"))
+    from ..data.datasets import KINDS_NEEDING_PATH
+
     if data in KINDS_NEEDING_PATH:
+        if args.weights:  # the weights argument first, then the data
+            _check_weights_first(args.weights, over.get("model"))
         raise UserError(f"dataset {data!r} needs a location: --data-path PATH (or --data {data}:PATH)")
     return make_config(recipe, **over)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
     from ..engine import fit
 
-    res = fit(config_from_args(args))
+    res = fit(config)
     return 1 if res.too_many_bad else 0

@@ -186,11 +186,16 @@ def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = N
     from tqdm import tqdm
 
     _check_build_args(fmt, short_side, quality, shard_size)
+    root = os.path.abspath(os.fspath(out))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UserError(f"-o {out}: an existing file; the cache is a folder (give a new or empty folder)")
     kind, _ = parse_spec(spec)
     if kind == "cache":
         raise UserError(f"{spec}: already a cache")
-    root = os.path.abspath(os.fspath(out))
-    os.makedirs(root, exist_ok=True)
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as e:  # a parent that is a file, no permission, a read-only disk
+        raise UserError(f"-o {out}: cannot create the cache folder ({e.strerror})") from None
 
     splits: dict[str, ImageDataset] = {"train": build_dataset(spec, "train", val_split=val_split, seed=seed)}
     try:

@@ -33,8 +33,8 @@ from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetD
                    check_fraction, concat_splits, split_indices, take_split, take_subset)
 from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
 from .cache import CacheDataset, cache_dataset, is_cache
-from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, read_classes_txt,
-                      read_list, scan_folder, sibling_val_list)
+from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, not_a_list_file,
+                      read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
 
 __all__ = [  # the base classes and folder helpers are re-exported: `from .datasets import X` keeps working
@@ -87,6 +87,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if spec in KINDS and not os.path.exists(path):
         raise UserError(f"{spec}: a location is needed ({spec}:/path/to/data)")
     if os.path.isfile(path):
+        problem = not_a_list_file(path)
+        if problem:
+            raise UserError(problem)
         return "list", path
     if os.path.isdir(path):
         return detect_kind(path), path

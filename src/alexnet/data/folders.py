@@ -108,6 +108,41 @@ def read_list(path: str) -> list[tuple[str, int]]:
     return out
 
 
+# Files a person may hand over as data by mistake: what each is (for a one-line answer).
+NOT_DATASETS = {".onnx": "an ONNX model", ".pt": "a PyTorch checkpoint or weights file",
+                ".pth": "a PyTorch checkpoint or weights file", ".safetensors": "a weights file",
+                ".ckpt": "a checkpoint", ".json": "a JSON file", ".csv": "a CSV file",
+                ".tar": "an archive", ".gz": "an archive", ".tgz": "an archive", ".zip": "an archive"}
+
+
+def not_a_list_file(path: str) -> str | None:
+    """Why the file ``path``, handed over as a bare dataset path, is not a list file; None when it
+    looks like one. A list file is text whose first entry reads ``path label`` (or at least starts
+    with an image path); a model, weights, an archive, an image or other text is not a dataset."""
+    name = os.path.basename(path)
+    suffix = os.path.splitext(name)[1].lower()
+    hint = "a dataset is digits, a folder of class sub-folders, a list file of 'path label' lines, or KIND:PATH"
+    if suffix in IMG_EXTENSIONS:
+        return f"{path}: an image, not a dataset ({hint}; `alexnet predict` takes single images)"
+    if suffix in NOT_DATASETS:
+        return f"{path}: {NOT_DATASETS[suffix]}, not a dataset ({hint})"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16).decode("utf-8")
+    except OSError as e:
+        return f"{path}: cannot read ({e.strerror})"
+    except UnicodeDecodeError:
+        return f"{path}: a binary file, not a dataset ({hint})"
+    lines = [ln.strip() for ln in head.splitlines()]
+    n, first = next(((i, ln) for i, ln in enumerate(lines, 1) if ln and not ln.startswith("#")), (0, ""))
+    if not first:
+        return f"{path}: an empty text file, not a list file ({hint})"
+    parts = first.rsplit(None, 1)
+    if parts[0].lower().endswith(IMG_EXTENSIONS) or (len(parts) == 2 and parts[1].isdigit()):
+        return None
+    return f"{path}: a text file, not a list file (line {n}: {first[:60]!r} is not 'path label'; {hint})"
+
+
 def read_classes_txt(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return [ln.strip() for ln in f.read().splitlines() if ln.strip()]

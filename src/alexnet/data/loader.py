@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from ..core.errors import UserError
 from ..core.io import atomic_write
 from .decode import BadImageError, reason_kind
 
@@ -183,7 +184,11 @@ class SafeDataset(Dataset):
             bad.append((self.samples_path(j), reason))
             if not self.substitute:
                 return None, -1, bad
-        raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
+        if errors:  # not bad files: a bug keeps its traceback
+            raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
+        where = getattr(self.dataset, "name", "") or "the dataset"
+        raise UserError(f"{where}: none of the {n} files of its {getattr(self.dataset, 'split', '')} split is a "
+                        f"readable image (first: {bad[0][0]}: {bad[0][1]})")
 
 
     def __getitems__(self, keys: Sequence[Any]) -> list:

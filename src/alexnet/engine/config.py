@@ -26,6 +26,8 @@ SCHEDULER_ALIASES = {"steplr": "step", "cosineannealinglr": "cosine", "reducelro
 AUGS = AugPlan.names()  # every --aug name (data.augment's registry)
 RESIDENT_AUGS = AugPlan.names("resident", auto=False)  # data.resident: whole batches in memory
 STREAMING_AUGS = AugPlan.names("cpu")  # the per-image and --data-device paths
+PCA_AUGS = ("paper", "auto")  # the --aug names that can mean PCA lighting (auto: paper for large inputs)
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass
@@ -99,6 +101,23 @@ class TrainConfig:
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
 
     def validate(self) -> "TrainConfig":
+        """Every check: `check_values`, then the model's arguments against the registry (which
+        imports torch). Returns ``self``; a bad value is a one-line `UserError`."""
+        self.check_values()
+        from ..models.registry import check_model_kwargs  # the registry: names, arguments, ranges
+
+        check_model_kwargs(self.model, self.model_kwargs)
+        return self
+
+    def check_values(self) -> "TrainConfig":
+        """The checks that need neither torch nor the data: each value's range and the flags that
+        exclude each other. Plain Python, so that the CLI answers a bad value in well under a second,
+        before the heavy imports (docs/architecture.md, "Errors"). Returns ``self``."""
+        self._check_training_values()
+        self._check_data_and_run_values()
+        return self
+
+    def _check_training_values(self) -> None:
         def bad(msg: str) -> None:
             raise UserError(msg)
 
@@ -118,14 +137,30 @@ class TrainConfig:
             bad(f"--val-split must be in [0, 1), not {self.val_split}")
         if self.workers < 0:
             bad(f"--workers must be non-negative, not {self.workers}")
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.data_device)):
-            bad(f"--data-device must be cpu or cuda[:N], not {self.data_device!r}")
+        if self.lr_step_size < 1:
+            bad(f"--lr-step-size must be at least 1 epoch, not {self.lr_step_size}")
+        if not 0 < self.lr_gamma <= 1:
+            bad(f"--lr-gamma must be in (0, 1] (the factor the rate is multiplied by at each drop), "
+                f"not {self.lr_gamma}")
+        if self.lr_patience < 0:
+            bad(f"--lr-patience must be non-negative, not {self.lr_patience}")
+        if self.lr_max_drops < 0:
+            bad(f"--lr-max-drops must be non-negative, not {self.lr_max_drops}")
+        if self.amp not in AMP_MODES:
+            bad(f"--amp must be one of {', '.join(AMP_MODES)}, not {self.amp!r}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"unknown optimizer {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)} "
                 f"(choose from {', '.join(OPTIMIZERS)})")
         self.lr_scheduler = SCHEDULER_ALIASES.get(self.lr_scheduler.lower(), self.lr_scheduler.lower())
         if self.lr_scheduler not in SCHEDULERS:
             bad(f"unknown --lr-scheduler {self.lr_scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+
+    def _check_data_and_run_values(self) -> None:
+        def bad(msg: str) -> None:
+            raise UserError(msg)
+
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.data_device)):
+            bad(f"--data-device must be cpu or cuda[:N], not {self.data_device!r}")
         if self.aug not in AUGS:
             bad(f"unknown --aug {self.aug!r} (choose from {', '.join(AUGS)})")
         if self.resident and self.aug not in AugPlan.names("resident"):
@@ -156,9 +191,9 @@ class TrainConfig:
             bad(f"--channels-last must be auto, on or off, not {self.channels_last!r}")
         if not 0 < self.lr_backbone_scale <= 1:
             bad(f"--lr-backbone-scale must be in (0, 1], not {self.lr_backbone_scale}")
-        from ..models.registry import check_model_kwargs  # the registry: names, arguments, ranges
-
-        check_model_kwargs(self.model, self.model_kwargs)
+        if self.pca and self.aug not in PCA_AUGS and self.normalize != "pixelmean":
+            bad(f"--pca {self.pca} is read only by PCA lighting (--aug paper) and --normalize pixelmean; "
+                f"--aug {self.aug} uses neither: leave --pca out")
         if not 0 <= self.max_bad_fraction <= 1:
             bad(f"--max-bad-fraction must be between 0 and 1, not {self.max_bad_fraction}")
         if self.test_only and not self.resume:
@@ -167,7 +202,24 @@ class TrainConfig:
                   "train_subset"):
             if getattr(self, k) < 0:
                 bad(f"--{k.replace('_', '-')} must be non-negative, not {getattr(self, k)}")
-        return self
+
+    def check_with_data(self, *, lighting: bool, train_images: int, batch_per_process: int,
+                        world_size: int = 1) -> list[str]:
+        """The checks that need the data and the resolved augmentation, made once both are known
+        and before the model is built: ``--pca`` that nothing reads (``--aug auto`` without PCA
+        lighting — small or one-channel images — and no ``--normalize pixelmean``) is a
+        `UserError`; a batch larger than the training images of one process returns a warning
+        (the rule: warn, because a recipe's default batch may well exceed a small folder; each
+        epoch is then one step over every image)."""
+        if self.pca and not lighting and self.normalize != "pixelmean":
+            raise UserError(f"--pca {self.pca} is read only by PCA lighting and --normalize pixelmean; --aug "
+                            f"{self.aug} has no PCA lighting for this model's input: leave --pca out")
+        per_process = -(-train_images // max(1, world_size))
+        if self.test_only or batch_per_process <= per_process:
+            return []
+        return [f"batch {batch_per_process} is larger than the training set ({per_process} images"
+                f"{' per process' if world_size > 1 else ''}): each epoch is one step over all of them; "
+                f"lower -b to at most {per_process}"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +338,12 @@ def default_recipe(model: str | None, weights: str | None) -> tuple[str, str]:
 
 def make_config(recipe: str = "digits", **overrides: Any) -> TrainConfig:
     """A `TrainConfig` from recipe ``recipe`` with ``overrides`` (fields given explicitly) on top."""
+    return config_values(recipe, **overrides).validate()
+
+
+def config_values(recipe: str = "digits", **overrides: Any) -> TrainConfig:
+    """`make_config` without `TrainConfig.validate`: the values only, checked as far as combining
+    them needs (plain Python; the CLI calls ``.check_values()`` on it before importing torch)."""
     if recipe not in RECIPES:
         raise UserError(f"unknown recipe {recipe!r}{did_you_mean(recipe, RECIPES)} "
                         f"(choose from {', '.join(RECIPES)})")
@@ -300,7 +358,7 @@ def make_config(recipe: str = "digits", **overrides: Any) -> TrainConfig:
                             "--global-batch keeps the global batch fixed: give one of them")
     elif "batch_size" in given or values.get("scale_lr"):
         values["global_batch"] = 0  # -b given (or --scale-lr): the batch is per process
-    return TrainConfig.from_dict(values).validate()
+    return TrainConfig.from_dict(values)
 
 
 def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
