@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
-from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, parse_spec,
-                       scan_folder, split_indices)
+from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, is_eval_name,
+                       parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 
 
@@ -54,13 +54,40 @@ class SplitReport:
 @dataclass
 class CheckReport:
     splits: list[SplitReport]
+    notes: list[str] = field(default_factory=list)  # e.g. that there is no training split
 
     @property
     def bad(self) -> list[tuple[str, str]]:
         return [b for s in self.splits for b in s.bad]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad)}
+        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad),
+                **({"notes": self.notes} if self.notes else {})}
+
+
+def eval_part_name(name: str) -> str:
+    """``test`` or ``val``: what a folder or list named like a validation part holds."""
+    return "test" if "test" in name.lower() else "val"
+
+
+def split_label(spec: str, split: str) -> str:
+    """What the images `build_dataset(spec, split)` gave `check_dataset` are, for its report:
+    a folder or list that holds only a test or validation part (``photos/test/`` alone, a
+    ``test.txt`` list, a class folder named ``val``) is labelled ``test`` or ``val``, not by the
+    ``train`` role the loader gave it; a two-part layout's second part by its folder's name."""
+    kind, path = parse_spec(spec)
+    if kind == "folder":
+        root = os.path.abspath(path)
+        train_dir, val_dir = folder_splits(root)
+        if train_dir is None or (val_dir and split == "val"):
+            return eval_part_name(os.path.basename(val_dir or root))
+        if val_dir is None and is_eval_name(os.path.basename(root)):
+            return eval_part_name(os.path.basename(root))
+    if kind == "list":
+        fname = os.path.basename(path)
+        if not sibling_val_list(os.path.abspath(path)) and "train" not in fname.lower() and is_eval_name(fname):
+            return eval_part_name(fname)
+    return split
 
 
 def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
@@ -123,20 +150,22 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         try:
             ds = build_dataset(spec, split, val_split=0.0)
         except UserError as e:
-            if split == "train" and parse_spec(spec)[0] != "mnist":
-                raise  # e.g. a train/val layout without its train/ folder
             errors.append(e)
-            continue  # no such part (no validation part; MNIST with only its t10k files)
+            continue  # no such part (no validation part; only test/; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
         if key in seen:
             continue
         seen.add(key)
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
-        splits.append(_check_split(ds, split, workers, progress, max_pixels))
+        splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
     if not splits:
         raise errors[0]
-    return CheckReport(splits)
+    notes = []
+    kind, path = parse_spec(spec)
+    if kind == "folder" and folder_splits(os.path.abspath(path))[0] is None:  # checked all the same
+        notes.append(f"note: {path} holds no train/ folder: its images can be evaluated, not trained on")
+    return CheckReport(splits, notes)
 
 
 def format_report(report: CheckReport) -> str:
@@ -162,6 +191,7 @@ def format_report(report: CheckReport) -> str:
             out.append(f"  note: {path} is a {fmt} file (read fine)")
         for path, reason in s.bad:
             out.append(f"  bad: {path}: {reason}")
+    out += report.notes
     bad = report.bad
     if bad:
         kinds = Counter(reason_kind(r) for _, r in bad)
