@@ -121,6 +121,18 @@ def test_curves_overlay_runs_with_empty_cells(tmp_path):
     assert png_size(out) == (WIDTH, HEIGHT)
 
 
+def test_curves_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
+    from alexnet.viz.curves import plot_curves
+
+    _metrics(tmp_path / "a", [(1, 10, 2.0, 1.9, 40, 80, 0.1, 1), (2, 20, 1.5, 1.6, 50, 85, 0.01, 1)])
+    figs = _capture(monkeypatch, "alexnet.viz.curves")
+    plot_curves([tmp_path / "a"], tmp_path / "c.png")
+    for ax in figs[0].axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+
+
 def test_curves_errors(tmp_path, capsys):
     from alexnet.viz.curves import read_metrics
 
