@@ -24,18 +24,10 @@ def _check(capsys, spec) -> tuple[int, str, dict]:
     return rc, out, json.loads(capsys.readouterr().out)
 
 
-def test_a_folder_holding_only_test_is_checked_and_called_test(tmp_path, capsys):
-    _classes(tmp_path / "photos" / "test")
-    rc, out, d = _check(capsys, tmp_path / "photos")
-    assert rc == 0 and out.startswith("test: 4 images, 2 classes") and "train:" not in out
-    assert "holds no train/ folder: its images can be evaluated, not trained on" in out
-    assert [s["split"] for s in d["splits"]] == ["test"] and d["notes"]
-
-
 def test_the_test_folder_itself_and_a_test_list_are_called_test(tmp_path, capsys):
     root = _classes(tmp_path / "photos" / "test")
     rc, out, d = _check(capsys, root)
-    assert rc == 0 and out.startswith("test: 4 images") and "train:" not in out and "notes" not in d
+    assert rc == 0 and out.startswith("test: 4 images") and "train:" not in out
     (tmp_path / "test.txt").write_text("photos/test/a/0.png 0\nphotos/test/b/0.png 1\n")
     rc, out, d = _check(capsys, f"list:{tmp_path / 'test.txt'}")
     assert rc == 0 and out.startswith("test: 2 images") and [s["split"] for s in d["splits"]] == ["test"]
@@ -45,6 +37,6 @@ def test_train_and_test_parts_keep_their_names(tmp_path, capsys):
     _classes(tmp_path / "photos" / "train", n=3)
     _classes(tmp_path / "photos" / "test")
     rc, out, d = _check(capsys, tmp_path / "photos")
-    assert rc == 0 and [s["split"] for s in d["splits"]] == ["train", "test"] and "notes" not in d
+    assert rc == 0 and [s["split"] for s in d["splits"]] == ["train", "test"]
     rc, out, d = _check(capsys, tmp_path / "photos" / "train")  # a folder of classes: the training data
     assert rc == 0 and out.startswith("train: 6 images")

@@ -54,15 +54,13 @@ class SplitReport:
 @dataclass
 class CheckReport:
     splits: list[SplitReport]
-    notes: list[str] = field(default_factory=list)  # e.g. that there is no training split
 
     @property
     def bad(self) -> list[tuple[str, str]]:
         return [b for s in self.splits for b in s.bad]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad),
-                **({"notes": self.notes} if self.notes else {})}
+        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad)}
 
 
 def eval_part_name(name: str) -> str:
@@ -72,15 +70,15 @@ def eval_part_name(name: str) -> str:
 
 def split_label(spec: str, split: str) -> str:
     """What the images `build_dataset(spec, split)` gave `check_dataset` are, for its report:
-    a folder or list that holds only a test or validation part (``photos/test/`` alone, a
+    a folder or list that holds only a test or validation part (``photos/test/`` given itself, a
     ``test.txt`` list, a class folder named ``val``) is labelled ``test`` or ``val``, not by the
     ``train`` role the loader gave it; a two-part layout's second part by its folder's name."""
     kind, path = parse_spec(spec)
     if kind == "folder":
         root = os.path.abspath(path)
         train_dir, val_dir = folder_splits(root)
-        if train_dir is None or (val_dir and split == "val"):
-            return eval_part_name(os.path.basename(val_dir or root))
+        if val_dir and split == "val":
+            return eval_part_name(os.path.basename(val_dir))
         if val_dir is None and is_eval_name(os.path.basename(root)):
             return eval_part_name(os.path.basename(root))
     if kind == "list":
@@ -150,8 +148,10 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         try:
             ds = build_dataset(spec, split, val_split=0.0)
         except UserError as e:
+            if split == "train" and parse_spec(spec)[0] != "mnist":
+                raise  # e.g. a train/val layout without its train/ folder
             errors.append(e)
-            continue  # no such part (no validation part; only test/; MNIST with only its t10k files)
+            continue  # no such part (no validation part; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
         if key in seen:
             continue
@@ -161,11 +161,7 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
     if not splits:
         raise errors[0]
-    notes = []
-    kind, path = parse_spec(spec)
-    if kind == "folder" and folder_splits(os.path.abspath(path))[0] is None:  # checked all the same
-        notes.append(f"note: {path} holds no train/ folder: its images can be evaluated, not trained on")
-    return CheckReport(splits, notes)
+    return CheckReport(splits)
 
 
 def format_report(report: CheckReport) -> str:
@@ -191,7 +187,6 @@ def format_report(report: CheckReport) -> str:
             out.append(f"  note: {path} is a {fmt} file (read fine)")
         for path, reason in s.bad:
             out.append(f"  bad: {path}: {reason}")
-    out += report.notes
     bad = report.bad
     if bad:
         kinds = Counter(reason_kind(r) for _, r in bad)
