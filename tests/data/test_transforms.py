@@ -220,3 +220,33 @@ def test_compute_pca_stats_recovers_the_colour_covariance():
     assert stats["eigval"][0] == pytest.approx((40 / 255) ** 2, rel=0.1)
     with pytest.raises(UserError, match="RGB"):
         compute_pca_stats(TensorImageDataset(images[:, :1].contiguous(), [0] * 16, ["x"]))
+
+
+def test_ten_crop_of_an_image_no_larger_than_the_crop_is_named_for_what_it_is():
+    """28×28 on a 28×28 model: the five crops are one view, so ten-crop is centre + mirror."""
+    from alexnet.data.transforms import ten_crop_coincides, ten_crop_note
+
+    small = cfg(h=28, w=28, resize=28)
+    stack = build_transforms(small, train=False, ten_crop=True)(coords(28, 28))
+    assert all(torch.equal(stack[k], stack[0]) for k in range(5))  # the degenerate case is real
+    assert all(torch.equal(stack[k], stack[0].flip(-1)) for k in range(5, 10))
+    assert ten_crop_coincides(small) and not ten_crop_coincides(cfg())  # 72 in 80: five different crops
+    assert not ten_crop_coincides(cfg(h=24, w=24, resize=32))
+    assert ten_crop_note(cfg()) is None
+    assert "only the centre crop and its mirror" in ten_crop_note(small)
+    assert "only the centre crop (the five crops coincide)" in ten_crop_note(small, mirror=False)
+
+
+def test_degenerate_ten_crop_is_said_once_in_train_and_evaluate(tmp_path, capsys):
+    from alexnet.cli import main
+    from alexnet.engine import fit, make_config
+
+    run = fit(make_config("digits", epochs=1, batch_size=128, output_dir=str(tmp_path), name="r", ten_crop=True,
+                          model_kwargs={"width": 0.25, "fc_width": 64}, amp="off")).run_dir
+    out = capsys.readouterr().out
+    assert out.count("the five crops coincide") == 1, out
+    assert main(["evaluate", str(run), "--ten-crop", "--amp", "off"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("the five crops coincide") == 1
+    assert main(["evaluate", str(run), "--amp", "off"]) == 0  # no ten-crop asked: nothing said
+    assert "coincide" not in "".join(capsys.readouterr())

@@ -220,3 +220,17 @@ def test_dropout_and_overlap_pool_tables_keep_their_columns():
         assert rows[0]["overfitting gap (points)"] == "10.50 ± 0.50" and rows[1]["seeds"] == 1
         assert rows[1]["paper"] == ("substantial overfitting" if name == "dropout" else "baseline")
         assert ("top-5 error (%)" not in rows[0]) or rows[0]["top-5 error (%)"] == "11.00 ± 1.00"
+
+
+def test_fast_verdicts_say_they_are_no_evidence(all_runs, tiny_cifar, capsys):
+    """--fast trains for seconds on a handful of images: its verdict checks the machinery only."""
+    from alexnet.experiments.output import FAST_CAVEAT
+
+    out, records = all_runs
+    for name, rec in records.items():
+        assert rec["fast"] is True and rec["verdict"].startswith(f"{FAST_CAVEAT} (--fast): "), name
+        assert f"**Ours:** {FAST_CAVEAT}" in (out / f"{name}.md").read_text()
+    assert main(["experiment", "lrn", "--fast", "--data", f"folder:{tiny_cifar}", "--out", str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    verdict = [line for line in said if line.startswith("[lrn] machinery check only — not evidence (--fast): ")]
+    assert len(verdict) == 1 and records["lrn"]["verdict"] in verdict[0], said

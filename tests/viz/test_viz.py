@@ -121,6 +121,18 @@ def test_curves_overlay_runs_with_empty_cells(tmp_path):
     assert png_size(out) == (WIDTH, HEIGHT)
 
 
+def test_curves_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch):
+    from alexnet.viz.curves import plot_curves
+
+    _metrics(tmp_path / "a", [(1, 10, 2.0, 1.9, 40, 80, 0.1, 1), (2, 20, 1.5, 1.6, 50, 85, 0.01, 1)])
+    figs = _capture(monkeypatch, "alexnet.viz.curves")
+    plot_curves([tmp_path / "a"], tmp_path / "c.png")
+    for ax in figs[0].axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+
+
 def test_curves_errors(tmp_path, capsys):
     from alexnet.viz.curves import read_metrics
 
@@ -177,6 +189,24 @@ def test_classic_kernels_do_what_they_say(photo):
     assert sy[30:55, 39:41].max() == 0
     blur = res["box blur"].float()
     assert blur.shape == (3, 60, 80) and torch.allclose(blur[:, 30:55, 50:70], torch.tensor(220.0))
+
+
+def test_edge_panels_are_visible_with_a_stated_scale():
+    """A textured image with one bright speck: scaled by its largest response, every edge panel was
+    nearly black; scaled by the 99th percentile of |response| (stated on the panel) it is not."""
+    from alexnet.viz.classic_kernels import KERNELS, kernel_panels
+
+    rng = np.random.default_rng(0)
+    a = (128 + rng.normal(0, 8, (64, 64, 3))).clip(0, 255).astype(np.uint8)
+    a[30, 30] = 255  # one outlier edge that dominates the maximum
+    panels = kernel_panels(torch.from_numpy(a).permute(2, 0, 1).contiguous())
+    edges = [p for p in panels if abs(sum(map(sum, KERNELS[p.name]))) < 1e-6]
+    assert len(edges) == 4  # two edge detectors, Sobel x and y
+    for p in edges:
+        px = p.image.float().flatten()
+        assert px.quantile(0.99) >= 200 and px.mean() >= 40, (p.name, px.quantile(0.99), px.mean())
+        assert p.white is not None and p.white > 0 and f"{p.white:.0f}" in p.label
+    assert all(p.white is None and p.label == p.name for p in panels if p not in edges)
 
 
 def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
-from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, parse_spec,
-                       scan_folder, split_indices)
+from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, is_eval_name,
+                       parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 
 
@@ -61,6 +61,31 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad)}
+
+
+def eval_part_name(name: str) -> str:
+    """``test`` or ``val``: what a folder or list named like a validation part holds."""
+    return "test" if "test" in name.lower() else "val"
+
+
+def split_label(spec: str, split: str) -> str:
+    """What the images `build_dataset(spec, split)` gave `check_dataset` are, for its report:
+    a folder or list that holds only a test or validation part (``photos/test/`` given itself, a
+    ``test.txt`` list, a class folder named ``val``) is labelled ``test`` or ``val``, not by the
+    ``train`` role the loader gave it; a two-part layout's second part by its folder's name."""
+    kind, path = parse_spec(spec)
+    if kind == "folder":
+        root = os.path.abspath(path)
+        train_dir, val_dir = folder_splits(root)
+        if val_dir and split == "val":
+            return eval_part_name(os.path.basename(val_dir))
+        if val_dir is None and is_eval_name(os.path.basename(root)):
+            return eval_part_name(os.path.basename(root))
+    if kind == "list":
+        fname = os.path.basename(path)
+        if not sibling_val_list(os.path.abspath(path)) and "train" not in fname.lower() and is_eval_name(fname):
+            return eval_part_name(fname)
+    return split
 
 
 def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
@@ -133,7 +158,7 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         seen.add(key)
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
-        splits.append(_check_split(ds, split, workers, progress, max_pixels))
+        splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
     if not splits:
         raise errors[0]
     return CheckReport(splits)

@@ -20,7 +20,8 @@ and `build_transforms` turns the `AugPlan` a name resolves to into steps):
 - One-channel models (MNIST, digits) are never flipped: a mirrored digit is another symbol.
 
 Eval: short side → ``resize``, centre crop H×W; with ``ten_crop`` the image is centre-cropped to
-``resize``×``resize`` and `TenCrop` returns a ``[10, C, H, W]`` stack (§4.1).
+``resize``×``resize`` and `TenCrop` returns a ``[10, C, H, W]`` stack (§4.1); when that square is
+the crop itself the five crops coincide and `ten_crop_note` says so.
 """
 
 from __future__ import annotations
@@ -143,6 +144,12 @@ class TenCrop:
 
     ``mirror=False`` gives the five unmirrored crops only (``[5, C, H, W]``): for a model that
     never saw a mirrored image in training (digits), mirrored crops are images of other symbols.
+
+    A crop as large as the image (a 28×28 image on a 28×28 model, `ten_crop_coincides`): the five
+    crops are one and the same, so ten-crop is the centre crop and its mirror, five times each.
+    The stack keeps its ten views: the averaged softmax is then exactly that of the centre crop
+    and its mirror, so the numbers are honest and every caller sees one shape; what would not be
+    honest is calling them ten-crop, so `train` and `evaluate` print `ten_crop_note` once.
     """
 
     def __init__(self, size: Sequence[int], mirror: bool = True):
@@ -165,6 +172,28 @@ class TenCrop:
 
     def __repr__(self) -> str:
         return f"TenCrop(({self.h}, {self.w}){'' if self.mirror else ', mirror=False'})"
+
+
+def ten_crop_coincides(cfg: Any) -> bool:
+    """Whether ten-crop under ``cfg`` degenerates: the square the crops are cut from (short side →
+    ``resize``, centre ``max(resize, H, W)`` square) is the crop itself, so the four corners and the
+    centre are the same H×W view (§4.1 cuts 224×224 crops from a 256×256 square)."""
+    _, h, w = input_size(cfg)
+    resize = int(getattr(cfg, "resize", None) or h)
+    return max(resize, h, w) == h == w
+
+
+def ten_crop_note(cfg: Any, mirror: bool = True) -> str | None:
+    """The one line that says what ten-crop really is under ``cfg`` when its crops coincide
+    (`ten_crop_coincides`), else None. ``mirror``: whether the mirrored crops are taken."""
+    if not ten_crop_coincides(cfg):
+        return None
+    _, h, w = input_size(cfg)
+    if mirror:
+        return (f"note: ten-crop on a {h}×{w} network that sees the whole {h}×{w} image is only the centre crop "
+                f"and its mirror (the five crops coincide): its scores are those two views averaged")
+    return (f"note: five-crop on a {h}×{w} network that sees the whole {h}×{w} image is only the centre crop "
+            f"(the five crops coincide): its scores are the centre crop's")
 
 
 class ImageTransform:
@@ -314,4 +343,4 @@ def normalizer_for(cfg: Any, mode: str = "meanstd") -> Normalizer:
 
 __all__ = ["AUGS", "SMALL_MAX", "IMAGENET_PCA", "PCA_SCALES", "AugPlan", "ImageTransform", "Normalizer",
            "PCALighting", "TenCrop", "ToChannels", "build_transforms", "load_pca", "normalizer_for", "plan_steps",
-           "resolve_aug", "trains_with_flips"]
+           "resolve_aug", "ten_crop_coincides", "ten_crop_note", "trains_with_flips"]

@@ -30,6 +30,7 @@ from ..core.errors import UserError
 from ..core.seed import get_rng_state, seed_everything, set_deterministic
 from ..data import BadSampleLog, TrainingDataConfig, normalizer_for, open_training_data
 from ..data.pipeline import format_bytes
+from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, init_distributed, plan_batch, shutdown
@@ -243,6 +244,9 @@ class Trainer:
                         self.channels_last, progress=self.world.is_main, bad_log=self.bad_log)
 
     def ten_crop_eval(self) -> EvalResult:
+        note = ten_crop_note(self.data.model_cfg, self.report.mirror)  # the five crops may coincide
+        if note:
+            log(self.world, note)
         return self._eval(self.data.ten_crop_loader(self.batch_size, self.report.mirror))
 
     def _finish_epoch(self, complete: bool, t_epoch: float) -> EvalResult:

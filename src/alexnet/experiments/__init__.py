@@ -68,7 +68,7 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
         over["workers"] = 0
     out = Path(out)
     results = run_experiment(exp, data=data, out=out, scale=scale, say=say, **over)
-    record = write_outputs(exp, results, out=out, scale=scale, data=data,
+    record = write_outputs(exp, results, out=out, scale=scale, data=data, fast=fast,
                            command=command or f"alexnet experiment {name}", machine=machine_line())
     say(f"[{name}] {record['verdict']}")
     say(f"[{name}] wrote {out / (name + '.md')}, {out / (name + '.json')}, {out / (name + '.png')}")

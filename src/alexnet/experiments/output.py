@@ -10,6 +10,21 @@ from .runs import Experiment, RunResult, Scale
 from .stats import unstable_runs
 
 
+FAST_CAVEAT = "machinery check only — not evidence"  # what a --fast verdict says before anything else
+
+
+def short_title(exp: Experiment) -> str:
+    """The title without a leading repeat of the name (``depth: one middle conv layer fewer`` →
+    ``one middle conv layer fewer``), for places that print the name beside it."""
+    head, sep, rest = exp.title.partition(":")
+    return rest.strip() if sep and head.strip().lower() == exp.name.lower() else exp.title
+
+
+def heading(exp: Experiment) -> str:
+    """``name: title``, the name said once (the plots' super-title)."""
+    return f"{exp.name}: {short_title(exp)}"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)\n"
@@ -20,15 +35,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_outputs(exp: Experiment, results: list[RunResult], *, out: Path, scale: Scale, data: str,
-                  command: str, machine: str) -> dict[str, Any]:
-    """Write ``OUT/NAME.md``, ``OUT/NAME.json`` and ``OUT/NAME.png``; return the JSON record."""
+                  command: str, machine: str, fast: bool = False) -> dict[str, Any]:
+    """Write ``OUT/NAME.md``, ``OUT/NAME.json`` and ``OUT/NAME.png``; return the JSON record.
+
+    ``fast``: the runs are ``--fast``'s few seconds on a handful of images, so the verdict begins
+    with `FAST_CAVEAT` (and the record says ``"fast": true``): it checks that the machinery runs,
+    and says nothing about the paper's claim."""
     from ..viz.plotting import figure, save_png
 
     rows, verdict, notes = exp.summarize(exp, results)
     notes = notes + unstable_runs(results)
+    if fast:
+        verdict = f"{FAST_CAVEAT} (--fast): {verdict}"
     record = {
         "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim,
-        "verdict": verdict, "rows": rows, "notes": notes, "data": data, "command": command, "machine": machine,
+        "fast": fast, "verdict": verdict, "rows": rows, "notes": notes, "data": data, "command": command, "machine": machine,
         "scale": {"epochs": scale.epochs, "train_subset": scale.train_subset, "seeds": scale.seeds,
                   "width": scale.width, "batch_size": scale.batch_size},
         "runs": [r.to_dict() for r in results],
@@ -39,7 +60,7 @@ def write_outputs(exp: Experiment, results: list[RunResult], *, out: Path, scale
     exp.plot(exp, results, fig)
     save_png(fig, out / f"{exp.name}.png")
     train_imgs = f"{scale.train_subset:,}" if scale.train_subset else "all"
-    md = [f"## `{exp.name}` — {exp.title}", "",
+    md = [f"## `{exp.name}` — {short_title(exp)}", "",
           f"**Paper ({exp.section}):** {exp.claim}", "",
           f"**Ours:** {verdict}", "",
           markdown_table(rows),

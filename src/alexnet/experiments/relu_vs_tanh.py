@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ..viz.plotting import integer_ticks
 from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4_SCALE, FAST_SCALE
 from .stats import by_arm, half_range, mean
@@ -156,6 +157,7 @@ def plot(exp: Experiment, results: list[RunResult], fig) -> None:
     ax.set(xlabel="epochs", ylabel="training error rate (%)", ylim=(0, 92),
            title="Figure 1 again: ReLU (solid) vs tanh (dashed), the four-layer CNN\n"
                                                 "(bold: each activation's fastest rate)")
+    integer_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

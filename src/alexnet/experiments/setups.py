@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..viz.plotting import integer_ticks
+from .output import heading
 from .runs import RunResult, Scale
 from .stats import by_arm
 
@@ -58,7 +60,8 @@ def val_curves(exp, results: list[RunResult], fig, *, train: bool = True) -> Non
         axes[1].set_title("training error while training (%)")
     for ax in axes:
         ax.set_xlabel("epoch")
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
-    fig.suptitle(f"{exp.name}: {exp.title}", fontsize=11)
+    fig.suptitle(heading(exp), fontsize=11)
     fig.tight_layout()

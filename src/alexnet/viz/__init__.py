@@ -12,7 +12,7 @@ themselves (that is `alexnet.infer`'s job), so they sit below the commands and b
 """
 
 from .activations import conv_activations, plot_activations
-from .classic_kernels import KERNELS, apply_kernels, plot_kernels
+from .classic_kernels import KERNELS, apply_kernels, kernel_panels, plot_kernels
 from .confusion import plot_confusion, plot_mistakes
 from .curves import plot_curves, read_metrics
 from .learned_filters import colourfulness, first_layer_kernels, plot_filters
@@ -20,4 +20,4 @@ from .neighbours import plot_strip
 
 __all__ = ["conv_activations", "plot_activations", "plot_confusion", "plot_mistakes", "plot_curves",
            "read_metrics", "colourfulness", "first_layer_kernels", "plot_filters", "KERNELS",
-           "apply_kernels", "plot_kernels", "plot_strip"]
+           "apply_kernels", "kernel_panels", "plot_kernels", "plot_strip"]

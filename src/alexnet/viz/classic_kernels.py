@@ -3,12 +3,15 @@
 The tutorial's demonstration before any learning: a convolution slides a small matrix over the
 image and takes a weighted sum at each position. Kernels whose weights sum to 1 (blur, sharpen,
 emboss) keep brightness and are shown in colour; kernels whose weights sum to 0 (edge detectors,
-Sobel) respond only to change and are shown as the magnitude of the response on the grey image.
+Sobel) respond only to change and are shown as the magnitude of the response on the grey image,
+white at the 99th percentile of that magnitude (`edge_white`, written under the panel's name):
+scaled by the largest response instead, one strong edge would leave the rest of the panel black.
 The learned first-layer kernels (`alexnet visualize filters`) turn out to look like these.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -57,20 +60,56 @@ def convolve(img: torch.Tensor, kernel: list[list[float]] | torch.Tensor) -> tor
     return F.conv2d(x, k[None, None])[:, 0]
 
 
-def apply_kernels(img: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """``[(name, kernel, uint8 result CHW)]`` for every kernel in `KERNELS`."""
+EDGE_QUANTILE = 0.99  # the share of an edge panel's magnitudes drawn below white
+
+
+@dataclass
+class KernelPanel:
+    """One kernel applied to the image: ``image`` is uint8 CHW; ``white`` is, for a change
+    detector, the response magnitude drawn as white (None for the others, drawn as they come)."""
+
+    name: str
+    kernel: torch.Tensor
+    image: torch.Tensor
+    white: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The panel's title: the kernel's name, and for an edge panel the scale it is drawn at."""
+        return self.name if self.white is None else f"{self.name}\n|response|, white ≥ {self.white:.0f}"
+
+
+def edge_white(magnitude: torch.Tensor) -> float:
+    """The magnitude drawn as white: its `EDGE_QUANTILE` quantile, or its largest value when
+    fewer than 1 % of the pixels respond at all (a clean synthetic edge)."""
+    flat = magnitude.flatten()
+    if flat.numel() > 1_000_000:  # quantile's limit on input size; a strided sample is as good
+        flat = flat[:: flat.numel() // 1_000_000 + 1]
+    q = float(flat.quantile(EDGE_QUANTILE))
+    return q if q > 1e-6 else max(float(flat.max()), 1e-6)
+
+
+def kernel_panels(img: torch.Tensor) -> list[KernelPanel]:
+    """Every kernel in `KERNELS` applied to ``img`` (uint8 CHW), as drawn by `plot_kernels`."""
     x = _fit(img)
     grey = x.mean(0, keepdim=True) if x.shape[0] == 3 else x
     out = []
     for name, kl in KERNELS.items():
         k = torch.tensor(kl, dtype=torch.float32)
+        white = None
         if abs(float(k.sum())) < 1e-6:  # a change detector: show |response| on the grey image
             r = convolve(grey, k).abs()
-            r = r / r.max().clamp_min(1e-6) * 255
+            white = edge_white(r)
+            r = r / white * 255
         else:
             r = convolve(x, k)
-        out.append((name, k, r.clamp(0, 255).round().to(torch.uint8)))
+        out.append(KernelPanel(name, k, r.clamp(0, 255).round().to(torch.uint8), white))
     return out
+
+
+def apply_kernels(img: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """``[(name, kernel, uint8 result CHW)]`` for every kernel in `KERNELS` (`kernel_panels`)."""
+    return [(p.name, p.kernel, p.image) for p in kernel_panels(img)]
 
 
 def _kernel_text(k: torch.Tensor) -> str:
@@ -94,14 +133,14 @@ def kernels_size(n_panels: int | None = None) -> tuple[int, int]:
 
 def plot_kernels(img: torch.Tensor, out: str | Path, title: str | None = None) -> Path:
     """Write the original image and its convolution with each classic kernel as one PNG."""
-    results = apply_kernels(img)
+    results = kernel_panels(img)
     width, height = kernels_size(len(results) + 1)
     fig = figure(width, height)
     axes = fig.subplots(height // CELL_H, COLS).ravel()
     show_image(axes[0], _fit(img).round().to(torch.uint8), title or "original", fontsize=10)
-    for ax, (name, k, r) in zip(axes[1:], results):
-        show_image(ax, r, name, fontsize=10)
-        ax.set_xlabel(_kernel_text(k), fontsize=9, family="monospace")
+    for ax, p in zip(axes[1:], results):
+        show_image(ax, p.image, p.label, fontsize=10)
+        ax.set_xlabel(_kernel_text(p.kernel), fontsize=9, family="monospace")
     for ax in axes[len(results) + 1:]:
         ax.set_axis_off()
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08, top=0.96, hspace=0.45, wspace=0.1)

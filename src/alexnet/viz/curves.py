@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..core.errors import UserError
-from .plotting import figure, save_png
+from .plotting import figure, integer_ticks, save_png
 
 WIDTH, HEIGHT = 1500, 500
 
@@ -149,6 +149,7 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
                               (ax_lr, "learning rate", "lr")):
         ax.set_title(title, fontsize=11)
         ax.set_xlabel(xlabel)
+        integer_ticks(ax.xaxis)  # epochs (or steps): whole numbers
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if not ax.lines:

@@ -74,6 +74,14 @@ def show_image(ax, img, title: str | None = None, fontsize: float = 8, color: st
         ax.set_title(title, fontsize=fontsize, color=color)
 
 
+def integer_ticks(axis) -> None:
+    """Ticks on whole numbers only on a matplotlib ``axis`` (``ax.xaxis``): epochs and steps are
+    integers, and a short run's axis would otherwise read 0.5, 1.0, 1.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def minmax(x: torch.Tensor) -> torch.Tensor:
     """Scale ``x`` to [0, 1] (a constant tensor becomes 0.5)."""
     x = x.float()
