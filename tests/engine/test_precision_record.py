@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,10 +89,14 @@ def test_two_identical_deterministic_runs_give_identical_weights(tmp_path, monke
 
 
 # ----------------------------------------------------------------------------- two processes
-def _ddp_rank(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_rank(rank: int, world: int, port: str, out: str) -> None:
     """One rank of a 2-process gloo run whose probes disagree: rank 0 measures bf16 fast, rank 1 slow."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    # A file store, as the other in-process gloo tests use: a TCP store hosted by rank 0 aborted
+    # rank 1 now and then under pytest's output capture.
+    dist.init_process_group("gloo", init_method=f"file://{port}", rank=rank, world_size=world)
     os.environ.pop("ALEXNET_CPU_BF16", None)
     from alexnet.engine.distributed import init_distributed, shutdown
     from alexnet.engine.train import Trainer
@@ -108,17 +112,22 @@ def _ddp_rank(rank: int, world: int, port: int, out: str) -> None:
         t = Trainer(cfg, world_, torch.device("cpu"))
         t.run()
         Path(out, f"rank{rank}.json").write_text(json.dumps({"precision": t.precision.name, "measured": measured}))
+        del t  # as fit() does: the DDP model lets go of the process group before it is destroyed
     finally:
         shutdown()
+    # Now and then (about 1 in 4 here) a spawned rank aborted at interpreter teardown, after its work
+    # and result file were done ("terminate called without an active exception", no Python frame):
+    # a C++ thread torch leaves for static destruction. The CLI's torchrun runs have not shown it.
+    # Leave without running those destructors, so the test judges the run, not the teardown.
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)
 
 
 def test_every_rank_uses_rank_0s_precision(tmp_path):
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.start_processes(_ddp_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    rdzv = str(tmp_path / "rdzv")
+    mp.start_processes(_ddp_rank, args=(2, rdzv, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
     got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [g["precision"] for g in got] == ["bf16", "bf16"]
     assert got[0]["measured"] == [0] and got[1]["measured"] == []  # only rank 0 measured
