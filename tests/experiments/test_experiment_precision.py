@@ -34,3 +34,28 @@ def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkey
     for r in rec["runs"]:
         assert "pinned for every arm of experiment lrn" in json.loads(
             (tmp_path / "out" / "runs" / r["run_dir"].rsplit("/", 1)[-1] / "config.json").read_text())["precision_reason"]
+
+
+def test_amp_given_to_the_experiment_is_every_arms_precision_without_a_probe(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    for c in range(2):
+        (tmp_path / "data" / f"c{c}").mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / f"c{c}" / f"{i}.png")
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+    calls: list[int] = []
+    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(1) or 3.0)
+    rec = experiments.run("lrn", data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out",
+                          amp="off", say=lambda s: None)
+    assert calls == [] and {r["precision"] for r in rec["runs"]} == {"fp32"}
+
+
+def test_an_unknown_amp_is_one_line(tmp_path):
+    import pytest
+
+    from alexnet.core.errors import UserError
+
+    with pytest.raises(UserError, match="--amp must be one of"):
+        experiments.run("lrn", fast=True, out=tmp_path, amp="fp8")

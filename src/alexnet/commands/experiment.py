@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="experiments", help="output folder (default: experiments)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("-j", "--workers", type=int, help="data loading worker processes")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
+                   help="precision of every arm (default: each experiment's, usually auto — measured once at the "
+                        "start and pinned for all its arms)")
     p.set_defaults(func=run)
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or (f"cifar10:{args.data_path}" if args.data_path else None)
     command = "alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""
     kw = dict(data=data, fast=args.fast, seeds=args.seeds, epochs=args.epochs, train_subset=args.train_subset,
-              out=args.out, device=args.device, workers=args.workers, command=command)
+              out=args.out, device=args.device, workers=args.workers, command=command, amp=args.amp)
     if args.name == "all":
         run_all(**kw)
     else:

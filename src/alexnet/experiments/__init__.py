@@ -37,11 +37,14 @@ def get(name: str) -> Experiment:
 
 def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | None = None,
         epochs: int | None = None, train_subset: int | None = None, out: str | Path = "experiments",
-        device: str = "auto", workers: int | None = None, command: str = "",
+        device: str = "auto", workers: int | None = None, command: str = "", amp: str | None = None,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run experiment ``name`` (training only what the cache lacks) and write its table, JSON and
     plot to ``out``. ``data``: a dataset spec (default CIFAR-10 is needed; ``fast`` falls back to
-    the embedded digits). Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
+    the embedded digits). ``amp``: the precision of every arm (auto: measured once at the start).
+    Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
+    from ..core.device import AMP_CHOICES
+
     exp = get(name)
     scale = exp.fast if fast else exp.default
     if seeds is not None:
@@ -62,6 +65,10 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
                             f"class folders of the training images), or --fast for a seconds-long check on the digits")
         data = "digits"
     over: dict[str, Any] = {"device": device}
+    if amp is not None:
+        if amp not in AMP_CHOICES:
+            raise UserError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
+        over["amp"] = amp
     if workers is not None:
         over["workers"] = workers
     if fast:
