@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from ..core.device import Precision, resolve_device, use_channels_last
 from ..core.errors import UserError
+from ..core.memory import keep_large_buffers
 from ..core.seed import get_rng_state, seed_everything, set_deterministic
 from ..data import BadSampleLog, TrainingDataConfig, normalizer_for, open_training_data
 from ..data.pipeline import format_bytes
@@ -76,6 +77,7 @@ class Trainer:
         self.t_start = time.perf_counter()  # time-to-accuracy (--report-at) counts from here, decoding included
         cfg = dataclasses.replace(cfg)  # a copy: the run fills in fields (pixel_mean), the caller's stays as given
         self.cfg, self.world, self.device = cfg, world, device
+        self.allocator = keep_large_buffers()  # before the first large buffer (and the bf16 probe)
         self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
         self.batch_size = self.plan.per_process  # what each process's loader takes
         if cfg.deterministic:
@@ -323,6 +325,7 @@ class Trainer:
                        f"{cfg.lr_backbone_scale:g}× that")
         log(world, f"device {self.device} · {self.precision.reason} · channels_last "
                    f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
+                   f" · memory: {self.allocator}"
                    + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
         if world.distributed or cfg.scale_lr:
             log(world, self.plan.note)
