@@ -3,9 +3,10 @@
 glibc serves every block above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and gives
 it back with ``munmap`` when freed. The paper's network at batch 32 has activation maps just above
 that (conv1/LRN1: 32×96×55×55 fp32 = 37 MB), so every training step faults in and zeroes those
-pages anew. Measured on 2 cores of an AMD EPYC (avx512_bf16), one `alexnet` training step at batch
-32, channels_last, median of 4 after warm-up, in fresh processes (benchmarks/paper_vs_owt_no_mmap.md
-has the whole comparison): fp32 58 → 72 img/s, bf16 70 → 118 img/s, peak RSS 1.9 → 2.1 GB.
+pages anew. Measured on 2 cores of an AMD EPYC (avx512_bf16, no AMX), `alexnet` training steps at
+batch 32, channels_last (benchmarks/paper_vs_owt.md against paper_vs_owt_no_mmap.md, the same
+comparison with glibc kept from mmapping): fp32 52.5 → 71.0 img/s, bf16 60.8 → 109.7 img/s; and
+the bf16 probe of `--amp auto` for the paper network 1.1× → 1.7× (docs/runs/paper-amp-auto).
 
 `keep_large_buffers` turns that off for the process: no mmap for large blocks, and up to 1 GiB
 kept free at the top of the heap for the next step instead of being trimmed. It is called when
