@@ -12,7 +12,8 @@ import alexnet.engine.precision as prec
 from alexnet import experiments
 
 
-def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkeypatch):
+def _bf16_cpu_and_two_classes(tmp_path, monkeypatch):
+    """A folder of two classes of random images, on a CPU that says it has fast bf16."""
     rng = np.random.default_rng(0)
     for c in range(2):
         (tmp_path / "data" / f"c{c}").mkdir(parents=True)
@@ -21,6 +22,10 @@ def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkey
     monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+
+
+def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkeypatch):
+    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
     answers = iter([3.0, 0.5, 0.5, 0.5])  # a probe that would flip between arms
     calls: list[float] = []
     monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
@@ -37,14 +42,7 @@ def test_every_arm_trains_in_the_precision_decided_at_the_start(tmp_path, monkey
 
 
 def test_amp_given_to_the_experiment_is_every_arms_precision_without_a_probe(tmp_path, monkeypatch):
-    rng = np.random.default_rng(1)
-    for c in range(2):
-        (tmp_path / "data" / f"c{c}").mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / f"c{c}" / f"{i}.png")
-    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
-    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
-    monkeypatch.setattr(dev, "cpu_bf16_speedup", lambda: 6.0)
+    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
     calls: list[int] = []
     monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(1) or 3.0)
     rec = experiments.run("lrn", data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out",
