@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -47,6 +46,7 @@ sys.path.insert(0, str(HERE))  # the scripts import each other as plain modules
 
 import data_pipeline  # noqa: E402
 import paper_vs_owt  # noqa: E402
+import profile_paper_net  # noqa: E402
 import retrieval_bench  # noqa: E402
 import serve_load  # noqa: E402
 import train_step  # noqa: E402
@@ -66,23 +66,12 @@ def row(section: str, name: str, ours: float | None, baseline: float | None, uni
 
 
 def machine() -> dict:
-    cpu, flags = platform.processor() or platform.machine(), []
-    with contextlib.suppress(OSError):
-        info = Path("/proc/cpuinfo").read_text()
-        for line in info.splitlines():
-            if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                flags = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-                         if f in have]
-                break
+    """The CPU and its fast-path flags (`profile_paper_net.machine`), plus GPU, versions and load."""
     import torchvision
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu, "cpu_flags": flags, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {**profile_paper_net.machine(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+            "torchvision": torchvision.__version__, "python": platform.python_version(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 

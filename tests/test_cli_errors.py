@@ -127,6 +127,16 @@ def test_pca_stats_bad_counts(capsys, tmp_path, flags, expect):
     assert not (tmp_path / "p.json").exists()
 
 
+def test_pca_stats_of_unreadable_images_is_one_line(capsys, tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "d" / c / f"{i}.jpg").write_bytes(b"not a jpeg")
+    err = one_line_error(capsys, ["data", "pca-stats", f"folder:{tmp_path / 'd'}", "-o", str(tmp_path / "p.json")])
+    assert "could be read" in err or "readable image" in err
+    assert not (tmp_path / "p.json").exists()
+
+
 # -- index build ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

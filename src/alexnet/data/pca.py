@@ -41,7 +41,8 @@ def compute_pca_stats(dataset: Dataset, max_images: int = 2000, *, seed: int = 0
         count += x.shape[1]
         images += 1
     if images == 0:
-        raise UserError(f"pca-stats: none of the {len(idx)} sampled images could be read ({len(seen_bad)} bad)")
+        raise UserError(f"pca-stats: none of the {min(max_images, len(dataset))} sampled images could be read "
+                        f"({len(seen_bad)} bad)")
     mean = s1 / count
     cov = s2 / count - torch.outer(mean, mean)
     eigval, eigvec = torch.linalg.eigh(cov)  # ascending

@@ -36,8 +36,7 @@ def decide_precision(amp: str, device: torch.device, model: nn.Module | None = N
     with native bf16 (without a model, a matmul decides)."""
     probe = None
     if model is not None and device.type == "cpu":
-        def probe() -> float:
-            return model_bf16_speedup(model, input_size, batch_size, channels_last)
+        probe = lambda: model_bf16_speedup(model, input_size, batch_size, channels_last)  # noqa: E731
     return resolve_precision(amp, device, step_speedup=probe)
 
 
