@@ -201,3 +201,10 @@ def test_data_cache_into_an_existing_file_is_one_line_before_any_work(capsys, tm
     assert out.read_bytes() == b"keep me"
     err = one_line_error(capsys, ["data", "cache", "digits", "-o", str(out / "sub")])
     assert "cannot create the cache folder" in err
+
+
+def test_the_amp_names_are_one_list():
+    from alexnet.core.device import AMP_CHOICES
+    from alexnet.engine.config import AMP_MODES
+
+    assert AMP_MODES == AMP_CHOICES

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="experiments", help="output folder (default: experiments)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("-j", "--workers", type=int, help="data loading worker processes")
-    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
+    from ..engine.config import AMP_MODES  # plain Python: the help stays free of torch
+
+    p.add_argument("--amp", choices=AMP_MODES,
                    help="precision of every arm (default: each experiment's, usually auto — measured once at the "
                         "start and pinned for all its arms)")
     p.set_defaults(func=run)

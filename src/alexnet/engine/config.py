@@ -27,7 +27,7 @@ AUGS = AugPlan.names()  # every --aug name (data.augment's registry)
 RESIDENT_AUGS = AugPlan.names("resident", auto=False)  # data.resident: whole batches in memory
 STREAMING_AUGS = AugPlan.names("cpu")  # the per-image and --data-device paths
 PCA_AUGS = ("paper", "auto")  # the --aug names that can mean PCA lighting (auto: paper for large inputs)
-AMP_MODES = ("auto", "off", "bf16", "fp16")
+AMP_MODES = ("auto", "off", "bf16", "fp16")  # core.device.AMP_CHOICES (that module imports torch; a test keeps them equal)
 
 
 @dataclass
