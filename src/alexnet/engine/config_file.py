@@ -56,8 +56,8 @@ class ConfigFile:
         """The one-line error: ``FILE: KEY must be …`` (a flag's name at its start becomes the key)."""
         if key is None:
             return UserError(f"{self.path}: {msg}")
-        flag = "--" + key.replace("_", "-") + " "
-        msg = msg[len(flag):] if msg.startswith(flag) else msg
+        flag = "--" + key.replace("_", "-") + " must "
+        msg = msg[len(flag) - 5:] if msg.startswith(flag) else msg
         return UserError(f"{self.path}: {key} {msg}" if msg.startswith("must ") else f"{self.path}: {key}: {msg}")
 
     def start_values(self, flags: dict[str, Any]) -> dict[str, Any]:
