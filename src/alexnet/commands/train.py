@@ -164,6 +164,9 @@ def _run_flags(g: argparse._ArgumentGroup) -> None:
       help="more unreadable files than this share (default 0.05) ends the run with a warning and exit 1")
     a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
     a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
+    a("--config", dest="config_file", metavar="FILE",
+      help="start from FILE's fields: a YAML file (keys as in config.json; `alexnet recipes show NAME` prints "
+           "one), or a run's config.json or directory to train it again exactly as a new run; flags override it")
 
 
 # The sections of `alexnet train -h`, in order.
@@ -183,6 +186,7 @@ FLAGS_NOT_COPIED = {
     "recipe": "picks the recipe the fields start from (saved as the `recipe` field by make_config)",
     "model_arg": "KEY=VALUE pairs gathered into the `model_kwargs` field",
     "data_path": "combined with the recipe's dataset kind into the `data` field",
+    "config_file": "the file read (engine/config_file.py): its fields start the config; its path is recorded",
 }
 # `TrainConfig` fields no flag of their name sets: how they are set instead.
 FIELDS_NOT_COPIED = {
@@ -191,6 +195,7 @@ FIELDS_NOT_COPIED = {
     "pixel_mean": "measured at the start of a pixelmean run, or read from --pca's pca.json",
     "precision": "decided once at the start of a run from --amp (engine/precision.py) and kept on resume",
     "precision_reason": "why that precision was chosen, recorded with it",
+    "config_file": "set by --config to the file the fields came from",
 }
 
 
@@ -212,13 +217,15 @@ def _flag_overrides(args: argparse.Namespace) -> dict:
     return over
 
 
-def check_flags(args: argparse.Namespace) -> None:
+def check_flags(args: argparse.Namespace) -> dict:
     """Every value the flags give, checked right after parsing and before torch is imported, so that
     a mistake is answered in well under a second (`TrainConfig.check_values`, plain Python): the
-    recipe's fields (or a resumed run's ``config.json``) with the flags on top. What needs the model
-    registry, the weights or the data is checked later, in `config_from_args` and `fit`."""
+    recipe's fields (or a resumed run's ``config.json``) with ``--config``'s and the flags on top.
+    What needs the model registry, the weights or the data is checked later, in `config_from_args`
+    and `fit`. Returns the fields ``--config``'s file gives (``{}`` without one)."""
     from ..core.errors import UserError
     from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
+    from ..engine.config_file import read_config_file
 
     if args.max_steps == 0:
         raise UserError("--max-steps must be at least 1 (leave it out to train every epoch), not 0")
@@ -228,17 +235,26 @@ def check_flags(args: argparse.Namespace) -> None:
                         f"--data-path alone, or --data KIND with --data-path (e.g. --data folder --data-path DIR)")
     over = _flag_overrides(args)
     if args.resume:
+        if args.config_file:
+            raise UserError("--config starts a new run from a file; --resume continues a run from its own "
+                            "config.json: give one of them")
         saved = Path(args.resume).expanduser() / "config.json"
         try:
             base = json.loads(saved.read_text())
         except (OSError, ValueError):
-            return  # not a run directory itself (or an unreadable one): resume_config says which
+            return {}  # not a run directory itself (or an unreadable one): resume_config says which
         for k in PER_INVOCATION:
             base.pop(k, None)
         TrainConfig.from_dict({**base, **over}).check_values()
-        return
-    recipe = args.recipe or default_recipe(args.model, args.weights)[0]
-    config_values(recipe, **over).check_values()
+        return {}
+    cf = read_config_file(args.config_file) if args.config_file else None
+    start = cf.start_values({**over, **({"data": args.data_path} if args.data_path else {})}) if cf else {}
+    given = {**start, **over}
+    recipe = args.recipe or start.get("recipe") or default_recipe(given.get("model"), given.get("weights"))[0]
+    if cf:
+        cf.check_values(recipe)
+    config_values(recipe, file_values=start, **over).check_values()
+    return start
 
 
 def _check_weights_first(spec: str, model: str | None) -> None:
@@ -256,50 +272,52 @@ def config_from_args(args: argparse.Namespace):
     from ..core.errors import UserError
     from ..engine.config import RECIPES, make_config, resume_config
 
-    check_flags(args)
+    start = check_flags(args)  # the --config file's fields, under the flags
     over = _flag_overrides(args)
     if args.resume:
         return resume_config(args.resume, **over)
-    if args.weights and "model" not in over:  # the model the weights were made for
+    weights = over.get("weights", start.get("weights"))
+    if weights and "model" not in {**start, **over}:  # the model the weights were made for
         from ..models.pretrained import model_for_weights
 
-        made_for = model_for_weights(args.weights)
+        made_for = model_for_weights(weights)
         if made_for:
             over["model"] = made_for[0]
-            if made_for[1] and "model_kwargs" not in over:
+            if made_for[1] and "model_kwargs" not in {**start, **over}:
                 over["model_kwargs"] = made_for[1]
-    recipe = args.recipe
+    recipe = args.recipe or start.get("recipe")
     if recipe is None:
         from ..engine.config import default_recipe
         from ..models import model_cfg
 
-        if "model" in over:
-            model_cfg(over["model"])  # an unknown model is the error to report, not the recipe's data
-            if "model_kwargs" in over:  # likewise a bad --model-arg
+        given = {**start, **over}
+        if "model" in given:
+            model_cfg(given["model"])  # an unknown model is the error to report, not the recipe's data
+            if "model_kwargs" in given:  # likewise a bad --model-arg
                 from ..models.registry import check_model_kwargs
 
-                check_model_kwargs(over["model"], over["model_kwargs"])
+                check_model_kwargs(given["model"], given["model_kwargs"])
 
-        recipe, why = default_recipe(over.get("model"), args.weights)
-        if "model" not in over and RECIPES[recipe].get("model"):
+        recipe, why = default_recipe(given.get("model"), weights)
+        if "model" not in given and RECIPES[recipe].get("model"):
             over["model"] = RECIPES[recipe]["model"]
         print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
     if args.data_path:
-        kind = over.get("data") or RECIPES[recipe].get("data", "")
+        kind = over.get("data") or start.get("data") or RECIPES[recipe].get("data", "")
         if kind and ":" not in kind and kind != "digits" and not Path(kind).exists():
             over["data"] = f"{kind}:{args.data_path}"
         else:
             over["data"] = args.data_path
-    data = over.get("data", RECIPES[recipe].get("data", "digits"))
+    data = over.get("data", start.get("data", RECIPES[recipe].get("data", "digits")))
     from ..data.datasets import KINDS_NEEDING_PATH
 
     if data in KINDS_NEEDING_PATH:
-        if args.weights:  # the weights argument first, then the data
-            _check_weights_first(args.weights, over.get("model"))
+        if weights:  # the weights argument first, then the data
+            _check_weights_first(weights, over.get("model", start.get("model")))
         raise UserError(f"dataset {data!r} needs a location: --data-path PATH (or --data {data}:PATH)")
-    return make_config(recipe, **over)
+    return make_config(recipe, file_values=start, **over)
 
 
 def run_train(args: argparse.Namespace) -> int:

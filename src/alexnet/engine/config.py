@@ -18,6 +18,7 @@ from typing import Any
 
 from ..core.errors import UserError, did_you_mean
 from ..data.augment import PCA_SCALES, AugPlan  # plain Python: the CLI's help stays free of torch
+from .recipes import RECIPES
 
 OPTIMIZERS = ("sgd", "sgd-paper", "adam", "adamw")
 SCHEDULERS = ("plateau", "step", "cosine", "onecycle", "linear", "constant")
@@ -99,6 +100,7 @@ class TrainConfig:
     recipe: str = "digits"
     resume: str = ""  # a run directory to continue from its checkpoints/last.pt
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
+    config_file: str = ""  # the --config file (YAML, or a run's config.json) the fields came from
 
     def validate(self) -> "TrainConfig":
         """Every check: `check_values`, then the model's arguments against the registry (which
@@ -250,77 +252,8 @@ class TrainConfig:
 PER_INVOCATION = ("max_steps", "test_only")
 
 
-# Recipes: field values, each with its source. Flags override them.
-RECIPES: dict[str, dict[str, Any]] = {
-    # The paper, §5 and §4: SGD, momentum 0.9, weight decay 5e-4, batch 128, lr 0.01 divided by 10
-    # when the validation error stopped improving (three times in ~90 epochs, "roughly 90 cycles"),
-    # N(0, 0.01) init with bias 1 (model default), 227 crops + flips + PCA lighting, ten-crop test.
-    # sgd-paper: §5's update v ← 0.9·v − 0.0005·ε·w − ε·∂L/∂w, w ← w + v (a rate drop reaches the
-    # momentum gradually, as in the paper; PyTorch's SGD applies it to the whole buffer at once).
-    # Biases: twice the rate and no weight decay, as the authors' code (cuda-convnet2's
-    # layer-params-imagenet-1gpu.cfg: epsB 0.02 = 2 × epsW 0.01, and no wc on biases) and Caffe's
-    # bvlc_alexnet (lr_mult 2, decay_mult 0) do; the paper is silent. The global batch stays 128
-    # under torchrun (§5); the mean pixel is the training data's (§2); PCA lighting α·√λ as in
-    # cuda-convnet2 (convdata.py; the paper's text prints α·λ).
-    "paper": dict(model="alexnet", epochs=90, batch_size=128, global_batch=128, optimizer="sgd-paper",
-                  lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-4, bias_lr_mult=2.0,
-                  bias_weight_decay=0.0, lr_scheduler="plateau", lr_gamma=0.1,
-                  lr_patience=3, lr_max_drops=3, aug="paper", pca_scale="sqrt", normalize="pixelmean",
-                  ten_crop=True, label_smoothing=0.0),
-    # CIFAR-10 with alexnet-cifar, tuned on a 5,000-image validation split carved from the 50,000
-    # training images (val_split 0.1, stratified, seed 0; the test split is never used). Batch norm
-    # after each conv (model_kwargs) and a one-cycle schedule. 24 epochs: 87.0 % validation top-1 (87.4 %
-    # ten-crop) in 2.2 h on 2 CPU cores; 15 epochs gave 84.3 %, still rising. SGD + Nesterov 0.9 and
-    # weight decay 5e-4 as in the paper; label smoothing 0.1 (Szegedy et al. 2016). docs/cifar10.md.
-    # Measured with dropout on the inputs of fc6 and fc7 (torchvision's layout), so the recipe keeps
-    # it (dropout_at); the model's default is now the paper's (outputs of fc6 and fc7), not re-measured.
-    "cifar10": dict(model="alexnet-cifar", data="cifar10",
-                    model_kwargs={"norm": "batch", "dropout_at": "torchvision"}, epochs=24,
-                    batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
-                    weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.1, aug="small",
-                    val_split=0.1, workers=1),
-    # CIFAR-10 to 90 % in minutes on a CPU (docs/cifar10.md has the measurements and the
-    # ablation of each choice): alexnet-cifar-fast (whitening + 3 conv stages 64-256-256 + FC), the
-    # images decoded once into memory and augmented a whole epoch at a time (alternating flip, ±2 px
-    # translation), airbench's optimisation (Jordan 2024) rescaled to a mean loss and batch 512:
-    # SGD + Nesterov 0.85, lr 0.75 (= airbench's 11.5 per 1024 "decoupled"), weight decay 1.33e-3
-    # (its 0.0153 per 1024), batch-norm biases at 64× the rate with the same decay per step,
-    # label smoothing 0.2, linear warm-up/decay, lookahead; flip averaging at the end (ten-crop of a
-    # 32×32 image is the image and its mirror). Validation top-1 times are printed at 80/85/90 %.
-    # 16 epochs: 10 stayed under 90 % (89.6 %), 14 gave 90.7 and 90.4 % (flip-averaged, seeds 0 and 1),
-    # 16 for a margin (the seeds of 16 and the ablation at 14 are in docs/cifar10.md). amp auto:
-    # bf16 where the CPU's bf16 runs this model's own step faster (3.1× fp32 on an AMX Xeon), else
-    # fp32 — on a CPU without fast bf16 the 16 epochs take about 3× as long (docs/cifar10.md).
-    "cifar10-fast": dict(model="alexnet-cifar-fast", data="cifar10", epochs=16, batch_size=512, optimizer="sgd", amp="auto",
-                         lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3, bias_lr_mult=64.0,
-                         bias_weight_decay=1.33e-3 / 64, lr_scheduler="linear", label_smoothing=0.2,
-                         aug="flip-translate", translate=2, resident=True, lookahead=True, ten_crop=True,
-                         val_split=0.1, workers=2, report_at=[80.0, 85.0, 90.0]),
-    # The default: alexnet-mnist on scikit-learn's 8×8 digits, upsampled to 28×28. AdamW 2e-3 (the
-    # tutorials train with Adam 1e-3) with a one-cycle schedule, batch 32: measured on 2 CPU cores,
-    # SGD 0.05 stalled at chance for 4 epochs, AdamW reached 98 % by epoch 5 (docs/digits.md).
-    "digits": dict(model="alexnet-mnist", data="digits", epochs=8, batch_size=32, optimizer="adamw",
-                   lr=2e-3, weight_decay=0.01, lr_scheduler="onecycle", aug="auto", label_smoothing=0.0,
-                   val_split=0.2),  # 1,437 train / 360 val, stratified, seed 0
-    # Photos with an ImageNet-sized network from scratch (alexnet, alexnet-owt, the zoo): the
-    # optimiser of the paper (§5) and of torchvision's reference for AlexNet (SGD 0.01, momentum
-    # 0.9, weight decay 5e-4, batch 64 here for a laptop), a cosine schedule with one warm-up epoch,
-    # crops + flips. AdamW 2e-3 (the digits recipe) was reported to blow up here (a train loss
-    # of 2,240 in epoch 1 with alexnet-owt on photos). Not measured on a photo set here (none on the build machine).
-    "photos": dict(model="alexnet-owt", data="folder", epochs=30, batch_size=64, optimizer="sgd", lr=0.01,
-                   momentum=0.9, nesterov=False, weight_decay=5e-4, lr_scheduler="cosine", lr_warmup_epochs=1.0,
-                   aug="light", label_smoothing=0.0, val_split=0.2),
-    # Fine-tuning pretrained weights (--weights) on a few hundred to a few thousand photos: SGD 0.01
-    # with momentum 0.9 for the new head and a tenth of it for the pretrained layers (the usual
-    # discriminative rates), weight decay 1e-4, cosine over 15 epochs with one warm-up epoch, light
-    # augmentation (crops + flips, no PCA lighting), batch 32. Measured in docs/finetune.md: 5 CIFAR-10
-    # classes from 300 images, 62.5 % from weights pretrained on the other 5 classes vs 49.0 % from
-    # scratch with the same recipe and network.
-    "finetune": dict(model="alexnet-owt", data="folder", epochs=15, batch_size=32, optimizer="sgd", lr=0.01,
-                     momentum=0.9, nesterov=False, weight_decay=1e-4, lr_scheduler="cosine",
-                     lr_warmup_epochs=1.0, lr_backbone_scale=0.1, aug="light", label_smoothing=0.0,
-                     val_split=0.2),
-}
+# Recipes: field values, each with its source, one YAML file each in engine/recipes/ (`RECIPES`
+# reads them on first use). Flags override them.
 
 
 def default_recipe(model: str | None, weights: str | None) -> tuple[str, str]:
@@ -336,19 +269,21 @@ def default_recipe(model: str | None, weights: str | None) -> tuple[str, str]:
     return "photos", f"for {model} on photos"
 
 
-def make_config(recipe: str = "digits", **overrides: Any) -> TrainConfig:
-    """A `TrainConfig` from recipe ``recipe`` with ``overrides`` (fields given explicitly) on top."""
-    return config_values(recipe, **overrides).validate()
+def make_config(recipe: str = "digits", *, file_values: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """A `TrainConfig` from recipe ``recipe``, then a config file's ``file_values`` (`config_file`),
+    then ``overrides`` (fields given explicitly, as flags) on top."""
+    return config_values(recipe, file_values=file_values, **overrides).validate()
 
 
-def config_values(recipe: str = "digits", **overrides: Any) -> TrainConfig:
+def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None = None,
+                  **overrides: Any) -> TrainConfig:
     """`make_config` without `TrainConfig.validate`: the values only, checked as far as combining
     them needs (plain Python; the CLI calls ``.check_values()`` on it before importing torch)."""
     if recipe not in RECIPES:
         raise UserError(f"unknown recipe {recipe!r}{did_you_mean(recipe, RECIPES)} "
                         f"(choose from {', '.join(RECIPES)})")
     given = {k: v for k, v in overrides.items() if v is not None}
-    values = {**RECIPES[recipe], **given, "recipe": recipe}
+    values = {**RECIPES[recipe], **(file_values or {}), **given, "recipe": recipe}
     if given.get("global_batch"):
         if "batch_size" in given:
             raise UserError("give either -b (the batch per process) or --global-batch (split across the "

@@ -1,0 +1,144 @@
+"""``alexnet train --config FILE``: a YAML file or a run's config.json as the starting fields, flags on
+top; a re-run from config.json is exact; every mistake in the file is one line naming the key and
+the file, answered before torch is imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet.cli import build_parser, main
+from alexnet.commands.train import config_from_args
+from alexnet.engine.config import TrainConfig, make_config
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def config_of(*argv: str) -> TrainConfig:
+    return config_from_args(build_parser().parse_args(["train", *argv]))
+
+
+def write(tmp_path: Path, text: str, name: str = "my.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# -- layers: recipe < file < flags -------------------------------------------------------------
+
+def test_the_file_overrides_its_recipe_and_flags_override_the_file(tmp_path):
+    f = write(tmp_path, "recipe: cifar10\nepochs: 3\nlr: 1e-2\nmodel_kwargs: {norm: none}\nreport_at: [50, 60]\n")
+    cfg = config_of("--config", f, "--data-path", "/c10", "--seed", "4", "--epochs", "5")
+    assert (cfg.recipe, cfg.model, cfg.optimizer, cfg.label_smoothing) == ("cifar10", "alexnet-cifar", "sgd", 0.1)
+    assert (cfg.epochs, cfg.lr, cfg.seed, cfg.model_kwargs) == (5, 0.01, 4, {"norm": "none"})
+    assert cfg.report_at == [50.0, 60.0] and cfg.data == "cifar10:/c10"
+    assert cfg.config_file == str(Path(f).resolve())
+    other = config_of("--config", write(tmp_path, "recipe: cifar10\nepochs: 3\n", "b.yaml"), "--recipe",
+                      "cifar10-fast", "--data-path", "/c")  # --recipe wins over the file's recipe key
+    assert (other.recipe, other.model, other.epochs) == ("cifar10-fast", "alexnet-cifar-fast", 3)
+
+
+def test_without_a_recipe_key_the_recipe_suits_the_files_model(tmp_path, capsys):
+    cfg = config_of("--config", write(tmp_path, "model: alexnet-cifar-fast\nepochs: 2\n"), "--data-path", "/c")
+    assert (cfg.recipe, cfg.epochs, cfg.lookahead) == ("cifar10-fast", 2, True)
+    assert "recipe cifar10-fast" in capsys.readouterr().out
+
+
+def test_a_batch_in_the_file_is_per_process_as_with_b(tmp_path):
+    f = write(tmp_path, "recipe: paper\nbatch_size: 64\n")
+    assert (config_of("--config", f, "--data", "imagenet:/x").global_batch) == 0
+    both = write(tmp_path, "recipe: paper\nbatch_size: 64\nglobal_batch: 256\n", "both.yaml")
+    assert config_of("--config", both, "--data", "imagenet:/x").global_batch == 256
+
+
+def test_a_runs_config_json_keeps_its_decisions_but_not_its_name(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    saved = make_config("digits", name="old", output_dir=str(tmp_path), seed=3, normalize="pixelmean")
+    saved.precision, saved.precision_reason, saved.pixel_mean = "bf16", "measured", [0.5]
+    saved.resume, saved.config_file = str(run), "/elsewhere/x.yaml"
+    (run / "config.json").write_text(saved.to_json())
+    for spec in (str(run / "config.json"), str(run)):  # the file, or the run directory
+        cfg = config_of("--config", spec)
+        assert (cfg.name, cfg.resume, cfg.output_dir, cfg.seed) == ("", "", str(tmp_path), 3)
+        assert (cfg.precision, cfg.precision_reason, cfg.pixel_mean) == ("bf16", "measured", [0.5])
+        assert cfg.config_file == str((run / "config.json").resolve())
+    again = config_of("--config", str(run), "--amp", "off", "--data", "digits")
+    assert (again.precision, again.pixel_mean, again.amp) == ("", None, "off")  # decided anew
+    assert config_of("--config", str(run), "--name", "new").name == "new"
+
+
+# -- mistakes: one line, the key and the file, exit 2 ---------------------------------------------
+
+BAD = [
+    ("epocs: 3\n", "unknown key 'epocs' (did you mean: epochs"),
+    ("epochs: ten\n", "epochs must be a whole number, not 'ten'"),
+    ("lr: [1]\n", "lr must be a number, not [1]"),
+    ("nesterov: yes\n", "nesterov must be true or false, not 'yes'"),
+    ("report_at: [80, x]\n", "report_at must be a list of numbers"),
+    ("pca: 3\n", "pca must be a string or null, not 3"),
+    ("epochs: 0\n", "epochs must be at least 1, not 0"),
+    ("weight_decay: -1\n", "weight_decay: --wd must be non-negative"),
+    ("resident: true\naug: paper\n", "resident: --resident augments whole batches"),
+    ("recipe: cifar\n", "recipe: 'cifar' is not a recipe (did you mean: cifar10"),
+    ("resume: runs/x\n", "resume: a config file starts a new run"),
+    ("epochs: 3\n  lr: : x\n", "not valid YAML at line 2"),
+    ("- 1\n- 2\n", "expected KEY: VALUE lines"),
+]
+
+
+@pytest.mark.parametrize("text,expected", BAD)
+def test_a_mistake_in_the_file_is_one_line_naming_key_and_file(tmp_path, capsys, text, expected):
+    f = write(tmp_path, text)
+    assert main(["train", "--config", f]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {f}: ") and expected in err, err
+
+
+def test_a_missing_file_a_bad_json_and_config_with_resume(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: --config {tmp_path / 'nope.yaml'}: no such file\n"
+    assert main(["train", "--config", write(tmp_path, '{"epochs": 2,', "config.json")]) == 2
+    assert "config.json: not valid JSON" in capsys.readouterr().err
+    assert main(["train", "--config", write(tmp_path, "epochs: 2\n"), "--resume", str(tmp_path)]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_mistakes_are_answered_before_torch_is_imported(tmp_path):
+    files = [write(tmp_path, text, f"{i}.yaml") for i, (text, _) in enumerate(BAD)]
+    code = ("import sys\nfrom alexnet.cli import main\n"
+            f"codes = [main(['train', '--config', f]) for f in {files!r}]\n"
+            "print(set(codes), 'torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "{2} False", r.stdout + r.stderr
+
+
+# -- a YAML recipe trains; its config.json re-runs it bit for bit ------------------------------------
+
+def test_a_yaml_trains_and_its_config_json_reruns_it_exactly(tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+    import torch
+
+    monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)  # --amp auto decides, and the re-run keeps it
+    assert main(["recipes", "show", "digits"]) == 0
+    text = capsys.readouterr().out.replace("epochs: 8 ", "epochs: 1 ")
+    text += "train_subset: 256\nbatch_size: 64\nmodel_kwargs: {width: 0.125, fc_width: 16}\ndeterministic: true\n"
+    recipe = write(tmp_path, text, "tiny-digits.yaml")
+    out = str(tmp_path / "runs")
+    assert main(["train", "--config", recipe, "--output-dir", out, "--name", "a", "--seed", "5"]) == 0
+    first = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
+    assert (first["epochs"], first["optimizer"], first["config_file"]) == (1, "adamw", str(Path(recipe).resolve()))
+    assert main(["train", "--config", str(tmp_path / "runs" / "a" / "config.json")]) == 0
+    (second_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "a"]
+    second = json.loads((second_dir / "config.json").read_text())
+    assert second["config_file"] == str(tmp_path / "runs" / "a" / "config.json")
+    assert {k: v for k, v in second.items() if k not in ("name", "config_file")} == \
+           {k: v for k, v in first.items() if k not in ("name", "config_file")}
+    a, b = (load_file(str(d / "weights.safetensors")) for d in (tmp_path / "runs" / "a", second_dir))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
