@@ -3,8 +3,8 @@
     python tools/ema_measure.py run OUT NAME -- alexnet train …   # one run, timed, under the CPU lock
     python tools/ema_measure.py summarize RUNS_DIR RESULTS.json   # the paired differences over seeds
 
-``run`` takes the shared CPU lock (``$ALEXNET_CPU_LOCK``, default ``/tmp/alexnet-cpu.lock``) so that
-the run has the cores to itself, then records ``output.txt`` (the console) and ``run.json``
+``run`` first takes the lock file ``$ALEXNET_CPU_LOCK`` when it is set (so that on a shared machine
+the run has the cores to itself), then records ``output.txt`` (the console) and ``run.json``
 (command, machine, wall and CPU time) beside the run's own ``config.json`` and ``metrics.csv``.
 ``summarize`` reads every ``RUNS_DIR/<recipe>-s<seed>/metrics.csv`` and writes, per recipe, the
 last epoch's and the best epoch's validation top-1 of the raw weights and of their EMA, their
@@ -46,7 +46,7 @@ def machine() -> dict:
 def run(out: Path, name: str, cmd: list[str]) -> int:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    with open(os.environ.get("ALEXNET_CPU_LOCK", "/tmp/alexnet-cpu.lock"), "w") as lock:
+    with open(os.environ.get("ALEXNET_CPU_LOCK") or os.devnull, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()

@@ -136,6 +136,17 @@ def test_the_better_side_becomes_the_weights(tmp_path, monkeypatch, capsys, ema_
     assert "EMA loss" in out  # the epoch line shows both
 
 
+def test_a_finished_run_missing_its_weights_gets_the_kept_side_back(tmp_path, monkeypatch):
+    score_side(monkeypatch, ema_wins=True)
+    d = run(tmp_path, "m").run_dir
+    want = load_file(str(d / "weights.safetensors"))
+    (d / "weights.safetensors").unlink()
+    (d / "weights.json").unlink()
+    fit(resume_config(str(d)))
+    assert same_tensors(load_file(str(d / "weights.safetensors")), want)
+    assert json.loads((d / "weights.json").read_text())["weights_from"] == "ema"
+
+
 def test_resident_path_averages_too(tmp_path):
     d = run(tmp_path, "r", resident=True, aug="flip").run_dir
     ck = safe_torch_load(d / "checkpoints" / "last.pt")

@@ -201,6 +201,8 @@ class RunDir:
             row = self.best_metrics_row()
             if math.isfinite(float(best["best_top1"])):
                 row["val_top1"] = float(best["best_top1"])
+            if "weights_from" in best:  # --ema: best.pt may hold the average
+                row["weights_from"] = best["weights_from"]
             self.save_weights(model, meta(**row))
             load(ck, used)
             wrote.append("weights.safetensors + weights.json (from checkpoints/best.pt)")
