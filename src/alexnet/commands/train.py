@@ -106,6 +106,9 @@ def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
     a("--clip-grad-norm", type=float)
     a("--lookahead", action=argparse.BooleanOptionalAction, default=None,
       help="every 5 steps move the weights to their running average (airbench; cifar10-fast recipe)")
+    a("--ema", type=float, metavar="DECAY",
+      help="also keep an exponential moving average of the weights with this decay per step (e.g. 0.999; timm's "
+           "warm-up), validated beside them each epoch; the better one becomes weights.safetensors (0: off)")
 
 
 def _schedule_flags(g: argparse._ArgumentGroup) -> None:

@@ -66,6 +66,7 @@ class TrainConfig:
     lr_warmup_epochs: float = 0.0
     clip_grad_norm: float = 0.0  # 0: off
     lookahead: bool = False  # airbench's lookahead: every 5 steps pull the weights to their running average
+    ema: float = 0.0  # >0: also keep an EMA of the weights with this decay (timm's warm-up; engine/ema.py); 0: off
     # data
     aug: str = "auto"
     pca: str | None = None  # pca.json from `alexnet data pca-stats` (default: ImageNet's values)
@@ -133,6 +134,8 @@ class TrainConfig:
             bad(f"--momentum must be in [0, 1), not {self.momentum}")
         if self.weight_decay < 0:
             bad(f"--wd must be non-negative, not {self.weight_decay}")
+        if not 0 <= self.ema < 1:
+            bad(f"--ema must be in [0, 1) (the EMA's decay per step, e.g. 0.999; 0: off), not {self.ema}")
         if not 0 <= self.label_smoothing < 1:
             bad(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.val_split < 1:  # 0: every image trains (no validation where the data has none)
@@ -316,6 +319,10 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
         raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
     if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):
         raise UserError("--resume: --model-arg differs from the run's; the weights would not fit")
+    if "ema" in over and (over["ema"] > 0) != (base.get("ema", 0.0) > 0):
+        had = bool(base.get("ema"))
+        raise UserError(f"--resume: the run trained {'with' if had else 'without'} an EMA of its weights; --ema "
+                        f"{over['ema']:g} cannot {'drop' if had else 'start'} it mid-run: leave --ema out")
     for k in PER_INVOCATION:  # a run directory written before these were left out of config.json
         base.pop(k, None)
     return TrainConfig.from_dict({**base, **over, "resume": str(run_dir)}).validate()

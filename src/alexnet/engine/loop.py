@@ -25,6 +25,7 @@ from ..core.errors import UserError
 from ..core.seed import set_rng_state
 from .config import TrainConfig
 from .distributed import World, broadcast_flag
+from .ema import ModelEma
 from .optim import Lookahead
 from .progress import EpochProgress, log
 from .schedule import LRSchedule
@@ -80,12 +81,13 @@ class TrainLoop:
                  net: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, schedule: LRSchedule,
                  lookahead: Lookahead | None, normalize: Callable, precision: Precision, channels_last: bool,
                  frozen: Any, loader: Any, bad_log: Any, batch_size: int, checkpoints: Path,
-                 save_last: Callable[[], None]):
+                 save_last: Callable[[], None], ema: ModelEma | None = None):
         self.cfg, self.world, self.device, self.pos = cfg, world, device, pos
         self.model, self.net, self.optimizer, self.scaler = model, net, optimizer, scaler
         self.schedule, self.lookahead, self.normalize, self.precision = schedule, lookahead, normalize, precision
         self.channels_last, self.frozen, self.loader, self.bad_log = channels_last, frozen, loader, bad_log
         self.batch_size, self.checkpoints, self.save_last = batch_size, checkpoints, save_last
+        self.ema = ema  # --ema: the average of ``model`` (engine/ema.py), updated after each step
         self.steps_per_epoch = len(loader)
         self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
         self.stop_requested = False  # Ctrl-C: stop after this step, with a checkpoint
@@ -126,6 +128,8 @@ class TrainLoop:
         pos.global_step += 1
         if self.lookahead is not None:
             self.lookahead.step(pos.global_step)
+        if self.ema is not None:  # after lookahead: the average follows the weights the run goes on with
+            self.ema.update(self.model)
         pos.epoch_stats[2] += labels.numel()
         return loss
 

@@ -113,9 +113,10 @@ class MetricsLog:
     Writes only on rank 0 (``enabled``); on other ranks every method does nothing.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool = True, extra_columns: tuple[str, ...] = ()):
         self.path = Path(run_dir) / "metrics.csv"
         self.enabled = enabled
+        self.columns = METRICS_COLUMNS + list(extra_columns)  # extra: after the usual ones (--ema's)
         self.tb = None
 
     def open_tensorboard(self) -> None:
@@ -139,12 +140,12 @@ class MetricsLog:
     def append(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        old = self.path.read_text() if self.path.is_file() else ",".join(METRICS_COLUMNS) + "\n"
+        old = self.path.read_text() if self.path.is_file() else ",".join(self.columns) + "\n"
         line = ",".join("" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]))
-                        for c in METRICS_COLUMNS)
+                        for c in self.columns)
         atomic_write(self.path, old + line + "\n")
         if self.tb is not None:
-            for k in _TB_SCALARS:
+            for k in (*_TB_SCALARS, *self.columns[len(METRICS_COLUMNS):]):
                 if row.get(k) is not None:
                     self.tb.add_scalar(k, row[k], row["epoch"])
             self.tb.flush()

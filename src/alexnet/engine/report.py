@@ -25,6 +25,19 @@ from .progress import clock, log
 
 
 @dataclass
+class TrainResult:
+    run_dir: Path
+    best_top1: float
+    last: EvalResult | None
+    ten_crop: EvalResult | None
+    epochs_done: int
+    steps_done: int
+    bad_files: int = 0  # distinct files that could not be read (stand-ins were used in training)
+    bad_fraction: float = 0.0  # of all training + validation files
+    too_many_bad: bool = False  # bad_fraction over the config's max_bad_fraction: the CLI exits 1
+
+
+@dataclass
 class BadFiles:
     """Distinct files that could not be read, their share of all training + validation files, and
     whether that share is over ``--max-bad-fraction``."""
@@ -54,9 +67,11 @@ class RunReport:
                                 f"{clock(time.perf_counter() - self.t_start)} ({when}, {res.top1:.2f} %; "
                                 f"wall time since the start, decoding included)")
 
-    def final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float, bad_samples: int) -> None:
-        """The closing lines: best and last scores, ten-crop, thresholds its averaging reached, the
-        chance warning, bad samples, the files written and what to run next."""
+    def final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float, bad_samples: int,
+              ema_line: str = "") -> None:
+        """The closing lines: best and last scores (``ema_line``: raw vs EMA, with ``--ema``), ten-crop,
+        thresholds its averaging reached, the chance warning, bad samples, the files written and what
+        to run next."""
         w = self.world
         if last is not None and self.val_ds is None:
             log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
@@ -64,6 +79,8 @@ class RunReport:
             top5 = f", top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self.top5 else ""
             log(w, f"\nbest validation top-1 {best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
                    f"(error {last.top1_error:.2f}%){top5}")
+            if ema_line:
+                log(w, ema_line)
         if ten is not None and last is not None:
             crops = ("ten-crop (§4.1)" if self.mirror
                      else "five-crop (ten-crop without mirrors: trained without flips)")

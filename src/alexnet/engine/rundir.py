@@ -35,7 +35,7 @@ from .progress import log, plural
 # optimiser (momentum: one more copy of the weights, Adam two), scaler, RNG and sampler states
 # stay out of it — for alexnet-owt that is 244 MB instead of 489 MB.
 BEST_KEYS = ("model", "epoch", "step_in_epoch", "global_step", "best_top1", "model_name", "num_classes",
-             "classes", "config")
+             "classes", "config", "weights_from")  # weights_from: "raw" or "ema" (--ema), when known
 
 
 def run_dir_path(cfg: TrainConfig, world: World) -> Path:
@@ -56,7 +56,8 @@ def disk_estimate(model: nn.Module, cfg: TrainConfig) -> dict[str, int]:
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     params = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     copies = {"sgd": 1 if cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(cfg.optimizer, 2)
-    return {"checkpoints/last.pt": weights + copies * params, "checkpoints/best.pt": weights,
+    ema = weights if cfg.ema else 0  # --ema: last.pt also holds the average
+    return {"checkpoints/last.pt": weights + copies * params + ema, "checkpoints/best.pt": weights,
             "weights.safetensors": weights}
 
 
@@ -121,7 +122,7 @@ class RunDir:
         if self.world.is_main:
             ck = state()
             if name == "best.pt":
-                ck = {k: ck[k] for k in BEST_KEYS}
+                ck = {k: ck[k] for k in BEST_KEYS if k in ck}
             save_checkpoint(self.checkpoints / name, ck, keep_previous=name == "last.pt")
 
     def save_weights(self, model: nn.Module, meta: dict[str, Any]) -> None:
@@ -192,7 +193,7 @@ class RunDir:
                 log(self.world, f"warning: {e}")
         if best is None:
             # the best epoch's state is gone; the final state is the best we still have
-            save_checkpoint(best_path, {k: ck[k] for k in BEST_KEYS})
+            save_checkpoint(best_path, {k: ck[k] for k in BEST_KEYS if k in ck})
             best = ck
             wrote.append(f"checkpoints/best.pt (from {used.name}: the best epoch's own state was lost)")
         if not ((self.path / "weights.safetensors").is_file() and (self.path / "weights.json").is_file()):
@@ -200,6 +201,8 @@ class RunDir:
             row = self.best_metrics_row()
             if math.isfinite(float(best["best_top1"])):
                 row["val_top1"] = float(best["best_top1"])
+            if "weights_from" in best:  # --ema: best.pt may hold the average
+                row["weights_from"] = best["weights_from"]
             self.save_weights(model, meta(**row))
             load(ck, used)
             wrote.append("weights.safetensors + weights.json (from checkpoints/best.pt)")

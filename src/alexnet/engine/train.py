@@ -18,7 +18,6 @@ import dataclasses
 import math
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +34,18 @@ from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, init_distributed, plan_batch, shutdown
+from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .evaluate import EvalResult, evaluate
 from .loop import DivergedError, Position, TrainLoop
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, count, log, plural
-from .report import RunReport
+from .report import RunReport, TrainResult
 from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import check_channels, check_compiler, check_data_spec, check_validation, init_from_data, pixel_mean
 
 __all__ = ["fit", "TrainResult", "Trainer", "DivergedError"]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_top1: float
-    last: EvalResult | None
-    ten_crop: EvalResult | None
-    epochs_done: int
-    steps_done: int
-    bad_files: int = 0  # distinct files that could not be read (stand-ins were used in training)
-    bad_fraction: float = 0.0  # of all training + validation files
-    too_many_bad: bool = False  # bad_fraction over the config's max_bad_fraction: the CLI exits 1
 
 
 def data_config(cfg: TrainConfig, world: World) -> TrainingDataConfig:
@@ -101,6 +88,7 @@ class Trainer:
         self.data.build_loaders(self.batch_size, self.bad_log)
         self.train_loader, self.val_loader = self.data.train_loader, self.data.val_loader
         self.whiten_note = init_from_data(cfg, self.model, self.data, self.normalize, device)
+        self.ema = ModelEma.maybe(cfg.ema, self.model)  # --ema: of the model as it starts (engine/ema.py)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
             raise UserError(f"batch size {self.batch_size} is larger than the training set "
@@ -110,14 +98,14 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
         self.lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
-        self.metrics = MetricsLog(self.run_dir, enabled=world.is_main)
-        self.pos, self.best_top1 = Position(), -math.inf
+        self.metrics = MetricsLog(self.run_dir, enabled=world.is_main, extra_columns=EMA_COLUMNS if self.ema else ())
+        self.pos, self.best_top1, self.scores = Position(), -math.inf, None
         self.loop = TrainLoop(
             cfg, world, device, self.pos, model=self.model, net=self.net, optimizer=self.optimizer,
             scaler=self.scaler, schedule=self.schedule, lookahead=self.lookahead, normalize=self.normalize,
             precision=self.precision, channels_last=self.channels_last, frozen=self.frozen, loader=self.train_loader,
             bad_log=self.bad_log, batch_size=self.batch_size, checkpoints=self.dir.checkpoints,
-            save_last=lambda: self.save("last.pt"))
+            save_last=lambda: self.save("last.pt"), ema=self.ema)
         self.report = RunReport(cfg, world, self.run_dir, classes=self.classes, train_ds=self.train_ds,
                                 val_ds=self.val_ds, mirror=self.data.aug_plan.flip, t_start=self.t_start)
 
@@ -187,6 +175,7 @@ class Trainer:
             "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
             "bad_samples": self.bad_log.state_dict(),
             **({"lookahead": self.lookahead.state_dict()} if self.lookahead is not None else {}),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
             "config": self.cfg.saved_dict(),
         }
@@ -215,6 +204,8 @@ class Trainer:
         self.schedule.load_state_dict(ck["schedule"])
         if self.lookahead is not None and "lookahead" in ck:
             self.lookahead.load_state_dict(ck["lookahead"])
+        if self.ema is not None:
+            self.ema.restore(ck, used)
         pos.epoch, pos.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         pos.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
         pos.epoch_stats = [float(x) for x in ck["epoch_stats"]]
@@ -239,11 +230,14 @@ class Trainer:
                             f"here (a new run gives the full schedule)")
 
     # -- the run -------------------------------------------------------------------------------
-    def _eval(self, loader=None) -> EvalResult:
+    def _eval(self, loader=None, model: nn.Module | None = None) -> EvalResult:
+        """The raw weights (or ``model``: the EMA, whose pass counts no bad files again) on ``loader``."""
         if loader is None and self.val_loader is None:  # --val-split 0: nothing to validate on
             return EvalResult(math.nan, math.nan, math.nan, 0)
-        return evaluate(self.model, loader or self.val_loader, self.normalize, self.precision, self.device,
-                        self.channels_last, progress=self.world.is_main, bad_log=self.bad_log)
+        raw = model is None
+        return evaluate(self.model if raw else model, loader or self.val_loader, self.normalize, self.precision,
+                        self.device, self.channels_last, progress=self.world.is_main,
+                        bad_log=self.bad_log if raw else None)
 
     def ten_crop_eval(self) -> EvalResult:
         note = ten_crop_note(self.data.model_cfg, self.report.mirror)  # the five crops may coincide
@@ -252,9 +246,11 @@ class Trainer:
         return self._eval(self.data.ten_crop_loader(self.batch_size, self.report.mirror))
 
     def _finish_epoch(self, complete: bool, t_epoch: float) -> EvalResult:
-        """Validate, log the epoch's line and metrics row, step a plateau schedule, and save:
-        best.pt and the weights when validation improved, then last.pt."""
+        """Validate (the EMA too, with --ema), log the epoch's line and metrics row, step a plateau
+        schedule, and save: best.pt and the weights when validation improved (the better of the raw
+        weights and their EMA), then last.pt."""
         pos, res = self.pos, self._eval()
+        self.scores = scores = EpochScores(res, self._eval(model=self.ema.module) if self.ema else None)
         loss_sum, correct, n = all_reduce_sum(pos.epoch_stats, self.device)
         train_loss = loss_sum / n if n else float("nan")
         train_top1 = 100.0 * correct / n if n else float("nan")
@@ -263,9 +259,9 @@ class Trainer:
         self.metrics.append({"epoch": pos.epoch + 1, "step": pos.global_step, "train_loss": train_loss,
                              "train_top1": train_top1, "val_loss": res.loss, "val_top1": res.top1,
                              "val_top5": res.top5, "lr": lr, "time": round(time.perf_counter() - t_epoch, 2),
-                             "img_per_s": round(self.loop.img_per_s, 1)})
+                             "img_per_s": round(self.loop.img_per_s, 1), **scores.row()})
         top5 = f"  top-5 {res.top5:6.2f}%" if self.report.top5 else ""
-        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%{top5}" if res.n
+        val = (f"val loss {res.loss:.4f}  top-1 {res.top1:6.2f}%{top5}{scores.note()}" if res.n
                else f"train top-1 {train_top1:6.2f}% (no validation)")
         log(self.world, f"epoch {pos.epoch + 1:>3}/{self.cfg.epochs}  train loss {train_loss:.4f}  {val}  "
                         f"lr {lr:.3g}  {time.perf_counter() - t_epoch:.1f}s")
@@ -273,9 +269,10 @@ class Trainer:
         if summary:
             log(self.world, f"  {summary}")
         self.report.thresholds(res, "", f"epoch {pos.epoch + 1}")
-        improved = res.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
-        if improved and not math.isnan(res.top1):
-            self.best_top1 = res.top1
+        kept = scores.kept  # the raw weights' scores, or the EMA's when they are better
+        improved = kept.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
+        if improved and not math.isnan(kept.top1):
+            self.best_top1 = kept.top1
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
                 log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
@@ -284,10 +281,11 @@ class Trainer:
             pos.step_in_epoch = 0
         # last.pt comes last: until it is written, a resume redoes this epoch's end, so a last.pt
         # that says "finished" means best.pt, the weights and the metrics row are all on disk.
-        if improved:
-            self.save("best.pt")
-            scores = dict(val_top1=res.top1, val_top5=res.top5) if res.n else {}  # no NaN in weights.json
-            self.dir.save_weights(self.model, self._meta(**scores, epoch=pos.epoch + (0 if complete else 1)))
+        if improved:  # --ema: the EMA's weights when they scored better (said in best.pt and weights.json)
+            weights, src = self.ema.choose(scores, self.model) if self.ema is not None else (self.model, {})
+            self.dir.save("best.pt", lambda: {**self.state(), "model": weights.state_dict(), **src})
+            best = dict(val_top1=kept.top1, val_top5=kept.top5) if kept.n else {}  # no NaN in weights.json
+            self.dir.save_weights(weights, self._meta(**best, **src, epoch=pos.epoch + (0 if complete else 1)))
         if self.world.is_main and len(self.bad_log):
             self.bad_log.write(self.run_dir)
         self.save("last.pt")
@@ -334,6 +332,8 @@ class Trainer:
                 log(world, note)
         if self.lookahead is not None:
             log(world, "lookahead: every 5 steps the weights move to their running average (airbench)")
+        if self.ema is not None:
+            log(world, self.ema.describe())
         if self.mean_note:
             mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
             log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {self.mean_note}")
@@ -381,7 +381,8 @@ class Trainer:
         ten = None
         if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
-        self.report.final(last, ten, self.best_top1, len(self.bad_log))
+        ema_line = ema_summary(self.ema, self.scores, last)  # --ema: raw vs EMA, and which was kept
+        self.report.final(last, ten, self.best_top1, len(self.bad_log), ema_line=ema_line)
         bad = self.report.bad_files(len(self.bad_log), self.device)
         return TrainResult(self.run_dir, self.best_top1, last, ten, pos.epoch, pos.global_step,
                            bad_files=bad.count, bad_fraction=bad.fraction, too_many_bad=bad.too_many)
