@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 ORDER = 10
@@ -25,6 +26,11 @@ def _percentages(text: str) -> list[float]:
     if not all(0 < v <= 100 for v in vals):
         raise argparse.ArgumentTypeError(f"accuracies must be in (0, 100] percent, got {text!r}")
     return vals
+
+
+def _names(text: str) -> list[str]:
+    """``mlflow`` or ``a,b`` → a list of names; ``""`` or ``none`` → ``[]``."""
+    return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
 
 
 def _kv(text: str) -> tuple[str, object]:
@@ -143,6 +149,11 @@ def _evaluation_flags(g: argparse._ArgumentGroup) -> None:
     a("--report-at", type=_percentages, metavar="P,P,…",
       help="print the wall time at which validation top-1 first reaches each of these accuracies (%%)")
     a("--print-freq", type=int, metavar="N", help="also print a line every N steps")
+    a("--log", type=_names, metavar="NAME[,NAME]",
+      help="also log the run to: mlflow (parameters, metrics per epoch, weights and figures; "
+           'pip install "alexnet[mlflow]"); none: no tracker')
+    a("--mlflow-uri", metavar="URI", help="--log mlflow's tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                          "a local store OUTPUT_DIR/mlflow.db beside the runs)")
 
 
 def _speed_flags(g: argparse._ArgumentGroup) -> None:
@@ -328,4 +339,13 @@ def run_train(args: argparse.Namespace) -> int:
     from ..engine import fit
 
     res = fit(config)
+    if "mlflow" in config.log and not config.test_only and os.environ.get("RANK", "0") == "0":
+        from ..engine.tracking import log_artifacts
+        from ..infer import run_figures
+
+        saved = log_artifacts(res.run_dir, run_figures(res.run_dir), "figures")  # curves, first-layer filters
+        if saved:
+            uri = saved["tracking_uri"]
+            ui = f" (see it with: mlflow ui --backend-store-uri {uri})" if uri.startswith(("sqlite:", "file:")) else ""
+            print(f"mlflow: run {saved['run_id']} in {uri}{ui}")
     return 1 if res.too_many_bad else 0

@@ -19,6 +19,7 @@ from typing import Any
 from ..core.errors import UserError, did_you_mean
 from ..data.augment import PCA_SCALES, AugPlan  # plain Python: the CLI's help stays free of torch
 from .recipes import RECIPES
+from .tracking import check_loggers  # plain Python too: MLflow is only looked for
 
 OPTIMIZERS = ("sgd", "sgd-paper", "adam", "adamw")
 SCHEDULERS = ("plateau", "step", "cosine", "onecycle", "linear", "constant")
@@ -102,6 +103,8 @@ class TrainConfig:
     resume: str = ""  # a run directory to continue from its checkpoints/last.pt
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
     config_file: str = ""  # the --config file (YAML, or a run's config.json) the fields came from
+    log: list[str] = field(default_factory=list)  # also log the run to: mlflow (engine/tracking.py)
+    mlflow_uri: str = ""  # --log mlflow's store (default: $MLFLOW_TRACKING_URI, else OUTPUT_DIR/mlflow.db)
 
     def validate(self) -> "TrainConfig":
         """Every check: `check_values`, then the model's arguments against the registry (which
@@ -203,6 +206,7 @@ class TrainConfig:
             bad(f"--max-bad-fraction must be between 0 and 1, not {self.max_bad_fraction}")
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
+        check_loggers(self.log)  # a known name, and MLflow installed before any training
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",
                   "train_subset"):
             if getattr(self, k) < 0:

@@ -1,5 +1,5 @@
-"""What a run says and records: console lines (rank 0 only), each epoch's progress, ``metrics.csv``
-and TensorBoard events.
+"""What a run says and records: console lines (rank 0 only), each epoch's progress, ``metrics.csv``,
+TensorBoard events and, with ``--log mlflow``, an MLflow run.
 
 Console lines go through ``tqdm.write`` so they do not tear a progress bar. An epoch shows a
 progress bar on a terminal; written to a file or a pipe it shows a line a minute instead. ``metrics.csv`` is
@@ -108,7 +108,8 @@ class EpochProgress:
 
 
 class MetricsLog:
-    """``metrics.csv`` (one row per epoch) and, when tensorboard is installed, its event files.
+    """``metrics.csv`` (one row per epoch) and, when tensorboard is installed, its event files; with
+    ``--log mlflow`` also an MLflow run (engine/tracking.py).
 
     Writes only on rank 0 (``enabled``); on other ranks every method does nothing.
     """
@@ -118,6 +119,15 @@ class MetricsLog:
         self.enabled = enabled
         self.columns = METRICS_COLUMNS + list(extra_columns)  # extra: after the usual ones (--ema's)
         self.tb = None
+        self.mlflow = None
+
+    def open_loggers(self, cfg: Any) -> None:
+        """TensorBoard when it is installed; the MLflow run when ``cfg.log`` asks (not for --test-only)."""
+        if self.enabled and "mlflow" in cfg.log and not cfg.test_only:
+            from .tracking import MlflowTracker
+
+            self.mlflow = MlflowTracker.open(cfg.saved_dict(), self.path.parent, cfg.mlflow_uri)
+        self.open_tensorboard()
 
     def open_tensorboard(self) -> None:
         if not self.enabled:
@@ -149,8 +159,13 @@ class MetricsLog:
                 if row.get(k) is not None:
                     self.tb.add_scalar(k, row[k], row["epoch"])
             self.tb.flush()
+        if self.mlflow is not None:
+            self.mlflow.log_epoch(row)
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+        if self.mlflow is not None:
+            self.mlflow.close()  # the run's files as artifacts (or KILLED/FAILED when an exception is leaving)
+            self.mlflow = None

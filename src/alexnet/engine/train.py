@@ -369,7 +369,7 @@ class Trainer:
         else:
             self.dir.remove_stale_temps()
         self.dir.write_run_files(cfg, self.classes, self._class_ids())
-        self.metrics.open_tensorboard()
+        self.metrics.open_loggers(cfg)
         self._log_setup()
         if cfg.test_only:
             last = self._eval()

@@ -9,7 +9,8 @@
 - `build_index`, `FeatureIndex`, `query_index`, `knn`: exact nearest-neighbour search over
   last-hidden-layer features (the paper's Figure 4);
 - `export_model`: ONNX / TorchScript / safetensors, checked against PyTorch;
-- `import_torchvision`: torchvision's AlexNet checkpoint → our weights with ImageNet's classes.
+- `import_torchvision`: torchvision's AlexNet checkpoint → our weights with ImageNet's classes;
+- `run_figures`: a run's training curves and first-layer filters as PNGs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 _LAZY = {
     **dict.fromkeys(("ExportCheckError", "ExportResult", "export_model"), "export"),
     "evaluate_weights": "evaluation",
+    "run_figures": "figures",
     **dict.fromkeys(("imagenet_classes", "import_torchvision"), "interop"),
     **dict.fromkeys(("FileResult", "Predictor", "expand_inputs"), "predictor"),
     **dict.fromkeys(("ReportCollector", "collect_predictions", "write_report"), "report"),
@@ -36,4 +38,4 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["ExportCheckError", "ExportResult", "export_model", "evaluate_weights", "imagenet_classes",
            "import_torchvision", "FileResult", "Predictor", "expand_inputs", "ReportCollector", "collect_predictions",
-           "write_report", "FeatureIndex", "build_index", "knn", "query_index"]
+           "write_report", "FeatureIndex", "build_index", "knn", "query_index", "run_figures"]

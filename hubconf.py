@@ -1,0 +1,86 @@
+"""torch.hub entry points: every model of the ``alexnet`` registry, by name.
+
+    import torch
+    net = torch.hub.load("OWNER/alexnet", "alexnet")                     # the paper's network (§3)
+    net = torch.hub.load("OWNER/alexnet", "alexnet_owt", weights="DEFAULT")  # torchvision's weights
+    net = torch.hub.load("path/to/clone", "alexnet_cifar", source="local", num_classes=10, width=0.5)
+    torch.hub.list("path/to/clone", source="local")                       # every entry point
+
+One entry point per registered model (``alexnet.models.list_models()``), named like the model with
+``-`` as ``_`` (``alexnet-owt`` → ``alexnet_owt``), so a model registered later appears here
+without an edit. Each takes ``weights=`` (what ``alexnet train --weights`` takes: a torchvision
+weights name for the models that have them — ``DEFAULT``, ``IMAGENET1K_V1``,
+``AlexNet_Weights.IMAGENET1K_V1`` or the enum member —, a ``.pth`` state_dict or a run directory of
+ours), ``pretrained=True`` (torchvision's ``DEFAULT``), ``num_classes`` and the model's own
+keyword arguments (``alexnet models``/``--model-arg`` list them). A mistake, and weights that
+cannot be downloaded offline, raise the project's one-line ``alexnet.UserError``.
+
+torch.hub puts the repository's root on ``sys.path``, not its ``src/``, and installs nothing: this
+file puts ``src/`` first on ``sys.path`` itself, so a clone (or hub's downloaded copy) uses its own
+code even where another ``alexnet`` is installed.
+"""
+
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+
+dependencies = ["torch", "torchvision"]
+
+_SRC = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "src")
+if _os.path.isdir(_SRC) and _SRC not in _sys.path:
+    _sys.path.insert(0, _SRC)
+
+from alexnet.core.errors import UserError as _UserError  # noqa: E402  (after the path above)
+from alexnet.models import build_model as _build_model  # noqa: E402
+from alexnet.models import list_models as _list_models  # noqa: E402
+from alexnet.models import model_cfg as _model_cfg  # noqa: E402
+from alexnet.models.registry import model_args as _model_args  # noqa: E402
+
+
+def _weights_spec(name: str, pretrained: bool, weights) -> str:
+    """``weights=`` as a ``--weights`` spec ("" for none); ``pretrained=True`` is ``DEFAULT``."""
+    if weights is not None and not isinstance(weights, (str, _os.PathLike)):  # a torchvision enum member
+        weights = f"{type(weights).__name__}.{getattr(weights, 'name', weights)}"
+    spec = _os.fspath(weights) if weights is not None else ""
+    if pretrained and spec and spec != "DEFAULT":
+        raise _UserError(f"{name}: give pretrained=True or weights={spec!r}, not both")
+    return spec or ("DEFAULT" if pretrained else "")
+
+
+def _entry_point(name: str):
+    def load(pretrained: bool = False, weights=None, progress: bool = True, num_classes: int | None = None,
+             **kwargs):
+        spec = _weights_spec(name, pretrained, weights)
+        model = _build_model(name, num_classes=num_classes, **kwargs)
+        if spec:
+            from alexnet.models.pretrained import load_pretrained
+
+            load_pretrained(model, spec, name, progress=progress)  # a new head stays as initialised
+        return model
+
+    cfg = _model_cfg(name)
+    args = ", ".join(f"{k}={v!r}" for k, v in _model_args(name).items())
+    load.__name__ = load.__qualname__ = _hub_name(name)
+    load.__doc__ = (
+        f"``{name}`` ({cfg.year}): {cfg.notes or cfg.result}.\n\n"
+        f"{cfg.result}{' — ' + cfg.reference if cfg.reference else ''}\n"
+        f"Input {'×'.join(map(str, cfg.input_size))}, {cfg.num_classes} classes by default.\n\n"
+        f"Args:\n"
+        f"    pretrained: torchvision's DEFAULT weights (for the models that have them).\n"
+        f"    weights: a torchvision weights name or enum member, a .pth state_dict, or a run directory\n"
+        f"        of ours (as `alexnet train --weights`); a head of another size stays initialised.\n"
+        f"    progress: show the download's progress bar.\n"
+        f"    num_classes: outputs of the last layer (default {cfg.num_classes}).\n"
+        f"    **kwargs: the model's arguments: {args or 'none'}.\n")
+    return load
+
+
+def _hub_name(model: str) -> str:
+    """The entry point's name for registered model ``model``: a Python identifier."""
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in model)
+    return name if name.isidentifier() else f"m_{name}"
+
+
+for _name in _list_models():
+    globals()[_hub_name(_name)] = _entry_point(_name)
