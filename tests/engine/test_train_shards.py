@@ -3,6 +3,8 @@ weights of an uninterrupted run; evaluation reads the shards' own validation spl
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -41,3 +43,33 @@ def test_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path, dig
     res = evaluate_weights(str(ref.run_dir), digit_shards, device="cpu", amp="off", announce=lambda m: None)
     assert res["split"] == "val" and res["centre"].n == 359  # the shards' val: the digits' 20 % hold-out
     assert res["centre"].top1 == pytest.approx(ref.last.top1)
+
+
+def test_two_gloo_processes_with_two_workers_each_equal_one_process(tmp_path, digit_shards):
+    """A real torchrun run: two processes (two loader workers each) from the same shards take, at
+    every step, the two halves of what one process takes with the same global batch — so their
+    weights agree (dropout off: each rank would draw its own masks)."""
+    import socket
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    env = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    common = ["train", "--data", digit_shards, "--max-steps", "6", "--amp", "off", "--output-dir", str(tmp_path),
+              "--lr-scheduler", "constant", "--model-arg", "width=0.125", "--model-arg", "fc_width=16",
+              "--model-arg", "dropout=0", "--deterministic", "--global-batch", "64"]
+    one = subprocess.run([sys.executable, "-m", "alexnet", *common, "--name", "one"], capture_output=True,
+                         text=True, env=env, timeout=240)
+    assert one.returncode == 0, one.stderr[-3000:]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                          "-m", "alexnet", *common, "--workers", "2", "--name", "two"],
+                         capture_output=True, text=True, env=env, timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (load_file(str(tmp_path / n / "weights.safetensors")) for n in ("one", "two"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
