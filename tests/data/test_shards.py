@@ -191,7 +191,7 @@ def test_unreadable_source_images_are_skipped_and_listed(tmp_path, image_folder,
 def test_the_command_refuses_a_non_empty_folder_and_overwrites_only_shards(tmp_path, split_folder, capsys):
     out = tmp_path / "s"
     assert main(["data", "shards", str(split_folder), "-o", str(out)]) == 0
-    assert "train 10 images in 1 shards, val 4 images in 1 shards, 2 classes" in capsys.readouterr().out
+    assert "train 10 images in 1 shard, val 4 images in 1 shard, 2 classes" in capsys.readouterr().out
     assert main(["data", "shards", "digits", "-o", str(out)]) == 2
     assert "is not empty; give a new or empty folder, or --overwrite" in capsys.readouterr().err
     assert main(["data", "shards", "digits", "-o", str(out), "--overwrite"]) == 0

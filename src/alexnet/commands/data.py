@@ -187,7 +187,8 @@ def run_shards(args: argparse.Namespace) -> int:
 
     m = build_shards(args.spec, args.output, shard_mb=args.shard_size, val_split=args.val_split, seed=args.seed,
                      workers=args.workers, overwrite=args.overwrite)
-    parts = ", ".join(f"{s} {v['count']} images in {len(v['shards'])} shards" for s, v in m["splits"].items())
+    parts = ", ".join(f"{s} {v['count']} images in {len(v['shards'])} shard{'s' * (len(v['shards']) != 1)}"
+                      for s, v in m["splits"].items())
     print(f"shards {args.output}: {parts}, {len(m['classes'])} classes → train with --data shards:{args.output}")
     for path, reason in m["bad"]:
         print(f"skipped: {path}: {reason}", file=sys.stderr)
