@@ -48,7 +48,8 @@ class ResumableSampler(Sampler):
     (training, as ``DistributedSampler``); ``pad=False`` gives disjoint shards ``rank::world_size``
     of possibly unequal length (evaluation: nothing counted twice). ``drop_last`` drops the tail
     instead of padding. ``start_at(position)`` skips the first ``position`` samples of the current
-    epoch (a mid-epoch resume); the next `set_epoch` resets it to 0.
+    epoch (a mid-epoch resume); the next `set_epoch` resets it to 0. ``order``: the dataset's own
+    epoch permutation, ``order(seed, epoch)``, in place of a uniform one (shards: shard by shard).
     """
 
     def __init__(self, n: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,

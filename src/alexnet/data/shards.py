@@ -72,8 +72,8 @@ def is_remote(loc: str) -> bool:
 
 
 def is_shards(path: str) -> bool:
-    """Whether the local folder ``path`` holds finished shards (its index)."""
-    return os.path.isfile(os.path.join(path, INDEX))
+    """Whether the local folder ``path`` holds finished shards (the index and a first train shard)."""
+    return os.path.isfile(os.path.join(path, INDEX)) and os.path.isfile(os.path.join(path, "train-00000.tar"))
 
 
 def open_file(loc: str, name: str) -> Any:
