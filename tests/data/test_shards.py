@@ -145,6 +145,15 @@ def test_the_epoch_order_reads_shard_by_shard(numbered):
     loader = build_loader(ds, batch_size=4, train=True, seed=11, rank=1, world_size=2)
     loader.sampler.set_epoch(1)
     assert loader.sampler.indices() == order[1::2]  # the loader deals this order out
+    # whatever the number of processes, k steps of global batch 24 have seen the order's first 24·k
+    for world in (1, 2, 3):
+        seen = []
+        for rank in range(world):
+            sampler = build_loader(ds, batch_size=24 // world, train=True, seed=11, rank=rank,
+                                   world_size=world).sampler
+            sampler.set_epoch(1)
+            seen += [i for i, _ in sampler][:24 // world]  # one step
+        assert sorted(seen) == sorted(order[:24])
 
 
 # ----------------------------------------------------------------------------- bad records
