@@ -1,4 +1,4 @@
-"""``alexnet data check|list|imagenet-val|pca-stats|cache``: look after datasets (docs/data.md).
+"""``alexnet data check|list|imagenet-val|pca-stats|cache|shards``: look after datasets (docs/data.md).
 
 ``alexnet data list`` writes list files (train.txt, test.txt, classes.txt); it was called
 ``alexnet data index``, which still works (hidden) — not to be confused with ``alexnet index``,
@@ -75,6 +75,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--shard-size", type=int, default=1024, help="images per shard (default 1024)")
     k.add_argument("-j", "--workers", type=int, default=None, help="decoding threads (default: CPU count, ≤ 8)")
     k.set_defaults(func=run_cache)
+
+    h = dsub.add_parser("shards", help="write a dataset as webdataset tar shards (train with --data shards:DIR)",
+                        description="Write every split of a dataset as webdataset tar shards plus index.json "
+                                    "(classes, splits, labels per shard, skipped files): the source files as they "
+                                    "are (in-memory sets as lossless PNG), shuffled once across the shards. Train "
+                                    "and evaluate with --data shards:DIR (or file://, s3://, gs://, https:// "
+                                    "with the fsspec backend installed). See docs/data.md.")
+    h.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
+    h.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write (new or empty)")
+    h.add_argument("--shard-size", type=float, default=64.0, metavar="MB",
+                   help="megabytes per shard (default 64)")
+    h.add_argument("--val-split", type=float, default=None,
+                   help="fraction held out as the val split where the source has none, as training holds "
+                        "it out (default 0.1, digits 0.2; 0: none)")
+    h.add_argument("--seed", type=int, default=0, help="seed of that hold-out and of the shuffle (default 0)")
+    h.add_argument("--overwrite", action="store_true",
+                   help="replace the shards (or an interrupted build) in DIR; never other files")
+    h.add_argument("-j", "--workers", type=int, default=None, help="reading threads (default: CPU count, ≤ 8)")
+    h.set_defaults(func=run_shards)
 
 
 def _add_list_parser(dsub: argparse._SubParsersAction, name: str, **help_kw: str) -> None:
@@ -155,6 +174,22 @@ def run_cache(args: argparse.Namespace) -> int:
     size = f"{m['short_side']}×{m['short_side']}" if m["format"] == "raw" else f"short side {m['short_side']}"
     print(f"cache {args.output}: {parts}, {len(m['classes'])} classes, {m['format']} {size}"
           f" → train with --data cache:{args.output}")
+    for path, reason in m["bad"]:
+        print(f"skipped: {path}: {reason}", file=sys.stderr)
+    if m["bad"]:
+        print(summarize_bad([tuple(b) for b in m["bad"]]), file=sys.stderr)
+    return 0
+
+
+def run_shards(args: argparse.Namespace) -> int:
+    from ..data.loader import summarize_bad
+    from ..data.shards_build import build_shards
+
+    m = build_shards(args.spec, args.output, shard_mb=args.shard_size, val_split=args.val_split, seed=args.seed,
+                     workers=args.workers, overwrite=args.overwrite)
+    parts = ", ".join(f"{s} {v['count']} images in {len(v['shards'])} shard{'s' * (len(v['shards']) != 1)}"
+                      for s, v in m["splits"].items())
+    print(f"shards {args.output}: {parts}, {len(m['classes'])} classes → train with --data shards:{args.output}")
     for path, reason in m["bad"]:
         print(f"skipped: {path}: {reason}", file=sys.stderr)
     if m["bad"]:

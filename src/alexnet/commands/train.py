@@ -75,7 +75,8 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
 
 def _data_flags(g: argparse._ArgumentGroup) -> None:
     a = g.add_argument
-    a("--data", help="dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/p/train.txt, or a path")
+    a("--data", help="dataset spec: digits, cifar10:/p, mnist:/p, imagenet:/p, folder:/p, list:/p/train.txt, "
+                     "cache:/p, shards:/p (or shards:s3://…), or a path")
     a("--data-path", help="dataset root; combined with the recipe's dataset kind (e.g. cifar10) or used as a folder/list")
     a("--val-split", type=float,
       help="validation fraction when the data has no validation split (0: every image trains, no validation)")

@@ -15,6 +15,7 @@ from ..core.io import atomic_write
 from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, is_eval_name,
                        parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
+from .shards import is_shards
 
 
 @dataclass
@@ -88,9 +89,12 @@ def split_label(spec: str, split: str) -> str:
     return split
 
 
-def _probe(path: str, max_pixels: int | None) -> tuple[str, str | None, Any]:
+def _probe(path: str, max_pixels: int | None, ds: ImageDataset | None = None, i: int = 0
+           ) -> tuple[str, str | None, Any]:
+    """Decode file ``path`` (or, with ``ds``, the stored record ``i`` of shards named ``path``)."""
     try:
-        img, info = decode_image_info(path, max_pixels=max_pixels)
+        src = ds.record_bytes(i) if ds is not None else path  # type: ignore[attr-defined]
+        img, info = decode_image_info(src, max_pixels=max_pixels, name=path)
         return path, None, (info, img.shape[-1], img.shape[-2])
     except BadImageError as e:
         return path, e.reason, None
@@ -113,15 +117,17 @@ def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
     from tqdm import tqdm
 
     rep = SplitReport(split, ds.name, len(ds), list(ds.classes), ds.class_counts())
-    if not isinstance(ds, FileDataset):  # in memory: every image has the same, known size
+    records = hasattr(ds, "record_bytes")  # shards: every stored record decoded
+    if not isinstance(ds, FileDataset) and not records:  # in memory: every image has the same, known size
         if len(ds):
             c, h, w = ds.load(0).shape
             rep.widths, rep.heights = [w] * len(ds), [h] * len(ds)
             rep.formats["in memory"] = len(ds)
         return rep
-    paths = [p for p, _ in ds.samples]
+    paths = [ds.samples_path(i) for i in range(len(ds))] if records else [p for p, _ in ds.samples]
+    probe = (lambda i: _probe(paths[i], max_pixels, ds, i)) if records else (lambda i: _probe(paths[i], max_pixels))
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = bounded_map(pool, lambda p: _probe(p, max_pixels), paths, window=64 * max(1, workers))
+        results = bounded_map(pool, probe, range(len(paths)), window=64 * max(1, workers))
         for path, reason, got in tqdm(results, total=len(paths), desc=f"checking {split}", unit="img",
                                       disable=not progress or not sys.stderr.isatty()):
             if reason is not None:
@@ -213,6 +219,9 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
+    if is_shards(root):
+        raise UserError(f"{root} holds shards, not image folders: they list themselves (index.json, "
+                        f"sources.tsv); `data list` is for a tree of class folders")
     train_dir, val_dir = folder_splits(root)
     classes = find_classes(train_dir)
     if not classes:

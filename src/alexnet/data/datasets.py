@@ -1,6 +1,6 @@
 """Datasets: one factory, `build_dataset(spec, split)`, for every source the system trains on.
 
-The factory sits above the kinds it builds (`builtin`, `imagenet`, `folders`, `cache`), which sit
+The factory sits above the kinds it builds (`builtin`, `imagenet`, `folders`, `cache`, `shards`), which sit
 above their shared base classes (`base`); nothing below imports this module.
 
 Specs (see docs/data.md):
@@ -14,6 +14,8 @@ Specs (see docs/data.md):
 ``folder:/path``       one sub-folder per class; ``train/`` + ``val/`` (or ``test/``) if present
 ``list:/path/x.txt``   lines ``relative/path label``; ``classes.txt`` beside it names the labels
 ``cache:/dir``         a pre-decoded cache written by ``alexnet data cache`` (see `alexnet.data.cache`)
+``shards:/dir``        webdataset tar shards written by ``alexnet data shards`` (also ``file://``, ``s3://``…;
+                       see `alexnet.data.shards`); their splits are the ones written, ``val_split`` is ignored
 ``/path``              a folder or list file, recognised from what is there
 =====================  ==========================================================================
 
@@ -36,6 +38,7 @@ from .cache import CacheDataset, cache_dataset, is_cache
 from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, not_a_list_file,
                       read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
+from .shards import is_shards, shards_dataset
 
 __all__ = [  # the base classes and folder helpers are re-exported: `from .datasets import X` keeps working
     "build_dataset", "parse_spec", "detect_kind", "normalize_split", "default_eval_split", "KINDS",
@@ -46,7 +49,7 @@ __all__ = [  # the base classes and folder helpers are re-exported: `from .datas
     "take_split",
 ]
 
-KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache")  # the one list of dataset kinds
+KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache", "shards")  # the one list of dataset kinds
 KINDS_NEEDING_PATH = tuple(k for k in KINDS if k != "digits")  # every kind but the bundled digits
 DEFAULT_VAL_SPLIT = 0.1
 DIGITS_VAL_SPLIT = 0.2
@@ -104,6 +107,8 @@ def detect_kind(path: str) -> str:
     """What a bare folder holds: a cache, CIFAR-10 batches, MNIST idx files, ImageNet, or image folders."""
     if is_cache(path):
         return "cache"
+    if is_shards(path):
+        return "shards"
     names = set(os.listdir(path))
     if find_cifar_batches(path) or "cifar-10-python.tar.gz" in names:
         return "cifar10"
@@ -130,6 +135,8 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
         if not path:
             raise UserError("cache: a folder is needed (cache:/path/to/cache, written by `alexnet data cache`)")
         return cache_dataset(path, split, transform)
+    if kind == "shards":
+        return shards_dataset(path, split, transform)
     if split == "all" and kind not in ("folder", "list"):
         return concat_splits(build_dataset(spec, "train", transform, val_split=val_split, seed=seed, download=download),
                        build_dataset(spec, "val", transform, val_split=val_split, seed=seed, download=download))

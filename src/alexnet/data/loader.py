@@ -21,7 +21,7 @@ import math
 import os
 import random
 from collections import Counter
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -48,16 +48,18 @@ class ResumableSampler(Sampler):
     (training, as ``DistributedSampler``); ``pad=False`` gives disjoint shards ``rank::world_size``
     of possibly unequal length (evaluation: nothing counted twice). ``drop_last`` drops the tail
     instead of padding. ``start_at(position)`` skips the first ``position`` samples of the current
-    epoch (a mid-epoch resume); the next `set_epoch` resets it to 0.
+    epoch (a mid-epoch resume); the next `set_epoch` resets it to 0. ``order``: the dataset's own
+    epoch permutation, ``order(seed, epoch)``, in place of a uniform one (shards: shard by shard).
     """
 
     def __init__(self, n: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False, pad: bool = True):
+                 drop_last: bool = False, pad: bool = True, order: Callable[[int, int], list[int]] | None = None):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
         self.drop_last, self.pad = bool(drop_last), bool(pad)
+        self.order = order  # (seed, epoch) → a permutation of range(n), instead of randperm (shards: shard-wise)
         self.epoch = 0
         self.position = 0
 
@@ -88,7 +90,9 @@ class ResumableSampler(Sampler):
     def indices(self, epoch: int | None = None) -> list[int]:
         """This rank's full order for ``epoch`` (default: the current one)."""
         epoch = self.epoch if epoch is None else int(epoch)
-        if self.shuffle:
+        if self.shuffle and self.order is not None:
+            order = list(self.order(self.seed, epoch))
+        elif self.shuffle:
             g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
             order = torch.randperm(self.n, generator=g).tolist()
         else:
@@ -294,7 +298,7 @@ def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed, substitute=substitute)
     sampler = ResumableSampler(len(safe), shuffle=train, seed=seed, rank=rank, world_size=world_size,
-                               pad=train)
+                               pad=train, order=getattr(safe, "epoch_order", None))
     if drop_last is None:
         drop_last = train and len(sampler) >= batch_size
     workers = max(0, int(workers))
