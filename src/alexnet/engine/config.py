@@ -97,7 +97,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit; for smoke tests)
     max_bad_fraction: float = 0.05  # more unreadable files than this share: a loud warning and exit 1
     recipe: str = "digits"
-    resume: str = ""  # a run directory to continue from its checkpoints/last.pt
+    resume: str = ""  # a run directory to continue from its checkpoints/last.pt; "auto": output_dir/name if it has one
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
 
     def validate(self) -> "TrainConfig":
@@ -198,6 +198,8 @@ class TrainConfig:
             bad(f"--max-bad-fraction must be between 0 and 1, not {self.max_bad_fraction}")
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
+        if self.resume == "auto" and not self.name:
+            bad("--resume auto needs --name NAME: the run to continue, or to start when it has no checkpoint")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",
                   "train_subset"):
             if getattr(self, k) < 0:
