@@ -148,3 +148,16 @@ def test_resume_auto_starts_then_resumes_and_plain_runs_are_still_refused(tmp_pa
     assert [r["epoch"] for r in csv.DictReader((run / "metrics.csv").open())] == ["1"]
     with pytest.raises(UserError, match="needs --name"):
         make_config("digits", resume="auto")
+
+
+def test_a_run_under_max_restarts_without_resume_auto_is_warned(tmp_path, monkeypatch, capsys):
+    from alexnet.engine.distributed import World
+    from alexnet.engine.elastic import resolve_auto_resume
+
+    cfg = make_config("digits", output_dir=str(tmp_path), name="run")
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "2")
+    same, start_over = resolve_auto_resume(cfg, World())
+    assert same == cfg and same is not cfg and not start_over
+    assert "warning: torchrun --max-restarts 2: a restarted group starts this run again" in capsys.readouterr().out
+    resolve_auto_resume(auto_config(tmp_path), World())
+    assert "warning" not in capsys.readouterr().out  # --resume auto: nothing to warn about
