@@ -49,6 +49,7 @@ BAD_TRAIN_VALUES = [
     (["--aug", "light", "--pca", "pca.json"], "--aug light uses neither"),
     (["--model", "alexnet-owt", "--momentum", "1"], "--momentum must be in [0, 1)"),
     (["--weights", "no/such/run", "--lr", "0"], "--lr must be positive"),
+    (["--resume", "auto"], "--resume auto needs --name NAME"),
 ]
 
 

@@ -114,6 +114,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
 
 
 def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
+    # without dropout only (each rank draws its own masks), and up to float rounding (the gradients
+    # are averaged in another order): docs/distributed.md
     common = ["--max-steps", "5", "--amp", "off", "--output-dir", str(tmp_path), "--lr-scheduler", "constant",
               *TINY, "--model-arg", "dropout=0", "--deterministic"]
     # --global-batch 64: one process takes 64, each of two takes 32 (the paper recipe keeps 128 so)

@@ -177,7 +177,9 @@ def _run_flags(g: argparse._ArgumentGroup) -> None:
       help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
     a("--max-bad-fraction", type=float, metavar="F",
       help="more unreadable files than this share (default 0.05) ends the run with a warning and exit 1")
-    a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch)")
+    a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch); auto (with "
+                                          "--name): continue the run NAME if it has a checkpoint, else start it — "
+                                          "a job that torchrun restarts or a scheduler requeues resumes on its own")
     a("--test-only", action="store_true", default=None, help="only evaluate (with --resume)")
     a("--config", dest="config_file", metavar="FILE",
       help="start from FILE's fields: a YAML file (keys as in config.json; `alexnet recipes show NAME` prints "
@@ -249,10 +251,10 @@ def check_flags(args: argparse.Namespace) -> dict:
         raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
                         f"--data-path alone, or --data KIND with --data-path (e.g. --data folder --data-path DIR)")
     over = _flag_overrides(args)
-    if args.resume:
-        if args.config_file:
-            raise UserError("--config starts a new run from a file; --resume continues a run from its own "
-                            "config.json: give one of them")
+    if args.resume and args.config_file:
+        raise UserError("--config starts a new run from a file; --resume continues a run from its own "
+                        "config.json: give one of them")
+    if args.resume and args.resume != "auto":  # auto: a new run's values until fit finds a checkpoint
         saved = Path(args.resume).expanduser() / "config.json"
         try:
             base = json.loads(saved.read_text())
@@ -289,7 +291,7 @@ def config_from_args(args: argparse.Namespace):
 
     start = check_flags(args)  # the --config file's fields, under the flags
     over = _flag_overrides(args)
-    if args.resume:
+    if args.resume and args.resume != "auto":
         return resume_config(args.resume, **over)
     weights = over.get("weights", start.get("weights"))
     if weights and "model" not in {**start, **over}:  # the model the weights were made for

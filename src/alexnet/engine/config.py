@@ -100,7 +100,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit; for smoke tests)
     max_bad_fraction: float = 0.05  # more unreadable files than this share: a loud warning and exit 1
     recipe: str = "digits"
-    resume: str = ""  # a run directory to continue from its checkpoints/last.pt
+    resume: str = ""  # a run directory to continue from its checkpoints/last.pt; "auto": output_dir/name if it has one
     test_only: bool = False  # evaluate the resumed run's model on the validation split and stop
     config_file: str = ""  # the --config file (YAML, or a run's config.json) the fields came from
     log: list[str] = field(default_factory=list)  # also log the run to: mlflow (engine/tracking.py)
@@ -207,6 +207,8 @@ class TrainConfig:
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
         check_loggers(self.log)  # a known name, and MLflow installed before any training
+        if self.resume == "auto" and not self.name:
+            bad("--resume auto needs --name NAME: the run to continue, or to start when it has no checkpoint")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",
                   "train_subset"):
             if getattr(self, k) < 0:

@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node=N -m alexnet train …`` sets RANK, WORLD_SIZE and LOCAL_RANK; multi-node
 runs add torchrun's rendezvous flags (``--nnodes --node_rank --rdzv_endpoint``) and need nothing
-else here. The batch size is per process: the global batch is ``batch_size × WORLD_SIZE``.
+else here (docs/distributed.md). The batch size is per process: the global batch is
+``batch_size × WORLD_SIZE`` (or ``--global-batch``, split over the processes: `plan_batch`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,23 @@ class World:
         return self.world_size > 1
 
 
+def restart_count() -> int:
+    """How many times torchrun (``--max-restarts``) has restarted this group: 0 on the first attempt
+    and outside torchrun."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
+def max_restarts() -> int:
+    """torchrun's ``--max-restarts`` for this group (0 outside torchrun)."""
+    return int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0)
+
+
 def init_distributed(device_type: str | None = None) -> World:
-    """Join the process group torchrun set up (a no-op for a single process)."""
+    """Join the process group torchrun set up (a no-op for a single process).
+
+    The group's keys live under a prefix of their own for each torchrun attempt: a restarted group
+    may meet the rendezvous store of the failed one, whose keys (the dead worker's address) made
+    gloo's full-mesh connect hang; under a fresh prefix nothing stale is seen."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return World()
@@ -40,7 +56,9 @@ def init_distributed(device_type: str | None = None) -> World:
         use_cuda = (device_type or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
         if use_cuda:
             torch.cuda.set_device(local % torch.cuda.device_count())
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        store, rank, world_size = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"alexnet/attempt{restart_count()}", store)
+        dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world_size)
     return World(rank, world_size, local)
 
 
@@ -75,6 +93,16 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_object(obj: Any) -> list[Any] | None:
+    """Every process's ``obj`` in rank order on rank 0, None on the others (``[obj]`` for one
+    process). A collective: every rank calls it at the same point."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:

@@ -24,7 +24,7 @@ from ..core.device import Precision
 from ..core.errors import UserError
 from ..core.seed import set_rng_state
 from .config import TrainConfig
-from .distributed import World, broadcast_flag
+from .distributed import World, broadcast_flag, restart_count
 from .ema import ModelEma
 from .optim import Lookahead
 from .progress import EpochProgress, log
@@ -32,6 +32,14 @@ from .schedule import LRSchedule
 
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+
+
+def debug_kill_here(world: World) -> bool:
+    """Tests only (ALEXNET_DEBUG_KILL_AT_STEP=N kills at step N like a crashed machine): whether this
+    process dies — every rank, or only rank ALEXNET_DEBUG_KILL_RANK; under torchrun only on the first
+    attempt, so that the group torchrun restarts runs on."""
+    rank = os.environ.get("ALEXNET_DEBUG_KILL_RANK", "")
+    return (not rank or int(rank) == world.rank) and restart_count() == 0
 
 
 class DivergedError(UserError):
@@ -163,7 +171,7 @@ class TrainLoop:
                 progress.show(self.sums.last_loss, lr, pos.global_step, pos.step_in_epoch, print_now, last_step)
                 if save_now:
                     self.save_last()
-                if kill_at and pos.global_step == kill_at:  # tests: die like a crashed machine
+                if kill_at and pos.global_step == kill_at and debug_kill_here(world):  # tests: a crash
                     os.kill(os.getpid(), signal.SIGKILL)
                 stop = self.stop_requested
                 if world.distributed:  # every rank must stop at the same step

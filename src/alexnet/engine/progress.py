@@ -120,6 +120,7 @@ class MetricsLog:
         self.columns = METRICS_COLUMNS + list(extra_columns)  # extra: after the usual ones (--ema's)
         self.tb = None
         self.mlflow = None
+        self.purge_step: int | None = None  # after a resume: TensorBoard hides the dropped epochs' events
 
     def open_loggers(self, cfg: Any) -> None:
         """TensorBoard when it is installed; the MLflow run when ``cfg.log`` asks (not for --test-only)."""
@@ -135,12 +136,13 @@ class MetricsLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.path.parent))
+            self.tb = SummaryWriter(str(self.path.parent), purge_step=self.purge_step)
         except ImportError:  # tensorboard is optional
             self.tb = None
 
     def trim(self, epochs_done: int) -> None:
         """After a resume, drop rows of epochs the checkpoint had not finished (no duplicates)."""
+        self.purge_step = epochs_done + 1
         if not self.enabled or not self.path.is_file():
             return
         lines = self.path.read_text().splitlines()

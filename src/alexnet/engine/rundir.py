@@ -82,10 +82,11 @@ RUN_FILES = ("config.json", "checkpoints", "weights.safetensors")
 
 
 class RunDir:
-    """The files of one run at ``path``; writes happen on rank 0 only."""
+    """The files of one run at ``path``; writes happen on rank 0 only. ``start_over``: ``--resume
+    auto`` starts the run here again, because its first attempt died before any checkpoint."""
 
-    def __init__(self, path: Path, world: World):
-        self.path, self.world = Path(path), world
+    def __init__(self, path: Path, world: World, start_over: bool = False):
+        self.path, self.world, self.start_over = Path(path), world, start_over
         self.checkpoints = self.path / "checkpoints"
 
     def check(self, cfg: TrainConfig) -> None:
@@ -100,10 +101,12 @@ class RunDir:
         if not os.access(there, os.W_OK | os.X_OK):
             raise UserError(f"{flag} {given}: cannot write in {there} (permission denied); give a folder you can "
                             f"write to")
-        found = [f for f in RUN_FILES if (self.path / f).exists()]
+        found = [f for f in RUN_FILES if (self.path / f).exists()
+                 and not (self.start_over and f != "weights.safetensors")]  # weights: a run that did train
         if found and not cfg.resume:
             raise UserError(f"{self.path} already holds a run ({found[0]}): continue it with "
-                            f"`alexnet train --resume {self.path}`, or give another --name")
+                            f"`alexnet train --resume {self.path}` (or --resume auto --name {self.path.name}), "
+                            f"or give another --name")
 
     def write_run_files(self, cfg: TrainConfig, classes: list[str], class_ids: list[Any]) -> None:
         """config.json and classes.json (the folders too)."""
@@ -135,6 +138,9 @@ class RunDir:
         if not self.world.is_main:
             return
         removed = remove_stale_temps(self.path) + remove_stale_temps(self.checkpoints)
+        if self.start_over:  # what the attempt that died before its first checkpoint logged goes too
+            for p in [self.path / "metrics.csv", *self.path.glob("events.out.tfevents.*")]:
+                p.unlink(missing_ok=True)
         if removed:
             size = sum(n for _, n in removed)
             log(self.world, f"removed {plural(len(removed), 'temp file')} ({size / 2**20:.1f} MB) left by an "
@@ -147,7 +153,19 @@ class RunDir:
         path = self.checkpoints / "last.pt"
         if not path.is_file() and not (self.checkpoints / "last.prev.pt").is_file():
             raise UserError(f"--resume {self.path}: no checkpoints/last.pt there")
-        ck, used, skipped = newest_loadable(path)
+        # rank 0 chooses the file (or fails) and every rank follows (rank 0 sets a broken last.pt aside)
+        chosen: tuple[str, str] = ("", "")
+        if self.world.is_main:
+            try:
+                ck, used, skipped = newest_loadable(path)
+                chosen = (str(used), "")
+            except UserError as e:
+                chosen = ("", str(e))
+        chosen = broadcast_object(chosen)
+        if chosen[1]:
+            raise UserError(chosen[1])
+        if not self.world.is_main:
+            ck, used, skipped = load_checkpoint(chosen[0]), Path(chosen[0]), []
         for why in skipped:
             log(self.world, f"warning: {why}")
         if used != path:

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..core.errors import UserError
-from ..data import TrainingData, build_dataset, build_transforms, compute_mean, load_pca
+from ..data import TrainingData, TrainingDataConfig, build_dataset, build_transforms, compute_mean, load_pca
 from .config import TrainConfig
 from .distributed import World, broadcast_object
 from .progress import count, log
@@ -111,3 +111,11 @@ def init_from_data(cfg: TrainConfig, model: nn.Module, data: TrainingData, norma
     pick = torch.randperm(len(images), generator=g)[:INIT_FROM_DATA_IMAGES]
     init(normalize(images[pick].to(device)))
     return f"{type(model).__name__}.init_from_data: set from {count(len(pick))} training images"
+
+
+def data_config(cfg: TrainConfig, world: World) -> TrainingDataConfig:
+    """The data settings of ``cfg`` for this process."""
+    return TrainingDataConfig(
+        data=cfg.data, val_split=cfg.val_split, train_subset=cfg.train_subset, download=cfg.download, aug=cfg.aug,
+        pca=cfg.pca, pca_scale=cfg.pca_scale, translate=cfg.translate, resident=cfg.resident,
+        data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)

@@ -27,14 +27,15 @@ import torch.nn as nn
 from ..core.device import Precision, resolve_device, use_channels_last
 from ..core.errors import UserError
 from ..core.memory import keep_large_buffers
-from ..core.seed import get_rng_state, seed_everything, set_deterministic
-from ..data import BadSampleLog, TrainingDataConfig, normalizer_for, open_training_data
+from ..core.seed import seed_everything, set_deterministic
+from ..data import BadSampleLog, normalizer_for, open_training_data
 from ..data.pipeline import format_bytes
 from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .config import TrainConfig
-from .distributed import World, all_reduce_sum, init_distributed, plan_batch, shutdown
+from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, shutdown
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
+from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
 from .loop import DivergedError, Position, TrainLoop
 from .optim import Lookahead, build_optimizer
@@ -43,17 +44,10 @@ from .progress import MetricsLog, count, log, plural
 from .report import RunReport, TrainResult
 from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
-from .setup import check_channels, check_compiler, check_data_spec, check_validation, init_from_data, pixel_mean
+from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
+                    pixel_mean)
 
 __all__ = ["fit", "TrainResult", "Trainer", "DivergedError"]
-
-
-def data_config(cfg: TrainConfig, world: World) -> TrainingDataConfig:
-    """The data settings of ``cfg`` for this process."""
-    return TrainingDataConfig(
-        data=cfg.data, val_split=cfg.val_split, train_subset=cfg.train_subset, download=cfg.download, aug=cfg.aug,
-        pca=cfg.pca, pca_scale=cfg.pca_scale, translate=cfg.translate, resident=cfg.resident,
-        data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
 
 
 class Trainer:
@@ -62,7 +56,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
         self.t_start = time.perf_counter()  # time-to-accuracy (--report-at) counts from here, decoding included
-        cfg = dataclasses.replace(cfg)  # a copy: the run fills in fields (pixel_mean), the caller's stays as given
+        cfg, start_over = resolve_auto_resume(cfg, world)  # a copy (the run fills in pixel_mean); --resume auto
         self.cfg, self.world, self.device = cfg, world, device
         self.allocator = keep_large_buffers()  # before the first large buffer (and the bf16 probe)
         self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
@@ -70,7 +64,7 @@ class Trainer:
         if cfg.deterministic:
             set_deterministic(True)
         seed_everything(cfg.seed + world.rank)
-        self.dir = RunDir(run_dir_path(cfg, world), world)
+        self.dir = RunDir(run_dir_path(cfg, world), world, start_over=start_over)
         self.dir.check(cfg)  # a file, an unwritable folder or an existing run: one line before any data
         self.run_dir = self.dir.path
         self.mcfg = model_cfg(cfg.model)
@@ -165,15 +159,14 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Everything an exact resume needs (checkpoints/last.pt)."""
+        """Everything an exact resume needs (checkpoints/last.pt); `save` adds every rank's own part."""
         pos = self.pos
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "schedule": self.schedule.state_dict(),
             "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch, "global_step": pos.global_step,
-            "best_top1": self.best_top1, "epoch_stats": list(pos.epoch_stats),
-            "rng": get_rng_state(), "sampler": self.train_loader.sampler.state_dict(),
-            "bad_samples": self.bad_log.state_dict(),
+            "best_top1": self.best_top1, **rank_state(pos, self.bad_log), "world_size": self.world.world_size,
+            "sampler": self.train_loader.sampler.state_dict(),
             **({"lookahead": self.lookahead.state_dict()} if self.lookahead is not None else {}),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
@@ -181,8 +174,9 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
-        """Write ``checkpoints/<name>`` at the current position."""
-        self.dir.save(name, self.state)
+        """Write ``checkpoints/<name>`` here; every rank calls it (last.pt keeps each rank's own part)."""
+        ranks = gather_object(rank_state(self.pos, self.bad_log)) if name == "last.pt" else None
+        self.dir.save(name, lambda: {**self.state(), "ranks": ranks})
 
     def _load_model(self, ck: dict[str, Any], path: Path) -> None:
         load_model_state(self.model, ck, path, self.cfg.model, len(self.classes))
@@ -193,6 +187,7 @@ class Trainer:
         cfg, pos = self.cfg, self.pos
         self.dir.remove_stale_temps()
         ck, used = self.dir.open_last()
+        own = own_rank_state(ck, self.world, used)  # another number of processes: refused here
         self.pretrained = self.dir.init_weights()  # for the weights.json this run writes next
         self._load_model(ck, used)
         try:
@@ -208,12 +203,12 @@ class Trainer:
             self.ema.restore(ck, used)
         pos.epoch, pos.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         pos.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
-        pos.epoch_stats = [float(x) for x in ck["epoch_stats"]]
+        pos.epoch_stats = [float(x) for x in own["epoch_stats"]]
         # --report-at: thresholds passed before the interruption were reported then (with that
         # session's times); this session reports only new ones
         self.report.reported = {t for t in cfg.report_at if self.best_top1 >= t}
-        self.loop.rng_to_restore = ck["rng"]
-        self.bad_log.load_state_dict(ck.get("bad_samples", {}))
+        self.loop.rng_to_restore = own["rng"]
+        self.bad_log.load_state_dict(own["bad_samples"])
         self.metrics.trim(pos.epoch)
         if pos.epoch >= cfg.epochs:
             self.dir.complete_final_files(ck, used, self.model, self._load_model, self._meta)
