@@ -106,6 +106,8 @@ def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
     a("--clip-grad-norm", type=float)
     a("--lookahead", action=argparse.BooleanOptionalAction, default=None,
       help="every 5 steps move the weights to their running average (airbench; cifar10-fast recipe)")
+    a("--time-budget", metavar="DURATION", help="90s, 15m, 2h, 1h30m: measure this machine's speed and plan the epochs "
+                                                "and schedule so the whole run, final evaluation included, ends within it")
 
 
 def _schedule_flags(g: argparse._ArgumentGroup) -> None:
@@ -191,6 +193,7 @@ FIELDS_NOT_COPIED = {
     "pixel_mean": "measured at the start of a pixelmean run, or read from --pca's pca.json",
     "precision": "decided once at the start of a run from --amp (engine/precision.py) and kept on resume",
     "precision_reason": "why that precision was chosen, recorded with it",
+    "budget_plan": "planned once at the start of a run from --time-budget (engine/budget.py) and kept on resume",
 }
 
 
@@ -303,8 +306,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..engine.budget import process_started
+
+    started = process_started()  # --time-budget counts the whole command, the interpreter's start included
     config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
     from ..engine import fit
 
-    res = fit(config)
+    res = fit(config, started=started)
     return 1 if res.too_many_bad else 0
