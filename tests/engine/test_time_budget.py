@@ -69,3 +69,16 @@ def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(tmp_pat
         fit(cfg)
     assert "too short for one epoch" in str(e.value) and "give at least --time-budget" in str(e.value)
     assert "\n" not in str(e.value) and not (tmp_path / "short" / "config.json").exists()
+
+
+def test_resuming_a_budget_run_with_another_length_is_one_line(tmp_path, capsys):
+    from alexnet.cli import main
+    from alexnet.engine.config import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TrainConfig(time_budget="15m", budget_plan={"steps": 10}).to_json())
+    for extra in (["--epochs", "30"], ["--time-budget", "30m"]):
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --resume: this run's length was planned for --time-budget 15m") and "\n" not in err

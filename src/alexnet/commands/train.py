@@ -221,6 +221,7 @@ def check_flags(args: argparse.Namespace) -> None:
     recipe's fields (or a resumed run's ``config.json``) with the flags on top. What needs the model
     registry, the weights or the data is checked later, in `config_from_args` and `fit`."""
     from ..core.errors import UserError
+    from ..engine.budget import check_resume_flags
     from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
 
     if args.max_steps == 0:
@@ -238,6 +239,7 @@ def check_flags(args: argparse.Namespace) -> None:
             return  # not a run directory itself (or an unreadable one): resume_config says which
         for k in PER_INVOCATION:
             base.pop(k, None)
+        check_resume_flags(base, over)  # a run planned for a --time-budget keeps its plan
         TrainConfig.from_dict({**base, **over}).check_values()
         return
     recipe = args.recipe or default_recipe(args.model, args.weights)[0]
