@@ -121,6 +121,8 @@ class BudgetPlan:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BudgetPlan":
         names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise UserError(f"config.json: budget_plan must be an object (a plan), not {d!r}")
         try:
             return cls(**{k: v for k, v in d.items() if k in names})
         except TypeError as e:

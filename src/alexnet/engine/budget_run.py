@@ -17,8 +17,8 @@ before the schedule is laid out:
 4. **re-plan once** (`epoch_done`, after the first epoch of a run planned in this command): the
    first epoch's real speed (data loading, optimiser, validation, checkpoints included) projects
    the end; when it drifts, the rest of the run is laid out again (`replan`), said on one line and
-   written to ``config.json``. The last checkpoint was written before the re-plan and the steps up
-   to it have the same rates under both plans, so a resume from any point stays exact.
+   written to ``config.json`` and the last checkpoint. The steps up to the re-plan have the same
+   rates under both plans, so a resume from any point stays exact.
 
 A resumed run (or any run whose config already holds a plan for its budget) keeps the plan and
 measures nothing.
@@ -211,3 +211,4 @@ class RunBudget:
         log(self.world, self.plan.replan)
         if self.world.is_main:
             atomic_write(t.run_dir / "config.json", self.cfg.to_json() + "\n")
+        t.save("last.pt")  # its copy of the config, too, says the new plan (a resume compares the two)
