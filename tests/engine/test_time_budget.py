@@ -16,6 +16,7 @@ import pytest
 from alexnet.core.errors import UserError
 from alexnet.engine import budget_run
 from alexnet.engine.config import make_config, resume_config
+from alexnet.engine.schedule import LRSchedule
 from alexnet.engine.train import fit
 
 TINY = {"width": 0.25, "fc_width": 128}
@@ -42,24 +43,35 @@ def test_a_budget_run_ends_within_its_budget(tmp_path):
     assert 0.9 * BUDGET_S <= wall <= 1.1 * BUDGET_S, (wall, r.stdout[-3000:])
 
 
-def test_a_resumed_run_keeps_its_plan(tmp_path, monkeypatch, capsys):
-    cfg = make_config("digits", time_budget="6s", max_steps=60, output_dir=str(tmp_path), name="r",
+def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monkeypatch, capsys):
+    real = budget_run.probe_costs
+    monkeypatch.setattr(budget_run, "probe_costs", lambda t: tuple(x / 3 for x in real(t)))  # 3× too fast
+    cfg = make_config("digits", time_budget="6s", max_steps=150, output_dir=str(tmp_path), name="r",
                       model_kwargs=TINY, amp="off")
-    first = fit(cfg)  # stopped by --max-steps in its second epoch, after the first epoch could re-plan
+    first = fit(cfg)  # re-plans after an epoch or two, then --max-steps stops it in its fourth epoch
+    out = capsys.readouterr().out
     saved = json.loads((first.run_dir / "config.json").read_text())
     plan = saved["budget_plan"]
-    assert first.steps_done == 60 < plan["steps"] and saved["epochs"] == plan["epochs"] > 2
+    assert out.count("time budget re-planned after epoch") == 1 and plan["replan"] in out
+    assert 0 < plan["stretch_at"] < 150 < plan["steps"] < plan["stretch_from"]  # the first plan was too long
+    assert first.steps_done == 150 and saved["epochs"] == plan["epochs"] > 3
+    rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))
+    stretched = LRSchedule("onecycle", cfg.lr, total_steps=plan["steps"], steps_per_epoch=plan["steps_per_epoch"],
+                           stretch_at=plan["stretch_at"], stretch_from=plan["stretch_from"])
+    assert float(rows[-1]["lr"]) == pytest.approx(stretched.lr(149), rel=1e-4)  # step 150 ran on the new plan
 
     def no_probe(*a, **k):
         raise AssertionError("a resumed run measured again")
 
     monkeypatch.setattr(budget_run, "probe_costs", no_probe)
-    capsys.readouterr()
     second = fit(resume_config(str(first.run_dir)))
     again = json.loads((first.run_dir / "config.json").read_text())
     assert again["budget_plan"] == plan and again["epochs"] == plan["epochs"]
-    assert second.steps_done == plan["steps"] and second.epochs_done == plan["epochs"]
-    assert "planned at the run's start and kept" in capsys.readouterr().out
+    assert second.steps_done == plan["steps"] and second.epochs_done == plan["epochs"]  # the plan, to its step
+    rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) < 0.01 * cfg.lr  # the one-cycle schedule ended with the plan
+    out = capsys.readouterr().out
+    assert "planned at the run's start and kept" in out and "re-planned" in out and out.count("re-planned") == 1
 
 
 def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(tmp_path):

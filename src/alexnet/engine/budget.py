@@ -14,12 +14,14 @@ machine at hand (engine/budget_run.py measures and applies; this module is plain
   schedule, the lookahead and the loop all end at the planned step). Less than one epoch is a
   one-line error that says the smallest budget that would do;
 - **one re-plan** (`replan`): the first plan comes from a probe of the model's own step on random
-  data; the first epoch then measures the real thing (data loading, optimiser, validation,
-  checkpoints). When the end projected from it is more than `DRIFT` of the budget away from the
-  target, the rest of the run is laid out again, once. The steps already taken keep their rates:
-  a schedule defined over the total number of steps (one-cycle, linear, cosine: its warm-up and its
-  decay) keeps its shape, and the part after the re-plan is stretched or squeezed onto the steps
-  now planned (`LRSchedule.stretch_at` / ``stretch_from``), so the rate is continuous.
+  data; the epochs that end in the first `REPLAN_AFTER` of the budget (at least one; the first
+  left out when there are others: it also pays one-off costs) then measure the real thing (data
+  loading, optimiser, validation, checkpoints). When the end projected from them is more than
+  `DRIFT` of the budget away from the target, the rest of the run is laid out again, once. The
+  steps already taken keep their rates: a schedule defined over the total number of steps
+  (one-cycle, linear, cosine: its warm-up and its decay) keeps its shape, and the part after the
+  re-plan is stretched or squeezed onto the steps now planned (`LRSchedule.stretch_at` /
+  ``stretch_from``), so the rate is continuous.
 
 The plan is recorded in ``config.json`` (``budget_plan``: `BudgetPlan`, and ``epochs``), like the
 precision ``--amp auto`` measures: a resumed run (or a rerun of the same config) keeps it and
@@ -40,7 +42,8 @@ from ..core.errors import UserError
 
 RESERVE = 0.02  # the plan aims 2 % short of the budget: the measurements are medians, the machine may slow
 CLOSE_S = 1.0  # the process's exit after the last line (torch's teardown: about 1 s measured on 2 CPU cores)
-DRIFT = 0.03  # re-plan when the first epoch moves the projected end by more than 3 % of the budget
+DRIFT = 0.03  # re-plan when the epochs measured move the projected end by more than 3 % of the budget
+REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the budget (at least one)
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 

@@ -14,11 +14,12 @@ before the schedule is laid out:
    and ``epochs``) and printed on one line at the start;
 3. **apply** (`train_epoch`, before each epoch): the loop ends at the planned step, the schedule
    and the lookahead are laid out over the planned steps;
-4. **re-plan once** (`epoch_done`, after the first epoch of a run planned in this command): the
-   first epoch's real speed (data loading, optimiser, validation, checkpoints included) projects
-   the end; when it drifts, the rest of the run is laid out again (`replan`), said on one line and
-   written to ``config.json`` and the last checkpoint. The steps up to the re-plan have the same
-   rates under both plans, so a resume from any point stays exact.
+4. **re-plan once** (`epoch_done`, in a run planned in this command, at the first end of an epoch
+   after `REPLAN_AFTER` of the budget went to training): the real speed of the epochs so far (data
+   loading, optimiser, validation, checkpoints included; the first epoch left out when there are
+   others) projects the end; when it drifts, the rest of the run is laid out again (`replan`),
+   said on one line and written to ``config.json`` and the last checkpoint. The steps up to the
+   re-plan have the same rates under both plans, so a resume from any point stays exact.
 
 A resumed run (or any run whose config already holds a plan for its budget) keeps the plan and
 measures nothing.
@@ -38,7 +39,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_write
 from ..data.loader import SafeDataset
 from ..data.transforms import ten_crop_coincides
-from .budget import BudgetPlan, Costs, make_plan, replan
+from .budget import REPLAN_AFTER, BudgetPlan, Costs, make_plan, replan
 from .distributed import broadcast_object
 from .optim import build_optimizer
 from .progress import log
@@ -134,8 +135,9 @@ class RunBudget:
         self.plan: BudgetPlan | None = None
         self.note = ""
         self.may_replan = False
-        self.t_epoch = self.t_trained = 0.0
-        self.first_step = -1
+        self.t_epoch = self.t_trained = self.t_train0 = 0.0
+        self.first_step = self.epoch_step0 = -1
+        self.epochs: list[tuple[int, float, float]] = []  # whole epochs so far: steps, training s, validation s
         if not cfg.time_budget or cfg.test_only:
             return
         kept = BudgetPlan.from_dict(cfg.budget_plan) if cfg.budget_plan else None
@@ -180,31 +182,39 @@ class RunBudget:
                 p.steps, p.stretch_at, p.stretch_from)
             if loop.lookahead is not None:
                 loop.lookahead.total = max(1, p.steps)
-        self.first_step = loop.pos.step_in_epoch
+        self.first_step, self.epoch_step0 = loop.pos.step_in_epoch, loop.pos.global_step
         self.t_epoch = time.perf_counter()
+        self.t_train0 = self.t_train0 or self.t_epoch
         complete = loop.train_one_epoch()
         self.t_trained = time.perf_counter()
         return complete
 
     def epoch_done(self) -> None:
-        """After an epoch's validation and checkpoints: the first whole epoch of a run planned in
-        this command re-plans the rest when its speed drifted from the probe's (once)."""
+        """After an epoch's validation and checkpoints, in a run planned in this command: once the
+        training has run for `REPLAN_AFTER` of the budget, re-plan the rest (once) from the epochs
+        measured so far — the first one left out when there are others, since it also pays one-off
+        costs (warm-up, the first checkpoint of the best weights). Rank 0 decides, every rank follows."""
         if not self.may_replan:
             return
-        self.may_replan = False
         t, now = self.trainer, time.perf_counter()
-        pos, steps = t.pos, t.pos.global_step
-        if not (self.first_step == 0 and pos.epoch == 1 and pos.step_in_epoch == 0 and steps > 0):
-            return  # not the whole first epoch (stopped early): keep the plan
-        answer = None
-        if self.world.is_main:
-            extra = now - self.t_trained  # validation and checkpoints
-            costs = Costs(setup=self.plan.setup_s, step=(self.t_trained - self.t_epoch) / steps, epoch=extra,
-                          final=extra * final_views(t))
-            new = replan(self.plan, pos.global_step, now - self.started, costs)
-            answer = new.to_dict() if new is not None else None
+        whole = self.first_step == 0 and t.pos.step_in_epoch == 0  # not stopped early (--max-steps, Ctrl-C)
+        answer: Any = "keep"
+        if self.world.is_main and whole:
+            self.epochs.append((t.pos.global_step - self.epoch_step0, self.t_trained - self.t_epoch,
+                                now - self.t_trained))
+            answer = "wait"
+            if now - self.t_train0 >= REPLAN_AFTER * self.plan.seconds:
+                seen = self.epochs[1:] or self.epochs
+                steps, train_s, extra = (sum(e[i] for e in seen) for i in range(3))
+                extra /= len(seen)  # validation and checkpoints, per epoch
+                costs = Costs(self.plan.setup_s, train_s / max(1, steps), extra, extra * final_views(t))
+                new = replan(self.plan, t.pos.global_step, now - self.started, costs)
+                answer = new.to_dict() if new is not None else "keep"
         answer = broadcast_object(answer)
-        if answer is None:
+        if answer == "wait":
+            return
+        self.may_replan = False
+        if answer == "keep":
             return
         self.plan = BudgetPlan.from_dict(answer)
         self.cfg.epochs, self.cfg.budget_plan = self.plan.epochs, answer

@@ -353,7 +353,7 @@ class Trainer:
                                f"continue with: alexnet train --resume {self.run_dir}")
                     raise KeyboardInterrupt
                 last = self._finish_epoch(complete, self.budget.t_epoch)
-                self.budget.epoch_done()  # the first epoch may re-plan the rest
+                self.budget.epoch_done()  # the first epochs may re-plan the rest
                 if not complete:  # --max-steps reached
                     break
         finally:
