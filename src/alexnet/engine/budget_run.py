@@ -141,7 +141,8 @@ class RunBudget:
         if not cfg.time_budget or cfg.test_only:
             return
         kept = BudgetPlan.from_dict(cfg.budget_plan) if cfg.budget_plan else None
-        if kept is not None and kept.budget == cfg.time_budget:
+        # a resumed run keeps its plan; a new run keeps a recorded plan made for its budget and epochs
+        if kept is not None and kept.budget == cfg.time_budget and (cfg.resume or kept.steps_per_epoch == self.spe):
             self.plan = kept
             again = f"; {kept.replan}" if kept.replan else ""
             self.note = f"{kept.reason}{again} (planned at the run's start and kept)"
