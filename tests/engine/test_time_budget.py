@@ -1,6 +1,6 @@
 """``--time-budget`` end to end on the embedded digits with a tiny model: the whole command ends
 within its budget, a resumed run keeps its plan (and measures nothing), and a budget too short for
-one epoch is one line. The only time asserted is the budget itself, with the issue's 10 % margin."""
+one epoch is one line. The only time asserted is the budget itself, with a 10 % margin."""
 
 from __future__ import annotations
 
