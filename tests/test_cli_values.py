@@ -50,6 +50,8 @@ BAD_TRAIN_VALUES = [
     (["--model", "alexnet-owt", "--momentum", "1"], "--momentum must be in [0, 1)"),
     (["--weights", "no/such/run", "--lr", "0"], "--lr must be positive"),
     (["--resume", "auto"], "--resume auto needs --name NAME"),
+    (["--time-budget", "15"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m"),
+    (["--time-budget", "10m", "--epochs", "3"], "give --epochs or --time-budget"),
 ]
 
 

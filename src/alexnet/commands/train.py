@@ -116,6 +116,8 @@ def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
     a("--ema", type=float, metavar="DECAY",
       help="also keep an exponential moving average of the weights with this decay per step (e.g. 0.999; timm's "
            "warm-up), validated beside them each epoch; the better one becomes weights.safetensors (0: off)")
+    a("--time-budget", metavar="DURATION", help="90s, 15m, 2h, 1h30m: measure this machine's speed and plan the epochs "
+                                                "and schedule so the whole run, final evaluation included, ends within it")
 
 
 def _schedule_flags(g: argparse._ArgumentGroup) -> None:
@@ -213,6 +215,7 @@ FIELDS_NOT_COPIED = {
     "precision": "decided once at the start of a run from --amp (engine/precision.py) and kept on resume",
     "precision_reason": "why that precision was chosen, recorded with it",
     "config_file": "set by --config to the file the fields came from",
+    "budget_plan": "planned once at the start of a run from --time-budget (engine/budget.py) and kept on resume",
 }
 
 
@@ -241,6 +244,7 @@ def check_flags(args: argparse.Namespace) -> dict:
     What needs the model registry, the weights or the data is checked later, in `config_from_args`
     and `fit`. Returns the fields ``--config``'s file gives (``{}`` without one)."""
     from ..core.errors import UserError
+    from ..engine.budget import check_resume_flags
     from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
     from ..engine.config_file import read_config_file
 
@@ -262,6 +266,7 @@ def check_flags(args: argparse.Namespace) -> dict:
             return {}  # not a run directory itself (or an unreadable one): resume_config says which
         for k in PER_INVOCATION:
             base.pop(k, None)
+        check_resume_flags(base, over)  # a run planned for a --time-budget keeps its plan
         TrainConfig.from_dict({**base, **over}).check_values()
         return {}
     cf = read_config_file(args.config_file) if args.config_file else None
@@ -338,10 +343,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..engine.budget import process_started
+
+    started = process_started()  # --time-budget counts the whole command, the interpreter's start included
     config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
     from ..engine import fit
 
-    res = fit(config)
+    res = fit(config, started=started)
     if "mlflow" in config.log and not config.test_only and os.environ.get("RANK", "0") == "0":
         from ..engine.tracking import log_artifacts
         from ..infer import run_figures

@@ -20,6 +20,7 @@ from ..core.errors import UserError, did_you_mean
 from ..data.augment import PCA_SCALES, AugPlan  # plain Python: the CLI's help stays free of torch
 from .recipes import RECIPES
 from .tracking import check_loggers  # plain Python too: MLflow is only looked for
+from .budget import check_resume_flags, parse_duration  # plain Python too
 
 OPTIMIZERS = ("sgd", "sgd-paper", "adam", "adamw")
 SCHEDULERS = ("plateau", "step", "cosine", "onecycle", "linear", "constant")
@@ -68,6 +69,8 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # 0: off
     lookahead: bool = False  # airbench's lookahead: every 5 steps pull the weights to their running average
     ema: float = 0.0  # >0: also keep an EMA of the weights with this decay (timm's warm-up; engine/ema.py); 0: off
+    time_budget: str = ""  # 90s, 15m, 2h, 1h30m: the run plans its epochs and schedule to end within it (engine/budget.py)
+    budget_plan: dict[str, Any] = field(default_factory=dict)  # that plan (BudgetPlan), made once, kept on resume
     # data
     aug: str = "auto"
     pca: str | None = None  # pca.json from `alexnet data pca-stats` (default: ImageNet's values)
@@ -162,6 +165,8 @@ class TrainConfig:
         self.lr_scheduler = SCHEDULER_ALIASES.get(self.lr_scheduler.lower(), self.lr_scheduler.lower())
         if self.lr_scheduler not in SCHEDULERS:
             bad(f"unknown --lr-scheduler {self.lr_scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+        if self.time_budget:
+            parse_duration(self.time_budget)  # a bad duration is one line
 
     def _check_data_and_run_values(self) -> None:
         def bad(msg: str) -> None:
@@ -293,6 +298,8 @@ def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None 
                         f"(choose from {', '.join(RECIPES)})")
     given = {k: v for k, v in overrides.items() if v is not None}
     values = {**RECIPES[recipe], **(file_values or {}), **given, "recipe": recipe}
+    if given.get("time_budget") and "epochs" in given:
+        raise UserError("give --epochs or --time-budget (which plans the epochs), not both")
     if given.get("global_batch"):
         if "batch_size" in given:
             raise UserError("give either -b (the batch per process) or --global-batch (split across the "
@@ -331,4 +338,5 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
                         f"{over['ema']:g} cannot {'drop' if had else 'start'} it mid-run: leave --ema out")
     for k in PER_INVOCATION:  # a run directory written before these were left out of config.json
         base.pop(k, None)
+    check_resume_flags(base, over)  # a run planned for a --time-budget keeps its plan
     return TrainConfig.from_dict({**base, **over, "resume": str(run_dir)}).validate()

@@ -102,6 +102,7 @@ class TrainLoop:
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
         self.nan_at = 0
+        self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
     def on_sigint(self, signum, frame) -> None:
         if self.stop_requested:  # a second Ctrl-C: stop now
@@ -154,6 +155,8 @@ class TrainLoop:
         self.sums = DeviceSums(self.device, pos.step_in_epoch + 1)
         try:
             for images, labels, bad in batches:
+                if self.end_step and pos.global_step >= self.end_step:  # the plan's end: the epoch counts as complete
+                    break
                 if bad:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(pos.global_step)
@@ -161,7 +164,8 @@ class TrainLoop:
                 progress.step(labels.numel())
                 print_now = bool(cfg.print_freq) and pos.global_step % cfg.print_freq == 0
                 save_now = bool(cfg.checkpoint_every) and pos.global_step % cfg.checkpoint_every == 0
-                last_step = pos.step_in_epoch >= self.steps_per_epoch or self._max_steps_reached()
+                last_step = (pos.step_in_epoch >= self.steps_per_epoch or self._max_steps_reached()
+                             or pos.global_step == self.end_step)
                 # Every rank must read back at the same steps (the nan check is collective), so only
                 # step counts decide; the timed progress line waits for the next read.
                 if not (pos.step_in_epoch % sync_every == 0 or print_now or save_now or last_step

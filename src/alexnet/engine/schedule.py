@@ -23,26 +23,34 @@ class LRSchedule:
     patience: int = 3
     max_drops: int = 3
     state: dict = field(default_factory=lambda: {"drops": 0, "best": math.inf, "bad_epochs": 0})
+    # a run re-planned after step `stretch_at` (--time-budget, engine/budget.py): a schedule over the total
+    # (onecycle, linear, cosine) keeps the shape it had over `stretch_from` steps, the rest stretched onto total_steps
+    stretch_at: int = 0
+    stretch_from: int = 0
 
     def lr(self, step: int) -> float:
         """The learning rate for optimiser step ``step`` (0-based, counted over the whole run)."""
         epoch = step // max(1, self.steps_per_epoch)
+        total, at = self.total_steps, self.stretch_at
+        if self.stretch_from and self.kind in ("onecycle", "linear", "cosine"):
+            total = self.stretch_from  # the shape of the first plan: the same rates up to `at`, then stretched
+            step = step if step <= at else at + (step - at) * (total - at) / max(1, self.total_steps - at)
         if self.kind == "onecycle":
             # One-cycle (Smith 2018): linear warm-up from lr/25 over the first 25 % (or the given
             # warm-up), then cosine annealing to lr/1e4.
-            up = self.warmup_steps or max(1, int(0.25 * self.total_steps))
+            up = self.warmup_steps or max(1, int(0.25 * total))
             if step < up:
                 return self.base_lr * (1 / 25 + (1 - 1 / 25) * step / up)
-            t = min(1.0, (step - up) / max(1, self.total_steps - up))
+            t = min(1.0, (step - up) / max(1, total - up))
             lo = self.base_lr / 1e4
             return lo + (self.base_lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
         if self.kind == "linear":
             # airbench's (Jordan 2024): linear from lr/5 up to lr over the first 23 % (or the given
             # warm-up), then linear down to 0.07·lr at the last step.
-            up = self.warmup_steps or max(1, int(0.23 * self.total_steps))
+            up = self.warmup_steps or max(1, int(0.23 * total))
             if step < up:
                 return self.base_lr * (0.2 + 0.8 * step / up)
-            t = min(1.0, (step - up) / max(1, self.total_steps - up))
+            t = min(1.0, (step - up) / max(1, total - up))
             return self.base_lr * (1.0 - 0.93 * t)
         warm = 1.0
         if self.warmup_steps and step < self.warmup_steps:
@@ -54,7 +62,7 @@ class LRSchedule:
         if self.kind == "plateau":
             return self.base_lr * warm * self.gamma ** self.state["drops"]
         if self.kind == "cosine":
-            t = min(1.0, max(0, step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+            t = min(1.0, max(0, step - self.warmup_steps) / max(1, total - self.warmup_steps))
             return self.base_lr * warm * 0.5 * (1 + math.cos(math.pi * t))
         raise ValueError(self.kind)
 

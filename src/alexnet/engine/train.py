@@ -32,6 +32,7 @@ from ..data import BadSampleLog, normalizer_for, open_training_data
 from ..data.pipeline import format_bytes
 from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
+from .budget_run import RunBudget
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, shutdown
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
@@ -54,7 +55,7 @@ class Trainer:
     """One run, composed of its data (`TrainingData`), its loop (`TrainLoop`), its directory
     (`RunDir`) and its report (`RunReport`); `run` trains. Use `fit` rather than this class directly."""
 
-    def __init__(self, cfg: TrainConfig, world: World, device: torch.device):
+    def __init__(self, cfg: TrainConfig, world: World, device: torch.device, started: float | None = None):
         self.t_start = time.perf_counter()  # time-to-accuracy (--report-at) counts from here, decoding included
         cfg, start_over = resolve_auto_resume(cfg, world)  # a copy (the run fills in pixel_mean); --resume auto
         self.cfg, self.world, self.device = cfg, world, device
@@ -87,11 +88,12 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise UserError(f"batch size {self.batch_size} is larger than the training set "
                             f"({len(self.train_ds)} images per process); lower -b")
+        self.budget = RunBudget(self, started)  # --time-budget: measures, plans cfg.epochs and the steps
         self.schedule = LRSchedule(
-            cfg.lr_scheduler, self.plan.lr, total_steps=cfg.epochs * self.steps_per_epoch,
+            cfg.lr_scheduler, self.plan.lr, total_steps=self.budget.total_steps,
             steps_per_epoch=self.steps_per_epoch, warmup_steps=int(cfg.lr_warmup_epochs * self.steps_per_epoch),
             step_size=cfg.lr_step_size, gamma=cfg.lr_gamma, patience=cfg.lr_patience, max_drops=cfg.lr_max_drops)
-        self.lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
+        self.lookahead = Lookahead(self.model, self.budget.total_steps) if cfg.lookahead else None
         self.metrics = MetricsLog(self.run_dir, enabled=world.is_main, extra_columns=EMA_COLUMNS if self.ema else ())
         self.pos, self.best_top1, self.scores = Position(), -math.inf, None
         self.loop = TrainLoop(
@@ -322,7 +324,7 @@ class Trainer:
                    + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
         if world.distributed or cfg.scale_lr:
             log(world, self.plan.note)
-        for note in (self.data.note, self.whiten_note):
+        for note in (self.data.note, self.whiten_note, self.budget.note):
             if note:
                 log(world, note)
         if self.lookahead is not None:
@@ -339,14 +341,14 @@ class Trainer:
         old = signal.signal(signal.SIGINT, self.loop.on_sigint) if world.is_main else None
         try:
             while self.pos.epoch < cfg.epochs:
-                t_epoch = time.perf_counter()
-                complete = self.loop.train_one_epoch()
+                complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
                 if self.loop.stop_requested:
                     self.save("last.pt")
                     log(world, f"stopped: resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
                                f"continue with: alexnet train --resume {self.run_dir}")
                     raise KeyboardInterrupt
-                last = self._finish_epoch(complete, t_epoch)
+                last = self._finish_epoch(complete, self.budget.t_epoch)
+                self.budget.epoch_done()  # the first epochs may re-plan the rest
                 if not complete:  # --max-steps reached
                     break
         finally:
@@ -383,12 +385,12 @@ class Trainer:
                            bad_files=bad.count, bad_fraction=bad.fraction, too_many_bad=bad.too_many)
 
 
-def fit(config: TrainConfig) -> TrainResult:
-    """Train as ``config`` says; returns where the run went and how it did."""
+def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
+    """Train as ``config`` says (``--time-budget`` counts from ``started``, a perf_counter; default: now)."""
     cfg = config.validate()
     device = resolve_device(cfg.device)
     world = init_distributed(device.type)
     try:
-        return Trainer(cfg, world, device).run()
+        return Trainer(cfg, world, device, started).run()
     finally:
         shutdown()

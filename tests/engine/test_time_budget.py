@@ -1,0 +1,96 @@
+"""``--time-budget`` end to end on the embedded digits with a tiny model: the whole command ends
+within its budget, a resumed run keeps its plan (and measures nothing), and a budget too short for
+one epoch is one line. The only time asserted is the budget itself, with a 10 % margin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from alexnet.core.errors import UserError
+from alexnet.engine import budget_run
+from alexnet.engine.config import make_config, resume_config
+from alexnet.engine.schedule import LRSchedule
+from alexnet.engine.train import fit
+
+TINY = {"width": 0.25, "fc_width": 128}
+ENV = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+BUDGET_S = 20
+
+
+def test_a_budget_run_ends_within_its_budget(tmp_path):
+    """The wall time of the whole command — the interpreter's start, torch's import, the data,
+    the probes, every epoch with its validation, the exit — within 10 % of the budget."""
+    args = ["--time-budget", f"{BUDGET_S}s", "--output-dir", str(tmp_path), "--name", "b"]
+    args += [a for k, v in TINY.items() for a in ("--model-arg", f"{k}={v}")]
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "alexnet", "train", *args], capture_output=True, text=True, env=ENV,
+                       timeout=10 * BUDGET_S)
+    wall = time.perf_counter() - t
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    plan = cfg["budget_plan"]
+    assert cfg["time_budget"] == f"{BUDGET_S}s" and cfg["epochs"] == plan["epochs"] > 1
+    assert plan["reason"] in r.stdout and f"time budget {BUDGET_S}s: " in r.stdout
+    rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
+    assert len(rows) == plan["epochs"] and int(rows[-1]["step"]) == plan["steps"]  # it trained the plan
+    assert 0.9 * BUDGET_S <= wall <= 1.1 * BUDGET_S, (wall, r.stdout[-3000:])
+
+
+def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monkeypatch, capsys):
+    real = budget_run.probe_costs
+    monkeypatch.setattr(budget_run, "probe_costs", lambda t: tuple(x / 3 for x in real(t)))  # 3× too fast
+    cfg = make_config("digits", time_budget="6s", max_steps=150, output_dir=str(tmp_path), name="r",
+                      model_kwargs=TINY, amp="off")
+    first = fit(cfg)  # re-plans after an epoch or two, then --max-steps stops it in its fourth epoch
+    out = capsys.readouterr().out
+    saved = json.loads((first.run_dir / "config.json").read_text())
+    plan = saved["budget_plan"]
+    assert out.count("time budget re-planned after epoch") == 1 and plan["replan"] in out
+    assert 0 < plan["stretch_at"] < 150 < plan["steps"] < plan["stretch_from"]  # the first plan was too long
+    assert first.steps_done == 150 and saved["epochs"] == plan["epochs"] > 3
+    rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))
+    stretched = LRSchedule("onecycle", cfg.lr, total_steps=plan["steps"], steps_per_epoch=plan["steps_per_epoch"],
+                           stretch_at=plan["stretch_at"], stretch_from=plan["stretch_from"])
+    assert float(rows[-1]["lr"]) == pytest.approx(stretched.lr(149), rel=1e-4)  # step 150 ran on the new plan
+
+    def no_probe(*a, **k):
+        raise AssertionError("a resumed run measured again")
+
+    monkeypatch.setattr(budget_run, "probe_costs", no_probe)
+    second = fit(resume_config(str(first.run_dir)))
+    again = json.loads((first.run_dir / "config.json").read_text())
+    assert again["budget_plan"] == plan and again["epochs"] == plan["epochs"]
+    assert second.steps_done == plan["steps"] and second.epochs_done == plan["epochs"]  # the plan, to its step
+    rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) < 0.01 * cfg.lr  # the one-cycle schedule ended with the plan
+    out = capsys.readouterr().out
+    assert "planned at the run's start and kept" in out and "re-planned" in out and out.count("re-planned") == 1
+
+
+def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(tmp_path):
+    cfg = make_config("digits", time_budget="1s", output_dir=str(tmp_path), name="short", model_kwargs=TINY,
+                      amp="off")
+    with pytest.raises(UserError) as e:
+        fit(cfg)
+    assert "too short for one epoch" in str(e.value) and "give at least --time-budget" in str(e.value)
+    assert "\n" not in str(e.value) and not (tmp_path / "short" / "config.json").exists()
+
+
+def test_resuming_a_budget_run_with_another_length_is_one_line(tmp_path, capsys):
+    from alexnet.cli import main
+    from alexnet.engine.config import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TrainConfig(time_budget="15m", budget_plan={"steps": 10}).to_json())
+    for extra in (["--epochs", "30"], ["--time-budget", "30m"]):
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --resume: this run's length was planned for --time-budget 15m") and "\n" not in err
