@@ -30,7 +30,7 @@ _EXPORTS = {
     "gpu": ("DeviceBatchLoader", "augment_batch"),
     "imagenet": ("Devkit", "imagenet_val_relayout", "read_devkit"),
     "loader": ("BadSample", "BadSampleLog", "Batch", "ResumableSampler", "SafeDataset", "build_loader", "collate",
-               "mix_seed", "summarize_bad"),
+               "mix_seed", "summarize_bad", "LitBatch"),
     "pca": ("compute_mean", "compute_pca_stats"),
     "pipeline": ("TrainingData", "TrainingDataConfig", "open_training_data"),
     "transforms": ("IMAGENET_PCA", "ImageTransform", "Normalizer", "PCALighting", "TenCrop", "ToChannels",
@@ -59,4 +59,5 @@ __all__ = [
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "write_list_files", "index_folder",
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
     "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data", "AugPlan", "Augmentation",
+    "LitBatch",
 ]

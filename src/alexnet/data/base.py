@@ -145,13 +145,13 @@ class SubsetDataset(ImageDataset):
         self.base.transform = self.transform  # decode hints (short side) follow this dataset's transform
         return self.base.load(self.indices[i])
 
-    def get_batch(self, indices: Sequence[int], seeds: Sequence[int]) -> Any:
+    def get_batch(self, indices: Sequence[int], seeds: Sequence[int], **kwargs: Any) -> Any:
         """The base's batched path (a cache's), when it has one; None otherwise."""
         fn = getattr(self.base, "get_batch", None)
         if fn is None:
             return None
         self.base.transform = self.transform
-        return fn([self.indices[int(i)] for i in indices], seeds)
+        return fn([self.indices[int(i)] for i in indices], seeds, **kwargs)
 
 
 def take_subset(dataset: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
