@@ -29,12 +29,13 @@ holds the CPU lock, so waiting for it is not measured), in this order:
 Each (size, step) result is written to ``--out`` as soon as it is measured, so a rerun skips
 what is done; generating the tree and building the cache resume where a killed chunk stopped.
 Every process runs under ``flock LOCK`` (default the project's shared CPU lock) with at most
-``--chunk`` seconds each. ``--report`` rewrites the Markdown beside ``--out`` from the JSON.
+``--chunk`` seconds each; sizes up to ``--group-below`` images run all their steps in one hold. ``--report`` rewrites the Markdown beside ``--out`` from the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -151,8 +152,6 @@ def generate(root: Path, size: str, budget: float) -> dict:
 
 def cli(*argv: str) -> dict:
     """Run ``alexnet ARGV`` in this process, its output thrown away; the exit code."""
-    import contextlib
-
     from alexnet.cli import main
 
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
@@ -280,14 +279,14 @@ def machine() -> dict:
 
 
 def spawn(step: str, size: str, args: argparse.Namespace) -> tuple[int, dict | None, float, float]:
-    """Run one chunk of ``step`` in a worker under the lock: (exit code, result or None, seconds it
-    ran once it held the lock, peak RSS in MB of it and its children)."""
+    """Run one chunk of ``step`` in a worker under the lock (unless this process holds it): (exit
+    code, result or None, seconds it ran once it held the lock, peak RSS in MB of it and its children)."""
     started = Path(args.root) / f".started-{os.getpid()}"
     started.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", step, "--size", size, "--root", args.root,
            "--chunk", str(args.chunk), "--started", str(started)]
     cmd = ["timeout", "-s", "KILL", str(args.chunk), *cmd]
-    if args.lock:
+    if args.lock and not args.holding:
         cmd = ["flock", args.lock, *cmd]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     out = p.stdout.read()
@@ -329,6 +328,22 @@ def measure(size: str, step: str, args: argparse.Namespace, results: dict) -> No
         print(f"[scale] {size} {step}: {rec['status']} in {total:.1f} s, peak {peak:.0f} MB", file=sys.stderr,
               flush=True)
         return
+
+
+@contextlib.contextmanager
+def cpu_lock(path: str):
+    """Hold ``flock(path)`` (the same lock the ``flock`` command takes) for the block; no-op for ''."""
+    if not path:
+        yield
+        return
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def save(results: dict, args: argparse.Namespace) -> None:
@@ -416,9 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "scale.json"), help="results JSON (Markdown beside it)")
     ap.add_argument("--lock", default="/tmp/alexnet-cpu.lock", help="flock file each step runs under ('' for none)")
     ap.add_argument("--chunk", type=float, default=340, help="seconds one process may run (default 340)")
+    ap.add_argument("--group-below", type=int, default=150_000,
+                    help="sizes up to this many images run all their steps in one hold of the lock")
     ap.add_argument("--keep", action="store_true", help="keep each size's tree and cache when its steps are done")
     ap.add_argument("--report", action="store_true", help="only rewrite the Markdown from the JSON")
     ap.add_argument("--note", action="append", default=[], help="a line for the report")
+    ap.add_argument("--merge", nargs="+", default=[], help="with --report: results JSONs of other runs (e.g. one "
+                                                             "size measured separately) to fold in, step by step")
     ap.add_argument("--worker", choices=STEPS, help=argparse.SUPPRESS)
     ap.add_argument("--size", help=argparse.SUPPRESS)
     ap.add_argument("--started", help=argparse.SUPPRESS)
@@ -431,12 +450,21 @@ def main(argv: list[str] | None = None) -> int:
                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     results["notes"] = list(dict.fromkeys([*results.get("notes", []), *args.note]))
     if args.report:
+        for other in args.merge:
+            for size, entry in json.loads(Path(other).read_text())["sizes"].items():
+                mine = results["sizes"].setdefault(size, {**entry, "steps": {}})
+                mine["steps"].update({k: v for k, v in entry["steps"].items() if v.get("status") == "done"})
         save(results, args)
         return 0
     Path(args.root).mkdir(parents=True, exist_ok=True)
+    args.holding = False
     for size in args.sizes:
-        for step in args.steps:
-            measure(size, step, args, results)
+        # small sizes: every step in one hold of the lock (a minute or two), not one wait per step
+        with cpu_lock(args.lock if layout(size)[0] <= args.group_below else ""):
+            args.holding = bool(args.lock) and layout(size)[0] <= args.group_below
+            for step in args.steps:
+                measure(size, step, args, results)
+            args.holding = False
         steps = results["sizes"][size]["steps"]
         if not args.keep and all(steps.get(s, {}).get("status") == "done" for s in STEPS):
             shutil.rmtree(Path(args.root) / size, ignore_errors=True)

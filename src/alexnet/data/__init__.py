@@ -33,6 +33,7 @@ _EXPORTS = {
                "mix_seed", "summarize_bad", "LitBatch"),
     "pca": ("compute_mean", "compute_pca_stats"),
     "pipeline": ("TrainingData", "TrainingDataConfig", "open_training_data"),
+    "samples": ("SampleList",),
     "transforms": ("IMAGENET_PCA", "ImageTransform", "Normalizer", "PCALighting", "TenCrop", "ToChannels",
                    "build_transforms", "load_pca", "normalizer_for", "resolve_aug"),
 }
@@ -59,5 +60,5 @@ __all__ = [
     "DEFAULT_MAX_PIXELS", "check_dataset", "format_report", "CheckReport", "write_list_files", "index_folder",
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
     "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data", "AugPlan", "Augmentation",
-    "LitBatch",
+    "LitBatch", "SampleList",
 ]
