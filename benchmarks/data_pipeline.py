@@ -209,7 +209,8 @@ def main() -> None:
                   "cache_paper_lit_uint8", "gpu"):
             if r[k] is not None:
                 print(f"  {k:<21} {r[k]:8.0f} img/s  {r[k] / r['tutorial']:6.1f}×")
-        print(f"  --aug paper / --aug light on the cache (uint8 out): {r['cache_paper_uint8'] / r['cache_uint8']:.2f}× "
+        print(f"  --aug paper / --aug light on the cache (uint8 out): "
+              f"{r['cache_paper_uint8'] / r['cache_uint8']:.2f}× "
               f"(lighting on the uint8 batch: {r['cache_paper_lit_uint8'] / r['cache_uint8']:.2f}×)")
         print(f"  (cache built once in {r['cache_build_s']:.1f} s, not timed above)")
         return

@@ -29,7 +29,8 @@ holds the CPU lock, so waiting for it is not measured), in this order:
 Each (size, step) result is written to ``--out`` as soon as it is measured, so a rerun skips
 what is done; generating the tree and building the cache resume where a killed chunk stopped.
 Every process runs under ``flock LOCK`` (default the project's shared CPU lock) with at most
-``--chunk`` seconds each; sizes up to ``--group-below`` images run all their steps in one hold. ``--report`` rewrites the Markdown beside ``--out`` from the JSON.
+``--chunk`` seconds each; sizes up to ``--group-below`` images run all their steps in one hold.
+``--report`` rewrites the Markdown beside ``--out`` from the JSON (``--merge`` folds in other runs).
 """
 
 from __future__ import annotations
@@ -395,8 +396,9 @@ def markdown(results: dict) -> str:
              "process (MB; ~510 MB of it is Python, torch and the CLI imported).", "",
              "Images: small JPEGs (48–64 px, ~1.2 kB); cache: raw, 32 px short side; loaders: alexnet-cifar 32×32 "
              f"input, --aug paper, batch {BATCH}, one process, one thread.", "",
-             "| step | " + " | ".join(f"{s} ({results['sizes'][s]['images']:,} + {results['sizes'][s]['val_images']:,} val)"
-                                      for s in sizes) + " | 100k → 1.28M, × linear |",
+             "| step | " + " | ".join(f"{s} ({results['sizes'][s]['images']:,} + "
+                                      f"{results['sizes'][s]['val_images']:,} val)" for s in sizes)
+             + " | 100k → 1.28M, × linear |",
              "|---|" + "---:|" * len(sizes) + "---|"]
     for step in STEPS:
         cells = []

@@ -19,7 +19,8 @@ works on it. With a ``raw`` cache whose ``S`` is the transform's resize (the mod
 memory map (uint8 slices, no decode, no resize); the loader calls it through
 `SafeDataset.__getitems__`. PCA lighting (``--aug paper``) is drawn there too, but a training
 loader leaves it to the training device, which adds each image's RGB shift while it normalises
-the batch (``defer_lighting``; `LitBatch`, `Normalizer`): on the uint8 batch it cost 14× the crops. Each image's crop, flip and lighting draw are
+the batch (``defer_lighting``; `LitBatch`, `Normalizer`): added to the uint8 batch here, it made
+the loader ~15× slower (``benchmarks/data_aug.md``). Each image's crop, flip and lighting draw are
 a pure function of ``(seed, epoch, index)``, as on the per-image path (but not the same draws).
 Normalisation stays on the training device (`Normalizer`).
 """
