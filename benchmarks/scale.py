@@ -24,7 +24,9 @@ holds the CPU lock, so waiting for it is not measured), in this order:
   recorded as skipped (the hook is `step_shards`);
 - ``loader_folder`` / ``loader_cache``: a training loader (``alexnet-cifar``'s 32×32 input,
   ``--aug paper``, batch 256, one process) on the JPEG tree / on the cache: time from nothing to
-  the first batch (the dataset built, the sampler's first order), then steady img/s.
+  the first batch (the dataset built, the sampler's first order), then img/s over a window of
+  batches (``cold``) and over another one later (steady); on the cache also over its whole first
+  epoch, which includes faulting in the memory map.
 
 Each (size, step) result is written to ``--out`` as soon as it is measured, so a rerun skips
 what is done; generating the tree and building the cache resume where a killed chunk stopped.
@@ -59,6 +61,7 @@ STEPS = ("generate", "imagenet-val", "dataset", "check", "cache", "shards", "loa
 RESUMABLE = ("generate", "imagenet-val", "cache")  # a killed chunk is continued by the next
 CACHE_SIDE = 32
 BATCH = 256
+WARMUP = 2  # loaders: timed windows apart (× the window), so the second is past a cache's cold start
 DEVKIT = "ILSVRC2012_devkit_t12"
 
 
@@ -198,9 +201,12 @@ def step_shards(root: Path, work: Path) -> dict:
     return {"skipped": "no `alexnet data shards` command in this checkout"}
 
 
-def step_loader(spec: str, batches: int, batch: int) -> dict:
-    """From nothing to the first training batch (dataset, transform, loader), then ``batches``
-    more: img/s. ``alexnet-cifar``'s input (32×32, short side 32), ``--aug paper``, one process."""
+def step_loader(spec: str, batches: int, batch: int, full_epoch: bool = False) -> dict:
+    """From nothing to the first training batch (dataset, transform, loader), then img/s over the
+    next ``batches`` (``cold_img_per_s``: a large cache's memory map is still being faulted in) and
+    over ``batches`` more after ``WARMUP`` × ``batches`` (``steady_img_per_s``).
+    ``full_epoch``: also the rate over the whole first epoch, cold start included (``epoch_img_per_s``).
+    ``alexnet-cifar``'s input (32×32, short side 32), ``--aug paper``, one process."""
     import torch
 
     from alexnet.data import build_dataset, build_loader, build_transforms
@@ -210,14 +216,30 @@ def step_loader(spec: str, batches: int, batch: int) -> dict:
     t = time.perf_counter()
     cfg = model_cfg("alexnet-cifar")
     ds = build_dataset(spec, "train", build_transforms(cfg, train=True, aug="paper"))
-    it = iter(build_loader(ds, batch_size=batch, train=True, seed=0, pin_memory=False, defer_lighting=True))
+    loader = build_loader(ds, batch_size=batch, train=True, seed=0, pin_memory=False, defer_lighting=True)
+
+    def epochs():
+        for epoch in range(1 << 20):
+            loader.sampler.set_epoch(epoch)
+            yield from loader
+
+    it = epochs()
+    out: dict = {}
+    t_epoch = time.perf_counter()
     next(it)
     first = time.perf_counter() - t
-    t = time.perf_counter()
-    seen = 0
-    for _ in range(batches):
-        seen += len(next(it)[0])
-    return {"first_batch_s": first, "steady_img_per_s": seen / (time.perf_counter() - t), "batches": batches,
+    if full_epoch:
+        for _ in range(len(loader) - 1):
+            next(it)
+        out["epoch_img_per_s"] = len(loader) * batch / (time.perf_counter() - t_epoch)
+    rates = []
+    for window in range(2):
+        for _ in range(WARMUP * batches * window):
+            next(it)
+        t = time.perf_counter()
+        seen = sum(len(next(it)[0]) for _ in range(batches))
+        rates.append(seen / (time.perf_counter() - t))
+    return {**out, "first_batch_s": first, "cold_img_per_s": rates[0], "steady_img_per_s": rates[1], "batches": batches,
             "batch": batch, "fast_path": bool(getattr(ds, "fast_plan", lambda: None)())}
 
 
@@ -239,11 +261,11 @@ def run_step(step: str, root: Path, work: Path, size: str, budget: float) -> dic
         return step_shards(tree, work)
     n = layout(size)[0]
     batch = min(BATCH, n // 4)
-    batches = min(40, n // batch - 1)
+    batches = max(1, min(40, n // batch - 1))
     if step == "loader_folder":
         return step_loader(f"imagenet:{tree}", min(batches, 10), batch)
     if step == "loader_cache":
-        return step_loader(f"cache:{work / 'cache'}", batches, batch)
+        return step_loader(f"cache:{work / 'cache'}", batches, batch, full_epoch=True)
     raise ValueError(step)
 
 
@@ -379,6 +401,8 @@ def growth(results: dict, step: str, small: str = "100k", large: str = "1.28M") 
     out = {"time": step_seconds(l_) / step_seconds(s) / n}
     if "steady_img_per_s" in s:
         out["steady_time_per_image"] = s["steady_img_per_s"] / l_["steady_img_per_s"]
+    if "epoch_img_per_s" in s and "epoch_img_per_s" in l_:
+        out["epoch_time_per_image"] = s["epoch_img_per_s"] / l_["epoch_img_per_s"]
     base_s, base_l = s.get("rss_at_start_mb", 0), l_.get("rss_at_start_mb", 0)
     if s["peak_rss_mb"] - base_s > 50:
         out["rss"] = (l_["peak_rss_mb"] - base_l) / (s["peak_rss_mb"] - base_s) / n
@@ -430,7 +454,9 @@ def cell(rec: dict | None) -> str:
         return "skipped: " + rec["skipped"]
     rss = f"{rec['peak_rss_mb']:.0f} MB"
     if "first_batch_s" in rec:
-        return f"first batch {rec['first_batch_s']:.2f} s, {rec['steady_img_per_s']:,.0f} img/s, {rss}"
+        epoch = f", whole first epoch {rec['epoch_img_per_s']:,.0f} img/s" if "epoch_img_per_s" in rec else ""
+        return (f"first batch {rec['first_batch_s']:.2f} s, {rec['steady_img_per_s']:,.0f} img/s "
+                f"({rec['cold_img_per_s']:,.0f} cold){epoch}, {rss}")
     if "train_s" in rec:
         return f"{rec['train_s']:.2f} s train + {rec['val_s']:.2f} s val, {rss}"
     return f"{rec['work_s']:.1f} s, {rss}"
@@ -448,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="sizes up to this many images run all their steps in one hold of the lock")
     ap.add_argument("--keep", action="store_true", help="keep each size's tree and cache when its steps are done")
     ap.add_argument("--report", action="store_true", help="only rewrite the Markdown from the JSON")
+    ap.add_argument("--redo", nargs="+", default=[], choices=STEPS, help="measure these steps again")
     ap.add_argument("--note", action="append", default=[], help="a line for the report")
     ap.add_argument("--merge", nargs="+", default=[], help="with --report: results JSONs of other runs (e.g. one "
                                                              "size measured separately) to fold in, step by step")
@@ -459,9 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"sizes": {}}
-    results.update(machine=machine(), command="python benchmarks/scale.py " + " ".join(argv or sys.argv[1:]),
-                   date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    if not args.report or "command" not in results:
+        results.update(command="python benchmarks/scale.py " + " ".join(argv or sys.argv[1:]),
+                       date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    results["machine"] = machine()
     results["notes"] = list(dict.fromkeys([*results.get("notes", []), *args.note]))
+    for size in args.sizes:
+        for step in args.redo:
+            results["sizes"].get(size, {}).get("steps", {}).pop(step, None)
     if args.report:
         for other in args.merge:
             for size, entry in json.loads(Path(other).read_text())["sizes"].items():
