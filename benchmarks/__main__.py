@@ -8,7 +8,7 @@ Comparisons (each: ours, the baseline, their ratio, the machine's limit where on
 1. GEMM limit: fp32 and bf16 matrix products (`train_step.gemm_gflops`), the roof for 2–4.
 2. Data pipeline per core (`data_pipeline.compare_loaders`): the tutorial's ``ImageFolder`` + PIL
    (``RandomResizedCrop`` + flip + ``ToTensor`` + ``Normalize``) vs ours on the JPEG folder, ours on
-   a ``raw`` cache, and the GPU decode path when there is a GPU.
+   a ``raw`` cache (``--aug light`` and ``--aug paper``), and the GPU decode path when there is a GPU.
 3. Training step (`train_step.step_rate`): our defaults vs plain fp32 eager torchvision AlexNet /
    the same model NCHW fp32, as % of the GEMM limit of the precision used.
 4. Inference (`train_step.infer_rate`): the same, forward only.
@@ -108,6 +108,15 @@ def bench_data(q: bool, reps: int, ctx: dict) -> list[dict]:
             note=f"alexnet data cache, built once in {r['cache_build_s']:.1f} s (not timed)"),
         row("data", "ours on a raw cache + normalise on this CPU", r["cache"], r["tutorial"], "img/s per core",
             baseline_label=base, note="float conversion of the batch dominates"),
+        row("data", "raw cache, --aug paper vs --aug light (uint8 out; PCA lighting added on the training device)",
+            r["cache_paper_uint8"], r["cache_uint8"], "img/s per core", ours_label="paper", baseline_label="light",
+            note="the lighting drawn with the crops, added while normalising (target: within 1.5× of light)"),
+        row("data", "raw cache, --aug paper vs --aug light, both normalised on this CPU", r["cache_paper"], r["cache"],
+            "img/s per core", ours_label="paper", baseline_label="light",
+            note="the lighting folded into the normalisation"),
+        row("data", "raw cache, --aug paper: lighting on the device vs on the uint8 batch", r["cache_paper_uint8"],
+            r["cache_paper_lit_uint8"], "img/s per core", ours_label="lighting on the device",
+            baseline_label="x + 255·shift, rounded and clipped, on the uint8 batch (the way before)"),
     ]
     if r.get("gpu") is not None:
         out.append(row("data", "GPU path: CPU reads bytes, nvJPEG decode + crop/flip/PCA on CUDA", r["gpu"],

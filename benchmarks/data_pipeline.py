@@ -83,9 +83,10 @@ def make_realistic_photos(folder: Path, n: int, size: tuple[int, int] = (400, 35
 
 def _pass(make_iter, finish=None) -> int:
     seen = 0
-    for x, *_ in make_iter():
+    for batch in make_iter():
+        x = batch[0]
         if finish is not None:
-            x = finish(x)
+            x = finish(x, *batch[3:])  # a `LitBatch`'s lighting goes to the normaliser
         seen += len(x)
     return seen
 
@@ -108,8 +109,11 @@ def compare_loaders(photos: Path, cache_dir: Path, *, model: str = "alexnet", ba
                     repeats: int = 5, gpu: bool | None = None, seed: int = 0) -> dict:
     """Per-core images/s of whole training loaders on ``photos`` (see the module docstring).
     Returns ``{"tutorial", "ours_jpeg", "cache", "cache_uint8", "gpu" (or None), "n", "cache_build_s",
-    "crop", "threads"}``; every rate includes normalisation to float on the CPU (``cache_uint8``
-    leaves it to the training device, as training does)."""
+    "crop", "threads"}`` (``--aug light`` on the cache) and the cache with ``--aug paper``:
+    ``cache_paper`` / ``cache_paper_uint8`` (PCA lighting left to the normaliser, as training does)
+    and ``cache_paper_lit_uint8`` (lighting added to the uint8 batch on the CPU, the way before);
+    every rate includes normalisation to float on the CPU except the ``_uint8`` ones, which leave it
+    to the training device, as training does."""
     import torchvision
     from torch.utils.data import DataLoader
 
@@ -132,6 +136,9 @@ def compare_loaders(photos: Path, cache_dir: Path, *, model: str = "alexnet", ba
     cds = build_dataset(f"cache:{cache_dir}", "train", tf)
     assert cds.fast_plan() is not None, "the cache's size must be the model's resize for the batched path"
     cache_loader = lambda: build_loader(cds, batch_size=batch, train=True, seed=seed, pin_memory=False)  # noqa: E731
+    pds = build_dataset(f"cache:{cache_dir}", "train", build_transforms(cfg, train=True, aug="paper"))
+    paper_loader = lambda defer: lambda: build_loader(pds, batch_size=batch, train=True, seed=seed,  # noqa: E731
+                                                      pin_memory=False, defer_lighting=defer)
     passes = {
         "tutorial": lambda: _pass(lambda: DataLoader(tut_ds, batch_size=batch, shuffle=True, num_workers=0,
                                                      generator=g)),
@@ -139,6 +146,9 @@ def compare_loaders(photos: Path, cache_dir: Path, *, model: str = "alexnet", ba
                                                         pin_memory=False), norm),
         "cache": lambda: _pass(cache_loader, norm),
         "cache_uint8": lambda: _pass(cache_loader),
+        "cache_paper": lambda: _pass(paper_loader(True), norm),
+        "cache_paper_uint8": lambda: _pass(paper_loader(True)),
+        "cache_paper_lit_uint8": lambda: _pass(paper_loader(False)),
     }
     if (gpu is None and torch.cuda.is_available()) or gpu:
         passes["gpu"] = gpu_pass(photos, cfg, batch, seed)
@@ -146,7 +156,8 @@ def compare_loaders(photos: Path, cache_dir: Path, *, model: str = "alexnet", ba
     tutorial, ours, cache, cache_u8, gpu_rate = (r["tutorial"], r["ours_jpeg"], r["cache"], r["cache_uint8"],
                                                  r.get("gpu"))
     return {"n": n, "crop": f"{h}×{w}", "threads": 1, "tutorial": tutorial, "ours_jpeg": ours, "cache": cache,
-            "cache_uint8": cache_u8, "gpu": gpu_rate, "cache_build_s": build_s}
+            "cache_uint8": cache_u8, "gpu": gpu_rate, "cache_build_s": build_s,
+            **{k: r[k] for k in ("cache_paper", "cache_paper_uint8", "cache_paper_lit_uint8")}}
 
 
 def gpu_pass(photos: Path, cfg, batch: int, seed: int = 0):
@@ -194,9 +205,13 @@ def main() -> None:
             photos = Path(args.photos) if args.photos else make_realistic_photos(Path(tmp) / "photos", args.n)
             r = compare_loaders(photos, Path(tmp) / "cache", model=args.model, repeats=args.repeats)
         print(f"{r['n']} JPEGs → {args.model} training batches ({r['crop']}), 1 thread, median of {args.repeats}:")
-        for k in ("tutorial", "ours_jpeg", "cache", "cache_uint8", "gpu"):
+        for k in ("tutorial", "ours_jpeg", "cache", "cache_uint8", "cache_paper", "cache_paper_uint8",
+                  "cache_paper_lit_uint8", "gpu"):
             if r[k] is not None:
-                print(f"  {k:<12} {r[k]:8.0f} img/s  {r[k] / r['tutorial']:6.1f}×")
+                print(f"  {k:<21} {r[k]:8.0f} img/s  {r[k] / r['tutorial']:6.1f}×")
+        print(f"  --aug paper / --aug light on the cache (uint8 out): "
+              f"{r['cache_paper_uint8'] / r['cache_uint8']:.2f}× "
+              f"(lighting on the uint8 batch: {r['cache_paper_lit_uint8'] / r['cache_uint8']:.2f}×)")
         print(f"  (cache built once in {r['cache_build_s']:.1f} s, not timed above)")
         return
     cfg = model_cfg(args.model)

@@ -310,6 +310,78 @@ def test_a_subset_of_a_cache_keeps_the_batched_path(cache16):
     assert torch.equal(x[0], images[sub.indices[0]][:, 2:14, 2:14]) and y.tolist() == [sub.targets[0], sub.targets[1]]
 
 
+def _draws(seed: int, S: int, h: int, w: int) -> list[float]:
+    """The cache path's lighting draws for ``seed``, drawn independently: crop, flip, then 3 N(0, 1)."""
+    import random
+
+    rng = random.Random(seed)
+    rng.randint(0, S - h), rng.randint(0, S - w), rng.random()
+    return [rng.gauss(0.0, 1.0) for _ in range(3)]
+
+
+@pytest.mark.parametrize("scale", ["sqrt", "eigval"])
+def test_deferred_lighting_has_the_same_draws_and_adds_them_while_normalising(cache16, scale):
+    from alexnet.data import Normalizer
+
+    root, _ = cache16
+    c = cfg(h=12, w=12, resize=16)
+    tf = build_transforms(c, train=True, aug="paper", alphastd=0.1, pca_scale=scale)
+    ds = build_dataset(f"cache:{root}", "train", transform=tf)
+    idx, seeds = list(range(12)) * 4, list(range(1000, 1048))
+    lit, y = ds.get_batch(idx, seeds)
+    unlit, y2, shift = ds.get_batch(idx, seeds, defer_lighting=True)
+    light = build_dataset(f"cache:{root}", "train", transform=build_transforms(c, train=True, aug="light"))
+    assert torch.equal(unlit, light.get_batch(idx, seeds)[0]) and torch.equal(y, y2)  # same crops, unlit
+    # the shift is eigvec @ (alphastd · z · s), z the same N(0, 1) draws, s = √λ or λ
+    eigval, eigvec = torch.tensor(tf.plan.eigval), torch.tensor(tf.plan.eigvec)
+    z = torch.tensor([_draws(s, 16, 12, 12) for s in seeds])
+    coeff = torch.linalg.solve(eigvec, shift.T).T / 0.1
+    assert torch.allclose(coeff, z * (eigval.sqrt() if scale == "sqrt" else eigval), rtol=1e-4, atol=1e-6)
+    # normalising with the lighting = normalising the uint8-lit batch, up to its rounding (≤ ½ level)
+    # where that batch was not clipped at 0 or 255
+    norm = Normalizer((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    levels = (norm(unlit, shift) - norm(lit)) / norm.scale  # in grey levels
+    raw = unlit.float() + 255 * shift.view(-1, 3, 1, 1)
+    inside = (raw > 0) & (raw < 255)
+    assert inside.float().mean() > 0.8 and levels[inside].abs().max() <= 0.5 + 1e-3
+    assert levels[~inside].abs().max() > 0.5 or not (~inside).any()  # no clipping: the overshoot is kept
+    wrong = (norm(unlit, shift.roll(1, 0)) - norm(lit)) / norm.scale  # another image's draw
+    assert (wrong[inside].abs() > 0.5 + 1e-3).float().mean() > 0.5
+
+
+def test_a_training_loader_leaves_the_lighting_to_the_training_step(cache16, cifar10_root, tmp_path, monkeypatch):
+    from alexnet.data import LitBatch, Normalizer, TrainingDataConfig, open_training_data
+    from alexnet.data.loader import Batch, BadSampleLog
+
+    root, _ = cache16
+    tf = build_transforms(cfg(h=12, w=12, resize=16), train=True, aug="paper")
+    ds = build_dataset(f"cache:{root}", "train", transform=tf)
+    lit = next(iter(build_loader(ds, batch_size=4, train=True, seed=1)))
+    deferred = next(iter(build_loader(ds, batch_size=4, train=True, seed=1, defer_lighting=True)))
+    assert type(lit) is Batch and isinstance(deferred, LitBatch) and deferred.lighting.shape == (4, 3)
+    assert not torch.equal(lit.images, deferred.images)
+    data = open_training_data(TrainingDataConfig(data=f"cache:{root}", val_split=0, aug="paper"),
+                              cfg(h=12, w=12, resize=16), "cpu")
+    data.build_loaders(batch_size=4, bad_log=BadSampleLog())
+    assert isinstance(next(iter(data.train_loader)), LitBatch)
+    light = open_training_data(TrainingDataConfig(data=f"cache:{root}", val_split=0, aug="light"),
+                               cfg(h=12, w=12, resize=16), "cpu")
+    light.build_loaders(batch_size=4, bad_log=BadSampleLog())
+    assert type(next(iter(light.train_loader))) is Batch  # nothing to defer
+    # the training step adds it: every step's normalisation gets the batch's lighting
+    seen = []
+    forward = Normalizer.forward
+    monkeypatch.setattr(Normalizer, "forward", lambda self, x, lighting=None: seen.append(lighting is not None)
+                        or forward(self, x, lighting))
+    from alexnet.engine import TrainConfig, fit
+
+    build_cache(f"cifar10:{cifar10_root}", tmp_path / "c32", progress=False)
+    fit(TrainConfig(model="alexnet-cifar", model_kwargs={"width": 0.125}, data=f"cache:{tmp_path / 'c32'}",
+                    epochs=1, batch_size=4, max_steps=3, aug="paper", amp="off", output_dir=str(tmp_path / "runs"),
+                    name="r"))
+    assert seen[:3] == [True] * 3  # the 3 training steps (evaluation batches have no lighting)
+
+
 # ----------------------------------------------------------------------------- the command
 
 def test_cache_command_then_train_and_evaluate_on_it(cifar10_root, tmp_path, capsys):

@@ -30,11 +30,12 @@ _EXPORTS = {
     "gpu": ("DeviceBatchLoader", "augment_batch"),
     "imagenet": ("Devkit", "imagenet_val_relayout", "read_devkit"),
     "loader": ("BadSample", "BadSampleLog", "Batch", "ResumableSampler", "SafeDataset", "build_loader", "collate",
-               "mix_seed", "summarize_bad"),
+               "mix_seed", "summarize_bad", "LitBatch"),
     "pca": ("compute_mean", "compute_pca_stats"),
     "pipeline": ("TrainingData", "TrainingDataConfig", "open_training_data"),
     "shards": ("ShardDataset",),
     "shards_build": ("build_shards",),
+    "samples": ("SampleList",),
     "transforms": ("IMAGENET_PCA", "ImageTransform", "Normalizer", "PCALighting", "TenCrop", "ToChannels",
                    "build_transforms", "load_pca", "normalizer_for", "resolve_aug"),
 }
@@ -62,4 +63,5 @@ __all__ = [
     "imagenet_val_relayout", "read_devkit", "Devkit", "CacheDataset", "build_cache", "DeviceBatchLoader",
     "augment_batch", "TrainingDataConfig", "TrainingData", "open_training_data", "AugPlan", "Augmentation",
     "ShardDataset", "build_shards",
+    "LitBatch", "SampleList",
 ]

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ..core.errors import UserError
 from .decode import DEFAULT_MAX_PIXELS, decode_image
+from .samples import SampleList
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 VAL_NAMES = ("val", "validation", "valid", "test")
@@ -62,7 +63,8 @@ class ImageDataset(Dataset):
 
 
 class FileDataset(ImageDataset):
-    """Images in files, ``samples = [(path, label), …]``, decoded by `decode_image`.
+    """Images in files, ``samples = [(path, label), …]`` (held as a compact `SampleList`: ImageNet's
+    1.28 million paths in tens of MB, not hundreds), decoded by `decode_image`.
 
     Large JPEGs are decoded at reduced size when the transform says which short side it wants
     (``transform.decode_short_side``, set by `build_transforms`).
@@ -72,7 +74,7 @@ class FileDataset(ImageDataset):
                  class_ids: Sequence[str] | None = None, transform: Callable | None = None,
                  name: str = "", split: str = "train", max_pixels: int | None = DEFAULT_MAX_PIXELS):
         super().__init__(classes, class_ids, transform, name, split)
-        self.samples = [(str(p), int(t)) for p, t in samples]
+        self.samples = SampleList(samples)
         self.max_pixels = max_pixels
 
     def __len__(self) -> int:
@@ -80,18 +82,21 @@ class FileDataset(ImageDataset):
 
     @property
     def targets(self) -> list[int]:
-        return [t for _, t in self.samples]
+        return self.samples.labels.tolist()
+
+    def class_counts(self) -> list[int]:
+        return np.bincount(self.samples.labels, minlength=len(self.classes)).tolist()
 
     def samples_path(self, i: int) -> str:
-        return self.samples[i][0]
+        return self.samples.path(i)
 
     def load(self, i: int) -> torch.Tensor:
-        return decode_image(self.samples[i][0], max_pixels=self.max_pixels,
+        return decode_image(self.samples.path(i), max_pixels=self.max_pixels,
                             target_short_side=getattr(self.transform, "decode_short_side", None))
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         img = self.load(i)
-        return (self.transform(img) if self.transform is not None else img), self.samples[i][1]
+        return (self.transform(img) if self.transform is not None else img), int(self.samples.labels[i])
 
 
 def concat_splits(a: ImageDataset, b: ImageDataset) -> ImageDataset:
@@ -145,13 +150,13 @@ class SubsetDataset(ImageDataset):
         self.base.transform = self.transform  # decode hints (short side) follow this dataset's transform
         return self.base.load(self.indices[i])
 
-    def get_batch(self, indices: Sequence[int], seeds: Sequence[int]) -> Any:
+    def get_batch(self, indices: Sequence[int], seeds: Sequence[int], **kwargs: Any) -> Any:
         """The base's batched path (a cache's), when it has one; None otherwise."""
         fn = getattr(self.base, "get_batch", None)
         if fn is None:
             return None
         self.base.transform = self.transform
-        return fn([self.indices[int(i)] for i in indices], seeds)
+        return fn([self.indices[int(i)] for i in indices], seeds, **kwargs)
 
 
 def take_subset(dataset: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
@@ -211,4 +216,4 @@ def take_split(samples: list, targets: list[int], split: str, val_split: float, 
     taken = val if split == "val" else train
     note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out with seed "
             f"{seed}: {len(taken)} of {len(samples)} images")
-    return [samples[i] for i in taken], note
+    return (samples.take(taken) if isinstance(samples, SampleList) else [samples[i] for i in taken]), note

@@ -16,8 +16,11 @@ Reading: ``CacheDataset.load(i)`` returns the stored image (uint8 ``[C, H, W]``)
 works on it. With a ``raw`` cache whose ``S`` is the transform's resize (the model's short side,
 256 for ``alexnet``, 32 for ``alexnet-cifar``), training does not run the per-image transform at all:
 `CacheDataset.get_batch` cuts the random crops and flips of a whole batch straight out of the
-memory map (uint8 slices, no decode, no resize) and applies PCA lighting to the batch; the
-loader calls it through `SafeDataset.__getitems__`. Each image's crop, flip and lighting draw are
+memory map (uint8 slices, no decode, no resize); the loader calls it through
+`SafeDataset.__getitems__`. PCA lighting (``--aug paper``) is drawn there too, but a training
+loader leaves it to the training device, which adds each image's RGB shift while it normalises
+the batch (``defer_lighting``; `LitBatch`, `Normalizer`): added to the uint8 batch here, it made
+the loader ~15× slower (``benchmarks/data_aug.md``). Each image's crop, flip and lighting draw are
 a pure function of ``(seed, epoch, index)``, as on the per-image path (but not the same draws).
 Normalisation stays on the training device (`Normalizer`).
 """
@@ -38,6 +41,7 @@ from ..core.errors import UserError
 from .augment import AugPlan
 from .base import ImageDataset
 from .decode import decode_image
+from .samples import SampleList
 from .transforms import PCALighting
 
 MANIFEST = "manifest.json"
@@ -92,17 +96,20 @@ class CacheDataset(ImageDataset):
         self.channels = int(m["channels"])
         self.source = m.get("source", "")
         self.shards: list[dict[str, Any]] = []
-        self._targets: list[int] = []
-        self._sources: list[str] = []
+        labels: list[int] = []
+        sources: list[str] = []
         starts = []
         for s in names:
             for shard in splits[s]["shards"]:
                 meta = _read_json(os.path.join(root, shard + ".json"))
-                starts.append(len(self._targets))
-                self._targets += [int(t) for t in meta["labels"]]
-                self._sources += list(meta.get("sources") or [f"{shard}#{j}" for j in range(meta["count"])])
+                starts.append(len(labels))
+                labels += [int(t) for t in meta["labels"]]
+                sources += list(meta.get("sources") or [f"{shard}#{j}" for j in range(meta["count"])])
                 self.shards.append({"name": shard, "count": int(meta["count"]),
                                     "offsets": meta.get("offsets")})
+        # each image's source path and label, compact (`SampleList`: ~45 bytes an image, not ~200)
+        self.index = SampleList(zip(sources, labels))
+        del labels, sources
         self._starts = starts
         self._arrays: dict[int, Any] = {}  # opened lazily, per process (never pickled to workers)
         self._tensors: dict[int, torch.Tensor] = {}
@@ -115,11 +122,22 @@ class CacheDataset(ImageDataset):
         state["_arrays"], state["_tensors"] = {}, {}
         return state
 
+    @property
+    def targets(self) -> list[int]:
+        return self.index.labels.tolist()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        img = self.load(i)
+        return (self.transform(img) if self.transform is not None else img), int(self.index.labels[i])
+
     def samples_path(self, i: int) -> str:
-        return self._sources[i]
+        return self.index.path(i)
 
     def _locate(self, i: int) -> tuple[int, int]:
-        if not 0 <= i < len(self._targets):
+        if not 0 <= i < len(self.index):
             raise IndexError(i)
         s = bisect.bisect_right(self._starts, i) - 1
         return s, i - self._starts[s]
@@ -173,11 +191,17 @@ class CacheDataset(ImageDataset):
             return None
         return plan
 
-    def get_batch(self, indices: Sequence[int], seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def get_batch(self, indices: Sequence[int], seeds: Sequence[int], *,
+                  defer_lighting: bool = False) -> tuple[torch.Tensor, ...] | None:
         """Images ``indices`` through the transform's plan, as one uint8 ``[B, C, h, w]`` batch
         (channels_last memory) and their labels; None when the plan does not fit this cache (the
         caller then runs the per-image transform). ``seeds[b]`` alone decides image b's crop,
-        flip and lighting."""
+        flip and lighting.
+
+        ``defer_lighting`` (a plan with PCA lighting): the images come back unlit, followed by
+        their float32 ``[B, C]`` RGB shifts (for [0, 1] pixels; the same draws), for the training
+        device to add while it normalises (`Normalizer`; §4.1's shift is one vector per image) —
+        adding it here, to a uint8 batch, costs more than cutting the crops."""
         plan = self.fast_plan()
         if plan is None:
             return None
@@ -188,7 +212,7 @@ class CacheDataset(ImageDataset):
         # torch's strided copy, not numpy's: a mirrored crop (negative stride over 3-byte pixels)
         # copies ~8× faster (measured: 29 vs 123 µs per 227² crop, one thread)
         out = torch.empty((len(indices), h, w, C), dtype=torch.uint8)
-        shifts = torch.zeros((len(indices), C), dtype=torch.float32) if pca is not None else None
+        normals: list[list[float]] | None = [] if pca is not None else None
         ct, cl = int(round((S - h) / 2.0)), int(round((S - w) / 2.0))
         for b, (i, seed) in enumerate(zip(indices, seeds)):
             s, j = self._locate(int(i))
@@ -211,13 +235,15 @@ class CacheDataset(ImageDataset):
                 if t1 > t0 and l1 > l0:
                     crop[t0 - t:t1 - t, l0 - l:l1 - l] = img[t0:t1, l0:l1]
             out[b].copy_(crop.flip(1) if mirror else crop)
-            if shifts is not None:
-                shifts[b] = pca.shift_from([rng.gauss(0.0, 1.0) for _ in range(3)])
-        x = out
-        if shifts is not None:
-            x = PCALighting.add_shift(x, shifts, (-1, 1, 1, C))
-        labels = torch.tensor([self._targets[int(i)] for i in indices], dtype=torch.int64)
-        return x.permute(0, 3, 1, 2), labels
+            if normals is not None:
+                normals.append([rng.gauss(0.0, 1.0) for _ in range(3)])
+        labels = torch.from_numpy(self.index.labels[np.asarray(indices, dtype=np.int64)].astype(np.int64))
+        if normals is None:
+            return out.permute(0, 3, 1, 2), labels
+        shifts = pca.shift_from(normals)  # [B, 3]: one RGB shift per image
+        if defer_lighting:
+            return out.permute(0, 3, 1, 2), labels, shifts
+        return PCALighting.add_shift(out, shifts, (-1, 1, 1, C)).permute(0, 3, 1, 2), labels
 
 
 def _read_json(path: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from ..core.errors import UserError
 from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, take_split
+from .samples import SampleList
 
 
 def find_classes(directory: str) -> list[str]:
@@ -22,13 +23,22 @@ def find_classes(directory: str) -> list[str]:
         raise UserError(f"{directory}: cannot list ({e.strerror})") from None
 
 
-def scan_folder(directory: str, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
-    """``(path, label)`` of every image file under ``directory/<class>/`` (torchvision's scan)."""
-    from torchvision.datasets.folder import make_dataset
+def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
+    """``(path, label)`` of every image file under ``directory/<class>/``, in the order of
+    torchvision's ``make_dataset`` (classes sorted, then ``os.walk`` sorted, links followed, an
+    image extension in any case), as a compact `SampleList` built as the folders are read."""
+    def walk():
+        for cls in sorted(class_to_idx):
+            d = os.path.join(directory, cls)
+            if not os.path.isdir(d):
+                continue
+            label = class_to_idx[cls]
+            for root, _, fnames in sorted(os.walk(d, followlinks=True)):
+                for fname in sorted(fnames):
+                    if fname.lower().endswith(IMG_EXTENSIONS):
+                        yield os.path.join(root, fname), label
 
-    return make_dataset(directory, {c: i for c, i in class_to_idx.items()
-                                    if os.path.isdir(os.path.join(directory, c))},
-                        extensions=IMG_EXTENSIONS, allow_empty=True)
+    return SampleList(walk(), prefix=os.path.join(directory, ""))
 
 
 def folder_splits(root: str) -> tuple[str | None, str | None]:
@@ -76,7 +86,7 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
         samples = scan_folder(train_dir, idx)
         if not samples:
             raise UserError(f"{train_dir}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders")
-        samples, note = take_split(samples, [t for _, t in samples], split, val_split, seed, root)
+        samples, note = take_split(samples, samples.labels.tolist(), split, val_split, seed, root)
     if not samples:
         raise UserError(f"{val_dir if split == 'val' and val_dir else train_dir}: no images "
                         f"({', '.join(IMG_EXTENSIONS)}) in the class folders")

@@ -141,17 +141,18 @@ class SafeDataset(Dataset):
     ``(None, -1, [(path, reason)])`` and `collate` leaves it out of the batch.
     """
 
-    def __init__(self, dataset: Dataset, seed: int = 0, substitute: bool = True):
+    def __init__(self, dataset: Dataset, seed: int = 0, substitute: bool = True, defer_lighting: bool = False):
         self.dataset = dataset
         self.seed = int(seed)
         self.substitute = bool(substitute)
+        self.defer_lighting = bool(defer_lighting)  # batched path: lighting left to the device (`LitBatch`)
         self._known_bad: dict[int, str] = {}  # per process; only saves decoding a bad file twice
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:  # classes, class_ids, targets, transform, …
-        if name.startswith("__") or name in ("dataset", "seed", "substitute", "_known_bad"):
+        if name.startswith("__") or name in ("dataset", "seed", "substitute", "defer_lighting", "_known_bad"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
@@ -199,13 +200,16 @@ class SafeDataset(Dataset):
         """A whole batch (the DataLoader calls this when it exists): the dataset's batched path
         (`CacheDataset.get_batch`: crops and flips of a uint8 batch, no per-image transform) when it
         has one that fits its transform, each image seeded from ``(seed, epoch, index)``; else one
-        `__getitem__` per key."""
+        `__getitem__` per key. With ``defer_lighting`` a batch whose PCA lighting the dataset left
+        undone is a `LitBatch`."""
         fast = getattr(self.dataset, "get_batch", None)
         if fast is not None and keys:
             pairs = [(int(k[0]), int(k[1])) if isinstance(k, (tuple, list)) else (int(k), 0) for k in keys]
-            got = fast([i for i, _ in pairs], [mix_seed(self.seed, e, i) for i, e in pairs])
+            seeds = [mix_seed(self.seed, e, i) for i, e in pairs]
+            indices = [i for i, _ in pairs]
+            got = fast(indices, seeds, defer_lighting=True) if self.defer_lighting else fast(indices, seeds)
             if got is not None:
-                return _Collated(Batch(got[0], got[1], []))
+                return _Collated(LitBatch(got[0], got[1], [], got[2]) if len(got) > 2 else Batch(got[0], got[1], []))
         return [self[k] for k in keys]
 
 
@@ -260,6 +264,20 @@ class Batch(NamedTuple):
     bad: list[BadSample]
 
 
+class LitBatch(NamedTuple):
+    """A training batch whose PCA lighting (§4.1) is still to be added: ``images`` (uint8, as
+    drawn, unlit), ``labels``, ``bad`` as in `Batch`, and ``lighting``, float32 ``[B, C]``: each
+    image's RGB shift for [0, 1] pixels. The training step hands it to `Normalizer`, which adds
+    ``255 · lighting`` while it turns the batch into floats on the device. Unlike the uint8 path
+    (`PCALighting.add_shift`) the shifted pixels are neither rounded to whole levels nor clipped
+    to 0‥255. ``images, labels, bad = batch[:3]`` reads either kind of batch."""
+
+    images: Any
+    labels: torch.Tensor
+    bad: list[BadSample]
+    lighting: torch.Tensor
+
+
 def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
     """``[(image, label, bad), …]`` → ``Batch(images stacked, labels int64 [B], bad)``; items
     without an image (bad samples not substituted) are left out, but their ``bad`` entries kept."""
@@ -283,7 +301,7 @@ def collate(batch: Sequence[tuple[Any, int, list]]) -> Batch:
 def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int = 0, seed: int = 0,
                  rank: int = 0, world_size: int = 1, pin_memory: bool | None = None,
                  persistent_workers: bool | None = None, prefetch_factor: int | None = None,
-                 drop_last: bool | None = None, substitute: bool = True) -> DataLoader:
+                 drop_last: bool | None = None, substitute: bool = True, defer_lighting: bool = False) -> DataLoader:
     """A DataLoader over ``SafeDataset(dataset, seed)`` with a `ResumableSampler`
     (``shuffle=train``, ``pad=train``) as ``loader.sampler``; batches are
     ``(images uint8 [B, C, H, W] or [B, 10, C, H, W], labels int64 [B], bad [(path, reason)])``.
@@ -293,10 +311,13 @@ def build_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int
     The loader's own generator is seeded, so iterating never touches the global RNG.
     ``substitute=False`` (evaluation): a bad sample is reported in ``bad`` and left out of its
     batch instead of being replaced by the next good one (a batch may then be short, even empty).
+    ``defer_lighting``: batches of the dataset's batched path (a raw cache's) come without their
+    PCA lighting, as `LitBatch` es, for the training step to add on the device.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed, substitute=substitute)
+    safe = dataset if isinstance(dataset, SafeDataset) else SafeDataset(dataset, seed, substitute=substitute,
+                                                                         defer_lighting=defer_lighting)
     sampler = ResumableSampler(len(safe), shuffle=train, seed=seed, rank=rank, world_size=world_size,
                                pad=train, order=getattr(safe, "epoch_order", None))
     if drop_last is None:

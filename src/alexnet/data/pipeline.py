@@ -83,7 +83,9 @@ class TrainingData:
             self.train_loader = DeviceBatchLoader(self.train_ds, batch_size=batch_size, train=True,
                                                   device=check_data_device(c.data_device), **kw)
         else:
-            self.train_loader = build_loader(self.train_ds, batch_size=batch_size, train=True, **kw)
+            # a raw cache's batches leave PCA lighting to the training step (`LitBatch`)
+            self.train_loader = build_loader(self.train_ds, batch_size=batch_size, train=True, defer_lighting=True,
+                                             **kw)
         self.val_loader = (build_loader(self.val_ds, batch_size=batch_size, train=False, substitute=False, **kw)
                            if self.val_ds is not None else None)
 

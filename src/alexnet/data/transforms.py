@@ -317,10 +317,18 @@ class Normalizer(nn.Module):
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("shift", shift, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-3] != self.scale.shape[0]:
-            raise ValueError(f"Normalizer for {self.scale.shape[0]} channels got a {x.shape[-3]}-channel input")
-        return x.float().mul(self.scale).add_(self.shift)  # keeps x's memory format (channels_last)
+    def forward(self, x: torch.Tensor, lighting: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` normalised; with ``lighting`` (float ``[B, C]``: each image's RGB shift for [0, 1]
+        pixels, `LitBatch`) ``x + 255 · lighting`` normalised: PCA lighting (§4.1) folded into
+        the same multiply-add, one offset per image and channel, at no extra pass over the
+        pixels. Not rounded or clipped, unlike `PCALighting.add_shift` on uint8 images."""
+        c = self.scale.shape[0]
+        if x.shape[-3] != c:
+            raise ValueError(f"Normalizer for {c} channels got a {x.shape[-3]}-channel input")
+        shift = self.shift
+        if lighting is not None:  # (x + 255·s)·scale + shift = x·scale + (shift + 255·s·scale)
+            shift = shift + lighting.to(self.scale).mul(255.0).view(x.shape[0], c, 1, 1) * self.scale
+        return x.float().mul(self.scale).add_(shift)  # keeps x's memory format (channels_last)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, channels={self.scale.shape[0]}"

@@ -111,13 +111,16 @@ class TrainLoop:
         log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
                         "(press again to stop at once)")
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
-        """One optimiser step on one batch at rate ``lr`` (× each group's ``lr_mult``); the loss."""
+    def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float,
+             lighting: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step on one batch at rate ``lr`` (× each group's ``lr_mult``); the loss.
+        ``lighting``: a `LitBatch`'s PCA lighting, added while normalising."""
         cfg, dev, pos = self.cfg, self.device, self.pos
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         labels = labels.to(dev, non_blocking=True)
-        x = self.normalize(images.to(dev, non_blocking=True))
+        x = images.to(dev, non_blocking=True)
+        x = self.normalize(x) if lighting is None else self.normalize(x, lighting.to(dev, non_blocking=True))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(dev):
@@ -154,13 +157,14 @@ class TrainLoop:
             CPU_SYNC_EVERY if self.device.type == "cpu" else ACCELERATOR_SYNC_EVERY)
         self.sums = DeviceSums(self.device, pos.step_in_epoch + 1)
         try:
-            for images, labels, bad in batches:
+            for batch in batches:
+                images, labels, bad = batch[:3]  # a `LitBatch` also carries its lighting
                 if self.end_step and pos.global_step >= self.end_step:  # the plan's end: the epoch counts as complete
                     break
                 if bad:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(pos.global_step)
-                loss = self.step(images, labels, lr)
+                loss = self.step(images, labels, lr, getattr(batch, "lighting", None))
                 progress.step(labels.numel())
                 print_now = bool(cfg.print_freq) and pos.global_step % cfg.print_freq == 0
                 save_now = bool(cfg.checkpoint_every) and pos.global_step % cfg.checkpoint_every == 0
