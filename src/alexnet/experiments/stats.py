@@ -74,6 +74,30 @@ def unstable_runs(results: list[RunResult]) -> list[str]:
     return notes
 
 
+def diverged(r: RunResult, chance_error: float = 90.0) -> bool:
+    """A run that did not learn: a non-finite final loss, or a final validation error within 5
+    points of chance (``chance_error``: 90 % for ten classes)."""
+    loss = r.last.get("train_loss", float("nan"))
+    return not math.isfinite(loss) or r.val_error >= chance_error - 5.0
+
+
+def usable(results: list[RunResult], chance_error: float = 90.0) -> tuple[list[RunResult], list[str]]:
+    """The runs a verdict may average, and a label (``"arm, seed N: why"``) for each one left
+    out: diverged (`diverged`) or unstable (its training loss rose well above its first epoch's,
+    `unstable_runs`). Such a run is reported, never averaged into an error."""
+    flagged = {(r.arm, r.seed) for r in results if len(r.epochs) > 1 and
+               max(row.get("train_loss", float("nan")) for row in r.epochs[1:]) > 1.05 * r.epochs[0].get("train_loss", float("inf"))}
+    keep, out = [], []
+    for r in results:
+        if diverged(r, chance_error):
+            out.append(f"{r.arm}, seed {r.seed}: diverged (final validation error {r.val_error:.1f} %)")
+        elif (r.arm, r.seed) in flagged:
+            out.append(f"{r.arm}, seed {r.seed}: unstable (the training loss rose above its first epoch's)")
+        else:
+            keep.append(r)
+    return keep, out
+
+
 def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
                 key: Callable[[RunResult], float] = lambda r: r.val_error) -> str:
     """The verdict for "arm ``better`` has the lower ``key`` (validation error by default) than
