@@ -5,6 +5,7 @@ lines, and the recipe end to end on a tiny generated image folder."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -213,6 +214,8 @@ def test_recipe_end_to_end_prints_time_to_accuracy(small_folder, tmp_path):
     assert "validation top-1 reached 30 % after" in out
     assert "reached 100 %" not in out  # never got there (50 % at best), so never said
     assert "ten-crop (§4.1)" in out
+    final = json.loads((tmp_path / "f" / "final.json").read_text())
+    assert final["ten_crop"]["n"] == 20 and "30" in final["reached"] and final["wall_s"] > 0
     cfg = safe_torch_load(tmp_path / "f" / "checkpoints" / "last.pt")["config"]
     assert cfg["resident"] and cfg["lookahead"] and cfg["lr_scheduler"] == "linear"
 
@@ -279,5 +282,10 @@ def test_a_threshold_reached_only_by_the_averaged_views_is_reported_at_the_end(c
     assert "validation top-1 reached 90 % with ten-crop averaging after 1:15" in out and "90.50 %" in out
     assert "wall time 1:15 from the start" in out
     assert report.reported == {80.0, 85.0, 90.0}
+    final = json.loads((tmp_path / "final.json").read_text())  # the same, as data
+    assert final["centre"]["top1"] == 89.9 and final["ten_crop"]["top1"] == 90.5 and final["ten_crop_views"] == "ten-crop"
+    assert final["reached"]["80"] == {"seconds": None, "when": "before a resume"}
+    assert final["reached"]["90"]["when"] == "end of training" and 74 < final["reached"]["90"]["seconds"] < 80
+    assert 74 < final["wall_s"] < 80
     report.final(EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 91.0, 99.2, 100), best_top1=89.9, bad_samples=0)
     assert "top-1 reached" not in capsys.readouterr().out  # once only

@@ -57,12 +57,15 @@ class RunReport:
         self.train_ds, self.val_ds, self.mirror, self.t_start = train_ds, val_ds, mirror, t_start
         self.top5 = len(classes) > 5  # top-5 means something only with more than five classes
         self.reported: set[float] = set()  # --report-at thresholds already crossed
+        self.reached: dict[str, dict[str, Any]] = {}  # those crossings, for final.json
 
     def thresholds(self, res: EvalResult, how: str, when: str) -> None:
         """--report-at: say once, with the wall time since the start, each threshold ``res`` passes."""
         for target in sorted(self.cfg.report_at):
             if target not in self.reported and res.n and res.top1 >= target:
                 self.reported.add(target)
+                self.reached[f"{target:g}"] = {"seconds": round(time.perf_counter() - self.t_start, 1),
+                                               "when": when, "top1": res.top1, "views": how.strip() or "centre"}
                 log(self.world, f"  validation top-1 reached {target:g} % {how}after "
                                 f"{clock(time.perf_counter() - self.t_start)} ({when}, {res.top1:.2f} %; "
                                 f"wall time since the start, decoding included)")
@@ -95,12 +98,31 @@ class RunReport:
                    f"evaluation included")
         if last is not None and self.val_ds is not None:
             self.chance_warning(best_top1, last)
+        if w.is_main:
+            self.write_final(last, ten, best_top1)
         if bad_samples:
             log(w, f"{bad_samples} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                f"weights.safetensors weights.json")
         log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
                 else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
+
+    def write_final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float) -> None:
+        """``final.json``: the closing scores as data (centre crop, ten-crop or flip averaging, the
+        best epoch's top-1, the ``--report-at`` crossings and the wall time since the start), so a
+        document can cite them from the run rather than from its console. In a resumed run the
+        times count from the resume, and thresholds passed before it have no time."""
+        from ..core.io import atomic_write_json
+
+        def scores(r: EvalResult | None) -> dict[str, Any] | None:
+            return None if r is None else {"top1": r.top1, "top5": r.top5, "loss": r.loss, "n": r.n}
+
+        views = None if ten is None else ("ten-crop" if self.mirror else "five-crop")
+        earlier = {f"{t:g}": {"seconds": None, "when": "before a resume"} for t in self.reported
+                   if f"{t:g}" not in self.reached}
+        atomic_write_json(self.run_dir / "final.json", {
+            "centre": scores(last), "ten_crop": scores(ten), "ten_crop_views": views, "best_top1": best_top1,
+            "reached": {**earlier, **self.reached}, "wall_s": round(time.perf_counter() - self.t_start, 1)})
 
     def chance_warning(self, best_top1: float, last: EvalResult | None = None) -> None:
         """Say so when the best validation accuracy does not beat always guessing the validation
