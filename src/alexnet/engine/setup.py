@@ -118,7 +118,8 @@ def data_config(cfg: TrainConfig, world: World) -> TrainingDataConfig:
     return TrainingDataConfig(
         data=cfg.data, val_split=cfg.val_split, train_subset=cfg.train_subset, download=cfg.download, aug=cfg.aug,
         pca=cfg.pca, pca_scale=cfg.pca_scale, translate=cfg.translate, resident=cfg.resident,
-        resident_device=cfg.resident_device, data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
+        resident_device=cfg.resident_device, data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed,
+        rank=world.rank, world_size=world.world_size)
 
 
 def place_resident(cfg: TrainConfig, world: World, data: TrainingData, device: torch.device) -> None:
