@@ -216,6 +216,7 @@ FIELDS_NOT_COPIED = {
     "precision_reason": "why that precision was chosen, recorded with it",
     "config_file": "set by --config to the file the fields came from",
     "budget_plan": "planned once at the start of a run from --time-budget (engine/budget.py) and kept on resume",
+    "resident_device": "decided once at the start of a --resident run (the device, its free memory), kept on resume",
 }
 
 

@@ -10,7 +10,8 @@ Three paths yield the same batches ``(uint8 images [B, C, H, W], int64 labels, b
 - the GPU path (``--data-device cuda``, `DeviceBatchLoader`): the workers read bytes, the GPU
   decodes and augments;
 - the resident loader (``--resident``, `ResidentLoader`): every image is decoded once, as the
-  network sees it at test time, and whole batches are augmented in memory.
+  network sees it at test time, and whole batches are augmented in memory — on the GPU when the
+  model trains on one whose free memory holds the set (`resident_placement`), else on the host.
 
 The choice is made here from plain values (`TrainingDataConfig`), so the engine only asks for
 loaders; docs/architecture.md shows where this sits in a run.
@@ -47,6 +48,7 @@ class TrainingDataConfig:
     pca_scale: str = "sqrt"
     translate: int = 2
     resident: bool = False
+    resident_device: str = ""  # where a resident set lives: cpu, cuda, or "" (not decided yet)
     data_device: str = "cpu"
     workers: int = 0
     seed: int = 0
@@ -68,6 +70,8 @@ class TrainingData:
     val_loader: Any = None
     train_images: torch.Tensor | None = None  # the resident loader's decoded training images
     note: str = ""  # one line on what the resident loader did ("" otherwise)
+    resident_on: torch.device | None = None  # the device the resident set is kept on (None: host memory)
+    placement_note: str = ""  # why there (`ResidentPlacement.reason`), added to ``note``
 
     def build_loaders(self, batch_size: int, bad_log: BadSampleLog) -> None:
         """Set ``train_loader`` and ``val_loader`` (None without a validation split) for the path
@@ -96,7 +100,7 @@ class TrainingData:
 
         cfg, (c, h, w) = self.config, self.model_cfg.input_size
         n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
-        need = n * c * h * w
+        need, on = self.resident_bytes(), self.resident_on or torch.device("cpu")
         total = memory_bytes()
         if total and need > total // 2:
             raise UserError(f"--resident would hold {n} images of {c}×{h}×{w} in memory ({format_bytes(need)}), "
@@ -104,6 +108,7 @@ class TrainingData:
                             f"streaming loader) or use fewer images (--train-subset)")
         t = time.perf_counter()
         x, y, bad = decode_all(self.train_ds, workers=cfg.workers)
+        x, y = x.to(on), y.to(on)  # the host copy is dropped
         bad_log.add(bad)
         if not len(y):
             raise UserError(f"{cfg.data}: no training image could be read")
@@ -115,7 +120,7 @@ class TrainingData:
         if self.val_ds is not None:
             vx, vy, vbad = decode_all(self.val_ds, workers=cfg.workers)
             bad_log.add(vbad)
-            val = ResidentLoader(vx, vy, batch_size=max(batch_size, 500), train=False, **kw)
+            val = ResidentLoader(vx.to(on), vy.to(on), batch_size=max(batch_size, 500), train=False, **kw)
             n_val = f" + {len(vy):,} val"
         else:
             n_val = ""
@@ -123,7 +128,27 @@ class TrainingData:
         self.note = (f"decoded {len(y):,} train{n_val} images into memory "
                      f"({format_bytes(x.numel() + (val.images.numel() if val else 0))} uint8) in "
                      f"{time.perf_counter() - t:.1f}s · augmentation {plan.name}"
-                     + (f" (±{plan.translate} px)" if plan.name == "flip-translate" else "") + " on whole batches")
+                     + (f" (±{plan.translate} px)" if plan.name == "flip-translate" else "") + " on whole batches"
+                     + (f" · {self.placement_note}" if self.placement_note else ""))
+
+    def resident_bytes(self) -> int:
+        """Bytes of the resident set: every training and validation image as uint8 at the model's input size."""
+        n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
+        c, h, w = self.model_cfg.input_size
+        return n * c * h * w
+
+    def resident_placement(self, device: torch.device) -> "ResidentPlacement":
+        """Where the resident set of a run whose model is on ``device`` lives and is augmented, and
+        why: the recorded choice (``config.resident_device``), else decided now from the free
+        memory of a CUDA ``device`` (`decide_resident_placement`). Pair it with `place_resident`."""
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" and not self.config.resident_device else 0
+        return decide_resident_placement(device, self.resident_bytes(), free, self.config.resident_device)
+
+    def place_resident(self, placement: "ResidentPlacement", device: torch.device) -> None:
+        """Keep the resident set where ``placement`` says (``device`` for ``cuda``): `build_loaders`
+        then moves it there once, and the loaders augment and index it there."""
+        self.resident_on = device if placement.where == "cuda" else None
+        self.placement_note = placement.reason
 
     def ten_crop_loader(self, batch_size: int, mirror: bool) -> Any:
         """The validation images as ten crops (five without ``mirror``) per image, for the final
@@ -187,6 +212,38 @@ def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device:
     return TrainingData(c, model_cfg, take_subset(train_ds, c.train_subset), val_ds, plan)
 
 
+@dataclass(frozen=True)
+class ResidentPlacement:
+    """Where a resident set lives and is augmented (``cpu``: host memory, or ``cuda``) and why,
+    as said at the start of the run ("" when nothing needs saying: a CPU run)."""
+
+    where: str
+    reason: str = ""
+
+
+GPU_ROOM = 4  # the set, an epoch's augmented copy and translate's working copies (padded, shifted)
+
+
+def decide_resident_placement(device: torch.device, need: int, free: int, recorded: str = "") -> ResidentPlacement:
+    """The resident set of ``need`` bytes for a model on ``device`` (``free`` bytes free there): on a
+    CUDA device when ``GPU_ROOM`` times the set fits in half its free memory (the rest is the
+    model's), so that no batch crosses PCIe (airbench's way); in host memory otherwise. A
+    ``recorded`` choice (a resumed run, a run's config.json) is kept when the device can take it."""
+    d = torch.device(device)
+    if d.type != "cuda":
+        why = f"resident set in host memory (the run's config said {recorded}; this run trains on {d.type})"
+        return ResidentPlacement("cpu", why if recorded == "cuda" else "")
+    if recorded:
+        where = f"on {d}" if recorded == "cuda" else f"in host memory (each batch copied to {d})"
+        return ResidentPlacement(recorded, f"resident set {where}, as recorded in the run's config")
+    fits = GPU_ROOM * need <= free // 2
+    sizes = (f"{GPU_ROOM}× its {format_bytes(need)} {'fits' if fits else 'does not fit'} in half of "
+             f"{format_bytes(free)} free")
+    if fits:
+        return ResidentPlacement("cuda", f"resident set and its augmentation on {d} ({sizes}): no batch crosses PCIe")
+    return ResidentPlacement("cpu", f"resident set in host memory, each batch copied to {d} ({sizes} there)")
+
+
 def memory_bytes() -> int:
     """This machine's physical memory in bytes (0 if unknown)."""
     try:
@@ -204,4 +261,5 @@ def format_bytes(n: float) -> str:
     return f"{n:.3g} GB"
 
 
-__all__ = ["TrainingDataConfig", "TrainingData", "open_training_data", "memory_bytes", "format_bytes"]
+__all__ = ["TrainingDataConfig", "TrainingData", "open_training_data", "memory_bytes", "format_bytes",
+           "ResidentPlacement", "decide_resident_placement"]

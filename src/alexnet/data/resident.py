@@ -16,6 +16,11 @@ pad-crop + flip) and 45.9 s resident (docs/cifar10.md). Here each image is decod
 of a `ResumableSampler` (the same seeds, sharding and mid-epoch resume as the streaming loader),
 so the training loop cannot tell it from `build_loader`'s loader. Everything is a pure function
 of ``(seed, epoch)``: a resumed run sees the same batches.
+
+The loader works where its images are: given a set on a GPU (the pipeline's choice when the model
+trains on one and the set fits, as airbench keeps CIFAR-10), the augmentation and the batch
+indexing run there and no batch crosses PCIe. The random draws still come from CPU generators and
+are copied over, so the batches are bit-for-bit those of the set in host memory.
 """
 
 from __future__ import annotations
@@ -59,8 +64,9 @@ def translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> tor
     if pad <= 0:
         return images
     n, _, h, w = images.shape
-    padded = images[:, :, _reflect_index(h, pad)][:, :, :, _reflect_index(w, pad)]  # any dtype, no float copy
-    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    rows, cols = _reflect_index(h, pad).to(images.device), _reflect_index(w, pad).to(images.device)
+    padded = images[:, :, rows][:, :, :, cols]  # any dtype, no float copy
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(images.device)  # CPU draws, any device
     out = torch.empty_like(images)
     for sy in range(2 * pad + 1):
         for sx in range(2 * pad + 1):
@@ -99,7 +105,7 @@ class ResidentLoader:
             aug, translate = aug.name, aug.translate
         if aug not in AUGS:
             raise ValueError(f"unknown resident augmentation {aug!r} (choose from {', '.join(AUGS)})")
-        self.images, self.labels = images, labels
+        self.images, self.labels = images, labels.to(images.device)  # batches are indexed where the images are
         self.batch_size, self.train, self.aug, self.pad, self.seed = batch_size, train, aug, translate, seed
         self.mirror_views = mirror_views  # evaluation: each item is [2, C, H, W], the image and its mirror
         self.sampler = ResumableSampler(len(labels), shuffle=train, seed=seed, rank=rank, world_size=world_size,
@@ -122,7 +128,7 @@ class ResidentLoader:
             x = self.images
             if self.aug == "flip-translate":
                 x = translate(x, self.pad, torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0x7A)))
-            m = flip_mask(len(x), epoch, self.seed)
+            m = flip_mask(len(x), epoch, self.seed).to(x.device)
             x = x.clone() if x is self.images else x
             x[m] = x[m].flip(-1)
             self._cache = (epoch, x)
@@ -131,7 +137,7 @@ class ResidentLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         s = self.sampler
-        order = torch.as_tensor(s.indices(s.epoch)[s.position:], dtype=torch.int64)
+        order = torch.as_tensor(s.indices(s.epoch)[s.position:], dtype=torch.int64).to(self.images.device)
         images = self.epoch_images(s.epoch)
         first = s.position
         for i in range(0, len(order), self.batch_size):

@@ -84,6 +84,9 @@ class TrainConfig:
     resident: bool = False  # decode the data once into memory (uint8) and augment whole batches (data.resident)
     translate: int = 2  # --aug flip-translate: shift each image by up to this many pixels (reflected borders)
     ten_crop: bool = False  # final evaluation also with ten crops (§4.1)
+    # where --resident keeps the set and augments it: cuda when the model trains on a GPU whose free
+    # memory holds it, else cpu; decided once at the start (data/pipeline.py), recorded, kept on resume
+    resident_device: str = ""
     # machinery
     device: str = "auto"
     amp: str = "auto"
@@ -182,6 +185,9 @@ class TrainConfig:
             bad("--resident keeps decoded images in memory and --data-device decodes each batch on the GPU: give one")
         if not self.resident and self.aug not in STREAMING_AUGS:
             bad(f"--aug {self.aug} augments whole batches held in memory: add --resident")
+        if self.resident_device not in ("", "cpu", "cuda"):
+            bad(f"resident_device must be cpu or cuda (or empty: decided at the run's start), "
+                f"not {self.resident_device!r}")
         if not 0 <= self.translate <= 8:
             bad(f"--translate must be between 0 and 8 pixels, not {self.translate}")
         if not (isinstance(self.report_at, list) and all(isinstance(v, (int, float)) and 0 < v <= 100

@@ -41,7 +41,8 @@ from .recipes import RECIPES, yaml_load
 RUN_ONLY = ("name", "resume", "config_file", *PER_INVOCATION)
 # Fields a run decides at its start and records, kept by a re-run unless a flag changes their inputs.
 DECIDED_FROM = {"precision": ("amp", "device"), "precision_reason": ("amp", "device"),
-                "pixel_mean": ("data", "pca", "val_split", "seed")}
+                "pixel_mean": ("data", "pca", "val_split", "seed"),
+                "resident_device": ("device", "data", "train_subset")}
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .distributed import World, broadcast_object, max_restarts, restart_count
 from .progress import log
 
 # Fields a run decides once at its start and keeps on resume, whatever the command line says.
-DECIDED_AT_START = ("precision", "precision_reason", "pixel_mean")
+DECIDED_AT_START = ("precision", "precision_reason", "pixel_mean", "resident_device")
 
 
 def has_checkpoint(run_dir: Path) -> bool:

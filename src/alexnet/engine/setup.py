@@ -109,7 +109,7 @@ def init_from_data(cfg: TrainConfig, model: nn.Module, data: TrainingData, norma
     images = data.sample_images(INIT_FROM_DATA_IMAGES)
     g = torch.Generator().manual_seed(cfg.seed)
     pick = torch.randperm(len(images), generator=g)[:INIT_FROM_DATA_IMAGES]
-    init(normalize(images[pick].to(device)))
+    init(normalize(images[pick.to(images.device)].to(device)))  # a resident set may be on the GPU
     return f"{type(model).__name__}.init_from_data: set from {count(len(pick))} training images"
 
 
@@ -118,4 +118,16 @@ def data_config(cfg: TrainConfig, world: World) -> TrainingDataConfig:
     return TrainingDataConfig(
         data=cfg.data, val_split=cfg.val_split, train_subset=cfg.train_subset, download=cfg.download, aug=cfg.aug,
         pca=cfg.pca, pca_scale=cfg.pca_scale, translate=cfg.translate, resident=cfg.resident,
-        data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed, rank=world.rank, world_size=world.world_size)
+        resident_device=cfg.resident_device, data_device=cfg.data_device, workers=cfg.workers, seed=cfg.seed,
+        rank=world.rank, world_size=world.world_size)
+
+
+def place_resident(cfg: TrainConfig, world: World, data: TrainingData, device: torch.device) -> None:
+    """--resident: where the decoded set lives and is augmented — on a CUDA ``device`` whose free
+    memory holds it, else in host memory (data/pipeline.py). Decided once, at the run's start, on
+    rank 0 for every rank; recorded in ``cfg.resident_device`` (config.json) and kept on resume."""
+    if not cfg.resident:
+        return
+    placement = broadcast_object(data.resident_placement(device) if world.is_main else None)
+    cfg.resident_device = placement.where
+    data.place_resident(placement, device)

@@ -46,7 +46,7 @@ from .report import RunReport, TrainResult
 from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
-                    pixel_mean)
+                    pixel_mean, place_resident)
 
 __all__ = ["fit", "TrainResult", "Trainer", "DivergedError"]
 
@@ -80,6 +80,7 @@ class Trainer:
         self._build_model()
         self._build_optimiser()
         self.bad_log = BadSampleLog()
+        place_resident(cfg, world, self.data, device)  # --resident on a GPU: the set and its augmentation there
         self.data.build_loaders(self.batch_size, self.bad_log)
         self.train_loader, self.val_loader = self.data.train_loader, self.data.val_loader
         self.whiten_note = init_from_data(cfg, self.model, self.data, self.normalize, device)
