@@ -56,12 +56,26 @@ def row(folder: Path) -> dict:
     }
 
 
+def table_row(r: dict) -> dict:
+    """One row of docs/cifar10.md's table, formatted."""
+    def mmss(s: float) -> str:
+        return f"{int(s // 60)}:{int(round(s % 60)):02d}"
+
+    return {"budget": r["budget"], "epochs planned": r["epochs_planned"], "steps": f"{r['steps_run']:,}",
+            "wall time": f"{mmss(r['wall_s'])} ({100 * r['wall_over_budget']:.1f} %)",
+            "val top-1, centre": f"{r['centre_top1']:.2f} %",
+            "flip-averaged": f"**{r['flip_averaged_top1']:.2f} %**",
+            "80 / 85 / 90 % after": " / ".join(r["reached"].get(k, "–") for k in ("80", "85", "90")),
+            "`--amp auto`": f"bf16, {r['bf16_speedup']}× fp32" if r["precision"] == "bf16" else r["precision"],
+            "re-planned": "yes" if r["replan"] else "no"}
+
+
 def main(runs: Path, dest: Path) -> dict:
     rows = [row(f) for f in sorted(runs.iterdir()) if (f / "config.json").is_file()]
     rows.sort(key=lambda r: r["budget_s"] or 0)
     out = {"what": "alexnet train --recipe cifar10-fast --time-budget B on the CIFAR-10 training JPEGs, "
                    "5,000 stratified held out (split seed 0), seed 0, one run at a time on an otherwise idle machine",
-           "rows": rows, "by_budget": {r["budget"]: r for r in rows}}
+           "rows": rows, "by_budget": {r["budget"]: r for r in rows}, "table": [table_row(r) for r in rows]}
     dest.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     return out
 
