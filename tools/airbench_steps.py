@@ -1,6 +1,6 @@
 """Where cifar10-fast's points go against airbench94: the reference and each difference, one at a time.
 
-    python tools/airbench_steps.py list                           # the arms, their commands and estimated times
+    python tools/airbench_steps.py list [--json FILE]             # the arms, their commands and estimated times
     python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
     python tools/airbench_steps.py summarize OUT RESULTS.json     # one row per arm, its seeds, Δ vs the reference
 
@@ -80,9 +80,15 @@ def list_arms() -> str:
     for a in ARMS:
         lines.append(f"{a.name:<11} ~{a.estimate_min():4.1f} min  {a.what}\n"
                      f"            {' '.join(a.command('DATA', 'OUT', 0))}")
-    total = sum(a.estimate_min() for a in ARMS)
-    lines.append(f"all {len(ARMS)} arms: ~{total:.0f} min per seed (one run at a time)")
+    lines.append(f"all {len(ARMS)} arms: ~{estimates()['all_arms_min']:.0f} min per seed (one run at a time)")
     return "\n".join(lines)
+
+
+def estimates() -> dict:
+    """Each arm's estimated wall time (minutes) and what it rests on."""
+    arms = {a.name: round(a.estimate_min(), 1) for a in ARMS}
+    return {"epoch_s": {f"{act}-{batch}": s for (act, batch), s in EPOCH_S.items()}, "setup_s": SETUP_S,
+            "final_s": FINAL_S, "arms_min": arms, "all_arms_min": round(sum(arms.values()), 0)}
 
 
 def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None) -> int:
@@ -139,6 +145,8 @@ def main(argv: list[str]) -> int:
         return 2
     if argv[0] == "list":
         print(list_arms())
+        if argv[1:2] == ["--json"]:  # the estimates as data, for the docs
+            Path(argv[2]).write_text(json.dumps(estimates(), indent=1) + "\n")
         return 0
     if argv[0] == "summarize":
         print(json.dumps(summarize(Path(argv[1]), Path(argv[2])), indent=1))

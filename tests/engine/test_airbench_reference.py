@@ -82,7 +82,7 @@ def test_tta_views_and_weights_are_airbenchs():
             ours = AirbenchTTA(net, level)(x)
             ref = airbench_infer(x, net, level)
             assert torch.allclose(ours.double(), ref, atol=1e-12), level
-            assert len(airbench_views(x, level)) == TTA_VIEWS[level]
+            assert len(airbench_views(x, level)) == (TTA_VIEWS[level] or 1)  # 0: no extra pass
         # the six views differ from each other, and equal weights would give another answer
         views = airbench_views(x, 2)
         assert sum(w for w, _ in views) == 1.0
@@ -156,3 +156,23 @@ def test_a_tiny_run_with_the_recipe_ends_at_the_fractional_step_and_scores_the_s
     assert "airbench's test-time augmentation (--tta 2, 6 views" in capsys.readouterr().out
     saved = json.loads((tmp_path / "ab" / "config.json").read_text())
     assert saved["train_epochs"] == 2.5 and saved["epochs"] == 3 and saved["model_kwargs"]["act"] == "gelu"
+
+
+def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")  # tools/airbench_steps.py (plain Python)
+    arms = {a.name: a for a in steps.ARMS}
+    assert arms["airbench"].command("D", "O", 1)[:4] == ["alexnet", "train", "--recipe", "cifar10-airbench"]
+    for name, seed, flip in (("airbench", 0, 93.0), ("airbench", 1, 93.4), ("ab-relu", 0, 92.0), ("ab-relu", 1, 92.6)):
+        run = tmp_path / f"{name}-s{seed}"
+        run.mkdir()
+        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": score}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,43,50.5\n")
+    out = steps.summarize(tmp_path, tmp_path / "r.json")
+    diff = out["arms"]["ab-relu"]["flip_vs_reference"]
+    assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
+    assert out["arms"]["airbench"]["tta_mean"] == pytest.approx(93.2)
