@@ -29,6 +29,13 @@ BEFORE = {
                          bias_weight_decay=1.33e-3 / 64, lr_scheduler="linear", label_smoothing=0.2,
                          aug="flip-translate", translate=2, resident=True, lookahead=True, ten_crop=True,
                          val_split=0.1, workers=2, report_at=[80.0, 85.0, 90.0]),
+    # added as a file (airbench94's own choices, the reference for cifar10-fast; docs/cifar10.md)
+    "cifar10-airbench": dict(model="alexnet-cifar-fast", model_kwargs={"act": "gelu"}, data="cifar10", epochs=10,
+                             train_epochs=9.9, batch_size=1024, optimizer="sgd", amp="auto", lr=1.5, momentum=0.85,
+                             nesterov=True, weight_decay=0.0153 / 11.5, bias_lr_mult=64.0,
+                             bias_weight_decay=0.0153 / 11.5 / 64, lr_scheduler="linear", label_smoothing=0.2,
+                             aug="flip-translate", translate=2, resident=True, lookahead=True, tta=2, val_split=0.1,
+                             workers=2, report_at=[80.0, 85.0, 90.0, 93.0, 94.0]),
     "digits": dict(model="alexnet-mnist", data="digits", epochs=8, batch_size=32, optimizer="adamw",
                    lr=2e-3, weight_decay=0.01, lr_scheduler="onecycle", aug="auto", label_smoothing=0.0,
                    val_split=0.2),

@@ -118,6 +118,9 @@ def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
            "warm-up), validated beside them each epoch; the better one becomes weights.safetensors (0: off)")
     a("--time-budget", metavar="DURATION", help="90s, 15m, 2h, 1h30m: measure this machine's speed and plan the epochs "
                                                 "and schedule so the whole run, final evaluation included, ends within it")
+    a("--train-epochs", type=float, metavar="X",
+      help="train X epochs, a fraction allowed (airbench94: 9.9): --epochs becomes its ceiling and the schedule, "
+           "lookahead and run end after ceil(X × steps per epoch) steps (0: --epochs)")
 
 
 def _schedule_flags(g: argparse._ArgumentGroup) -> None:
@@ -157,6 +160,9 @@ def _evaluation_flags(g: argparse._ArgumentGroup) -> None:
            'pip install "alexnet[mlflow]"); none: no tracker')
     a("--mlflow-uri", metavar="URI", help="--log mlflow's tracking URI (default: $MLFLOW_TRACKING_URI, else "
                                           "a local store OUTPUT_DIR/mlflow.db beside the runs)")
+    a("--tta", type=int, choices=(0, 1, 2), metavar="LEVEL",
+      help="final evaluation also with airbench's test-time augmentation, logits averaged: 1 the image and its "
+           "mirror, 2 also each shifted by one pixel up-left and down-right (6 views, airbench94); 0: off")
 
 
 def _speed_flags(g: argparse._ArgumentGroup) -> None:

@@ -28,6 +28,7 @@ measures nothing.
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 import time
 from typing import Any, Callable
@@ -43,6 +44,7 @@ from .budget import REPLAN_AFTER, BudgetPlan, Costs, make_plan, replan
 from .distributed import broadcast_object
 from .optim import build_optimizer
 from .progress import log
+from .tta import TTA_VIEWS
 
 
 def timed(fn: Callable[[], None], device: torch.device, rounds: int) -> float:
@@ -65,13 +67,16 @@ def timed(fn: Callable[[], None], device: torch.device, rounds: int) -> float:
 def final_views(trainer: Any) -> int:
     """How many forward passes per validation image the final evaluation makes: 0 without
     ``--ten-crop``; 2 for a resident set the network sees whole (the image and its mirror); else 10
-    (5 without mirrors)."""
+    (5 without mirrors); plus ``--tta``'s views (engine/tta.py)."""
     cfg, mirror = trainer.cfg, trainer.data.aug_plan.flip
-    if not (cfg.ten_crop and trainer.val_ds is not None):
+    if trainer.val_ds is None:
         return 0
+    tta = TTA_VIEWS[cfg.tta]  # --tta: airbench's views, one more pass over the validation images
+    if not cfg.ten_crop:
+        return tta
     if cfg.resident and mirror and ten_crop_coincides(trainer.data.model_cfg):
-        return 2
-    return 10 if mirror else 5
+        return 2 + tta
+    return (10 if mirror else 5) + tta
 
 
 def probe_loading(trainer: Any) -> float:
@@ -138,6 +143,8 @@ class RunBudget:
         self.t_epoch = self.t_trained = self.t_train0 = 0.0
         self.first_step = self.epoch_step0 = -1
         self.epochs: list[tuple[int, float, float]] = []  # whole epochs so far: steps, training s, validation s
+        # --train-epochs X (a fraction, airbench94's 9.9): ⌈X × steps per epoch⌉ steps, the last epoch cut short
+        self.end = math.ceil(cfg.train_epochs * self.spe - 1e-9) if cfg.train_epochs and not cfg.time_budget else 0
         if not cfg.time_budget or cfg.test_only:
             return
         kept = BudgetPlan.from_dict(cfg.budget_plan) if cfg.budget_plan else None
@@ -171,7 +178,7 @@ class RunBudget:
     @property
     def total_steps(self) -> int:
         """The optimiser steps the run has in all: what the schedule and the lookahead are laid out over."""
-        return self.plan.steps if self.plan is not None else self.cfg.epochs * self.spe
+        return self.plan.steps if self.plan is not None else (self.end or self.cfg.epochs * self.spe)
 
     def train_epoch(self, loop: Any) -> bool:
         """``loop.train_one_epoch()`` under the plan (its end step, the schedule's length and stretch,
@@ -183,6 +190,8 @@ class RunBudget:
                 p.steps, p.stretch_at, p.stretch_from)
             if loop.lookahead is not None:
                 loop.lookahead.total = max(1, p.steps)
+        elif self.end:
+            loop.end_step = self.end  # the schedule and the lookahead were laid out over these steps
         self.first_step, self.epoch_step0 = loop.pos.step_in_epoch, loop.pos.global_step
         self.t_epoch = time.perf_counter()
         self.t_train0 = self.t_train0 or self.t_epoch

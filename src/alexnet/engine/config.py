@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ AUGS = AugPlan.names()  # every --aug name (data.augment's registry)
 RESIDENT_AUGS = AugPlan.names("resident", auto=False)  # data.resident: whole batches in memory
 STREAMING_AUGS = AugPlan.names("cpu")  # the per-image and --data-device paths
 PCA_AUGS = ("paper", "auto")  # the --aug names that can mean PCA lighting (auto: paper for large inputs)
+TTA_LEVELS = (0, 1, 2)  # --tta: engine/tta.py (that module imports torch)
 AMP_MODES = ("auto", "off", "bf16", "fp16")  # core.device.AMP_CHOICES (that module imports torch; a test keeps them equal)
 
 
@@ -71,6 +73,7 @@ class TrainConfig:
     ema: float = 0.0  # >0: also keep an EMA of the weights with this decay (timm's warm-up; engine/ema.py); 0: off
     time_budget: str = ""  # 90s, 15m, 2h, 1h30m: the run plans its epochs and schedule to end within it (engine/budget.py)
     budget_plan: dict[str, Any] = field(default_factory=dict)  # that plan (BudgetPlan), made once, kept on resume
+    train_epochs: float = 0.0  # >0: the run's length in epochs, a fraction allowed (airbench94's 9.9); sets epochs to its ceiling
     # data
     aug: str = "auto"
     pca: str | None = None  # pca.json from `alexnet data pca-stats` (default: ImageNet's values)
@@ -87,6 +90,7 @@ class TrainConfig:
     # where --resident keeps the set and augments it: cuda when the model trains on a GPU whose free
     # memory holds it, else cpu; decided once at the start (data/pipeline.py), recorded, kept on resume
     resident_device: str = ""
+    tta: int = 0  # final evaluation also with airbench's test-time augmentation: 1 mirror, 2 mirror + 1 px shifts (engine/tta.py)
     # machinery
     device: str = "auto"
     amp: str = "auto"
@@ -170,6 +174,10 @@ class TrainConfig:
             bad(f"unknown --lr-scheduler {self.lr_scheduler!r} (choose from {', '.join(SCHEDULERS)})")
         if self.time_budget:
             parse_duration(self.time_budget)  # a bad duration is one line
+        if not 0 <= self.train_epochs <= 10000:
+            bad(f"--train-epochs must be between 0 (off: --epochs) and 10000, not {self.train_epochs}")
+        if self.train_epochs and not self.time_budget:  # --time-budget plans the epochs itself
+            self.epochs = math.ceil(self.train_epochs)
 
     def _check_data_and_run_values(self) -> None:
         def bad(msg: str) -> None:
@@ -188,6 +196,9 @@ class TrainConfig:
         if self.resident_device not in ("", "cpu", "cuda"):
             bad(f"resident_device must be cpu or cuda (or empty: decided at the run's start), "
                 f"not {self.resident_device!r}")
+        if self.tta not in TTA_LEVELS:
+            bad(f"--tta must be 0 (off), 1 (the image and its mirror) or 2 (also shifted by one pixel: 6 views), "
+                f"not {self.tta}")
         if not 0 <= self.translate <= 8:
             bad(f"--translate must be between 0 and 8 pixels, not {self.translate}")
         if not (isinstance(self.report_at, list) and all(isinstance(v, (int, float)) and 0 < v <= 100
@@ -306,6 +317,10 @@ def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None 
     values = {**RECIPES[recipe], **(file_values or {}), **given, "recipe": recipe}
     if given.get("time_budget") and "epochs" in given:
         raise UserError("give --epochs or --time-budget (which plans the epochs), not both")
+    if given.get("train_epochs") and ("epochs" in given or given.get("time_budget")):
+        raise UserError("give --train-epochs (fractional epochs), --epochs or --time-budget, not two of them")
+    if "epochs" in given or given.get("time_budget"):
+        values["train_epochs"] = 0.0  # a recipe's fractional epochs give way to the ones given
     if given.get("global_batch"):
         if "batch_size" in given:
             raise UserError("give either -b (the batch per process) or --global-batch (split across the "
@@ -334,6 +349,8 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
     except ValueError as e:
         raise UserError(f"{saved}: not valid JSON ({e})") from None
     over = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in over:
+        over.setdefault("train_epochs", 0.0)  # --epochs N trains on to N, past a recipe's fractional epochs
     if "model" in over and over["model"] != base["model"]:
         raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
     if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):

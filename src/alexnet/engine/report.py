@@ -58,6 +58,7 @@ class RunReport:
         self.top5 = len(classes) > 5  # top-5 means something only with more than five classes
         self.reported: set[float] = set()  # --report-at thresholds already crossed
         self.reached: dict[str, dict[str, Any]] = {}  # those crossings, for final.json
+        self.tta: EvalResult | None = None  # --tta: the final evaluation with airbench's views (engine/tta.py)
 
     def thresholds(self, res: EvalResult, how: str, when: str) -> None:
         """--report-at: say once, with the wall time since the start, each threshold ``res`` passes."""
@@ -93,6 +94,11 @@ class RunReport:
             # a threshold the centre crop never reached but the averaged views did is reached at the
             # end of training, after the ten-crop pass (its time included)
             self.thresholds(ten, f"with {crops.split(' ')[0]} averaging ", "end of training")
+        if self.tta is not None and last is not None:
+            views = {1: "2 views: the image and its mirror", 2: "6 views: mirrored, shifted by 1 px"}[self.cfg.tta]
+            log(w, f"airbench's test-time augmentation (--tta {self.cfg.tta}, {views}; logits averaged): top-1 "
+                   f"{self.tta.top1:.2f}% (error {self.tta.top1_error:.2f}%) vs centre crop {last.top1:.2f}%")
+            self.thresholds(self.tta, f"with --tta {self.cfg.tta} ", "end of training")
         if self.cfg.report_at and last is not None:
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
@@ -108,10 +114,11 @@ class RunReport:
                 else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
 
     def write_final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float) -> None:
-        """``final.json``: the closing scores as data (centre crop, ten-crop or flip averaging, the
-        best epoch's top-1, the ``--report-at`` crossings and the wall time since the start), so a
-        document can cite them from the run rather than from its console. In a resumed run the
-        times count from the resume, and thresholds passed before it have no time."""
+        """``final.json``: the closing scores as data (centre crop, ten-crop or flip averaging,
+        ``--tta``'s as ``tta`` and ``tta_level`` when given, the best epoch's top-1, the
+        ``--report-at`` crossings and the wall time since the start), so a document can cite them
+        from the run rather than from its console. In a resumed run the times count from the
+        resume, and thresholds passed before it have no time."""
         from ..core.io import atomic_write_json
 
         def scores(r: EvalResult | None) -> dict[str, Any] | None:
@@ -122,7 +129,8 @@ class RunReport:
                    if f"{t:g}" not in self.reached}
         atomic_write_json(self.run_dir / "final.json", {
             "centre": scores(last), "ten_crop": scores(ten), "ten_crop_views": views, "best_top1": best_top1,
-            "reached": {**earlier, **self.reached}, "wall_s": round(time.perf_counter() - self.t_start, 1)})
+            "reached": {**earlier, **self.reached}, "wall_s": round(time.perf_counter() - self.t_start, 1),
+            **({"tta": scores(self.tta), "tta_level": self.cfg.tta} if self.tta is not None else {})})
 
     def chance_warning(self, best_top1: float, last: EvalResult | None = None) -> None:
         """Say so when the best validation accuracy does not beat always guessing the validation

@@ -47,6 +47,7 @@ from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
                     pixel_mean, place_resident)
+from .tta import final_tta
 
 __all__ = ["fit", "TrainResult", "Trainer", "DivergedError"]
 
@@ -379,6 +380,7 @@ class Trainer:
         ten = None
         if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
+        self.report.tta = final_tta(self)  # --tta: airbench's views, logits averaged (engine/tta.py)
         ema_line = ema_summary(self.ema, self.scores, last)  # --ema: raw vs EMA, and which was kept
         self.report.final(last, ten, self.best_top1, len(self.bad_log), ema_line=ema_line)
         bad = self.report.bad_files(len(self.bad_log), self.device)

@@ -16,7 +16,10 @@ here as the reference for CIFAR-10 time to accuracy on a CPU. Its parts:
   as fast but stayed 1.4 points lower at the same epochs, short of 90 % — docs/cifar10.md);
 - max-pool 3×3 over the last 3×3 map, one fully connected layer to the classes, logits × 1/9;
 - batch norm with a fixed scale (only its bias learns) and ε = 1e-12, convolutions initialised
-  as identity on their first input channels (Dirac) — both from airbench.
+  as identity on their first input channels (Dirac) — both from airbench;
+- ``act``: ``relu`` (the default, the ``cifar10-fast`` recipe) or ``gelu`` (airbench94's own, the
+  ``cifar10-airbench`` reference recipe) after the whitening layer and after every batch norm;
+  neither has parameters, so the state dict is the same either way.
 
 Its recipe is ``cifar10-fast`` (engine/config.py).
 """
@@ -33,6 +36,16 @@ from .registry import ModelCfg, register_model
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 WHITEN_K = 2
+ACTIVATIONS = ("relu", "gelu")  # --model-arg act=…: ReLU (cifar10-fast) or GELU (airbench94)
+
+
+def activation(act: str) -> nn.Module:
+    """The nonlinearity ``act`` names: ``relu`` (in place) or ``gelu`` (exact, as airbench's ``nn.GELU()``)."""
+    if act == "relu":
+        return nn.ReLU(inplace=True)
+    if act == "gelu":
+        return nn.GELU()
+    raise UserError(f"act must be one of {', '.join(ACTIVATIONS)}, not {act!r}")
 
 
 class FixedScaleBN(nn.BatchNorm2d):
@@ -78,24 +91,24 @@ class Scale(nn.Module):
 
 
 class CifarFast(nn.Module):
-    """See the module docstring. ``widths``: the three stages' channels."""
+    """See the module docstring. ``widths``: the three stages' channels; ``act``: relu or gelu."""
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, widths: tuple[int, int, int] | list[int] = (64, 256, 256),
                  bn_momentum: float = 0.4, whiten: bool = True, logit_scale: float = 1 / 9,
-                 whiten_bias_epochs: int = 3):
+                 whiten_bias_epochs: int = 3, act: str = "relu"):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != 3 or min(widths) < 1:
             raise UserError(f"widths must be three positive channel counts, not {list(widths)}")
         w0 = 2 * in_chans * WHITEN_K * WHITEN_K
         layers: list[tuple[str, nn.Module]] = [("whiten", _conv(in_chans, w0, WHITEN_K, padding=0)),
-                                               ("shift", Shift(w0)), ("act0", nn.ReLU(inplace=True))]
+                                               ("shift", Shift(w0)), ("act0", activation(act))]
         cin = w0
         for i, c in enumerate(widths, start=1):
             layers += [(f"conv{i}a", _conv(cin, c)), (f"pool{i}", nn.MaxPool2d(2)),
-                       (f"norm{i}a", FixedScaleBN(c, bn_momentum)), (f"act{i}a", nn.ReLU(inplace=True)),
+                       (f"norm{i}a", FixedScaleBN(c, bn_momentum)), (f"act{i}a", activation(act)),
                        (f"conv{i}b", _conv(c, c)), (f"norm{i}b", FixedScaleBN(c, bn_momentum)),
-                       (f"act{i}b", nn.ReLU(inplace=True))]
+                       (f"act{i}b", activation(act))]
             cin = c
         layers.append(("pool4", nn.MaxPool2d(3)))
         self.features = nn.Sequential(OrderedDict(layers))

@@ -1,0 +1,178 @@
+"""The cifar10-airbench reference recipe's parts (docs/cifar10.md, "The reference: airbench94's
+choices"): alexnet-cifar-fast's ``act`` (GELU, ReLU by default with nothing else changed), airbench's
+test-time augmentation (``--tta``) against a direct re-implementation of airbench94's ``infer``,
+fractional epochs (``--train-epochs``), the recipe's values, and a tiny run with the recipe."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from alexnet.core.errors import UserError
+from alexnet.engine import make_config
+from alexnet.engine.train import fit
+from alexnet.engine.tta import TTA_VIEWS, AirbenchTTA, airbench_views
+from alexnet.models import build_model
+
+TINY = {"widths": [8, 8, 8]}
+
+
+# ----------------------------------------------------------------------------- the activation
+
+def test_act_gelu_changes_only_the_activation_and_relu_stays_the_default():
+    x = torch.randn(4, 3, 32, 32)
+    nets = {}
+    for name, kw in (("default", {}), ("relu", {"act": "relu"}), ("gelu", {"act": "gelu"})):
+        torch.manual_seed(0)
+        nets[name] = build_model("alexnet-cifar-fast", **TINY, **kw).eval()
+    default, relu, gelu = nets["default"], nets["relu"], nets["gelu"]
+    sd, sg = default.state_dict(), gelu.state_dict()
+    assert list(sd) == list(relu.state_dict()) == list(sg)  # the same parameters and buffers ...
+    assert all(torch.equal(sd[k], sg[k]) for k in sd)  # ... drawn the same: only the nonlinearity differs
+    acts = lambda m, t: sum(isinstance(mod, t) for mod in m.modules())  # noqa: E731
+    assert acts(default, nn.ReLU) == 7 and acts(default, nn.GELU) == 0
+    assert acts(gelu, nn.GELU) == 7 and acts(gelu, nn.ReLU) == 0  # after the whitening and all six BNs
+    with torch.no_grad():
+        assert torch.equal(default(x), relu(x))
+        assert not torch.allclose(default(x), gelu(x), atol=1e-4)
+    with pytest.raises(UserError, match="act must be one of relu, gelu"):
+        build_model("alexnet-cifar-fast", act="tanh")
+
+
+# ----------------------------------------------------------------------------- airbench's TTA
+
+def airbench_infer(inputs: torch.Tensor, net: nn.Module, level: int) -> torch.Tensor:
+    """airbench94's ``infer`` (legacy/airbench94.py, l. 317-334), copied as written there."""
+    def infer_basic(inputs, net):
+        return net(inputs).clone()
+
+    def infer_mirror(inputs, net):
+        return 0.5 * net(inputs) + 0.5 * net(inputs.flip(-1))
+
+    def infer_mirror_translate(inputs, net):
+        logits = infer_mirror(inputs, net)
+        pad = 1
+        padded_inputs = F.pad(inputs, (pad,) * 4, 'reflect')
+        inputs_translate_list = [
+            padded_inputs[:, :, 0:32, 0:32],
+            padded_inputs[:, :, 2:34, 2:34],
+        ]
+        logits_translate_list = [infer_mirror(inputs_translate, net) for inputs_translate in inputs_translate_list]
+        logits_translate = torch.stack(logits_translate_list).mean(0)
+        return 0.5 * logits + 0.5 * logits_translate
+
+    return [infer_basic, infer_mirror, infer_mirror_translate][level](inputs, net)
+
+
+def test_tta_views_and_weights_are_airbenchs():
+    torch.manual_seed(0)
+    # a net that sees position and side: flips and shifts change its logits
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 32 * 32, 10)).double().eval()
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        for level in (0, 1, 2):
+            ours = AirbenchTTA(net, level)(x)
+            ref = airbench_infer(x, net, level)
+            assert torch.allclose(ours.double(), ref, atol=1e-12), level
+            assert len(airbench_views(x, level)) == (TTA_VIEWS[level] or 1)  # 0: no extra pass
+        # the six views differ from each other, and equal weights would give another answer
+        views = airbench_views(x, 2)
+        assert sum(w for w, _ in views) == 1.0
+        assert all(not torch.equal(views[i][1], views[j][1]) for i in range(6) for j in range(i))
+        uniform = torch.stack([net(v) for _, v in views]).mean(0)
+        assert not torch.allclose(uniform, airbench_infer(x, net, 2), atol=1e-6)
+        # up-left: the pixel at (1, 1) of the view is the image's (0, 0); down-right the reverse
+        assert torch.equal(views[2][1][..., 1:, 1:], x[..., :-1, :-1])
+        assert torch.equal(views[4][1][..., :-1, :-1], x[..., 1:, 1:])
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+def test_the_recipe_is_airbench94s_numbers():
+    cfg = make_config("cifar10-airbench")
+    assert cfg.model == "alexnet-cifar-fast" and cfg.model_kwargs == {"act": "gelu"}
+    assert (cfg.epochs, cfg.train_epochs, cfg.batch_size) == (10, 9.9, 1024)
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))  # airbench94 l. 359-362, on a summed loss; ours is the mean
+    assert cfg.lr == pytest.approx(11.5 / kilostep * 1024)
+    assert cfg.weight_decay * cfg.lr == pytest.approx(0.0153 * 1024 / kilostep)  # decay per step
+    assert cfg.bias_weight_decay * cfg.lr * cfg.bias_lr_mult == pytest.approx(0.0153 * 1024 / kilostep)
+    assert (cfg.momentum, cfg.nesterov, cfg.bias_lr_mult, cfg.label_smoothing) == (0.85, True, 64.0, 0.2)
+    assert (cfg.lr_scheduler, cfg.aug, cfg.translate, cfg.lookahead, cfg.tta) == ("linear", "flip-translate", 2, True, 2)
+    m = build_model(cfg.model, **cfg.model_kwargs)
+    assert (m.whiten_bias_epochs, m.classifier.scale.factor, m.features.norm1a.momentum) == (3, 1 / 9, 0.4)
+    # cifar10-fast is untouched: no TTA, whole epochs, ReLU
+    fast = make_config("cifar10-fast")
+    assert (fast.tta, fast.train_epochs, fast.model_kwargs, fast.epochs) == (0, 0.0, {}, 16)
+
+
+def test_fractional_epochs_give_way_to_epochs_and_budgets():
+    assert make_config("cifar10-airbench", epochs=16).train_epochs == 0.0
+    assert make_config("cifar10-airbench", epochs=16).epochs == 16
+    assert make_config("cifar10-airbench", time_budget="10m").train_epochs == 0.0
+    assert make_config("cifar10-fast", train_epochs=2.5).epochs == 3
+    with pytest.raises(UserError, match="--train-epochs"):
+        make_config("cifar10-fast", train_epochs=2.5, epochs=4)
+    with pytest.raises(UserError, match="--tta must be 0"):
+        make_config("cifar10-fast", tta=3)
+
+
+@pytest.fixture(scope="module")
+def colour_folder(tmp_path_factory):
+    """10 classes × 10 32×32 PNGs, each class its own mean colour."""
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(1)
+    for c in range(10):
+        (root / f"k{c}").mkdir()
+        for i in range(10):
+            mean = np.array([25 * c, 250 - 20 * c, (70 * c) % 256], np.float32)
+            Image.fromarray(np.clip(mean + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)).save(
+                root / f"k{c}" / f"{i}.png")
+    return root
+
+
+def test_a_tiny_run_with_the_recipe_ends_at_the_fractional_step_and_scores_the_six_views(colour_folder, tmp_path,
+                                                                                          capsys):
+    cfg = make_config("cifar10-airbench", data=f"folder:{colour_folder}", batch_size=16, train_epochs=2.5,
+                      model_kwargs={"act": "gelu", **TINY}, amp="off", workers=0, val_split=0.2,
+                      output_dir=str(tmp_path), name="ab", report_at=[])
+    res = fit(cfg)
+    steps_per_epoch = 80 // 16
+    assert res.steps_done == 13 == math.ceil(2.5 * steps_per_epoch)  # the third epoch cut short
+    assert res.epochs_done == 3
+    rows = list(csv.DictReader(open(tmp_path / "ab" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [5, 10, 13]
+    # the schedule was laid out over the 13 steps: its last step (12) at 1 − 0.93 · (12 − 2) / (13 − 2)
+    assert float(rows[-1]["lr"]) == pytest.approx(cfg.lr * (1 - 0.93 * 10 / 11))
+    final = json.loads((tmp_path / "ab" / "final.json").read_text())
+    assert final["tta_level"] == 2 and final["tta"]["n"] == 20 and final["ten_crop"] is None
+    assert "airbench's test-time augmentation (--tta 2, 6 views" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "ab" / "config.json").read_text())
+    assert saved["train_epochs"] == 2.5 and saved["epochs"] == 3 and saved["model_kwargs"]["act"] == "gelu"
+
+
+def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")  # tools/airbench_steps.py (plain Python)
+    arms = {a.name: a for a in steps.ARMS}
+    assert arms["airbench"].command("D", "O", 1)[:4] == ["alexnet", "train", "--recipe", "cifar10-airbench"]
+    for name, seed, flip in (("airbench", 0, 93.0), ("airbench", 1, 93.4), ("ab-relu", 0, 92.0), ("ab-relu", 1, 92.6)):
+        run = tmp_path / f"{name}-s{seed}"
+        run.mkdir()
+        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": score}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,43,50.5\n")
+    out = steps.summarize(tmp_path, tmp_path / "r.json")
+    diff = out["arms"]["ab-relu"]["flip_vs_reference"]
+    assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
+    assert out["arms"]["airbench"]["tta_mean"] == pytest.approx(93.2)

@@ -1,0 +1,163 @@
+"""Where cifar10-fast's points go against airbench94: the reference and each difference, one at a time.
+
+    python tools/airbench_steps.py list [--json FILE]             # the arms, their commands and estimated times
+    python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
+    python tools/airbench_steps.py summarize OUT RESULTS.json     # one row per arm, its seeds, Δ vs the reference
+
+The reference is ``--recipe cifar10-airbench`` (airbench94's own choices; docs/cifar10.md, "The
+reference: airbench94's choices"). Each other arm changes exactly one thing, in one of two
+directions: the reference with one of cifar10-fast's values (``ab-…``: what that difference costs
+airbench), or cifar10-fast with one of airbench's (``fast-…``: what it would bring the recipe).
+Every run also scores its final weights three ways — centre, flip averaging (``--ten-crop``: the
+softmaxes of the image and its mirror) and airbench's TTA (``--tta 2``: six views, logits
+weighted) — so the evaluation differences need no runs of their own.
+
+``run`` runs each arm × seed through tools/ema_measure.py's ``run`` (the lock file
+``$ALEXNET_CPU_LOCK`` when set, ``output.txt`` and ``run.json`` beside the run's ``config.json``,
+``metrics.csv`` and ``final.json``) into ``OUT/<arm>-s<seed>``; an arm × seed with a
+``final.json`` is skipped, so an interrupted session continues where it stopped. ``summarize``
+gives, per arm, the mean of each score over its seeds and, paired by seed, the difference to the
+reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0).
+Plain Python (no torch).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ema_measure import run as timed_run, t_interval  # noqa: E402 — the sibling tool's timed, locked run
+
+REFERENCE = "airbench"
+COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every arm scores all three ways
+
+# Seconds per epoch on the measuring machine (AMD EPYC, 2 cores, avx512_bf16, no AMX; `--amp auto` took bf16):
+# cifar10-fast (ReLU, batch 512) from its runs; GELU at batch 1024 from the 1-epoch smoke of the reference
+# (docs/cifar10.md); the other two combinations assumed between them.
+EPOCH_S = {("relu", 512): 43.0, ("gelu", 1024): 45.6, ("relu", 1024): 43.0, ("gelu", 512): 45.6}
+# start-up, decoding the 50,000 JPEGs, the bf16 probe, whitening, checkpoints, the final evaluations (1 + 2 + 6
+# passes over the 5,000 held-out images): the smoke's 76 s of wall time less its 46 s epoch
+SETUP_S = 20.0
+FINAL_S = 8.0
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    flags: tuple[str, ...]
+    what: str  # the one difference, in words
+    act: str  # for the time estimate
+    batch: int
+    epochs: float
+
+    def command(self, data: str, out: str, seed: int) -> list[str]:
+        return ["alexnet", "train", *self.flags, *COMMON, "--data-path", data, "--output-dir", out,
+                "--name", f"{self.name}-s{seed}", "--seed", str(seed)]
+
+    def estimate_min(self) -> float:
+        return (SETUP_S + EPOCH_S[(self.act, self.batch)] * self.epochs + FINAL_S) / 60
+
+
+AB, FAST = ("--recipe", "cifar10-airbench"), ("--recipe", "cifar10-fast")
+ARMS = (
+    Arm(REFERENCE, AB, "airbench94's choices (the reference)", "gelu", 1024, 9.9),
+    Arm("ab-relu", (*AB, "--model-arg", "act=relu"), "ReLU instead of GELU", "relu", 1024, 9.9),
+    Arm("ab-b512", (*AB, "-b", "512", "--lr", "0.75"), "batch 512 (lr 0.75: the same rate per image)",
+        "gelu", 512, 9.9),
+    Arm("ab-16ep", (*AB, "--epochs", "16"), "16 epochs instead of 9.9", "gelu", 1024, 16),
+    Arm("ab-fp32", (*AB, "--amp", "off"), "fp32 instead of bf16 autocast (airbench: fp16)", "gelu", 1024, 9.9 * 1.6),
+    Arm("fast", FAST, "cifar10-fast as it is (ReLU, batch 512, 16 epochs)", "relu", 512, 16),
+    Arm("fast-gelu", (*FAST, "--model-arg", "act=gelu"), "cifar10-fast with GELU", "gelu", 512, 16),
+    Arm("fast-b1024", (*FAST, "-b", "1024", "--lr", "1.5"), "cifar10-fast at batch 1024", "relu", 1024, 16),
+    Arm("fast-9.9ep", (*FAST, "--train-epochs", "9.9"), "cifar10-fast for 9.9 epochs", "relu", 512, 9.9),
+)  # ab-fp32's epochs: 9.9 × the bf16 speed-up the smoke measured (1.6×), as fp32 epochs take that much longer
+
+
+def list_arms() -> str:
+    lines = []
+    for a in ARMS:
+        lines.append(f"{a.name:<11} ~{a.estimate_min():4.1f} min  {a.what}\n"
+                     f"            {' '.join(a.command('DATA', 'OUT', 0))}")
+    lines.append(f"all {len(ARMS)} arms: ~{estimates()['all_arms_min']:.0f} min per seed (one run at a time)")
+    return "\n".join(lines)
+
+
+def estimates() -> dict:
+    """Each arm's estimated wall time (minutes) and what it rests on."""
+    arms = {a.name: round(a.estimate_min(), 1) for a in ARMS}
+    return {"epoch_s": {f"{act}-{batch}": s for (act, batch), s in EPOCH_S.items()}, "setup_s": SETUP_S,
+            "final_s": FINAL_S, "arms_min": arms, "all_arms_min": round(sum(arms.values()), 0)}
+
+
+def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None) -> int:
+    arms = [a for a in ARMS if not names or a.name in names]
+    unknown = set(names or ()) - {a.name for a in ARMS}
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {', '.join(sorted(unknown))}: choose from {', '.join(a.name for a in ARMS)}")
+    failed = 0
+    for seed in seeds:
+        for a in arms:
+            if (out / f"{a.name}-s{seed}" / "final.json").is_file():
+                continue
+            rc = timed_run(out, f"{a.name}-s{seed}", a.command(data, str(out), seed))
+            print(f"{a.name}-s{seed}: exit {rc}", flush=True)
+            failed += rc != 0
+    return 1 if failed else 0
+
+
+def scores(folder: Path) -> dict:
+    final = json.loads((folder / "final.json").read_text())
+    run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    rows = list(csv.DictReader((folder / "metrics.csv").open()))
+    pick = lambda key: final[key]["top1"] if final.get(key) else None  # noqa: E731
+    return {"centre": pick("centre"), "flip": pick("ten_crop"), "tta": pick("tta"), "wall_s": run.get("wall_s"),
+            "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2]}
+
+
+def summarize(out: Path, dest: Path) -> dict:
+    runs: dict[str, dict[int, dict]] = {}
+    for folder in sorted(p for p in out.iterdir() if (p / "final.json").is_file()):
+        name, seed = folder.name.rsplit("-s", 1)
+        runs.setdefault(name, {})[int(seed)] = scores(folder)
+    ref = runs.get(REFERENCE, {})
+    result: dict = {"reference": REFERENCE, "arms": {}}
+    for a in ARMS:
+        got = runs.get(a.name)
+        if not got:
+            continue
+        row: dict = {"what": a.what, "command": " ".join(a.command("DATA", "OUT", 0)), "seeds": got}
+        for key in ("centre", "flip", "tta", "wall_s", "epoch_s"):
+            vals = [s[key] for s in got.values() if s[key] is not None]
+            row[f"{key}_mean"] = sum(vals) / len(vals) if vals else None
+            if key in ("centre", "flip", "tta") and a.name != REFERENCE:
+                diffs = [got[s][key] - ref[s][key] for s in got if s in ref and None not in (got[s][key], ref[s][key])]
+                row[f"{key}_vs_reference"] = t_interval(diffs) if diffs else None
+        result["arms"][a.name] = row
+    dest.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("list", "run", "summarize"):
+        print(__doc__)
+        return 2
+    if argv[0] == "list":
+        print(list_arms())
+        if argv[1:2] == ["--json"]:  # the estimates as data, for the docs
+            Path(argv[2]).write_text(json.dumps(estimates(), indent=1) + "\n")
+        return 0
+    if argv[0] == "summarize":
+        print(json.dumps(summarize(Path(argv[1]), Path(argv[2])), indent=1))
+        return 0
+    opts = dict(zip(argv[3::2], argv[4::2]))
+    seeds = [int(s) for s in opts.get("--seeds", "0").split(",")]
+    names = opts["--arms"].split(",") if "--arms" in opts else None
+    return run_arms(argv[1], Path(argv[2]), seeds, names)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
