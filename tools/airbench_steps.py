@@ -103,7 +103,9 @@ def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None) ->
         for a in arms:
             if (out / f"{a.name}-s{seed}" / "final.json").is_file():
                 continue
-            rc = timed_run(out, f"{a.name}-s{seed}", a.command(data, str(out), seed))
+            # this interpreter's alexnet (``python -m alexnet``), whether or not its script is on PATH
+            cmd = [sys.executable, "-m", *a.command(data, str(out), seed)]
+            rc = timed_run(out, f"{a.name}-s{seed}", cmd)
             print(f"{a.name}-s{seed}: exit {rc}", flush=True)
             failed += rc != 0
     return 1 if failed else 0
