@@ -148,14 +148,15 @@ def test_lrn_diverged_run_is_named_not_averaged_and_the_rate_called_unstable():
 # --------------------------------------------------------------------------------------------- dropout
 
 def dropout_runs(off_train_eval: float):
-    """Dropout: best validation error (26.5 %) at epoch 10; no dropout: at epoch 5, then rising
-    (the seeds differ in their last epoch only)."""
+    """Dropout: best validation error (26.5 %) at epoch 10; no dropout: at epoch 5 (seed 1: 6),
+    then rising (otherwise the seeds differ in their last epoch only)."""
     on = [40.0 - 1.5 * i for i in range(10)] + [26.6] * 6
     off = [38.0, 34.0, 31.0, 29.0, 27.0, 27.3, 28.0, 29.0, 30.0, 30.5, 31.0, 31.0, 31.5, 32.0, 32.0, 32.0]
     out = []
     for s, jitter in enumerate((0.0, 1.0, 0.5)):
         out.append(run(dropout.ON, s, val=on[:-1] + [on[-1] + jitter], extra={"train_eval_error": 22.0 + jitter}))
-        out.append(run(dropout.OFF, s, val=off[:-1] + [off[-1] + jitter],
+        late_best = [26.0 if (s == 1 and i == 5) else v for i, v in enumerate(off)]
+        out.append(run(dropout.OFF, s, val=late_best[:-1] + [off[-1] + jitter],
                        extra={"train_eval_error": off_train_eval + jitter / 2}))
     return out
 
@@ -164,10 +165,10 @@ def test_dropout_three_statements_each_with_its_interval():
     rows, verdict, _, (gap, err, iters) = summary("dropout", dropout_runs(off_train_eval=10.0))
     assert gap.verdict == "reproduces" and verdict.startswith("(1) overfitting — reproduces: without dropout")
     assert err.verdict == "reproduces" and "(2) validation error — reproduces" in verdict
-    assert iters.verdict == "reproduces" and iters.diff == pytest.approx(5.0)
+    assert iters.verdict == "reproduces" and iters.diff == pytest.approx(10 - 16 / 3)
     assert "(3) epochs to converge — reproduces" in verdict and "the paper's 2× inside that interval" in verdict
     assert [r["arm"] for r in rows] == [dropout.ON, dropout.OFF]
-    assert rows[0]["epochs to converge"] == "10.0 [10.0, 10.0]" and rows[1]["epochs to converge"].startswith("5.0")
+    assert rows[0]["epochs to converge"] == "10.0 [10.0, 10.0]" and rows[1]["epochs to converge"].startswith("5.3 [")
     assert rows[0]["still improving at the end"] == "0 of 3"
 
 
