@@ -92,6 +92,12 @@ def test_relu_vs_tanh_one_seed_has_no_interval():
     assert math.isnan(c.low) and verdict.startswith("inconclusive: fewer than two usable runs of ReLU and tanh")
 
 
+def test_relu_vs_tanh_an_unstable_rate_is_not_chosen():
+    by_rate = {0.001: run("ReLU lr 0.001", 0, train=reach(6)), 0.002: run("ReLU lr 0.002", 0, train=reach(4)),
+               0.004: run("ReLU lr 0.004", 0, train=reach(2), loss=[2.0] + [2.5] * 11)}  # fastest, but unstable
+    assert relu_vs_tanh.choose_rate(by_rate) == 0.002
+
+
 def test_grid_trains_seed_0_everywhere_then_only_the_best_rates(monkeypatch, tmp_path):
     """Seeds after 0 train each activation's fastest seed-0 rate only (here ReLU 0.002, tanh 0.008)."""
     fastest = {"relu": 0.002, "tanh": 0.008}

@@ -71,8 +71,10 @@ def epochs_of(r: RunResult) -> float:
 
 def choose_rate(by_rate: dict[float, RunResult]) -> float:
     """One activation's fastest rate from its seed-0 runs: the fewest epochs to 25 % training
-    error; when no rate gets there, the lowest final training error."""
-    reached = {lr: epochs_of(r) for lr, r in by_rate.items() if not math.isnan(epochs_of(r))}
+    error among the runs that neither diverged nor were unstable (`stats.usable`); when no rate
+    gets there, the lowest final training error."""
+    stable = {lr: r for lr, r in by_rate.items() if usable([r])[0]}
+    reached = {lr: epochs_of(r) for lr, r in stable.items() if not math.isnan(epochs_of(r))}
     if reached:
         return min(reached, key=lambda lr: (reached[lr], lr))
     return min(by_rate, key=lambda lr: (100 - by_rate[lr].last["train_top1"], lr))
