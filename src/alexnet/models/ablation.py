@@ -17,7 +17,9 @@ exactly one ingredient changes at a time, small enough to train on CIFAR-10 in m
   with dropout on their outputs, fed 24×24 crops of 32×32 images (as cuda-convnet trained on
   CIFAR-10) so that random crops and ten-crop testing (§4.1) mean what they mean in the paper.
   ``drop_conv="conv3"`` removes one middle conv layer (§7); ``groups=1`` is one tower of the
-  same width (§3.2).
+  same width, and with ``half_kernels=True`` the paper's one-GPU net of §3.2 (half the kernels in
+  conv1–conv4; conv5 and the FC layers keep their size, as the paper's footnote says, so that the
+  two nets have about the same number of parameters).
 
 Both take ``act`` (relu | tanh), ``lrn`` (bool), ``pool`` (overlap | plain), ``width``.
 """
@@ -122,7 +124,8 @@ class AlexNetMini(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, act: str = "relu", lrn: bool = True,
                  pool: str = "overlap", dropout: float = 0.5, groups: int = 2, drop_conv: str = "none",
-                 width: float = 1.0, fc_width: int = 512, input_hw: int = 24, init: str = "kaiming"):
+                 width: float = 1.0, fc_width: int = 512, input_hw: int = 24, init: str = "kaiming",
+                 half_kernels: bool = False):
         super().__init__()
         if groups not in (1, 2):
             raise UserError(f"groups must be 1 (one tower) or 2 (two towers), not {groups}")
@@ -131,6 +134,8 @@ class AlexNetMini(nn.Module):
         if not 0 <= dropout < 1:
             raise UserError(f"dropout must be in [0, 1), not {dropout}")
         c = [_w(n, width, even=True) for n in (48, 128, 192, 192, 128)]
+        if half_kernels:  # §3.2's one-GPU net: conv1–conv4 halved, conv5 kept (the paper's footnote)
+            c = [_w(n // 2, width, even=True) for n in (48, 128, 192, 192)] + c[4:]
         fc = _w(fc_width, width)
         spec = [  # name, out, kernel, grouped, lrn after, pool after
             ("conv1", c[0], 5, False, True, True), ("conv2", c[1], 5, True, True, True),
