@@ -77,7 +77,7 @@ def build_record(exp: Experiment, results: list[RunResult], *, scale: Scale, dat
     notes = s.notes + [n for n in unstable_runs(results) if n.split(":", 1)[0] not in left_out]
     interval_rule = bool(s.comparisons) or "95 % CI [" in s.verdict or "too few usable runs" in s.verdict
     verdict = f"{FAST_CAVEAT} (--fast): {s.verdict}" if fast else s.verdict
-    walls = [run_wall_s(r) for r in results]
+    walls = [round(run_wall_s(r), 1) for r in results]
     return {
         "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim,
         "fast": fast, "verdict": verdict, "verdict_word": verdict_word(s.verdict),
@@ -89,7 +89,7 @@ def build_record(exp: Experiment, results: list[RunResult], *, scale: Scale, dat
         "scale": {"epochs": scale.epochs, "train_subset": scale.train_subset, "seeds": scale.seeds,
                   "width": scale.width, "batch_size": scale.batch_size},
         "scale_note": exp.scale_note,
-        "runs": [{**r.to_dict(), "wall_s": round(w, 1)} for r, w in zip(results, walls)],
+        "runs": [{**r.to_dict(), "wall_s": w} for r, w in zip(results, walls)],
     }
 
 
@@ -147,7 +147,7 @@ def comparison_line(c: dict[str, Any]) -> str:
         interval = "no interval (fewer than two usable runs on a side)"
     else:
         interval = f"95 % CI [{c['low']:+.2f}, {c['high']:+.2f}]"
-    design = (f"paired by seed, {c['n'][0]} pairs" if c["paired"] else
+    design = (f"paired by seed, {c['n'][0]} pair{'s' if c['n'][0] != 1 else ''}" if c["paired"] else
               f"unpaired (Welch), {c['n'][0]} and {c['n'][1]} runs")
     diff = "no difference" if c["diff"] is None else f"{c['diff']:+.2f}{u}"
     mde = f"; smallest detectable effect {c['mde']:.2f}{u}" if c["mde"] is not None else ""

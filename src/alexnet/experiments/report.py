@@ -57,7 +57,18 @@ def rederive(exp: Experiment, record: dict[str, Any]) -> dict[str, Any]:
     new = build_record(exp, results_of(record), scale=Scale(**sc), data=record["data"], command=record["command"],
                        machine=record["machine"], machine_spec=record.get("machine_spec"),
                        fast=record.get("fast", False), date=record.get("date"))
+    new["rows"] = keep_unknown_cells(record.get("rows", []), new["rows"])
     return {**new, **{k: v for k, v in record.items() if k not in new}}
+
+
+def keep_unknown_cells(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``new`` rows, where a cell the recorded runs cannot give (``"?"``: the towers' parameter
+    count needs the run's own folder) keeps the value recorded for the same row and column."""
+    def label(row: dict[str, Any]) -> Any:
+        return next(iter(row.values()), None)
+
+    recorded = {label(r): r for r in old}
+    return [{k: (recorded.get(label(r), {}).get(k, v) if v == "?" else v) for k, v in r.items()} for r in new]
 
 
 def load_records(out: Path, names: list[str]) -> list[dict[str, Any]]:
