@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from alexnet import experiments
-from alexnet.experiments import output, report, stats
+from alexnet.experiments import output, pages, stats
 from alexnet.experiments.runs import RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ def test_a_summary_that_still_returns_three_items_works():
 # ------------------------------------------------------------------------- the committed doc
 
 def committed_records() -> list[dict]:
-    return report.load_records(DOCS, list(experiments.EXPERIMENTS))
+    return pages.load_records(DOCS, list(experiments.EXPERIMENTS))
 
 
 def test_docs_experiments_md_is_what_the_committed_records_make():
@@ -149,7 +149,7 @@ def test_docs_experiments_md_is_what_the_committed_records_make():
     `alexnet experiment report --out docs/experiments --index docs/experiments.md`."""
     records = committed_records()
     assert len(records) == len(experiments.EXPERIMENTS)
-    made = report.index_md(records, image_prefix="experiments/", preface=(DOCS / "preface.md").read_text())
+    made = pages.index_md(records, image_prefix="experiments/", preface=(DOCS / "preface.md").read_text())
     assert (ROOT / "docs" / "experiments.md").read_text() == made
     for r in records:
         assert (DOCS / f"{r['experiment']}.md").read_text() == output.section_md(r, output.shared_runs(r, records))
@@ -157,7 +157,7 @@ def test_docs_experiments_md_is_what_the_committed_records_make():
 
 def test_every_committed_verdict_follows_from_its_runs():
     for r in committed_records():
-        again = report.rederive(experiments.get(r["experiment"]), r)
+        again = pages.rederive(experiments.get(r["experiment"]), r)
         for key in ("verdict", "verdict_word", "comparisons", "excluded", "rows", "notes", "rule"):
             assert again[key] == r[key], (r["experiment"], key)
 

@@ -85,8 +85,8 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
 def write_index(out: str | Path, names: list[str] | None = None, index: str | Path | None = None) -> Path:
     """``OUT/experiments.md`` (or ``index``): where the claims stand and a summary table of every
     experiment written to ``out`` (its verdict beside the paper's claim), followed by each
-    experiment's own page, all made from the JSON records (`report.index_md`)."""
-    from .report import write_index as write
+    experiment's own page, all made from the JSON records (`pages.index_md`)."""
+    from .pages import write_index as write
 
     return write(Path(out), list(names or EXPERIMENTS), Path(index) if index else None)
 
@@ -94,8 +94,8 @@ def write_index(out: str | Path, names: list[str] | None = None, index: str | Pa
 def report(out: str | Path, *, index: str | Path | None = None, runs_from: str | Path | None = None,
            say: Callable[[str], None] = print) -> Path:
     """Derive every verdict in ``out`` again from the runs its JSON records hold, with the current
-    rule and without training; rewrite the records, pages and index (`alexnet.experiments.report`)."""
-    from .report import report as rederive_all
+    rule and without training; rewrite the records, pages and index (`alexnet.experiments.pages`)."""
+    from .pages import report as rederive_all
 
     return rederive_all(out, EXPERIMENTS, index=index, runs_from=runs_from, say=say)
 
