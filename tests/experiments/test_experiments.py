@@ -205,7 +205,7 @@ def test_relu_vs_tanh_says_so_when_tanh_wins():
 
 def test_dropout_and_overlap_pool_tables_keep_their_columns():
     def run(arm, seed, val, val5, train_eval):
-        return runs.RunResult(arm, seed, "/x", [{"epoch": 1, "val_top1": 100 - val, "val_top5": 100 - val5}],
+        return runs.RunResult(arm, seed, "/x", [{"epoch": 1, "train_loss": 1.0, "val_top1": 100 - val, "val_top5": 100 - val5}],
                               {"train_eval_error": train_eval})
 
     common = ["training error, eval mode (%)", "overfitting gap (points)", "seeds", "paper"]
