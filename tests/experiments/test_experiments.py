@@ -245,6 +245,6 @@ def test_report_on_fresh_records_changes_nothing(all_runs, tmp_path):
     for name in records:
         shutil.copy(out / f"{name}.json", tmp_path / f"{name}.json")
     assert main(["experiment", "report", "--out", str(tmp_path)]) == 0
-    for name, rec in records.items():
-        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads(json.dumps(rec)), name
+    for name in records:  # the files as written (test_fast_verdicts writes lrn's again, from the CLI)
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads((out / f"{name}.json").read_text()), name
     assert (tmp_path / "experiments.md").is_file()
