@@ -179,7 +179,7 @@ def test_unstable_runs_are_named():
 
 def test_overlap_pool_table_keeps_its_columns():
     def run(arm, seed, val, val5, train_eval):
-        return runs.RunResult(arm, seed, "/x", [{"epoch": 1, "val_top1": 100 - val, "val_top5": 100 - val5}],
+        return runs.RunResult(arm, seed, "/x", [{"epoch": 1, "train_loss": 1.0, "val_top1": 100 - val, "val_top5": 100 - val5}],
                               {"train_eval_error": train_eval})
 
     common = ["training error, eval mode (%)", "overfitting gap (points)", "seeds", "paper"]
@@ -190,10 +190,10 @@ def test_overlap_pool_table_keeps_its_columns():
         rows, _, _ = exp.summarize(exp, results)
         assert list(rows[0]) == ["arm", "validation top-1 error (%)"] + ["top-5 error (%)"] * top5 + common
         assert [r["arm"] for r in rows] == [first, second]
-        assert rows[0]["validation top-1 error (%)"] == "31.00 ± 1.00"
-        assert rows[0]["overfitting gap (points)"] == "10.50 ± 0.50" and rows[1]["seeds"] == 1
+        assert rows[0]["validation top-1 error (%)"] == "31.00 [18.29, 43.71]"  # mean, 95 % interval (t₁ = 12.71)
+        assert rows[0]["overfitting gap (points)"] == "10.50 [4.15, 16.85]" and rows[1]["seeds"] == 1
         assert rows[1]["paper"] == ("substantial overfitting" if name == "dropout" else "baseline")
-        assert ("top-5 error (%)" not in rows[0]) or rows[0]["top-5 error (%)"] == "11.00 ± 1.00"
+        assert ("top-5 error (%)" not in rows[0]) or rows[0]["top-5 error (%)"] == "11.00 [-1.71, 23.71]"
 
 
 def test_fast_verdicts_say_they_are_no_evidence(all_runs, tiny_cifar, capsys):
@@ -208,3 +208,17 @@ def test_fast_verdicts_say_they_are_no_evidence(all_runs, tiny_cifar, capsys):
     said = capsys.readouterr().out.splitlines()
     verdict = [line for line in said if line.startswith("[lrn] machinery check only — not evidence (--fast): ")]
     assert len(verdict) == 1 and records["lrn"]["verdict"] in verdict[0], said
+
+
+def test_report_on_fresh_records_changes_nothing(all_runs, tmp_path):
+    """`alexnet experiment report` derives the verdicts again from the records' runs: on records just
+    written, with the same rule, every record comes back the same."""
+    import shutil
+
+    out, records = all_runs
+    for name in records:
+        shutil.copy(out / f"{name}.json", tmp_path / f"{name}.json")
+    assert main(["experiment", "report", "--out", str(tmp_path)]) == 0
+    for name in records:  # the files as written (test_fast_verdicts writes lrn's again, from the CLI)
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads((out / f"{name}.json").read_text()), name
+    assert (tmp_path / "experiments.md").is_file()

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "OUT/runs/: a re-run trains only what is missing and an interrupted one resumes. "
                     "`alexnet experiment list` names them.")
     p.add_argument("name", help="an experiment name; `list` names them, `all` runs every one, `index` writes "
-                                "OUT/experiments.md from the results in OUT")
+                                "OUT/experiments.md from the results in OUT, `report` derives every verdict in OUT "
+                                "again from its recorded runs (no training) and rewrites the pages and the index")
     p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10 (batches or class folders)")
     p.add_argument("--data-path", help="same as --data cifar10:PATH")
     p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
@@ -32,11 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=AMP_MODES,
                    help="precision of every arm (default: each experiment's, usually auto — measured once at the "
                         "start and pinned for all its arms)")
+    p.add_argument("--index", metavar="PATH", help="index/report: where experiments.md goes (default OUT/experiments.md)")
+    p.add_argument("--runs", metavar="DIR", help="report: copy each run's config.json, metrics.csv and result.json "
+                                                 "from DIR/<run key> (or its recorded folder) to OUT/runs/")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import list_experiments, run_all, write_index
+    from ..experiments import list_experiments, report, run_all, write_index
     from ..experiments import run as run_experiment
 
     if args.name == "list":
@@ -46,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<{w0}}  {sec:<{w1}}  {claim}")
         return 0
     if args.name == "index":
-        print(f"wrote {write_index(args.out)}")
+        print(f"wrote {write_index(args.out, index=args.index)}")
+        return 0
+    if args.name == "report":
+        print(f"wrote {report(args.out, index=args.index, runs_from=args.runs)}")
         return 0
     data = args.data or (f"cifar10:{args.data_path}" if args.data_path else None)
     command = "alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""

@@ -82,28 +82,22 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
     return record
 
 
-def write_index(out: str | Path, names: list[str] | None = None) -> Path:
-    """``OUT/experiments.md``: a summary table of every experiment written to ``out`` (its verdict
-    beside the paper's claim), followed by each experiment's own page."""
-    import json
+def write_index(out: str | Path, names: list[str] | None = None, index: str | Path | None = None) -> Path:
+    """``OUT/experiments.md`` (or ``index``): where the claims stand and a summary table of every
+    experiment written to ``out`` (its verdict beside the paper's claim), followed by each
+    experiment's own page, all made from the JSON records (`pages.index_md`)."""
+    from .pages import write_index as write
 
-    from ..core.io import atomic_write
+    return write(Path(out), list(names or EXPERIMENTS), Path(index) if index else None)
 
-    out = Path(out)
-    names = [n for n in (names or EXPERIMENTS) if (out / f"{n}.json").is_file()]
-    if not names:
-        raise UserError(f"{out}: no experiment results there yet (run `alexnet experiment NAME --out {out}`)")
-    records = [json.loads((out / f"{n}.json").read_text()) for n in names]
-    lines = ["# The paper's claims, re-run", "",
-             "| experiment | paper | claim | ours |", "|---|---|---|---|"]
-    lines += [f"| [`{r['experiment']}`](#{r['experiment']}) | {r['section']} | {r['claim']} | {r['verdict']} |"
-              for r in records]
-    lines.append("")
-    for n in names:
-        lines += [f'<a id="{n}"></a>', "", (out / f"{n}.md").read_text(), ""]
-    path = out / "experiments.md"
-    atomic_write(path, "\n".join(lines))
-    return path
+
+def report(out: str | Path, *, index: str | Path | None = None, runs_from: str | Path | None = None,
+           say: Callable[[str], None] = print) -> Path:
+    """Derive every verdict in ``out`` again from the runs its JSON records hold, with the current
+    rule and without training; rewrite the records, pages and index (`alexnet.experiments.pages`)."""
+    from .pages import report as rederive_all
+
+    return rederive_all(out, EXPERIMENTS, index=index, runs_from=runs_from, say=say)
 
 
 def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
@@ -114,5 +108,5 @@ def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
     return records
 
 
-__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "run", "run_all",
-           "write_index"]
+__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "report", "run",
+           "run_all", "write_index"]

@@ -10,33 +10,42 @@ from __future__ import annotations
 
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
-from .stats import by_arm, direction, mean, noise_of, spread
+from .stats import Summary, by_seed, cell, overall, usable_by_arm
+from .verdict import compare
+
+FULL = "all five conv layers"
+PAIRING = ("Unpaired (Welch): the arms of a seed share the order of the images, but not their initial "
+           "weights — without a layer, the layers after it are drawn differently — so each removal is "
+           "compared with the whole network as two independent groups of runs.")
 
 
-def summarize(exp: Experiment, results: list[RunResult]):
-    arms = by_arm(results)
-    full = arms.get("all five conv layers", [])
-    base = mean([r.val_error for r in full])
-    rows, diffs, notes = [], [], []
+def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
+    """One comparison per removed layer (unpaired, 95 % interval); the claim — *any* middle
+    layer's removal costs points — reproduces only if every removal does (`stats.overall`)."""
+    arms, excluded = usable_by_arm(results)
+    full = by_seed(arms.get(FULL, []), lambda r: r.val_error)
+    rows, comps = [], []
     for arm, runs in arms.items():
-        err = mean([r.val_error for r in runs])
-        d = err - base
-        if arm != "all five conv layers":
-            diffs.append(d)
-        rows.append({"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-                     "top-5 error (%)": spread([r.val_error5 for r in runs]),
-                     "change vs all five (points)": "–" if arm == "all five conv layers" else f"{d:+.2f}",
-                     "seeds": len(runs), "paper": "baseline" if arm == "all five conv layers" else "about +2 top-1"})
-    noise = noise_of(*([r.val_error for r in runs] for runs in arms.values()))
-    worse = sum(d > 0 for d in diffs)
-    verdict = direction(mean(diffs), noise, +1, f"removing a middle conv layer raised the error ({worse} of "
-                                               f"{len(diffs)} removals; mean change)")
-    return rows, verdict, notes
+        change = "–"
+        if arm != FULL:
+            c = compare(full, by_seed(runs, lambda r: r.val_error), paired=False, excluded=tuple(excluded),
+                        what=f"removing {arm.removeprefix('without ')} raises the top-1 error")
+            comps.append(c)
+            change = f"{c.diff:+.2f}" + ("" if c.interval == "no interval" else f" [{c.low:+.2f}, {c.high:+.2f}]")
+        rows.append({"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs]),
+                     "top-5 error (%)": cell([r.val_error5 for r in runs]),
+                     "change vs all five (points)": change,
+                     "seeds": len(runs), "paper": "baseline" if arm == FULL else "about +2 top-1"})
+    parts = [f"{c.what.split()[1]} {c.verdict} ({c.diff:+.2f} points, {c.interval})" for c in comps]
+    runs_each = f"; {comps[0].design.split(', ', 1)[1]} each" if comps and len({c.n for c in comps}) == 1 else ""
+    verdict = (f"{overall(comps)}: removing any middle conv layer raises the top-1 error — " + "; ".join(parts)
+               + f" (each removal against all five layers, unpaired{runs_each})")
+    return Summary(rows, verdict, [PAIRING], comps)
 
 
 EXPERIMENT = Experiment(
     name="depth", title="depth: one middle conv layer fewer", section="§7",
     claim="removing any of the middle convolutional layers costs about 2 points of top-1",
-    base=MINI, arms=(Arm("all five conv layers", {}),) + tuple(
+    base=MINI, arms=(Arm(FULL, {}),) + tuple(
         Arm(f"without {c}", {"model_kwargs": {"drop_conv": c}}) for c in ("conv2", "conv3", "conv4")),
     default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves)

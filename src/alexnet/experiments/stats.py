@@ -1,15 +1,90 @@
-"""The statistics of an experiment: spreads over seeds, the verdict rule, overfitting and stability notes.
+"""The statistics of an experiment: the runs a verdict may use, table cells, and what a summary returns.
 
-With 2–3 seeds per arm, a difference counts only when it is larger than the seeds' own spread
-(half the range): `direction` states the rule, `lower_error` applies it to two arms.
+The verdict rule itself is `alexnet.experiments.verdict` (a 95 % interval of the difference,
+paired by seed or Welch). Here: `usable` (diverged or unstable runs are left out and named, never
+averaged), `cell` (a table cell: the mean and its 95 % interval), `Summary` (an experiment's
+table, verdict line, notes and the `Comparison` objects behind the verdict) and `overall` (one
+word for a claim made of several comparisons).
+
+`direction`, `lower_error` and `noise_of` are the older rule (a difference beyond the largest
+half-range over the seeds, which says "reproduces" about a quarter of the time with no effect); they
+stay only until every experiment has moved to `verdict.compare`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from .runs import RunResult
+from .verdict import VERDICTS, Comparison, mean_interval
+
+CELL_NOTE = ("Cells: the mean over the usable seeds with its 95 % confidence interval in brackets "
+             "(Student t; one seed: the value alone).")
+
+
+@dataclass
+class Summary:
+    """What an experiment's ``summarize`` returns: its table rows, the verdict line, notes, and the
+    comparisons the verdict rests on (the main claim first).
+
+    It unpacks as the older ``(rows, verdict, notes)`` tuple, and `as_summary` accepts that tuple
+    (or a 4-tuple ending in the comparisons) from a ``summarize`` that still returns one."""
+
+    rows: list[dict[str, Any]]
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.rows, self.verdict, self.notes))
+
+
+def as_summary(value: Any) -> Summary:
+    """A `Summary` from what ``summarize`` returned: a `Summary`, ``(rows, verdict, notes)`` or
+    ``(rows, verdict, notes, comparisons)``."""
+    if isinstance(value, Summary):
+        return value
+    rows, verdict, notes, *rest = value
+    return Summary(list(rows), verdict, list(notes), list(rest[0]) if rest else [])
+
+
+def overall(comparisons: list[Comparison]) -> str:
+    """One verdict word for a claim that must hold in every comparison ("removing *any* middle
+    layer costs points"): reproduces only if all do, contradicts if any does, else inconclusive."""
+    words = [c.verdict for c in comparisons]
+    if words and all(w == "reproduces" for w in words):
+        return "reproduces"
+    return "contradicts" if "contradicts" in words else "inconclusive"
+
+
+def verdict_word(verdict: str) -> str | None:
+    """The verdict word a verdict line begins with (``"reproduces: …"``), or None."""
+    head = verdict.split(":", 1)[0].strip()
+    return head if head in VERDICTS else None
+
+
+def by_seed(runs: list[RunResult], key: Callable[[RunResult], float]) -> dict[int, float]:
+    """``{seed: key(run)}``, the form `verdict.compare` takes."""
+    return {r.seed: key(r) for r in runs}
+
+
+def cell(xs: list[float]) -> str:
+    """A table cell: ``mean [low, high]``, the 95 % interval of the mean (`CELL_NOTE`)."""
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    if not xs:
+        return "–"
+    m, lo, hi = mean_interval(xs)
+    return f"{m:.2f}" if math.isnan(lo) else f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def usable_by_arm(results: list[RunResult]) -> tuple[dict[str, list[RunResult]], list[str]]:
+    """`usable`, grouped by arm: every arm keeps its place (an arm whose runs were all left out
+    has an empty list), and the labels of the runs left out."""
+    kept, excluded = usable(results)
+    ids = {id(r) for r in kept}
+    return {arm: [r for r in rs if id(r) in ids] for arm, rs in by_arm(results).items()}, excluded
 
 
 def by_arm(results: list[RunResult]) -> dict[str, list[RunResult]]:
@@ -107,25 +182,24 @@ def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
 
 
 def error_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str]) -> list[dict[str, Any]]:
-    """Table rows: top-1 and top-5 validation error per arm (mean ± half-range over seeds)."""
-    return [{"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs]),
-             "top-5 error (%)": spread([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
+    """Table rows: top-1 and top-5 validation error per arm (`cell`: mean and 95 % interval)."""
+    return [{"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs]),
+             "top-5 error (%)": cell([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
             for arm, runs in arms.items()]
-
 
 
 def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str], *,
                      top5: bool = True) -> list[dict[str, Any]]:
     """Table rows: validation error (top-1, and top-5 if ``top5``), training error in eval mode and
-    the gap between them (how much the arm overfits) per arm, mean ± half-range over seeds. Needs
+    the gap between them (how much the arm overfits) per arm (`cell`: mean and 95 % interval). Needs
     the ``train_eval`` extra."""
     rows = []
     for arm, runs in arms.items():
-        row = {"arm": arm, "validation top-1 error (%)": spread([r.val_error for r in runs])}
+        row = {"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs])}
         if top5:
-            row["top-5 error (%)"] = spread([r.val_error5 for r in runs])
-        row.update({"training error, eval mode (%)": spread([r.extra["train_eval_error"] for r in runs]),
-                    "overfitting gap (points)": spread([r.overfit_gap for r in runs]), "seeds": len(runs),
+            row["top-5 error (%)"] = cell([r.val_error5 for r in runs])
+        row.update({"training error, eval mode (%)": cell([r.extra["train_eval_error"] for r in runs]),
+                    "overfitting gap (points)": cell([r.overfit_gap for r in runs]), "seeds": len(runs),
                     "paper": paper(arm)})
         rows.append(row)
     return rows

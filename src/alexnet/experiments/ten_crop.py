@@ -11,23 +11,29 @@ from __future__ import annotations
 
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE
-from .stats import direction, half_range, mean, spread
+from .stats import Summary, by_seed, cell, usable
+from .verdict import compare
 
 
-def summarize(exp: Experiment, results: list[RunResult]):
-    c = [r.extra["centre_error"] for r in results]
-    t = [r.extra["ten_crop_error"] for r in results]
-    c5 = [r.extra["centre_error5"] for r in results]
-    t5 = [r.extra["ten_crop_error5"] for r in results]
-    ct = [r.extra["centre_seconds"] for r in results]
-    tt = [r.extra["ten_crop_seconds"] for r in results]
-    rows = [{"test": "centre crop", "top-1 error (%)": spread(c), "top-5 error (%)": spread(c5),
-             "evaluation time (s)": spread(ct), "seeds": len(results), "paper": "baseline"},
-            {"test": "ten crops, softmax averaged", "top-1 error (%)": spread(t), "top-5 error (%)": spread(t5),
-             "evaluation time (s)": spread(tt), "seeds": len(results), "paper": "lower error"}]
-    diffs = [a - b for a, b in zip(c, t)]
-    verdict = direction(mean(diffs), half_range(diffs), +1, "ten crops lowered the error (same weights, paired)")
-    return rows, verdict, [f"seed {r.seed}: centre {a:.2f} %, ten-crop {b:.2f} %" for r, a, b in zip(results, c, t)]
+def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
+    """Centre crop against ten crops on the same weights: the difference paired by seed (each seed's
+    network tested both ways), with its 95 % interval; diverged or unstable runs left out."""
+    kept, excluded = usable(results)
+
+    def col(key: str) -> list[float]:
+        return [r.extra[key] for r in kept]
+
+    rows = [{"test": "centre crop", "top-1 error (%)": cell(col("centre_error")), "top-5 error (%)": cell(col("centre_error5")),
+             "evaluation time (s)": cell(col("centre_seconds")), "seeds": len(kept), "paper": "baseline"},
+            {"test": "ten crops, softmax averaged", "top-1 error (%)": cell(col("ten_crop_error")),
+             "top-5 error (%)": cell(col("ten_crop_error5")), "evaluation time (s)": cell(col("ten_crop_seconds")),
+             "seeds": len(kept), "paper": "lower error"}]
+    err = compare(by_seed(kept, lambda r: r.extra["ten_crop_error"]), by_seed(kept, lambda r: r.extra["centre_error"]),
+                  paired=True, what="ten-crop testing lowers the top-1 error", excluded=tuple(excluded))
+    notes = ["Paired by seed on the same weights: each seed's trained network is tested both ways."]
+    notes += [f"seed {r.seed}: centre {r.extra['centre_error']:.2f} %, ten-crop {r.extra['ten_crop_error']:.2f} %"
+              for r in kept]
+    return Summary(rows, err.text, notes, [err])
 
 
 def plot(exp: Experiment, results: list[RunResult], fig) -> None:
