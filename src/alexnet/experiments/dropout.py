@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .grid import interval_text, table_only
+from .grid import interval_text
 from .runs import Arm, Experiment, RunResult, Scale
 from .setups import FAST_SCALE, MINI, val_curves
 from .stats import by_arm, usable
@@ -122,5 +122,5 @@ EXPERIMENT = Experiment(
     name="dropout", title="dropout", section="§4.2",
     claim="without dropout the network overfits substantially (dropout roughly doubles the iterations to converge)",
     base=BASE, arms=(Arm(ON, {}), Arm(OFF, {"model_kwargs": {"dropout": 0.0}})),
-    default=SCALE, fast=FAST_SCALE, summarize=table_only(summarize), plot=val_curves, extras=("train_eval",),
+    default=SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves, extras=("train_eval",),
     scale_note=f"Constant rate {BASE['lr']:g} (§5); intervals are 95 % t-intervals over seeds.")

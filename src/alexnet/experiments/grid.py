@@ -79,15 +79,6 @@ def interval_text(values: list[float], fmt: str = ".2f") -> str:
     return f"{m:{fmt}}" if math.isnan(lo) else f"{m:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
-def table_only(summarize: Callable[..., tuple]) -> Callable[..., tuple]:
-    """``summarize`` without its fourth part (the list of `Comparison`): the table writer takes
-    ``(rows, verdict, notes)``; the comparisons are there for a caller that asks for them."""
-    def three(exp: Experiment, results: list[RunResult]) -> tuple:
-        return tuple(summarize(exp, results)[:3])
-    three.__doc__ = summarize.__doc__
-    return three
-
-
 @dataclass(frozen=True)
 class GridExperiment(Experiment):
     """An `Experiment` over settings × rates (see the module docstring). ``choose`` maps one
@@ -119,4 +110,4 @@ class GridExperiment(Experiment):
 
 
 __all__ = ["GridExperiment", "at_best", "best_rates", "edge", "grid_of", "interval_text", "rate_arms",
-           "rate_of", "setting_of", "table_only"]
+           "rate_of", "setting_of"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from .grid import interval_text, table_only
+from .grid import interval_text
 from .runs import Arm, Experiment, RunResult, Scale
 from .setups import CIFAR4, FAST_SCALE, val_curves
 from .stats import by_arm, mean, usable
@@ -75,5 +75,5 @@ EXPERIMENT = Experiment(
     claim="response normalisation lowers top-1/top-5 error by 1.4/1.2 points on ImageNet, and a four-layer CNN's "
           "CIFAR-10 test error from 13 % to 11 %",
     base=BASE, arms=(Arm("with LRN", {}), Arm("without LRN", {"model_kwargs": {"lrn": False}})),
-    default=SCALE, fast=FAST_SCALE, summarize=table_only(summarize), plot=val_curves,
+    default=SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves,
     scale_note=f"Both arms at the one-cycle peak rate {RATE:g}; ± intervals are 95 % t-intervals over the usable seeds.")

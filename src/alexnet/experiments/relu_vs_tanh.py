@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 
 from ..viz.plotting import integer_ticks
-from .grid import GridExperiment, at_best, best_rates, edge, grid_of, interval_text, rate_arms, table_only
+from .grid import GridExperiment, at_best, best_rates, edge, grid_of, interval_text, rate_arms
 from .runs import Experiment, RunResult, Scale
 from .setups import FAST_SCALE
 from .stats import mean, usable
@@ -180,6 +180,6 @@ EXPERIMENT = GridExperiment(
     base=BASE,
     arms=rate_arms({act: {"model_kwargs": {**MODEL, "act": act.lower()}} for act in ACTS},
                    dict.fromkeys(ACTS, RATES)),
-    default=SCALE, fast=FAST_SCALE, summarize=table_only(summarize), plot=plot, choose=choose_rate,
+    default=SCALE, fast=FAST_SCALE, summarize=summarize, plot=plot, choose=choose_rate,
     scale_note="Seed 0 at every rate of the grid; each activation's fastest rate there also with the other seeds. "
                "Training error is the running error over each epoch; the table's intervals are 95 % t-intervals.")

@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .grid import interval_text, table_only
+from .grid import interval_text
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
 from .stats import by_arm, usable
@@ -184,6 +184,6 @@ EXPERIMENT = Experiment(
           "and trains slightly faster",
     base=MINI, arms=(Arm(TWO, {}), Arm(HALF, {"model_kwargs": {"groups": 1, "half_kernels": True}}),
                      Arm(SAME, {"model_kwargs": {"groups": 1}})),
-    default=MINI_SCALE, fast=FAST_SCALE, summarize=table_only(summarize), plot=val_curves,
+    default=MINI_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves,
     scale_note="Error intervals: Welch's 95 % t-interval (different nets, so unpaired). Speed: measured in one "
                "process after training, alternating the two nets' training steps (see the verdict).")
