@@ -42,7 +42,7 @@ def test_the_registry_lists_every_name_aug_accepts_and_where_each_runs():
     # the tuples the layers used to keep by hand are read from it
     assert transforms.AUGS == AugPlan.names("cpu") == ("auto", "paper", "light", "small", "none")
     assert resident.AUGS == config.RESIDENT_AUGS == AugPlan.names("resident", auto=False) \
-        == ("flip", "flip-translate", "none")
+        == ("paper", "light", "small", "flip", "flip-translate", "none")
     assert AugPlan.names("gpu") == AugPlan.names("cache") == AugPlan.names("cpu")
 
 
@@ -127,9 +127,9 @@ def test_each_path_refuses_a_plan_it_cannot_run():
     ds = type("DS", (), {"transform": type("TF", (), {"plan": flip})(), "__len__": lambda self: 4})()
     with pytest.raises(UserError, match="needs a transform from build_transforms"):
         DeviceBatchLoader(ds, batch_size=2, device="cpu")
-    with pytest.raises(ValueError, match="unknown resident augmentation"):
+    with pytest.raises(ValueError, match="needs its AugPlan"):  # the crop size and padding are the plan's
         ResidentLoader(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2), batch_size=1, train=True,
-                       aug=AugPlan.resolve("small", CIFAR))
+                       aug="small")
 
 
 def test_the_resident_loader_takes_a_plan_or_its_name():

@@ -242,7 +242,6 @@ def test_resident_lookahead_run_killed_mid_epoch_resumes_bit_identical(small_fol
 
 @pytest.mark.parametrize("flags, msg", [
     (["--no-resident", "--aug", "flip"], "add --resident"),
-    (["--resident", "--aug", "paper"], "--resident augments whole batches in memory"),
     (["--report-at", "80,120"], "accuracies must be in (0, 100]"),
     (["--resident", "--translate", "20"], "--translate must be between 0 and 8"),
     (["--data-device", "cuda"], "--resident keeps decoded images in memory"),  # the recipe is resident

@@ -11,7 +11,8 @@ Four data paths carry out a plan (`PATHS`; docs/architecture.md has the data flo
 - ``cache``: `CacheDataset.get_batch`, crops and flips cut straight out of a raw cache's memory
   map (its own draws, a pure function of the same seeds);
 - ``resident``: `ResidentLoader`, whole epochs of images held in memory (airbench's alternating
-  flip and reflected translation; Jordan 2024).
+  flip and reflected translation, Jordan 2024; and the per-image recipes' crops, flips and
+  lighting, drawn per image for a whole epoch at once).
 
 ``cfg`` is duck-typed as in `build_transforms`: ``input_size`` (C, H, W) and ``resize`` (the short
 side before cropping; H when missing). One-channel models (MNIST, digits) are never flipped on the
@@ -51,6 +52,7 @@ class Augmentation:
 
 
 _STREAMING = ("cpu", "gpu", "cache")
+_PER_IMAGE = _STREAMING + ("resident",)  # the per-image recipes; the resident path cuts them for a whole epoch
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,10 @@ class AugPlan:
         Augmentation("auto", "small for inputs of at most 64 px a side, else paper; flip-translate with "
                              "--resident", PATHS),
         Augmentation("paper", "the paper's (§4.1): short side to resize, centre square, random crop, flip, "
-                              "PCA lighting", _STREAMING),
-        Augmentation("light", "short side to resize, random crop and flip; no PCA lighting", _STREAMING),
+                              "PCA lighting", _PER_IMAGE),
+        Augmentation("light", "short side to resize, random crop and flip; no PCA lighting", _PER_IMAGE),
         Augmentation("small", "centre crop, zero-pad H/8 px (4 at 32 px) and random crop, flip: the usual "
-                              "CIFAR recipe", _STREAMING),
+                              "CIFAR recipe", _PER_IMAGE),
         Augmentation("flip", "airbench's alternating flip of a whole epoch held in memory", ("resident",)),
         Augmentation("flip-translate", "alternating flip and a shift of up to --translate px, borders "
                                        "reflected", ("resident",)),

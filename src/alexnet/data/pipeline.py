@@ -96,9 +96,9 @@ class TrainingData:
     def _resident_loaders(self, batch_size: int, bad_log: BadSampleLog) -> None:
         """--resident: decode the training (and validation) images once into memory as uint8 and
         serve batches from there, augmented a whole epoch at a time (data.resident)."""
-        from .resident import ResidentLoader, decode_all
+        from .resident import ResidentLoader, decode_all, stored_size
 
-        cfg, (c, h, w) = self.config, self.model_cfg.input_size
+        cfg, c, (h, w) = self.config, self.model_cfg.input_size[0], stored_size(self.aug_plan)
         n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
         need, on = self.resident_bytes(), self.resident_on or torch.device("cpu")
         total = memory_bytes()
@@ -128,14 +128,19 @@ class TrainingData:
         self.note = (f"decoded {len(y):,} train{n_val} images into memory "
                      f"({format_bytes(x.numel() + (val.images.numel() if val else 0))} uint8) in "
                      f"{time.perf_counter() - t:.1f}s · augmentation {plan.name}"
-                     + (f" (±{plan.translate} px)" if plan.name == "flip-translate" else "") + " on whole batches"
+                     + (f" (±{plan.translate} px)" if plan.name == "flip-translate" else "")
+                     + (f" ({plan.size[0]}×{plan.size[1]} crops of {h}×{w})" if (h, w) != tuple(plan.size) else "")
+                     + " on whole batches"
                      + (f" · {self.placement_note}" if self.placement_note else ""))
 
     def resident_bytes(self) -> int:
-        """Bytes of the resident set: every training and validation image as uint8 at the model's input size."""
+        """Bytes of the resident set: every training and validation image as uint8 at the size it is
+        kept at (`stored_size`: the input size, or the larger square a recipe crops it out of)."""
+        from .resident import stored_size
+
         n = len(self.train_ds) + (len(self.val_ds) if self.val_ds is not None else 0)
-        c, h, w = self.model_cfg.input_size
-        return n * c * h * w
+        h, w = stored_size(self.aug_plan)
+        return n * self.model_cfg.input_size[0] * h * w
 
     def resident_placement(self, device: torch.device) -> "ResidentPlacement":
         """Where the resident set of a run whose model is on ``device`` lives and is augmented, and
@@ -171,9 +176,10 @@ class TrainingData:
     def sample_images(self, n: int) -> torch.Tensor:
         """Up to ``n`` training images as the network sees them at test time (uint8): the resident
         images when there are any, else the first of a stratified sample of ``n``, decoded now."""
-        if self.train_images is not None:
-            return self.train_images
-        from .resident import decode_all
+        from .resident import center_crop, decode_all
+
+        if self.train_images is not None:  # held larger than the input for crops out of the centre square
+            return center_crop(self.train_images, tuple(self.model_cfg.input_size[-2:]))
 
         c = self.config
         sub = take_subset(build_dataset(c.data, "train", transform=build_transforms(self.model_cfg, train=False),
@@ -199,7 +205,7 @@ def open_training_data(config: TrainingDataConfig, model_cfg: Any, model_device:
     plan = AugPlan.resolve(c.aug, model_cfg, path="resident" if c.resident else "cpu", pca=c.pca or None,
                            pca_scale=c.pca_scale, translate=c.translate)
     val_tf = build_transforms(model_cfg, train=False)
-    train_tf = val_tf if c.resident else build_transforms(model_cfg, train=True, aug=plan)
+    train_tf = resident_transform(model_cfg, plan) if c.resident else build_transforms(model_cfg, train=True, aug=plan)
     download = c.download and c.rank == 0  # one process downloads
     train_ds = build_dataset(c.data, "train", transform=train_tf, val_split=c.val_split, download=download)
     try:
@@ -242,6 +248,20 @@ def decide_resident_placement(device: torch.device, need: int, free: int, record
     if fits:
         return ResidentPlacement("cuda", f"resident set and its augmentation on {d} ({sizes}): no batch crosses PCIe")
     return ResidentPlacement("cpu", f"resident set in host memory, each batch copied to {d} ({sizes} there)")
+
+
+def resident_transform(model_cfg: Any, plan: AugPlan):
+    """How the resident loader decodes the training images: as the network sees them at test
+    time, except for the recipes that crop the input out of a larger centre square (`stored_size`:
+    ``paper``'s 24×24 crops of 32×32 images, §4.1), which keep that square."""
+    from types import SimpleNamespace
+
+    from .resident import stored_size
+
+    size = stored_size(plan)
+    if size == tuple(plan.size):
+        return build_transforms(model_cfg, train=False)
+    return build_transforms(SimpleNamespace(input_size=(plan.channels, *size), resize=plan.resize), train=False)
 
 
 def memory_bytes() -> int:

@@ -12,12 +12,14 @@ how it summarises them against the paper's figure, and its plot. `run` trains wh
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import UserError, did_you_mean
 from . import depth, dropout, lrn, overlap_pool, pca_lighting, relu_vs_tanh, ten_crop, towers
 from .output import machine_line, write_outputs
+from .budget import Plan, plan_runs
 from .runs import Arm, Experiment, RunResult, Scale, run_experiment
 
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT for m in (
@@ -35,6 +37,48 @@ def get(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+@dataclass(frozen=True)
+class Job:
+    """One experiment as `run` will run it: the scale (defaults and overrides applied), the data
+    spec and the config fields every arm gets (device, workers, precision mode)."""
+
+    exp: Experiment
+    scale: Scale
+    data: str
+    over: dict[str, Any]
+
+
+def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: int | None = None,
+            epochs: int | None = None, train_subset: int | None = None, device: str = "auto",
+            workers: int | None = None, amp: str | None = None, **_: Any) -> Job:
+    """Experiment ``name`` with `run`'s arguments checked and applied (one-line `UserError` for a bad one)."""
+    from ..engine.config import AMP_MODES
+
+    exp = get(name)
+    scale = exp.fast if fast else exp.default
+    for flag, value, least in (("seeds", seeds, 1), ("epochs", epochs, 1), ("train_subset", train_subset, 0)):
+        if value is not None:
+            if value < least:
+                what = "at least 1" if least else "non-negative"
+                raise UserError(f"--{flag.replace('_', '-')} must be {what}, not {value}")
+            scale = dataclasses.replace(scale, **{flag: value})
+    if data is None:
+        if not fast:
+            raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (the python batches or "
+                            f"class folders of the training images), or --fast for a seconds-long check on the digits")
+        data = "digits"
+    over: dict[str, Any] = {"device": device}
+    if amp is not None:
+        if amp not in AMP_MODES:
+            raise UserError(f"--amp must be one of {', '.join(AMP_MODES)}, not {amp!r}")
+        over["amp"] = amp
+    if workers is not None:
+        over["workers"] = workers
+    if fast:
+        over["workers"] = 0
+    return Job(exp, scale, data, over)
+
+
 def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | None = None,
         epochs: int | None = None, train_subset: int | None = None, out: str | Path = "experiments",
         device: str = "auto", workers: int | None = None, command: str = "", amp: str | None = None,
@@ -43,43 +87,23 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
     plot to ``out``. ``data``: a dataset spec (default CIFAR-10 is needed; ``fast`` falls back to
     the embedded digits). ``amp``: the precision of every arm (auto: measured once at the start).
     Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
-    from ..core.device import AMP_CHOICES
-
-    exp = get(name)
-    scale = exp.fast if fast else exp.default
-    if seeds is not None:
-        if seeds < 1:
-            raise UserError(f"--seeds must be at least 1, not {seeds}")
-        scale = dataclasses.replace(scale, seeds=seeds)
-    if epochs is not None:
-        if epochs < 1:
-            raise UserError(f"--epochs must be at least 1, not {epochs}")
-        scale = dataclasses.replace(scale, epochs=epochs)
-    if train_subset is not None:
-        if train_subset < 0:
-            raise UserError(f"--train-subset must be non-negative, not {train_subset}")
-        scale = dataclasses.replace(scale, train_subset=train_subset)
-    if data is None:
-        if not fast:
-            raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (the python batches or "
-                            f"class folders of the training images), or --fast for a seconds-long check on the digits")
-        data = "digits"
-    over: dict[str, Any] = {"device": device}
-    if amp is not None:
-        if amp not in AMP_CHOICES:
-            raise UserError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
-        over["amp"] = amp
-    if workers is not None:
-        over["workers"] = workers
-    if fast:
-        over["workers"] = 0
+    job = prepare(name, data=data, fast=fast, seeds=seeds, epochs=epochs, train_subset=train_subset, device=device,
+                  workers=workers, amp=amp)
     out = Path(out)
-    results = run_experiment(exp, data=data, out=out, scale=scale, say=say, **over)
-    record = write_outputs(exp, results, out=out, scale=scale, data=data, fast=fast,
+    say(f"[{name}] " + plan_runs([(job.exp, job.scale)], data=job.data, out=out, **job.over).summary())
+    results = run_experiment(job.exp, data=job.data, out=out, scale=job.scale, say=say, **job.over)
+    record = write_outputs(job.exp, results, out=out, scale=job.scale, data=job.data, fast=fast,
                            command=command or f"alexnet experiment {name}", machine=machine_line())
     say(f"[{name}] {record['verdict']}")
     say(f"[{name}] wrote {out / (name + '.md')}, {out / (name + '.json')}, {out / (name + '.png')}")
     return record
+
+
+def plan(names: list[str] | None = None, *, out: str | Path = "experiments", **kwargs: Any) -> Plan:
+    """What running ``names`` (default: every experiment) in order with `run`'s arguments would
+    train: unique runs, cached ones, estimated hours per experiment (`alexnet.experiments.budget`)."""
+    jobs = [prepare(n, **kwargs) for n in (names or EXPERIMENTS)]
+    return plan_runs([(j.exp, j.scale) for j in jobs], data=jobs[0].data, out=Path(out), **jobs[0].over)
 
 
 def write_index(out: str | Path, names: list[str] | None = None, index: str | Path | None = None) -> Path:
@@ -101,12 +125,17 @@ def report(out: str | Path, *, index: str | Path | None = None, runs_from: str |
 
 
 def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
-    """Every experiment in turn (shared runs are trained once), then `write_index`."""
+    """Every experiment in turn (shared runs are trained once), then `write_index`. The plan
+    (`plan`: runs, cached ones, estimated hours per experiment) is printed first; an interrupted
+    ``all`` run again trains only what is missing and resumes the run it stopped in."""
+    say = kwargs.get("say", print)
+    for line in plan(**{k: v for k, v in kwargs.items() if k not in ("say", "command")}).lines():
+        say(line)
     records = {name: run(name, **kwargs) for name in EXPERIMENTS}
     path = write_index(kwargs.get("out", "experiments"), list(records))
     kwargs.get("say", print)(f"wrote {path}")
     return records
 
 
-__all__ = ["EXPERIMENTS", "Arm", "Experiment", "RunResult", "Scale", "get", "list_experiments", "report", "run",
-           "run_all", "write_index"]
+__all__ = ["EXPERIMENTS", "Arm", "Experiment", "Job", "Plan", "RunResult", "Scale", "get", "list_experiments", "plan",
+           "prepare", "report", "run", "run_all", "write_index"]

@@ -95,6 +95,21 @@ class GridExperiment(Experiment):
         best = best_rates(self.seed0_results(scale, data, out, **over), self.choose)
         return [(arm, cfg) for arm, cfg in every if best.get(setting_of(arm.label)) == rate_of(arm.label)]
 
+    def plan_configs(self, scale: Scale, seed: int, data: str, out: Path, **over: Any) -> list[tuple[Arm, Any]]:
+        """`configs` without training anything, for a plan: a later seed's runs at the best rates
+        when the seed-0 grid is in the run cache, else one stand-in per setting (its middle rate),
+        so that the plan counts the right number of runs."""
+        every = super().configs(scale, seed, data, out, **over)
+        if seed == 0:
+            return every
+        grid = super().configs(scale, 0, data, out, **over)
+        if all((Path(cfg.output_dir) / cfg.name / "result.json").is_file() for _, cfg in grid):
+            return self.configs(scale, seed, data, out, **over)
+        by_setting: dict[str, list[tuple[Arm, Any]]] = {}
+        for arm, cfg in every:
+            by_setting.setdefault(setting_of(arm.label), []).append((arm, cfg))
+        return [runs[len(runs) // 2] for runs in by_setting.values()]
+
     def seed0_results(self, scale: Scale, data: str, out: Path, **over: Any) -> list[RunResult]:
         """The seed-0 runs of the whole grid, trained (or read from the run cache)."""
         results = []

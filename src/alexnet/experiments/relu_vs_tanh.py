@@ -45,7 +45,7 @@ PAPER_RATIO = 6.0  # Figure 1: "six times faster"
 MODEL = {"lrn": False, "init": "paper"}  # N(0, 0.01) weights, zero biases (§5)
 BASE = dict(model="cifar4", model_kwargs=MODEL, optimizer="sgd", momentum=0.9, nesterov=False,
             weight_decay=0.0, lr_scheduler="constant", label_smoothing=0.0, aug="none", val_split=0.1, workers=0,
-            normalize="pixelmean")  # §2: the mean pixel subtracted, 0‥255 units; val_split 0.1: 5,000 held out
+            normalize="pixelmean", resident=True)  # §2: the mean pixel subtracted, 0‥255 units; val_split 0.1: 5,000 held out
 RATES = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 ACTS = ("ReLU", "tanh")
 # The whole training split (45,000 images after the 5,000 held out), batches of 128 (cuda-convnet's

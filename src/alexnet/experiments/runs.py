@@ -64,6 +64,8 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     precision: str = ""  # what the run trained in (its config.json): fp32, bf16 or fp16
+    wall_s: float | None = None  # its result.json's: the wall time of training it and its extras (None: not recorded)
+    machine: str = ""  # its result.json's: where it trained (`output.machine_line`)
 
     @property
     def last(self) -> dict[str, float]:
@@ -137,6 +139,11 @@ class Experiment:
             cfg.name = run_key(cfg)
             runs.append((arm, cfg))
         return runs
+
+    def plan_configs(self, scale: Scale, seed: int, data: str, out: Path, **over: Any) -> list[tuple[Arm, Any]]:
+        """The configs a plan counts for ``seed`` (`experiments.budget`): `configs`, which an
+        experiment that decides its later runs from earlier ones overrides so as not to train."""
+        return self.configs(scale, seed, data, out, **over)
 
 
 def run_key(cfg) -> str:
@@ -238,10 +245,16 @@ EXTRAS: dict[str, Callable[[Path, Any], dict[str, float]]] = {"train_eval": _tra
 
 def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
     """Train ``cfg`` unless its run finished before; resume it if it was interrupted. Returns the
-    contents of its ``result.json`` and whether it came from the cache."""
+    contents of its ``result.json`` and whether it came from the cache.
+
+    ``result.json`` records ``wall_s``, the wall time of this call (training, or what was left of
+    it when ``resumed``, and the extra evaluations; extras added later add theirs), and ``machine``."""
     from ..engine import fit
     from ..engine.config import resume_config
+    from .output import machine_line
 
+    t0 = time.perf_counter()
+    resumed = False
     run_dir = Path(cfg.output_dir) / cfg.name
     result_path = run_dir / "result.json"
     cached = result_path.is_file()
@@ -254,23 +267,27 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
         if (run_dir / "checkpoints" / "last.pt").is_file():
             say(f"    resuming the interrupted run {run_dir}")
             fit(resume_config(str(run_dir)))
+            resumed = True
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing to resume; this cache's own folder
                 say(f"    starting over: the interrupted run {run_dir} left no checkpoint")
                 shutil.rmtree(run_dir)
             fit(cfg)
-        result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}}
+        result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}, "wall_s": 0.0,
+                  "resumed": resumed, "machine": machine_line()}
         if len(result["epochs"]) < cfg.epochs:
             raise UserError(f"{run_dir}: the run stopped after {len(result['epochs'])} of {cfg.epochs} epochs")
-    missing = [e for e in extras if not all(k in result["extra"] for k in _EXTRA_KEYS[e])]
+    missing = [e for e in extras if not all(k in result["extra"] for k in EXTRA_KEYS[e])]
     for e in missing:
         result["extra"].update(EXTRAS[e](run_dir, cfg))
     if missing or not cached:
+        if result.get("wall_s") is not None or not cached:
+            result["wall_s"] = round(result.get("wall_s", 0.0) + time.perf_counter() - t0, 2)
         atomic_write_json(result_path, result)
     return result, cached and not missing
 
 
-_EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
+EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
 
 
 def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
@@ -293,6 +310,7 @@ def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
         say(f"[{exp.name}] run {i}/{len(plan)}: {arm.label}, seed {seed}{' (cached)' if done else ''} → {run_dir}")
         result, cached = train_or_reuse(cfg, exp.extras, say)
         results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached,
-                                 precision=run_precision_of(run_dir)))
+                                 precision=run_precision_of(run_dir), wall_s=result.get("wall_s"),
+                                 machine=result.get("machine", "")))
     return results
 

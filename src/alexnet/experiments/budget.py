@@ -1,0 +1,158 @@
+"""What ``alexnet experiment all`` (or one experiment) will train, and about how long it will take.
+
+Every arm × seed of every experiment is a run named by its config (`run_key`); a run that two
+experiments share (the same baseline) is trained once, by the first experiment that needs it, and
+the later ones reuse it (`Plan`). What is left of each run is estimated from the measured epoch
+times of the base networks on the reference machine (`setups.EPOCH_SECONDS`, measured by
+tools/experiment_budget.py; docs/experiments-budget.md): a finished run (``result.json``) costs
+nothing, an interrupted one only its remaining epochs, and each extra evaluation
+(`runs.EXTRAS`) about half an epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .runs import EXTRA_KEYS, Experiment, Scale, read_metrics
+from .setups import EPOCH_SECONDS, REFERENCE_IMAGES, REFERENCE_MACHINE, RUN_OVERHEAD_SECONDS
+
+EXTRA_EPOCHS = 0.5  # an extra evaluation (training images in eval mode, ten-crop) ≈ half an epoch
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One unique run: the experiment that trains it (the first that needs it), its arm and seed,
+    its directory's name, how far it got, the experiments that reuse it, and the seconds left."""
+
+    experiment: str
+    arm: str
+    seed: int
+    key: str
+    state: str  # "new", "interrupted" (resumes from its last checkpoint) or "cached" (finished)
+    seconds: float  # estimated, on the reference machine (nan: no measured epoch time for this model)
+    shared_with: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """The unique runs of some experiments (`plan_runs`) and, per experiment, how many runs it
+    uses, how many it trains itself and the estimated seconds of what it adds."""
+
+    runs: list[PlannedRun]
+    used: dict[str, int] = field(default_factory=dict)  # experiment → its arm × seed runs
+    seconds: dict[str, float] = field(default_factory=dict)  # experiment → estimated seconds it adds
+
+    @property
+    def hours(self) -> float:
+        return sum(self.seconds.values()) / 3600
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per experiment: its runs, those it trains, those it reuses, and hours."""
+        rows = []
+        for name, used in self.used.items():
+            own = [r for r in self.runs if r.experiment == name]
+            rows.append({"experiment": name, "runs": used, "trained here": len(own), "reused": used - len(own),
+                         "cached": sum(r.state == "cached" for r in own),
+                         "hours": round(self.seconds[name] / 3600, 2)})
+        return rows
+
+    def summary(self) -> str:
+        """One line: the unique runs by state and the estimated time left."""
+        states = {k: sum(r.state == k for r in self.runs) for k in ("cached", "interrupted", "new")}
+        return (f"{len(self.runs)} runs: {states['cached']} cached, {states['interrupted']} interrupted (resume), "
+                f"{states['new']} new; about {_hours(self.hours * 3600)} on {REFERENCE_MACHINE}")
+
+    def lines(self) -> list[str]:
+        """The plan as printed before `alexnet experiment all` starts."""
+        total = sum(self.used.values())
+        cached = sum(r.state == "cached" for r in self.runs)
+        stopped = sum(r.state == "interrupted" for r in self.runs)
+        out = [f"plan: {len(self.used)} experiment{'s' * (len(self.used) != 1)}, {total} runs, {len(self.runs)} "
+               f"unique ({total - len(self.runs)} shared between experiments); {cached} finished before (cached), "
+               f"{stopped} interrupted (resume), {len(self.runs) - cached - stopped} new",
+               f"estimated {_hours(self.hours * 3600)} of training left on {REFERENCE_MACHINE} (measured epoch "
+               f"times; docs/experiments-budget.md):"]
+        width = max(len(n) for n in self.used)
+        for row in self.table():
+            reused = f", {row['reused']} reused" if row["reused"] else ""
+            out.append(f"  {row['experiment']:<{width}}  {row['runs']:>3} runs ({row['trained here']} trained here"
+                       f"{reused}, {row['cached']} cached)  {_hours(self.seconds[row['experiment']])}")
+        return out
+
+
+def _hours(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "? h (no measured epoch time for this model)"
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def epoch_seconds(cfg) -> float:
+    """Estimated seconds of one epoch of ``cfg`` on the reference machine: the measured epoch of its
+    model (at the width measured, else scaled by width², the layers' cost), scaled by its number of
+    training images (the whole split: `REFERENCE_IMAGES`). nan for a model never measured."""
+    width = float(cfg.model_kwargs.get("width", 1.0))
+    known = {w: s for (m, w), s in EPOCH_SECONDS.items() if m == cfg.model and s > 0}
+    if not known:
+        return float("nan")
+    ref = width if width in known else min(known, key=lambda w: abs(w - width))
+    images = min(cfg.train_subset, REFERENCE_IMAGES) if cfg.train_subset else REFERENCE_IMAGES
+    return known[ref] * (width / ref) ** 2 * images / REFERENCE_IMAGES
+
+
+def run_seconds(cfg, run_dir: Path, extras: tuple[str, ...]) -> tuple[str, float]:
+    """(state, estimated seconds left) of the run ``cfg`` in ``run_dir`` with ``extras`` to evaluate."""
+    epoch = epoch_seconds(cfg)
+    result = run_dir / "result.json"
+    if result.is_file():
+        try:
+            have = json.loads(result.read_text()).get("extra", {})
+        except ValueError:
+            have = {}
+        todo = [e for e in extras if not all(k in have for k in EXTRA_KEYS[e])]
+        return "cached", EXTRA_EPOCHS * epoch * len(todo)
+    done = 0
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        try:
+            done = len(read_metrics(run_dir))
+        except OSError:
+            done = 0
+    state = "interrupted" if done or (run_dir / "checkpoints" / "last.pt").is_file() else "new"
+    return state, RUN_OVERHEAD_SECONDS + epoch * (max(0, cfg.epochs - done) + EXTRA_EPOCHS * len(extras))
+
+
+def plan_runs(jobs: list[tuple[Experiment, Scale]], *, data: str, out: Path, **over: Any) -> Plan:
+    """The plan of running ``jobs`` (each an experiment at a scale) in order into ``out``: each
+    unique run once, owned by the first experiment that needs it; an extra evaluation a later
+    experiment asks of a shared run is counted in that experiment's time."""
+    owner: dict[str, int] = {}
+    runs: list[PlannedRun] = []
+    extras_of: dict[str, set[str]] = {}
+    plan = Plan(runs)
+    for exp, scale in jobs:
+        plan.used[exp.name], plan.seconds[exp.name] = 0, 0.0
+        for seed in range(scale.seeds):
+            for arm, cfg in exp.plan_configs(scale, seed, data, out, **over):
+                plan.used[exp.name] += 1
+                run_dir, key = out / "runs" / cfg.name, cfg.name
+                if key not in owner:
+                    state, secs = run_seconds(cfg, run_dir, exp.extras)
+                    owner[key], extras_of[key] = len(runs), set(exp.extras)
+                    runs.append(PlannedRun(exp.name, arm.label, seed, key, state, secs))
+                    plan.seconds[exp.name] += secs
+                    continue
+                i = owner[key]
+                runs[i] = PlannedRun(**{**runs[i].__dict__, "shared_with": runs[i].shared_with + (exp.name,)})
+                new = [e for e in exp.extras if e not in extras_of[key]]
+                extras_of[key].update(new)
+                if new and runs[i].state != "cached":
+                    plan.seconds[exp.name] += EXTRA_EPOCHS * epoch_seconds(cfg) * len(new)
+                elif new:
+                    plan.seconds[exp.name] += run_seconds(cfg, run_dir, tuple(new))[1]
+    return plan
+
+
+__all__ = ["Plan", "PlannedRun", "plan_runs", "epoch_seconds", "run_seconds", "EXTRA_EPOCHS"]

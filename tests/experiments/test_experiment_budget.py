@@ -1,0 +1,108 @@
+"""`alexnet experiment all` at its documented scale: the whole training split, resident, 3 seeds; the
+plan it prints first (unique runs, shared baselines once, cached and interrupted ones, hours per
+experiment from the measured epoch times); and resuming after a kill without training a finished
+run again."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet import experiments
+from alexnet.experiments import budget as plan_mod
+from alexnet.experiments import setups
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGET = ROOT / "docs" / "experiments" / "budget.json"
+MINI_BASELINE = ("depth", "dropout", "pca-lighting", "ten-crop", "towers")  # share alexnet-mini's baseline
+
+
+def test_the_default_scale_is_the_whole_split_less_a_fixed_hold_out_resident_three_seeds():
+    for base, scale in ((setups.CIFAR4, setups.CIFAR4_SCALE), (setups.MINI, setups.MINI_SCALE)):
+        assert base["resident"] is True and base["val_split"] == 0.1
+        assert scale.train_subset == 0 and scale.seeds >= 3 and scale.epochs >= 20
+    assert setups.FAST_SCALE.train_subset and setups.FAST_SCALE.seeds == 1  # --fast stays seconds
+
+
+def test_the_plan_counts_a_shared_baseline_once_and_says_who_reuses_it(tmp_path):
+    p = experiments.plan(fast=True, out=tmp_path)
+    assert sum(p.used.values()) > len(p.runs) == len({r.key for r in p.runs})
+    base = [r for r in p.runs if r.experiment == "depth" and r.arm == "all five conv layers"]
+    assert len(base) == 1 and set(base[0].shared_with) == set(MINI_BASELINE[1:])
+    rows = {r["experiment"]: r for r in p.table()}
+    assert rows["ten-crop"]["trained here"] == 0 and rows["ten-crop"]["reused"] == rows["ten-crop"]["runs"] == 1
+    assert all(r.state == "new" for r in p.runs)
+    lines = p.lines()
+    assert lines[0].startswith(f"plan: 8 experiments, {sum(p.used.values())} runs, {len(p.runs)} unique")
+    assert any(line.split()[0] == "ten-crop" and "0 trained here, 1 reused" in line for line in lines[2:])
+
+
+def test_all_prints_the_plan_before_it_starts(tmp_path, monkeypatch):
+    said: list[str] = []
+    monkeypatch.setattr(experiments, "run", lambda name, **kw: said.append(f"ran {name}") or {})
+    monkeypatch.setattr(experiments, "write_index", lambda out, names: tmp_path / "experiments.md")
+    experiments.run_all(fast=True, out=tmp_path, say=said.append)
+    assert said[0].startswith("plan: 8 experiments") and said[1].startswith("estimated ")
+    assert said.index("ran relu-vs-tanh") == 2 + len(experiments.EXPERIMENTS)  # a line per experiment first
+
+
+def test_the_committed_budget_is_what_the_code_estimates_from(tmp_path):
+    budget = json.loads(BUDGET.read_text())
+    measured = {(m["model"], m["width"]): m for m in budget["epochs"]}
+    for key, seconds in setups.EPOCH_SECONDS.items():
+        m = measured[key]
+        assert m["epoch_s"] == seconds and m["train_images"] >= 44_000 and m["precision"] in ("fp32", "bf16")
+    assert setups.RUN_OVERHEAD_SECONDS == max(measured[k]["overhead_s"] for k in setups.EPOCH_SECONDS)
+    p = experiments.plan(data="cifar10:/nonexistent", out=tmp_path)  # nothing cached: the whole cost
+    assert budget["plan"]["rows"] == p.table() and budget["plan"]["total_hours"] == round(p.hours, 1)
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_run_again(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = experiments.run("lrn", fast=True, seeds=1, amp="off", out=out, say=lambda s: None)
+    lrn_base = next(r["run_dir"] for r in first["runs"] if r["arm"] == "with LRN")
+    # overlap-pool's 3/2 arm is lrn's baseline: reused; the 2/2 run is killed in its second epoch
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ALEXNET_DEBUG_KILL_AT_STEP": "5", "PYTHONUNBUFFERED": "1"}
+    killed = subprocess.run([sys.executable, "-m", "alexnet", "experiment", "overlap-pool", "--fast", "--amp", "off",
+                             "--seeds", "2", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert "4 runs: 1 cached, 0 interrupted (resume), 3 new" in killed.stdout
+    stopped = [d for d in (out / "runs").iterdir() if not (d / "result.json").exists()]
+    assert len(stopped) == 1 and len(_metrics(stopped[0])) == 1  # one epoch done, checkpointed
+    epoch1 = _metrics(stopped[0])[0]
+
+    from alexnet import engine
+
+    real_fit, fitted = engine.fit, []
+    monkeypatch.setattr(engine, "fit", lambda cfg: fitted.append((cfg.name, bool(cfg.resume))) or real_fit(cfg))
+    lines: list[str] = []
+    rec = experiments.run("overlap-pool", fast=True, seeds=2, amp="off", out=out, say=lines.append)
+    assert "1 cached, 1 interrupted (resume), 2 new" in lines[0]
+    assert fitted[0] == (stopped[0].name, True) and len(fitted) == 3  # resumed once, two new; the shared one never
+    assert lrn_base not in {str(out / "runs" / name) for name, _ in fitted}
+    assert any("(cached)" in s and lrn_base in s for s in lines)
+    assert _metrics(stopped[0])[0] == epoch1 and len(_metrics(stopped[0])) == 2  # continued, not restarted
+    result = json.loads((stopped[0] / "result.json").read_text())
+    assert result["resumed"] is True and result["wall_s"] > 0 and result["machine"]
+    for r in rec["runs"]:
+        assert r["run_dir"] != str(stopped[0]) or len(r["epochs"]) == 2
+
+
+@pytest.mark.parametrize("width, factor", [(0.5, 1.0), (1.0, 4.0)])
+def test_an_epoch_estimate_scales_with_images_and_width(width, factor, monkeypatch):
+    monkeypatch.setattr(plan_mod, "EPOCH_SECONDS", {("alexnet-mini", 0.5): 100.0})
+    exp = experiments.get("depth")
+    scale = exp.default.__class__(epochs=1, train_subset=4500, seeds=1, width=width)
+    cfg = exp.configs(scale, 0, "cifar10:x", Path("."))[0][1]
+    assert plan_mod.epoch_seconds(cfg) == pytest.approx(10.0 * factor)
