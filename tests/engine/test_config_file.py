@@ -84,7 +84,7 @@ BAD = [
     ("pca: 3\n", "pca must be a string or null, not 3"),
     ("epochs: 0\n", "epochs must be at least 1, not 0"),
     ("weight_decay: -1\n", "weight_decay: --wd must be non-negative"),
-    ("resident: true\naug: paper\n", "resident: --resident augments whole batches"),
+    ("resident: false\naug: flip-translate\n", "aug: --aug flip-translate augments whole batches held in memory: add --resident"),
     ("recipe: cifar\n", "recipe: 'cifar' is not a recipe (did you mean: cifar10"),
     ("resume: runs/x\n", "resume: a config file starts a new run"),
     ("epochs: 3\n  lr: : x\n", "not valid YAML at line 2"),
