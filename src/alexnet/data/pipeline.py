@@ -179,7 +179,9 @@ class TrainingData:
         from .resident import center_crop, decode_all
 
         if self.train_images is not None:  # held larger than the input for crops out of the centre square
-            return center_crop(self.train_images, tuple(self.model_cfg.input_size[-2:]))
+            size = tuple(self.model_cfg.input_size[-2:])
+            x = self.train_images
+            return x if tuple(x.shape[-2:]) == size else center_crop(x, size)
 
         c = self.config
         sub = take_subset(build_dataset(c.data, "train", transform=build_transforms(self.model_cfg, train=False),
