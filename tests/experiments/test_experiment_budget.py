@@ -20,7 +20,7 @@ from alexnet.experiments import setups
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = ROOT / "docs" / "experiments" / "budget.json"
-MINI_BASELINE = ("depth", "dropout", "pca-lighting", "ten-crop", "towers")  # share alexnet-mini's baseline
+MINI_BASELINE = ("depth", "pca-lighting", "ten-crop", "towers")  # share alexnet-mini's baseline
 
 
 def test_the_default_scale_is_the_whole_split_less_a_fixed_hold_out_resident_three_seeds():
@@ -70,12 +70,12 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 
 def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_run_again(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    first = experiments.run("lrn", fast=True, seeds=1, amp="off", out=out, say=lambda s: None)
-    lrn_base = next(r["run_dir"] for r in first["runs"] if r["arm"] == "with LRN")
-    # overlap-pool's 3/2 arm is lrn's baseline: reused; the 2/2 run is killed in its second epoch
+    first = experiments.run("pca-lighting", fast=True, seeds=1, amp="off", out=out, say=lambda s: None)
+    base = next(r["run_dir"] for r in first["runs"] if r["arm"] == first["runs"][0]["arm"])
+    # depth's "all five conv layers" is pca-lighting's baseline: reused; its next run is killed in its second epoch
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ALEXNET_DEBUG_KILL_AT_STEP": "5", "PYTHONUNBUFFERED": "1"}
-    killed = subprocess.run([sys.executable, "-m", "alexnet", "experiment", "overlap-pool", "--fast", "--amp", "off",
-                             "--seeds", "2", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    killed = subprocess.run([sys.executable, "-m", "alexnet", "experiment", "depth", "--fast", "--amp", "off",
+                             "--seeds", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert "4 runs: 1 cached, 0 interrupted (resume), 3 new" in killed.stdout
     stopped = [d for d in (out / "runs").iterdir() if not (d / "result.json").exists()]
@@ -87,11 +87,11 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
     real_fit, fitted = engine.fit, []
     monkeypatch.setattr(engine, "fit", lambda cfg: fitted.append((cfg.name, bool(cfg.resume))) or real_fit(cfg))
     lines: list[str] = []
-    rec = experiments.run("overlap-pool", fast=True, seeds=2, amp="off", out=out, say=lines.append)
+    rec = experiments.run("depth", fast=True, seeds=1, amp="off", out=out, say=lines.append)
     assert "1 cached, 1 interrupted (resume), 2 new" in lines[0]
     assert fitted[0] == (stopped[0].name, True) and len(fitted) == 3  # resumed once, two new; the shared one never
-    assert lrn_base not in {str(out / "runs" / name) for name, _ in fitted}
-    assert any("(cached)" in s and lrn_base in s for s in lines)
+    assert base not in {str(out / "runs" / name) for name, _ in fitted}
+    assert any("(cached)" in s and base in s for s in lines)
     assert _metrics(stopped[0])[0] == epoch1 and len(_metrics(stopped[0])) == 2  # continued, not restarted
     result = json.loads((stopped[0] / "result.json").read_text())
     assert result["resumed"] is True and result["wall_s"] > 0 and result["machine"]
