@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import alexnet.data.pipeline as pipeline
 from alexnet.data import BadSampleLog, TrainingDataConfig, open_training_data
@@ -27,6 +25,7 @@ from alexnet.engine.distributed import World
 from alexnet.engine.elastic import resolve_auto_resume
 from alexnet.engine.train import fit
 from alexnet.models import model_cfg
+from conftest import write_image
 
 CUDA = pytest.param("cuda", marks=[pytest.mark.cuda,
                                    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")])
@@ -56,11 +55,9 @@ def test_the_set_goes_to_a_gpu_whose_free_memory_holds_it_and_a_recorded_choice_
 def cifar_like(tmp_path_factory):
     """4 classes × 6 random 32×32 PNGs."""
     root = tmp_path_factory.mktemp("cifarlike")
-    rng = np.random.default_rng(0)
     for c in range(4):
-        (root / f"c{c}").mkdir()
         for i in range(6):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.png")
+            write_image(root / f"c{c}" / f"{i}.png", size=(32, 32), seed=6 * c + i)
     return root
 
 
