@@ -3,6 +3,7 @@
     python benchmarks/paper_vs_owt.py                   # fp32 and bf16 autocast, channels_last
     python benchmarks/paper_vs_owt.py --former-lrn      # also the layer LRN replaced, in the same run
     python benchmarks/paper_vs_owt.py --quick           # tiny, seconds: checks that it runs
+    python benchmarks/paper_vs_owt.py --device cuda --batch 128 -o benchmarks/paper_vs_owt_gpu
 
 Groups, each timed in interleaved rounds (best of ``--repeats`` rounds of ``--steps`` training
 steps after a warm-up; SGD with momentum, synthetic data, channels_last):
@@ -69,10 +70,10 @@ class Contender:
     former: bool = False
 
 
-def groups(quick: bool, former: bool) -> list[list[Contender]]:
+def groups(quick: bool, former: bool, batch: int | None = None) -> list[list[Contender]]:
     big = {"width": 0.125, "fc_width": 32} if quick else {}
     small = {"width": 0.25} if quick else {}
-    b_big, b_small = (2, 8) if quick else (32, 128)
+    b_big, b_small = (2, 8) if quick else (batch or 32, 128)
     paper = [Contender("alexnet", "alexnet", big, b_big),
              Contender("alexnet towers=2", "alexnet", {**big, "towers": 2}, b_big),
              Contender("alexnet-owt", "alexnet-owt", {}, b_big)]
@@ -88,7 +89,7 @@ def groups(quick: bool, former: bool) -> list[list[Contender]]:
     return out
 
 
-def race(group: list[Contender], bf16: bool, steps: int, repeats: int) -> dict[str, float]:
+def race(group: list[Contender], bf16: bool, steps: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     """Best img/s of each contender over ``repeats`` interleaved rounds of ``steps`` steps."""
     from alexnet.models import model_cfg
 
@@ -97,7 +98,7 @@ def race(group: list[Contender], bf16: bool, steps: int, repeats: int) -> dict[s
         build = (lambda c=c: (with_former_lrn if c.former else lambda m: m)(
             build_model(c.model, num_classes=10, **c.kwargs)))
         fns[c.label] = (make_step(build, model_cfg(c.model).input_size, c.batch, True,
-                                  torch.bfloat16 if bf16 else None), c.batch)
+                                  torch.bfloat16 if bf16 else None, device=device), c.batch)
     best = {k: 0.0 for k in fns}
     for _ in range(repeats):
         for k, (fn, batch) in fns.items():
@@ -108,11 +109,12 @@ def race(group: list[Contender], bf16: bool, steps: int, repeats: int) -> dict[s
     return best
 
 
-def compare(quick: bool = False, former: bool = False, steps: int = 2, repeats: int = 3) -> list[dict]:
+def compare(quick: bool = False, former: bool = False, steps: int = 2, repeats: int = 3,
+            device: str = "cpu", batch: int | None = None) -> list[dict]:
     """One row per contender: img/s in fp32 and bf16, bf16/fp32, and the ratio to its group's reference."""
     rows = []
-    for group in groups(quick, former):
-        rates = {p: race(group, p == "bf16", steps, repeats) for p in ("fp32", "bf16")}
+    for group in groups(quick, former, batch):
+        rates = {p: race(group, p == "bf16", steps, repeats, device) for p in ("fp32", "bf16")}
         ref = group[-1].label  # alexnet-owt, or the network without LRN
         for c in group:
             f, b = rates["fp32"][c.label], rates["bf16"][c.label]
@@ -137,17 +139,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (timings wait for the GPU)")
+    ap.add_argument("--batch", type=int, default=None, help="batch of the 227²/224² networks (default 32)")
     ap.add_argument("--note", default="", help="a paragraph for the report (e.g. the malloc settings)")
     ap.add_argument("-o", "--output", default=str(HERE / "paper_vs_owt"), help="path without suffix")
     args = ap.parse_args(argv)
     steps, reps = (1, 1) if args.quick else (args.steps, args.repeats)
-    rows = compare(args.quick, args.former_lrn, steps, reps)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    rows = compare(args.quick, args.former_lrn, steps, reps, args.device, args.batch)
     m = machine()
+    if args.device.startswith("cuda"):
+        m["gpu"] = torch.cuda.get_device_name(0)
     cmd = "python benchmarks/paper_vs_owt.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = ["# The paper's network vs torchvision's layout: training img/s, side by side", "",
              f"`{cmd}`: best of {reps} interleaved rounds of {steps} steps, channels_last, synthetic data.", "",
              f"**Machine:** {m['cpu']}, {m['cpus']} CPUs (torch threads {m['torch_threads']}), flags "
-             f"{' '.join(m['cpu_flags']) or '—'}, torch {m['torch']}, {m['date']}.", ""] + markdown(rows)
+             f"{' '.join(m['cpu_flags']) or '—'}, torch {m['torch']}, {m['date']}"
+             + (f"; timed on {m['gpu']}" if "gpu" in m else "") + ".", ""] + markdown(rows)
     if args.note:
         lines += ["", args.note]
     out = Path(args.output)

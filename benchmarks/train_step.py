@@ -31,30 +31,35 @@ def gemm_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def make_step(model_fn, shape, batch: int, channels_last: bool, dtype, train: bool = True):
-    """One training step (``train``) or one forward pass, as a function, after one warm-up call."""
+def make_step(model_fn, shape, batch: int, channels_last: bool, dtype, train: bool = True, device: str = "cpu"):
+    """One training step (``train``) or one forward pass, as a function, after one warm-up call.
+    On a GPU the function waits for the device, so that a wall-clock timer around it is honest."""
     torch.manual_seed(0)
-    model = model_fn()
+    model = model_fn().to(device)
+    kind = torch.device(device).type
     if not train:
         model = model.eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, *shape)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(kind, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
 
     def fwd():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.inference_mode(), torch.autocast(kind, dtype=dtype or torch.float32, enabled=dtype is not None):
             model(x)
+        sync()
 
     fn = step if train else fwd
     fn()

@@ -38,8 +38,9 @@ def machine() -> dict:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     model = next((ln.split(":", 1)[1].strip() for ln in flags.splitlines() if ln.startswith("model name")), "")
     cpu = "AMD EPYC" if "EPYC" in model else model or platform.processor()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"cpu": cpu, "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
-            "amx": "amx_tile" in flags, "gpu": "none", "torch": torch.__version__.split("+")[0],
+            "amx": "amx_tile" in flags, "gpu": gpu, "torch": torch.__version__.split("+")[0],
             "torchvision": torchvision.__version__.split("+")[0]}
 
 

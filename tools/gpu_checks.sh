@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Everything this project checks on a lent GPU, in one short script (about 6 minutes on an H200):
+#   bash tools/gpu_checks.sh CIFAR_TARBALL OUT [STEPS]
+# CIFAR_TARBALL: the training JPEGs as a .tar.gz that unpacks to train/<class>/<n>.jpg;
+# OUT: where the logs, the benchmark tables and the runs' small files go (runs.tar.gz).
+# STEPS: a comma list of tests,bench,ddp,fast,airbench,cifar10 (default: all, in that order).
+# Each step has its own time limit, so one that hangs does not take the others with it.
+# GPU_CHECKS_CPU=1 runs the same commands on the CPU with tiny sizes (to check the script itself).
+set -u
+TARBALL=$1; OUT=$2; STEPS=${3:-tests,bench,ddp,fast,airbench,cifar10}
+mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+WORK=${GPU_CHECKS_WORK:-/tmp/gpu-checks}; RUNS=$WORK/runs; mkdir -p "$RUNS"
+T0=$(date +%s)
+log() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$OUT/steps.txt"; }
+want() { [[ ",$STEPS," == *",$1,"* ]]; }
+py=${PYTHON:-python3}
+export PYTHONPATH=$PWD/src:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+mkdir -p "$WORK/bin"; printf '#!/bin/sh\nexec %s -m alexnet "$@"\n' "$py" > "$WORK/bin/alexnet"
+chmod +x "$WORK/bin/alexnet"; export PATH=$WORK/bin:$PATH
+if [ "${GPU_CHECKS_CPU:-0}" = 1 ]; then
+  DEV=cpu; TINY=(--model-arg width=0.125 --model-arg fc_width=64 --epochs 1 --max-steps 2); EPOCHS=(--epochs 1 --max-steps 2)
+else
+  DEV=cuda; TINY=(--epochs 5); EPOCHS=()
+fi
+pack() { (cd "$RUNS" && find . -type f ! -name '*.safetensors' ! -name '*.pt' ! -name '*.npy' ! -name '*.bin' \
+  -size -2M | tar czf "$OUT/runs.tar.gz" -T -) ; }
+
+log "machine: $(nvidia-smi -L 2>/dev/null | head -1) · $(nproc) CPUs · $($py -c 'import torch; print("torch", torch.__version__)')"
+[ -d "$WORK/cifar/train" ] || { mkdir -p "$WORK/cifar" && tar xzf "$TARBALL" -C "$WORK/cifar" & }
+
+if want tests; then
+  log "cuda tests"
+  timeout 300 $py -m pytest -m cuda tests/test_cuda.py tests/data/test_resident_device.py -q -p no:cacheprovider \
+    -o addopts="-ra --strict-markers" > "$OUT/pytest.txt" 2>&1; log "cuda tests: rc $? · $(tail -1 "$OUT/pytest.txt")"
+fi
+if want bench; then
+  log "paper network vs torchvision's layout, bf16 and fp32"
+  extra=(); [ "$DEV" = cpu ] && extra=(--quick)
+  timeout 150 $py benchmarks/paper_vs_owt.py --device $DEV --batch 128 --steps 20 --repeats 5 --former-lrn "${extra[@]}" \
+    -o "$OUT/paper_vs_owt_gpu" > "$OUT/bench.txt" 2>&1; log "bench: rc $?"
+fi
+if want ddp; then
+  log "the paper's recipe under torchrun with NCCL (world size 1), against the same run without"
+  $py - "$WORK/fake" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+root, rng = Path(sys.argv[1]), np.random.default_rng(0)
+for c in range(10):
+    (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+    for i in range(96):
+        Image.fromarray(rng.integers(0, 256, (256, 288, 3), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.jpg", quality=90)
+PY
+  common=(--recipe paper --data-path "$WORK/fake" --data-device $DEV --device $DEV -j 8 --no-ten-crop
+          --output-dir "$RUNS" "${TINY[@]}")
+  timeout 120 $py tools/ema_measure.py run "$RUNS" paper-plain -- alexnet train "${common[@]}" --name paper-plain
+  log "plain: rc $?"
+  timeout 150 $py tools/ema_measure.py run "$RUNS" paper-ddp-nccl -- $py -m torch.distributed.run --standalone \
+    --nproc_per_node=1 -m alexnet train "${common[@]}" --name paper-ddp-nccl; log "torchrun: rc $?"
+  pack
+fi
+wait  # the CIFAR JPEGs
+if want fast; then
+  log "cifar10-fast, seed 0"
+  timeout 150 $py tools/ema_measure.py run "$RUNS" fast-s0 -- alexnet train --recipe cifar10-fast \
+    --data-path "$WORK/cifar" --seed 0 --output-dir "$RUNS" --name fast-s0 "${EPOCHS[@]}"; log "fast: rc $?"
+  pack
+fi
+if want airbench; then
+  log "airbench94's choices, seed 0"
+  timeout 150 $py tools/airbench_steps.py run "$WORK/cifar" "$RUNS" --seeds 0 --arms airbench; log "airbench: rc $?"
+  pack
+fi
+if want cifar10; then
+  log "alexnet-cifar, the c1 try of the cifar10 recipe on the fast engine, seed 0"
+  timeout 200 $py tools/ema_measure.py run "$RUNS" c1-s0 -- alexnet train --config docs/runs/cifar10-recipe/c1/c1.yaml \
+    --data-path "$WORK/cifar" --seed 0 --output-dir "$RUNS" --name c1-s0 "${EPOCHS[@]}"; log "c1: rc $?"
+  pack
+fi
+log "done"
