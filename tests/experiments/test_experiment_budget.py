@@ -78,7 +78,7 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
                              "--seeds", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert "4 runs: 1 cached, 0 interrupted (resume), 3 new" in killed.stdout
-    stopped = [d for d in (out / "runs").iterdir() if not (d / "result.json").exists()]
+    stopped = [d for d in (out / "runs").iterdir() if d.is_dir() and not (d / "result.json").exists()]
     assert len(stopped) == 1 and len(_metrics(stopped[0])) == 1  # one epoch done, checkpointed
     epoch1 = _metrics(stopped[0])[0]
 

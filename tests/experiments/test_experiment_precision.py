@@ -57,3 +57,26 @@ def test_an_unknown_amp_is_one_line(tmp_path):
 
     with pytest.raises(UserError, match="--amp must be one of"):
         experiments.run("lrn", fast=True, out=tmp_path, amp="fp8")
+
+
+def test_a_rerun_keeps_the_recorded_precision_without_measuring_again(tmp_path, monkeypatch):
+    """The decision is written beside the runs: a re-run (or one resumed after a kill) whose probe
+    would now answer fp32 keeps bf16 and does not probe; another --amp decides afresh."""
+    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
+    answers = iter([3.0, 0.5])
+    calls: list[float] = []
+    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
+    kw = dict(data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out", say=lambda s: None)
+    experiments.run("lrn", **kw)
+    record = json.loads((tmp_path / "out" / "runs" / "precision-lrn.json").read_text())
+    assert record["precision"] == "bf16" and record["amp"] == "auto" and record["device"] == "cpu"
+    for r in (tmp_path / "out" / "runs").iterdir():  # as if killed: the runs must train again
+        if r.is_dir():
+            import shutil
+            shutil.rmtree(r)
+    lines: list[str] = []
+    rec = experiments.run("lrn", **{**kw, "say": lines.append})
+    assert calls == [3.0] and {r["precision"] for r in rec["runs"]} == {"bf16"}
+    assert any("as recorded in precision-lrn.json" in s for s in lines)
+    rec = experiments.run("lrn", **kw, amp="bf16")  # a different --amp: its own decision, no probe
+    assert calls == [3.0] and {r["precision"] for r in rec["runs"]} == {"bf16"}

@@ -290,17 +290,43 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
 EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
 
 
+def decided_precision(name: str, first):
+    """The precision of experiment ``name``, from its first arm's config ``first``: measured the
+    first time (`engine.precision.experiment_precision`) and written to
+    ``<runs>/precision-<name>.json``; read back from there while the same ``--amp`` runs on the same
+    kind of device, so a timing probe that answers differently the next time changes nothing."""
+    from ..core.device import precision_named, resolve_device
+    from ..engine.precision import experiment_precision
+
+    record = Path(first.output_dir) / f"precision-{name}.json"
+    key = {"amp": first.amp, "device": resolve_device(first.device).type}
+    if record.is_file():
+        try:
+            rec = json.loads(record.read_text())
+            if {k: rec.get(k) for k in key} == key:
+                return precision_named(rec["precision"], f"{rec['reason']} (decided {rec['date']}, as recorded in "
+                                                         f"{record.name})")
+        except (ValueError, KeyError, TypeError, UserError):
+            pass  # a damaged record: decide again and rewrite it
+    p = experiment_precision(first)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, {**key, "precision": p.name, "reason": p.reason,
+                               "date": time.strftime("%Y-%m-%d")})
+    return p
+
+
 def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
                    say: Callable[[str], None] = print, **over: Any) -> list[RunResult]:
     """Train (or reuse) every arm × seed of ``exp``; return their results, arm by arm.
 
     The precision is decided once, here, from the first arm (its ``amp``; ``over`` may give one, or
-    pin ``precision`` itself) and given to every arm, so the arms differ only in what they test."""
-    from ..engine.precision import experiment_precision, pinned_fields
+    pin ``precision`` itself) and given to every arm, so the arms differ only in what they test.
+    The decision is recorded beside the runs, so a re-run or an interrupted one keeps it."""
+    from ..engine.precision import pinned_fields
 
     results: list[RunResult] = []
     if "precision" not in over:
-        p = experiment_precision(exp.configs(scale, 0, data, out, **over)[0][1])
+        p = decided_precision(exp.name, exp.configs(scale, 0, data, out, **over)[0][1])
         over = {**over, **pinned_fields(p, f"pinned for every arm of experiment {exp.name}")}
         say(f"[{exp.name}] every arm trains in {p.name}: {p.reason}")
     plan = [(seed, arm, cfg) for seed in range(scale.seeds) for arm, cfg in exp.configs(scale, seed, data, out, **over)]
