@@ -175,6 +175,24 @@ def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypat
     assert safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")["global_step"] == 4
 
 
+def test_a_first_epoch_nan_under_the_papers_init_names_caffes(tmp_path, monkeypatch):
+    """The paper's bias 1 makes the first steps large (`--recipe paper` on a small 10-class set went
+    nan in its first epoch on a GPU): a nan in the first epoch of such a network names init=caffe;
+    other inits get the plain advice."""
+    from alexnet.engine.train import DivergedError
+
+    def run(name: str, init: str):
+        return fit(make_config("digits", model="alexnet-cifar", epochs=1, batch_size=64, output_dir=str(tmp_path),
+                               name=name, model_kwargs={"width": 0.125, "fc_width": 16, "init": init}, amp="off"))
+
+    monkeypatch.setenv("ALEXNET_DEBUG_NAN_AT_STEP", "2")
+    with pytest.raises(DivergedError, match=r"--lr or --clip-grad-norm; or --model-arg init=caffe"):
+        run("paper", "paper")
+    with pytest.raises(DivergedError) as kaiming:
+        run("kaiming", "kaiming")
+    assert "init=caffe" not in str(kaiming.value)
+
+
 def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "alexnet", "train", "--epochs", "3", "-b", "64", "--print-freq", "1",
                           "--output-dir", str(tmp_path), "--name", "int", *TINY],

@@ -224,9 +224,13 @@ class TrainLoop:
         if bad:
             where = (f"at epoch {pos.epoch + 1}, step {pos.step_in_epoch}" if sums.unsynced_from == pos.step_in_epoch
                      else f"in epoch {pos.epoch + 1}, steps {sums.unsynced_from}–{pos.step_in_epoch}")
+            paper_init = (pos.epoch == 0 and not self.cfg.weights
+                          and getattr(self.model, "init_scheme", "") == "paper")
             raise DivergedError(
                 f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — the last good "
-                f"checkpoint is kept in {self.checkpoints}. Try a lower --lr or --clip-grad-norm")
+                f"checkpoint is kept in {self.checkpoints}. Try a lower --lr or --clip-grad-norm"
+                + ("; or --model-arg init=caffe (Caffe's bias 0.1 and FC std 0.005: smaller first steps than "
+                   "the paper's bias 1)" if paper_init else ""))
         pos.epoch_stats[0] += loss_sum
         pos.epoch_stats[1] += correct
         sums.unsynced_from, sums.last_loss = pos.step_in_epoch + 1, loss.item()

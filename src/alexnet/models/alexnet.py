@@ -34,6 +34,7 @@ def init_paper(model: nn.Module, ones: Sequence[str], init: str = "paper") -> No
     """
     if init not in ("paper", "caffe", "kaiming"):
         raise UserError(f"unknown init {init!r} (use paper, caffe or kaiming)")
+    model.init_scheme = init  # read by the training loop's advice when the first epoch diverges
     if any(p.is_meta for p in model.parameters()):
         return  # shapes only (the models table): nothing to initialise, and meta init is slow
     for name, m in model.named_modules():
