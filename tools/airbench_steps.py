@@ -4,6 +4,12 @@
     python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
     python tools/airbench_steps.py summarize OUT RESULTS.json     # one row per arm, its seeds, Δ vs the reference
 
+Each command takes ``--set cifar10`` (after the verb) for the second table: the `cifar10` recipe's
+network (`alexnet-cifar` with batch norm) on the fast engine, its first try ``c1``
+(docs/runs/cifar10-recipe/c1/c1.yaml) as the reference and one change at a time — more epochs,
+narrower fully connected layers (fewer parameters for the optimiser to update each step), another
+rate, more translation, no dropout, an EMA instead of lookahead — for the search of 87 % in 20 minutes.
+
 The reference is ``--recipe cifar10-airbench`` (airbench94's own choices; docs/cifar10.md, "The
 reference: airbench94's choices"). Each other arm changes exactly one thing, in one of two
 directions: the reference with one of cifar10-fast's values (``ab-…``: what that difference costs
@@ -38,7 +44,10 @@ COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every 
 # Seconds per epoch on the measuring machine (AMD EPYC, 2 cores, avx512_bf16, no AMX; `--amp auto` took bf16):
 # cifar10-fast (ReLU, batch 512) from its runs; GELU at batch 1024 from the 1-epoch smoke of the reference
 # (docs/cifar10.md); the other two combinations assumed between them.
-EPOCH_S = {("relu", 512): 43.0, ("gelu", 1024): 45.6, ("relu", 1024): 43.0, ("gelu", 512): 45.6}
+EPOCH_S = {("relu", 512): 43.0, ("gelu", 1024): 45.6, ("relu", 1024): 43.0, ("gelu", 512): 45.6,
+           # alexnet-cifar with batch norm at batch 512 (c1's epochs, docs/runs/cifar10-recipe/c1/metrics.csv);
+           # with 1,024-wide fully connected layers: c1's × 508/637, from an ad hoc step timing (img/s in bf16)
+           ("alexnet-cifar", 512): 78.0, ("alexnet-cifar fc1024", 512): 62.0}
 # start-up, decoding the 50,000 JPEGs, the bf16 probe, whitening, checkpoints, the final evaluations (1 + 2 + 6
 # passes over the 5,000 held-out images): the smoke's 76 s of wall time less its 46 s epoch
 SETUP_S = 20.0
@@ -53,9 +62,10 @@ class Arm:
     act: str  # for the time estimate
     batch: int
     epochs: float
+    common: tuple[str, ...] = tuple(COMMON)
 
     def command(self, data: str, out: str, seed: int) -> list[str]:
-        return ["alexnet", "train", *self.flags, *COMMON, "--data-path", data, "--output-dir", out,
+        return ["alexnet", "train", *self.flags, *self.common, "--data-path", data, "--output-dir", out,
                 "--name", f"{self.name}-s{seed}", "--seed", str(seed)]
 
     def estimate_min(self) -> float:
@@ -77,27 +87,55 @@ ARMS = (
 )  # ab-fp32's epochs: 9.9 × the bf16 speed-up the smoke measured (1.6×), as fp32 epochs take that much longer
 
 
-def list_arms() -> str:
+C1 = ("--config", "docs/runs/cifar10-recipe/c1/c1.yaml")
+BN = ("--model-arg", "norm=batch")  # --model-arg replaces the config's model arguments as a whole
+NET, NET_FC = "alexnet-cifar", "alexnet-cifar fc1024"
+CIFAR10_ARMS = (
+    Arm("c1", C1, "the first try (16 epochs, batch 512, lr 0.2 one-cycle, ±2 px, lookahead)", NET, 512, 16, ("--ten-crop",)),
+    Arm("c1-24ep", (*C1, "--epochs", "24"), "24 epochs", NET, 512, 24, ("--ten-crop",)),
+    Arm("c1-32ep", (*C1, "--epochs", "32"), "32 epochs", NET, 512, 32, ("--ten-crop",)),
+    Arm("c1-fc1024", (*C1, *BN, "--model-arg", "fc_width=1024"), "fully connected layers 1,024 wide", NET_FC, 512, 16,
+        ("--ten-crop",)),
+    Arm("c1-fc1024-24ep", (*C1, *BN, "--model-arg", "fc_width=1024", "--epochs", "24"),
+        "fully connected layers 1,024 wide, 24 epochs", NET_FC, 512, 24, ("--ten-crop",)),
+    Arm("c1-lr0.4", (*C1, "--lr", "0.4"), "peak rate 0.4", NET, 512, 16, ("--ten-crop",)),
+    Arm("c1-t4", (*C1, "--translate", "4"), "±4 px translation", NET, 512, 16, ("--ten-crop",)),
+    Arm("c1-nodrop", (*C1, *BN, "--model-arg", "dropout=0"), "no dropout (batch norm only)", NET, 512, 16,
+        ("--ten-crop",)),
+    Arm("c1-ema", (*C1, "--no-lookahead", "--ema", "0.999"), "an EMA of the weights (0.999) instead of lookahead",
+        NET, 512, 16, ("--ten-crop",)),
+)
+SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS)}
+
+
+def arm_set(opts: dict) -> tuple[str, tuple[Arm, ...]]:
+    name = opts.get("--set", "airbench")
+    if name not in SETS:
+        raise SystemExit(f"unknown set {name!r}: choose from {', '.join(SETS)}")
+    return SETS[name]
+
+
+def list_arms(arms: tuple[Arm, ...] = ARMS) -> str:
     lines = []
-    for a in ARMS:
+    for a in arms:
         lines.append(f"{a.name:<11} ~{a.estimate_min():4.1f} min  {a.what}\n"
                      f"            {' '.join(a.command('DATA', 'OUT', 0))}")
-    lines.append(f"all {len(ARMS)} arms: ~{estimates()['all_arms_min']:.0f} min per seed (one run at a time)")
+    lines.append(f"all {len(arms)} arms: ~{estimates(arms)['all_arms_min']:.0f} min per seed (one run at a time)")
     return "\n".join(lines)
 
 
-def estimates() -> dict:
+def estimates(arms: tuple[Arm, ...] = ARMS) -> dict:
     """Each arm's estimated wall time (minutes) and what it rests on."""
-    arms = {a.name: round(a.estimate_min(), 1) for a in ARMS}
+    arms = {a.name: round(a.estimate_min(), 1) for a in arms}
     return {"epoch_s": {f"{act}-{batch}": s for (act, batch), s in EPOCH_S.items()}, "setup_s": SETUP_S,
             "final_s": FINAL_S, "arms_min": arms, "all_arms_min": round(sum(arms.values()), 0)}
 
 
-def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None) -> int:
-    arms = [a for a in ARMS if not names or a.name in names]
-    unknown = set(names or ()) - {a.name for a in ARMS}
+def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None, every: tuple[Arm, ...] = ARMS) -> int:
+    arms = [a for a in every if not names or a.name in names]
+    unknown = set(names or ()) - {a.name for a in every}
     if unknown:
-        raise SystemExit(f"unknown arm(s) {', '.join(sorted(unknown))}: choose from {', '.join(a.name for a in ARMS)}")
+        raise SystemExit(f"unknown arm(s) {', '.join(sorted(unknown))}: choose from {', '.join(a.name for a in every)}")
     failed = 0
     for seed in seeds:
         for a in arms:
@@ -120,14 +158,14 @@ def scores(folder: Path) -> dict:
             "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2]}
 
 
-def summarize(out: Path, dest: Path) -> dict:
+def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm, ...] = ARMS) -> dict:
     runs: dict[str, dict[int, dict]] = {}
     for folder in sorted(p for p in out.iterdir() if (p / "final.json").is_file()):
         name, seed = folder.name.rsplit("-s", 1)
         runs.setdefault(name, {})[int(seed)] = scores(folder)
-    ref = runs.get(REFERENCE, {})
-    result: dict = {"reference": REFERENCE, "arms": {}}
-    for a in ARMS:
+    ref = runs.get(reference, {})
+    result: dict = {"reference": reference, "arms": {}}
+    for a in arms:
         got = runs.get(a.name)
         if not got:
             continue
@@ -135,7 +173,7 @@ def summarize(out: Path, dest: Path) -> dict:
         for key in ("centre", "flip", "tta", "wall_s", "epoch_s"):
             vals = [s[key] for s in got.values() if s[key] is not None]
             row[f"{key}_mean"] = sum(vals) / len(vals) if vals else None
-            if key in ("centre", "flip", "tta") and a.name != REFERENCE:
+            if key in ("centre", "flip", "tta") and a.name != reference:
                 diffs = [got[s][key] - ref[s][key] for s in got if s in ref and None not in (got[s][key], ref[s][key])]
                 row[f"{key}_vs_reference"] = t_interval(diffs) if diffs else None
         result["arms"][a.name] = row
@@ -147,18 +185,21 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("list", "run", "summarize"):
         print(__doc__)
         return 2
+    flags = [a for a in argv[1:] if a.startswith("--")]
+    opts = {a: argv[argv.index(a) + 1] for a in flags if a != "--json" and argv.index(a) + 1 < len(argv)}
+    reference, arms = arm_set(opts)
+    pos = [a for i, a in enumerate(argv[1:], 1) if not a.startswith("--") and not argv[i - 1].startswith("--")]
     if argv[0] == "list":
-        print(list_arms())
-        if argv[1:2] == ["--json"]:  # the estimates as data, for the docs
-            Path(argv[2]).write_text(json.dumps(estimates(), indent=1) + "\n")
+        print(list_arms(arms))
+        if "--json" in argv:  # the estimates as data, for the docs
+            Path(argv[argv.index("--json") + 1]).write_text(json.dumps(estimates(arms), indent=1) + "\n")
         return 0
     if argv[0] == "summarize":
-        print(json.dumps(summarize(Path(argv[1]), Path(argv[2])), indent=1))
+        print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms), indent=1))
         return 0
-    opts = dict(zip(argv[3::2], argv[4::2]))
     seeds = [int(s) for s in opts.get("--seeds", "0").split(",")]
     names = opts["--arms"].split(",") if "--arms" in opts else None
-    return run_arms(argv[1], Path(argv[2]), seeds, names)
+    return run_arms(pos[0], Path(pos[1]), seeds, names, arms)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 # CIFAR_TARBALL: the training JPEGs as a .tar.gz that unpacks to train/<class>/<n>.jpg;
 # OUT: where the logs, the benchmark tables and the runs' small files go (runs.tar.gz).
 # STEPS: a comma list of tests,bench,ddp,fast,airbench,cifar10 (default: these, in this order), or
-# arms: every arm of tools/airbench_steps.py at seeds 0,1,2 (27 runs, about 10 minutes on an H200).
+# arms: every arm of tools/airbench_steps.py at seeds 0,1,2 (27 runs, about 10 minutes on an H200);
+# search: its `cifar10` set (alexnet-cifar, c1 and each change) at seed 0 (9 runs, about 7 minutes);
+# amx: the CPU benchmarks on 2 cores of the GPU's host when it has AMX (paper_vs_owt, cifar_recipe_step).
 # Each step has its own time limit, so one that hangs does not take the others with it.
 # GPU_CHECKS_CPU=1 runs the same commands on the CPU with tiny sizes (to check the script itself).
 set -u
@@ -76,5 +78,23 @@ if want arms; then
   log "airbench94's choices and each difference, seeds 0-2"
   timeout 900 $py tools/airbench_steps.py run "$WORK/cifar" "$RUNS" --seeds 0,1,2; log "arms: rc $?"
   $py tools/airbench_steps.py summarize "$RUNS" "$OUT/airbench_steps.json" > /dev/null; pack
+fi
+if want search; then
+  log "the cifar10 recipe's search: c1 and each change, seed 0"
+  timeout 600 $py tools/airbench_steps.py run "$WORK/cifar" "$RUNS" --set cifar10 --seeds 0; log "search: rc $?"
+  $py tools/airbench_steps.py summarize "$RUNS" "$OUT/cifar10_search.json" --set cifar10 > /dev/null; pack
+fi
+if want amx; then
+  if grep -q amx_tile /proc/cpuinfo; then
+    C=$(lscpu -p=CPU,CORE | grep -v '^#' | sort -t, -k2,2n -u | head -2 | cut -d, -f1 | paste -sd,)
+    log "CPU benchmarks on cores $C of the host (AMX)"
+    note="2 cores of the GPU machine's host (taskset $C, distinct cores), OMP_NUM_THREADS=2, the GPU idle"
+    OMP_NUM_THREADS=2 timeout 200 taskset -c "$C" $py benchmarks/paper_vs_owt.py --steps 2 --repeats 3 --note "$note" \
+      -o "$OUT/paper_vs_owt_amx" > "$OUT/amx.txt" 2>&1; log "paper_vs_owt: rc $?"
+    OMP_NUM_THREADS=2 timeout 300 taskset -c "$C" $py benchmarks/cifar_recipe_step.py --note "$note" \
+      -o "$OUT/cifar_recipe_step_amx" >> "$OUT/amx.txt" 2>&1; log "cifar_recipe_step: rc $?"
+  else
+    log "amx: this host has no AMX; skipped"
+  fi
 fi
 log "done"

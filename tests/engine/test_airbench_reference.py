@@ -176,3 +176,28 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
     diff = out["arms"]["ab-relu"]["flip_vs_reference"]
     assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
     assert out["arms"]["airbench"]["tta_mean"] == pytest.approx(93.2)
+
+
+def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path, monkeypatch, capsys):
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.syspath_prepend(str(root / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    reference, arms = steps.arm_set({"--set": "cifar10"})
+    assert reference == "c1" and arms[0].name == "c1" and (root / arms[0].flags[1]).is_file()  # the committed config
+    for a in arms:  # a --model-arg replaces the config's model arguments: each keeps batch norm
+        if "--model-arg" in a.flags:
+            assert "norm=batch" in a.flags, a.name
+    for name, seed, flip in (("c1", 0, 85.5), ("c1", 1, 85.1), ("c1-24ep", 0, 86.5), ("c1-24ep", 1, 86.3)):
+        run = tmp_path / f"{name}-s{seed}"
+        run.mkdir()
+        score = {"top1": flip, "top5": 99.0, "loss": 0.5, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": None}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,87,78.0\n")
+    assert steps.main(["summarize", str(tmp_path), str(tmp_path / "r.json"), "--set", "cifar10"]) == 0
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert out["reference"] == "c1" and out["arms"]["c1-24ep"]["flip_vs_reference"]["mean"] == pytest.approx(1.1)
+    with pytest.raises(SystemExit, match="unknown set"):
+        steps.main(["list", "--set", "nope"])
