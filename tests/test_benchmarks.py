@@ -54,3 +54,20 @@ def test_cifar_fast_step_benchmark_prints_a_row_per_width_with_ratios():
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| 8-8-8 |")]
     assert len(rows) == 1 and rows[0].count("img/s") == 2 and "×)" in rows[0]
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / "cifar_recipe_step.py").is_file(), reason="benchmarks/ is not in this checkout")
+def test_cifar_recipe_step_benchmark_writes_a_row_per_network_with_its_update_share(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cifar_recipe_step.py"), "--quick", "-o",
+                        str(tmp_path / "crs")], env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "crs.json").read_text())
+    assert [row["label"] for row in res["rows"]] == ["cifar10-fast's network", "alexnet-cifar, batch norm, fc 4096",
+                                                     "alexnet-cifar, batch norm, fc 2048", "alexnet-cifar, batch norm, fc 1024"]
+    params = [row["params"] for row in res["rows"][1:]]
+    assert params == sorted(params, reverse=True)  # narrower fully connected layers, fewer parameters
+    for row in res["rows"]:
+        assert row["fp32"] > 0 and row["bf16"] > 0 and row["update_s"] > 0
+        assert row["bf16_over_fp32"] == pytest.approx(row["bf16"] / row["fp32"])
+    assert "| its share of a bf16 step |" in (tmp_path / "crs.md").read_text() and res["allocator"]
