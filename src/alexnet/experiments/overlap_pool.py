@@ -9,6 +9,8 @@ or 2/2 max-pooling; overfitting measured as validation error minus training erro
 
 from __future__ import annotations
 
+import dataclasses
+
 from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
 from .stats import Summary, by_seed, overfitting_rows, usable_by_arm
@@ -38,4 +40,6 @@ EXPERIMENT = Experiment(
     name="overlap-pool", title="overlapping pooling", section="§3.4",
     claim="pooling with z=3, s=2 instead of z=2, s=2 lowers top-1/top-5 error by 0.4/0.3 points and overfits slightly less",
     base=CIFAR4, arms=(Arm("overlapping 3/2", {}), Arm("non-overlapping 2/2", {"model_kwargs": {"pool": "plain"}})),
-    default=CIFAR4_SCALE, fast=FAST_SCALE, summarize=summarize, plot=val_curves, extras=("train_eval",))
+    # 5 seeds, not 3: the paper's effect (0.4 and 0.3 points) is under a point
+    default=dataclasses.replace(CIFAR4_SCALE, seeds=5), fast=FAST_SCALE, summarize=summarize, plot=val_curves,
+    extras=("train_eval",))
