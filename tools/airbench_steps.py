@@ -46,8 +46,9 @@ COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every 
 # (docs/cifar10.md); the other two combinations assumed between them.
 EPOCH_S = {("relu", 512): 43.0, ("gelu", 1024): 45.6, ("relu", 1024): 43.0, ("gelu", 512): 45.6,
            # alexnet-cifar with batch norm at batch 512 (c1's epochs, docs/runs/cifar10-recipe/c1/metrics.csv);
-           # with 1,024-wide fully connected layers: c1's × 508/637, from an ad hoc step timing (img/s in bf16)
-           ("alexnet-cifar", 512): 78.0, ("alexnet-cifar fc1024", 512): 62.0}
+           # with 1,024-wide fully connected layers: c1's × 619/765, the bf16 steps' img/s of the two in
+           # benchmarks/cifar_recipe_step.md
+           ("alexnet-cifar", 512): 78.0, ("alexnet-cifar fc1024", 512): 63.0}
 # start-up, decoding the 50,000 JPEGs, the bf16 probe, whitening, checkpoints, the final evaluations (1 + 2 + 6
 # passes over the 5,000 held-out images): the smoke's 76 s of wall time less its 46 s epoch
 SETUP_S = 20.0
