@@ -162,6 +162,17 @@ def test_every_committed_verdict_follows_from_its_runs():
             assert again[key] == r[key], (r["experiment"], key)
 
 
+def test_the_standing_says_all_images_for_whole_split_records_beside_sampled_ones():
+    """train_subset 0 means the whole training split: beside sampled records it reads "… or all"."""
+    rec = committed_records()
+    def scale_line(subsets):
+        return pages.standing([{**r, "scale": {**r["scale"], "train_subset": s}} for r, s in zip(rec, subsets)])[-1]
+    n = len(rec)
+    assert scale_line([0] * n).startswith("These runs trained on all training images")
+    assert scale_line([5000] * n).startswith("These runs trained on 5,000 training images")
+    assert scale_line([0] + [5000] * (n - 2) + [10000]).startswith("These runs trained on 5,000–10,000 or all training")
+
+
 def test_the_hand_written_preface_claims_no_verdict():
     text = (DOCS / "preface.md").read_text()
     assert not re.search(r"reproduc|contradict|inconclusive", text, re.I), "verdicts belong to the records"

@@ -96,7 +96,8 @@ def standing(records: list[dict[str, Any]]) -> list[str]:
         lines.append("Not yet re-judged, their verdicts still from the older rule: "
                      + ", ".join(f"`{r['experiment']}`" for r in old) + ".")
     subsets = [r["scale"]["train_subset"] for r in records]
-    imgs = "all" if not any(subsets) else _span([s for s in subsets if s], lambda v: f"{v:,.0f}")
+    sized = [s for s in subsets if s]  # 0: all of the training split
+    imgs = " or ".join(([_span(sized, lambda v: f"{v:,.0f}")] if sized else []) + (["all"] if len(sized) < len(subsets) else []))
     errors = [100.0 - run["epochs"][-1]["val_top1"] for r in records for run in r["runs"] if run["epochs"]]
     unique = {Path(run["run_dir"]).name: run.get("wall_s") for r in records for run in r["runs"]}
     walls = [w for w in unique.values() if w is not None]
