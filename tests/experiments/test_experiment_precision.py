@@ -80,3 +80,20 @@ def test_a_rerun_keeps_the_recorded_precision_without_measuring_again(tmp_path, 
     assert any("as recorded in precision-lrn.json" in s for s in lines)
     rec = experiments.run("lrn", **kw, amp="bf16")  # a different --amp: its own decision, no probe
     assert calls == [3.0] and {r["precision"] for r in rec["runs"]} == {"bf16"}
+
+
+def test_a_recorded_precision_is_for_its_network_and_batch(tmp_path, monkeypatch):
+    """The record says what was probed; another width (--fast vs the default, say) probes again."""
+    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
+    answers = iter([3.0, 0.5])
+    calls: list[float] = []
+    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
+    kw = dict(data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out", say=lambda s: None)
+    experiments.run("lrn", **kw)
+    record = tmp_path / "out" / "runs" / "precision-lrn.json"
+    assert json.loads(record.read_text())["model"] == "cifar4"
+    rec = json.loads(record.read_text())
+    rec["model_kwargs"] = {**rec["model_kwargs"], "width": 0.5}  # as if another width had been probed
+    record.write_text(json.dumps(rec))
+    experiments.run("lrn", **kw)  # (its finished runs are reused as they are: the cache keeps their own)
+    assert calls == [3.0, 0.5] and json.loads(record.read_text())["precision"] == "fp32"

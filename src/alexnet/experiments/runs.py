@@ -299,11 +299,13 @@ def decided_precision(name: str, first):
     from ..engine.precision import experiment_precision
 
     record = Path(first.output_dir) / f"precision-{name}.json"
-    key = {"amp": first.amp, "device": resolve_device(first.device).type}
+    # what the probe measured: another --amp, device kind, network or batch decides afresh
+    key = {"amp": first.amp, "device": resolve_device(first.device).type, "model": first.model,
+           "model_kwargs": json.loads(json.dumps(first.model_kwargs)), "batch_size": first.batch_size}
     if record.is_file():
         try:
             rec = json.loads(record.read_text())
-            if {k: rec.get(k) for k in key} == key:
+            if all(rec[k] == v for k, v in key.items() if k in rec) and "precision" in rec:
                 return precision_named(rec["precision"], f"{rec['reason']} (decided {rec['date']}, as recorded in "
                                                          f"{record.name})")
         except (ValueError, KeyError, TypeError, UserError):
