@@ -158,6 +158,16 @@ def test_a_tiny_run_with_the_recipe_ends_at_the_fractional_step_and_scores_the_s
     assert saved["train_epochs"] == 2.5 and saved["epochs"] == 3 and saved["model_kwargs"]["act"] == "gelu"
 
 
+def _fake_runs(out, runs, tta: bool = True) -> None:
+    """A run folder per (arm, seed, top-1): the final.json and metrics.csv the steps tool reads."""
+    for name, seed, flip in runs:
+        run = out / f"{name}-s{seed}"
+        run.mkdir()
+        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": score if tta else None}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,43,50.5\n")
+
+
 def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monkeypatch):
     import importlib
     from pathlib import Path
@@ -166,12 +176,7 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
     steps = importlib.import_module("airbench_steps")  # tools/airbench_steps.py (plain Python)
     arms = {a.name: a for a in steps.ARMS}
     assert arms["airbench"].command("D", "O", 1)[:4] == ["alexnet", "train", "--recipe", "cifar10-airbench"]
-    for name, seed, flip in (("airbench", 0, 93.0), ("airbench", 1, 93.4), ("ab-relu", 0, 92.0), ("ab-relu", 1, 92.6)):
-        run = tmp_path / f"{name}-s{seed}"
-        run.mkdir()
-        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
-        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": score}))
-        (run / "metrics.csv").write_text("epoch,step,time\n1,43,50.5\n")
+    _fake_runs(tmp_path, (("airbench", 0, 93.0), ("airbench", 1, 93.4), ("ab-relu", 0, 92.0), ("ab-relu", 1, 92.6)))
     out = steps.summarize(tmp_path, tmp_path / "r.json")
     diff = out["arms"]["ab-relu"]["flip_vs_reference"]
     assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
@@ -190,12 +195,7 @@ def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path
     for a in arms:  # a --model-arg replaces the config's model arguments: each keeps batch norm
         if "--model-arg" in a.flags:
             assert "norm=batch" in a.flags, a.name
-    for name, seed, flip in (("c1", 0, 85.5), ("c1", 1, 85.1), ("c1-24ep", 0, 86.5), ("c1-24ep", 1, 86.3)):
-        run = tmp_path / f"{name}-s{seed}"
-        run.mkdir()
-        score = {"top1": flip, "top5": 99.0, "loss": 0.5, "n": 5000}
-        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": None}))
-        (run / "metrics.csv").write_text("epoch,step,time\n1,87,78.0\n")
+    _fake_runs(tmp_path, (("c1", 0, 85.5), ("c1", 1, 85.1), ("c1-24ep", 0, 86.5), ("c1-24ep", 1, 86.3)), tta=False)
     assert steps.main(["summarize", str(tmp_path), str(tmp_path / "r.json"), "--set", "cifar10"]) == 0
     out = json.loads((tmp_path / "r.json").read_text())
     assert out["reference"] == "c1" and out["arms"]["c1-24ep"]["flip_vs_reference"]["mean"] == pytest.approx(1.1)

@@ -59,14 +59,20 @@ def test_an_unknown_amp_is_one_line(tmp_path):
         experiments.run("lrn", fast=True, out=tmp_path, amp="fp8")
 
 
+def _probe_answering(tmp_path, monkeypatch, answers: list[float]):
+    """The bf16 CPU and data above, a probe that gives ``answers`` in turn (the calls it got, to
+    check), and the keyword arguments of a fast `lrn` run into ``tmp_path/out``."""
+    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
+    it, calls = iter(answers), []
+    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(it)) or calls[-1])
+    return calls, dict(data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out",
+                       say=lambda s: None)
+
+
 def test_a_rerun_keeps_the_recorded_precision_without_measuring_again(tmp_path, monkeypatch):
     """The decision is written beside the runs: a re-run (or one resumed after a kill) whose probe
     would now answer fp32 keeps bf16 and does not probe; another --amp decides afresh."""
-    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
-    answers = iter([3.0, 0.5])
-    calls: list[float] = []
-    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
-    kw = dict(data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out", say=lambda s: None)
+    calls, kw = _probe_answering(tmp_path, monkeypatch, [3.0, 0.5])
     experiments.run("lrn", **kw)
     record = json.loads((tmp_path / "out" / "runs" / "precision-lrn.json").read_text())
     assert record["precision"] == "bf16" and record["amp"] == "auto" and record["device"] == "cpu"
@@ -84,11 +90,7 @@ def test_a_rerun_keeps_the_recorded_precision_without_measuring_again(tmp_path, 
 
 def test_a_recorded_precision_is_for_its_network_and_batch(tmp_path, monkeypatch):
     """The record says what was probed; another width (--fast vs the default, say) probes again."""
-    _bf16_cpu_and_two_classes(tmp_path, monkeypatch)
-    answers = iter([3.0, 0.5])
-    calls: list[float] = []
-    monkeypatch.setattr(prec, "model_bf16_speedup", lambda *a, **k: calls.append(next(answers)) or calls[-1])
-    kw = dict(data=f"folder:{tmp_path / 'data'}", fast=True, epochs=1, out=tmp_path / "out", say=lambda s: None)
+    calls, kw = _probe_answering(tmp_path, monkeypatch, [3.0, 0.5])
     experiments.run("lrn", **kw)
     record = tmp_path / "out" / "runs" / "precision-lrn.json"
     assert json.loads(record.read_text())["model"] == "cifar4"
