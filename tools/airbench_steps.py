@@ -195,6 +195,9 @@ def main(argv: list[str]) -> int:
         if "--json" in argv:  # the estimates as data, for the docs
             Path(argv[argv.index("--json") + 1]).write_text(json.dumps(estimates(arms), indent=1) + "\n")
         return 0
+    if len(pos) != 2:
+        need = "DATA OUT" if argv[0] == "run" else "OUT RESULTS.json"
+        raise SystemExit(f"airbench_steps.py {argv[0]} needs {need}, got {' '.join(pos) or 'nothing'}")
     if argv[0] == "summarize":
         print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms), indent=1))
         return 0

@@ -201,3 +201,5 @@ def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path
     assert out["reference"] == "c1" and out["arms"]["c1-24ep"]["flip_vs_reference"]["mean"] == pytest.approx(1.1)
     with pytest.raises(SystemExit, match="unknown set"):
         steps.main(["list", "--set", "nope"])
+    with pytest.raises(SystemExit, match="run needs DATA OUT, got DIR"):
+        steps.main(["run", "DIR", "--set", "cifar10"])
