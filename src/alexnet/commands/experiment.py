@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10 (batches or class folders)")
     p.add_argument("--data-path", help="same as --data cifar10:PATH")
     p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
-    p.add_argument("--seeds", type=int, help="seeds per arm (default: the experiment's, usually 2)")
+    p.add_argument("--seeds", type=int, help="seeds per arm (default: the experiment's, 3 or more)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the experiment's)")
     p.add_argument("--train-subset", type=int, metavar="N", help="training images per run (0: all)")
     p.add_argument("--out", default="experiments", help="output folder (default: experiments)")
