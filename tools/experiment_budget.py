@@ -33,7 +33,7 @@ def measure(model: str, data: str, width: float | None) -> dict:
     from alexnet import experiments
     from alexnet.engine import fit
     from alexnet.engine.precision import experiment_precision, pinned_fields
-    from alexnet.experiments.output import machine_line
+    from alexnet.core.machine import machine_line
     from alexnet.experiments.runs import read_metrics
 
     exp = experiments.get(BASE_OF[model])

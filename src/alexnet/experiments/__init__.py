@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import UserError, did_you_mean
+from ..core.machine import machine_line
 from . import depth, dropout, lrn, overlap_pool, pca_lighting, relu_vs_tanh, ten_crop, towers
-from .output import machine_line, write_outputs
+from .output import write_outputs
 from .budget import Plan, plan_runs
 from .runs import Arm, Experiment, RunResult, Scale, run_experiment
 

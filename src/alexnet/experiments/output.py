@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import atomic_write, atomic_write_json
+from ..core.machine import machine_spec
 from .runs import Experiment, RunResult, Scale
 from .stats import CELL_NOTE, as_summary, unstable_runs, verdict_word
 
@@ -194,47 +195,3 @@ def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, ima
     made += f"; {record['date']}." if record.get("date") else "."
     md += ["", f"![{name}]({image_prefix}{name}.png)", "", made, ""]
     return "\n".join(md)
-
-
-def machine_spec() -> dict[str, Any]:
-    """The machine as fields: CPU model, cores, the bf16 features (AVX512-BF16, AMX), GPU, and the
-    torch and torchvision versions."""
-    import os
-    import platform
-
-    import torch
-
-    from ..core.device import cpu_flags
-
-    try:
-        import torchvision
-
-        tv = torchvision.__version__.split("+")[0]
-    except ImportError:
-        tv = None
-    flags = cpu_flags()
-    return {"cpu": cpu_model() or platform.machine(), "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
-            "amx": bool({"amx_tile", "amx_bf16"} & flags),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__.split("+")[0], "torchvision": tv}
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return ""
-
-
-def machine_line() -> str:
-    """CPU model / GPU, core count and torch version, for the record."""
-    import os
-    import platform
-
-    import torch
-
-    cpu = cpu_model() or platform.processor() or platform.machine()
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu} ({os.cpu_count()} cores{gpu}), torch {torch.__version__.split('+')[0]}"

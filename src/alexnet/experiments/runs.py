@@ -65,7 +65,7 @@ class RunResult:
     cached: bool = False
     precision: str = ""  # what the run trained in (its config.json): fp32, bf16 or fp16
     wall_s: float | None = None  # its result.json's: the wall time of training it and its extras (None: not recorded)
-    machine: str = ""  # its result.json's: where it trained (`output.machine_line`)
+    machine: str = ""  # its result.json's: where it trained (`core.machine.machine_line`)
 
     @property
     def last(self) -> dict[str, float]:
@@ -251,7 +251,7 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     it when ``resumed``, and the extra evaluations; extras added later add theirs), and ``machine``."""
     from ..engine import fit
     from ..engine.config import resume_config
-    from .output import machine_line
+    from ..core.machine import machine_line
 
     t0 = time.perf_counter()
     resumed = False
