@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="an experiment name; `list` names them, `all` runs every one, `index` writes "
                                 "OUT/experiments.md from the results in OUT, `report` derives every verdict in OUT "
                                 "again from its recorded runs (no training) and rewrites the pages and the index")
-    p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10 (batches or class folders)")
+    p.add_argument("--data", help="dataset spec, e.g. cifar10:~/data/cifar10/train: class folders of the training "
+                                  "images, 10 %% held out (given the python batches it validates on the test split)")
     p.add_argument("--data-path", help="same as --data cifar10:PATH")
     p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
     p.add_argument("--seeds", type=int, help="seeds per arm (default: the experiment's, 3 or more)")
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..engine.config import AMP_MODES  # plain Python: the help stays free of torch
 
     p.add_argument("--amp", choices=AMP_MODES,
-                   help="precision of every arm (default: each experiment's, usually auto — measured once at the "
-                        "start and pinned for all its arms)")
+                   help="precision of every arm (default: auto — measured once at an experiment's start, recorded "
+                        "beside its runs and pinned for all its arms)")
     p.add_argument("--index", metavar="PATH", help="index/report: where experiments.md goes (default OUT/experiments.md)")
     p.add_argument("--runs", metavar="DIR", help="report: copy each run's config.json, metrics.csv and result.json "
                                                  "from DIR/<run key> (or its recorded folder) to OUT/runs/")

@@ -6,7 +6,7 @@ how it summarises them against the paper's figure, and its plot. `run` trains wh
 ``OUT/NAME.json`` and ``OUT/NAME.png``.
 
     from alexnet import experiments
-    experiments.run("relu-vs-tanh", data="cifar10:/data/cifar10")
+    experiments.run("relu-vs-tanh", data="cifar10:/data/cifar10/train")
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
             scale = dataclasses.replace(scale, **{flag: value})
     if data is None:
         if not fast:
-            raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (the python batches or "
-                            f"class folders of the training images), or --fast for a seconds-long check on the digits")
+            raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (class folders of the "
+                            f"training images, 10 % held out; the python batches validate on the test split), or --fast for a seconds-long check on the digits")
         data = "digits"
     over: dict[str, Any] = {"device": device}
     if amp is not None:

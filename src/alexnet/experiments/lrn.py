@@ -28,7 +28,7 @@ from .verdict import compare
 
 RATE = 0.02  # the one-cycle schedule's peak rate for both arms
 PAPER_ERROR = {"with LRN": 11.0, "without LRN": 13.0}  # §3.3: CIFAR-10 test error (%)
-# The whole training split less 5,000 held out; 30 epochs of one-cycle: converged by its end.
+# The whole training split less 5,000 held out; 30 epochs of one-cycle, annealed to almost nothing by the end.
 SCALE = Scale(epochs=30, train_subset=0, seeds=3)
 BASE = {**CIFAR4, "lr": RATE, "val_split": 0.1}
 

@@ -20,8 +20,9 @@ from .stats import by_arm
 # pad-and-crop + flips for the 32×32 net (the usual CIFAR recipe). Every base runs on the resident
 # path (the set decoded once into memory, each epoch's crops, flips and lighting drawn per image as
 # whole-epoch tensor operations: `alexnet.data.resident`), validated on a stratified hold-out of
-# 10 % of the training split (5,000 of CIFAR-10's 50,000 images, the hold-out's seed fixed at 0,
-# so every run of every experiment is validated on the same images).
+# 10 % of the training split when it is given as class folders (5,000 of CIFAR-10's 50,000 images,
+# the hold-out's seed fixed at 0, so every run of every experiment is validated on the same images;
+# given the python batches, the runs validate on the test split instead).
 CIFAR4: dict[str, Any] = dict(
     model="cifar4", optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
     lr_scheduler="onecycle", label_smoothing=0.0, aug="small", val_split=0.1, workers=0, resident=True)
@@ -34,10 +35,11 @@ MINI: dict[str, Any] = dict(
     pca_scale="eigval")  # α·λ as the paper prints it (the default, α·√λ, is cuda-convnet2's): what was measured
 
 # Sizes: `default` trains on the whole training split less the hold-out (45,000 CIFAR-10 images),
-# 3 seeds per arm (the fewest a 95 % interval over seeds can be drawn from; an experiment whose
-# effect is under a point may ask for more with dataclasses.replace). Epochs: enough for the
-# one-cycle schedule to converge at this size (docs/experiments-budget.md has the measured epoch
-# times and what `alexnet experiment all` costs). `--epochs`, `--train-subset` and `--seeds`
+# 3 seeds per arm (the project's floor for a claim: two give a 95 % interval, but with 1 degree of freedom,
+# ±12.7 standard errors; an experiment whose effect is under a point asks for more with
+# dataclasses.replace). Epochs: a budget choice, not a measured plateau — enough for the one-cycle
+# schedule to settle at this size (docs/experiments-budget.md has the measured epoch times and what
+# `alexnet experiment all` costs). `--epochs`, `--train-subset` and `--seeds`
 # change them. `fast` is for tests (the digits, seconds).
 CIFAR4_SCALE = Scale(epochs=40, train_subset=0, seeds=3)
 MINI_SCALE = Scale(epochs=30, train_subset=0, seeds=3, width=0.5)
