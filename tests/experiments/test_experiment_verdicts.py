@@ -90,6 +90,28 @@ def test_overlap_pool_judges_the_overfitting_gap_on_its_own():
     assert s.verdict.startswith("reproduces:") and "; overfitting: contradicts:" in s.verdict
 
 
+def test_pca_lighting_and_depth_compare_the_overfitting_gaps_with_their_own_intervals():
+    # PCA lighting: the same error, but its gap 3 points smaller on every seed
+    pca = [run(PCA, i, 40.0 + i, extra={"train_eval_error": 30.0 + i + 0.1 * (i == 1)}) for i in range(3)]
+    plain = [run(NO, i, 40.0 + i + 0.05 * (i == 2), extra={"train_eval_error": 27.0 + i}) for i in range(3)]
+    s = summary("pca-lighting", pca + plain)
+    err, gap = s.comparisons
+    assert err.verdict == "inconclusive" and gap.verdict == "reproduces" and gap.paired
+    assert gap.diff == pytest.approx(3.05)
+    assert s.verdict.startswith("inconclusive:") and "; overfitting: reproduces: PCA lighting overfits less" in s.verdict
+    assert s.rows[0]["overfitting gap (points)"].startswith("9.97 [")
+    # runs recorded before the training images were evaluated: no gap, said so, the error still judged
+    old = summary("pca-lighting", [run(PCA, i, 40.0 + i) for i in range(3)] + [run(NO, i, 42.0 + i) for i in range(3)])
+    assert len(old.comparisons) == 1 and stats.GAP_NOT_MEASURED in old.notes
+    assert old.rows[0]["overfitting gap (points)"] == "–"
+    # depth: without conv3 the gap is about 2 points lower (reported with its interval, not judged)
+    full = [run("all five conv layers", i, 40.0 + i, extra={"train_eval_error": 30.0 + i}) for i in range(3)]
+    conv3 = [run("without conv3", i, 42.0 + i + 0.1 * (i == 1), extra={"train_eval_error": 34.0 + i}) for i in range(3)]
+    d = summary("depth", full + conv3)
+    assert len(d.comparisons) == 1 and d.rows[1]["gap lower by, vs all five (points)"].startswith("+1.97 [")
+    assert any(n.startswith("overfitting gap") and "conv3 +1.97 [" in n for n in d.notes)
+
+
 def test_ten_crop_is_paired_on_the_same_weights():
     def tc(seed, centre, ten):
         return run("alexnet-mini", seed, centre, extra={"centre_error": centre, "ten_crop_error": ten, "centre_error5": 5.0,

@@ -81,8 +81,10 @@ class RunResult:
 
     @property
     def overfit_gap(self) -> float:
-        """Validation error minus training error in eval mode (needs the ``train_eval`` extra)."""
-        return self.val_error - self.extra["train_eval_error"]
+        """Validation error minus training error in eval mode (the ``train_eval`` extra; nan for a
+        run recorded before its experiment asked for it)."""
+        train = self.extra.get("train_eval_error")
+        return float("nan") if train is None else self.val_error - train
 
     @property
     def seconds(self) -> float:

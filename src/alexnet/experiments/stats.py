@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .runs import RunResult
-from .verdict import VERDICTS, Comparison, mean_interval
+from .verdict import VERDICTS, Comparison, compare, mean_interval
 
 CELL_NOTE = ("Cells: the mean over the usable seeds with its 95 % confidence interval in brackets "
              "(Student t; one seed: the value alone).")
@@ -181,13 +181,6 @@ def lower_error(better: list[RunResult], worse: list[RunResult], what: str,
     return direction(diff, noise_of([key(r) for r in better], [key(r) for r in worse]), +1, what)
 
 
-def error_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str]) -> list[dict[str, Any]]:
-    """Table rows: top-1 and top-5 validation error per arm (`cell`: mean and 95 % interval)."""
-    return [{"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs]),
-             "top-5 error (%)": cell([r.val_error5 for r in runs]), "seeds": len(runs), "paper": paper(arm)}
-            for arm, runs in arms.items()]
-
-
 def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], str], *,
                      top5: bool = True) -> list[dict[str, Any]]:
     """Table rows: validation error (top-1, and top-5 if ``top5``), training error in eval mode and
@@ -198,8 +191,22 @@ def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], st
         row = {"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs])}
         if top5:
             row["top-5 error (%)"] = cell([r.val_error5 for r in runs])
-        row.update({"training error, eval mode (%)": cell([r.extra["train_eval_error"] for r in runs]),
+        row.update({"training error, eval mode (%)": cell([r.extra.get("train_eval_error") for r in runs]),
                     "overfitting gap (points)": cell([r.overfit_gap for r in runs]), "seeds": len(runs),
                     "paper": paper(arm)})
         rows.append(row)
     return rows
+
+
+GAP_NOT_MEASURED = "overfitting gap: not measured (these runs were recorded before the training images were evaluated)"
+
+
+def gap_compare(a: list[RunResult], b: list[RunResult], *, paired: bool, what: str,
+                excluded: tuple[str, ...] = ()) -> Comparison | None:
+    """Arm ``a``'s overfitting gap (validation − training error, eval mode) against ``b``'s: the
+    difference b − a with its 95 % interval (`verdict.compare`; positive: ``a`` overfits less).
+    None where a run has no ``train_eval`` extra (recorded before its experiment asked for it)."""
+    if any("train_eval_error" not in r.extra for r in a + b):
+        return None
+    return compare(by_seed(a, lambda r: r.overfit_gap), by_seed(b, lambda r: r.overfit_gap), paired=paired,
+                   what=what, excluded=excluded)
