@@ -159,6 +159,17 @@ def test_bad_input_is_one_line(capsys, tmp_path):
         experiments.run("lrn", fast=True, seeds=0, out=tmp_path)
 
 
+def test_missing_data_is_one_line_before_any_plan_or_probe(capsys, tmp_path):
+    """A wrong CIFAR-10 path fails at once: no plan printed, no precision probed, nothing written."""
+    out = tmp_path / "out"
+    for spec in (str(tmp_path / "nowhere"), str(tmp_path)):  # absent, and a folder without CIFAR-10
+        assert main(["experiment", "all", "--data", f"cifar10:{spec}", "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith(f"error: cifar10: no CIFAR-10 in {spec}") and "--download" not in captured.err
+    assert not out.exists()
+
+
 def test_index_summarises_every_experiment(all_runs, capsys):
     out, records = all_runs
     assert main(["experiment", "index", "--out", str(out)]) == 0

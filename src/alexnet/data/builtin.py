@@ -66,6 +66,19 @@ def find_cifar_batches(root: str) -> str | None:
     return None
 
 
+def cifar10_missing(root: str, *, download_flag: bool = True) -> str | None:
+    """Why ``root`` holds no CIFAR-10 (neither its python batches, their archive, nor class folders),
+    as a one-line error; None where it does. Cheap: it looks, it reads nothing."""
+    root = os.path.abspath(root)
+    if find_cifar_batches(root) or os.path.isfile(os.path.join(root, "cifar-10-python.tar.gz")):
+        return None
+    if os.path.isdir(root) and find_classes(root):
+        return None
+    fetch = " (or add --download to fetch it; needs internet)" if download_flag else ""
+    return (f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) "
+            f"or its cifar-10-batches-py/ folder there, or the training images as class folders{fetch}")
+
+
 def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
                     download: bool) -> ImageDataset:
     """CIFAR-10 from the official python batches (``data_batch_1‥5`` train, ``test_batch`` val).
@@ -93,9 +106,7 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
         batches = find_cifar_batches(root)
     if batches is None:
-        raise UserError(f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz "
-                        f"(www.cs.toronto.edu/~kriz/cifar.html) or its cifar-10-batches-py/ folder there "
-                        f"(or add --download to fetch it; needs internet)")
+        raise UserError(cifar10_missing(root))
     files = ["test_batch"] if split == "val" else [f"data_batch_{i}" for i in range(1, 6)]
     files = [os.path.join(batches, f) for f in files]
     missing = [f for f in files if not os.path.isfile(f)]

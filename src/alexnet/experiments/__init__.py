@@ -68,6 +68,7 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
             raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (class folders of the "
                             f"training images, 10 % held out; the python batches validate on the test split), or --fast for a seconds-long check on the digits")
         data = "digits"
+    check_data(data)
     over: dict[str, Any] = {"device": device}
     if amp is not None:
         if amp not in AMP_MODES:
@@ -78,6 +79,19 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
     if fast:
         over["workers"] = 0
     return Job(exp, scale, data, over)
+
+
+def check_data(spec: str) -> None:
+    """A one-line `UserError` now, before any plan or precision probe, where ``spec`` names data
+    that is not there (the check looks; it decodes nothing)."""
+    from ..data.builtin import cifar10_missing
+    from ..data.datasets import parse_spec
+
+    kind, path = parse_spec(spec)
+    if kind == "cifar10" and path:
+        problem = cifar10_missing(path, download_flag=False)
+        if problem:
+            raise UserError(problem)
 
 
 def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | None = None,
