@@ -10,6 +10,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, parse_spec, split_indices
@@ -143,9 +144,17 @@ def test_cifar10_from_archive_and_refuses_pickled_code(cifar10_root, tmp_path):
         build_dataset(f"cifar10:{cifar10_root}", "val")
 
 
-def test_cifar10_as_image_folders(split_folder):
-    ds = build_dataset(f"cifar10:{split_folder}", "val")
-    assert len(ds) == 4 and ds.classes == ["a", "b"]
+def test_cifar10_as_image_folders(split_folder, tmp_path):
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    for i, name in enumerate(names):
+        (tmp_path / "c10" / "train" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(tmp_path / "c10" / "train" / name / "0.png")
+    ds = build_dataset(f"cifar10:{tmp_path / 'c10'}", "train", val_split=0)
+    assert len(ds) == 10 and ds.classes == names
+    # two class folders are not CIFAR-10 (a wrong folder, say the home folder, is not taken for it)
+    with pytest.raises(UserError, match=r"has 2 class folders \(a, b\), CIFAR-10 has 10: .* or use folder:"):
+        build_dataset(f"cifar10:{split_folder}", "val")
+    assert build_dataset(f"folder:{split_folder}", "val").classes == ["a", "b"]
 
 
 def test_mnist_idx_gz_and_plain(mnist_root):

@@ -335,7 +335,10 @@ def config_from_args(args: argparse.Namespace):
         return make_config(recipe)  # raises the one-line error
     if args.data_path:
         kind = over.get("data") or start.get("data") or RECIPES[recipe].get("data", "")
-        if kind and ":" not in kind and kind != "digits" and not Path(kind).exists():
+        from ..data.datasets import KINDS
+
+        # a dataset kind (the recipe's cifar10) takes the path even where a folder of that name is at hand
+        if kind and ":" not in kind and kind != "digits" and (kind in KINDS or not Path(kind).exists()):
             over["data"] = f"{kind}:{args.data_path}"
         else:
             over["data"] = args.data_path

@@ -13,7 +13,7 @@ import torch
 
 from ..core.errors import UserError
 from .base import ImageDataset, TensorImageDataset, split_indices
-from .folders import find_classes, folder_dataset
+from .folders import find_classes, folder_dataset, folder_splits
 
 
 def digits_dataset(split: str, transform: Callable | None, val_split: float, seed: int) -> TensorImageDataset:
@@ -73,10 +73,24 @@ def cifar10_missing(root: str, *, download_flag: bool = True) -> str | None:
     if find_cifar_batches(root) or os.path.isfile(os.path.join(root, "cifar-10-python.tar.gz")):
         return None
     if os.path.isdir(root) and find_classes(root):
-        return None
+        return cifar10_folders_problem(root)
     fetch = " (or add --download to fetch it; needs internet)" if download_flag else ""
     return (f"cifar10: no CIFAR-10 in {root}: put cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) "
             f"or its cifar-10-batches-py/ folder there, or the training images as class folders{fetch}")
+
+
+def cifar10_folders_problem(root: str) -> str | None:
+    """Why the class folders under ``root`` (or its ``train/``) are not CIFAR-10's ten, as a
+    one-line error (a folder of anything, say the home folder, is not taken for the data); None
+    where there are ten."""
+    train_dir, val_dir = folder_splits(root)
+    classes = find_classes(train_dir or val_dir or root)
+    if len(classes) == 10:
+        return None
+    shown = ", ".join(classes[:5]) + (", …" if len(classes) > 5 else "")
+    return (f"cifar10: {root} has {len(classes)} class folder{'s' * (len(classes) != 1)} ({shown}), CIFAR-10 has 10: "
+            f"point at the folder whose sub-folders are its classes (or train/ and test/ holding them), "
+            f"or use folder:{root} for other data")
 
 
 def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
@@ -95,6 +109,9 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
             tar.extractall(root, filter="data")
         batches = find_cifar_batches(root)
     if batches is None and os.path.isdir(root) and find_classes(root):
+        problem = cifar10_folders_problem(root)
+        if problem:
+            raise UserError(problem)
         return folder_dataset(root, split, transform, val_split, seed, name=f"cifar10:{root}")
     if batches is None and download:
         from torchvision.datasets import CIFAR10
