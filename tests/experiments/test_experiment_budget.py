@@ -99,10 +99,19 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
         assert r["run_dir"] != str(stopped[0]) or len(r["epochs"]) == 2
 
 
-@pytest.mark.parametrize("width, factor", [(0.5, 1.0), (1.0, 4.0)])
-def test_an_epoch_estimate_scales_with_images_and_width(width, factor, monkeypatch):
+def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(monkeypatch):
     monkeypatch.setattr(plan_mod, "EPOCH_SECONDS", {("alexnet-mini", 0.5): 100.0})
     exp = experiments.get("depth")
-    scale = exp.default.__class__(epochs=1, train_subset=4500, seeds=1, width=width)
-    cfg = exp.configs(scale, 0, "cifar10:x", Path("."))[0][1]
-    assert plan_mod.epoch_seconds(cfg) == pytest.approx(10.0 * factor)
+
+    def estimates(name, width):
+        e = experiments.get(name)
+        scale = e.default.__class__(epochs=1, train_subset=4500, seeds=1, width=width)
+        return {arm.label: plan_mod.epoch_seconds(cfg) for arm, cfg in e.configs(scale, 0, "cifar10:x", Path("."))}
+
+    half = estimates("depth", 0.5)
+    assert half["all five conv layers"] == pytest.approx(10.0)  # the network measured, on a tenth of the images
+    assert all(s < 10.0 for arm, s in half.items() if arm.startswith("without"))  # a layer fewer costs less
+    assert 3.0 < estimates("depth", 1.0)["all five conv layers"] / 10.0 < 4.2  # about width²
+    wide = estimates("dropout", 0.5)  # fully connected layers of 2,048 cost more than the measured 256
+    assert all(s > 10.0 for s in wide.values())
+    assert exp.default.width == 0.5

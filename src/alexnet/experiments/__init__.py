@@ -68,7 +68,6 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
             raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (class folders of the "
                             f"training images, 10 % held out; the python batches validate on the test split), or --fast for a seconds-long check on the digits")
         data = "digits"
-    check_data(data)
     over: dict[str, Any] = {"device": device}
     if amp is not None:
         if amp not in AMP_MODES:
@@ -82,8 +81,8 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
 
 
 def check_data(spec: str) -> None:
-    """A one-line `UserError` now, before any plan or precision probe, where ``spec`` names data
-    that is not there (the check looks; it decodes nothing)."""
+    """A one-line `UserError` before anything is printed or probed, where ``spec`` names data that
+    is not there (the check looks; it decodes nothing). A plan alone (`plan`) needs no data."""
     from ..data.builtin import cifar10_missing
     from ..data.datasets import parse_spec
 
@@ -104,6 +103,7 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
     Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
     job = prepare(name, data=data, fast=fast, seeds=seeds, epochs=epochs, train_subset=train_subset, device=device,
                   workers=workers, amp=amp)
+    check_data(job.data)
     out = Path(out)
     say(f"[{name}] " + plan_runs([(job.exp, job.scale)], data=job.data, out=out, **job.over).summary())
     results = run_experiment(job.exp, data=job.data, out=out, scale=job.scale, say=say, **job.over)
@@ -144,7 +144,9 @@ def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
     (`plan`: runs, cached ones, estimated hours per experiment) is printed first; an interrupted
     ``all`` run again trains only what is missing and resumes the run it stopped in."""
     say = kwargs.get("say", print)
-    for line in plan(**{k: v for k, v in kwargs.items() if k not in ("say", "command")}).lines():
+    the_plan = plan(**{k: v for k, v in kwargs.items() if k not in ("say", "command")})
+    check_data(kwargs.get("data") or "digits")
+    for line in the_plan.lines():
         say(line)
     records = {name: run(name, **kwargs) for name in EXPERIMENTS}
     path = write_index(kwargs.get("out", "experiments"), list(records))

@@ -11,6 +11,7 @@ nothing, an interrupted one only its remaining epochs, and each extra evaluation
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,6 +21,12 @@ from typing import Any
 from .runs import EXTRA_KEYS, Experiment, Scale, read_metrics
 from .setups import EPOCH_SECONDS, REFERENCE_IMAGES, REFERENCE_MACHINE, RUN_OVERHEAD_SECONDS
 
+# The part of an epoch that grows with the network's multiply-adds; the rest (the data, the
+# element-wise layers, the optimiser) does not. Fitted to two measured epochs, each in the precision
+# `--amp auto` took for it (AMD EPYC, 2 cores): `alexnet-mini` at half width, 11.7 s (fp32); the same
+# with 2,048-wide fully connected layers (dropout's), 1.61× the multiply-adds, 14.5 s (bf16, 1.2× fp32
+# there): (14.5 / 11.7 − 1) / 0.61 ≈ 0.4. An estimate, not a model of the machine.
+MAC_SHARE = 0.4
 EXTRA_EPOCHS = 0.5  # an extra evaluation (training images in eval mode, ten-crop) ≈ half an epoch
 
 
@@ -92,7 +99,9 @@ def _hours(seconds: float) -> str:
 
 def epoch_seconds(cfg) -> float:
     """Estimated seconds of one epoch of ``cfg`` on the reference machine: the measured epoch of its
-    model (at the width measured, else scaled by width², the layers' cost), scaled by its number of
+    model at the nearest width measured, scaled by width² (the layers' cost), by its variant's
+    multiply-adds against the plain network's at that width (`macs`: a layer removed, wider fully
+    connected layers; only the part `MAC_SHARE` of an epoch follows them), and by its number of
     training images (the whole split: `REFERENCE_IMAGES`). nan for a model never measured."""
     width = float(cfg.model_kwargs.get("width", 1.0))
     known = {w: s for (m, w), s in EPOCH_SECONDS.items() if m == cfg.model and s > 0}
@@ -100,7 +109,19 @@ def epoch_seconds(cfg) -> float:
         return float("nan")
     ref = width if width in known else min(known, key=lambda w: abs(w - width))
     images = min(cfg.train_subset, REFERENCE_IMAGES) if cfg.train_subset else REFERENCE_IMAGES
-    return known[ref] * (width / ref) ** 2 * images / REFERENCE_IMAGES
+    plain = {"width": width} if "width" in cfg.model_kwargs else {}
+    variant = macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True)) / macs(cfg.model, json.dumps(plain))
+    cost = (width / ref) ** 2 * (1 - MAC_SHARE + MAC_SHARE * variant)
+    return known[ref] * cost * images / REFERENCE_IMAGES
+
+
+@functools.lru_cache(maxsize=None)
+def macs(model: str, kwargs_json: str) -> int:
+    """Multiply-adds per image of ``model`` built with the keyword arguments ``kwargs_json``
+    (`alexnet.models.summarize`; a forward pass of one image)."""
+    from ..models import build_model, model_cfg, summarize
+
+    return summarize(build_model(model, num_classes=10, **json.loads(kwargs_json)), model_cfg(model).input_size).total_macs
 
 
 def run_seconds(cfg, run_dir: Path, extras: tuple[str, ...]) -> tuple[str, float]:

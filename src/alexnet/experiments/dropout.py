@@ -1,9 +1,11 @@
 """§4.2: without dropout the network overfits substantially; dropout doubles the iterations.
 
 "Without dropout, our network exhibits substantial overfitting. Dropout roughly doubles the
-number of iterations required to converge." Here: ``alexnet-mini`` with dropout 0.5 on the
-outputs of fc6 and fc7, and without, on the whole training split (5,000 images held out), long
-enough that the net without dropout overfits. Three statements, each with its 95 % interval,
+number of iterations required to converge." Here: ``alexnet-mini`` at half width with fully
+connected layers as wide, for its convolutions, as the paper's (fc6/fc7 of 2,048: 97 % of the
+weights, the paper's 96 %), with dropout 0.5 on the outputs of fc6 and fc7 and without, on the
+whole training split (5,000 images held out), without augmentation (see `BASE`), long enough that
+the net without dropout overfits. Three statements, each with its 95 % interval,
 paired by seed (dropout has no weights: both arms start from the same weights and see the same
 batches):
 
@@ -36,9 +38,19 @@ LATE = 5  # epochs: a run whose best came this late, by more than WITHIN, was st
 VISIBLE_GAP = 5.0  # points: the mean gap without dropout from which it "overfits visibly"
 PAPER_ITER_RATIO = 2.0  # "roughly doubles"
 ON, OFF = "dropout 0.5 (fc6, fc7)", "no dropout"
-BASE = {**MINI, "lr": 0.01, "lr_scheduler": "constant", "val_split": 0.1}
-# The whole training split less 5,000 held out, at half width, for 40 epochs at a constant rate.
-SCALE = Scale(epochs=40, train_subset=0, seeds=3, width=0.5)
+# The regime in which the claim can be measured at CIFAR scale. Fully connected layers as wide, for
+# the convolutions below them, as the paper's: ``fc_width`` 4096 at half width is fc6/fc7 of 2,048,
+# so they hold 97 % of the weights (the paper's net: 96 %, 58.6 of 61.0 million); and no
+# augmentation (the evaluation's centre crop). With the paper's augmentation on 45,000 images of
+# 32×32 the nets did not converge at this constant rate (trial runs, seed 0, not kept): with fc 256,
+# gaps of 5.05 points without dropout and 4.80 with it after 40 epochs, both still improving; with
+# fc 2,048 and no dropout, 12.96 % training against 21.94 % validation error after 60 epochs, the
+# validation error still falling, so "epochs to converge" could not be measured.
+FC_WIDTH = 4096
+BASE = {**MINI, "lr": 0.01, "lr_scheduler": "constant", "val_split": 0.1, "aug": "none",
+        "model_kwargs": {"fc_width": FC_WIDTH}}
+# The whole training split less 5,000 held out, at half width, for 60 epochs at a constant rate.
+SCALE = Scale(epochs=60, train_subset=0, seeds=3, width=0.5)
 
 
 def val_errors(r: RunResult) -> list[float]:
