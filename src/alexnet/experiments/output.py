@@ -179,7 +179,9 @@ def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, ima
     if " ± " in cells:
         md += ["± is half the range over the seeds.", ""]
     seeds = sc["seeds"]
-    md += [f"Scale: {sc['epochs']} epochs on {train_imgs} training images of `{record['data']}`, {seeds} "
+    held = "" if sc["train_subset"] else (" (less the validation hold-out drawn from them, where the data has no "
+                                          "validation split of its own)")
+    md += [f"Scale: {sc['epochs']} epochs on {train_imgs} training images of `{record['data']}`{held}, {seeds} "
            f"seed{'s' if seeds != 1 else ''} per arm, width ×{sc['width']:g}, batch {sc['batch_size']}. "
            f"{record.get('scale_note', '')}".rstrip(), ""]
     md += [f"- left out, never averaged: {x}" for x in record.get("excluded") or []]
