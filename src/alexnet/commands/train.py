@@ -333,18 +333,16 @@ def config_from_args(args: argparse.Namespace):
         print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
+    from ..data.datasets import KINDS, KINDS_NEEDING_PATH
+
     if args.data_path:
         kind = over.get("data") or start.get("data") or RECIPES[recipe].get("data", "")
-        from ..data.datasets import KINDS
-
         # a dataset kind (the recipe's cifar10) takes the path even where a folder of that name is at hand
         if kind and ":" not in kind and kind != "digits" and (kind in KINDS or not Path(kind).exists()):
             over["data"] = f"{kind}:{args.data_path}"
         else:
             over["data"] = args.data_path
     data = over.get("data", start.get("data", RECIPES[recipe].get("data", "digits")))
-    from ..data.datasets import KINDS_NEEDING_PATH
-
     if data in KINDS_NEEDING_PATH:
         if weights:  # the weights argument first, then the data
             _check_weights_first(weights, over.get("model", start.get("model")))

@@ -66,7 +66,8 @@ def prepare(name: str, *, data: str | None = None, fast: bool = False, seeds: in
     if data is None:
         if not fast:
             raise UserError(f"experiment {name} trains on CIFAR-10: give --data cifar10:PATH (class folders of the "
-                            f"training images, 10 % held out; the python batches validate on the test split), or --fast for a seconds-long check on the digits")
+                            f"training images, 10 % held out; the python batches validate on the test split), "
+                            f"or --fast for a seconds-long check on the digits")
         data = "digits"
     over: dict[str, Any] = {"device": device}
     if amp is not None:
@@ -144,9 +145,8 @@ def run_all(**kwargs: Any) -> dict[str, dict[str, Any]]:
     (`plan`: runs, cached ones, estimated hours per experiment) is printed first; an interrupted
     ``all`` run again trains only what is missing and resumes the run it stopped in."""
     say = kwargs.get("say", print)
-    the_plan = plan(**{k: v for k, v in kwargs.items() if k not in ("say", "command")})
     check_data(kwargs.get("data") or "digits")
-    for line in the_plan.lines():
+    for line in plan(**{k: v for k, v in kwargs.items() if k not in ("say", "command")}).lines():
         say(line)
     records = {name: run(name, **kwargs) for name in EXPERIMENTS}
     path = write_index(kwargs.get("out", "experiments"), list(records))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
-from .stats import GAP_NOT_MEASURED, Summary, by_seed, cell, gap_compare, overall, usable_by_arm
+from .stats import GAP_NOT_MEASURED, Summary, by_seed, cell, diff_cell, gap_compare, overall, usable_by_arm
 from .verdict import compare
 
 FULL = "all five conv layers"
@@ -35,13 +35,13 @@ def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
             c = compare(full, by_seed(runs, lambda r: r.val_error), paired=False, excluded=tuple(excluded),
                         what=f"removing {layer} raises the top-1 error")
             comps.append(c)
-            change = _change(c)
+            change = diff_cell(c)
             # the paper says nothing of overfitting here: the gap's change is reported, not judged
             g = gap_compare(runs, full_runs, paired=False, excluded=tuple(excluded),
                             what=f"removing {layer} lowers the overfitting gap")
             if g is not None:
-                gaps.append(f"{layer} {_change(g)}")
-                gap_change = _change(g)
+                gap_change = diff_cell(g)
+                gaps.append(f"{layer} {gap_change}")
         rows.append({"arm": arm, "validation top-1 error (%)": cell([r.val_error for r in runs]),
                      "top-5 error (%)": cell([r.val_error5 for r in runs]),
                      "change vs all five (points)": change,
@@ -53,16 +53,10 @@ def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
     runs_each = f"; {comps[0].design.split(', ', 1)[1]} each" if comps and len({c.n for c in comps}) == 1 else ""
     verdict = (f"{overall(comps)}: removing any middle conv layer raises the top-1 error — " + "; ".join(parts)
                + f" (each removal against all five layers, unpaired{runs_each})")
-    notes = [PAIRING]
-    notes.append("overfitting gap (validation − training error, eval mode) lower without the layer than with all "
-                 "five, points with 95 % intervals, unpaired (the paper makes no claim here): " + "; ".join(gaps)
-                 if gaps else GAP_NOT_MEASURED)
-    return Summary(rows, verdict, notes, comps)
-
-
-def _change(c) -> str:
-    """A comparison's difference and interval as a table cell: ``+1.23 [+0.50, +1.96]``."""
-    return f"{c.diff:+.2f}" + ("" if c.interval == "no interval" else f" [{c.low:+.2f}, {c.high:+.2f}]")
+    gap_note = (("overfitting gap (validation − training error, eval mode) lower without the layer than with all "
+                 "five, points with 95 % intervals, unpaired (the paper makes no claim here): " + "; ".join(gaps))
+                if gaps else GAP_NOT_MEASURED)
+    return Summary(rows, verdict, [PAIRING, gap_note], comps)
 
 
 EXPERIMENT = Experiment(

@@ -13,7 +13,7 @@ import dataclasses
 
 from .runs import Arm, Experiment, RunResult
 from .setups import CIFAR4, CIFAR4_SCALE, FAST_SCALE, val_curves
-from .stats import GAP_NOT_MEASURED, Summary, by_seed, gap_compare, overfitting_rows, usable_by_arm
+from .stats import Summary, by_seed, error_and_gap, gap_compare, overfitting_rows, usable_by_arm
 from .verdict import compare
 
 OVERLAP, PLAIN = "overlapping 3/2", "non-overlapping 2/2"
@@ -32,9 +32,7 @@ def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
                   what="overlapping pooling lowers the top-1 error", excluded=tuple(excluded))
     gap = gap_compare(ov, pl, paired=True, excluded=tuple(excluded),
                       what="overlapping pooling overfits less (a smaller validation − training error gap)")
-    if gap is None:
-        return Summary(rows, err.text, [PAIRING, GAP_NOT_MEASURED], [err])
-    return Summary(rows, f"{err.text}; overfitting: {gap.text}", [PAIRING], [err, gap])
+    return error_and_gap(rows, err, gap, PAIRING)
 
 
 EXPERIMENT = Experiment(

@@ -3,16 +3,16 @@
 "This scheme approximately captures an important property of natural images, namely, that object
 identity is invariant to changes in the intensity and color of the illumination. This scheme
 reduces the top-1 error rate by over 1%." Here: ``alexnet-mini`` trained with random crops, flips
-and PCA lighting (aug ``paper``), and with crops and flips only (aug ``light``). Beside the error, the overfitting gap (validation − training error,
-eval mode) with its own interval: the paper introduces augmentation (§4) as its first means against
-overfitting.
+and PCA lighting (aug ``paper``), and with crops and flips only (aug ``light``). Beside the error,
+the overfitting gap (validation − training error, eval mode) with its own interval: the paper
+introduces augmentation (§4) as its first means against overfitting.
 """
 
 from __future__ import annotations
 
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
-from .stats import GAP_NOT_MEASURED, Summary, by_seed, gap_compare, overfitting_rows, usable_by_arm
+from .stats import Summary, by_seed, error_and_gap, gap_compare, overfitting_rows, usable_by_arm
 from .verdict import compare
 
 PCA, NO_PCA = "crops + flips + PCA lighting", "crops + flips, no PCA lighting"
@@ -31,9 +31,7 @@ def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
     # §4: augmentation is the paper's first means against overfitting; its gap, with its own interval
     gap = gap_compare(pca, plain, paired=True, excluded=tuple(excluded),
                       what="PCA lighting overfits less (a smaller validation − training error gap)")
-    if gap is None:
-        return Summary(rows, err.text, [PAIRING, GAP_NOT_MEASURED], [err])
-    return Summary(rows, f"{err.text}; overfitting: {gap.text}", [PAIRING], [err, gap])
+    return error_and_gap(rows, err, gap, PAIRING)
 
 
 EXPERIMENT = Experiment(

@@ -201,6 +201,22 @@ def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], st
 GAP_NOT_MEASURED = "overfitting gap: not measured (these runs were recorded before the training images were evaluated)"
 
 
+def diff_cell(c: Comparison | None) -> str:
+    """A comparison's difference and 95 % interval as a table cell: ``+1.23 [+0.50, +1.96]``
+    (``+1.23`` without an interval, ``–`` without a difference)."""
+    if c is None or math.isnan(c.diff):
+        return "–"
+    return f"{c.diff:+.2f}" + ("" if math.isnan(c.low) else f" [{c.low:+.2f}, {c.high:+.2f}]")
+
+
+def error_and_gap(rows: list[dict[str, Any]], err: Comparison, gap: Comparison | None, pairing: str) -> Summary:
+    """The summary of an experiment judged on its error with its overfitting gap beside it
+    (`gap_compare`; None: the gap was not measured, and the notes say so)."""
+    if gap is None:
+        return Summary(rows, err.text, [pairing, GAP_NOT_MEASURED], [err])
+    return Summary(rows, f"{err.text}; overfitting: {gap.text}", [pairing], [err, gap])
+
+
 def gap_compare(a: list[RunResult], b: list[RunResult], *, paired: bool, what: str,
                 excluded: tuple[str, ...] = ()) -> Comparison | None:
     """Arm ``a``'s overfitting gap (validation − training error, eval mode) against ``b``'s: the

@@ -32,7 +32,7 @@ from typing import Any
 from .grid import interval_text
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
-from .stats import by_arm, usable
+from .stats import by_arm, diff_cell, usable
 from .verdict import compare, mean_interval
 
 TWO = "two towers (grouped)"
@@ -163,8 +163,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
         rows.append({"arm": arm, "conv kernels": kernels, "parameters": params,
                      "validation top-1 error (%, 95 % CI)": interval_text([r.val_error for r in ok]),
                      "top-5 error (%)": interval_text([r.val_error5 for r in ok]),
-                     "two towers lower by (points, 95 % CI)": "–" if c is None or math.isnan(c.diff) else
-                     f"{c.diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}]" if not math.isnan(c.low) else f"{c.diff:+.2f}",
+                     "two towers lower by (points, 95 % CI)": diff_cell(c),
                      "two towers' step speed (×, 95 % CI)": "–" if arm == TWO else speed_text(speeds.get(arm)),
                      "usable runs": f"{len(ok)} of {len(runs)}",
                      "paper": {TWO: "−1.7 / −1.2 vs the one-GPU net; slightly faster", HALF: "the paper's one-GPU net",
