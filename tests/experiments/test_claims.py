@@ -225,6 +225,11 @@ def test_the_one_gpu_arm_has_half_the_kernels(tmp_path):
         assert all(c.groups == 1 for c in half + same) and two[1].groups == 2
         fc = {k: n.classifier.fc6.out_features for k, n in nets.items()}
         assert fc[towers.HALF] == fc[towers.TWO]
+    # the table's multiply-adds: the grouped net does about twice the half-kernel net's work per image
+    # and less than the same-width one's (what a step's time on one device follows)
+    work = {arm.label: float(towers.describe({"model": cfg.model, "model_kwargs": cfg.model_kwargs})[2].split()[0])
+            for arm, cfg in exp.configs(exp.default, 0, "digits", tmp_path)}
+    assert 1.8 < work[towers.TWO] / work[towers.HALF] < 2.2 and work[towers.TWO] < work[towers.SAME]
 
 
 def towers_runs(two=(40.0, 40.5, 39.5), half=(42.5, 43.0, 42.0), same=(39.0, 39.5, 40.0)):
@@ -259,6 +264,12 @@ def test_step_speed_ratio_sees_a_bigger_net_is_slower_and_is_stored(tmp_path, mo
     assert first["ratio"] == 1.2 and towers.measured_speed(two, half) == first and calls == [1]  # stored, reused
     assert "reproduces: a training step of the two-tower net ran at 1.20× [1.10, 1.30]" in towers.speed_verdict(
         first, "one-GPU net")
+    # the record carries it: the runs again without their folders (as `experiment report` reads a
+    # committed record) still have the speed, and nothing is measured again
+    assert two.extra[towers.speed_key(half)] == first
+    gone = run(towers.TWO, 0, val=[50.0], run_dir="OUT/runs/two", extra=dict(two.extra))
+    assert towers.measured_speed(gone, run(towers.HALF, 0, val=[50.0], run_dir="OUT/runs/half")) == first
+    assert calls == [1]
 
 
 def test_summaries_hand_their_comparisons_on():

@@ -184,6 +184,16 @@ def test_every_committed_verdict_follows_from_its_runs():
             assert again[key] == r[key], (r["experiment"], key)
 
 
+def test_the_standing_names_a_claim_of_several_statements_as_such():
+    """towers and dropout judge several statements (no one word for the claim): said so, not "no verdict"."""
+    several = {"experiment": "x", "verdict": "(1) a — reproduces: … (2) b — inconclusive: …", "verdict_word": None,
+               "comparisons": [{}, {}], "rule": "95 % interval"}
+    lone = {**several, "experiment": "y", "comparisons": []}
+    rec = committed_records()[0]
+    line = pages.standing([{**rec, **several}, {**rec, **lone}])[0]
+    assert "1 with several statements, each judged on its own (`x`)" in line and "1 no verdict (`y`)" in line
+
+
 def test_the_standing_says_all_images_for_whole_split_records_beside_sampled_ones():
     """train_subset 0 means the whole training split: beside sampled records it reads "… or all"."""
     rec = committed_records()

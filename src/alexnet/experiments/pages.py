@@ -89,7 +89,9 @@ def standing(records: list[dict[str, Any]]) -> list[str]:
     if new:
         by_word: dict[str, list[str]] = {}
         for r in new:
-            by_word.setdefault(r.get("verdict_word") or "no verdict", []).append(f"`{r['experiment']}`")
+            word = r.get("verdict_word") or ("with several statements, each judged on its own"
+                                             if len(r.get("comparisons", [])) > 1 else "no verdict")
+            by_word.setdefault(word, []).append(f"`{r['experiment']}`")
         parts = [f"{len(v)} {k} ({', '.join(v)})" for k, v in by_word.items()]
         lines.append(f"Of the {len(new)} claim{'s' if len(new) != 1 else ''} judged by this rule: " + "; ".join(parts) + ".")
     if old:
