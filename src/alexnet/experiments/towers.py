@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import budget
 from .grid import interval_text
 from .runs import Arm, Experiment, RunResult
 from .setups import FAST_SCALE, MINI, MINI_SCALE, val_curves
@@ -62,13 +63,11 @@ def describe(cfg: dict[str, Any] | None) -> tuple[str, str, str]:
     text ("?" without a config)."""
     import torch.nn as nn
 
-    from ..models import model_cfg, summarize as model_summary
-
     if cfg is None:
         return "?", "?", "?"
     m = _model(cfg)
     kernels = "-".join(str(c.out_channels) for c in m.modules() if isinstance(c, nn.Conv2d))
-    macs = model_summary(m, model_cfg(cfg["model"]).input_size).total_macs
+    macs = budget.macs(cfg["model"], json.dumps(cfg.get("model_kwargs", {}), sort_keys=True))
     return kernels, f"{sum(p.numel() for p in m.parameters()):,}", f"{macs / 1e6:.2f} M"
 
 
