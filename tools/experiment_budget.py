@@ -3,6 +3,7 @@
     python tools/experiment_budget.py measure cifar4 --data cifar10:PATH          # one epoch, ~1-2 min
     python tools/experiment_budget.py measure alexnet-mini --data cifar10:PATH [--width 1.0]
     python tools/experiment_budget.py plan --data cifar10:PATH                    # hours, per experiment
+    python tools/experiment_budget.py measured                                    # the hours the records took
 
 ``measure``: one epoch of a base network as the experiments train it — the first arm of ``lrn``
 (cifar4) or ``depth`` (alexnet-mini) at its default scale: the whole training split less the
@@ -11,7 +12,11 @@ records the epoch's time (training and validation, from metrics.csv), the run's 
 (decoding the set into memory included), the precision and the machine. ``plan``: the unique
 runs of every experiment at its default scale and the hours each adds, from the epoch times in
 ``alexnet.experiments.setups.EPOCH_SECONDS`` (copied there from ``measure``; a test keeps the two
-equal). CIFAR-10 is not shipped: get it yourself (docs/cifar10.md).
+equal). ``measured``: the hours the committed records (docs/experiments/NAME.json) actually took,
+beside the plan's, from each run's recorded wall time (training and its extra evaluations; a run
+shared by several experiments counted once, at the first that trains it, as the plan counts it;
+an extra evaluation a later experiment adds to it, at that experiment).
+CIFAR-10 is not shipped: get it yourself (docs/cifar10.md).
 """
 
 from __future__ import annotations
@@ -70,16 +75,58 @@ def plan(data: str) -> dict:
             "command": "python tools/experiment_budget.py plan --data cifar10:PATH"}
 
 
+def measured(records_dir: Path, planned: dict) -> dict:
+    """The hours each committed record's runs took, beside the plan's (`plan`), in the plan's order."""
+    from alexnet import experiments
+
+    hours = {r["experiment"]: r["hours"] for r in planned.get("rows", [])}
+    counted: dict[str, float] = {}  # run -> the seconds of it counted so far
+    rows, machines, seconds = [], set(), 0.0
+    for name in experiments.EXPERIMENTS:
+        path = records_dir / f"{name}.json"
+        if not path.is_file():
+            continue
+        rec = json.loads(path.read_text())
+        own, added, timed = 0, 0.0, 0
+        for run in rec["runs"]:
+            key, wall = Path(run["run_dir"]).name, run.get("wall_s")
+            if key not in counted:
+                own += 1
+                timed += wall is not None
+            if wall is not None and wall > counted.get(key, 0.0):  # new, or an extra evaluation since
+                added += wall - counted.get(key, 0.0)
+                counted[key] = wall
+        seconds += added
+        precisions = {str(run.get("precision") or "not recorded") for run in rec["runs"]}
+        machines.add(rec.get("machine", ""))
+        rows.append({"experiment": name, "planned hours": hours.get(name),
+                     "measured hours": round(added / 3600, 2), "runs trained": own, "with a wall time": timed,
+                     "precision": ", ".join(sorted(precisions)),
+                     "scale": "default" if not rec.get("fast") and rec["scale"].get("train_subset") == 0 else "reduced"})
+    return {"rows": rows, "total_hours": round(seconds / 3600, 1),
+            "planned_total_hours": planned.get("total_hours"),
+            "complete": all(r["with a wall time"] == r["runs trained"] and r["scale"] == "default" for r in rows),
+            "machines": sorted(m for m in machines if m),
+            "command": "python tools/experiment_budget.py measured"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("measure", "plan"))
+    ap.add_argument("what", choices=("measure", "plan", "measured"))
     ap.add_argument("model", nargs="?", choices=tuple(BASE_OF))
-    ap.add_argument("--data", required=True, help="CIFAR-10's training images, e.g. cifar10:~/data/cifar10")
+    ap.add_argument("--data", help="CIFAR-10's training images, e.g. cifar10:~/data/cifar10")
     ap.add_argument("--width", type=float, help="measure at this width instead of the experiments' own")
     ap.add_argument("-o", "--out", type=Path, default=BUDGET)
     a = ap.parse_args(argv)
     budget = json.loads(a.out.read_text()) if a.out.is_file() else {}
-    if a.what == "measure":
+    if a.what != "measured" and not a.data:
+        ap.error(f"{a.what} needs --data cifar10:PATH (CIFAR-10's training images)")
+    if a.what == "measured":
+        budget["measured"] = measured(a.out.parent, budget.get("plan", {}))
+        for r in budget["measured"]["rows"]:
+            print(f"{r['experiment']:>13}: {r['measured hours']} h measured, {r['planned hours']} h planned")
+        print(f"total {budget['measured']['total_hours']} h measured, {budget['measured']['planned_total_hours']} h planned")
+    elif a.what == "measure":
         if not a.model:
             ap.error("measure needs a model: " + ", ".join(BASE_OF))
         m = measure(a.model, a.data, a.width)

@@ -289,3 +289,19 @@ def test_relu_vs_tanh_fast_with_two_seeds_trains_only_the_best_rates_again(tmp_p
     best = grid.best_rates([RunResult(r["arm"], r["seed"], r["run_dir"], r["epochs"]) for r in rec["runs"]],
                            relu_vs_tanh.choose_rate)
     assert seed1 == sorted(f"{act} lr {lr:g}" for act, lr in best.items())
+
+
+def test_dropout_notes_say_when_each_run_memorised_the_training_set_and_when_it_was_best():
+    # memorises at epoch 4 (training error 0.2 %), then climbs back; its best smoothed validation
+    # error is the window around epoch 5 (25.0 over epochs 3-7), its last epoch 31 %
+    memorising = run(dropout.OFF, 1, train=[30.0, 10.0, 2.0, 0.2, 0.1, 0.3, 1.5, 2.5],
+                     val=[40.0, 30.0, 26.0, 25.0, 24.0, 25.0, 25.0, 31.0])
+    never = run(dropout.OFF, 0, train=[30.0, 20.0, 10.0, 5.0, 3.0, 2.0, 1.0, 0.6], val=[40.0] * 7 + [39.0])
+    assert dropout.course(memorising) == (4, 5, pytest.approx(25.0), 31.0)
+    assert dropout.course(never)[0] is None
+    runs = [never, memorising] + [run(dropout.ON, s, val=[40.0] * 8) for s in (0, 1)]
+    for r in runs:
+        r.extra["train_eval_error"] = 1.0
+    _, _, notes, _ = summary("dropout", runs)
+    line = next(n for n in notes if n.startswith(f"{dropout.OFF}, seeds 0, 1:"))
+    assert "first under 0.5 %: never, epoch 4" in line and "25.00 % (5)" in line and line.endswith("39.00 %, 31.00 %")

@@ -115,3 +115,35 @@ def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(mon
     wide = estimates("dropout", 0.5)  # fully connected layers of 2,048 cost more than the measured 256
     assert all(s > 10.0 for s in wide.values())
     assert exp.default.width == 0.5
+
+
+def _budget_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("experiment_budget", ROOT / "tools" / "experiment_budget.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_where_it_was_made(tmp_path):
+    def record(name, runs):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"experiment": name, "fast": False, "scale": {"train_subset": 0}, "machine": "M",
+             "runs": [{"run_dir": f"OUT/runs/{k}", "wall_s": w, "precision": "fp32"} for k, w in runs]}))
+
+    record("depth", [("base", 3600.0), ("no-conv2", 1800.0)])
+    record("ten-crop", [("base", 3960.0)])  # depth's baseline, reused; its ten-crop evaluation took 6 minutes
+    record("towers", [("base", 3960.0), ("one-tower", 900.0)])
+    m = _budget_tool().measured(tmp_path, {"rows": [{"experiment": "depth", "hours": 2.0}], "total_hours": 2.0})
+    rows = {r["experiment"]: r for r in m["rows"]}
+    assert [r["experiment"] for r in m["rows"]] == ["depth", "ten-crop", "towers"]  # the plan's order
+    assert rows["depth"]["measured hours"] == 1.5 and rows["depth"]["planned hours"] == 2.0
+    assert rows["ten-crop"]["measured hours"] == 0.1 and rows["ten-crop"]["runs trained"] == 0
+    assert rows["towers"]["measured hours"] == 0.25 and rows["towers"]["runs trained"] == 1
+    assert m["total_hours"] == 1.9 and m["complete"] and m["machines"] == ["M"]
+
+
+def test_the_committed_measured_hours_are_those_of_the_committed_records():
+    budget = json.loads(BUDGET.read_text())
+    assert budget["measured"] == _budget_tool().measured(BUDGET.parent, budget["plan"])

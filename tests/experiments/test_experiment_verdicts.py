@@ -205,10 +205,13 @@ def test_the_standing_says_all_images_for_whole_split_records_beside_sampled_one
     assert scale_line([0] + [5000] * (n - 2) + [10000]).startswith("These runs trained on 5,000–10,000 or all training")
 
 
-def test_the_hand_written_preface_claims_no_verdict():
+def test_the_hand_written_preface_claims_no_verdict_and_no_scale_the_records_do_not_have():
     text = (DOCS / "preface.md").read_text()
     assert not re.search(r"reproduc|contradict|inconclusive", text, re.I), "verdicts belong to the records"
-    assert "old reduced-scale runs" in text and "pending" in text
+    old = [r["experiment"] for r in committed_records() if r["scale"]["train_subset"] != 0]
+    says_all = "Every record here comes from the re-run at the default scale" in text
+    assert says_all == (not old), f"the preface's scale sentence is out of date: reduced-scale records {old}"
+    assert not re.search(r"under way|pending", text), "the re-run is finished: nothing is pending"
 
 
 def test_report_rederives_records_and_copies_run_files(tmp_path, capsys):

@@ -39,6 +39,7 @@ from .verdict import Comparison, compare, ratio_interval
 WITHIN = 0.5  # points: "converged" = the first epoch within this of the run's best smoothed validation error
 SMOOTH = 5  # epochs: the centred moving average the validation error is smoothed with (shorter at the ends)
 LATE = 5  # epochs: a run whose best came this late, by more than WITHIN, was still improving
+MEMORISED = 0.5  # %: a running training error under this = the training set memorised (for the notes only)
 VISIBLE_GAP = 5.0  # points: the mean gap without dropout from which it "overfits visibly"
 PAPER_ITER_RATIO = 2.0  # "roughly doubles"
 ON, OFF = "dropout 0.5 (fc6, fc7)", "no dropout"
@@ -81,6 +82,25 @@ def still_improving(r: RunResult) -> bool:
     if len(errs) <= LATE:
         return True
     return min(errs[-LATE:]) < min(errs[:-LATE]) - WITHIN
+
+
+def course(r: RunResult) -> tuple[int | None, int, float, float]:
+    """(the first epoch whose running training error is under `MEMORISED` %, or None; the epoch of the
+    best smoothed validation error; that error; the last epoch's validation error)."""
+    errs = smoothed(val_errors(r))
+    best = min(range(len(errs)), key=errs.__getitem__)
+    memorised = next((e for e, row in enumerate(r.epochs, start=1) if 100.0 - row["train_top1"] < MEMORISED), None)
+    return memorised, best + 1, errs[best], val_errors(r)[-1]
+
+
+def _course_note(arm: str, runs: list[RunResult]) -> str:
+    """How each run of an arm went: when it memorised the training set, when its validation error was best."""
+    c = [course(r) for r in sorted(runs, key=lambda r: r.seed)]
+    seeds = ", ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed))
+    memorised = ", ".join("never" if m is None else f"epoch {m}" for m, *_ in c)
+    return (f"{arm}, seeds {seeds}: running training error first under {MEMORISED:g} %: {memorised}; "
+            f"best smoothed validation error (its epoch) {', '.join(f'{b:.2f} % ({e})' for _, e, b, _ in c)}; "
+            f"last epoch's validation error {', '.join(f'{v:.2f} %' for *_, v in c)}")
 
 
 def _rows(every: dict[str, list[RunResult]], kept: dict[str, list[RunResult]]) -> list[dict]:
@@ -136,6 +156,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
     notes = [f"converged: the first epoch within {WITHIN:g} point of the run's best validation error, both "
              f"smoothed over {SMOOTH} epochs (a centred moving average); the rate is a constant {BASE['lr']:g}, "
              f"so the schedule does not decide it"]
+    notes += [_course_note(arm, runs) for arm, runs in arms.items() if runs]
     if left_out:
         notes.append("left out (never averaged): " + "; ".join(left_out))
     return _rows(by_arm(results), arms), verdict, notes, [gap, err, iters]
