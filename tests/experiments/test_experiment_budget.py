@@ -117,16 +117,15 @@ def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(mon
     assert exp.default.width == 0.5
 
 
-def _budget_tool():
-    import importlib.util
+def _budget_tool(monkeypatch):
+    """tools/experiment_budget.py, imported as the other tools' tests import theirs."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("experiment_budget", ROOT / "tools" / "experiment_budget.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    return importlib.import_module("experiment_budget")
 
 
-def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_where_it_was_made(tmp_path):
+def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_where_it_was_made(tmp_path, monkeypatch):
     def record(name, runs):
         (tmp_path / f"{name}.json").write_text(json.dumps(
             {"experiment": name, "fast": False, "scale": {"train_subset": 0}, "machine": "M",
@@ -135,7 +134,7 @@ def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_whe
     record("depth", [("base", 3600.0), ("no-conv2", 1800.0)])
     record("ten-crop", [("base", 3960.0)])  # depth's baseline, reused; its ten-crop evaluation took 6 minutes
     record("towers", [("base", 3960.0), ("one-tower", 900.0)])
-    m = _budget_tool().measured(tmp_path, {"rows": [{"experiment": "depth", "hours": 2.0}], "total_hours": 2.0})
+    m = _budget_tool(monkeypatch).measured(tmp_path, {"rows": [{"experiment": "depth", "hours": 2.0}], "total_hours": 2.0})
     rows = {r["experiment"]: r for r in m["rows"]}
     assert [r["experiment"] for r in m["rows"]] == ["depth", "ten-crop", "towers"]  # the plan's order
     assert rows["depth"]["measured hours"] == 1.5 and rows["depth"]["planned hours"] == 2.0
@@ -144,6 +143,6 @@ def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_whe
     assert m["total_hours"] == 1.9 and m["complete"] and m["machines"] == ["M"]
 
 
-def test_the_committed_measured_hours_are_those_of_the_committed_records():
+def test_the_committed_measured_hours_are_those_of_the_committed_records(monkeypatch):
     budget = json.loads(BUDGET.read_text())
-    assert budget["measured"] == _budget_tool().measured(BUDGET.parent, budget["plan"])
+    assert budget["measured"] == _budget_tool(monkeypatch).measured(BUDGET.parent, budget["plan"])

@@ -87,16 +87,18 @@ def still_improving(r: RunResult) -> bool:
 def course(r: RunResult) -> tuple[int | None, int, float, float]:
     """(the first epoch whose running training error is under `MEMORISED` %, or None; the epoch of the
     best smoothed validation error; that error; the last epoch's validation error)."""
-    errs = smoothed(val_errors(r))
+    raw = val_errors(r)
+    errs = smoothed(raw)
     best = min(range(len(errs)), key=errs.__getitem__)
     memorised = next((e for e, row in enumerate(r.epochs, start=1) if 100.0 - row["train_top1"] < MEMORISED), None)
-    return memorised, best + 1, errs[best], val_errors(r)[-1]
+    return memorised, best + 1, errs[best], raw[-1]
 
 
 def _course_note(arm: str, runs: list[RunResult]) -> str:
     """How each run of an arm went: when it memorised the training set, when its validation error was best."""
-    c = [course(r) for r in sorted(runs, key=lambda r: r.seed)]
-    seeds = ", ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed))
+    runs = sorted(runs, key=lambda r: r.seed)
+    c = [course(r) for r in runs]
+    seeds = ", ".join(str(r.seed) for r in runs)
     memorised = ", ".join("never" if m is None else f"epoch {m}" for m, *_ in c)
     return (f"{arm}, seeds {seeds}: running training error first under {MEMORISED:g} %: {memorised}; "
             f"best smoothed validation error (its epoch) {', '.join(f'{b:.2f} % ({e})' for _, e, b, _ in c)}; "
