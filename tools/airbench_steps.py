@@ -112,7 +112,17 @@ CIFAR10_ARMS = (
         "convolutions 64-128-256-256-256, fully connected layers 1,024 wide, epochs planned to 20 minutes",
         NET_NARROW, 512, 23, ("--ten-crop",)),
 )
-SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS)}
+R20 = ("--recipe", "cifar10", "--time-budget", "20m")  # the recipe the search chose, its epochs planned to 20 minutes
+RECIPE_ARMS = (
+    Arm("recipe", R20, "the cifar10 recipe (c1-narrow-20m's settings)", NET_NARROW, 512, 25, ()),
+    Arm("r-wide", (*R20, *BN, "--model-arg", "fc_width=1024"), "the tutorials' convolutions 64-192-384-256-256",
+        NET_FC, 512, 18, ()),
+    Arm("r-ls0", (*R20, "--label-smoothing", "0"), "no label smoothing", NET_NARROW, 512, 25, ()),
+    Arm("r-nolookahead", (*R20, "--no-lookahead"), "no lookahead", NET_NARROW, 512, 25, ()),
+    Arm("r-flip", (*R20, "--aug", "flip"), "no translation (flips stay)", NET_NARROW, 512, 25, ()),
+    Arm("r-fp32", (*R20, "--amp", "off"), "fp32 instead of bf16 autocast", NET_NARROW, 512, 25, ()),
+)  # every arm runs to the same 20-minute budget: its estimate is the budget, whatever the epochs it fits
+SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS), "cifar10-recipe": ("recipe", RECIPE_ARMS)}
 
 
 def arm_set(opts: dict) -> tuple[str, tuple[Arm, ...]]:
