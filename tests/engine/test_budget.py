@@ -84,6 +84,28 @@ def test_drift_re_plans_the_rest_once():
     assert replan(p, spe, first.setup + spe * first.step + first.epoch, first) is None
 
 
+def test_a_run_running_late_by_more_than_half_the_reserve_is_re_planned_early_by_less_is_not():
+    from alexnet.engine.budget import DRIFT, LATE, RESERVE
+
+    assert LATE <= RESERVE / 2 < DRIFT  # late: re-planned while the reserve still covers it
+    spe, c = 87, Costs(setup=20.0, step=0.5, epoch=1.5, final=3.0)
+    p = make_plan("20m", c, spe)
+    on_plan = c.setup + spe * c.step + c.epoch  # elapsed after epoch 1 when it went as planned
+    end = lambda elapsed, step: elapsed + (p.steps - spe) * step + (p.epochs - 1) * c.epoch + c.final  # noqa: E731
+    aim = target(p.seconds)
+    # a step 2 % slower than planned: about 1.9 % of the budget late, inside DRIFT but past LATE
+    slow = Costs(c.setup, c.step * 1.02, c.epoch, c.final)
+    late = end(on_plan, slow.step) - aim
+    assert LATE * p.seconds < late < DRIFT * p.seconds
+    q = replan(p, spe, on_plan, slow)
+    assert q is not None and q.steps < p.steps and end(on_plan, slow.step) > aim
+    rest = lambda n: on_plan + n * slow.step + math.ceil(n / spe) * c.epoch + c.final  # noqa: E731
+    assert rest(q.steps - spe) <= aim + 1e-6  # the re-planned run ends by the aim again
+    # the same drift the other way (2 % faster): early by less than DRIFT, the plan stands
+    fast = Costs(c.setup, c.step * 0.98, c.epoch, c.final)
+    assert 0 < aim - end(on_plan, fast.step) < DRIFT * p.seconds and replan(p, spe, on_plan, fast) is None
+
+
 def test_a_re_plan_with_no_time_left_stops_after_the_epoch_done():
     spe, c = 50, Costs(setup=10.0, step=0.1, epoch=2.0, final=4.0)
     p = make_plan("2m", c, spe)

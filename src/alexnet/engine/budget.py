@@ -17,7 +17,9 @@ machine at hand (engine/budget_run.py measures and applies; this module is plain
   data; the epochs that end in the first `REPLAN_AFTER` of the budget (at least one; the first
   left out when there are others: it also pays one-off costs) then measure the real thing (data
   loading, optimiser, validation, checkpoints). When the end projected from them is more than
-  `DRIFT` of the budget away from the target, the rest of the run is laid out again, once. The
+  `DRIFT` of the budget before the target, or more than `LATE` after it (a run that is late by
+  more than half the reserve would end too close to the budget, or past it), the rest of the run
+  is laid out again, once. The
   steps already taken keep their rates: a schedule defined over the total number of steps
   (one-cycle, linear, cosine: its warm-up and its decay) keeps its shape, and the part after the
   re-plan is stretched or squeezed onto the steps now planned (`LRSchedule.stretch_at` /
@@ -42,7 +44,8 @@ from ..core.errors import UserError
 
 RESERVE = 0.02  # the plan aims 2 % short of the budget: the measurements are medians, the machine may slow
 CLOSE_S = 1.0  # the process's exit after the last line (torch's teardown: about 1 s measured on 2 CPU cores)
-DRIFT = 0.03  # re-plan when the epochs measured move the projected end by more than 3 % of the budget
+DRIFT = 0.03  # re-plan when the epochs measured move the projected end earlier by more than 3 % of the budget …
+LATE = 0.01  # … or later by more than 1 %: half of RESERVE, so that a late run still ends inside the budget
 REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the budget (at least one)
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -180,14 +183,15 @@ def make_plan(budget: str, costs: Costs, steps_per_epoch: int, precision: str = 
 def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs) -> BudgetPlan | None:
     """The plan laid out again after ``done_steps`` (at an epoch boundary; ``elapsed`` seconds since
     the command started) from ``costs`` measured on real epochs, or None when the end it projects is
-    within `DRIFT` of the target, when the run was re-planned already, or nothing is left to plan."""
+    no more than `DRIFT` before the target and `LATE` after it, when the run was re-planned already, or
+    nothing is left to plan."""
     spe = plan.steps_per_epoch
     if plan.stretch_from or done_steps >= plan.steps:
         return None
     aim = target(plan.seconds)
     left_epochs = plan.epochs - done_steps // spe
     projected = elapsed + (plan.steps - done_steps) * costs.step + left_epochs * costs.epoch + costs.final
-    if abs(projected - aim) <= DRIFT * plan.seconds:
+    if -DRIFT * plan.seconds <= projected - aim <= LATE * plan.seconds:
         return None
     steps = done_steps + steps_within(aim - elapsed - costs.final, costs, spe)
     if steps == plan.steps:
