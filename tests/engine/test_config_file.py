@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "my.yaml") -> str:
 def test_the_file_overrides_its_recipe_and_flags_override_the_file(tmp_path):
     f = write(tmp_path, "recipe: cifar10\nepochs: 3\nlr: 1e-2\nmodel_kwargs: {norm: none}\nreport_at: [50, 60]\n")
     cfg = config_of("--config", f, "--data-path", "/c10", "--seed", "4", "--epochs", "5")
-    assert (cfg.recipe, cfg.model, cfg.optimizer, cfg.label_smoothing) == ("cifar10", "alexnet-cifar", "sgd", 0.1)
+    assert (cfg.recipe, cfg.model, cfg.optimizer, cfg.label_smoothing) == ("cifar10", "alexnet-cifar", "sgd", 0.2)
     assert (cfg.epochs, cfg.lr, cfg.seed, cfg.model_kwargs) == (5, 0.01, 4, {"norm": "none"})
     assert cfg.report_at == [50.0, 60.0] and cfg.data == "cifar10:/c10"
     assert cfg.config_file == str(Path(f).resolve())

@@ -4,6 +4,7 @@ description and each number's source in every file, and ``alexnet recipes [show 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +20,13 @@ BEFORE = {
                   bias_weight_decay=0.0, lr_scheduler="plateau", lr_gamma=0.1,
                   lr_patience=3, lr_max_drops=3, aug="paper", pca_scale="sqrt", normalize="pixelmean",
                   ten_crop=True, label_smoothing=0.0),
+    # moved onto the fast engine (docs/cifar10.md); its values before are docs/runs/cifar10-recipe/previous.yaml
     "cifar10": dict(model="alexnet-cifar", data="cifar10",
-                    model_kwargs={"norm": "batch", "dropout_at": "torchvision"}, epochs=24,
-                    batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
-                    weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.1, aug="small",
-                    val_split=0.1, workers=1),
+                    model_kwargs={"norm": "batch", "fc_width": 1024, "widths": [64, 128, 256, 256, 256]},
+                    epochs=25, batch_size=512, optimizer="sgd", amp="auto", lr=0.2, momentum=0.9, nesterov=True,
+                    weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.2, aug="flip-translate",
+                    translate=2, resident=True, lookahead=True, ten_crop=True, val_split=0.1, workers=2,
+                    report_at=[80.0, 85.0, 87.0]),
     "cifar10-fast": dict(model="alexnet-cifar-fast", data="cifar10", epochs=16, batch_size=512, optimizer="sgd",
                          amp="auto", lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3, bias_lr_mult=64.0,
                          bias_weight_decay=1.33e-3 / 64, lr_scheduler="linear", label_smoothing=0.2,
@@ -65,6 +68,24 @@ def test_make_config_gives_what_it_gave_before(name):
     expected = TrainConfig.from_dict({**BEFORE[name], "recipe": name}).validate()
     assert make_config(name) == expected
     assert make_config(name, epochs=3).epochs == 3  # flags still override
+
+
+# The cifar10 recipe as it was (the 2.2-hour run of docs/cifar10.md), kept as a config file
+PREVIOUS_CIFAR10 = dict(model="alexnet-cifar", data="cifar10", model_kwargs={"norm": "batch", "dropout_at": "torchvision"},
+                        epochs=24, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                        weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.1, aug="small", val_split=0.1,
+                        workers=1)
+
+
+def test_the_previous_cifar10_recipe_file_gives_its_values_exactly():
+    from alexnet.cli import build_parser
+    from alexnet.commands.train import config_from_args
+
+    path = Path(__file__).resolve().parents[2] / "docs/runs/cifar10-recipe/previous.yaml"
+    cfg = config_from_args(build_parser().parse_args(["train", "--config", str(path), "--data-path", "/c10"]))
+    cfg = dataclasses.replace(cfg, config_file="", data="cifar10")
+    assert cfg == TrainConfig.from_dict({**PREVIOUS_CIFAR10, "recipe": "cifar10"}).validate()
+    assert make_config("cifar10") != cfg  # the recipe itself has moved on
 
 
 def test_a_lookup_is_a_copy():
