@@ -22,7 +22,7 @@ weighted) — so the evaluation differences need no runs of their own.
 ``$ALEXNET_CPU_LOCK`` when set, ``output.txt`` and ``run.json`` beside the run's ``config.json``,
 ``metrics.csv`` and ``final.json``) into ``OUT/<arm>-s<seed>``; an arm × seed with a
 ``final.json`` is skipped, so an interrupted session continues where it stopped. ``summarize``
-gives, per arm, the mean of each score over its seeds and, paired by seed, the difference to the
+gives, per arm, the mean, median and range of each score over its seeds and, paired by seed, the difference to the
 reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0).
 Plain Python (no torch).
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ EPOCH_S = {("relu", 512): 43.0, ("gelu", 1024): 45.6, ("relu", 1024): 43.0, ("ge
            # with 1,024-wide fully connected layers: c1's × 619/765, the bf16 steps' img/s of the two in
            # benchmarks/cifar_recipe_step.md
            ("alexnet-cifar", 512): 78.0, ("alexnet-cifar fc1024", 512): 63.0,
-           # convolutions 64-128-256-256-256 as well: fc1024's × 703/956, a bf16 step's img/s of the two measured side by side
+           # convolutions 64-128-256-256-256 as well: c1-narrow-20m's epochs (docs/runs/cifar10-search/c1-narrow-20m-s0)
            ("alexnet-cifar narrow", 512): 47.0}
 # start-up, decoding the 50,000 JPEGs, the bf16 probe, whitening, checkpoints, the final evaluations (1 + 2 + 6
 # passes over the 5,000 held-out images): the smoke's 76 s of wall time less its 46 s epoch
@@ -93,7 +94,7 @@ ARMS = (
 C1 = ("--config", "docs/runs/cifar10-recipe/c1/c1.yaml")
 BN = ("--model-arg", "norm=batch")  # --model-arg replaces the config's model arguments as a whole
 NET, NET_FC, NET_NARROW = "alexnet-cifar", "alexnet-cifar fc1024", "alexnet-cifar narrow"
-NARROW = ("--model-arg", "widths=64,128,256,256,256")  # conv2 and conv3 narrower: 1.36x the img/s of fc1024 alone
+NARROW = ("--model-arg", "widths=64,128,256,256,256")  # conv2 and conv3 narrower: an epoch 47 s against fc1024's 64 s
 CIFAR10_ARMS = (
     Arm("c1", C1, "the first try (16 epochs, batch 512, lr 0.2 one-cycle, ±2 px, lookahead)", NET, 512, 16, ("--ten-crop",)),
     Arm("c1-24ep", (*C1, "--epochs", "24"), "24 epochs", NET, 512, 24, ("--ten-crop",)),
@@ -190,9 +191,13 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         for key in ("centre", "flip", "tta", "wall_s", "epoch_s"):
             vals = [s[key] for s in got.values() if s[key] is not None]
             row[f"{key}_mean"] = sum(vals) / len(vals) if vals else None
+            row[f"{key}_median"] = statistics.median(vals) if vals else None
+            row[f"{key}_range"] = [min(vals), max(vals)] if vals else None
             if key in ("centre", "flip", "tta") and a.name != reference:
                 diffs = [got[s][key] - ref[s][key] for s in got if s in ref and None not in (got[s][key], ref[s][key])]
                 row[f"{key}_vs_reference"] = t_interval(diffs) if diffs else None
+        gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
+        row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         result["arms"][a.name] = row
     dest.write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -203,3 +203,28 @@ def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path
         steps.main(["list", "--set", "nope"])
     with pytest.raises(SystemExit, match="run needs DATA OUT, got DIR"):
         steps.main(["run", "DIR", "--set", "cifar10"])
+
+
+def test_the_steps_tool_has_the_cifar10_recipe_and_its_ablation_each_one_change_away(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    reference, arms = steps.arm_set({"--set": "cifar10-recipe"})
+    base = ["alexnet", "train", "--recipe", "cifar10", "--time-budget", "20m"]
+    assert reference == "recipe" and arms[0].command("D", "O", 0)[:6] == base
+    for a in arms[1:]:  # the recipe and its budget, then the one change
+        assert list(a.flags[:4]) == base[2:] and len(a.flags) > 4, a.name
+        if "--model-arg" in a.flags:  # replaces the recipe's model arguments: batch norm stays
+            assert "norm=batch" in a.flags, a.name
+    _fake_runs(tmp_path, (("recipe", 0, 87.5), ("recipe", 1, 86.9), ("recipe", 2, 87.2), ("r-ls0", 0, 86.0)), tta=False)
+    out = steps.summarize(tmp_path, tmp_path / "r.json", reference, arms)
+    row = out["arms"]["recipe"]
+    assert row["flip_median"] == pytest.approx(87.2) and row["flip_range"] == [86.9, 87.5]
+    assert row["flip_mean"] == pytest.approx(87.2)  # the same here; the median differs below
+    _fake_runs(tmp_path, (("recipe", 3, 80.0),), tta=False)
+    row = steps.summarize(tmp_path, tmp_path / "r.json", reference, arms)["arms"]["recipe"]
+    assert row["flip_median"] == pytest.approx((86.9 + 87.2) / 2) and row["flip_mean"] == pytest.approx(85.4)
+    assert out["arms"]["r-ls0"]["flip_vs_reference"]["mean"] == pytest.approx(-1.5)
+    assert out["arms"]["recipe"]["flip_gain"]["mean"] == 0  # the fake runs score centre = flip
