@@ -2,7 +2,7 @@
 
     python tools/airbench_steps.py list [--json FILE]             # the arms, their commands and estimated times
     python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
-    python tools/airbench_steps.py summarize OUT RESULTS.json     # one row per arm, its seeds, Δ vs the reference
+    python tools/airbench_steps.py summarize OUT RESULTS.json [--fast-seeds F]  # one row per arm, Δ vs the reference
 
 Each command takes ``--set cifar10`` (after the verb) for the second table: the `cifar10` recipe's
 network (`alexnet-cifar` with batch norm) on the fast engine, its first try ``c1``
@@ -23,7 +23,9 @@ weighted) — so the evaluation differences need no runs of their own.
 ``metrics.csv`` and ``final.json``) into ``OUT/<arm>-s<seed>``; an arm × seed with a
 ``final.json`` is skipped, so an interrupted session continues where it stopped. ``summarize``
 gives, per arm, the mean, median and range of each score over its seeds and, paired by seed, the difference to the
-reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0).
+reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0);
+``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds the reference against `cifar10-fast`'s own
+committed seeds (flip-averaged), which share no runs with it: a Welch interval, unpaired.
 Plain Python (no torch).
 """
 
@@ -31,13 +33,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ema_measure import run as timed_run, t_interval  # noqa: E402 — the sibling tool's timed, locked run
+from ema_measure import T975, run as timed_run, t_interval  # noqa: E402 — the sibling tool's timed, locked run
 
 REFERENCE = "airbench"
 COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every arm scores all three ways
@@ -70,6 +73,7 @@ class Arm:
     batch: int
     epochs: float
     common: tuple[str, ...] = tuple(COMMON)
+    base: str = ""  # the arm it is one change away from, when not the set's reference (cifar10-fast's own arms)
 
     def command(self, data: str, out: str, seed: int) -> list[str]:
         return ["alexnet", "train", *self.flags, *self.common, "--data-path", data, "--output-dir", out,
@@ -94,12 +98,12 @@ ARMS = (
     Arm("ab-16ep", (*AB, "--epochs", "16"), "16 epochs instead of 9.9", "gelu", 1024, 16),
     Arm("ab-fp32", (*AB, "--amp", "off"), "fp32 instead of bf16 autocast (airbench: fp16)", "gelu", 1024, 9.9 * 1.6),
     Arm("fast", FAST, "cifar10-fast as it is (ReLU, batch 512, 16 epochs)", "relu", 512, 16),
-    Arm("fast-gelu", (*FAST, "--model-arg", "act=gelu"), "cifar10-fast with GELU", "gelu", 512, 16),
-    Arm("fast-b1024", (*FAST, "-b", "1024", "--lr", "1.5"), "cifar10-fast at batch 1024", "relu", 1024, 16),
-    Arm("fast-9.9ep", (*FAST, "--train-epochs", "9.9"), "cifar10-fast for 9.9 epochs", "relu", 512, 9.9),
-    Arm("ab95-30m", (*AB, *AB95, "--time-budget", "30m"),
-        "airbench95's choices (128-384-384, rate 10 per 1024 decoupled), its epochs planned to 30 minutes",
-        "gelu 128-384-384", 1024, 15),
+    Arm("fast-gelu", (*FAST, "--model-arg", "act=gelu"), "cifar10-fast with GELU", "gelu", 512, 16, base="fast"),
+    Arm("fast-b1024", (*FAST, "-b", "1024", "--lr", "1.5"), "cifar10-fast at batch 1024", "relu", 1024, 16,
+        base="fast"),
+    Arm("fast-9.9ep", (*FAST, "--train-epochs", "9.9"), "cifar10-fast for 9.9 epochs", "relu", 512, 9.9, base="fast"),
+    Arm("ab95", (*AB, *AB95, "--epochs", "15"),
+        "airbench95's choices (128-384-384, rate 10 per 1024 decoupled, 15 epochs)", "gelu 128-384-384", 1024, 15),
 )  # ab-fp32's epochs: 9.9 × the bf16 speed-up the smoke measured (1.6×), as fp32 epochs take that much longer
 
 
@@ -188,7 +192,22 @@ def scores(folder: Path) -> dict:
             "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2]}
 
 
-def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm, ...] = ARMS) -> dict:
+def welch(a: list[float], b: list[float]) -> dict:
+    """mean(a) − mean(b) and its 95 % Welch interval (unequal variances; the t quantile at the Welch–Satterthwaite
+    degrees of freedom rounded down, so the interval errs wide); for two sets of runs that share no seeds."""
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    if min(len(a), len(b)) < 2:
+        return {"n": [len(a), len(b)], "mean": ma - mb, "half_width": math.nan, "low": math.nan, "high": math.nan}
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0) or 1e-300)
+    h = T975[max(1, min(10, int(df)))] * se
+    return {"n": [len(a), len(b)], "mean": ma - mb, "df": df, "half_width": h, "low": ma - mb - h, "high": ma - mb + h}
+
+
+def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm, ...] = ARMS,
+              fast_seeds: Path | None = None) -> dict:
     runs: dict[str, dict[int, dict]] = {}
     for folder in sorted(p for p in out.iterdir() if (p / "final.json").is_file()):
         name, seed = folder.name.rsplit("-s", 1)
@@ -208,9 +227,21 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
             if key in ("centre", "flip", "tta") and a.name != reference:
                 diffs = [got[s][key] - ref[s][key] for s in got if s in ref and None not in (got[s][key], ref[s][key])]
                 row[f"{key}_vs_reference"] = t_interval(diffs) if diffs else None
+                if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
+                    base = runs[a.base]
+                    diffs = [got[s][key] - base[s][key] for s in got
+                             if s in base and None not in (got[s][key], base[s][key])]
+                    row["base"], row[f"{key}_vs_base"] = a.base, (t_interval(diffs) if diffs else None)
         gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         result["arms"][a.name] = row
+    if fast_seeds and fast_seeds.is_file() and ref:  # cifar10-fast's own committed seeds (flip-averaged), unpaired
+        fast = [s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]
+        result["reference_vs_cifar10_fast_seeds"] = {
+            "file": fast_seeds.as_posix(), "cifar10_fast_flip": fast,
+            "reference_flip": [s["flip"] for s in ref.values()], "flip": welch([s["flip"] for s in ref.values()], fast),
+            "reference_tta": [s["tta"] for s in ref.values() if s["tta"] is not None],
+            "tta_vs_fast_flip": welch([s["tta"] for s in ref.values() if s["tta"] is not None], fast)}
     dest.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -232,7 +263,8 @@ def main(argv: list[str]) -> int:
         need = "DATA OUT" if argv[0] == "run" else "OUT RESULTS.json"
         raise SystemExit(f"airbench_steps.py {argv[0]} needs {need}, got {' '.join(pos) or 'nothing'}")
     if argv[0] == "summarize":
-        print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms), indent=1))
+        fast = Path(opts["--fast-seeds"]) if "--fast-seeds" in opts else None
+        print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms, fast), indent=1))
         return 0
     seeds = [int(s) for s in opts.get("--seeds", "0").split(",")]
     names = opts["--arms"].split(",") if "--arms" in opts else None

@@ -39,7 +39,11 @@ def machine() -> dict:
     model = next((ln.split(":", 1)[1].strip() for ln in flags.splitlines() if ln.startswith("model name")), "")
     cpu = "AMD EPYC" if "EPYC" in model else model or platform.processor()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu, "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
+    # two machines that both say "AMD EPYC" ran the same epoch in 46 s and 85 s: the family, model and clock tell them apart
+    field = lambda key: next((ln.split(":", 1)[1].strip() for ln in flags.splitlines()  # noqa: E731
+                              if ":" in ln and ln.split(":", 1)[0].strip() == key), "")
+    return {"cpu": cpu, "cpu_id": f"family {field('cpu family')} model {field('model')}".strip(),
+            "cpu_mhz": round(float(field("cpu MHz") or 0)), "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
             "amx": "amx_tile" in flags, "gpu": gpu, "torch": torch.__version__.split("+")[0],
             "torchvision": torchvision.__version__.split("+")[0]}
 

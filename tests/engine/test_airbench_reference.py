@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -228,3 +229,89 @@ def test_the_steps_tool_has_the_cifar10_recipe_and_its_ablation_each_one_change_
     assert row["flip_median"] == pytest.approx((86.9 + 87.2) / 2) and row["flip_mean"] == pytest.approx(85.4)
     assert out["arms"]["r-ls0"]["flip_vs_reference"]["mean"] == pytest.approx(-1.5)
     assert out["arms"]["recipe"]["flip_gain"]["mean"] == 0  # the fake runs score centre = flip
+
+
+def test_the_airbench95_arm_is_airbench95s_numbers_on_the_reference_with_the_same_decay_per_step(monkeypatch):
+    """legacy/airbench95.py: widths 128-384-384, 'lr': 10.0 per 1024 decoupled, 'weight_decay': 0.0153 (the
+    same as airbench94), GELU, everything else the reference's; its epochs planned to 30 minutes."""
+    import importlib
+    from pathlib import Path
+
+    from alexnet.cli import build_parser
+    from alexnet.commands.train import config_from_args
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    arm = {a.name: a for a in steps.ARMS}["ab95"]
+    argv = arm.command("DATA", "OUT", 0)[2:]  # after "alexnet train"
+    cfg = config_from_args(build_parser().parse_args(["train", *argv]))
+    ref = make_config("cifar10-airbench")
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))
+    assert cfg.model == "alexnet-cifar-fast" and cfg.model_kwargs == {"act": "gelu", "widths": [128, 384, 384]}
+    assert cfg.lr == pytest.approx(10.0 / kilostep * 1024)
+    assert cfg.weight_decay * cfg.lr == pytest.approx(ref.weight_decay * ref.lr)  # decay per step unchanged
+    assert cfg.bias_weight_decay * cfg.lr * cfg.bias_lr_mult == pytest.approx(
+        ref.bias_weight_decay * ref.lr * ref.bias_lr_mult)
+    assert (cfg.epochs, cfg.train_epochs, cfg.tta) == (15, 0.0, 2)
+    for field in ("batch_size", "momentum", "nesterov", "bias_lr_mult", "label_smoothing", "lr_scheduler", "aug",
+                  "translate", "lookahead", "amp"):
+        assert getattr(cfg, field) == getattr(ref, field), field
+
+
+def test_the_steps_tool_compares_the_reference_with_cifar10_fasts_own_seeds_unpaired(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    w = steps.welch([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])  # each variance 1/3 over 3: se √(2/3), 4 degrees of freedom
+    assert w["mean"] == pytest.approx(-1.0) and w["df"] == pytest.approx(4.0)
+    assert w["half_width"] == pytest.approx(2.776 * math.sqrt(2 / 3))
+    a, b = [1.0, 1.2, 3.0], [2.0, 2.0, 2.1]  # unequal spreads: about 2 degrees of freedom, t 4.303 rather than 2.776
+    se = math.sqrt(statistics.variance(a) / 3 + statistics.variance(b) / 3)
+    w = steps.welch(a, b)
+    assert 2 <= w["df"] < 3 and w["half_width"] == pytest.approx(4.303 * se)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _fake_runs(runs, (("airbench", 0, 90.0), ("airbench", 1, 90.4), ("airbench", 2, 90.2)))
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps({"seeds": [{"seed": s, "flip_averaged": v} for s, v in enumerate((91.0, 90.9, 91.1))]}))
+    out = steps.summarize(runs, tmp_path / "r.json", fast_seeds=fast)["reference_vs_cifar10_fast_seeds"]
+    assert out["flip"]["mean"] == pytest.approx(-0.8) and out["flip"]["n"] == [3, 3]
+    assert out["flip"]["high"] < 0  # 0.1–0.2 spread, 0.8 between: the interval excludes 0
+    assert out["cifar10_fast_flip"] == [91.0, 90.9, 91.1] and out["reference_tta"] == [90.0, 90.4, 90.2]
+    steps.summarize(runs, tmp_path / "r.json", fast_seeds=None)
+    assert "reference_vs_cifar10_fast_seeds" not in json.loads((tmp_path / "r.json").read_text())
+
+
+def test_cifar10_fasts_own_arms_are_also_compared_with_cifar10_fast_by_seed(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    _fake_runs(tmp_path, (("airbench", 0, 90.0), ("fast", 0, 90.6), ("fast-gelu", 0, 90.9), ("ab-relu", 0, 89.8)))
+    out = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]
+    assert out["fast-gelu"]["base"] == "fast" and out["fast-gelu"]["flip_vs_base"]["mean"] == pytest.approx(0.3)
+    assert out["fast-gelu"]["flip_vs_reference"]["mean"] == pytest.approx(0.9)
+    assert "base" not in out["ab-relu"] and out["ab-relu"]["flip_vs_reference"]["mean"] == pytest.approx(-0.2)
+
+
+def test_a_timed_runs_machine_record_tells_two_cpus_of_one_name_apart(monkeypatch):
+    """run.json's machine: the CPU's family, model number and clock beside its name ("AMD EPYC" named two
+    machines whose epochs took 46 s and 85 s)."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if not info.is_file() or "cpu family" not in info.read_text():
+        pytest.skip("no /proc/cpuinfo with a cpu family (not Linux on x86)")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    record = importlib.import_module("ema_measure").machine()
+    text = info.read_text()
+    family = re.search(r"^cpu family\s*:\s*(\S+)", text, re.M).group(1)
+    model = re.search(r"^model\s*:\s*(\S+)", text, re.M).group(1)  # not "model name"
+    assert record["cpu_id"] == f"family {family} model {model}"
+    mhz = re.search(r"^cpu MHz\s*:\s*(\S+)", text, re.M)
+    assert record["cpu_mhz"] == (round(float(mhz.group(1))) if mhz else 0)
