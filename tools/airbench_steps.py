@@ -234,6 +234,8 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
                     row["base"], row[f"{key}_vs_base"] = a.base, (t_interval(diffs) if diffs else None)
         gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
+        gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
+        row["tta_gain"] = t_interval(gains) if gains else None  # airbench's 6-view TTA over flip averaging, per seed
         result["arms"][a.name] = row
     if fast_seeds and fast_seeds.is_file() and ref:  # cifar10-fast's own committed seeds (flip-averaged), unpaired
         fast = [s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]

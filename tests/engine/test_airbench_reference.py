@@ -182,6 +182,7 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
     diff = out["arms"]["ab-relu"]["flip_vs_reference"]
     assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
     assert out["arms"]["airbench"]["tta_mean"] == pytest.approx(93.2)
+    assert out["arms"]["airbench"]["tta_gain"]["mean"] == 0  # the fake runs score flip = TTA
 
 
 def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path, monkeypatch, capsys):
