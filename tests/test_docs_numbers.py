@@ -108,6 +108,17 @@ def test_formats(value, fmt, text):
     assert tool.fmt_value(value, fmt) == text
 
 
+def test_a_json_key_with_dots_is_bracketed():
+    data = {"arms": {"fast-9.9ep": {"flip": 90.1}, "fast": {"flip": 90.5}}, "rows": [{"a": 1}, {"a": 2}]}
+    assert tool.walk(data, tool.split_key("arms[fast-9.9ep].flip")) == 90.1
+    assert tool.walk(data, tool.split_key("arms.fast.flip")) == 90.5
+    assert tool.walk(data, tool.split_key("rows[-1].a")) == 2  # on a list a bracket still picks an element
+    with pytest.raises(tool.MarkerError, match="no key 'fast-16ep'"):
+        tool.walk(data, tool.split_key("arms[fast-16ep].flip"))
+    with pytest.raises(tool.MarkerError, match="no key 'fast-9'"):
+        tool.walk(data, tool.split_key("arms.fast-9.9ep.flip"))  # unbracketed, the dot splits it
+
+
 def test_csv_selectors_and_aggregates():
     rows = [{"epoch": "1", "val_top1": "50.0", "time": "2.0"}, {"epoch": "2", "val_top1": "70.5", "time": "3.0"},
             {"epoch": "3", "val_top1": "65.0", "time": "2.5"}]

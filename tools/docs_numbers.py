@@ -9,7 +9,8 @@ Every measured figure in the docs sits between two markers that name its artifac
 - ``KEY`` says where the figure is in it (no ``:`` inside):
   - JSON: a dotted path, ``machine.cpu``, ``rows.3.ratio``; a list of objects can also be
     indexed by a field, ``rows[name=training step, alexnet-cifar 32², batch 128].ratio``
-    (the first row whose field equals the value), ``[-1]`` is the last element.
+    (the first row whose field equals the value), ``[-1]`` is the last element; a key with dots
+    in it is bracketed, ``arms[fast-9.9ep].flip``.
   - CSV: ``[SELECTOR].COLUMN`` where SELECTOR picks a row: ``[0]``, ``[-1]`` (last row),
     ``[epoch=8]`` (first row whose column equals the text), ``[max=val_top1]`` (the row with the
     largest value of that column); or an aggregate of a column: ``max(val_top1)``,
@@ -130,7 +131,11 @@ def select(items: list, selector: str):
 
 def walk(data, parts: list[str]):
     for part in parts:
-        if part.startswith("["):
+        if part.startswith("[") and isinstance(data, dict):  # a key with dots in it: arms[fast-9.9ep]
+            if part[1:-1] not in data:
+                raise MarkerError(f"no key {part[1:-1]!r}")
+            data = data[part[1:-1]]
+        elif part.startswith("["):
             if not isinstance(data, list):
                 raise MarkerError(f"{part}: not a list")
             data = select(data, part)
