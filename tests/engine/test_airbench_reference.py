@@ -182,7 +182,14 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
     diff = out["arms"]["ab-relu"]["flip_vs_reference"]
     assert diff["n"] == 2 and diff["mean"] == pytest.approx(-0.9)  # (92.0 − 93.0 + 92.6 − 93.4) / 2
     assert out["arms"]["airbench"]["tta_mean"] == pytest.approx(93.2)
-    assert out["arms"]["airbench"]["tta_gain"]["mean"] == 0  # the fake runs score flip = TTA
+    run = tmp_path / "airbench-s0"  # scored three ways apart: centre 89, flip-averaged 90, TTA 90.5
+    final = json.loads((run / "final.json").read_text())
+    for key, top1 in (("centre", 89.0), ("ten_crop", 90.0), ("tta", 90.5)):
+        final[key] = {**final[key], "top1": top1}
+    (run / "final.json").write_text(json.dumps(final))
+    row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["airbench"]
+    assert (row["flip_gain"]["n"], row["tta_gain"]["n"]) == (2, 2)
+    assert row["flip_gain"]["mean"] == pytest.approx(0.5) and row["tta_gain"]["mean"] == pytest.approx(0.25)
 
 
 def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path, monkeypatch, capsys):
