@@ -241,7 +241,7 @@ def test_the_steps_tool_has_the_cifar10_recipe_and_its_ablation_each_one_change_
 
 def test_the_airbench95_arm_is_airbench95s_numbers_on_the_reference_with_the_same_decay_per_step(monkeypatch):
     """legacy/airbench95.py: widths 128-384-384, 'lr': 10.0 per 1024 decoupled, 'weight_decay': 0.0153 (the
-    same as airbench94), GELU, everything else the reference's; its epochs planned to 30 minutes."""
+    same as airbench94), GELU, 15 epochs, everything else the reference's."""
     import importlib
     from pathlib import Path
 
