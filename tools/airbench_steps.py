@@ -192,6 +192,12 @@ def scores(folder: Path) -> dict:
             "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2]}
 
 
+def paired(got: dict, other: dict, key: str) -> dict | None:
+    """``got`` − ``other`` seed by seed on ``key``, with its 95 % interval; None when they share no scored seed."""
+    diffs = [got[s][key] - other[s][key] for s in got if s in other and None not in (got[s][key], other[s][key])]
+    return t_interval(diffs) if diffs else None
+
+
 def welch(a: list[float], b: list[float]) -> dict:
     """mean(a) − mean(b) and its 95 % Welch interval (unequal variances; the t quantile at the Welch–Satterthwaite
     degrees of freedom rounded down, so the interval errs wide); for two sets of runs that share no seeds."""
@@ -225,13 +231,9 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
             row[f"{key}_median"] = statistics.median(vals) if vals else None
             row[f"{key}_range"] = [min(vals), max(vals)] if vals else None
             if key in ("centre", "flip", "tta") and a.name != reference:
-                diffs = [got[s][key] - ref[s][key] for s in got if s in ref and None not in (got[s][key], ref[s][key])]
-                row[f"{key}_vs_reference"] = t_interval(diffs) if diffs else None
+                row[f"{key}_vs_reference"] = paired(got, ref, key)
                 if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
-                    base = runs[a.base]
-                    diffs = [got[s][key] - base[s][key] for s in got
-                             if s in base and None not in (got[s][key], base[s][key])]
-                    row["base"], row[f"{key}_vs_base"] = a.base, (t_interval(diffs) if diffs else None)
+                    row["base"], row[f"{key}_vs_base"] = a.base, paired(got, runs[a.base], key)
         gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
