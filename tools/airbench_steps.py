@@ -24,8 +24,9 @@ weighted) — so the evaluation differences need no runs of their own.
 ``final.json`` is skipped, so an interrupted session continues where it stopped. ``summarize``
 gives, per arm, the mean, median and range of each score over its seeds and, paired by seed, the difference to the
 reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0);
-``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds the reference against `cifar10-fast`'s own
-committed seeds (flip-averaged), which share no runs with it: a Welch interval, unpaired.
+``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds each arm (``flip_vs_cifar10_fast_seeds``) and the
+reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
+Welch interval, unpaired.
 Plain Python (no torch).
 """
 
@@ -220,6 +221,8 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         runs.setdefault(name, {})[int(seed)] = scores(folder)
     ref = runs.get(reference, {})
     result: dict = {"reference": reference, "arms": {}}
+    fast = ([s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]
+            if fast_seeds and fast_seeds.is_file() else None)  # cifar10-fast's own committed seeds (flip-averaged)
     for a in arms:
         got = runs.get(a.name)
         if not got:
@@ -238,9 +241,10 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
         row["tta_gain"] = t_interval(gains) if gains else None  # airbench's 6-view TTA over flip averaging, per seed
+        if fast:  # every arm against cifar10-fast's committed seeds, which share no runs with it: unpaired
+            row["flip_vs_cifar10_fast_seeds"] = welch([s["flip"] for s in got.values() if s["flip"] is not None], fast)
         result["arms"][a.name] = row
-    if fast_seeds and fast_seeds.is_file() and ref:  # cifar10-fast's own committed seeds (flip-averaged), unpaired
-        fast = [s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]
+    if fast and ref:
         result["reference_vs_cifar10_fast_seeds"] = {
             "file": fast_seeds.as_posix(), "cifar10_fast_flip": fast,
             "reference_flip": [s["flip"] for s in ref.values()], "flip": welch([s["flip"] for s in ref.values()], fast),

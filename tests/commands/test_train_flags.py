@@ -97,3 +97,29 @@ def test_one_subcommand_per_module():
         parsers = {id(p) for p in sub.choices.values()}
         assert len(parsers) == 1, f"commands/{m.name}.py adds {sorted(sub.choices)}"
     assert _subparsers(build_parser())["evaluate"].get_default("func").__module__ == "alexnet.commands.evaluate"
+
+
+@pytest.mark.parametrize("argv, world, says", [
+    # SGD's rate is per batch: another -b without --lr is another rate per image, and the note gives the --lr that is not
+    (["--recipe", "cifar10", "-b", "64"], 1, "-b 64 keeps the cifar10 recipe's rate 0.2, set for batch 512; "
+                                              "the same rate per image would be --lr 0.025"),
+    (["--recipe", "paper", "-b", "64"], 4, "a batch of 256 (4 processes × -b 64) keeps the paper recipe's rate 0.01, "
+                                           "set for batch 128; the same rate per image would be --lr 0.02"),
+    (["--recipe", "paper", "-b", "64", "--scale-lr"], 4, "rate 0.01 (× 4 with --scale-lr), set for batch 128; "
+                                                         "the same rate per image would be --lr 0.005"),
+    (["--recipe", "cifar10", "-b", "64", "--lr", "0.05"], 1, None),  # a rate given: nothing to say
+    (["--recipe", "cifar10", "-b", "512"], 1, None),  # the recipe's own batch
+    (["--recipe", "digits", "-b", "64"], 1, None),  # AdamW: rates do not scale linearly with the batch
+    (["--recipe", "cifar10", "-b", "64", "--optimizer", "adam"], 1, None),
+])
+def test_another_batch_without_a_rate_gets_a_note_with_the_rate_per_image(argv, world, says, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("RANK", "0")
+    cfg = train_cmd.config_from_args(build_parser().parse_args(["train", *argv, "--data", "digits"]))
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert (len(notes) == 1 and says in notes[0]) if says else notes == []
+    if "--lr" not in argv and argv[1] != "digits":
+        assert cfg.lr == {"cifar10": 0.2, "paper": 0.01}[argv[1]]  # the note advises; the run keeps the rate
+    monkeypatch.setenv("RANK", "1")  # under torchrun the note is printed once, by rank 0
+    train_cmd.config_from_args(build_parser().parse_args(["train", *argv, "--data", "digits"]))
+    assert "note: " not in capsys.readouterr().out

@@ -292,6 +292,27 @@ def test_the_steps_tool_compares_the_reference_with_cifar10_fasts_own_seeds_unpa
     assert "reference_vs_cifar10_fast_seeds" not in json.loads((tmp_path / "r.json").read_text())
 
 
+def test_every_arm_is_compared_with_cifar10_fasts_own_seeds_when_its_base_was_not_rerun(tmp_path, monkeypatch):
+    """An arm of cifar10-fast (GELU) with three seeds and cifar10-fast itself at one: by seed it has one pair, so
+    its interval comes from the committed seeds, unpaired."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    _fake_runs(tmp_path, (("airbench", 0, 90.0), ("fast", 0, 90.5), ("fast-gelu", 0, 91.0), ("fast-gelu", 1, 91.2),
+                          ("fast-gelu", 2, 91.1)))
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps({"seeds": [{"seed": s, "flip_averaged": v} for s, v in enumerate((90.4, 90.6, 90.5))]}))
+    arms = steps.summarize(tmp_path, tmp_path / "r.json", fast_seeds=fast)["arms"]
+    got = arms["fast-gelu"]["flip_vs_cifar10_fast_seeds"]
+    assert got["n"] == [3, 3] and got["mean"] == pytest.approx(0.6) and got["low"] > 0
+    assert arms["fast-gelu"]["flip_vs_base"]["n"] == 1  # one shared seed: no interval by seed
+    assert arms["fast"]["flip_vs_cifar10_fast_seeds"]["n"] == [1, 3]  # one run: a difference, no interval
+    assert math.isnan(arms["fast"]["flip_vs_cifar10_fast_seeds"]["half_width"])
+    assert "flip_vs_cifar10_fast_seeds" not in steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["fast-gelu"]
+
+
 def test_cifar10_fasts_own_arms_are_also_compared_with_cifar10_fast_by_seed(tmp_path, monkeypatch):
     import importlib
     from pathlib import Path
