@@ -123,3 +123,14 @@ def test_another_batch_without_a_rate_gets_a_note_with_the_rate_per_image(argv, 
     monkeypatch.setenv("RANK", "1")  # under torchrun the note is printed once, by rank 0
     train_cmd.config_from_args(build_parser().parse_args(["train", *argv, "--data", "digits"]))
     assert "note: " not in capsys.readouterr().out
+
+
+def test_the_note_names_the_batch_the_rate_was_set_with_when_a_config_file_changes_one_of_them():
+    from alexnet.engine.config import batch_rate_note
+
+    # the file changes the batch, not the rate: the rate is still the recipe's, set for 512
+    assert batch_rate_note("cifar10", {"batch_size": 256}, {"batch_size": 64}).endswith(
+        "the cifar10 recipe's rate 0.2, set for batch 512; the same rate per image would be --lr 0.025")
+    # the file sets both: its rate was set for its batch
+    assert batch_rate_note("cifar10", {"batch_size": 256, "lr": 0.1}, {"batch_size": 64}).endswith(
+        "--config's rate 0.1, set for batch 256; the same rate per image would be --lr 0.025")
