@@ -23,7 +23,9 @@ weighted) — so the evaluation differences need no runs of their own.
 ``metrics.csv`` and ``final.json``) into ``OUT/<arm>-s<seed>``; an arm × seed with a
 ``final.json`` is skipped, so an interrupted session continues where it stopped. ``summarize``
 gives, per arm, the mean, median and range of each score over its seeds and, paired by seed, the difference to the
-reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0);
+reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0) — for
+`cifar10-fast`'s own arms also to the arm ``fast`` by seed (``*_vs_base``) and over all the seeds of each, unpaired
+(``flip_vs_base_runs``, a Welch interval);
 ``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds each arm (``flip_vs_cifar10_fast_seeds``) and the
 reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
 Welch interval, unpaired.
@@ -237,6 +239,9 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
                 row[f"{key}_vs_reference"] = paired(got, ref, key)
                 if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
                     row["base"], row[f"{key}_vs_base"] = a.base, paired(got, runs[a.base], key)
+                    if key == "flip":  # and over all its seeds, whether or not the base ran them: unpaired
+                        row["flip_vs_base_runs"] = welch([s["flip"] for s in got.values() if s["flip"] is not None],
+                                                         [s["flip"] for s in runs[a.base].values() if s["flip"] is not None])
         gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
