@@ -196,9 +196,10 @@ def scores(folder: Path) -> dict:
 
 
 def paired(got: dict, other: dict, key: str) -> dict | None:
-    """``got`` − ``other`` seed by seed on ``key``, with its 95 % interval; None when they share no scored seed."""
-    diffs = [got[s][key] - other[s][key] for s in got if s in other and None not in (got[s][key], other[s][key])]
-    return t_interval(diffs) if diffs else None
+    """``got`` − ``other`` seed by seed on ``key`` (``by_seed``), with its 95 % interval; None when they share no
+    scored seed."""
+    by_seed = {s: got[s][key] - other[s][key] for s in got if s in other and None not in (got[s][key], other[s][key])}
+    return {**t_interval(list(by_seed.values())), "by_seed": by_seed} if by_seed else None
 
 
 def welch(a: list[float], b: list[float]) -> dict:

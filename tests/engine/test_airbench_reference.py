@@ -308,6 +308,7 @@ def test_every_arm_is_compared_with_cifar10_fasts_own_seeds_when_its_base_was_no
     got = arms["fast-gelu"]["flip_vs_cifar10_fast_seeds"]
     assert got["n"] == [3, 3] and got["mean"] == pytest.approx(0.6) and got["low"] > 0
     assert arms["fast-gelu"]["flip_vs_base"]["n"] == 1  # one shared seed: no interval by seed
+    assert arms["fast-gelu"]["flip_vs_base"]["by_seed"] == {0: pytest.approx(0.5)}
     assert arms["fast-gelu"]["flip_vs_base_runs"]["n"] == [3, 1]  # all its seeds against the base's one run
     assert arms["fast-gelu"]["flip_vs_base_runs"]["mean"] == pytest.approx(0.6)
     assert arms["fast"]["flip_vs_cifar10_fast_seeds"]["n"] == [1, 3]  # one run: a difference, no interval
