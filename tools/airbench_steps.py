@@ -202,6 +202,11 @@ def paired(got: dict, other: dict, key: str) -> dict | None:
     return {**t_interval(list(by_seed.values())), "by_seed": by_seed} if by_seed else None
 
 
+def flips(seeds: dict) -> list[float]:
+    """The flip-averaged scores of one arm's seeds (those that have one)."""
+    return [s["flip"] for s in seeds.values() if s["flip"] is not None]
+
+
 def welch(a: list[float], b: list[float]) -> dict:
     """mean(a) − mean(b) and its 95 % Welch interval (unequal variances; the t quantile at the Welch–Satterthwaite
     degrees of freedom rounded down, so the interval errs wide); for two sets of runs that share no seeds."""
@@ -241,14 +246,13 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
                 if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
                     row["base"], row[f"{key}_vs_base"] = a.base, paired(got, runs[a.base], key)
                     if key == "flip":  # and over all its seeds, whether or not the base ran them: unpaired
-                        row["flip_vs_base_runs"] = welch([s["flip"] for s in got.values() if s["flip"] is not None],
-                                                         [s["flip"] for s in runs[a.base].values() if s["flip"] is not None])
+                        row["flip_vs_base_runs"] = welch(flips(got), flips(runs[a.base]))
         gains = [s["flip"] - s["centre"] for s in got.values() if None not in (s["flip"], s["centre"])]
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
         row["tta_gain"] = t_interval(gains) if gains else None  # airbench's 6-view TTA over flip averaging, per seed
         if fast:  # every arm against cifar10-fast's committed seeds, which share no runs with it: unpaired
-            row["flip_vs_cifar10_fast_seeds"] = welch([s["flip"] for s in got.values() if s["flip"] is not None], fast)
+            row["flip_vs_cifar10_fast_seeds"] = welch(flips(got), fast)
         result["arms"][a.name] = row
     if fast and ref:
         result["reference_vs_cifar10_fast_seeds"] = {
