@@ -347,3 +347,20 @@ def test_a_timed_runs_machine_record_tells_two_cpus_of_one_name_apart(monkeypatc
     assert record["cpu_id"] == f"family {family} model {model}"
     mhz = re.search(r"^cpu MHz\s*:\s*(\S+)", text, re.M)
     assert record["cpu_mhz"] == (round(float(mhz.group(1))) if mhz else 0)
+
+
+def test_the_half_hour_arm_is_the_reference_planned_to_30_minutes_and_paired_with_16_epochs(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    arms = {a.name: a for a in steps.ARMS}
+    assert arms["ab-30m"].flags == (*arms["airbench"].flags, "--time-budget", "30m")  # only the budget added
+    assert arms["ab-30m"].common == arms["airbench"].common
+    assert arms["ab-30m"].estimate_min() == pytest.approx(30.0)  # its estimate is the budget it is given
+    _fake_runs(tmp_path, (("airbench", 0, 90.0), ("airbench", 1, 90.4), ("ab-16ep", 0, 91.4), ("ab-16ep", 1, 91.1),
+                          ("ab-30m", 0, 91.2), ("ab-30m", 1, 91.4)))
+    row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["ab-30m"]
+    assert row["base"] == "ab-16ep" and row["flip_vs_base"]["by_seed"] == {0: pytest.approx(-0.2), 1: pytest.approx(0.3)}
+    assert row["flip_vs_reference"]["mean"] == pytest.approx(1.1)  # (1.2 + 1.0) / 2
