@@ -73,6 +73,23 @@ def test_a_runs_config_json_keeps_its_decisions_but_not_its_name(tmp_path):
     assert config_of("--config", str(run), "--name", "new").name == "new"
 
 
+def test_a_budget_runs_config_json_keeps_its_plan_unless_a_flag_changes_what_it_was_timed_for(tmp_path):
+    run = tmp_path / "b"
+    run.mkdir()
+    plan = {"budget": "30s", "seconds": 30.0, "steps_per_epoch": 7, "steps": 50, "epochs": 8}
+    saved = make_config("digits", name="b", output_dir=str(tmp_path), time_budget="30s")
+    saved.epochs, saved.budget_plan = 8, plan
+    (run / "config.json").write_text(saved.to_json())
+    cfg = config_of("--config", str(run), "--seed", "7")
+    assert (cfg.time_budget, cfg.epochs, cfg.budget_plan, cfg.seed) == ("30s", 8, plan, 7)  # replayed
+    for flags in (["--time-budget", "1m"], ["-b", "32"], ["--model-arg", "width=0.5"], ["--amp", "off"],
+                  ["--data", "digits"], ["--tta", "2"]):
+        again = config_of("--config", str(run), *flags)
+        assert again.budget_plan == {} and again.time_budget in ("30s", "1m"), flags  # timed afresh
+    fixed = config_of("--config", str(run), "--epochs", "3")
+    assert (fixed.epochs, fixed.time_budget, fixed.budget_plan) == (3, "", {})  # a length given replaces the budget
+
+
 # -- mistakes: one line, the key and the file, exit 2 ---------------------------------------------
 
 BAD = [

@@ -73,6 +73,17 @@ def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monke
     out = capsys.readouterr().out
     assert "planned at the run's start and kept" in out and "re-planned" in out and out.count("re-planned") == 1
 
+    # a new run from its config.json trains the same plan, to its step, without timing anything
+    from alexnet.cli import main
+
+    assert main(["train", "--config", str(first.run_dir), "--name", "again"]) == 0
+    out = capsys.readouterr().out
+    assert f"(the plan recorded in {first.run_dir / 'config.json'}, not timed again)" in out
+    replay = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert replay["budget_plan"] == plan and replay["epochs"] == plan["epochs"]
+    rows = list(csv.DictReader((tmp_path / "again" / "metrics.csv").open()))
+    assert int(rows[-1]["step"]) == plan["steps"] and len(rows) == plan["epochs"]
+
 
 def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(tmp_path):
     cfg = make_config("digits", time_budget="1s", output_dir=str(tmp_path), name="short", model_kwargs=TINY,

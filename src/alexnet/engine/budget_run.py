@@ -152,7 +152,8 @@ class RunBudget:
         if kept is not None and kept.budget == cfg.time_budget and (cfg.resume or kept.steps_per_epoch == self.spe):
             self.plan = kept
             again = f"; {kept.replan}" if kept.replan else ""
-            self.note = f"{kept.reason}{again} (planned at the run's start and kept)"
+            self.note = f"{kept.reason}{again} " + ("(planned at the run's start and kept)" if cfg.resume else
+                                                     f"(the plan recorded in {cfg.config_file}, not timed again)")
         else:
             self.plan = self._make_plan()
             self.note, self.may_replan = self.plan.reason, True

@@ -321,6 +321,8 @@ def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None 
         raise UserError("give --train-epochs (fractional epochs), --epochs or --time-budget, not two of them")
     if "epochs" in given or given.get("time_budget"):
         values["train_epochs"] = 0.0  # a recipe's fractional epochs give way to the ones given
+    if ("epochs" in given or given.get("train_epochs")) and not given.get("time_budget"):
+        values["time_budget"] = ""  # and a length given replaces a config file's budget
     if given.get("global_batch"):
         if "batch_size" in given:
             raise UserError("give either -b (the batch per process) or --global-batch (split across the "

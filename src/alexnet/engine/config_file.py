@@ -14,8 +14,9 @@ A ``.json`` file (or a run directory) is a run's ``config.json``: the fields of 
 trained again as a *new* run: its ``name`` and ``resume`` are dropped (a new run directory under
 the same ``output_dir``), and what the run decided at its start is kept, so that the re-run is
 exact with ``--deterministic``: the precision ``--amp auto`` chose (not measured again) and the
-measured mean pixel — unless a flag changes what they were decided from (`DECIDED_FROM`). The run
-records the file in ``config_file``.
+measured mean pixel, and ``--time-budget``'s plan (the steps it timed, trained again without timing
+them) — unless a flag changes what they were decided from (`DECIDED_FROM`). The run records the
+file in ``config_file``.
 
 Every mistake in the file is one line naming the file and the key (an unknown key with a
 did-you-mean, a wrong type, an out-of-range value, a file that is not YAML), found in plain Python
@@ -42,7 +43,13 @@ RUN_ONLY = ("name", "resume", "config_file", *PER_INVOCATION)
 # Fields a run decides at its start and records, kept by a re-run unless a flag changes their inputs.
 DECIDED_FROM = {"precision": ("amp", "device"), "precision_reason": ("amp", "device"),
                 "pixel_mean": ("data", "pca", "val_split", "seed"),
-                "resident_device": ("device", "data", "train_subset")}
+                "resident_device": ("device", "data", "train_subset"),
+                # --time-budget's plan (the steps, timed on the machine that ran it): replayed, not measured
+                # again, unless a flag changes the budget, the length or what the steps and evaluations cost
+                "budget_plan": ("time_budget", "epochs", "train_epochs", "model", "model_kwargs", "weights", "freeze",
+                                "data", "val_split", "train_subset", "batch_size", "global_batch", "aug", "translate",
+                                "workers", "data_device", "resident", "ten_crop", "tta", "device", "amp",
+                                "channels_last", "compile", "checkpoint_every")}
 
 
 @dataclass
