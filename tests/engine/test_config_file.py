@@ -83,7 +83,7 @@ def test_a_budget_runs_config_json_keeps_its_plan_unless_a_flag_changes_what_it_
     cfg = config_of("--config", str(run), "--seed", "7")
     assert (cfg.time_budget, cfg.epochs, cfg.budget_plan, cfg.seed) == ("30s", 8, plan, 7)  # replayed
     for flags in (["--time-budget", "1m"], ["-b", "32"], ["--model-arg", "width=0.5"], ["--amp", "off"],
-                  ["--data", "digits"], ["--tta", "2"]):
+                  ["--data", "digits"], ["--tta", "2"], ["--checkpoint-every", "5"]):
         again = config_of("--config", str(run), *flags)
         assert again.budget_plan == {} and again.time_budget in ("30s", "1m"), flags  # timed afresh
     fixed = config_of("--config", str(run), "--epochs", "3")
