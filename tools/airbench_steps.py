@@ -25,7 +25,8 @@ weighted) — so the evaluation differences need no runs of their own.
 gives, per arm, the mean, median and range of each score over its seeds and, paired by seed, the difference to the
 reference with a 95 % Student-t interval (3 seeds or more; "within the noise" when it includes 0) — for
 `cifar10-fast`'s own arms also to the arm ``fast`` by seed (``*_vs_base``) and over all the seeds of each, unpaired
-(``flip_vs_base_runs``, a Welch interval);
+(``flip_vs_base_runs``, a Welch interval), and ``ab-30m`` (the reference with ``--time-budget 30m``) likewise to
+``ab-16ep``;
 ``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds each arm (``flip_vs_cifar10_fast_seeds``) and the
 reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
 Welch interval, unpaired.
@@ -100,9 +101,9 @@ ARMS = (
         "gelu", 512, 9.9),
     Arm("ab-16ep", (*AB, "--epochs", "16"), "16 epochs instead of 9.9", "gelu", 1024, 16),
     # the reference given the whole half hour: --time-budget plans its epochs (and the schedule over them) to 30
-    # minutes on the machine it runs on; its estimate is the budget (the epochs below fit it at 45.6 s each)
+    # minutes on the machine it runs on; its estimate is the budget (the epochs below fit it)
     Arm("ab-30m", (*AB, "--time-budget", "30m"), "airbench's choices, epochs planned to 30 minutes", "gelu", 1024,
-        (1800 - SETUP_S - FINAL_S) / 45.6, base="ab-16ep"),
+        (1800 - SETUP_S - FINAL_S) / EPOCH_S[("gelu", 1024)], base="ab-16ep"),
     Arm("ab-fp32", (*AB, "--amp", "off"), "fp32 instead of bf16 autocast (airbench: fp16)", "gelu", 1024, 9.9 * 1.6),
     Arm("fast", FAST, "cifar10-fast as it is (ReLU, batch 512, 16 epochs)", "relu", 512, 16),
     Arm("fast-gelu", (*FAST, "--model-arg", "act=gelu"), "cifar10-fast with GELU", "gelu", 512, 16, base="fast"),
