@@ -110,6 +110,13 @@ ARMS = (
     Arm("fast-b1024", (*FAST, "-b", "1024", "--lr", "1.5"), "cifar10-fast at batch 1024", "relu", 1024, 16,
         base="fast"),
     Arm("fast-9.9ep", (*FAST, "--train-epochs", "9.9"), "cifar10-fast for 9.9 epochs", "relu", 512, 9.9, base="fast"),
+    # GELU at equal time: both planned to 15 minutes by --time-budget (GELU's slower epochs buy fewer of them), paired
+    # by seed; their estimate is the budget
+    Arm("fast-15m", (*FAST, "--time-budget", "15m"), "cifar10-fast, epochs planned to 15 minutes", "relu", 512,
+        (900 - SETUP_S - FINAL_S) / EPOCH_S[("relu", 512)], base="fast"),
+    Arm("fast-gelu-15m", (*FAST, "--model-arg", "act=gelu", "--time-budget", "15m"),
+        "cifar10-fast with GELU, epochs planned to 15 minutes", "gelu", 512,
+        (900 - SETUP_S - FINAL_S) / EPOCH_S[("gelu", 512)], base="fast-15m"),
     Arm("ab95", (*AB, *AB95, "--epochs", "15"),
         "airbench95's choices (128-384-384, rate 10 per 1024 decoupled, 15 epochs)", "gelu 128-384-384", 1024, 15),
 )  # ab-fp32's epochs: 9.9 × the bf16 speed-up the smoke measured (1.6×), as fp32 epochs take that much longer

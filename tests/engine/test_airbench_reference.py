@@ -364,3 +364,19 @@ def test_the_half_hour_arm_is_the_reference_planned_to_30_minutes_and_paired_wit
     row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["ab-30m"]
     assert row["base"] == "ab-16ep" and row["flip_vs_base"]["by_seed"] == {0: pytest.approx(-0.2), 1: pytest.approx(0.3)}
     assert row["flip_vs_reference"]["mean"] == pytest.approx(1.1)  # (1.2 + 1.0) / 2
+
+
+def test_gelu_at_equal_time_is_two_arms_planned_to_15_minutes_and_paired_by_seed(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    arms = {a.name: a for a in steps.ARMS}
+    assert arms["fast-15m"].flags == (*arms["fast"].flags, "--time-budget", "15m")
+    assert arms["fast-gelu-15m"].flags == (*arms["fast-gelu"].flags, "--time-budget", "15m")  # GELU the one change
+    assert arms["fast-15m"].estimate_min() == pytest.approx(15.0) == arms["fast-gelu-15m"].estimate_min()
+    _fake_runs(tmp_path, (("fast-15m", 0, 90.0), ("fast-15m", 1, 90.4), ("fast-gelu-15m", 0, 90.5),
+                          ("fast-gelu-15m", 1, 90.2)))
+    row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["fast-gelu-15m"]
+    assert row["base"] == "fast-15m" and row["flip_vs_base"]["mean"] == pytest.approx(0.15)  # (0.5 − 0.2) / 2
