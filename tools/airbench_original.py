@@ -116,6 +116,7 @@ def summarize(out: Path, dest: Path, engine: Path | None) -> dict:
     for k in SCORES:
         values = [s[k] for s in seeds.values()]
         summary[f"{k}_median"], summary[f"{k}_range"] = statistics.median(values), [min(values), max(values)]
+    summary["epoch_s_median"] = statistics.median(s["epoch_s_median"] for s in seeds.values())  # of the seeds' medians
     if engine is not None:
         ref = json.loads(engine.read_text())["arms"]["airbench"]["seeds"]
         summary["engine_reference"] = {"file": str(engine), "seeds": sorted(ref, key=int)}
