@@ -18,7 +18,8 @@ ways: centre, mirror (flip-averaged) and airbench's six views (its ``tta_level``
 ``run`` writes ``OUT/orig-s<seed>/`` (``metrics.csv`` per epoch, ``result.json``, ``output.txt``,
 ``run.json`` with the whole command's wall time, one run at a time under ``$ALEXNET_CPU_LOCK``);
 a seed with a ``result.json`` is skipped. The decoded splits are kept in ``OUT/decoded.pt`` (as
-airbench keeps ``train.pt``). ``summarize`` gives each score's median and, against the engine's
+airbench keeps ``train.pt``; for another DATA path they are decoded again — delete the file if the
+images under the same path change). ``summarize`` gives each score's median and, against the engine's
 reference seeds (``arms.airbench`` of ``--engine``), the difference with a 95 % Welch interval
 (unpaired: the two codes draw different random numbers for the same seed).
 """
@@ -41,6 +42,7 @@ from ema_measure import run as timed_run  # noqa: E402 — timed, locked, run.js
 
 NAME = "orig-s{seed}"
 SCORES = {"centre": 0, "flip": 1, "tta": 2}  # score name -> airbench's tta_level
+
 
 def decoded_splits(data: str, cache: Path):
     """(train images, train labels, hold-out images, hold-out labels): uint8 ``[N, 3, 32, 32]`` and int64, the
@@ -154,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--seeds: comma-separated integers, not {a.seeds!r}")
         return run(a.data, Path(a.out), seeds, a.amp, a.epochs, a.batch_size)
     if a.verb == "one":
+        from alexnet.core.errors import UserError
+
         Path(a.out).mkdir(parents=True, exist_ok=True)
-        train_one(a.data, Path(a.out), a.seed, a.amp, a.epochs, a.batch_size, Path(a.cache))
+        try:
+            train_one(a.data, Path(a.out), a.seed, a.amp, a.epochs, a.batch_size, Path(a.cache))
+        except UserError as e:  # the data: one line, as the alexnet command gives it
+            raise SystemExit(f"error: {e}") from None
         return 0
     summarize(Path(a.out), Path(a.results), Path(a.engine) if a.engine else None)
     return 0

@@ -117,10 +117,13 @@ def test_it_learns_the_colours(tools, colours):
     assert scores["centre"] >= 60  # scored on the training images themselves
 
 
-def test_too_few_images_for_one_batch_is_one_clear_line(tools, colours, tmp_path):
+def test_too_few_images_or_a_wrong_path_is_one_clear_line(tools, colours, tmp_path):
     _, tool = tools
     with pytest.raises(SystemExit, match="90 training images make no batch of 1024"):
         tool.main(["one", str(colours), str(tmp_path / "r"), "--seed", "0", "--cache", str(tmp_path / "d.pt")])
+    with pytest.raises(SystemExit, match="^error: .*no-such-folder"):  # a wrong path: one line, no traceback
+        tool.main(["one", str(tmp_path / "no-such-folder"), str(tmp_path / "r"), "--seed", "0", "--cache",
+                   str(tmp_path / "d.pt")])
 
 
 def _result(folder: Path, seed: int, centre: float, flip: float, tta: float, epoch: float = 80.0) -> None:
