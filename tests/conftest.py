@@ -39,6 +39,19 @@ def pytest_configure(config):
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
+def write_colour_classes(root, ext: str = "png", seed: int = 1, noise: float = 25.0, per_class: int = 10):
+    """10 class folders ``k0``‥``k9`` of ``per_class`` 32×32 images each, every class its own mean colour
+    (an easy task a few steps learn); ``ext`` picks the format (``png``, ``jpg``)."""
+    rng = np.random.default_rng(seed)
+    for c in range(10):
+        (root / f"k{c}").mkdir()
+        for i in range(per_class):
+            mean = np.array([25 * c, 250 - 20 * c, (70 * c) % 256], np.float32)
+            Image.fromarray(np.clip(mean + rng.normal(0, noise, (32, 32, 3)), 0, 255).astype(np.uint8)).save(
+                root / f"k{c}" / f"{i}.{ext}")
+    return root
+
+
 def make_pil(mode: str = "RGB", size=(20, 16), seed: int = 0) -> Image.Image:
     """A random image of ``mode`` (any Pillow mode used by the tests)."""
     rng = np.random.default_rng(seed)

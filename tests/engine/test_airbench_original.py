@@ -10,13 +10,12 @@ import importlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from alexnet.data.datasets import build_dataset
 from alexnet.models import build_model
+from conftest import write_colour_classes
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
@@ -30,15 +29,7 @@ def tools(monkeypatch):
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory):
     """10 classes × 10 32×32 JPEGs, each class its own mean colour."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(3)
-    for c in range(10):
-        (root / f"k{c}").mkdir()
-        for i in range(10):
-            mean = np.array([25 * c, 250 - 20 * c, (70 * c) % 256], np.float32)
-            Image.fromarray(np.clip(mean + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)).save(
-                root / f"k{c}" / f"{i}.jpg", quality=90)
-    return root
+    return write_colour_classes(tmp_path_factory.mktemp("colours"), "jpg", seed=3, noise=20)
 
 
 def test_airbenchs_network_is_the_engines_with_gelu(tools):
