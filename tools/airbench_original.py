@@ -37,18 +37,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import airbench94_cpu as airbench94  # noqa: E402 — airbench's own code, on the CPU
+import torch  # noqa: E402
 from airbench_steps import welch  # noqa: E402 — the sibling tool's interval, the same for both comparisons
 from ema_measure import run as timed_run  # noqa: E402 — timed, locked, run.json
 
 NAME = "orig-s{seed}"
-SCORES = {"centre": 0, "flip": 1, "tta": 2}  # score name -> airbench's tta_level
+SCORES = ("centre", "flip", "tta")  # the final weights scored at airbench's tta_level 0, 1, 2
 
 
 def decoded_splits(data: str, cache: Path):
     """(train images, train labels, hold-out images, hold-out labels): uint8 ``[N, 3, 32, 32]`` and int64, the
     splits `alexnet train --data-path DATA` trains and validates on (``cifar10:DATA``, 10 % held out, seed 0)."""
-    import torch
-
     from alexnet.data.datasets import build_dataset
     from alexnet.data.resident import decode_all
 

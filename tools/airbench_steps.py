@@ -68,6 +68,11 @@ SETUP_S = 20.0
 FINAL_S = 8.0
 
 
+def budget_epochs(seconds: float, key: tuple[str, int]) -> float:
+    """The epochs a ``--time-budget`` of ``seconds`` fits at ``EPOCH_S[key]``: a budgeted arm's estimate is its budget."""
+    return (seconds - SETUP_S - FINAL_S) / EPOCH_S[key]
+
+
 @dataclass(frozen=True)
 class Arm:
     name: str
@@ -103,7 +108,7 @@ ARMS = (
     # the reference given the whole half hour: --time-budget plans its epochs (and the schedule over them) to 30
     # minutes on the machine it runs on; its estimate is the budget (the epochs below fit it)
     Arm("ab-30m", (*AB, "--time-budget", "30m"), "airbench's choices, epochs planned to 30 minutes", "gelu", 1024,
-        (1800 - SETUP_S - FINAL_S) / EPOCH_S[("gelu", 1024)], base="ab-16ep"),
+        budget_epochs(1800, ("gelu", 1024)), base="ab-16ep"),
     Arm("ab-fp32", (*AB, "--amp", "off"), "fp32 instead of bf16 autocast (airbench: fp16)", "gelu", 1024, 9.9 * 1.6),
     Arm("fast", FAST, "cifar10-fast as it is (ReLU, batch 512, 16 epochs)", "relu", 512, 16),
     Arm("fast-gelu", (*FAST, "--model-arg", "act=gelu"), "cifar10-fast with GELU", "gelu", 512, 16, base="fast"),
@@ -113,10 +118,10 @@ ARMS = (
     # GELU at equal time: both planned to 15 minutes by --time-budget (GELU's slower epochs buy fewer of them), paired
     # by seed; their estimate is the budget
     Arm("fast-15m", (*FAST, "--time-budget", "15m"), "cifar10-fast, epochs planned to 15 minutes", "relu", 512,
-        (900 - SETUP_S - FINAL_S) / EPOCH_S[("relu", 512)], base="fast"),
+        budget_epochs(900, ("relu", 512)), base="fast"),
     Arm("fast-gelu-15m", (*FAST, "--model-arg", "act=gelu", "--time-budget", "15m"),
         "cifar10-fast with GELU, epochs planned to 15 minutes", "gelu", 512,
-        (900 - SETUP_S - FINAL_S) / EPOCH_S[("gelu", 512)], base="fast-15m"),
+        budget_epochs(900, ("gelu", 512)), base="fast-15m"),
     Arm("ab95", (*AB, *AB95, "--epochs", "15"),
         "airbench95's choices (128-384-384, rate 10 per 1024 decoupled, 15 epochs)", "gelu 128-384-384", 1024, 15),
 )  # ab-fp32's epochs: 9.9 × the bf16 speed-up the smoke measured (1.6×), as fp32 epochs take that much longer
