@@ -83,10 +83,30 @@ class Arm:
     epochs: float
     common: tuple[str, ...] = tuple(COMMON)
     base: str = ""  # the arm it is one change away from, when not the set's reference (cifar10-fast's own arms, ab-30m)
+    # a committed run folder ({seed} filled in) whose config.json the arm trains from, its --time-budget plan replayed
+    # step for step (not timed again, so on any machine), its data path set to DATA; the flags change one thing
+    replay: str = ""
 
     def command(self, data: str, out: str, seed: int) -> list[str]:
+        if self.replay:  # data and budget come from the replayed config (a --data-path would make a new plan)
+            return ["alexnet", "train", "--config", f"{out}/{self.name}-s{seed}.config.json", *self.flags,
+                    "--output-dir", out, "--name", f"{self.name}-s{seed}", "--seed", str(seed)]
         return ["alexnet", "train", *self.flags, *self.common, "--data-path", data, "--output-dir", out,
                 "--name", f"{self.name}-s{seed}", "--seed", str(seed)]
+
+    def write_replay(self, data: str, out: Path, seed: int) -> Path:
+        """``OUT/<arm>-s<seed>.config.json``: the replayed run's config.json with its data (``…DATA``) at ``data``."""
+        src = Path(self.replay.format(seed=seed)) / "config.json"
+        if not src.is_file():
+            raise SystemExit(f"{self.name}: {src} not found (run from the repository's root)")
+        cfg = json.loads(src.read_text())
+        kind, _, where = str(cfg.get("data", "")).rpartition(":")
+        if where != "DATA":
+            raise SystemExit(f"{self.name}: {src}'s data is {cfg.get('data')!r}, not a committed run's ...DATA")
+        cfg["data"] = f"{kind}:{data}" if kind else data
+        dest = out / f"{self.name}-s{seed}.config.json"
+        dest.write_text(json.dumps(cfg, indent=1) + "\n")
+        return dest
 
     def estimate_min(self) -> float:
         return (SETUP_S + EPOCH_S[(self.act, self.batch)] * self.epochs + FINAL_S) / 60
@@ -158,6 +178,10 @@ RECIPE_ARMS = (
     Arm("r-nolookahead", (*R20, "--no-lookahead"), "no lookahead", NET_NARROW, 512, 25, ()),
     Arm("r-flip", (*R20, "--aug", "flip"), "no translation (flips stay)", NET_NARROW, 512, 25, ()),
     Arm("r-fp32", (*R20, "--amp", "off"), "fp32 instead of bf16 autocast", NET_NARROW, 512, 25, ()),
+    # the same change on the recipe seed's own steps: its config.json replayed, plan and all, so the pair differs in
+    # label smoothing alone (not also in the epochs each run's probe fitted) and may run on a slower machine
+    Arm("r-ls0-replay", ("--label-smoothing", "0"), "no label smoothing, on the recipe seed's recorded plan",
+        NET_NARROW, 512, 25, (), replay="docs/runs/cifar10-recipe-arms/recipe-s{seed}"),
 )  # every arm runs to the same 20-minute budget: its estimate is the budget, whatever the epochs it fits
 SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS), "cifar10-recipe": ("recipe", RECIPE_ARMS)}
 
@@ -195,6 +219,9 @@ def run_arms(data: str, out: Path, seeds: list[int], names: list[str] | None, ev
         for a in arms:
             if (out / f"{a.name}-s{seed}" / "final.json").is_file():
                 continue
+            if a.replay:
+                out.mkdir(parents=True, exist_ok=True)
+                a.write_replay(str(Path(data).resolve()), out, seed)
             # this interpreter's alexnet (``python -m alexnet``), whether or not its script is on PATH
             cmd = [sys.executable, "-m", *a.command(data, str(out), seed)]
             rc = timed_run(out, f"{a.name}-s{seed}", cmd)
