@@ -203,7 +203,7 @@ def test_the_steps_tool_has_the_cifar10_recipe_and_its_ablation_each_one_change_
     reference, arms = steps.arm_set({"--set": "cifar10-recipe"})
     base = ["alexnet", "train", "--recipe", "cifar10", "--time-budget", "20m"]
     assert reference == "recipe" and arms[0].command("D", "O", 0)[:6] == base
-    for a in arms[1:]:  # the recipe and its budget, then the one change
+    for a in (a for a in arms[1:] if not a.replay):  # the recipe and its budget, then the one change
         assert list(a.flags[:4]) == base[2:] and len(a.flags) > 4, a.name
         if "--model-arg" in a.flags:  # replaces the recipe's model arguments: batch norm stays
             assert "norm=batch" in a.flags, a.name
@@ -360,3 +360,35 @@ def test_gelu_at_equal_time_is_two_arms_planned_to_15_minutes_and_paired_by_seed
                           ("fast-gelu-15m", 1, 90.2)))
     row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["fast-gelu-15m"]
     assert row["base"] == "fast-15m" and row["flip_vs_base"]["mean"] == pytest.approx(0.15)  # (0.5 − 0.2) / 2
+
+
+def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
+    import importlib
+
+    from alexnet.cli import build_parser
+    from alexnet.commands.train import config_from_args
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the committed runs, as the tool runs from the root
+    arm = next(a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.name == "r-ls0-replay")
+    for seed in (0, 1, 2):
+        recorded = json.loads((Path(arm.replay.format(seed=seed)) / "config.json").read_text())
+        written = arm.write_replay("/data/cifar", tmp_path, seed)
+        assert json.loads(written.read_text()) == {**recorded, "data": "cifar10:/data/cifar"}
+        cmd = arm.command("/data/cifar", str(tmp_path), seed)
+        assert cmd[:4] == ["alexnet", "train", "--config", str(written)] and "--data-path" not in cmd
+        cfg = config_from_args(build_parser().parse_args(cmd[1:]))
+        # the recorded plan is kept (not timed again on this machine): the same steps, schedule and epochs
+        assert cfg.budget_plan == recorded["budget_plan"] and cfg.epochs == recorded["epochs"] > 20
+        assert (cfg.seed, cfg.label_smoothing, recorded["label_smoothing"]) == (seed, 0.0, 0.2)
+        assert {k: getattr(cfg, k) for k in ("lookahead", "lr", "batch_size", "aug", "data")} == {
+            **{k: recorded[k] for k in ("lookahead", "lr", "batch_size", "aug")}, "data": "cifar10:/data/cifar"}
+    bad = tmp_path / "bad"
+    (bad / "x-s0").mkdir(parents=True)
+    (bad / "x-s0" / "config.json").write_text(json.dumps({"data": "/home/me/cifar"}))
+    wrong = steps.Arm("x", (), "", "relu", 512, 1, (), replay=str(bad / "x-s{seed}"))
+    with pytest.raises(SystemExit, match="not a committed run's"):
+        wrong.write_replay("/data", tmp_path, 0)
+    with pytest.raises(SystemExit, match="not found"):
+        wrong.write_replay("/data", tmp_path, 1)
