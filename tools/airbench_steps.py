@@ -182,6 +182,8 @@ RECIPE_ARMS = (
     # label smoothing alone (not also in the epochs each run's probe fitted) and may run on a slower machine
     Arm("r-ls0-replay", ("--label-smoothing", "0"), "no label smoothing, on the recipe seed's recorded plan",
         NET_NARROW, 512, 25, (), replay="docs/runs/cifar10-recipe-arms/recipe-s{seed}"),
+    Arm("r-nolookahead-replay", ("--no-lookahead",), "no lookahead, on the recipe seed's recorded plan",
+        NET_NARROW, 512, 25, (), replay="docs/runs/cifar10-recipe-arms/recipe-s{seed}"),
 )  # every arm runs to the same 20-minute budget: its estimate is the budget, whatever the epochs it fits
 SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS), "cifar10-recipe": ("recipe", RECIPE_ARMS)}
 

@@ -371,8 +371,10 @@ def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
     steps = importlib.import_module("airbench_steps")
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the committed runs, as the tool runs from the root
-    arm = next(a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.name == "r-ls0-replay")
-    for seed in (0, 1, 2):
+    replays = {a.name: a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.replay}
+    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay"}
+    changed = {"r-ls0-replay": ("label_smoothing", 0.0), "r-nolookahead-replay": ("lookahead", False)}
+    for (name, arm), seed in ((a, s) for a in replays.items() for s in (0, 1, 2)):
         recorded = json.loads((Path(arm.replay.format(seed=seed)) / "config.json").read_text())
         written = arm.write_replay("/data/cifar", tmp_path, seed)
         assert json.loads(written.read_text()) == {**recorded, "data": "cifar10:/data/cifar"}
@@ -381,9 +383,11 @@ def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(
         cfg = config_from_args(build_parser().parse_args(cmd[1:]))
         # the recorded plan is kept (not timed again on this machine): the same steps, schedule and epochs
         assert cfg.budget_plan == recorded["budget_plan"] and cfg.epochs == recorded["epochs"] > 20
-        assert (cfg.seed, cfg.label_smoothing, recorded["label_smoothing"]) == (seed, 0.0, 0.2)
-        assert {k: getattr(cfg, k) for k in ("lookahead", "lr", "batch_size", "aug", "data")} == {
-            **{k: recorded[k] for k in ("lookahead", "lr", "batch_size", "aug")}, "data": "cifar10:/data/cifar"}
+        key, value = changed[name]
+        assert (cfg.seed, getattr(cfg, key)) == (seed, value) and recorded[key] != value  # the one change
+        same = ("lookahead", "label_smoothing", "lr", "batch_size", "aug", "model_kwargs")
+        assert {k: getattr(cfg, k) for k in same if k != key} == {k: recorded[k] for k in same if k != key}
+        assert cfg.data == "cifar10:/data/cifar"
     bad = tmp_path / "bad"
     (bad / "x-s0").mkdir(parents=True)
     (bad / "x-s0" / "config.json").write_text(json.dumps({"data": "/home/me/cifar"}))
