@@ -8,7 +8,10 @@ Each command takes ``--set cifar10`` (after the verb) for the second table: the 
 network (`alexnet-cifar` with batch norm) on the fast engine, its first try ``c1``
 (docs/runs/cifar10-recipe/c1/c1.yaml) as the reference and one change at a time — more epochs,
 narrower fully connected layers (fewer parameters for the optimiser to update each step), another
-rate, more translation, no dropout, an EMA instead of lookahead — for the search of 87 % in 20 minutes.
+rate, more translation, no dropout, an EMA instead of lookahead — for the search of 87 % in 20 minutes;
+``--set cifar10-recipe`` for the recipe that search chose and its ablation. An arm with ``replay`` (``r-…-replay``)
+trains from a committed run's config.json instead of flags — the recipe seed's own ``--time-budget`` plan, step for
+step, not timed again — with one flag changed: the same steps on any machine, so its pair differs in that flag alone.
 
 The reference is ``--recipe cifar10-airbench`` (airbench94's own choices; docs/cifar10.md, "The
 reference: airbench94's choices"). Each other arm changes exactly one thing, in one of two
