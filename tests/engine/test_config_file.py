@@ -83,9 +83,17 @@ def test_a_budget_runs_config_json_keeps_its_plan_unless_a_flag_changes_what_it_
     cfg = config_of("--config", str(run), "--seed", "7")
     assert (cfg.time_budget, cfg.epochs, cfg.budget_plan, cfg.seed) == ("30s", 8, plan, 7)  # replayed
     for flags in (["--time-budget", "1m"], ["-b", "32"], ["--model-arg", "width=0.5"], ["--amp", "off"],
-                  ["--data", "digits"], ["--tta", "2"], ["--checkpoint-every", "5"]):
+                  ["--val-split", "0.2"], ["--tta", "2"], ["--checkpoint-every", "5"]):
         again = config_of("--config", str(run), *flags)
         assert again.budget_plan == {} and again.time_budget in ("30s", "1m"), flags  # timed afresh
+    # the data at another path: the plan stays (the run checks that they give its steps per epoch), and a
+    # --data-path keeps the kind the run's data had
+    moved = config_of("--config", str(run), "--data", "folder:/elsewhere/photos")
+    assert (moved.budget_plan, moved.data) == (plan, "folder:/elsewhere/photos")
+    saved.data = "cifar10:/old/place"
+    (run / "config.json").write_text(saved.to_json())
+    moved = config_of("--config", str(run), "--data-path", "/new/place")
+    assert (moved.budget_plan, moved.data) == (plan, "cifar10:/new/place")
     fixed = config_of("--config", str(run), "--epochs", "3")
     assert (fixed.epochs, fixed.time_budget, fixed.budget_plan) == (3, "", {})  # a length given replaces the budget
 

@@ -18,6 +18,7 @@ from alexnet.engine import budget_run
 from alexnet.engine.config import make_config, resume_config
 from alexnet.engine.schedule import LRSchedule
 from alexnet.engine.train import fit
+from conftest import write_colour_classes
 
 TINY = {"width": 0.25, "fc_width": 128}
 ENV = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -46,7 +47,9 @@ def test_a_budget_run_ends_within_its_budget(tmp_path):
 def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monkeypatch, capsys):
     real = budget_run.probe_costs
     monkeypatch.setattr(budget_run, "probe_costs", lambda t: tuple(x / 3 for x in real(t)))  # 3× too fast
-    cfg = make_config("digits", time_budget="6s", max_steps=150, output_dir=str(tmp_path), name="r",
+    # 20 s: even on a slow or busy CPU the re-planned run is longer than the 150 steps --max-steps stops it at (6 s
+    # fitted 115 steps on a 2-core EPYC at 2.6 GHz); the resumed run trains the rest, about the budget's time
+    cfg = make_config("digits", time_budget="20s", max_steps=150, output_dir=str(tmp_path), name="r",
                       model_kwargs=TINY, amp="off")
     first = fit(cfg)  # re-plans after an epoch or two, then --max-steps stops it in its fourth epoch
     out = capsys.readouterr().out
@@ -83,6 +86,22 @@ def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monke
     assert replay["budget_plan"] == plan and replay["epochs"] == plan["epochs"]
     rows = list(csv.DictReader((tmp_path / "again" / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == plan["steps"] and len(rows) == plan["epochs"]
+
+    # the data given again (on another machine: at another path) keep the plan while they give its steps per epoch;
+    # data of another size are timed afresh, and the run says why
+    assert main(["train", "--config", str(first.run_dir), "--data", "digits", "--name", "moved"]) == 0
+    assert "not timed again" in capsys.readouterr().out
+    assert json.loads((tmp_path / "moved" / "config.json").read_text())["budget_plan"] == plan
+    monkeypatch.setattr(budget_run, "probe_costs", real)
+    (tmp_path / "colours").mkdir()
+    other = write_colour_classes(tmp_path / "colours", per_class=4)
+    assert main(["train", "--config", str(first.run_dir), "--data", f"folder:{other}", "--name", "other",
+                 "--max-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    fresh = json.loads((tmp_path / "other" / "config.json").read_text())["budget_plan"]
+    assert fresh["steps_per_epoch"] != plan["steps_per_epoch"] and fresh["reason"] in out
+    assert (f"(the plan recorded in {first.run_dir / 'config.json'} was for {plan['steps_per_epoch']} steps per "
+            f"epoch, these data give {fresh['steps_per_epoch']}: timed afresh)") in out
 
 
 def test_a_budget_too_short_for_one_epoch_is_one_line_and_writes_nothing(tmp_path):

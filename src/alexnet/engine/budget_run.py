@@ -157,6 +157,9 @@ class RunBudget:
         else:
             self.plan = self._make_plan()
             self.note, self.may_replan = self.plan.reason, True
+            if kept is not None and kept.budget == cfg.time_budget:  # the recorded plan was made for other data
+                self.note += (f" (the plan recorded in {cfg.config_file} was for {kept.steps_per_epoch} steps per "
+                              f"epoch, these data give {self.spe}: timed afresh)")
         cfg.epochs, cfg.budget_plan = self.plan.epochs, self.plan.to_dict()
 
     def _make_plan(self) -> BudgetPlan:

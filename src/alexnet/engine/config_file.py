@@ -45,9 +45,11 @@ DECIDED_FROM = {"precision": ("amp", "device"), "precision_reason": ("amp", "dev
                 "pixel_mean": ("data", "pca", "val_split", "seed"),
                 "resident_device": ("device", "data", "train_subset"),
                 # --time-budget's plan (the steps, timed on the machine that ran it): replayed, not measured
-                # again, unless a flag changes the budget, the length or what the steps and evaluations cost
+                # again, unless a flag changes the budget, the length or what the steps and evaluations cost. The
+                # data may move (another machine has them at another path): the run keeps the plan when they give
+                # the steps per epoch it was made for, and times afresh, saying so, when not (budget_run)
                 "budget_plan": ("time_budget", "epochs", "train_epochs", "model", "model_kwargs", "weights", "freeze",
-                                "data", "val_split", "train_subset", "batch_size", "global_batch", "aug", "translate",
+                                "val_split", "train_subset", "batch_size", "global_batch", "aug", "translate",
                                 "workers", "data_device", "resident", "ten_crop", "tta", "device", "amp",
                                 "channels_last", "compile", "checkpoint_every")}
 
