@@ -93,6 +93,9 @@ def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monke
     assert "not timed again" in capsys.readouterr().out
     assert json.loads((tmp_path / "moved" / "config.json").read_text())["budget_plan"] == plan
     monkeypatch.setattr(budget_run, "probe_costs", real)
+    from alexnet.engine import budget  # in this process the command starts now, not at pytest's start
+
+    monkeypatch.setattr(budget, "process_started", time.perf_counter)
     (tmp_path / "colours").mkdir()
     other = write_colour_classes(tmp_path / "colours", per_class=4)
     assert main(["train", "--config", str(first.run_dir), "--data", f"folder:{other}", "--name", "other",

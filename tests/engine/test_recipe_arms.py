@@ -1,0 +1,72 @@
+"""The cifar10 recipe's arms in tools/airbench_steps.py (``--set cifar10-recipe``) against the runs they made,
+committed in docs/runs/cifar10-recipe-arms: each arm's command gives the settings its runs recorded, and a replay arm
+trains a recipe seed's own plan with one flag changed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from alexnet.cli import build_parser
+from alexnet.commands.train import config_from_args
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "docs/runs/cifar10-recipe-arms"
+# what a run's config.json records of the recipe and the one change: each must be the arm's command's
+SETTINGS = ("recipe", "model", "model_kwargs", "batch_size", "lr", "label_smoothing", "lookahead", "aug", "translate",
+            "amp", "time_budget", "ten_crop", "weight_decay", "nesterov", "lr_scheduler")
+
+
+def tool(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    monkeypatch.chdir(ROOT)  # the committed runs, as the tool runs from the repository's root
+    return importlib.import_module("airbench_steps")
+
+
+def config_of(cmd: list[str]):
+    return config_from_args(build_parser().parse_args(cmd[1:]))
+
+
+def test_each_recipe_arms_command_gives_the_settings_its_committed_runs_recorded(monkeypatch):
+    steps = tool(monkeypatch)
+    arms = [a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if not a.replay]
+    checked = 0
+    for a in arms:
+        for folder in sorted(RUNS.glob(f"{a.name}-s[0-9]")):
+            recorded = json.loads((folder / "config.json").read_text())
+            cfg = config_of(a.command("DATA", "OUT", recorded["seed"]))
+            assert {k: getattr(cfg, k) for k in SETTINGS} == {k: recorded[k] for k in SETTINGS}, folder.name
+            checked += 1
+    assert checked >= len(arms) + 2  # every arm has a run, the recipe three
+
+
+def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
+    steps = tool(monkeypatch)
+    replays = {a.name: a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.replay}
+    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay"}
+    changed = {"r-ls0-replay": ("label_smoothing", 0.0), "r-nolookahead-replay": ("lookahead", False)}
+    for (name, arm), seed in ((a, s) for a in replays.items() for s in (0, 1, 2)):
+        recorded = json.loads((Path(arm.replay.format(seed=seed)) / "config.json").read_text())
+        written = arm.write_replay("/data/cifar", tmp_path, seed)
+        assert json.loads(written.read_text()) == {**recorded, "data": "cifar10:/data/cifar"}
+        cmd = arm.command("/data/cifar", str(tmp_path), seed)
+        assert cmd[:4] == ["alexnet", "train", "--config", str(written)] and "--data-path" not in cmd
+        cfg = config_of(cmd)
+        # the recorded plan is kept (not timed again on this machine): the same steps, schedule and epochs
+        assert cfg.budget_plan == recorded["budget_plan"] and cfg.epochs == recorded["epochs"] > 20
+        key, value = changed[name]
+        assert (cfg.seed, getattr(cfg, key)) == (seed, value) and recorded[key] != value  # the one change
+        same = ("lookahead", "label_smoothing", "lr", "batch_size", "aug", "model_kwargs")
+        assert {k: getattr(cfg, k) for k in same if k != key} == {k: recorded[k] for k in same if k != key}
+        assert cfg.data == "cifar10:/data/cifar"
+    bad = tmp_path / "bad"
+    (bad / "x-s0").mkdir(parents=True)
+    (bad / "x-s0" / "config.json").write_text(json.dumps({"data": "/home/me/cifar"}))
+    wrong = steps.Arm("x", (), "", "relu", 512, 1, (), replay=str(bad / "x-s{seed}"))
+    with pytest.raises(SystemExit, match="not a committed run's"):
+        wrong.write_replay("/data", tmp_path, 0)
+    with pytest.raises(SystemExit, match="not found"):
+        wrong.write_replay("/data", tmp_path, 1)
