@@ -341,7 +341,8 @@ def config_from_args(args: argparse.Namespace):
     if args.data_path:
         kind = over.get("data") or start.get("data") or RECIPES[recipe].get("data", "")
         # a config file's (or a run's) KIND:PATH keeps its kind and takes the new path
-        kind = kind.split(":", 1)[0] if ":" in kind and kind.split(":", 1)[0] in KINDS else kind
+        head, sep, _ = kind.partition(":")
+        kind = head if sep and head in KINDS else kind
         # a dataset kind (the recipe's cifar10) takes the path even where a folder of that name is at hand
         if kind and ":" not in kind and kind != "digits" and (kind in KINDS or not Path(kind).exists()):
             over["data"] = f"{kind}:{args.data_path}"
