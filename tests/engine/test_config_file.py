@@ -134,8 +134,22 @@ def test_a_missing_file_a_bad_json_and_config_with_resume(tmp_path, capsys):
     assert "give one of them" in capsys.readouterr().err
 
 
+COMMITTED = str(Path(__file__).resolve().parents[2] / "docs/runs/cifar10-recipe-arms/recipe-s1/config.json")
+
+
+def test_a_committed_runs_config_without_data_path_says_to_give_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no folder named DATA here
+    assert json.loads(Path(COMMITTED).read_text())["data"] == "cifar10:DATA"
+    assert main(["train", "--config", COMMITTED, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'cifar10:DATA', the placeholder" in err and "add --data-path PATH" in err, err
+    assert config_of("--config", COMMITTED, "--data-path", "/data/cifar").data == "cifar10:/data/cifar"
+    assert config_of("--config", COMMITTED, "--data", "folder:/data/x").data == "folder:/data/x"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_mistakes_are_answered_before_torch_is_imported(tmp_path):
-    files = [write(tmp_path, text, f"{i}.yaml") for i, (text, _) in enumerate(BAD)]
+    files = [write(tmp_path, text, f"{i}.yaml") for i, (text, _) in enumerate(BAD)] + [COMMITTED]
     code = ("import sys\nfrom alexnet.cli import main\n"
             f"codes = [main(['train', '--config', f]) for f in {files!r}]\n"
             "print(set(codes), 'torch' in sys.modules)")

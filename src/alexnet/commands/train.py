@@ -282,6 +282,10 @@ def check_flags(args: argparse.Namespace) -> dict:
     recipe = args.recipe or start.get("recipe") or default_recipe(given.get("model"), given.get("weights"))[0]
     if cf:
         cf.check_values(recipe)
+        data = "" if args.data_path or "data" in over else str(start.get("data", ""))
+        if data.rpartition(":")[2] == "DATA" and not Path("DATA").exists():  # a committed run's, its path left out
+            raise UserError(f"{args.config_file}: its data is {data!r}, the placeholder a committed run's config "
+                            "has for its data's folder: add --data-path PATH")
     config_values(recipe, file_values=start, **over).check_values()
     return start
 
