@@ -12,6 +12,8 @@ rate, more translation, no dropout, an EMA instead of lookahead — for the sear
 ``--set cifar10-recipe`` for the recipe that search chose and its ablation. An arm with ``replay`` (``r-…-replay``)
 trains from a committed run's config.json instead of flags — the recipe seed's own ``--time-budget`` plan, step for
 step, not timed again — with one flag changed: the same steps on any machine, so its pair differs in that flag alone.
+For more pairs than the recipe has seeds, ``recipe-replay`` trains the recipe itself at seed N ≥ 3 on seed N mod 3's
+plan, and a replay arm's seed N pairs with it (``--arms recipe-replay,r-ls0-replay --seeds 3,4``).
 
 The reference is ``--recipe cifar10-airbench`` (airbench94's own choices; docs/cifar10.md, "The
 reference: airbench94's choices"). Each other arm changes exactly one thing, in one of two
@@ -86,9 +88,13 @@ class Arm:
     epochs: float
     common: tuple[str, ...] = tuple(COMMON)
     base: str = ""  # the arm it is one change away from, when not the set's reference (cifar10-fast's own arms, ab-30m)
-    # a committed run folder ({seed} filled in) whose config.json the arm trains from, its --time-budget plan replayed
-    # step for step (not timed again, so on any machine), its data path set to DATA; the flags change one thing
+    # a committed run folder ({plan}: the seed modulo the recipe's RECIPE_SEEDS) whose config.json the arm trains
+    # from, at its own seed, its --time-budget plan replayed step for step (not timed again, so on any machine), its
+    # data path set to DATA; the flags change one thing
     replay: str = ""
+    # an arm whose runs stand in for the reference's at the seeds the reference has none (the recipe itself on a
+    # replayed plan, at seeds after its own), so that a replay arm pairs by seed there too
+    stand_in: str = ""
 
     def command(self, data: str, out: str, seed: int) -> list[str]:
         if self.replay:  # data and budget come from the replayed config (a --data-path would make a new plan)
@@ -97,9 +103,14 @@ class Arm:
         return ["alexnet", "train", *self.flags, *self.common, "--data-path", data, "--output-dir", out,
                 "--name", f"{self.name}-s{seed}", "--seed", str(seed)]
 
+    def replayed(self, seed: int) -> Path:
+        """The committed run whose plan seed ``seed`` replays: the recipe's seed of that number, or, at a seed after
+        them, seed ``seed`` modulo their number (so seed 3 trains seed 0's steps)."""
+        return Path(self.replay.format(seed=seed, plan=seed % RECIPE_SEEDS))
+
     def write_replay(self, data: str, out: Path, seed: int) -> Path:
         """``OUT/<arm>-s<seed>.config.json``: the replayed run's config.json with its data (``…DATA``) at ``data``."""
-        src = Path(self.replay.format(seed=seed)) / "config.json"
+        src = self.replayed(seed) / "config.json"
         if not src.is_file():
             raise SystemExit(f"{self.name}: {src} not found (run from the repository's root)")
         cfg = json.loads(src.read_text())
@@ -172,6 +183,8 @@ CIFAR10_ARMS = (
         "convolutions 64-128-256-256-256, fully connected layers 1,024 wide, epochs planned to 20 minutes",
         NET_NARROW, 512, 23, ("--ten-crop",)),
 )
+RECIPE_SEEDS = 3  # the recipe's committed seeds, whose plans the replay arms train
+REPLAYED = "docs/runs/cifar10-recipe-arms/recipe-s{plan}"
 R20 = ("--recipe", "cifar10", "--time-budget", "20m")  # the recipe the search chose, its epochs planned to 20 minutes
 RECIPE_ARMS = (
     Arm("recipe", R20, "the cifar10 recipe (c1-narrow-20m's settings)", NET_NARROW, 512, 25, ()),
@@ -184,9 +197,13 @@ RECIPE_ARMS = (
     # the same change on the recipe seed's own steps: its config.json replayed, plan and all, so the pair differs in
     # label smoothing alone (not also in the epochs each run's probe fitted) and may run on a slower machine
     Arm("r-ls0-replay", ("--label-smoothing", "0"), "no label smoothing, on the recipe seed's recorded plan",
-        NET_NARROW, 512, 25, (), replay="docs/runs/cifar10-recipe-arms/recipe-s{seed}"),
+        NET_NARROW, 512, 25, (), replay=REPLAYED, stand_in="recipe-replay"),
     Arm("r-nolookahead-replay", ("--no-lookahead",), "no lookahead, on the recipe seed's recorded plan",
-        NET_NARROW, 512, 25, (), replay="docs/runs/cifar10-recipe-arms/recipe-s{seed}"),
+        NET_NARROW, 512, 25, (), replay=REPLAYED, stand_in="recipe-replay"),
+    # more pairs than the recipe has seeds: the recipe itself at seed N ≥ 3 on seed N mod 3's plan, which the replay
+    # arms at seed N pair with (at seeds 0-2 it retraces the recipe's own runs)
+    Arm("recipe-replay", (), "the recipe at a new seed, on a recipe seed's recorded plan", NET_NARROW, 512, 25, (),
+        replay=REPLAYED),
 )  # every arm runs to the same 20-minute budget: its estimate is the budget, whatever the epochs it fits
 SETS = {"airbench": (REFERENCE, ARMS), "cifar10": ("c1", CIFAR10_ARMS), "cifar10-recipe": ("recipe", RECIPE_ARMS)}
 
@@ -291,7 +308,7 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
             row[f"{key}_median"] = statistics.median(vals) if vals else None
             row[f"{key}_range"] = [min(vals), max(vals)] if vals else None
             if key in ("centre", "flip", "tta") and a.name != reference:
-                row[f"{key}_vs_reference"] = paired(got, ref, key)
+                row[f"{key}_vs_reference"] = paired(got, {**runs.get(a.stand_in, {}), **ref}, key)
                 if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
                     row["base"], row[f"{key}_vs_base"] = a.base, paired(got, runs[a.base], key)
                     if key == "flip":  # and over all its seeds, whether or not the base ran them: unpaired

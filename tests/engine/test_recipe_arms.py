@@ -46,10 +46,13 @@ def test_each_recipe_arms_command_gives_the_settings_its_committed_runs_recorded
 def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
     steps = tool(monkeypatch)
     replays = {a.name: a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.replay}
-    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay"}
-    changed = {"r-ls0-replay": ("label_smoothing", 0.0), "r-nolookahead-replay": ("lookahead", False)}
-    for (name, arm), seed in ((a, s) for a in replays.items() for s in (0, 1, 2)):
-        recorded = json.loads((Path(arm.replay.format(seed=seed)) / "config.json").read_text())
+    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay", "recipe-replay"}
+    changed = {"r-ls0-replay": ("label_smoothing", 0.0), "r-nolookahead-replay": ("lookahead", False),
+               "recipe-replay": None}
+    for (name, arm), seed in ((a, s) for a in replays.items() for s in (0, 1, 2, 3, 4)):
+        # seeds after the recipe's three replay their plans in turn: seed 3 trains seed 0's steps at seed 3
+        assert arm.replayed(seed) == Path(f"docs/runs/cifar10-recipe-arms/recipe-s{seed % 3}")
+        recorded = json.loads((arm.replayed(seed) / "config.json").read_text())
         written = arm.write_replay("/data/cifar", tmp_path, seed)
         assert json.loads(written.read_text()) == {**recorded, "data": "cifar10:/data/cifar"}
         cmd = arm.command("/data/cifar", str(tmp_path), seed)
@@ -57,16 +60,39 @@ def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(
         cfg = config_of(cmd)
         # the recorded plan is kept (not timed again on this machine): the same steps, schedule and epochs
         assert cfg.budget_plan == recorded["budget_plan"] and cfg.epochs == recorded["epochs"] > 20
-        key, value = changed[name]
-        assert (cfg.seed, getattr(cfg, key)) == (seed, value) and recorded[key] != value  # the one change
+        assert cfg.seed == seed and (seed < 3) == (recorded["seed"] == seed)
         same = ("lookahead", "label_smoothing", "lr", "batch_size", "aug", "model_kwargs")
-        assert {k: getattr(cfg, k) for k in same if k != key} == {k: recorded[k] for k in same if k != key}
+        if changed[name]:
+            key, value = changed[name]
+            assert getattr(cfg, key) == value and recorded[key] != value  # the one change
+            same = tuple(k for k in same if k != key)
+        assert {k: getattr(cfg, k) for k in same} == {k: recorded[k] for k in same}
         assert cfg.data == "cifar10:/data/cifar"
     bad = tmp_path / "bad"
     (bad / "x-s0").mkdir(parents=True)
     (bad / "x-s0" / "config.json").write_text(json.dumps({"data": "/home/me/cifar"}))
-    wrong = steps.Arm("x", (), "", "relu", 512, 1, (), replay=str(bad / "x-s{seed}"))
+    wrong = steps.Arm("x", (), "", "relu", 512, 1, (), replay=str(bad / "x-s{plan}"))
     with pytest.raises(SystemExit, match="not a committed run's"):
         wrong.write_replay("/data", tmp_path, 0)
     with pytest.raises(SystemExit, match="not found"):
         wrong.write_replay("/data", tmp_path, 1)
+
+
+def test_a_replay_arm_pairs_with_the_recipe_and_past_its_seeds_with_the_recipe_replayed(tmp_path, monkeypatch):
+    steps = tool(monkeypatch)
+    reference, arms = steps.arm_set({"--set": "cifar10-recipe"})
+    for name, seed, flip in (("recipe", 0, 87.0), ("recipe", 1, 87.4), ("recipe", 2, 87.2),
+                             ("recipe-replay", 3, 86.0), ("recipe-replay", 0, 50.0),  # s0: the recipe's own counts
+                             ("r-ls0-replay", 0, 88.0), ("r-ls0-replay", 1, 88.0), ("r-ls0-replay", 2, 88.0),
+                             ("r-ls0-replay", 3, 88.0), ("r-ls0-replay", 4, 88.0)):  # s4: nothing to pair with
+        run = tmp_path / f"{name}-s{seed}"
+        run.mkdir()
+        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": None}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,87,95.0\n")
+    out = steps.summarize(tmp_path, tmp_path / "r.json", reference, arms)["arms"]
+    by_seed = out["r-ls0-replay"]["flip_vs_reference"]["by_seed"]
+    assert by_seed == pytest.approx({0: 1.0, 1: 0.6, 2: 0.8, 3: 2.0}) and out["r-ls0-replay"]["flip_vs_reference"]["n"] == 4
+    # the recipe's own medians are its three seeds', not the replays'
+    assert out["recipe"]["flip_median"] == pytest.approx(87.2) and "flip_vs_reference" not in out["recipe"]
+    assert out["recipe-replay"]["flip_vs_reference"]["by_seed"] == {0: pytest.approx(-37.0)}
