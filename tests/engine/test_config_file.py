@@ -94,6 +94,9 @@ def test_a_budget_runs_config_json_keeps_its_plan_unless_a_flag_changes_what_it_
     (run / "config.json").write_text(saved.to_json())
     moved = config_of("--config", str(run), "--data-path", "/new/place")
     assert (moved.budget_plan, moved.data) == (plan, "cifar10:/new/place")
+    saved.data = "/old/place/photos"  # a bare path (its kind found from the files), of another machine: replaced
+    (run / "config.json").write_text(saved.to_json())
+    assert config_of("--config", str(run), "--data-path", "/new/photos").data == "/new/photos"
     fixed = config_of("--config", str(run), "--epochs", "3")
     assert (fixed.epochs, fixed.time_budget, fixed.budget_plan) == (3, "", {})  # a length given replaces the budget
 

@@ -343,12 +343,14 @@ def config_from_args(args: argparse.Namespace):
     from ..data.datasets import KINDS, KINDS_NEEDING_PATH
 
     if args.data_path:
-        kind = over.get("data") or start.get("data") or RECIPES[recipe].get("data", "")
-        # a config file's (or a run's) KIND:PATH keeps its kind and takes the new path
+        flag_kind = over.get("data")  # --data KIND beside it (with a KIND:PATH or an existing path it was refused)
+        kind = flag_kind or start.get("data") or RECIPES[recipe].get("data", "")
+        # a config file's (or a run's) KIND:PATH keeps its kind and takes the new path; its bare path is replaced
         head, sep, _ = kind.partition(":")
         kind = head if sep and head in KINDS else kind
-        # a dataset kind (the recipe's cifar10) takes the path even where a folder of that name is at hand
-        if kind and ":" not in kind and kind != "digits" and (kind in KINDS or not Path(kind).exists()):
+        # a dataset kind (the recipe's cifar10) takes the path even where a folder of that name is at hand; so does
+        # --data's word, which, when no kind, is the error to report
+        if kind != "digits" and (kind in KINDS or (kind == flag_kind and not Path(kind).exists())):
             over["data"] = f"{kind}:{args.data_path}"
         else:
             over["data"] = args.data_path
