@@ -106,7 +106,7 @@ class Arm:
     def replayed(self, seed: int) -> Path:
         """The committed run whose plan seed ``seed`` replays: the recipe's seed of that number, or, at a seed after
         them, seed ``seed`` modulo their number (so seed 3 trains seed 0's steps)."""
-        return Path(self.replay.format(seed=seed, plan=seed % RECIPE_SEEDS))
+        return Path(self.replay.format(plan=seed % RECIPE_SEEDS))
 
     def write_replay(self, data: str, out: Path, seed: int) -> Path:
         """``OUT/<arm>-s<seed>.config.json``: the replayed run's config.json with its data (``…DATA``) at ``data``."""
@@ -302,13 +302,14 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         if not got:
             continue
         row: dict = {"what": a.what, "command": " ".join(a.command("DATA", "OUT", 0)), "seeds": got}
+        pair_ref = {**runs.get(a.stand_in, {}), **ref}  # the reference's seeds, its stand-in's where it has none
         for key in ("centre", "flip", "tta", "wall_s", "epoch_s"):
             vals = [s[key] for s in got.values() if s[key] is not None]
             row[f"{key}_mean"] = sum(vals) / len(vals) if vals else None
             row[f"{key}_median"] = statistics.median(vals) if vals else None
             row[f"{key}_range"] = [min(vals), max(vals)] if vals else None
             if key in ("centre", "flip", "tta") and a.name != reference:
-                row[f"{key}_vs_reference"] = paired(got, {**runs.get(a.stand_in, {}), **ref}, key)
+                row[f"{key}_vs_reference"] = paired(got, pair_ref, key)
                 if a.base and a.base in runs:  # and against the arm it is one change away from, by seed
                     row["base"], row[f"{key}_vs_base"] = a.base, paired(got, runs[a.base], key)
                     if key == "flip":  # and over all its seeds, whether or not the base ran them: unpaired
