@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,21 @@ def test_data_list_writes_list_files_and_data_index_still_works(image_folder, tm
         main(["data", "-h"])
     listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("    ")]
     assert "list" in listed and "index" not in listed
+
+
+def test_the_console_script_exits_without_collecting_what_is_still_alive(monkeypatch):
+    """`entry` (the console script and ``python -m alexnet``) returns main's exit code and freezes the
+    objects still alive, so the interpreter's exit does not walk them; `main` itself freezes nothing."""
+    import gc
+
+    from alexnet import cli
+
+    gc.unfreeze()
+    try:
+        assert main(["models"]) == 0 and gc.get_freeze_count() == 0
+        monkeypatch.setattr(cli, "main", lambda argv=None: 2)
+        assert cli.entry() == 2 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    scripts = [line.strip() for line in open(Path(__file__).parents[1] / "pyproject.toml") if "alexnet.cli:" in line]
+    assert scripts == ['alexnet = "alexnet.cli:entry"']

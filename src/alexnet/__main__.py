@@ -3,9 +3,9 @@
 import os
 import sys
 
-from .cli import main
+from .cli import entry
 
-rc = main()
+rc = entry()
 if int(os.environ.get("WORLD_SIZE", "1")) > 1:
     # A process of a distributed run leaves without the interpreter's teardown: now and then a C++
     # thread of the process group, still joinable at static destruction, aborted a rank that had

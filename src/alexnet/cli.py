@@ -9,6 +9,7 @@ failed predictions), 2 bad input from a person (`UserError`), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import pkgutil
@@ -115,5 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> int:
+    """The ``alexnet`` console script and ``python -m alexnet``: `main`, then a quick exit. With torch
+    imported, the interpreter's last collection of cyclic garbage took 1.45 s of a ``train``
+    command's exit on 2 CPU cores (0.30 s without it): time every command paid, and that a
+    ``--time-budget`` run had to set aside. Every file is written and closed by the time `main`
+    returns; the standard streams are still flushed and ``atexit`` handlers (data-loader workers,
+    process groups) still run: `gc.freeze` only spares the collector its walk over every object
+    still alive. Not in `main` itself: a process that calls it many times (the tests, a notebook)
+    keeps collecting its garbage."""
+    rc = main()
+    gc.freeze()
+    return rc
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -43,7 +43,7 @@ from typing import Any
 from ..core.errors import UserError
 
 RESERVE = 0.02  # the plan aims 2 % short of the budget: the measurements are medians, the machine may slow
-CLOSE_S = 1.0  # the process's exit after the last line (torch's teardown: about 1 s measured on 2 CPU cores)
+CLOSE_S = 1.0  # the exit after the last line: 0.3 s measured on 2 CPU cores (cli.entry), the rest for slower machines
 DRIFT = 0.03  # re-plan when the epochs measured move the projected end earlier by more than 3 % of the budget …
 LATE = 0.01  # … or later by more than 1 %: half of RESERVE, so that a late run still ends inside the budget
 REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the budget (at least one)
