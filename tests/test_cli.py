@@ -1,5 +1,6 @@
 """The command line: help, models, summary, errors and exit codes."""
 
+import gc
 import json
 import subprocess
 import sys
@@ -87,8 +88,6 @@ def test_data_list_writes_list_files_and_data_index_still_works(image_folder, tm
 def test_the_console_script_exits_without_collecting_what_is_still_alive(monkeypatch):
     """`entry` (the console script and ``python -m alexnet``) returns main's exit code and freezes the
     objects still alive, so the interpreter's exit does not walk them; `main` itself freezes nothing."""
-    import gc
-
     from alexnet import cli
 
     gc.unfreeze()
