@@ -200,6 +200,10 @@ RECIPE_ARMS = (
         NET_NARROW, 512, 25, (), replay=REPLAYED, stand_in="recipe-replay"),
     Arm("r-nolookahead-replay", ("--no-lookahead",), "no lookahead, on the recipe seed's recorded plan",
         NET_NARROW, 512, 25, (), replay=REPLAYED, stand_in="recipe-replay"),
+    # label smoothing once lookahead is gone: paired by seed with r-nolookahead-replay (its base), the same steps
+    Arm("r-nolookahead-ls0-replay", ("--no-lookahead", "--label-smoothing", "0"),
+        "no label smoothing, without lookahead, on the recipe seed's recorded plan", NET_NARROW, 512, 25, (),
+        base="r-nolookahead-replay", replay=REPLAYED, stand_in="recipe-replay"),
     # more pairs than the recipe has seeds: the recipe itself at seed N ≥ 3 on seed N mod 3's plan, which the replay
     # arms at seed N pair with (at seeds 0-2 it retraces the recipe's own runs)
     Arm("recipe-replay", (), "the recipe at a new seed, on a recipe seed's recorded plan", NET_NARROW, 512, 25, (),

@@ -46,9 +46,9 @@ def test_each_recipe_arms_command_gives_the_settings_its_committed_runs_recorded
 def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
     steps = tool(monkeypatch)
     replays = {a.name: a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if a.replay}
-    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay", "recipe-replay"}
-    changed = {"r-ls0-replay": ("label_smoothing", 0.0), "r-nolookahead-replay": ("lookahead", False),
-               "recipe-replay": None}
+    assert set(replays) == {"r-ls0-replay", "r-nolookahead-replay", "r-nolookahead-ls0-replay", "recipe-replay"}
+    changed = {"r-ls0-replay": {"label_smoothing": 0.0}, "r-nolookahead-replay": {"lookahead": False},
+               "r-nolookahead-ls0-replay": {"lookahead": False, "label_smoothing": 0.0}, "recipe-replay": {}}
     for (name, arm), seed in ((a, s) for a in replays.items() for s in (0, 1, 2, 3, 4)):
         # seeds after the recipe's three replay their plans in turn: seed 3 trains seed 0's steps at seed 3
         assert arm.replayed(seed) == Path(f"docs/runs/cifar10-recipe-arms/recipe-s{seed % 3}")
@@ -62,10 +62,9 @@ def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(
         assert cfg.budget_plan == recorded["budget_plan"] and cfg.epochs == recorded["epochs"] > 20
         assert cfg.seed == seed and (seed < 3) == (recorded["seed"] == seed)
         same = ("lookahead", "label_smoothing", "lr", "batch_size", "aug", "model_kwargs")
-        if changed[name]:
-            key, value = changed[name]
-            assert getattr(cfg, key) == value and recorded[key] != value  # the one change
-            same = tuple(k for k in same if k != key)
+        for key, value in changed[name].items():  # the one change (and lookahead's, for the arm on top of it)
+            assert getattr(cfg, key) == value and recorded[key] != value
+        same = tuple(k for k in same if k not in changed[name])
         assert {k: getattr(cfg, k) for k in same} == {k: recorded[k] for k in same}
         assert cfg.data == "cifar10:/data/cifar"
     bad = tmp_path / "bad"
