@@ -10,7 +10,7 @@ import pytest
 
 from alexnet.core.errors import UserError
 from alexnet.engine.budget import (CLOSE_S, Costs, check_resume_flags, format_duration, make_plan, parse_duration,
-                                   replan, target)
+                                   replan, replan_due, target)
 from alexnet.engine.config import make_config
 from alexnet.engine.schedule import LRSchedule
 
@@ -82,6 +82,18 @@ def test_drift_re_plans_the_rest_once():
     assert replan(q, 2 * spe, elapsed + 20, Costs(10.0, 0.3, 6.0, 12.0)) is None  # only once
     # costs as planned: no re-plan
     assert replan(p, spe, first.setup + spe * first.step + first.epoch, first) is None
+
+
+@pytest.mark.parametrize("budget_s, epoch_s, first_due", [
+    (1200, 95.0, 3),  # a slow CPU's 20 minutes: the second epoch alone (190 s, past 10 %) is not enough, the third is
+    (1200, 46.0, 3),  # a faster one's: 10 % (120 s) and two epochs after the first come together, at the third
+    (20, 0.1, 20),  # short epochs: 10 % of the budget first
+    (1200, 240.0, 2),  # epochs of 20 % of the budget: not three of them, 30 % gone after the second
+    (7200, 2400.0, 1),  # a third of the budget per epoch: the first, alone
+])
+def test_the_re_plan_waits_for_two_epochs_after_the_first_or_30_percent(budget_s, epoch_s, first_due):
+    due = [n for n in range(1, 40) if replan_due(n * epoch_s, n, budget_s)]
+    assert due[0] == first_due and not replan_due(0.0, 0, budget_s)
 
 
 def test_a_run_running_late_by_more_than_half_the_reserve_is_re_planned_early_by_less_is_not():

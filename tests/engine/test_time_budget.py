@@ -16,6 +16,7 @@ import pytest
 
 from alexnet.core.errors import UserError
 from alexnet.engine import budget_run
+from alexnet.engine.budget import REPLAN_EPOCHS, REPLAN_LATEST
 from alexnet.engine.config import make_config, resume_config
 from alexnet.engine.schedule import LRSchedule
 from alexnet.engine.train import fit
@@ -83,11 +84,19 @@ def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monke
     # fitted 115 steps on a 2-core EPYC at 2.6 GHz); the resumed run trains the rest, about the budget's time
     cfg = make_config("digits", time_budget="20s", max_steps=150, output_dir=str(tmp_path), name="r",
                       model_kwargs=TINY, amp="off")
-    first = fit(cfg)  # re-plans after an epoch or two, then --max-steps stops it in its fourth epoch
+    asked = []  # (whole epochs so far, whether due, the budget's share trained) at each end of an epoch until due
+    due = budget_run.replan_due
+    monkeypatch.setattr(budget_run, "replan_due",
+                        lambda s, n, b: asked.append((n, due(s, n, b), s / b)) or asked[-1][1])
+    first = fit(cfg)  # re-plans after the third epoch, then --max-steps stops it in its fourth
     out = capsys.readouterr().out
     saved = json.loads((first.run_dir / "config.json").read_text())
     plan = saved["budget_plan"]
     assert out.count("time budget re-planned after epoch") == 1 and plan["replan"] in out
+    # asked at the end of each whole epoch, by its number, until it was due; re-planned there, from the epochs so far
+    assert [a[0] for a in asked] == list(range(1, len(asked) + 1)) and [a[1] for a in asked][-1:] == [True]
+    assert not any(a[1] for a in asked[:-1]) and plan["stretch_at"] == len(asked) * plan["steps_per_epoch"]
+    assert len(asked) >= 1 + REPLAN_EPOCHS or asked[-1][2] >= REPLAN_LATEST  # two after the first, or 30 % gone
     assert 0 < plan["stretch_at"] < 150 < plan["steps"] < plan["stretch_from"]  # the first plan was too long
     assert first.steps_done == 150 and saved["epochs"] == plan["epochs"] > 3
     rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))

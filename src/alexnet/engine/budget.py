@@ -13,10 +13,14 @@ machine at hand (engine/budget_run.py measures and applies; this module is plain
   process's exit. Whole epochs, and the last one cut short when part of one still fits (the
   schedule, the lookahead and the loop all end at the planned step). Less than one epoch is a
   one-line error that says the smallest budget that would do;
-- **one re-plan** (`replan`): the first plan comes from a probe of the model's own step on random
-  data; the epochs that end in the first `REPLAN_AFTER` of the budget (at least one; the first
-  left out when there are others: it also pays one-off costs) then measure the real thing (data
-  loading, optimiser, validation, checkpoints). When the end projected from them is more than
+- **one re-plan** (`replan`, when `replan_due`): the first plan comes from a probe of the model's
+  own step on random data; real epochs then measure the real thing (data loading, optimiser,
+  validation, checkpoints), the first left out when there are others (it also pays one-off costs):
+  the epochs that end in the first `REPLAN_AFTER` of the budget and at least `REPLAN_EPOCHS` after
+  the first (one epoch's pace can differ from the rest's by 4 %: on a slow CPU a re-plan on one
+  epoch moved a 20-minute run's end by −5 %), unless `REPLAN_LATEST` of the budget has gone by
+  then, which a few long epochs make (then the epochs so far, at least one). When the end projected
+  from them is more than
   `DRIFT` of the budget before the target, or more than `LATE` after it (a run that is late by
   more than half the reserve would end too close to the budget, or past it), the rest of the run
   is laid out again, once. The
@@ -46,7 +50,9 @@ RESERVE = 0.02  # the plan aims 2 % short of the budget: the measurements are me
 CLOSE_S = 1.0  # the exit after the last line: 0.3 s measured on 2 CPU cores (cli.entry), the rest for slower machines
 DRIFT = 0.03  # re-plan when the epochs measured move the projected end earlier by more than 3 % of the budget …
 LATE = 0.01  # … or later by more than 1 %: half of RESERVE, so that a late run still ends inside the budget
-REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the budget (at least one)
+REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the budget …
+REPLAN_EPOCHS = 2  # … and at least two epochs after the first …
+REPLAN_LATEST = 0.3  # … unless 30 % of the budget went to training by then: the rest still absorbs the change
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 
@@ -178,6 +184,16 @@ def make_plan(budget: str, costs: Costs, steps_per_epoch: int, precision: str = 
               f"{seconds_text(costs.setup)} spent before training → {describe(steps, steps_per_epoch)}")
     return BudgetPlan(budget, seconds, steps_per_epoch, steps, -(-steps // steps_per_epoch), costs.step,
                       costs.epoch, costs.final, costs.setup, reason)
+
+
+def replan_due(train_s: float, epochs: int, budget_s: float) -> bool:
+    """Whether the re-plan measures now, at the end of whole epoch ``epochs`` (counted from the run's
+    first), ``train_s`` seconds after its training began: after `REPLAN_AFTER` of the budget once
+    `REPLAN_EPOCHS` epochs after the first are measured, or at the first end of an epoch after
+    `REPLAN_LATEST` of it, however few."""
+    if epochs < 1 or train_s < REPLAN_AFTER * budget_s:
+        return False
+    return epochs - 1 >= REPLAN_EPOCHS or train_s >= REPLAN_LATEST * budget_s
 
 
 def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs) -> BudgetPlan | None:

@@ -15,11 +15,12 @@ before the schedule is laid out:
 3. **apply** (`train_epoch`, before each epoch): the loop ends at the planned step, the schedule
    and the lookahead are laid out over the planned steps;
 4. **re-plan once** (`epoch_done`, in a run planned in this command, at the first end of an epoch
-   after `REPLAN_AFTER` of the budget went to training): the real speed of the epochs so far (data
-   loading, optimiser, validation, checkpoints included; the first epoch left out when there are
-   others) projects the end; when it drifts, the rest of the run is laid out again (`replan`),
-   said on one line and written to ``config.json`` and the last checkpoint. The steps up to the
-   re-plan have the same rates under both plans, so a resume from any point stays exact.
+   when `replan_due`: `REPLAN_AFTER` of the budget went to training and `REPLAN_EPOCHS` epochs
+   after the first are measured, or `REPLAN_LATEST` of it went by): the real speed of the epochs so
+   far (data loading, optimiser, validation, checkpoints included; the first epoch left out when
+   there are others) projects the end; when it drifts, the rest of the run is laid out again
+   (`replan`), said on one line and written to ``config.json`` and the last checkpoint. The steps
+   up to the re-plan have the same rates under both plans, so a resume from any point stays exact.
 
 A resumed run (or any run whose config already holds a plan for its budget) keeps the plan and
 measures nothing.
@@ -40,7 +41,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_write
 from ..data.loader import SafeDataset
 from ..data.transforms import ten_crop_coincides
-from .budget import REPLAN_AFTER, BudgetPlan, Costs, make_plan, replan
+from .budget import BudgetPlan, Costs, make_plan, replan, replan_due
 from .distributed import broadcast_object
 from .optim import build_optimizer
 from .progress import log
@@ -205,9 +206,9 @@ class RunBudget:
 
     def epoch_done(self) -> None:
         """After an epoch's validation and checkpoints, in a run planned in this command: once the
-        training has run for `REPLAN_AFTER` of the budget, re-plan the rest (once) from the epochs
-        measured so far — the first one left out when there are others, since it also pays one-off
-        costs (warm-up, the first checkpoint of the best weights). Rank 0 decides, every rank follows."""
+        epochs measured are enough (`replan_due`), re-plan the rest (once) from them — the first one
+        left out when there are others, since it also pays one-off costs (warm-up, the first
+        checkpoint of the best weights). Rank 0 decides, every rank follows."""
         if not self.may_replan:
             return
         t, now = self.trainer, time.perf_counter()
@@ -217,7 +218,7 @@ class RunBudget:
             self.epochs.append((t.pos.global_step - self.epoch_step0, self.t_trained - self.t_epoch,
                                 now - self.t_trained))
             answer = "wait"
-            if now - self.t_train0 >= REPLAN_AFTER * self.plan.seconds:
+            if replan_due(now - self.t_train0, len(self.epochs), self.plan.seconds):
                 seen = self.epochs[1:] or self.epochs
                 steps, train_s, extra = (sum(e[i] for e in seen) for i in range(3))
                 extra /= len(seen)  # validation and checkpoints, per epoch
