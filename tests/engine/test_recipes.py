@@ -25,7 +25,7 @@ BEFORE = {
                     model_kwargs={"norm": "batch", "fc_width": 1024, "widths": [64, 128, 256, 256, 256]},
                     epochs=25, batch_size=512, optimizer="sgd", amp="auto", lr=0.2, momentum=0.9, nesterov=True,
                     weight_decay=5e-4, lr_scheduler="onecycle", label_smoothing=0.2, aug="flip-translate",
-                    translate=2, resident=True, lookahead=True, ten_crop=True, val_split=0.1, workers=2,
+                    translate=2, resident=True, lookahead=False, ten_crop=True, val_split=0.1, workers=2,
                     report_at=[80.0, 85.0, 87.0]),
     "cifar10-fast": dict(model="alexnet-cifar-fast", data="cifar10", epochs=16, batch_size=512, optimizer="sgd",
                          amp="auto", lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3, bias_lr_mult=64.0,
