@@ -97,6 +97,8 @@ def test_a_drift_re_plans_once_and_a_resumed_run_keeps_that_plan(tmp_path, monke
     assert [a[0] for a in asked] == list(range(1, len(asked) + 1)) and [a[1] for a in asked][-1:] == [True]
     assert not any(a[1] for a in asked[:-1]) and plan["stretch_at"] == len(asked) * plan["steps_per_epoch"]
     assert len(asked) >= 1 + REPLAN_EPOCHS or asked[-1][2] >= REPLAN_LATEST  # two after the first, or 30 % gone
+    over = {1: "epoch 1", 2: "epoch 2"}.get(len(asked), f"epochs 2-{len(asked)}")  # the first left out, if others
+    assert f"after epoch {len(asked)}: measured over {over} " in plan["replan"]
     assert 0 < plan["stretch_at"] < 150 < plan["steps"] < plan["stretch_from"]  # the first plan was too long
     assert first.steps_done == 150 and saved["epochs"] == plan["epochs"] > 3
     rows = list(csv.DictReader((first.run_dir / "metrics.csv").open()))

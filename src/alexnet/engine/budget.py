@@ -196,9 +196,10 @@ def replan_due(train_s: float, epochs: int, budget_s: float) -> bool:
     return epochs - 1 >= REPLAN_EPOCHS or train_s >= REPLAN_LATEST * budget_s
 
 
-def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs) -> BudgetPlan | None:
+def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs, over: str = "") -> BudgetPlan | None:
     """The plan laid out again after ``done_steps`` (at an epoch boundary; ``elapsed`` seconds since
-    the command started) from ``costs`` measured on real epochs, or None when the end it projects is
+    the command started) from ``costs`` measured on real epochs (``over``: which, for the line it
+    prints, e.g. ``epochs 2-3``), or None when the end it projects is
     no more than `DRIFT` before the target and `LATE` after it, when the run was re-planned already, or
     nothing is left to plan."""
     spe = plan.steps_per_epoch
@@ -215,7 +216,8 @@ def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs) -> B
     after = f"epoch {done_steps // spe}" if done_steps % spe == 0 else f"step {done_steps}"
     now = (f"the rest of the schedule stretched onto {describe(steps, spe)}" if steps > done_steps
            else f"no time left for more training: the run stops after {after}")
-    note = (f"time budget re-planned after {after}: measured {seconds_text(costs.step)}/step and "
+    over = f" over {over}" if over else ""
+    note = (f"time budget re-planned after {after}: measured{over} {seconds_text(costs.step)}/step and "
             f"{seconds_text(costs.epoch)}/epoch of validation and checkpoints (planned {seconds_text(plan.step_s)} "
             f"and {seconds_text(plan.epoch_s)}), so the plan would end at {seconds_text(projected)} of "
             f"{plan.budget}; {now}")

@@ -223,7 +223,9 @@ class RunBudget:
                 steps, train_s, extra = (sum(e[i] for e in seen) for i in range(3))
                 extra /= len(seen)  # validation and checkpoints, per epoch
                 costs = Costs(self.plan.setup_s, train_s / max(1, steps), extra, extra * final_views(t))
-                new = replan(self.plan, t.pos.global_step, now - self.started, costs)
+                first = len(self.epochs) - len(seen) + 1  # the epochs measured, counted in this command
+                over = f"epoch {first}" if len(seen) == 1 else f"epochs {first}-{len(self.epochs)}"
+                new = replan(self.plan, t.pos.global_step, now - self.started, costs, over)
                 answer = new.to_dict() if new is not None else "keep"
         answer = broadcast_object(answer)
         if answer == "wait":
