@@ -2,7 +2,7 @@
 
     python tools/airbench_steps.py list [--json FILE]             # the arms, their commands and estimated times
     python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
-    python tools/airbench_steps.py summarize OUT RESULTS.json [--fast-seeds F]  # one row per arm, Δ vs the reference
+    python tools/airbench_steps.py summarize OUT RESULTS.json [--fast-seeds F] [--against OTHER_OUT]  # Δ vs the reference
 
 Each command takes ``--set cifar10`` (after the verb) for the second table: the `cifar10` recipe's
 network (`alexnet-cifar` with batch norm) on the fast engine, its first try ``c1``
@@ -34,7 +34,9 @@ reference with a 95 % Student-t interval (3 seeds or more; "within the noise" wh
 ``ab-16ep``;
 ``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds each arm (``flip_vs_cifar10_fast_seeds``) and the
 reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
-Welch interval, unpaired.
+Welch interval, unpaired. ``--against OTHER_OUT`` adds, for each arm with runs of the same seeds there, the difference
+of its runs to those, paired by seed (``vs_against``: centre, flip-averaged, wall time, steps) — the same commands on
+another CPU or with another version of the code.
 Plain Python (no torch).
 """
 
@@ -294,14 +296,23 @@ def welch(a: list[float], b: list[float]) -> dict:
     return {"n": [len(a), len(b)], "mean": ma - mb, "df": df, "half_width": h, "low": ma - mb - h, "high": ma - mb + h}
 
 
-def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm, ...] = ARMS,
-              fast_seeds: Path | None = None) -> dict:
+def load_runs(out: Path) -> dict[str, dict[int, dict]]:
+    """Arm → seed → `scores` of each finished run folder ``OUT/<arm>-s<seed>``."""
     runs: dict[str, dict[int, dict]] = {}
     for folder in sorted(p for p in out.iterdir() if (p / "final.json").is_file()):
         name, seed = folder.name.rsplit("-s", 1)
         runs.setdefault(name, {})[int(seed)] = scores(folder)
+    return runs
+
+
+def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm, ...] = ARMS,
+              fast_seeds: Path | None = None, against: Path | None = None) -> dict:
+    runs = load_runs(out)
+    other = load_runs(against) if against else {}  # the same arms run elsewhere (another CPU, another version)
     ref = runs.get(reference, {})
     result: dict = {"reference": reference, "arms": {}}
+    if against:
+        result["against"] = against.as_posix()
     fast = ([s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]
             if fast_seeds and fast_seeds.is_file() else None)  # cifar10-fast's own committed seeds (flip-averaged)
     for a in arms:
@@ -325,6 +336,8 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
         row["tta_gain"] = t_interval(gains) if gains else None  # airbench's 6-view TTA over flip averaging, per seed
+        if other.get(a.name):  # the same arm × seed in ``against``, paired by seed: what the other place changed
+            row["vs_against"] = {key: paired(got, other[a.name], key) for key in ("centre", "flip", "wall_s", "steps")}
         if fast:  # every arm against cifar10-fast's committed seeds, which share no runs with it: unpaired
             row["flip_vs_cifar10_fast_seeds"] = welch(flips(got), fast)
         result["arms"][a.name] = row
@@ -356,7 +369,10 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"airbench_steps.py {argv[0]} needs {need}, got {' '.join(pos) or 'nothing'}")
     if argv[0] == "summarize":
         fast = Path(opts["--fast-seeds"]) if "--fast-seeds" in opts else None
-        print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms, fast), indent=1))
+        against = Path(opts["--against"]) if "--against" in opts else None
+        if against and not against.is_dir():
+            raise SystemExit(f"--against {against}: no such folder of runs")
+        print(json.dumps(summarize(Path(pos[0]), Path(pos[1]), reference, arms, fast, against), indent=1))
         return 0
     seeds = [int(s) for s in opts.get("--seeds", "0").split(",")]
     names = opts["--arms"].split(",") if "--arms" in opts else None

@@ -172,6 +172,37 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
     assert row["flip_gain"]["mean"] == pytest.approx(0.5) and row["tta_gain"]["mean"] == pytest.approx(0.25)
 
 
+def test_the_steps_tool_pairs_each_arm_with_its_own_runs_elsewhere_by_seed(tmp_path, monkeypatch):
+    """--against OTHER_OUT: the same arm × seed run on another CPU or code version, paired by seed — and only those."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "tools"))
+    steps = importlib.import_module("airbench_steps")
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    _fake_runs(here, (("r-nolookahead", 0, 82.8), ("r-nolookahead", 1, 82.5), ("r-nolookahead", 2, 82.7),
+                      ("recipe", 0, 81.0)))
+    _fake_runs(there, (("r-nolookahead", 0, 82.6), ("r-nolookahead", 1, 82.5), ("r-nolookahead", 3, 70.0)))
+    for folder, wall, last_step in ((here / "r-nolookahead-s0", 1191.5, 1065), (there / "r-nolookahead-s0", 1184.0, 1030)):
+        (folder / "run.json").write_text(json.dumps({"wall_s": wall}))
+        (folder / "metrics.csv").write_text(f"epoch,step,time\n1,{last_step},90.0\n")
+    reference, arms = steps.arm_set({"--set": "cifar10-recipe"})
+    assert steps.main(["summarize", str(here), str(tmp_path / "r.json"), "--set", "cifar10-recipe",
+                       "--against", str(there)]) == 0
+    out = json.loads((tmp_path / "r.json").read_text())
+    row = out["arms"]["r-nolookahead"]["vs_against"]
+    assert out["against"] == there.as_posix()
+    assert row["flip"]["by_seed"] == {"0": pytest.approx(0.2), "1": pytest.approx(0.0)}  # seeds 2 and 3 unpaired
+    assert row["flip"]["mean"] == pytest.approx(0.1) and row["centre"]["n"] == 2
+    assert row["wall_s"]["by_seed"] == {"0": pytest.approx(7.5)} and row["steps"]["by_seed"]["0"] == 35
+    assert "vs_against" not in out["arms"]["recipe"]  # no runs of it there
+    assert "vs_against" not in steps.summarize(here, tmp_path / "r2.json", reference, arms)["arms"]["r-nolookahead"]
+    with pytest.raises(SystemExit, match="--against .*nope: no such folder of runs"):
+        steps.main(["summarize", str(here), str(tmp_path / "r.json"), "--set", "cifar10-recipe",
+                    "--against", str(tmp_path / "nope")])
+
+
 def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path, monkeypatch, capsys):
     import importlib
     from pathlib import Path
