@@ -51,6 +51,8 @@ BAD_TRAIN_VALUES = [
     (["--weights", "no/such/run", "--lr", "0"], "--lr must be positive"),
     (["--resume", "auto"], "--resume auto needs --name NAME"),
     (["--time-budget", "15"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m"),
+    (["--time-budget", ""], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not ''"),
+    (["--time-budget", " "], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not ' '"),
     (["--time-budget", "10m", "--epochs", "3"], "give --epochs or --time-budget"),
 ]
 
