@@ -51,8 +51,11 @@ BAD_TRAIN_VALUES = [
     (["--weights", "no/such/run", "--lr", "0"], "--lr must be positive"),
     (["--resume", "auto"], "--resume auto needs --name NAME"),
     (["--time-budget", "15"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m"),
-    (["--time-budget", ""], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not ''"),
-    (["--time-budget", " "], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not ' '"),
+    (["--time-budget", ""], "--time-budget is empty (an unset shell variable?): give a value, or leave --time-budget out"),
+    (["--data-path", ""], "--data-path is empty"),  # not a quiet run on the default digits
+    (["--weights", " "], "--weights is empty"),  # not a quiet run from scratch
+    (["--resume", ""], "--resume is empty"),
+    (["--config", ""], "--config is empty"),
     (["--time-budget", "10m", "--epochs", "3"], "give --epochs or --time-budget"),
 ]
 
@@ -213,3 +216,20 @@ def test_the_amp_names_are_one_list():
     from alexnet.engine.config import AMP_MODES
 
     assert AMP_MODES == AMP_CHOICES
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["evaluate", ""], "WEIGHTS is empty (an unset shell variable?): give a value"),
+    (["predict", "runs", "photo.jpg", ""], "IMAGE is empty"),
+    (["recipes", "show", " "], "NAME is empty"),
+    (["evaluate", "runs", "--data", ""], "--data is empty (an unset shell variable?): give a value, or leave --data out"),
+])
+def test_an_empty_value_from_an_unset_variable_is_one_line_in_every_command(capsys, argv, expect):
+    assert expect in one_line_error(capsys, argv)
+
+
+def test_a_flag_whose_own_type_reads_empty_keeps_reading_it():
+    from alexnet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--report-at", "", "--log", ""])  # "" is "none" for these two
+    assert args.report_at == [] and args.log == []

@@ -82,6 +82,23 @@ def _check_png_output(sub: argparse.ArgumentParser, args: argparse.Namespace) ->
             raise UserError(f"-o {out}: figures are written as PNG; give a name ending in .png (not {suffix})")
 
 
+def _check_empty(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A text flag given empty (``--data-path "$DATA"`` with ``DATA`` unset) is refused, not read as
+    left out: the run would otherwise quietly train on the default data, from scratch, or without its
+    budget. Flags whose own type reads ``""`` (``--report-at ""``: none) are theirs to read."""
+    for action in sub._actions:
+        if action.type not in (None, str) or action.nargs == 0 or action.dest in ("help", "func"):
+            continue
+        v = getattr(args, action.dest, None)
+        values = v if isinstance(v, list) else [v]
+        if any(isinstance(x, str) and not x.strip() for x in values) and v != sub.get_default(action.dest):
+            if not action.option_strings:  # a positional: RUN, IMAGE, …
+                name = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+                raise UserError(f"{name} is empty (an unset shell variable?): give a value")
+            flag = max(action.option_strings, key=len)
+            raise UserError(f"{flag} is empty (an unset shell variable?): give a value, or leave {flag} out")
+
+
 def user_message(e: UserError) -> str:
     """The one line of a `UserError`. One raised in a DataLoader worker comes back wrapped in the
     worker's traceback ("Caught UserError in DataLoader worker process 0. Original Traceback …"):
@@ -104,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_counts(args)
         _check_png_output(_subparser(parser, args), args)
+        _check_empty(_subparser(parser, args), args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {user_message(e)}", file=sys.stderr)

@@ -251,14 +251,12 @@ def check_flags(args: argparse.Namespace) -> dict:
     What needs the model registry, the weights or the data is checked later, in `config_from_args`
     and `fit`. Returns the fields ``--config``'s file gives (``{}`` without one)."""
     from ..core.errors import UserError
-    from ..engine.budget import check_resume_flags, parse_duration
+    from ..engine.budget import check_resume_flags
     from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
     from ..engine.config_file import read_config_file
 
     if args.max_steps == 0:
         raise UserError("--max-steps must be at least 1 (leave it out to train every epoch), not 0")
-    if args.time_budget is not None and not args.time_budget.strip():  # given empty (an unset variable): refused,
-        parse_duration(args.time_budget)  # not read as "no budget" — a one-line error
     if args.data_path and args.data is not None and (":" in args.data or args.data == "digits"
                                                      or Path(args.data).exists()):
         raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
