@@ -2,7 +2,7 @@
 
     python tools/airbench_steps.py list [--json FILE]             # the arms, their commands and estimated times
     python tools/airbench_steps.py run DATA OUT [--seeds 0,1,2] [--arms a,b]   # run them (timed, under the lock)
-    python tools/airbench_steps.py summarize OUT RESULTS.json [--fast-seeds F] [--against OTHER_OUT]  # Δ vs the reference
+    python tools/airbench_steps.py summarize OUT RESULTS.json [--fast-seeds F] [--against OTHER]  # Δ vs the reference
 
 Each command takes ``--set cifar10`` (after the verb) for the second table: the `cifar10` recipe's
 network (`alexnet-cifar` with batch norm) on the fast engine, its first try ``c1``
@@ -34,9 +34,9 @@ reference with a 95 % Student-t interval (3 seeds or more; "within the noise" wh
 ``ab-16ep``;
 ``--fast-seeds docs/results/cifar10-fast-2026-11-23.json`` adds each arm (``flip_vs_cifar10_fast_seeds``) and the
 reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
-Welch interval, unpaired. ``--against OTHER_OUT`` adds, for each arm with runs of the same seeds there, the difference
-of its runs to those, paired by seed (``vs_against``: centre, flip-averaged, wall time, steps) — the same commands on
-another CPU or with another version of the code.
+Welch interval, unpaired. ``--against OTHER`` (another OUT) adds, for each arm with runs of the same seeds there,
+the difference of its runs to those, paired by seed (``vs_against``: centre, flip-averaged, wall time, steps) — the
+same commands on another CPU or with another version of the code.
 Plain Python (no torch).
 """
 

@@ -173,7 +173,7 @@ def test_the_steps_tool_pairs_each_arm_with_the_reference_by_seed(tmp_path, monk
 
 
 def test_the_steps_tool_pairs_each_arm_with_its_own_runs_elsewhere_by_seed(tmp_path, monkeypatch):
-    """--against OTHER_OUT: the same arm × seed run on another CPU or code version, paired by seed — and only those."""
+    """--against OTHER: the same arm × seed run on another CPU or code version, paired by seed, and only those."""
     import importlib
     from pathlib import Path
 
@@ -184,7 +184,8 @@ def test_the_steps_tool_pairs_each_arm_with_its_own_runs_elsewhere_by_seed(tmp_p
     _fake_runs(here, (("r-nolookahead", 0, 82.8), ("r-nolookahead", 1, 82.5), ("r-nolookahead", 2, 82.7),
                       ("recipe", 0, 81.0)))
     _fake_runs(there, (("r-nolookahead", 0, 82.6), ("r-nolookahead", 1, 82.5), ("r-nolookahead", 3, 70.0)))
-    for folder, wall, last_step in ((here / "r-nolookahead-s0", 1191.5, 1065), (there / "r-nolookahead-s0", 1184.0, 1030)):
+    for folder, wall, last_step in ((here / "r-nolookahead-s0", 1191.5, 1065),
+                                    (there / "r-nolookahead-s0", 1184.0, 1030)):
         (folder / "run.json").write_text(json.dumps({"wall_s": wall}))
         (folder / "metrics.csv").write_text(f"epoch,step,time\n1,{last_step},90.0\n")
     reference, arms = steps.arm_set({"--set": "cifar10-recipe"})

@@ -1,7 +1,8 @@
 """``--time-budget`` end to end on the embedded digits with a tiny model: the whole command ends
 within its budget, a resumed run keeps its plan (and measures nothing), and a budget too short for
 one epoch is one line. The only time asserted is the budget itself: within 10 % once the machine's
-change of pace after the plan is allowed for, and (a slow test) by the clock alone: inside the budget, at most 10 % short."""
+change of pace after the plan is allowed for, and (a slow test) by the clock alone: inside the
+budget, at most 10 % short."""
 
 from __future__ import annotations
 
