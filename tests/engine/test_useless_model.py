@@ -99,3 +99,19 @@ def test_one_class_is_an_error_at_the_start(tmp_path):
     data = split_folder(tmp_path / "one", {"ants": 6}, {"ants": 2})
     with pytest.raises(UserError, match=r"only one class \('ants'\); a classifier needs at least two"):
         fit(cfg_for(tmp_path, data))
+
+
+def test_a_second_class_folder_without_images_is_still_one_class_and_writes_nothing(tmp_path):
+    data = split_folder(tmp_path / "one", {"ants": 6, "bees": 0}, {"ants": 2, "bees": 0})  # bees/: empty folders
+    with pytest.raises(UserError, match=r"only one class has images \('ants'; no images in 'bees'\); a classifier "
+                                        r"needs at least two"):
+        fit(cfg_for(tmp_path, data))
+    assert not (tmp_path / "runs" / "u").exists()
+
+
+def test_a_class_folder_without_images_is_named_in_a_warning(tmp_path, capsys):
+    data = split_folder(tmp_path / "abw", {"ants": 4, "bees": 4, "wasps": 0}, {"ants": 2, "bees": 2, "wasps": 0})
+    fit(cfg_for(tmp_path, data))
+    out = capsys.readouterr().out
+    assert "warning: 1 of 3 classes have no images in folder:" in out and "('wasps'): the model keeps an output" in out
+    assert "ants" not in out.split("warning: 1 of 3")[1].split("\n")[0]  # only the empty class is named

@@ -32,10 +32,26 @@ def check_data_spec(spec: str) -> None:
                         f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
 
 
-def check_validation(cfg: TrainConfig, data: TrainingData) -> None:
+def class_counts(data: TrainingData) -> list[int] | None:
+    """Images per class over the training and validation splits together; None when a split cannot
+    count them without reading every sample (streamed shards): then no class is called empty."""
+    counts = None
+    for ds in (data.train_ds, data.val_ds):
+        if ds is None:
+            continue
+        count = getattr(ds, "class_counts", None)
+        if count is None:
+            return None
+        got = count()
+        counts = got if counts is None else [a + b for a, b in zip(counts, got)]
+    return counts
+
+
+def check_validation(cfg: TrainConfig, data: TrainingData, world: World | None = None) -> None:
     """Without a validation split (``--val-split 0``) the plateau schedule and --test-only have
     nothing to go on; an empty training split has nothing to train on, and one class nothing to
-    tell apart (it would score 100 %)."""
+    tell apart (it would score 100 %). A class folder without images is a class the model can never
+    predict: with fewer than two classes that have images, one line; otherwise a warning naming it."""
     if data.val_ds is None:
         if cfg.lr_scheduler == "plateau":
             raise UserError("--val-split 0 leaves no validation images, and the plateau schedule needs "
@@ -48,6 +64,17 @@ def check_validation(cfg: TrainConfig, data: TrainingData) -> None:
     if len(classes) < 2:
         raise UserError(f"{cfg.data}: only one class ({classes[0] if classes else 'none'!r}); a classifier needs at "
                         f"least two (give each class its own sub-folder)")
+    counts = class_counts(data)
+    empty = [c for c, n in zip(classes, counts or []) if n == 0]
+    if empty and len(classes) - len(empty) < 2:
+        full = [c for c in classes if c not in empty]
+        raise UserError(f"{cfg.data}: only one class has images ({full[0] if full else 'none'!r}; no images in "
+                        f"{', '.join(map(repr, empty[:5]))}{' …' if len(empty) > 5 else ''}); a classifier needs "
+                        f"at least two")
+    if empty and world is not None:
+        log(world, f"warning: {len(empty)} of {len(classes)} classes have no images in {cfg.data} "
+                   f"({', '.join(map(repr, empty[:5]))}{' …' if len(empty) > 5 else ''}): the model keeps an output "
+                   f"for each that it can never learn to predict")
 
 
 def check_compiler(device: torch.device) -> None:

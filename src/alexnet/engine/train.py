@@ -72,7 +72,7 @@ class Trainer:
         self.mcfg = model_cfg(cfg.model)
         check_data_spec(cfg.data)
         self.data = open_training_data(data_config(cfg, world), self.mcfg, device.type)
-        check_validation(cfg, self.data)
+        check_validation(cfg, self.data, world)
         self.train_ds, self.val_ds = self.data.train_ds, self.data.val_ds
         for warning in cfg.check_with_data(lighting=self.data.aug_plan.lighting > 0, train_images=len(self.train_ds),
                                            batch_per_process=self.batch_size, world_size=world.world_size):
