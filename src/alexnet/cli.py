@@ -87,7 +87,7 @@ def _check_empty(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None
     left out: the run would otherwise quietly train on the default data, from scratch, or without its
     budget. Flags whose own type reads ``""`` (``--report-at ""``: none) are theirs to read."""
     for action in sub._actions:
-        if action.type not in (None, str) or action.nargs == 0 or action.dest in ("help", "func"):
+        if action.type not in (None, str) or action.nargs == 0:  # not --help, --flag switches, typed values
             continue
         v = getattr(args, action.dest, None)
         values = v if isinstance(v, list) else [v]

@@ -47,7 +47,7 @@ def class_counts(data: TrainingData) -> list[int] | None:
     return counts
 
 
-def check_validation(cfg: TrainConfig, data: TrainingData, world: World | None = None) -> None:
+def check_validation(cfg: TrainConfig, data: TrainingData, world: World) -> None:
     """Without a validation split (``--val-split 0``) the plateau schedule and --test-only have
     nothing to go on; an empty training split has nothing to train on, and one class nothing to
     tell apart (it would score 100 %). A class folder without images is a class the model can never
@@ -64,17 +64,16 @@ def check_validation(cfg: TrainConfig, data: TrainingData, world: World | None =
     if len(classes) < 2:
         raise UserError(f"{cfg.data}: only one class ({classes[0] if classes else 'none'!r}); a classifier needs at "
                         f"least two (give each class its own sub-folder)")
-    counts = class_counts(data)
-    empty = [c for c, n in zip(classes, counts or []) if n == 0]
-    if empty and len(classes) - len(empty) < 2:
+    empty = [c for c, n in zip(classes, class_counts(data) or []) if n == 0]
+    if not empty:
+        return
+    names = ", ".join(map(repr, empty[:5])) + (" …" if len(empty) > 5 else "")
+    if len(classes) - len(empty) < 2:
         full = [c for c in classes if c not in empty]
         raise UserError(f"{cfg.data}: only one class has images ({full[0] if full else 'none'!r}; no images in "
-                        f"{', '.join(map(repr, empty[:5]))}{' …' if len(empty) > 5 else ''}); a classifier needs "
-                        f"at least two")
-    if empty and world is not None:
-        log(world, f"warning: {len(empty)} of {len(classes)} classes have no images in {cfg.data} "
-                   f"({', '.join(map(repr, empty[:5]))}{' …' if len(empty) > 5 else ''}): the model keeps an output "
-                   f"for each that it can never learn to predict")
+                        f"{names}); a classifier needs at least two")
+    log(world, f"warning: {len(empty)} of {len(classes)} classes have no images in {cfg.data} ({names}): the model "
+               f"keeps an output for each that it can never learn to predict")
 
 
 def check_compiler(device: torch.device) -> None:
