@@ -22,13 +22,15 @@ def run_seconds(steps: int, spe: int, c: Costs) -> float:
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400),
-                                           ("1.5h", 5400), ("2m30s", 150), (" 10M ", 600)])
+                                           ("1.5h", 5400), ("2m30s", 150), (" 10M ", 600),
+                                           ("90m", 5400), ("720h", 30 * 86400), ("1h59m59s", 7199)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
     assert parse_duration(format_duration(seconds)) == seconds
 
 
-@pytest.mark.parametrize("text", ["90", "", "15 minutes", "1h1h", "m", "0s", "-5m", "30s15m"])
+@pytest.mark.parametrize("text", ["90", "", "15 minutes", "1h1h", "m", "0s", "-5m", "30s15m",
+                                  "5h99m", "1m60s", "2h0m75s", "720h1s", "100000h"])
 def test_a_bad_duration_is_one_line(text):
     with pytest.raises(UserError) as e:
         parse_duration(text)

@@ -54,18 +54,27 @@ REPLAN_AFTER = 0.1  # measured over the epochs that end in the first 10 % of the
 REPLAN_EPOCHS = 2  # … and at least two epochs after the first …
 REPLAN_LATEST = 0.3  # … unless 30 % of the budget went to training by then: the rest still absorbs the change
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+MAX_BUDGET_S = 30 * 86400.0  # a month: a longer budget for one uninterrupted command is a slip of the keys
 
 
 def parse_duration(text: str) -> float:
-    """``90s``, ``15m``, ``2h``, ``1h30m``, ``1.5h`` → seconds; anything else is a one-line `UserError`."""
+    """``90s``, ``15m``, ``2h``, ``1h30m``, ``1.5h`` → seconds; anything else (``5h99m``, zero, more than a month)
+    is a one-line `UserError`."""
     t = str(text).strip().lower().replace(" ", "")
     m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", t)
     if not t or not m:
         hint = f" (seconds? write {t}s)" if re.fullmatch(r"\d+(\.\d+)?", t) else ""
         raise UserError(f"--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not {text!r}{hint}")
-    seconds = sum(float(v) * UNITS[u] for v, u in zip(m.groups(), "hms") if v)
+    parts = [(float(v), u) for v, u in zip(m.groups(), "hms") if v]
+    seconds = sum(v * UNITS[u] for v, u in parts)
     if seconds <= 0:
         raise UserError(f"--time-budget must be longer than zero, not {text!r}")
+    if any(v >= 60 for v, _ in parts[1:]):  # 5h99m: a slip, or 6h39m meant? Either way not what it looks like
+        raise UserError(f"--time-budget {text!r}: minutes and seconds after a larger unit must be under 60 "
+                        f"(write {format_duration(seconds)} for that long)")
+    if seconds > MAX_BUDGET_S:
+        raise UserError(f"--time-budget {text!r} is {seconds / 86400:,.1f} days: the longest it plans is "
+                        f"{format_duration(MAX_BUDGET_S)} ({MAX_BUDGET_S / 86400:.0f} days); a typo?")
     return seconds
 
 
