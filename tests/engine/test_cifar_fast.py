@@ -305,7 +305,7 @@ def test_the_time_budget_times_the_first_epochs_that_train_the_whitening_offset(
     probed, early_epochs = [], budget_run.early_epochs
     monkeypatch.setattr(budget_run, "early_epochs", lambda model: probed.append(model) or early_epochs(model))
     # a step with the offset training "takes" 3 ms, without it 2 ms; an evaluation batch 1 ms
-    def timed(fn, device, rounds, warm=True):
+    def timed(fn, device, rounds):
         model = probed[0] if probed else None  # the copy the probe times
         return 1e-3 if model is None or not model.training else 3e-3 if model.features.shift.offset.requires_grad \
             else 2e-3

@@ -52,16 +52,14 @@ from .progress import log
 from .tta import TTA_VIEWS
 
 
-def timed(fn: Callable[[], None], device: torch.device, rounds: int, warm: bool = True) -> float:
-    """The median seconds of ``rounds`` calls of ``fn`` after one untimed call (``warm``; a GPU is
-    synchronised)."""
+def timed(fn: Callable[[], None], device: torch.device, rounds: int) -> float:
+    """The median seconds of ``rounds`` calls of ``fn`` after one untimed call (a GPU is synchronised)."""
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    if warm:
-        fn()
-        sync()
+    fn()
+    sync()
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -144,19 +142,12 @@ def probe_costs(trainer: Any, rounds: int = 3) -> tuple[float, float, float]:
             opt.step()
 
         early = early_epochs(model)
-        if early:  # the first epochs' step and the later one, interleaved: a drift of the machine falls on both
-            times: dict[int, list[float]] = {0: [], early: []}
-            for epoch in times:
-                model.start_epoch(epoch)
-                step()
-            for r in range(rounds):
-                for epoch in (0, early) if r % 2 == 0 else (early, 0):
-                    model.start_epoch(epoch)
-                    times[epoch].append(timed(step, device, 1, warm=False))
-            step_s = statistics.median(times[early])
-            early_s = max(0.0, statistics.median(times[0]) - step_s)  # cheaper first epochs: planned as the rest
-        else:
-            step_s, early_s = timed(step, device, rounds), 0.0
+        if early:
+            model.start_epoch(0)
+            early_s = timed(step, device, rounds)
+            model.start_epoch(early)
+        step_s = timed(step, device, rounds)
+        early_s = max(0.0, early_s - step_s) if early else 0.0  # dearer first epochs; cheaper ones: planned as dear
         eval_s = 0.0
         if t.val_loader is not None:
             b = int(getattr(t.val_loader, "batch_size", None) or t.batch_size)
