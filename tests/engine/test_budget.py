@@ -15,12 +15,10 @@ from alexnet.engine.config import make_config
 from alexnet.engine.schedule import LRSchedule
 
 
-def run_seconds(steps: int, spe: int, c: Costs, done: int = 0) -> float:
-    """What a run of ``steps`` after ``done`` takes under costs ``c``: setup, its steps (those in the
-    first ``c.early_epochs`` epochs ``c.early`` dearer), one validation per epoch (a cut-short last
-    epoch validates too), the final evaluation."""
-    dear = max(0, min(done + steps, c.early_epochs * spe) - done)
-    return c.setup + steps * c.step + dear * c.early + math.ceil(steps / spe) * c.epoch + c.final
+def run_seconds(steps: int, spe: int, c: Costs) -> float:
+    """What a run of ``steps`` takes under costs ``c``: setup, its steps, one validation per epoch
+    (a cut-short last epoch validates too), the final evaluation."""
+    return c.setup + steps * c.step + math.ceil(steps / spe) * c.epoch + c.final
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400),
@@ -41,10 +39,7 @@ def test_a_bad_duration_is_one_line(text):
 
 COSTS = [Costs(setup=3.0, step=0.01, epoch=0.1, final=0.5),  # the digits: many short epochs
          Costs(setup=40.0, step=0.42, epoch=6.0, final=12.0),  # cifar10-fast-like: 88 steps an epoch
-         Costs(setup=5.0, step=2.0, epoch=30.0, final=0.0),  # long epochs: the last one cut short
-         # cifar10-fast on a slower CPU: its first 3 epochs train the whitening offset too, a step 8 % dearer
-         Costs(setup=38.0, step=0.95, epoch=3.0, final=24.0, early=0.08, early_epochs=3),
-         Costs(setup=3.0, step=0.01, epoch=0.1, final=0.5, early=0.05, early_epochs=40)]  # a budget inside them
+         Costs(setup=5.0, step=2.0, epoch=30.0, final=0.0)]  # long epochs: the last one cut short
 
 
 @pytest.mark.parametrize("costs", COSTS)
@@ -61,50 +56,6 @@ def test_the_plan_is_the_most_steps_that_fit(costs, budget):
     assert p.epochs == math.ceil(p.steps / spe) >= 1 and p.steps >= spe
     assert aim < p.seconds - CLOSE_S  # aimed short of the budget: the exit and a reserve
     assert budget in p.reason and f"{p.epochs} epoch" in p.reason and "bf16" in p.reason
-    assert (p.early_s, p.early_epochs) == (costs.early, costs.early_epochs)
-    assert (f"in the first {costs.early_epochs} epochs" in p.reason) == bool(costs.early)
-
-
-def test_the_dearer_first_epochs_cost_the_plan_only_their_own_steps():
-    """Planned at the later, cheaper step with the first epochs' extra on those alone: more steps
-    than at the dear step throughout, fewer than at the cheap one throughout."""
-    spe, c = 87, Costs(setup=38.0, step=0.95, epoch=3.0, final=24.0, early=0.08, early_epochs=3)
-    p = make_plan("15m", c, spe)
-    dear = make_plan("15m", Costs(c.setup, c.step + c.early, c.epoch, c.final), spe)
-    cheap = make_plan("15m", Costs(c.setup, c.step, c.epoch, c.final), spe)
-    assert dear.steps < p.steps < cheap.steps
-    assert cheap.steps - p.steps <= math.ceil(3 * spe * c.early / c.step) + 1  # the extra of 3 epochs' steps alone
-
-
-def test_a_re_plan_reads_the_measured_epochs_as_a_pace_against_the_probe():
-    from alexnet.engine.budget import measured_costs
-
-    spe, c = 87, Costs(setup=38.0, step=0.95, epoch=3.0, final=24.0, early=0.08, early_epochs=3)
-    p = make_plan("15m", c, spe)
-    # epochs 2 and 3 (0-based 1, 2), both among the dearer ones, 5 % slower than probed: the later step is too
-    seen = [(spe, spe * (c.step + c.early) * 1.05, e) for e in (1, 2)]
-    step, early = measured_costs(p, seen)
-    assert step == pytest.approx(c.step * 1.05) and early == pytest.approx(c.early * 1.05)
-    # one of them after the first epochs: weighted by what the probe gave for each
-    mixed = [(spe, spe * (c.step + c.early) * 1.05, 2), (spe, spe * c.step * 1.05, 3)]
-    assert measured_costs(p, mixed) == pytest.approx((c.step * 1.05, c.early * 1.05))
-    # as probed: no re-plan; read the old way (the dear epochs' rate for every later step) it would cut the run short
-    elapsed = c.setup + 3 * (spe * (c.step + c.early) + c.epoch)
-    st, ea = measured_costs(p, [(spe, spe * (c.step + c.early), e) for e in (1, 2)])
-    exact = Costs(c.setup, st, c.epoch, c.final, ea, c.early_epochs)
-    assert replan(p, 3 * spe, elapsed, exact) is None
-    old = replan(p, 3 * spe, elapsed, Costs(c.setup, c.step + c.early, c.epoch, c.final))
-    assert old is not None and old.steps < 0.96 * p.steps
-    # 5 % slower: re-planned, and the rest is the most that fits by the measured costs
-    done, slow = 2 * spe, Costs(c.setup, step, c.epoch, c.final, early, c.early_epochs)
-    elapsed = c.setup + 2 * (spe * (step + early) + c.epoch)
-    q = replan(p, done, elapsed, slow)
-    assert q is not None and q.steps < p.steps and (q.early_s, q.early_epochs) == (early, 3)
-    rest = lambda n: elapsed - c.setup + run_seconds(n, spe, slow, done)  # noqa: E731
-    assert rest(q.steps - done) <= target(p.seconds) + 1e-6 < rest(q.steps - done + 1)
-    # a plan without dearer epochs: the plain rate of the epochs measured
-    plain = make_plan("15m", Costs(c.setup, c.step, c.epoch, c.final), spe)
-    assert measured_costs(plain, [(spe, 100.0, 1), (43, 50.0, 2)]) == (pytest.approx(150.0 / 130), 0.0)
 
 
 def test_a_budget_too_short_for_one_epoch_says_the_least_that_would_do():

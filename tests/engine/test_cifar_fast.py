@@ -288,36 +288,3 @@ def test_a_threshold_reached_only_by_the_averaged_views_is_reported_at_the_end(c
     assert 74 < final["wall_s"] < 80
     report.final(EvalResult(0.5, 89.9, 99.0, 100), EvalResult(0.5, 91.0, 99.2, 100), best_top1=89.9, bad_samples=0)
     assert "top-1 reached" not in capsys.readouterr().out  # once only
-
-
-def test_the_time_budget_times_the_first_epochs_that_train_the_whitening_offset(small_folder, tmp_path, monkeypatch):
-    """Its first 3 epochs also train the whitening offset, a dearer step: the budget's probe times
-    the step both ways on a copy of the model, and the plan counts the dearer one for those epochs."""
-    from alexnet.engine import budget_run
-
-    m = build_model("alexnet-cifar-fast", num_classes=10, widths=(8, 8, 8))
-    m.start_epoch(5)
-    assert budget_run.early_epochs(m) == 3 and not m.features.shift.offset.requires_grad  # flags left as they were
-    assert budget_run.early_epochs(build_model("alexnet-cifar-fast", num_classes=10, widths=(8, 8, 8),
-                                               whiten_bias_epochs=0)) == 0
-    assert budget_run.early_epochs(build_model("alexnet-cifar", num_classes=10, width=0.25, fc_width=64)) == 0
-
-    probed, early_epochs = [], budget_run.early_epochs
-    monkeypatch.setattr(budget_run, "early_epochs", lambda model: probed.append(model) or early_epochs(model))
-    # a step with the offset training "takes" 3 ms, without it 2 ms; an evaluation batch 1 ms
-    def timed(fn, device, rounds):
-        model = probed[0] if probed else None  # the copy the probe times
-        return 1e-3 if model is None or not model.training else 3e-3 if model.features.shift.offset.requires_grad \
-            else 2e-3
-
-    monkeypatch.setattr(budget_run, "timed", timed)
-    cfg = make_config("cifar10-fast", data=f"folder:{small_folder}", batch_size=16, val_split=0.2, amp="off",
-                      time_budget="10m", max_steps=2, report_at=[], output_dir=str(tmp_path), name="b",
-                      model_kwargs={"widths": [8, 8, 8]})
-    t = fit(cfg)
-    plan = json.loads((t.run_dir / "config.json").read_text())["budget_plan"]
-    assert len(probed) == 2 and probed[0] is not probed[1]  # a copy was timed; the run's model only read
-    assert plan["early_epochs"] == 3 and plan["step_s"] == pytest.approx(2e-3)
-    assert plan["early_s"] == pytest.approx(1e-3)
-    assert "0.002 s/step measured (fp32; 0.003 s in the first 3 epochs, which train more of the model)" \
-        in plan["reason"]

@@ -6,8 +6,8 @@ machine at hand (engine/budget_run.py measures and applies; this module is plain
 
 - **costs** (`Costs`): the seconds already spent when the plan is made (start-up, decoding the
   data, building the model, the probes), one training step, what an epoch costs besides its steps
-  (validation, checkpoints), what comes after the last epoch (the final ten-crop or flip
-  averaging), and what a step costs more in a model's first epochs when they train more of it;
+  (validation, checkpoints), and what comes after the last epoch (the final ten-crop or flip
+  averaging);
 - **the plan** (`make_plan`): the most optimiser steps whose epochs, with their validation, and the
   final evaluation end by `target` — the budget less `RESERVE` of it and `CLOSE_S` for the
   process's exit. Whole epochs, and the last one cut short when part of one still fits (the
@@ -110,16 +110,12 @@ def process_started() -> float:
 @dataclass(frozen=True)
 class Costs:
     """Seconds: already spent (``setup``), per training step, per epoch besides its steps
-    (validation, checkpoints), and after the last epoch (final evaluation); ``early``: what a step
-    costs more in the model's first ``early_epochs`` epochs, which train more of it (alexnet-cifar-fast's
-    whitening offset, in its first 3)."""
+    (validation, checkpoints), and after the last epoch (final evaluation)."""
 
     setup: float
     step: float
     epoch: float
     final: float
-    early: float = 0.0
-    early_epochs: int = 0
 
 
 @dataclass
@@ -136,8 +132,6 @@ class BudgetPlan:
     final_s: float  # after the last epoch,
     setup_s: float  # and before the first
     reason: str  # the line the run prints at its start
-    early_s: float = 0.0  # seconds a step costs more in the first early_epochs epochs (Costs.early)
-    early_epochs: int = 0
     stretch_at: int = 0  # re-planned after this step (0: never); the schedule after it is stretched
     stretch_from: int = 0  # from the steps first planned onto `steps`
     replan: str = ""  # the line the re-plan printed
@@ -161,18 +155,9 @@ def target(seconds: float) -> float:
     return seconds * (1 - RESERVE) - CLOSE_S
 
 
-def steps_within(avail: float, costs: Costs, steps_per_epoch: int, done: int = 0) -> int:
-    """The most optimiser steps, from the epoch boundary after ``done`` steps, whose epochs (each with
-    its ``costs.epoch``; those before ``costs.early_epochs`` at ``costs.early`` more a step) take at
-    most ``avail`` seconds: whole epochs, then the part of one more that still fits."""
-    early = max(0, costs.early_epochs * steps_per_epoch - done) if costs.early > 0 else 0
-    if early:  # the dearer first epochs, then the rest at the plain rate
-        dear = replace(costs, step=costs.step + costs.early, early=0.0, early_epochs=0)
-        n = steps_within(avail, dear, steps_per_epoch)
-        if n < early:
-            return n
-        avail -= early * dear.step + early // steps_per_epoch * costs.epoch
-        return early + steps_within(avail, replace(costs, early=0.0, early_epochs=0), steps_per_epoch)
+def steps_within(avail: float, costs: Costs, steps_per_epoch: int) -> int:
+    """The most optimiser steps, from an epoch boundary, whose epochs (each with its ``costs.epoch``)
+    take at most ``avail`` seconds: whole epochs, then the part of one more that still fits."""
     per_epoch = steps_per_epoch * costs.step + costs.epoch
     if avail <= 0 or per_epoch <= 0:
         return 0 if avail <= 0 else 10 ** 9
@@ -194,26 +179,20 @@ def make_plan(budget: str, costs: Costs, steps_per_epoch: int, precision: str = 
     less than one epoch is a `UserError` naming the smallest that would do."""
     seconds = parse_duration(budget)
     steps = steps_within(target(seconds) - costs.setup - costs.final, costs, steps_per_epoch)
-    first_step = costs.step + (costs.early if costs.early_epochs else 0.0)  # the first epoch's, dearer or not
-    epoch = steps_per_epoch * first_step + costs.epoch
+    epoch = steps_per_epoch * costs.step + costs.epoch
     if steps < steps_per_epoch:
         least = (costs.setup + epoch + costs.final + CLOSE_S) / (1 - RESERVE)
         raise UserError(f"--time-budget {budget} is too short for one epoch here: setup took "
                         f"{seconds_text(costs.setup)}, an epoch takes about {seconds_text(epoch)} ({steps_per_epoch} "
-                        f"steps of {seconds_text(first_step)}), the final evaluation {seconds_text(costs.final)}: "
+                        f"steps of {seconds_text(costs.step)}), the final evaluation {seconds_text(costs.final)}: "
                         f"give at least --time-budget {format_duration(least)}")
-    how = [precision] if precision else []
-    if costs.early > 0 and costs.early_epochs:
-        n = costs.early_epochs
-        how.append(f"{seconds_text(costs.step + costs.early)} in the first {n} epoch{'s' if n != 1 else ''}, "
-                   f"which train more of the model")
-    how = f" ({'; '.join(how)})" if how else ""
+    how = f" ({precision})" if precision else ""
     final = f", final evaluation {seconds_text(costs.final)}" if costs.final else ""
     reason = (f"time budget {budget}: {seconds_text(costs.step)}/step measured{how}, {steps_per_epoch} steps/epoch, "
               f"validation and checkpoints ~{seconds_text(costs.epoch)}/epoch{final}, "
               f"{seconds_text(costs.setup)} spent before training → {describe(steps, steps_per_epoch)}")
     return BudgetPlan(budget, seconds, steps_per_epoch, steps, -(-steps // steps_per_epoch), costs.step,
-                      costs.epoch, costs.final, costs.setup, reason, costs.early, costs.early_epochs)
+                      costs.epoch, costs.final, costs.setup, reason)
 
 
 def replan_due(train_s: float, epochs: int, budget_s: float) -> bool:
@@ -224,18 +203,6 @@ def replan_due(train_s: float, epochs: int, budget_s: float) -> bool:
     if epochs < 1 or train_s < REPLAN_AFTER * budget_s:
         return False
     return epochs - 1 >= REPLAN_EPOCHS or train_s >= REPLAN_LATEST * budget_s
-
-
-def measured_costs(plan: BudgetPlan, seen: list[tuple[int, float, int]]) -> tuple[float, float]:
-    """A step's seconds and the first epochs' extra (`Costs.early`) from whole epochs measured —
-    ``(steps, training seconds, epoch from 0)`` each — as a pace against what ``plan``'s probe gave
-    for the same epochs: when those were the dearer first ones, the later ones do not look as dear."""
-    train_s = sum(s for _, s, _ in seen)
-    probed = sum(n * (plan.step_s + (plan.early_s if e < plan.early_epochs else 0.0)) for n, _, e in seen)
-    if probed <= 0:
-        return train_s / max(1, sum(n for n, _, _ in seen)), 0.0
-    pace = train_s / probed
-    return plan.step_s * pace, plan.early_s * pace
 
 
 def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs, over: str = "") -> BudgetPlan | None:
@@ -249,12 +216,10 @@ def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs, over
         return None
     aim = target(plan.seconds)
     left_epochs = plan.epochs - done_steps // spe
-    dear = max(0, min(plan.steps, costs.early_epochs * spe) - done_steps) if costs.early > 0 else 0
-    projected = (elapsed + (plan.steps - done_steps) * costs.step + dear * costs.early + left_epochs * costs.epoch
-                 + costs.final)
+    projected = elapsed + (plan.steps - done_steps) * costs.step + left_epochs * costs.epoch + costs.final
     if -DRIFT * plan.seconds <= projected - aim <= LATE * plan.seconds:
         return None
-    steps = done_steps + steps_within(aim - elapsed - costs.final, costs, spe, done_steps)
+    steps = done_steps + steps_within(aim - elapsed - costs.final, costs, spe)
     if steps == plan.steps:
         return None
     after = f"epoch {done_steps // spe}" if done_steps % spe == 0 else f"step {done_steps}"
@@ -266,8 +231,8 @@ def replan(plan: BudgetPlan, done_steps: int, elapsed: float, costs: Costs, over
             f"and {seconds_text(plan.epoch_s)}), so the plan would end at {seconds_text(projected)} of "
             f"{plan.budget}; {now}")
     return replace(plan, steps=max(steps, done_steps), epochs=-(-max(steps, done_steps) // spe), step_s=costs.step,
-                   epoch_s=costs.epoch, final_s=costs.final, early_s=costs.early, early_epochs=costs.early_epochs,
-                   stretch_at=done_steps, stretch_from=plan.steps, replan=note)
+                   epoch_s=costs.epoch, final_s=costs.final, stretch_at=done_steps, stretch_from=plan.steps,
+                   replan=note)
 
 
 def check_resume_flags(saved: dict[str, Any], given: dict[str, Any]) -> None:

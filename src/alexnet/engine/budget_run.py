@@ -8,10 +8,8 @@ before the schedule is laid out:
    precision and memory format — and a few evaluation batches, under a forked random stream, so
    the run's weights, statistics and random numbers are untouched (as ``--amp auto``'s probe,
    core/device.py). Validation costs its images' forward passes; the final ten-crop (or flip
-   averaging) as many passes as it has views. A model whose first epochs train more of it
-   (`early_epochs`: alexnet-cifar-fast's whitening offset, its first 3) has its step timed both
-   ways, and the plan counts the dearer one for those epochs only. The seconds spent so far count
-   too: the command's start (`process_started`), decoding the data, the probes;
+   averaging) as many passes as it has views. The seconds spent so far count too: the command's
+   start (`process_started`), decoding the data, the probes;
 2. **plan** (`make_plan`), broadcast to every rank, recorded in ``config.json`` (``budget_plan``
    and ``epochs``) and printed on one line at the start;
 3. **apply** (`train_epoch`, before each epoch): the loop ends at the planned step, the schedule
@@ -20,11 +18,9 @@ before the schedule is laid out:
    when `replan_due`: `REPLAN_AFTER` of the budget went to training and `REPLAN_EPOCHS` epochs
    after the first are measured, or `REPLAN_LATEST` of it went by): the real speed of the epochs so
    far (data loading, optimiser, validation, checkpoints included; the first epoch left out when
-   there are others), taken as a pace against what the probe timed for the same epochs (so the
-   dearer first ones do not make the later ones look dear: `measured_costs`), projects the end;
-   when it drifts, the rest of the run is laid out again (`replan`), said on one line and written
-   to ``config.json`` and the last checkpoint. The steps up to the re-plan have the same rates
-   under both plans, so a resume from any point stays exact.
+   there are others) projects the end; when it drifts, the rest of the run is laid out again
+   (`replan`), said on one line and written to ``config.json`` and the last checkpoint. The steps
+   up to the re-plan have the same rates under both plans, so a resume from any point stays exact.
 
 A resumed run (or any run whose config already holds a plan for its budget) keeps the plan and
 measures nothing.
@@ -45,7 +41,7 @@ from ..core.errors import UserError
 from ..core.io import atomic_write
 from ..data.loader import SafeDataset
 from ..data.transforms import ten_crop_coincides
-from .budget import BudgetPlan, Costs, make_plan, measured_costs, replan, replan_due
+from .budget import BudgetPlan, Costs, make_plan, replan, replan_due
 from .distributed import broadcast_object
 from .optim import build_optimizer
 from .progress import log
@@ -95,34 +91,10 @@ def probe_loading(trainer: Any) -> float:
     return timed(lambda: ds.__getitems__(keys), torch.device("cpu"), 1) / len(keys) / max(1, trainer.cfg.workers)
 
 
-def early_epochs(model: Any, limit: int = 100) -> int:
-    """How many first epochs train more of ``model`` than the later ones: a model whose
-    ``start_epoch(epoch)`` (called by the training loop) changes which parameters train —
-    alexnet-cifar-fast's whitening offset trains in its first 3 — else 0. Reads the flags only; the
-    model is left as it was."""
-    start = getattr(model, "start_epoch", None)
-    if start is None:
-        return 0
-    params = list(model.parameters())
-    before = [p.requires_grad for p in params]
-
-    def trains(epoch: int) -> list[bool]:
-        start(epoch)
-        return [p.requires_grad for p in params]
-
-    try:
-        late = trains(limit)
-        return next((e for e in range(limit) if trains(e) == late), limit)
-    finally:
-        for p, r in zip(params, before):
-            p.requires_grad_(r)
-
-
-def probe_costs(trainer: Any, rounds: int = 3) -> tuple[float, float, float]:
+def probe_costs(trainer: Any, rounds: int = 3) -> tuple[float, float]:
     """Seconds of one training step of ``trainer``'s model (loading its images, forward, loss,
-    backward, optimiser step) as it trains after its `early_epochs`, of the evaluation of one
-    validation image, and what a step costs more in those first epochs (0 without them), the
-    model's part timed on a copy of it with random data."""
+    backward, optimiser step) and of the evaluation of one validation image, the model's part timed
+    on a copy of it with random data."""
     t, device = trainer, trainer.device
     load_s = probe_loading(t)
     c, h, w = t.mcfg.input_size
@@ -141,13 +113,7 @@ def probe_costs(trainer: Any, rounds: int = 3) -> tuple[float, float, float]:
             loss.backward()
             opt.step()
 
-        early = early_epochs(model)
-        if early:
-            model.start_epoch(0)
-            early_s = timed(step, device, rounds)
-            model.start_epoch(early)
         step_s = timed(step, device, rounds)
-        early_s = max(0.0, early_s - step_s) if early else 0.0  # dearer first epochs; cheaper ones: planned as dear
         eval_s = 0.0
         if t.val_loader is not None:
             b = int(getattr(t.val_loader, "batch_size", None) or t.batch_size)
@@ -160,7 +126,7 @@ def probe_costs(trainer: Any, rounds: int = 3) -> tuple[float, float, float]:
 
             eval_s = timed(forward, device, max(1, rounds - 1)) / b
         del model, opt
-    return step_s + load_s * t.batch_size, eval_s + (load_s if t.val_loader is not None else 0.0), early_s
+    return step_s + load_s * t.batch_size, eval_s + (load_s if t.val_loader is not None else 0.0)
 
 
 class RunBudget:
@@ -177,7 +143,7 @@ class RunBudget:
         self.may_replan = False
         self.t_epoch = self.t_trained = self.t_train0 = 0.0
         self.first_step = self.epoch_step0 = -1
-        self.epochs: list[tuple[int, float, float, int]] = []  # whole epochs: steps, training s, validation s, epoch
+        self.epochs: list[tuple[int, float, float]] = []  # whole epochs so far: steps, training s, validation s
         # --train-epochs X (a fraction, airbench94's 9.9): ⌈X × steps per epoch⌉ steps, the last epoch cut short
         self.end = math.ceil(cfg.train_epochs * self.spe - 1e-9) if cfg.train_epochs and not cfg.time_budget else 0
         if not cfg.time_budget or cfg.test_only:
@@ -201,11 +167,10 @@ class RunBudget:
         """Measure and plan on rank 0; every rank takes its plan (or its one-line error)."""
         t, answer = self.trainer, None
         if self.world.is_main:
-            step_s, eval_s, early_s = probe_costs(t)
+            step_s, eval_s = probe_costs(t)
             n_val = len(t.val_ds) // max(1, self.world.world_size) if t.val_ds is not None else 0
             costs = Costs(setup=time.perf_counter() - self.started, step=step_s, epoch=eval_s * n_val,
-                          final=eval_s * n_val * final_views(t), early=early_s,
-                          early_epochs=early_epochs(t.model) if early_s else 0)
+                          final=eval_s * n_val * final_views(t))
             try:
                 answer = make_plan(self.cfg.time_budget, costs, self.spe, t.precision.name).to_dict()
             except UserError as e:
@@ -251,14 +216,13 @@ class RunBudget:
         answer: Any = "keep"
         if self.world.is_main and whole:
             self.epochs.append((t.pos.global_step - self.epoch_step0, self.t_trained - self.t_epoch,
-                                now - self.t_trained, self.epoch_step0 // self.spe))
+                                now - self.t_trained))
             answer = "wait"
             if replan_due(now - self.t_train0, len(self.epochs), self.plan.seconds):
                 seen = self.epochs[1:] or self.epochs
-                extra = sum(e[2] for e in seen) / len(seen)  # validation and checkpoints, per epoch
-                step_s, early_s = measured_costs(self.plan, [(e[0], e[1], e[3]) for e in seen])
-                costs = Costs(self.plan.setup_s, step_s, extra, extra * final_views(t), early_s,
-                              self.plan.early_epochs)
+                steps, train_s, extra = (sum(e[i] for e in seen) for i in range(3))
+                extra /= len(seen)  # validation and checkpoints, per epoch
+                costs = Costs(self.plan.setup_s, train_s / max(1, steps), extra, extra * final_views(t))
                 first = len(self.epochs) - len(seen) + 1  # the epochs measured, counted in this command
                 over = f"epoch {first}" if len(seen) == 1 else f"epochs {first}-{len(self.epochs)}"
                 new = replan(self.plan, t.pos.global_step, now - self.started, costs, over)
