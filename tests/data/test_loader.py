@@ -184,6 +184,24 @@ def test_loader_is_identical_with_and_without_workers(image_folder):
         assert torch.equal(a, b) and torch.equal(la, lb)
 
 
+def test_close_loader_ends_the_persistent_workers_and_leaves_the_loader_usable():
+    """A loader left mid-epoch (--max-steps) keeps its persistent workers alive; `close_loader` ends
+    them at once, and iterating the loader again starts new ones and yields the same epoch."""
+    from alexnet.data.pipeline import close_loader
+
+    loader = build_loader(tensor_ds(n=20), batch_size=4, train=True, workers=2, seed=1)
+    it = iter(loader)
+    first = next(it)
+    workers = list(it._workers)
+    assert len(workers) == 2 and all(w.is_alive() for w in workers)
+    close_loader(loader)
+    assert not any(w.is_alive() for w in workers) and loader._iterator is None
+    again = next(iter(loader))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    close_loader(loader)
+    close_loader(build_loader(tensor_ds(n=8), batch_size=4, train=False))  # no workers: nothing to do
+
+
 def test_datasets_pickle_for_spawned_workers(image_folder, cifar10_root):
     """What a spawned worker (macOS/Windows default) gets is pickled: it must round-trip."""
     t = build_transforms(cfg(), train=True, aug="paper")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from ..core.errors import UserError
 from .augment import AugPlan
@@ -54,6 +55,20 @@ class TrainingDataConfig:
     seed: int = 0
     rank: int = 0
     world_size: int = 1
+
+
+def close_loader(loader: Any) -> None:
+    """End ``loader``'s worker processes now. A DataLoader with persistent workers keeps them until
+    it is collected, and a process that leaves with ``os._exit`` (a torchrun rank) orphans them: they
+    linger holding its output pipes until they notice. A wrapper holding its DataLoader as
+    ``_loader`` (`DeviceBatchLoader`) is closed through it; a loader without workers is left as it is.
+    The loader stays usable: iterating it again starts new workers."""
+    inner = getattr(loader, "_loader", loader)
+    it = getattr(inner, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+    if isinstance(inner, DataLoader):
+        inner._iterator = None
 
 
 @dataclass
@@ -92,6 +107,12 @@ class TrainingData:
                                              **kw)
         self.val_loader = (build_loader(self.val_ds, batch_size=batch_size, train=False, substitute=False, **kw)
                            if self.val_ds is not None else None)
+
+    def close(self) -> None:
+        """End the loaders' worker processes (`close_loader`); the loaders stay usable."""
+        for loader in (self.train_loader, self.val_loader):
+            if loader is not None:
+                close_loader(loader)
 
     def _resident_loaders(self, batch_size: int, bad_log: BadSampleLog) -> None:
         """--resident: decode the training (and validation) images once into memory as uint8 and
@@ -171,7 +192,8 @@ class TrainingData:
         tf = build_transforms(m, train=False, ten_crop=True, mirror=mirror)
         ds = build_dataset(c.data, "val", transform=tf, val_split=c.val_split)
         return build_loader(ds, batch_size=max(1, batch_size // 10), train=False, workers=c.workers, seed=c.seed,
-                            rank=c.rank, world_size=c.world_size, substitute=False)
+                            rank=c.rank, world_size=c.world_size, substitute=False,
+                            persistent_workers=False)  # one pass: its workers end with it
 
     def sample_images(self, n: int) -> torch.Tensor:
         """Up to ``n`` training images as the network sees them at test time (uint8): the resident
