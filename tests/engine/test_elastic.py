@@ -21,6 +21,7 @@ from alexnet.core.errors import UserError
 from alexnet.core.io import safe_torch_load
 from alexnet.engine import make_config
 from alexnet.engine.train import fit
+from subproc import run_logged
 
 TINY = ["--model-arg", "width=0.25", "--model-arg", "fc_width=128"]  # dropout stays at the model's 0.5
 # OMP_NUM_THREADS=1 on every process: one node and two nodes then run the same kernels (torchrun sets
@@ -40,8 +41,8 @@ def torchrun(*args: str, launcher: tuple[str, ...] = (), env: dict | None = None
              timeout: int = 240) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 [launcher flags] -m alexnet train ARGS`` (a port of its own)."""
     launch = list(launcher) or ["--nproc-per-node", "2", "--master-port", str(free_port())]
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", *launch, "-m", "alexnet", "train", *args],
-                          capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=timeout)
+    return run_logged([sys.executable, "-m", "torch.distributed.run", *launch, "-m", "alexnet", "train", *args],
+                      {**ENV, **(env or {})}, timeout=timeout)
 
 
 def final_weights(run: Path) -> dict[str, torch.Tensor]:

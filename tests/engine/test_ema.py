@@ -22,6 +22,7 @@ from alexnet.engine import make_config
 from alexnet.engine.config import resume_config
 from alexnet.engine.ema import ModelEma, ema_decay
 from alexnet.engine.train import fit
+from subproc import run_logged
 
 TINY = {"width": 0.125, "fc_width": 16, "norm": "batch"}
 
@@ -201,9 +202,8 @@ def test_two_gloo_processes_keep_the_average_of_one_process(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                          "-m", "alexnet", "train", *common, "--name", "two"], capture_output=True, text=True,
-                         env=env, timeout=240)
+    two = run_logged([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                      "-m", "alexnet", "train", *common, "--name", "two"], env)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = (safe_torch_load(tmp_path / n / "checkpoints" / "last.pt")["ema"] for n in ("one", "two"))
     assert a["updates"] == b["updates"] == 5

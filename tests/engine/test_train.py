@@ -21,6 +21,7 @@ from alexnet.core.io import safe_torch_load
 from alexnet.engine import make_config
 from alexnet.engine.train import fit
 from alexnet.models import load_weights
+from subproc import run_logged
 
 TINY = ["--model-arg", "width=0.25", "--model-arg", "fc_width=128"]
 ENV = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -124,13 +125,12 @@ def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                          "-m", "alexnet", "train", *common, "--global-batch", "64", "--name", "two"],
-                         capture_output=True, text=True, timeout=240,
-                         # the GPU path (loss read back every 3 steps, a collective nan check at each
-                         # read) and a timed progress line due on rank 0 at every step: no rank may
-                         # wait at a collective the others skip
-                         env={**ENV, "ALEXNET_DEBUG_SYNC_EVERY": "3", "ALEXNET_PROGRESS_SECONDS": "1e-9"})
+    two = run_logged([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                      "-m", "alexnet", "train", *common, "--global-batch", "64", "--name", "two"],
+                     # the GPU path (loss read back every 3 steps, a collective nan check at each
+                     # read) and a timed progress line due on rank 0 at every step: no rank may
+                     # wait at a collective the others skip
+                     {**ENV, "ALEXNET_DEBUG_SYNC_EVERY": "3", "ALEXNET_PROGRESS_SECONDS": "1e-9"})
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = load_file(str(tmp_path / "one" / "weights.safetensors")), load_file(str(tmp_path / "two" / "weights.safetensors"))
     assert a.keys() == b.keys()

@@ -14,6 +14,7 @@ from alexnet.engine import make_config
 from alexnet.engine.config import resume_config
 from alexnet.engine.train import fit
 from alexnet.infer.evaluation import evaluate_weights
+from subproc import processes_with, run_logged
 
 TINY = {"width": 0.125, "fc_width": 16}
 
@@ -45,44 +46,6 @@ def test_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path, dig
     assert res["centre"].top1 == pytest.approx(ref.last.top1)
 
 
-def processes_with(marker: str) -> list[int]:
-    """The processes whose command line holds ``marker`` (Linux's /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and marker.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
-                found.append(int(entry))
-        except OSError:  # gone meanwhile
-            pass
-    return found
-
-
-def run_logged(cmd: list[str], env: dict[str, str], log, timeout: float = 240) -> int:
-    """Run ``cmd`` with its output to the file ``log`` (not a pipe, which a leftover process would
-    hold open) and return its exit status. On a timeout every process whose command line holds
-    ``log``'s folder dumps its Python stacks (faulthandler, SIGABRT) and is killed, and the test
-    fails with the output's tail."""
-    import signal
-    import subprocess
-    import time
-
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**env, "PYTHONFAULTHANDLER": "1"})
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for sig in (signal.SIGABRT, signal.SIGKILL):
-                for pid in {proc.pid, *processes_with(str(os.path.dirname(log)))}:
-                    try:
-                        os.kill(pid, sig)
-                    except OSError:
-                        pass
-                time.sleep(3)
-            proc.wait()
-            pytest.fail(f"{' '.join(cmd[:6])} … timed out after {timeout:g} s; its output ended:\n"
-                        f"{open(log).read()[-6000:]}")
-
-
 def test_two_gloo_processes_with_two_workers_each_equal_one_process(tmp_path, digit_shards):
     """A real torchrun run: two processes (two loader workers each) from the same shards take, at
     every step, the two halves of what one process takes with the same global batch — so their
@@ -97,15 +60,15 @@ def test_two_gloo_processes_with_two_workers_each_equal_one_process(tmp_path, di
     common = ["train", "--data", digit_shards, "--max-steps", "6", "--amp", "off", "--output-dir", str(tmp_path),
               "--lr-scheduler", "constant", "--model-arg", "width=0.125", "--model-arg", "fc_width=16",
               "--model-arg", "dropout=0", "--deterministic", "--global-batch", "64"]
-    rc = run_logged([sys.executable, "-m", "alexnet", *common, "--name", "one"], env, tmp_path / "one.log")
-    assert rc == 0, (tmp_path / "one.log").read_text()[-3000:]
+    one = run_logged([sys.executable, "-m", "alexnet", *common, "--name", "one"], env)
+    assert one.returncode == 0, one.stderr[-3000:]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    rc = run_logged([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                     "-m", "alexnet", *common, "--workers", "2", "--name", "two"], env, tmp_path / "two.log")
+    two = run_logged([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                      "-m", "alexnet", *common, "--workers", "2", "--name", "two"], env)
+    assert two.returncode == 0, two.stderr[-3000:]
     left = processes_with(str(tmp_path))
-    assert rc == 0, (tmp_path / "two.log").read_text()[-3000:]
     assert not left, f"{len(left)} processes of the torchrun run outlived it (orphaned loader workers?): {left}"
     a, b = (load_file(str(tmp_path / n / "weights.safetensors")) for n in ("one", "two"))
     assert a.keys() == b.keys()

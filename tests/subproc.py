@@ -1,0 +1,76 @@
+"""Commands the tests run as a person would (``python -m alexnet …``, ``torchrun …``), with their
+output in files rather than pipes: a pipe stays open while any process holds it (a rank's orphaned
+loader worker did, and the test waited on it), a file does not. On a timeout every process of the
+command's tree dumps its Python stacks (faulthandler, on SIGABRT) and is killed, and the test fails
+with the output's tail: a hang in CI says where it hung."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+
+def _children() -> dict[int, list[int]]:
+    """Each process's children, from Linux's /proc."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    kids, tree, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(kids.get(p, []))
+    return tree
+
+
+def processes_with(marker: str) -> list[int]:
+    """The processes whose command line holds ``marker`` (orphans too, whoever their parent now is)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def run_logged(cmd: list[str], env: dict[str, str], timeout: float = 240, **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` with the output kept in files."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env={**env, "PYTHONFAULTHANDLER": "1"}, **kw)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = process_tree(proc.pid)
+            for sig in (signal.SIGABRT, signal.SIGKILL):
+                for pid in tree:
+                    try:
+                        os.kill(pid, sig)
+                    except OSError:
+                        pass
+                time.sleep(3)
+            proc.wait()
+            out.seek(0), err.seek(0)
+            pytest.fail(f"{' '.join(map(str, cmd[:8]))} … timed out after {timeout:g} s; {len(tree)} processes "
+                        f"dumped their stacks and were killed.\nstdout ended:\n{out.read()[-3000:]}\n"
+                        f"stderr ended:\n{err.read()[-8000:]}")
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(cmd, rc, out.read(), err.read())
