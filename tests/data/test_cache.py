@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +21,7 @@ from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, build_loader, build_transforms
 from alexnet.data.cache import CacheDataset
 from alexnet.data.cache_build import build_cache
-from conftest import CIFAR_CLASSES, write_image
+from conftest import CIFAR_CLASSES
 
 
 def cfg(c=3, h=12, w=12, resize=16):

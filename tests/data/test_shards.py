@@ -5,11 +5,9 @@ command's refusals, URLs."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from PIL import Image
 from alexnet.cli import main
 from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, build_loader
-from alexnet.data.check import check_dataset, write_list_files
+from alexnet.data.check import check_dataset
 from alexnet.data.shards import ShardDataset
 from alexnet.data.shards_build import build_shards
 

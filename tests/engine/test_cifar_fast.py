@@ -25,7 +25,6 @@ from alexnet.data.resident import ResidentLoader, _reflect_index, decode_all, fl
 from alexnet.engine import make_config
 from alexnet.engine.optim import Lookahead
 from alexnet.engine.schedule import LRSchedule
-from alexnet.engine.train import fit
 from alexnet.models import build_model
 
 ENV = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
