@@ -1,4 +1,7 @@
-"""What a run says when it ends, and the warnings it owes its user.
+"""What a run says when it starts and when it ends, and the warnings it owes its user.
+
+The lines that open a run (`log_setup`): where it writes and how much, the model, the data, the
+recipe, the device and precision, and every choice made for the run.
 
 The final scores (centre crop, and ten-crop §4.1 when asked), the ``--report-at`` lines (the wall
 time at which validation top-1 first reached each threshold), a warning when the model does no
@@ -18,10 +21,60 @@ from typing import Any
 
 import torch
 
+from ..data.pipeline import format_bytes
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum
 from .evaluate import EvalResult, uselessness
-from .progress import clock, log
+from .progress import clock, count, log, plural
+from .rundir import disk_estimate
+
+
+def log_setup(trainer: Any) -> None:
+    """The lines that open a run (a `Trainer`): where it writes, the model, data, recipe and machinery."""
+    t, cfg, world = trainer, trainer.cfg, trainer.world
+    nparams = sum(p.numel() for p in t.model.parameters())
+    log(world, f"run directory: {t.run_dir}")
+    est = disk_estimate(t.model, cfg)
+    log(world, f"this run writes about {format_bytes(sum(est.values()))} there: "
+               + ", ".join(f"{k} {format_bytes(v)}" for k, v in est.items()))
+    log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(t.classes)} classes) · "
+               f"data {cfg.data}: {count(len(t.train_ds))} train / "
+               + (f"{count(len(t.val_ds))} val images" if t.val_ds is not None else
+                  "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
+    log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
+               + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+               + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
+                 f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
+                 f"input {'×'.join(map(str, t.mcfg.input_size))}")
+    if t.pretrained:
+        p = t.pretrained
+        re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
+                   else "")
+        src = f" ({p['source']})" if p["source"] != p["spec"] else ""
+        log(world, f"weights from {p['spec']}{src}: {p['loaded']} tensors loaded{re_init}")
+    if t.frozen is not None:
+        n_frozen = sum(p.numel() for p in t.model.parameters() if not p.requires_grad)
+        log(world, f"frozen up to {t.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
+                   f"{count(nparams)} parameters; training the rest")
+    if cfg.lr_backbone_scale != 1.0:
+        log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
+                   f"{cfg.lr_backbone_scale:g}× that")
+    log(world, f"device {t.device} · {t.precision.reason} · channels_last "
+               f"{'on' if t.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
+               f" · memory: {t.allocator}"
+               + (f" · {world.world_size} processes, batch {t.batch_size} each" if world.distributed else ""))
+    if world.distributed or cfg.scale_lr:
+        log(world, t.plan.note)
+    for note in (t.data.note, t.whiten_note, t.budget.note):
+        if note:
+            log(world, note)
+    if t.lookahead is not None:
+        log(world, "lookahead: every 5 steps the weights move to their running average (airbench)")
+    if t.ema is not None:
+        log(world, t.ema.describe())
+    if t.mean_note:
+        mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
+        log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {t.mean_note}")
 
 
 @dataclass

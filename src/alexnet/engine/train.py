@@ -28,7 +28,6 @@ from ..core.errors import UserError
 from ..core.memory import keep_large_buffers
 from ..core.seed import seed_everything, set_deterministic
 from ..data import BadSampleLog, normalizer_for, open_training_data
-from ..data.pipeline import format_bytes
 from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
@@ -40,9 +39,9 @@ from .evaluate import EvalResult, evaluate
 from .loop import DivergedError, Position, TrainLoop
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
-from .progress import MetricsLog, count, log, plural
-from .report import RunReport, TrainResult
-from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
+from .progress import MetricsLog, log, plural
+from .report import RunReport, TrainResult, log_setup
+from .rundir import RunDir, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
                     pixel_mean, place_resident)
@@ -288,53 +287,6 @@ class Trainer:
         self.save("last.pt")
         return res
 
-    def _log_setup(self) -> None:
-        """The lines that open a run: where it writes, the model, data, recipe and machinery."""
-        cfg, world = self.cfg, self.world
-        nparams = sum(p.numel() for p in self.model.parameters())
-        log(world, f"run directory: {self.run_dir}")
-        est = disk_estimate(self.model, cfg)
-        log(world, f"this run writes about {format_bytes(sum(est.values()))} there: "
-                   + ", ".join(f"{k} {format_bytes(v)}" for k, v in est.items()))
-        log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(self.classes)} classes) · "
-                   f"data {cfg.data}: {count(len(self.train_ds))} train / "
-                   + (f"{count(len(self.val_ds))} val images" if self.val_ds is not None else
-                      "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
-        log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
-                   + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
-                   + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
-                     f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
-                     f"input {'×'.join(map(str, self.mcfg.input_size))}")
-        if self.pretrained:
-            p = self.pretrained
-            re_init = (f"; re-initialised (new classes): {', '.join(p['reinitialised'])}" if p["reinitialised"]
-                       else "")
-            src = f" ({p['source']})" if p["source"] != p["spec"] else ""
-            log(world, f"weights from {p['spec']}{src}: {p['loaded']} tensors loaded{re_init}")
-        if self.frozen is not None:
-            n_frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
-            log(world, f"frozen up to {self.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
-                       f"{count(nparams)} parameters; training the rest")
-        if cfg.lr_backbone_scale != 1.0:
-            log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
-                       f"{cfg.lr_backbone_scale:g}× that")
-        log(world, f"device {self.device} · {self.precision.reason} · channels_last "
-                   f"{'on' if self.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
-                   f" · memory: {self.allocator}"
-                   + (f" · {world.world_size} processes, batch {self.batch_size} each" if world.distributed else ""))
-        if world.distributed or cfg.scale_lr:
-            log(world, self.plan.note)
-        for note in (self.data.note, self.whiten_note, self.budget.note):
-            if note:
-                log(world, note)
-        if self.lookahead is not None:
-            log(world, "lookahead: every 5 steps the weights move to their running average (airbench)")
-        if self.ema is not None:
-            log(world, self.ema.describe())
-        if self.mean_note:
-            mean = ", ".join(f"{255 * v:.1f}" for v in cfg.pixel_mean or [])
-            log(world, f"mean pixel subtracted (§2): ({mean}) in 0-255 units, {self.mean_note}")
-
     def _train(self) -> EvalResult | None:
         """Epochs until the last (or --max-steps); Ctrl-C saves a resumable checkpoint first."""
         cfg, world, last = self.cfg, self.world, None
@@ -367,7 +319,7 @@ class Trainer:
             self.dir.remove_stale_temps()
         self.dir.write_run_files(cfg, self.classes, self._class_ids())
         self.metrics.open_loggers(cfg)
-        self._log_setup()
+        log_setup(self)
         if cfg.test_only:
             last = self._eval()
             top5 = f"  top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self.report.top5 else ""
