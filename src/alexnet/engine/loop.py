@@ -46,6 +46,41 @@ class DivergedError(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class LoaderDiedError(UserError):
+    """A data-loader worker process died (killed: on Linux most often by the out-of-memory killer)."""
+
+
+def worker_died(e: BaseException) -> bool:
+    """Whether ``e`` is a DataLoader's report that one of its worker processes died, rather than an
+    error a worker raised and passed on (those keep their own type and traceback)."""
+    return isinstance(e, RuntimeError) and str(e).startswith("DataLoader worker")
+
+
+def defer_worker_deaths() -> None:
+    """Leave a loader worker's death to be found where the loop waits for that worker's batch.
+    PyTorch's SIGCHLD handler (set when the first loader with workers starts) raises it in the main
+    thread at whatever line runs then — mid-step, say between the optimiser's update and the
+    position's — and a run stopped there could not be saved as it stands. Without the handler the
+    loader's own check (its workers polled after 5 s without a batch) raises it between two steps.
+    Whatever handler PyTorch's wrapped comes back; other handlers are left alone."""
+    import inspect
+    import threading
+
+    if not hasattr(signal, "SIGCHLD") or threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(signal.SIGCHLD)
+    if callable(handler) and getattr(handler, "__module__", "") == "torch.utils.data._utils.signal_handling":
+        previous = inspect.getclosurevars(handler).nonlocals.get("previous_handler")
+        signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
+
+
+def loader_died(e: BaseException, after: str) -> LoaderDiedError:
+    """The one line for a worker's death (``e``), ending with what became of the run (``after``)."""
+    return LoaderDiedError(f"a data-loader worker process died ({str(e).strip().rstrip('.')}), most often at the "
+                           f"hands of the out-of-memory killer: fewer --workers or a smaller -b need less memory. "
+                           f"{after}")
+
+
 @dataclass
 class Position:
     """Where a run is: the next epoch to run, optimiser steps done in it and in total, and the
@@ -99,6 +134,7 @@ class TrainLoop:
         self.steps_per_epoch = len(loader)
         self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
         self.stop_requested = False  # Ctrl-C: stop after this step, with a checkpoint
+        self.worker_death: RuntimeError | None = None  # a loader worker died: stopped after the last step, to be saved
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
         self.nan_at = 0
@@ -156,6 +192,7 @@ class TrainLoop:
         sync_every = int(os.environ.get("ALEXNET_DEBUG_SYNC_EVERY", "0")) or (
             CPU_SYNC_EVERY if self.device.type == "cpu" else ACCELERATOR_SYNC_EVERY)
         self.sums = DeviceSums(self.device, pos.step_in_epoch + 1)
+        loss, lr = None, 0.0
         try:
             for batch in batches:
                 images, labels, bad = batch[:3]  # a `LitBatch` also carries its lighting
@@ -186,6 +223,15 @@ class TrainLoop:
                     stop = broadcast_flag(stop, self.device)
                 if stop or self._max_steps_reached():
                     return False
+        except RuntimeError as e:
+            if not worker_died(e):
+                raise
+            if world.distributed:  # the other ranks wait at the next collective: nothing can be saved
+                raise loader_died(e, f"The last checkpoint is kept in {self.checkpoints}.") from None
+            if loss is not None and pos.step_in_epoch >= self.sums.unsynced_from:
+                self._sync(loss, lr)  # the steps since the last read-back, into the epoch's statistics
+            self.worker_death = e  # the trainer saves where the run stopped, then raises
+            return False
         finally:
             self.img_per_s = progress.close()
         return True
@@ -203,6 +249,7 @@ class TrainLoop:
         else:
             pos.epoch_stats = [0.0, 0.0, 0.0]
         batches = iter(self.loader)
+        defer_worker_deaths()  # a dead worker stops the loop between two steps, where the run can be saved
         if self.rng_to_restore is not None:  # after iter(): creating workers draws from the RNG
             set_rng_state(self.rng_to_restore)
             self.rng_to_restore = None

@@ -36,7 +36,7 @@ from .distributed import World, all_reduce_sum, gather_object, init_distributed,
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
-from .loop import DivergedError, Position, TrainLoop
+from .loop import DivergedError, Position, TrainLoop, loader_died, worker_died
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, log, plural
@@ -294,10 +294,13 @@ class Trainer:
         try:
             while self.pos.epoch < cfg.epochs:
                 complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
-                if self.loop.stop_requested:
+                if self.loop.stop_requested or self.loop.worker_death:
                     self.save("last.pt")
-                    log(world, f"stopped: resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
-                               f"continue with: alexnet train --resume {self.run_dir}")
+                    saved = (f"resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
+                             f"continue with: alexnet train --resume {self.run_dir}")
+                    if self.loop.worker_death:
+                        raise loader_died(self.loop.worker_death, f"Stopped at step {self.pos.global_step}: {saved}")
+                    log(world, f"stopped: {saved}")
                     raise KeyboardInterrupt
                 last = self._finish_epoch(complete, self.budget.t_epoch)
                 self.budget.epoch_done()  # the first epochs may re-plan the rest
@@ -346,6 +349,10 @@ def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
     try:
         trainer = Trainer(cfg, world, device, started)
         return trainer.run()
+    except RuntimeError as e:  # a validation or ten-crop loader's worker died
+        if trainer is None or not worker_died(e):
+            raise
+        raise loader_died(e, f"The last checkpoint is kept: alexnet train --resume {trainer.run_dir}") from None
     finally:
         if trainer is not None:  # the loaders' workers end now: a torchrun rank leaves by os._exit
             trainer.data.close()
