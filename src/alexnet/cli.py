@@ -15,7 +15,7 @@ import os
 import pkgutil
 import sys
 
-from .core.errors import UserError
+from .core.errors import UserError, worker_death_line, worker_died
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as e:  # evaluate, predict, index …: a loader worker killed (training says more itself)
+        if not worker_died(e):
+            raise
+        print(f"error: {worker_death_line(e)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `alexnet models | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

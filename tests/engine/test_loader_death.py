@@ -31,7 +31,8 @@ def colours(tmp_path_factory):
 
 
 def config(tmp_path, data, name, **kw):
-    return make_config("cifar10", data=data, model_kwargs=TINY, epochs=3, batch_size=16, lr=0.01, aug="light",
+    kw = {"epochs": 3, **kw}
+    return make_config("cifar10", data=data, model_kwargs=TINY, batch_size=16, lr=0.01, aug="light",
                        resident=False, workers=2, deterministic=True, amp="off", output_dir=str(tmp_path),
                        name=name, val_split=0.2, **kw)
 
@@ -96,3 +97,33 @@ def test_a_validation_worker_dies_the_last_checkpoint_is_kept(tmp_path, colours,
     msg = str(err.value)
     assert "data-loader worker process died" in msg and "\n" not in msg
     assert f"The last checkpoint is kept: alexnet train --resume {tmp_path / 'run'}" in msg
+
+
+def test_evaluate_with_a_worker_killed_says_so_in_one_line(tmp_path, colours, monkeypatch, capsys):
+    from alexnet.cli import main
+
+    run = fit(config(tmp_path, colours, "run", epochs=1)).run_dir
+    capsys.readouterr()
+    kill_a_worker_once(monkeypatch, tmp_path / "flag", training=False, epoch=0, after=4)
+    assert main(["evaluate", str(run), "--data", colours, "--workers", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: a data-loader worker process died (DataLoader worker (pid")
+    assert "--workers" in err and "\n" not in err and not (tmp_path / "flag").exists()
+
+
+def test_an_error_raised_in_a_worker_is_not_taken_for_its_death(monkeypatch):
+    """A bug in a worker keeps its traceback: only the loader's report of a dead worker is one line."""
+    from alexnet.cli import main
+    from alexnet.core.errors import worker_died
+
+    assert worker_died(RuntimeError("DataLoader worker (pid(s) 12) exited unexpectedly"))
+    assert not worker_died(RuntimeError("Caught RuntimeError in DataLoader worker process 0."))
+    assert not worker_died(ValueError("DataLoader worker (pid 12) is killed by signal: Killed."))
+    import alexnet.commands.models as models
+
+    def boom(args):
+        raise RuntimeError("Caught RuntimeError in DataLoader worker process 0.")
+
+    monkeypatch.setattr(models, "run_models", boom, raising=False)
+    with pytest.raises(RuntimeError, match="Caught RuntimeError in DataLoader worker"):
+        main(["models"])

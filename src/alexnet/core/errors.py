@@ -1,8 +1,9 @@
 """Errors a person can fix.
 
 `UserError` is raised for bad input from a person (a flag, a path, a file, a config). The CLI
-prints it as one line ``error: …`` on stderr and exits with status 2. Anything else is a bug and
-keeps its traceback.
+prints it as one line ``error: …`` on stderr and exits with status 2. A data-loader worker that
+died (`worker_died`: killed, on Linux most often by the out-of-memory killer) is not a bug either:
+one line too (`worker_death_line`). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,3 +21,15 @@ def did_you_mean(name: str, choices, n: int = 3) -> str:
     if not close:
         close = [c for c in choices if name.lower() in c.lower()][:n]
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+def worker_died(e: BaseException) -> bool:
+    """Whether ``e`` is a DataLoader's report that one of its worker processes died, rather than an
+    error a worker raised and passed on (those keep their own type and traceback)."""
+    return isinstance(e, RuntimeError) and str(e).startswith("DataLoader worker")
+
+
+def worker_death_line(e: BaseException) -> str:
+    """What a worker's death (``e``) means and what to do about it, in one line."""
+    return (f"a data-loader worker process died ({str(e).strip().rstrip('.')}), most often at the hands of the "
+            f"out-of-memory killer: fewer --workers or a smaller -b need less memory.")

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.device import Precision
-from ..core.errors import UserError
+from ..core.errors import UserError, worker_death_line, worker_died
 from ..core.seed import set_rng_state
 from .config import TrainConfig
 from .distributed import World, broadcast_flag, restart_count
@@ -50,12 +50,6 @@ class LoaderDiedError(UserError):
     """A data-loader worker process died (killed: on Linux most often by the out-of-memory killer)."""
 
 
-def worker_died(e: BaseException) -> bool:
-    """Whether ``e`` is a DataLoader's report that one of its worker processes died, rather than an
-    error a worker raised and passed on (those keep their own type and traceback)."""
-    return isinstance(e, RuntimeError) and str(e).startswith("DataLoader worker")
-
-
 def defer_worker_deaths() -> None:
     """Leave a loader worker's death to be found where the loop waits for that worker's batch.
     PyTorch's SIGCHLD handler (set when the first loader with workers starts) raises it in the main
@@ -76,9 +70,7 @@ def defer_worker_deaths() -> None:
 
 def loader_died(e: BaseException, after: str) -> LoaderDiedError:
     """The one line for a worker's death (``e``), ending with what became of the run (``after``)."""
-    return LoaderDiedError(f"a data-loader worker process died ({str(e).strip().rstrip('.')}), most often at the "
-                           f"hands of the out-of-memory killer: fewer --workers or a smaller -b need less memory. "
-                           f"{after}")
+    return LoaderDiedError(f"{worker_death_line(e)} {after}")
 
 
 @dataclass

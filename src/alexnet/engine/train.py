@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..core.device import Precision, resolve_device, use_channels_last
-from ..core.errors import UserError
+from ..core.errors import UserError, worker_died
 from ..core.memory import keep_large_buffers
 from ..core.seed import seed_everything, set_deterministic
 from ..data import BadSampleLog, normalizer_for, open_training_data
@@ -36,7 +36,7 @@ from .distributed import World, all_reduce_sum, gather_object, init_distributed,
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
-from .loop import DivergedError, Position, TrainLoop, loader_died, worker_died
+from .loop import DivergedError, Position, TrainLoop, loader_died
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, log, plural
