@@ -78,9 +78,10 @@ def test_the_probes_leave_the_global_random_stream_alone(monkeypatch):
 
 def test_two_identical_deterministic_runs_give_identical_weights(tmp_path, monkeypatch, capsys):
     """--amp auto measures as it would for a user (the probe's side effects, on the RNG say, must
-    not reach the run), but both runs take the first run's measurement: where bf16 times within the
-    noise of the margin (a CI runner once), two runs may each decide otherwise, which is why a run
-    records its decision (`alexnet train --config RUN/config.json` replays it)."""
+    not reach the run), but both runs take the first run's measurement: this tiny model's bf16 step
+    timed 1.2× then 0.93× fp32 in the two runs of one full-suite run on a 2-core EPYC (0.7–0.8×
+    alone), and the two runs decided differently — which is why a run records its decision
+    (`alexnet train --config RUN/config.json` replays it)."""
     monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
     real, first = prec.model_bf16_speedup, []
 
