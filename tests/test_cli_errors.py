@@ -240,6 +240,28 @@ def test_a_run_says_how_much_it_will_write(tmp_path, capsys):
     assert "optimizer" not in safe_torch_load(run / "checkpoints" / "best.pt")
 
 
+def test_a_disk_too_full_for_the_run_is_said_before_it_trains(tmp_path, capsys, monkeypatch):
+    """The estimate above against the disk's free space: a new run that cannot fit stops in one
+    line before its first epoch and leaves nothing behind; one that fits, and a resume, go on."""
+    import shutil
+    from collections import namedtuple
+
+    import alexnet.engine.rundir as rundir
+
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage
+    free = {"bytes": 2_000_000}  # the full-width digits model writes about 15.5 MB
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda p: usage(*real(p)[:2], free["bytes"]))
+    args = ["train", "--epochs", "1", "--max-steps", "1", "--amp", "off", "-b", "64", "--output-dir", str(tmp_path)]
+    err = one_line_error(capsys, [*args, "--name", "r"])
+    assert f"{tmp_path / 'r'}: this run writes about 15.5 MB there" in err and "2 MB free" in err
+    assert "--output-dir on another disk" in err and not (tmp_path / "r").exists()
+    free["bytes"] = 16_000_000
+    assert main([*args, "--name", "r"]) == 0
+    free["bytes"] = 0
+    assert main(["train", "--resume", str(tmp_path / "r"), "--max-steps", "2"]) == 0
+
+
 def test_val_split_0_trains_on_every_image(tmp_path, capsys):
     tiny = ["--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--amp", "off", "-b", "256",
             "--epochs", "1", "--max-steps", "2", "--output-dir", str(tmp_path)]

@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -93,9 +94,7 @@ class RunDir:
         """Before any data is loaded: the run's folder can be made and written to, and a new run
         does not land on an old one (which ``--resume`` continues instead)."""
         flag, given = ("--resume", cfg.resume) if cfg.resume else ("--output-dir", cfg.output_dir)
-        there = self.path
-        while not there.exists() and there.parent != there:  # the nearest folder that exists
-            there = there.parent
+        there = self._nearest_existing()
         if not there.is_dir():
             raise UserError(f"{flag} {given}: {there} is a file, not a folder; give a folder")
         if not os.access(there, os.W_OK | os.X_OK):
@@ -107,6 +106,28 @@ class RunDir:
             raise UserError(f"{self.path} already holds a run ({found[0]}): continue it with "
                             f"`alexnet train --resume {self.path}` (or --resume auto --name {self.path.name}), "
                             f"or give another --name")
+
+    def _nearest_existing(self) -> Path:
+        there = self.path
+        while not there.exists() and there.parent != there:
+            there = there.parent
+        return there
+
+    def check_space(self, need: dict[str, int]) -> None:
+        """A new run whose files (``need``: `disk_estimate`) take more than its disk has free stops
+        here, before its first epoch, rather than at its first checkpoint. Rank 0 looks; all stop."""
+        from ..data.pipeline import format_bytes
+
+        problem = None
+        if self.world.is_main:
+            free, total = shutil.disk_usage(self._nearest_existing()).free, sum(need.values())
+            if free < total:
+                problem = (f"{self.path}: this run writes about {format_bytes(total)} there "
+                           f"({', '.join(f'{k} {format_bytes(v)}' for k, v in need.items())}) and the disk has "
+                           f"{format_bytes(free)} free: free some space, or give an --output-dir on another disk")
+        problem = broadcast_object(problem)
+        if problem:
+            raise UserError(problem)
 
     def write_run_files(self, cfg: TrainConfig, classes: list[str], class_ids: list[Any]) -> None:
         """config.json and classes.json (the folders too)."""

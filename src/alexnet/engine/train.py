@@ -41,7 +41,7 @@ from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, log, plural
 from .report import RunReport, TrainResult, log_setup
-from .rundir import RunDir, load_model_state, run_dir_path
+from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
                     pixel_mean, place_resident)
@@ -78,6 +78,8 @@ class Trainer:
         self.classes = list(self.train_ds.classes)
         self._build_model()
         self._build_optimiser()
+        if not cfg.resume:  # a disk too full for the run's files: said now, not at the first checkpoint
+            self.dir.check_space(disk_estimate(self.model, cfg))
         self.bad_log = BadSampleLog()
         place_resident(cfg, world, self.data, device)  # --resident on a GPU: the set and its augmentation there
         self.data.build_loaders(self.batch_size, self.bad_log)
