@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # a training run stopped by SIGTERM says 143
         print("interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
     except RuntimeError as e:  # evaluate, predict, index …: a loader worker killed (training says more itself)
         if not worker_died(e):
             raise

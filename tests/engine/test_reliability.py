@@ -325,14 +325,14 @@ def test_leftover_temp_files_are_removed_at_the_next_start(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
-def _interrupt_at(monkeypatch, step: int, times: int) -> None:
-    """Press Ctrl-C ``times`` times while step ``step`` (1-based) sets its learning rate."""
+def _interrupt_at(monkeypatch, step: int, times: int, sig: int = signal.SIGINT) -> None:
+    """Press Ctrl-C (send ``sig``) ``times`` times while step ``step`` (1-based) sets its learning rate."""
     real = LRSchedule.lr
 
     def lr(self, global_step):
         if global_step + 1 == step:
             for _ in range(times):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), sig)
         return real(self, global_step)
 
     monkeypatch.setattr(LRSchedule, "lr", lr)
@@ -362,6 +362,45 @@ def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path, monkeypatch, cap
     assert "Ctrl-C: finishing this step" in out and "resumable checkpoint saved" not in out
     assert not (tmp_path / "cc" / "checkpoints" / "last.pt").exists() and temps(tmp_path / "cc" / "checkpoints") == []
     assert signal.getsignal(signal.SIGINT) is before  # the run's handler is gone, the caller's is back
+
+
+def test_sigterm_saves_the_current_step_exits_143_and_resumes_exactly(tmp_path, monkeypatch, capsys, ref):
+    """A scheduler's or `kill`'s polite stop is a Ctrl-C: the step finishes, the run is saved there."""
+    from alexnet.cli import main
+
+    _interrupt_at(monkeypatch, step=8, times=1, sig=signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    args = ["train", "--epochs", "2", "-b", "256", "--amp", "off", "--output-dir", str(tmp_path), "--name", "t"]
+    args += [a for k, v in TINY.items() for a in ("--model-arg", f"{k}={v}")]
+    assert main(args) == 143
+    out = capsys.readouterr().out
+    assert "SIGTERM: finishing this step" in out and "resumable checkpoint saved" in out
+    ck = safe_torch_load(tmp_path / "t" / "checkpoints" / "last.pt")
+    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 3, 8)
+    assert signal.getsignal(signal.SIGTERM) is before
+    monkeypatch.undo()
+    fit(resume_config(str(tmp_path / "t")))
+    assert same_tensors(weights_of(tmp_path / "t"), weights_of(ref.run_dir))
+
+
+def test_a_run_started_from_another_thread_trains(tmp_path):
+    """Only the main thread may set signal handlers: a run started elsewhere (a notebook's or a
+    server's thread) trains without them instead of failing."""
+    import threading
+
+    result: dict = {}
+
+    def train() -> None:
+        try:
+            result["run"] = run(tmp_path, "thread", max_steps=2)
+        except BaseException as e:  # noqa: BLE001 — shown by the assertion below
+            result["error"] = e
+
+    t = threading.Thread(target=train)
+    t.start()
+    t.join(timeout=120)
+    assert "error" not in result, result.get("error")
+    assert result["run"].steps_done == 2
 
 
 # ----------------------------------------------------------------------------- bad files in training

@@ -46,6 +46,14 @@ class DivergedError(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class StoppedBySignal(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; the CLI exits with ``128 + signum`` (130, 143)."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__()
+        self.exit_code = 128 + int(signum)
+
+
 class LoaderDiedError(UserError):
     """A data-loader worker process died (killed: on Linux most often by the out-of-memory killer)."""
 
@@ -125,19 +133,41 @@ class TrainLoop:
         self.ema = ema  # --ema: the average of ``model`` (engine/ema.py), updated after each step
         self.steps_per_epoch = len(loader)
         self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
-        self.stop_requested = False  # Ctrl-C: stop after this step, with a checkpoint
+        self.stop_requested = False  # Ctrl-C or SIGTERM: stop after this step, with a checkpoint
+        self.stop_signal = signal.SIGINT  # which one
         self.worker_death: RuntimeError | None = None  # a loader worker died: stopped after the last step, to be saved
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
         self.nan_at = 0
         self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
-    def on_sigint(self, signum, frame) -> None:
-        if self.stop_requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.stop_requested = True
-        log(self.world, "\nCtrl-C: finishing this step and saving a resumable checkpoint "
-                        "(press again to stop at once)")
+    def on_stop_signal(self, signum, frame) -> None:
+        if self.stop_requested:  # a second one: stop now
+            raise StoppedBySignal(signum)
+        self.stop_requested, self.stop_signal = True, signum
+        name, again = ("Ctrl-C", "press it") if signum == signal.SIGINT else (signal.Signals(signum).name, "send it")
+        log(self.world, f"\n{name}: finishing this step and saving a resumable checkpoint ({again} again to stop "
+                        f"at once)")
+
+    def catch_stop_signals(self) -> Callable[[], None]:
+        """Ctrl-C (on rank 0, which tells the other ranks at the next read-back) and, in a
+        one-process run, SIGTERM (a scheduler's or `kill`'s request to stop) finish the step and
+        save; returns what puts the handlers it found back. Under torchrun SIGTERM keeps its default:
+        torchrun sends it to every rank of a group it tears down, and a rank that stopped to save
+        would wait for peers that are gone. Only the main thread can take signals: a run started
+        from another thread (a notebook's, a server's) leaves them as they are."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        wanted = ([signal.SIGINT] if self.world.is_main else []) + ([] if self.world.distributed else [signal.SIGTERM])
+        found = {s: signal.signal(s, self.on_stop_signal) for s in wanted}
+
+        def restore() -> None:
+            for s, handler in found.items():
+                signal.signal(s, handler)
+
+        return restore
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, lr: float,
              lighting: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from .distributed import World, all_reduce_sum, gather_object, init_distributed,
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
-from .loop import DivergedError, Position, TrainLoop, loader_died
+from .loop import DivergedError, Position, StoppedBySignal, TrainLoop, loader_died
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, log, plural
@@ -290,9 +289,9 @@ class Trainer:
         return res
 
     def _train(self) -> EvalResult | None:
-        """Epochs until the last (or --max-steps); Ctrl-C saves a resumable checkpoint first."""
+        """Epochs until the last (or --max-steps); Ctrl-C (SIGTERM) saves a resumable checkpoint first."""
         cfg, world, last = self.cfg, self.world, None
-        old = signal.signal(signal.SIGINT, self.loop.on_sigint) if world.is_main else None
+        restore_signals = self.loop.catch_stop_signals()
         try:
             while self.pos.epoch < cfg.epochs:
                 complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
@@ -303,14 +302,13 @@ class Trainer:
                     if self.loop.worker_death:
                         raise loader_died(self.loop.worker_death, f"Stopped at step {self.pos.global_step}: {saved}")
                     log(world, f"stopped: {saved}")
-                    raise KeyboardInterrupt
+                    raise StoppedBySignal(self.loop.stop_signal)
                 last = self._finish_epoch(complete, self.budget.t_epoch)
                 self.budget.epoch_done()  # the first epochs may re-plan the rest
                 if not complete:  # --max-steps reached
                     break
         finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+            restore_signals()
             self.metrics.close()
         return last
 
