@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -37,9 +38,9 @@ def config(tmp_path, data, name, **kw):
                        name=name, val_split=0.2, **kw)
 
 
-def kill_a_worker_once(monkeypatch, flag, *, training: bool, epoch: int, after: int = 0):
+def kill_a_worker_once(monkeypatch, flag, *, training: bool, epoch: int, after: int = 0, linger: float = 0.0):
     """The first worker to load its ``after + 1``-th sample of ``epoch`` from the training (or
-    validation) split kills itself; the flag file makes it once in all."""
+    validation) split kills itself, ``linger`` seconds later; the flag file makes it once in all."""
     flag.write_text("armed")
     real = SafeDataset.__getitem__
     seen = [0]  # in each worker process, its own count
@@ -54,6 +55,7 @@ def kill_a_worker_once(monkeypatch, flag, *, training: bool, epoch: int, after: 
                 except FileNotFoundError:
                     pass
                 else:
+                    time.sleep(linger)
                     os.kill(os.getpid(), signal.SIGKILL)
         return real(self, key)
 
@@ -68,10 +70,11 @@ def test_a_training_worker_dies_the_run_is_saved_and_resumes_to_the_same_weights
     ref = fit(config(tmp_path, colours, "ref")).run_dir
     # 100 training images, batches of 16: 6 steps an epoch, the two workers taking turns, two batches
     # ahead. The first dies on its third batch of the second epoch (batch 4, asked for once batch 0
-    # is taken); its batch 2, made but held in its memory, dies with it, so the run stops after step 2
-    # of that epoch — with the losses of steps not yet read back (every 4th step here) on the device.
-    # PyTorch's own SIGCHLD handler would stop it at whatever line ran when the worker died.
-    kill_a_worker_once(monkeypatch, tmp_path / "flag", training=True, epoch=1, after=32)
+    # is taken), two seconds after it began it: by then the loop has taken batches 1-3 and waits for
+    # batch 4 (a batch a dead worker made but the loop had not taken dies with it, which would make
+    # the step it stops at depend on the order the batches arrived in). So the run stops after step
+    # 4 of that epoch, the losses of steps not yet read back (every 4th step here) on the device.
+    kill_a_worker_once(monkeypatch, tmp_path / "flag", training=True, epoch=1, after=32, linger=2.0)
     monkeypatch.setenv("ALEXNET_DEBUG_SYNC_EVERY", "4")
     with pytest.raises(LoaderDiedError) as err:
         fit(config(tmp_path, colours, "killed"))
@@ -80,8 +83,8 @@ def test_a_training_worker_dies_the_run_is_saved_and_resumes_to_the_same_weights
     assert f"continue with: alexnet train --resume {tmp_path / 'killed'}" in msg and "--workers" in msg
     assert not (tmp_path / "flag").exists()  # a worker did die
     ck = safe_torch_load(tmp_path / "killed" / "checkpoints" / "last.pt")
-    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 2, 8)  # saved mid-epoch, where it stopped
-    assert f"Stopped at step 8: resumable checkpoint saved to {tmp_path / 'killed' / 'checkpoints' / 'last.pt'}" in msg
+    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 4, 10)  # saved mid-epoch, where it stopped
+    assert f"Stopped at step 10: resumable checkpoint saved to {tmp_path / 'killed' / 'checkpoints' / 'last.pt'}" in msg
     monkeypatch.undo()
     fit(resume_config(str(tmp_path / "killed")))
     a, b = final_weights(ref), final_weights(tmp_path / "killed")
@@ -90,13 +93,41 @@ def test_a_training_worker_dies_the_run_is_saved_and_resumes_to_the_same_weights
     assert [r["train_loss"] for r in rows[0]] == [r["train_loss"] for r in rows[1]]  # no step's loss lost
 
 
-def test_a_validation_worker_dies_the_last_checkpoint_is_kept(tmp_path, colours, monkeypatch):
-    kill_a_worker_once(monkeypatch, tmp_path / "flag", training=False, epoch=0)
+def test_the_loop_takes_a_workers_death_between_steps_not_from_pytorchs_sigchld_handler(monkeypatch):
+    """PyTorch's SIGCHLD handler raises a worker's death at whatever line runs — mid-step — so the
+    loop sets it aside once its loader has started, and puts back the handler it had wrapped."""
+    import torch.utils.data._utils.signal_handling as torch_signals
+    from torch.utils.data import DataLoader
+
+    from alexnet.engine.loop import defer_worker_deaths
+
+    monkeypatch.setattr(torch_signals, "_SIGCHLD_handler_set", False)  # PyTorch sets it once a process
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGCHLD, mine)
+    try:
+        it = iter(DataLoader(list(range(8)), batch_size=2, num_workers=1))
+        assert signal.getsignal(signal.SIGCHLD).__module__ == torch_signals.__name__  # PyTorch's, wrapping mine
+        defer_worker_deaths()
+        assert signal.getsignal(signal.SIGCHLD) is mine
+        assert [int(x) for b in it for x in b] == list(range(8))
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+@pytest.mark.parametrize("after, said", [
+    (0, "No checkpoint was written yet: start the run again"),  # in the first validation: none yet
+    (16, "The last checkpoint is kept: alexnet train --resume "),  # 20 images, batch 16: the second one
+])
+def test_a_validation_worker_dies_the_last_checkpoint_is_kept(tmp_path, colours, monkeypatch, after, said):
+    kill_a_worker_once(monkeypatch, tmp_path / "flag", training=False, epoch=0, after=after)
     with pytest.raises(LoaderDiedError) as err:
         fit(config(tmp_path, colours, "run"))
     msg = str(err.value)
-    assert "data-loader worker process died" in msg and "\n" not in msg
-    assert f"The last checkpoint is kept: alexnet train --resume {tmp_path / 'run'}" in msg
+    assert "data-loader worker process died" in msg and "\n" not in msg and said in msg
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists() == (after > 0)
 
 
 def test_evaluate_with_a_worker_killed_says_so_in_one_line(tmp_path, colours, monkeypatch, capsys):

@@ -249,7 +249,9 @@ class TrainLoop:
             if not worker_died(e):
                 raise
             if world.distributed:  # the other ranks wait at the next collective: nothing can be saved
-                raise loader_died(e, f"The last checkpoint is kept in {self.checkpoints}.") from None
+                kept = (self.checkpoints / "last.pt").exists()
+                raise loader_died(e, f"The last checkpoint is kept in {self.checkpoints}." if kept
+                                  else "No checkpoint was written yet: start the run again.") from None
             if loss is not None and pos.step_in_epoch >= self.sums.unsynced_from:
                 self._sync(loss, lr)  # the steps since the last read-back, into the epoch's statistics
             self.worker_death = e  # the trainer saves where the run stopped, then raises

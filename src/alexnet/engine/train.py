@@ -352,7 +352,9 @@ def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
     except RuntimeError as e:  # a validation or ten-crop loader's worker died
         if trainer is None or not worker_died(e):
             raise
-        raise loader_died(e, f"The last checkpoint is kept: alexnet train --resume {trainer.run_dir}") from None
+        kept = (trainer.dir.checkpoints / "last.pt").exists()
+        raise loader_died(e, f"The last checkpoint is kept: alexnet train --resume {trainer.run_dir}" if kept
+                          else "No checkpoint was written yet: start the run again") from None
     finally:
         if trainer is not None:  # the loaders' workers end now: a torchrun rank leaves by os._exit
             trainer.data.close()
