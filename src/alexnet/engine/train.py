@@ -1,14 +1,15 @@
 """A training run: `fit(config)` → a run directory.
 
-One straight path (docs/architecture.md): `TrainConfig` → `build_model` + `open_training_data` (data/pipeline.py:
-the CPU, GPU or resident data path) → epochs of `TrainLoop.train_one_epoch` (engine/loop.py) and `evaluate` → a
-run directory (engine/rundir.py) with config, classes, metrics, checkpoints and weights; `RunReport` (report.py)
-says how it went. `Trainer` composes these parts and owns what they share: the model, optimiser and position.
+One straight path (docs/architecture.md): `TrainConfig` → `build_model` + `open_training_data`
+(data/pipeline.py: the CPU, GPU or resident data path) → epochs of `TrainLoop.train_one_epoch`
+(engine/loop.py) and `evaluate` → a run directory (engine/rundir.py) with config, classes,
+metrics, checkpoints and weights; `RunReport` (engine/report.py) says how it went. `Trainer`
+composes these parts and owns what they share: the model, the optimiser and the position.
 
-Exact resume: a checkpoint holds the model, optimiser, schedule, grad scaler, position in the epoch, running
-epoch statistics and every RNG state; the data order and the augmentation of each sample are pure functions of
-(seed, epoch, index), so a run killed at any step and resumed from its last checkpoint (with ``--deterministic``)
-ends with bit-identical weights.
+Exact resume: a checkpoint holds the model, optimiser, schedule, grad scaler, position in the
+epoch, running epoch statistics and every RNG state; the data order and the augmentation of each
+sample are pure functions of (seed, epoch, index), so a run killed at any step and resumed from its
+last checkpoint (with ``--deterministic``) ends with bit-identical weights.
 """
 
 from __future__ import annotations
@@ -207,7 +208,8 @@ class Trainer:
         pos.epoch, pos.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         pos.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
         pos.epoch_stats = [float(x) for x in own["epoch_stats"]]
-        # --report-at: thresholds passed before the interruption were reported then; only new ones now
+        # --report-at: thresholds passed before the interruption were reported then (with that
+        # session's times); this session reports only new ones
         self.report.reported = {t for t in cfg.report_at if self.best_top1 >= t}
         self.loop.rng_to_restore = own["rng"]
         self.bad_log.load_state_dict(own["bad_samples"])
