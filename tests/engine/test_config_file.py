@@ -184,3 +184,13 @@ def test_a_yaml_trains_and_its_config_json_reruns_it_exactly(tmp_path, monkeypat
            {k: v for k, v in first.items() if k not in ("name", "config_file")}
     a, b = (load_file(str(d / "weights.safetensors")) for d in (tmp_path / "runs" / "a", second_dir))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_data_named_by_its_kind_brings_its_recipe_and_model(capsys):
+    """``alexnet train --data cifar10:DIR`` trains alexnet-cifar under the cifar10 recipe and says
+    why; a model given keeps its own recipe."""
+    cfg = config_of("--data", "cifar10:/data/cifar10")
+    assert (cfg.recipe, cfg.model, cfg.data) == ("cifar10", "alexnet-cifar", "cifar10:/data/cifar10")
+    assert "recipe cifar10 (for cifar10 data; --recipe NAME to choose another)" in capsys.readouterr().out
+    assert config_of("--data", "cifar10:/data/cifar10", "--model", "alexnet-mnist").recipe == "digits"
+    assert config_of("--data", "imagenet:/datasets/ilsvrc2012").model == "alexnet"

@@ -242,6 +242,13 @@ def test_default_recipe_suits_the_model():
     assert default_recipe("alexnet-cifar", None)[0] == "cifar10"
     assert default_recipe("alexnet-owt", None)[0] == "photos"
     assert default_recipe("resnet18", None)[0] == "photos"
+    # no model named: a dataset named by its kind brings its own recipe; a folder, or a model, does not
+    assert default_recipe(None, None, "cifar10:/data/cifar10") == ("cifar10", "for cifar10 data")
+    assert default_recipe(None, None, "imagenet:/datasets/ilsvrc2012")[0] == "paper"
+    assert default_recipe(None, None, "mnist:/data/mnist")[0] == "digits"
+    assert default_recipe(None, None, "/data/photos")[0] == "digits"
+    assert default_recipe("alexnet-owt", None, "cifar10:/data/cifar10")[0] == "photos"
+    assert default_recipe(None, "IMAGENET1K_V1", "cifar10:/data/cifar10")[0] == "finetune"
     assert default_recipe("alexnet-owt", "IMAGENET1K_V1")[0] == "finetune"
 
 

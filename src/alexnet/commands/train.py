@@ -279,7 +279,8 @@ def check_flags(args: argparse.Namespace) -> dict:
     cf = read_config_file(args.config_file) if args.config_file else None
     start = cf.start_values({**over, **({"data": args.data_path} if args.data_path else {})}) if cf else {}
     given = {**start, **over}
-    recipe = args.recipe or start.get("recipe") or default_recipe(given.get("model"), given.get("weights"))[0]
+    recipe = args.recipe or start.get("recipe") or default_recipe(given.get("model"), given.get("weights"),
+                                                                  given.get("data"))[0]
     if cf:
         cf.check_values(recipe)
         data = "" if args.data_path or "data" in over else str(start.get("data", ""))
@@ -331,7 +332,7 @@ def config_from_args(args: argparse.Namespace):
 
                 check_model_kwargs(given["model"], given["model_kwargs"])
 
-        recipe, why = default_recipe(given.get("model"), weights)
+        recipe, why = default_recipe(given.get("model"), weights, given.get("data"))
         if "model" not in given and RECIPES[recipe].get("model"):
             over["model"] = RECIPES[recipe]["model"]
         print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")

@@ -287,10 +287,18 @@ PER_INVOCATION = ("max_steps", "test_only")
 # reads them on first use). Flags override them.
 
 
-def default_recipe(model: str | None, weights: str | None) -> tuple[str, str]:
-    """The recipe to use when none is named, and why: one that suits the model (and ``--weights``)."""
+DATA_RECIPES = {"cifar10": "cifar10", "imagenet": "paper"}  # a dataset's own recipe, for data given without a model
+
+
+def default_recipe(model: str | None, weights: str | None, data: str | None = None) -> tuple[str, str]:
+    """The recipe to use when none is named, and why: one that suits the model (and ``--weights``),
+    or, with neither, the dataset named by kind (``--data cifar10:DIR``: the cifar10 recipe's
+    alexnet-cifar, not the digits' 1-channel network on greyed images)."""
     if weights:
         return "finetune", "starting from --weights"
+    kind = (data or "").partition(":")[0]
+    if not model and kind in DATA_RECIPES:
+        return DATA_RECIPES[kind], f"for {kind} data"
     if not model or model == "alexnet-mnist":
         return "digits", f"for {model or 'the default model alexnet-mnist'}"
     if model == "alexnet-cifar":
