@@ -81,6 +81,14 @@ def loader_died(e: BaseException, after: str) -> LoaderDiedError:
     return LoaderDiedError(f"{worker_death_line(e)} {after}")
 
 
+def loader_died_unsaved(e: BaseException, checkpoints: Path) -> LoaderDiedError:
+    """`loader_died` where nothing can be saved now: the run's last checkpoint, if it has one, is where
+    it goes on from."""
+    if (checkpoints / "last.pt").exists():
+        return loader_died(e, f"The last checkpoint is kept: alexnet train --resume {checkpoints.parent}")
+    return loader_died(e, "No checkpoint was written yet: start the run again")
+
+
 @dataclass
 class Position:
     """Where a run is: the next epoch to run, optimiser steps done in it and in total, and the
@@ -249,9 +257,7 @@ class TrainLoop:
             if not worker_died(e):
                 raise
             if world.distributed:  # the other ranks wait at the next collective: nothing can be saved
-                kept = (self.checkpoints / "last.pt").exists()
-                raise loader_died(e, f"The last checkpoint is kept in {self.checkpoints}." if kept
-                                  else "No checkpoint was written yet: start the run again.") from None
+                raise loader_died_unsaved(e, self.checkpoints) from None
             if loss is not None and pos.step_in_epoch >= self.sums.unsynced_from:
                 self._sync(loss, lr)  # the steps since the last read-back, into the epoch's statistics
             self.worker_death = e  # the trainer saves where the run stopped, then raises

@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .distributed import World, all_reduce_sum
 from .evaluate import EvalResult, uselessness
 from .progress import clock, count, log, plural
-from .rundir import disk_estimate
+from .rundir import itemized
 
 
 def log_setup(trainer: Any) -> None:
@@ -34,9 +34,7 @@ def log_setup(trainer: Any) -> None:
     t, cfg, world = trainer, trainer.cfg, trainer.world
     nparams = sum(p.numel() for p in t.model.parameters())
     log(world, f"run directory: {t.run_dir}")
-    est = disk_estimate(t.model, cfg)
-    log(world, f"this run writes about {format_bytes(sum(est.values()))} there: "
-               + ", ".join(f"{k} {format_bytes(v)}" for k, v in est.items()))
+    log(world, f"this run writes about {format_bytes(sum(t.disk_need.values()))} there: {itemized(t.disk_need)}")
     log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(t.classes)} classes) · "
                f"data {cfg.data}: {count(len(t.train_ds))} train / "
                + (f"{count(len(t.val_ds))} val images" if t.val_ds is not None else

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
+from ..data.pipeline import format_bytes
 from ..models import save_weights
 from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
 from .config import TrainConfig
@@ -60,6 +61,11 @@ def disk_estimate(model: nn.Module, cfg: TrainConfig) -> dict[str, int]:
     ema = weights if cfg.ema else 0  # --ema: last.pt also holds the average
     return {"checkpoints/last.pt": weights + copies * params + ema, "checkpoints/best.pt": weights,
             "weights.safetensors": weights}
+
+
+def itemized(need: dict[str, int]) -> str:
+    """``disk_estimate``'s files and sizes: "checkpoints/last.pt 9.31 MB, checkpoints/best.pt 3.1 MB, …"."""
+    return ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items())
 
 
 def load_model_state(model: nn.Module, ck: dict[str, Any], path: Path, model_name: str, num_classes: int) -> None:
@@ -116,15 +122,13 @@ class RunDir:
     def check_space(self, need: dict[str, int]) -> None:
         """A new run whose files (``need``: `disk_estimate`) take more than its disk has free stops
         here, before its first epoch, rather than at its first checkpoint. Rank 0 looks; all stop."""
-        from ..data.pipeline import format_bytes
-
         problem = None
         if self.world.is_main:
             free, total = shutil.disk_usage(self._nearest_existing()).free, sum(need.values())
             if free < total:
-                problem = (f"{self.path}: this run writes about {format_bytes(total)} there "
-                           f"({', '.join(f'{k} {format_bytes(v)}' for k, v in need.items())}) and the disk has "
-                           f"{format_bytes(free)} free: free some space, or give an --output-dir on another disk")
+                problem = (f"{self.path}: this run writes about {format_bytes(total)} there ({itemized(need)}) "
+                           f"and the disk has {format_bytes(free)} free: free some space, or give an --output-dir "
+                           f"on another disk")
         problem = broadcast_object(problem)
         if problem:
             raise UserError(problem)

@@ -36,7 +36,7 @@ from .distributed import World, all_reduce_sum, gather_object, init_distributed,
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
-from .loop import DivergedError, Position, StoppedBySignal, TrainLoop, loader_died
+from .loop import DivergedError, Position, StoppedBySignal, TrainLoop, loader_died, loader_died_unsaved
 from .optim import Lookahead, build_optimizer
 from .precision import run_precision
 from .progress import MetricsLog, log, plural
@@ -78,8 +78,9 @@ class Trainer:
         self.classes = list(self.train_ds.classes)
         self._build_model()
         self._build_optimiser()
+        self.disk_need = disk_estimate(self.model, cfg)  # said at the start (`log_setup`)
         if not cfg.resume:  # a disk too full for the run's files: said now, not at the first checkpoint
-            self.dir.check_space(disk_estimate(self.model, cfg))
+            self.dir.check_space(self.disk_need)
         self.bad_log = BadSampleLog()
         place_resident(cfg, world, self.data, device)  # --resident on a GPU: the set and its augmentation there
         self.data.build_loaders(self.batch_size, self.bad_log)
@@ -354,9 +355,7 @@ def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
     except RuntimeError as e:  # a validation or ten-crop loader's worker died
         if trainer is None or not worker_died(e):
             raise
-        kept = (trainer.dir.checkpoints / "last.pt").exists()
-        raise loader_died(e, f"The last checkpoint is kept: alexnet train --resume {trainer.run_dir}" if kept
-                          else "No checkpoint was written yet: start the run again") from None
+        raise loader_died_unsaved(e, trainer.dir.checkpoints) from None
     finally:
         if trainer is not None:  # the loaders' workers end now: a torchrun rank leaves by os._exit
             trainer.data.close()
