@@ -251,7 +251,7 @@ def test_bad_flags_are_one_line_errors(flags, msg, tmp_path):
 
 
 def test_default_recipe_for_the_model():
-    from alexnet.engine.config import default_recipe
+    from alexnet.engine.recipes import default_recipe
 
     assert default_recipe("alexnet-cifar-fast", None)[0] == "cifar10-fast"
     cfg = make_config("cifar10-fast")

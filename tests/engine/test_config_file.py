@@ -194,3 +194,55 @@ def test_data_named_by_its_kind_brings_its_recipe_and_model(capsys):
     assert "recipe cifar10 (for cifar10 data; --recipe NAME to choose another)" in capsys.readouterr().out
     assert config_of("--data", "cifar10:/data/cifar10", "--model", "alexnet-mnist").recipe == "digits"
     assert config_of("--data", "imagenet:/datasets/ilsvrc2012").model == "alexnet"
+
+
+def _images(root: Path, size: tuple[int, int], mode: str = "RGB", classes=("a", "b"), n: int = 2) -> Path:
+    from PIL import Image
+
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new(mode, size, 90).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_folder_without_model_or_recipe_is_told_by_its_first_image(tmp_path, capsys):
+    """No --recipe, no --model: photos train alexnet-owt under `photos`, small colour images
+    alexnet-cifar under `cifar10` (their folder kept as a folder, not taken for CIFAR-10's ten
+    classes), small grey ones alexnet-mnist; the first line says why."""
+    photos = _images(tmp_path / "photos", (400, 300))
+    cfg = config_of("--data", str(photos))
+    assert (cfg.recipe, cfg.model, cfg.data) == ("photos", "alexnet-owt", str(photos))
+    assert "recipe photos (for photos: the data's first image is 400×300, colour;" in capsys.readouterr().out
+    small = _images(tmp_path / "small" / "train", (32, 32), classes="abc").parent
+    cfg = config_of("--data-path", str(small))
+    assert (cfg.recipe, cfg.model, cfg.data) == ("cifar10", "alexnet-cifar", str(small))
+    assert "for small colour images: the data's first image is 32×32, colour" in capsys.readouterr().out
+    grey = _images(tmp_path / "grey", (28, 28), "L")
+    assert (config_of("--data", f"folder:{grey}").recipe, config_of("--data", f"folder:{grey}").model) == \
+           ("digits", "alexnet-mnist")
+    assert config_of("--data", str(_images(tmp_path / "bigrey", (256, 200), "L"))).recipe == "photos"
+    assert config_of("--data", str(_images(tmp_path / "tiny-in", (64, 64)))).recipe == "cifar10"  # 64: small
+    assert config_of("--data", str(_images(tmp_path / "mid", (80, 65)))).recipe == "photos"
+    # a list file: its first lines' images
+    (tmp_path / "train.txt").write_text("# comment\nphotos/a/0.png 0\nphotos/b/0.png 1\n")
+    assert config_of("--data", str(tmp_path / "train.txt")).recipe == "photos"
+    # a model given keeps the recipe that suits it
+    assert config_of("--data", str(photos), "--model", "alexnet-cifar").recipe == "cifar10"
+
+
+def test_the_first_image_that_opens_decides_and_none_keeps_the_default(tmp_path):
+    """Unreadable files are passed over; a folder of which no file opens gets the default model's
+    recipe (its errors are the data loader's to report)."""
+    from alexnet.data.datasets import first_image
+
+    root = _images(tmp_path / "d", (32, 32), classes="bc")
+    (root / "a").mkdir()
+    (root / "a" / "0.jpg").write_bytes(b"not an image")
+    assert first_image(str(root)) == ("folder", str(root), (3, 32, 32))
+    assert first_image(str(root), tries=1) == ("folder", str(root), None)
+    bad = tmp_path / "bad" / "x"
+    bad.mkdir(parents=True)
+    (bad / "0.png").write_bytes(b"")
+    assert config_of("--data", str(bad.parent)).recipe == "digits"
+    assert first_image("cifar10:/nowhere") == ("cifar10", "/nowhere", None)

@@ -18,7 +18,7 @@ from alexnet.cli import main
 from alexnet.core.errors import UserError
 from alexnet.data import build_dataset, build_transforms
 from alexnet.engine import make_config
-from alexnet.engine.config import default_recipe
+from alexnet.engine.recipes import default_recipe
 from alexnet.engine.train import Trainer, fit
 from alexnet.infer.evaluation import evaluate_weights
 from alexnet.models import build_model, load_weights, model_cfg
@@ -246,7 +246,12 @@ def test_default_recipe_suits_the_model():
     assert default_recipe(None, None, "cifar10:/data/cifar10") == ("cifar10", "for cifar10 data")
     assert default_recipe(None, None, "imagenet:/datasets/ilsvrc2012")[0] == "paper"
     assert default_recipe(None, None, "mnist:/data/mnist")[0] == "digits"
-    assert default_recipe(None, None, "/data/photos")[0] == "digits"
+    assert default_recipe(None, None, "/data/photos")[0] == "digits"  # not looked at: the default model's
+    assert default_recipe(None, None, "folder:/data/photos", (3, 375, 500))[0] == "photos"
+    assert default_recipe(None, None, "folder:/data/small", (3, 32, 32))[0] == "cifar10"
+    assert default_recipe(None, None, "folder:/data/small", (1, 28, 28))[0] == "digits"
+    assert default_recipe("alexnet-cifar", None, "folder:/data/photos", (3, 375, 500))[0] == "cifar10"
+    assert default_recipe(None, "IMAGENET1K_V1", "folder:/data/photos", (3, 375, 500))[0] == "finetune"
     assert default_recipe("alexnet-owt", None, "cifar10:/data/cifar10")[0] == "photos"
     assert default_recipe(None, "IMAGENET1K_V1", "cifar10:/data/cifar10")[0] == "finetune"
     assert default_recipe("alexnet-owt", "IMAGENET1K_V1")[0] == "finetune"

@@ -252,7 +252,8 @@ def check_flags(args: argparse.Namespace) -> dict:
     and `fit`. Returns the fields ``--config``'s file gives (``{}`` without one)."""
     from ..core.errors import UserError
     from ..engine.budget import check_resume_flags
-    from ..engine.config import PER_INVOCATION, TrainConfig, config_values, default_recipe
+    from ..engine.config import PER_INVOCATION, TrainConfig, config_values
+    from ..engine.recipes import default_recipe
     from ..engine.config_file import read_config_file
 
     if args.max_steps == 0:
@@ -321,7 +322,7 @@ def config_from_args(args: argparse.Namespace):
                 over["model_kwargs"] = made_for[1]
     recipe = args.recipe or start.get("recipe")
     if recipe is None:
-        from ..engine.config import default_recipe
+        from ..engine.recipes import default_recipe
         from ..models import model_cfg
 
         given = {**start, **over}
@@ -332,7 +333,18 @@ def config_from_args(args: argparse.Namespace):
 
                 check_model_kwargs(given["model"], given["model_kwargs"])
 
-        recipe, why = default_recipe(given.get("model"), weights, given.get("data"))
+        image = None
+        if "model" not in given and not weights:  # the data tell: photos, small colour or small grey images
+            from ..data.datasets import KINDS, first_image
+
+            data = given.get("data")
+            spec = (f"{data}:{args.data_path}" if data in KINDS else args.data_path) if args.data_path else data
+            if spec and spec != "digits":
+                kind, path, image = first_image(spec)
+                given["data"] = f"{kind}:{path}"
+                if args.data_path and not over.get("data"):
+                    over["data"] = args.data_path  # what is there, not the chosen recipe's kind (cifar10)
+        recipe, why = default_recipe(given.get("model"), weights, given.get("data"), image)
         if "model" not in given and RECIPES[recipe].get("model"):
             over["model"] = RECIPES[recipe]["model"]
         print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")

@@ -41,7 +41,7 @@ from .imagenet import imagenet_dataset
 from .shards import is_shards, shards_dataset
 
 __all__ = [  # the base classes and folder helpers are re-exported: `from .datasets import X` keeps working
-    "build_dataset", "parse_spec", "detect_kind", "normalize_split", "default_eval_split", "KINDS",
+    "build_dataset", "parse_spec", "detect_kind", "first_image", "normalize_split", "default_eval_split", "KINDS",
     "KINDS_NEEDING_PATH", "IMG_EXTENSIONS", "VAL_NAMES",
     "ImageDataset", "FileDataset", "TensorImageDataset", "SubsetDataset", "CacheDataset", "take_subset",
     "split_indices", "find_classes", "scan_folder", "folder_splits", "folder_dataset", "list_dataset",
@@ -118,6 +118,45 @@ def detect_kind(path: str) -> str:
                 "meta.bin", "ILSVRC2012_devkit_t12", "LOC_synset_mapping.txt"}:
         return "imagenet"
     return "folder"
+
+
+GREY_MODES = ("1", "L", "LA", "I", "F")  # Pillow's modes without colour (and "I;16" and kin)
+
+
+def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, int] | None]:
+    """(kind, path, shape) of dataset ``spec``: its kind and location (`parse_spec`) and, for a
+    folder or list of image files, (channels, height, width) of the first of its images that opens
+    (the first image of each class folder in turn, or the list's first lines; ``tries`` files at
+    most; None for other kinds or where none opens). Reads headers only: cheap even for ImageNet."""
+    from PIL import Image
+
+    kind, path = parse_spec(spec)
+    if kind == "folder":
+        train_dir, val_dir = folder_splits(path)
+        root = train_dir or val_dir or path
+        files = (f for cls in find_classes(root) for f in _first_file(os.path.join(root, cls)))
+    elif kind == "list":
+        files = (f for f, _ in read_list(path))
+    else:
+        return kind, path, None
+    for _, f in zip(range(tries), files):
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+                grey = im.mode in GREY_MODES or im.mode.startswith("I;")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        return kind, path, (1 if grey else 3, h, w)
+    return kind, path, None
+
+
+def _first_file(directory: str) -> list[str]:
+    """The first image file under ``directory`` in `scan_folder`'s order, as a list of one (or none)."""
+    for root, _, fnames in sorted(os.walk(directory, followlinks=True)):
+        for fname in sorted(fnames):
+            if fname.lower().endswith(IMG_EXTENSIONS):
+                return [os.path.join(root, fname)]
+    return []
 
 
 def build_dataset(spec: str, split: str = "train", transform: Callable | None = None, *,

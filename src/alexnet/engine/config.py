@@ -284,28 +284,7 @@ PER_INVOCATION = ("max_steps", "test_only")
 
 
 # Recipes: field values, each with its source, one YAML file each in engine/recipes/ (`RECIPES`
-# reads them on first use). Flags override them.
-
-
-DATA_RECIPES = {"cifar10": "cifar10", "imagenet": "paper"}  # a dataset's own recipe, for data given without a model
-
-
-def default_recipe(model: str | None, weights: str | None, data: str | None = None) -> tuple[str, str]:
-    """The recipe to use when none is named, and why: one that suits the model (and ``--weights``),
-    or, with neither, the dataset named by kind (``--data cifar10:DIR``: the cifar10 recipe's
-    alexnet-cifar, not the digits' 1-channel network on greyed images)."""
-    if weights:
-        return "finetune", "starting from --weights"
-    kind = (data or "").partition(":")[0]
-    if not model and kind in DATA_RECIPES:
-        return DATA_RECIPES[kind], f"for {kind} data"
-    if not model or model == "alexnet-mnist":
-        return "digits", f"for {model or 'the default model alexnet-mnist'}"
-    if model == "alexnet-cifar":
-        return "cifar10", "for alexnet-cifar"
-    if model == "alexnet-cifar-fast":
-        return "cifar10-fast", "for alexnet-cifar-fast"
-    return "photos", f"for {model} on photos"
+# reads them on first use; `default_recipe` there chooses one when none is named). Flags override them.
 
 
 def make_config(recipe: str = "digits", *, file_values: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:

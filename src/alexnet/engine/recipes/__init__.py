@@ -8,7 +8,7 @@ a recipe file is also a config file: ``alexnet recipes show NAME > my.yaml``, ed
 
 `RECIPES` maps each name to its field values (a fresh copy on every lookup); the names are the
 files' names, so listing them (``alexnet train --help``) reads no file and imports no YAML parser.
-Adding a recipe is adding a file.
+Adding a recipe is adding a file. `default_recipe` chooses one where none is named.
 """
 
 from __future__ import annotations
@@ -108,3 +108,36 @@ class RecipeTable(Mapping):
 
 
 RECIPES = RecipeTable()
+
+
+DATA_RECIPES = {"cifar10": "cifar10", "imagenet": "paper"}  # a dataset's own recipe, for data given without a model
+SMALL_IMAGE = 64  # a short side up to this is a small image: CIFAR-10's 32, MNIST's 28, Tiny ImageNet's 64
+
+
+def default_recipe(model: str | None, weights: str | None, data: str | None = None,
+                   image: tuple[int, int, int] | None = None) -> tuple[str, str]:
+    """The recipe to use when none is named, and why: one that suits the model (and ``--weights``),
+    or, with neither, the data: a dataset named by kind brings its own (``--data cifar10:DIR``: the
+    cifar10 recipe's alexnet-cifar, not the digits' 1-channel network on greyed images), and a
+    folder or list of images is told by ``image``, (channels, height, width) of its first image
+    (`alexnet.data.datasets.first_image`): photos train alexnet-owt (`photos`), small colour images
+    alexnet-cifar (`cifar10`), small grey ones alexnet-mnist (`digits`)."""
+    if weights:
+        return "finetune", "starting from --weights"
+    kind = (data or "").partition(":")[0]
+    if not model and kind in DATA_RECIPES:
+        return DATA_RECIPES[kind], f"for {kind} data"
+    if not model and image:
+        c, h, w = image
+        first = f"the data's first image is {w}×{h}, {'colour' if c == 3 else 'grey'}"
+        if min(h, w) > SMALL_IMAGE:
+            return "photos", f"for photos: {first}"
+        return ("cifar10", f"for small colour images: {first}") if c == 3 else \
+            ("digits", f"for small grey images: {first}")
+    if not model or model == "alexnet-mnist":
+        return "digits", f"for {model or 'the default model alexnet-mnist'}"
+    if model == "alexnet-cifar":
+        return "cifar10", "for alexnet-cifar"
+    if model == "alexnet-cifar-fast":
+        return "cifar10-fast", "for alexnet-cifar-fast"
+    return "photos", f"for {model} on photos"
