@@ -229,6 +229,13 @@ def test_a_folder_without_model_or_recipe_is_told_by_its_first_image(tmp_path, c
     assert config_of("--data", str(tmp_path / "train.txt")).recipe == "photos"
     # a model given keeps the recipe that suits it
     assert config_of("--data", str(photos), "--model", "alexnet-cifar").recipe == "cifar10"
+    # a bare path recognised as a dataset kind brings that kind's recipe
+    (tmp_path / "batches").mkdir()
+    (tmp_path / "batches" / "data_batch_1").write_bytes(b"")
+    assert config_of("--data", str(tmp_path / "batches")).recipe == "cifar10"
+    (tmp_path / "ilsvrc").mkdir()
+    (tmp_path / "ilsvrc" / "LOC_synset_mapping.txt").write_text("")
+    assert config_of("--data-path", str(tmp_path / "ilsvrc")).model == "alexnet"
 
 
 def test_the_first_image_that_opens_decides_and_none_keeps_the_default(tmp_path):
