@@ -158,3 +158,80 @@ def test_an_error_raised_in_a_worker_is_not_taken_for_its_death(monkeypatch):
     monkeypatch.setattr(models, "run_models", boom, raising=False)
     with pytest.raises(RuntimeError, match="Caught RuntimeError in DataLoader worker"):
         main(["models"])
+
+
+SITE = '''# Python runs this file at start-up (it is sitecustomize on PYTHONPATH): in rank 0 of a torchrun
+# run, the first loader worker to load its 21st training sample of the second epoch kills itself.
+import os
+if os.environ.get("RANK") == "0" and os.environ.get("KILL_FLAG"):
+    import signal
+    from torch.utils.data import get_worker_info
+    from alexnet.data.loader import SafeDataset
+    real, seen = SafeDataset.__getitem__, [0]
+
+    def getitem(self, key):
+        ep = int(key[1]) if isinstance(key, (tuple, list)) else 0
+        if get_worker_info() is not None and self.substitute and ep == 1:
+            seen[0] += 1
+            if seen[0] > 20:
+                try:
+                    os.remove(os.environ["KILL_FLAG"])
+                except FileNotFoundError:
+                    pass
+                else:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, key)
+
+    SafeDataset.__getitem__ = getitem
+'''
+
+
+def test_under_torchrun_a_dead_worker_ends_every_rank_and_keeps_the_last_checkpoint(tmp_path):
+    """A real two-process torchrun run whose rank 0 loses a loader worker in its second epoch: rank 0
+    says so in one line with the command that resumes, torchrun ends the other rank, no process of
+    the run is left, and the last checkpoint (the first epoch's) resumes to the end."""
+    import socket
+    import sys
+
+    from subproc import processes_with, run_logged
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITE)
+    (tmp_path / "flag").write_text("armed")
+    env = {**os.environ, "ALEXNET_CPU_BF16": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "KILL_FLAG": str(tmp_path / "flag"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = tmp_path / "two"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "alexnet", "train", "--data", "digits", "--epochs", "3", "--amp", "off", "--workers", "2",
+           "--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--global-batch", "64",
+           "--output-dir", str(tmp_path), "--name", "two"]
+    res = run_logged(cmd, env)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and not (tmp_path / "flag").exists(), out[-3000:]  # a worker did die
+    said = [line for line in out.splitlines() if line.startswith("error: a data-loader worker process died")]
+    resume = f"torchrun --nproc-per-node 2 -m alexnet train --resume {run}"  # as many processes as it had
+    assert len(said) == 1 and said[0].endswith(f"The last checkpoint is kept: {resume}"), out[-3000:]
+    left = processes_with(str(tmp_path))
+    assert not left, f"{len(left)} processes of the torchrun run outlived it: {left}"
+    ck = safe_torch_load(run / "checkpoints" / "last.pt")
+    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 0, 22)  # 1,438 images, 64 a step
+    env.pop("KILL_FLAG")
+    res = run_logged([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                      "-m", "alexnet", "train", "--resume", str(run)], env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["epoch"] for r in csv.DictReader((run / "metrics.csv").open())] == ["1", "2", "3"]
+
+
+def test_the_command_that_resumes_names_as_many_processes_as_the_run_had(monkeypatch):
+    from alexnet.engine.distributed import World, resume_command
+
+    assert resume_command("runs/a", World()) == "alexnet train --resume runs/a"
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert resume_command("runs/a", World(1, 2, 1)) == "torchrun --nproc-per-node 2 -m alexnet train --resume runs/a"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resume_command("runs/a", World(5, 8, 1)) == \
+        "torchrun --nnodes 2 --nproc-per-node 4 … -m alexnet train --resume runs/a"

@@ -31,6 +31,18 @@ class World:
         return self.world_size > 1
 
 
+def resume_command(run_dir: Any, world: World) -> str:
+    """The command that continues the run in ``run_dir`` with as many processes as this one: a run
+    resumes with the count it trained with (each process's data and random state depend on it)."""
+    if not world.distributed:
+        return f"alexnet train --resume {run_dir}"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE") or world.world_size)
+    nodes = world.world_size // max(1, per_node)
+    launch = f"torchrun --nnodes {nodes} --nproc-per-node {per_node} …" if nodes > 1 else \
+        f"torchrun --nproc-per-node {per_node}"
+    return f"{launch} -m alexnet train --resume {run_dir}"
+
+
 def restart_count() -> int:
     """How many times torchrun (``--max-restarts``) has restarted this group: 0 on the first attempt
     and outside torchrun."""

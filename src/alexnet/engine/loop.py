@@ -24,7 +24,7 @@ from ..core.device import Precision
 from ..core.errors import UserError, worker_death_line, worker_died
 from ..core.seed import set_rng_state
 from .config import TrainConfig
-from .distributed import World, broadcast_flag, restart_count
+from .distributed import World, broadcast_flag, restart_count, resume_command
 from .ema import ModelEma
 from .optim import Lookahead
 from .progress import EpochProgress, log
@@ -81,11 +81,11 @@ def loader_died(e: BaseException, after: str) -> LoaderDiedError:
     return LoaderDiedError(f"{worker_death_line(e)} {after}")
 
 
-def loader_died_unsaved(e: BaseException, checkpoints: Path) -> LoaderDiedError:
+def loader_died_unsaved(e: BaseException, checkpoints: Path, world: World) -> LoaderDiedError:
     """`loader_died` where nothing can be saved now: the run's last checkpoint, if it has one, is where
     it goes on from."""
     if (checkpoints / "last.pt").exists():
-        return loader_died(e, f"The last checkpoint is kept: alexnet train --resume {checkpoints.parent}")
+        return loader_died(e, f"The last checkpoint is kept: {resume_command(checkpoints.parent, world)}")
     return loader_died(e, "No checkpoint was written yet: start the run again")
 
 
@@ -257,7 +257,7 @@ class TrainLoop:
             if not worker_died(e):
                 raise
             if world.distributed:  # the other ranks wait at the next collective: nothing can be saved
-                raise loader_died_unsaved(e, self.checkpoints) from None
+                raise loader_died_unsaved(e, self.checkpoints, world) from None
             if loss is not None and pos.step_in_epoch >= self.sums.unsynced_from:
                 self._sync(loss, lr)  # the steps since the last read-back, into the epoch's statistics
             self.worker_death = e  # the trainer saves where the run stopped, then raises

@@ -30,7 +30,7 @@ from ..data.pipeline import format_bytes
 from ..models import save_weights
 from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
 from .config import TrainConfig
-from .distributed import World, broadcast_object
+from .distributed import World, broadcast_object, resume_command
 from .progress import log, plural
 
 # What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
@@ -110,7 +110,7 @@ class RunDir:
                  and not (self.start_over and f != "weights.safetensors")]  # weights: a run that did train
         if found and not cfg.resume:
             raise UserError(f"{self.path} already holds a run ({found[0]}): continue it with "
-                            f"`alexnet train --resume {self.path}` (or --resume auto --name {self.path.name}), "
+                            f"`{resume_command(self.path, self.world)}` (or --resume auto --name {self.path.name}), "
                             f"or give another --name")
 
     def _nearest_existing(self) -> Path:

@@ -32,7 +32,7 @@ from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
 from .config import TrainConfig
-from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, shutdown
+from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, resume_command, shutdown
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
@@ -301,7 +301,7 @@ class Trainer:
                 if self.loop.stop_requested or self.loop.worker_death:
                     self.save("last.pt")
                     saved = (f"resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
-                             f"continue with: alexnet train --resume {self.run_dir}")
+                             f"continue with: {resume_command(self.run_dir, world)}")
                     if self.loop.worker_death:
                         raise loader_died(self.loop.worker_death, f"Stopped at step {self.pos.global_step}: {saved}")
                     log(world, f"stopped: {saved}")
@@ -355,7 +355,7 @@ def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
     except RuntimeError as e:  # a validation or ten-crop loader's worker died
         if trainer is None or not worker_died(e):
             raise
-        raise loader_died_unsaved(e, trainer.dir.checkpoints) from None
+        raise loader_died_unsaved(e, trainer.dir.checkpoints, world) from None
     finally:
         if trainer is not None:  # the loaders' workers end now: a torchrun rank leaves by os._exit
             trainer.data.close()
