@@ -62,8 +62,10 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     a = g.add_argument
     a("--recipe", help=f"named recipe: {', '.join(RECIPES)} (default: one that suits the model: digits for "
                        f"alexnet-mnist, cifar10 for alexnet-cifar, photos for the ImageNet-sized models, "
-                       f"finetune with --weights)")
-    a("--model", help="model name (see `alexnet models`; default alexnet-mnist, or the model --weights were made for)")
+                       f"finetune with --weights; without a model, one that suits the data: photos, small "
+                       f"colour or small grey images, cifar10, imagenet)")
+    a("--model", help="model name (see `alexnet models`; default: the recipe's, alexnet-mnist on the digits, or "
+                      "the model --weights were made for)")
     a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
       help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
     a("--weights", metavar="SPEC", help="start from these weights: a torchvision name (AlexNet_Weights.IMAGENET1K_V1, "
@@ -339,7 +341,7 @@ def config_from_args(args: argparse.Namespace):
 
             data = given.get("data")
             spec = (f"{data}:{args.data_path}" if data in KINDS else args.data_path) if args.data_path else data
-            if spec and spec != "digits":
+            if spec and spec not in KINDS:  # a kind alone (digits, or one that needs a location: said below)
                 kind, path, image = first_image(spec)
                 given["data"] = f"{kind}:{path}"
                 if args.data_path and not over.get("data"):
