@@ -57,15 +57,17 @@ def test_cli_export_onnx_prints_difference(tiny_run, tmp_path, capsys):
     assert out.is_file() and "max abs difference" in text and "ok" in text
 
 
-def test_export_check_failure_leaves_no_file(tiny_run, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("onnxruntime")
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_export_check_failure_leaves_no_file(fmt, tiny_run, tmp_path, monkeypatch, capsys):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
     import alexnet.infer.export as ex
 
     monkeypatch.setattr(ex, "tolerance_for", lambda ref: -1.0)  # nothing can pass
-    out = tmp_path / "bad.onnx"
-    assert main(["export", str(tiny_run), "-o", str(out)]) == 1
+    out = tmp_path / f"bad.{fmt}"
+    assert main(["export", str(tiny_run), "--format", fmt, "-o", str(out)]) == 1
     assert "differs" in capsys.readouterr().err
-    assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.endswith(".onnx")]
+    assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.endswith(f".{fmt}")]
 
 
 def test_torchscript_and_safetensors(tiny_run, tmp_path):
@@ -82,6 +84,29 @@ def test_torchscript_and_safetensors(tiny_run, tmp_path):
     assert meta2 == meta
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+@pytest.mark.parametrize("which", ["tiny_run", "paper_run"])
+def test_pt2_is_torch_export_with_a_free_batch_and_the_metadata_inside(which, request, tmp_path, capsys):
+    """``--format pt2``: ``torch.export.load(path).module()`` computes what PyTorch does at batch sizes
+    other than the export's (the paper's LRN and grouped convolutions included), and the archive
+    carries the classes and preprocessing, as does the JSON beside it."""
+    run = request.getfixturevalue(which)
+    out = tmp_path / "m.pt2"
+    assert main(["export", str(run), "--format", "pt2", "-o", str(out)]) == 0
+    assert "(pt2, " in capsys.readouterr().out
+    extra = {"alexnet.json": ""}
+    program = torch.export.load(str(out), extra_files=extra).module()
+    model, meta = load_weights(run)
+    for b in (1, 5):
+        x = example_inputs(meta_cfg(meta), b, seed=7)
+        with torch.no_grad():
+            torch.testing.assert_close(program(x), model(x), atol=1e-5, rtol=1e-5)
+    inside = json.loads(extra["alexnet.json"])
+    assert inside["classes"] == meta["classes"] and inside["export"]["model"] == meta["model"]
+    assert json.loads((tmp_path / "m.json").read_text()) == inside
+    with pytest.raises(UserError, match="a torch.export archive"):  # not weights to load
+        load_weights(out)
 
 
 def test_unknown_format_is_user_error(tiny_run, tmp_path):

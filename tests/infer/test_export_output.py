@@ -6,7 +6,7 @@ from alexnet.core.errors import UserError
 from alexnet.infer.export import export_model
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
 def test_an_existing_folder_is_refused_first(tmp_path, fmt):
     with pytest.raises(UserError, match="is a folder; give a file name"):
         export_model(tmp_path / "no-such-run", fmt, tmp_path)  # the weights would fail later

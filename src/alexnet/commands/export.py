@@ -1,9 +1,10 @@
-"""``alexnet export WEIGHTS --format onnx|torchscript|safetensors -o FILE``.
+"""``alexnet export WEIGHTS --format onnx|pt2|torchscript|safetensors -o FILE``.
 
 The exported network takes a normalised float batch (any batch size) and returns logits; the
-preprocessing and class names travel with it (ONNX metadata / a JSON file). ONNX and TorchScript
-files are run against PyTorch on the same inputs right after export: the maximum absolute
-difference is printed, and beyond the tolerance the file is not written (exit 1).
+preprocessing and class names travel with it (ONNX metadata / a JSON file). ONNX, pt2
+(torch.export) and TorchScript files are run against PyTorch on the same inputs right after
+export: the maximum absolute difference is printed, and beyond the tolerance the file is not
+written (exit 1).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ ORDER = 60
 def register(sub: argparse._SubParsersAction) -> None:
     from ..infer.formats import EXPORTERS, FORMATS, ONNX_OPSET
 
-    p = sub.add_parser("export", help="export weights to ONNX, TorchScript or safetensors",
+    p = sub.add_parser("export", help="export weights to ONNX, torch.export (.pt2), TorchScript or safetensors",
                        description=__doc__.split("\n", 2)[2].strip())
     p.add_argument("weights", help="run directory or weights.safetensors")
-    p.add_argument("--format", choices=FORMATS, default="onnx", help="default onnx")
+    p.add_argument("--format", choices=FORMATS, default="onnx",
+                   help="onnx (default), pt2 (torch.export.save; torch.export.load), torchscript (torch.jit), "
+                        "safetensors")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
     p.add_argument("--exporter", choices=EXPORTERS, default="auto",

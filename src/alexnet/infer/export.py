@@ -1,10 +1,12 @@
-"""Export trained weights for other runtimes: ONNX, TorchScript, or plain safetensors.
+"""Export trained weights for other runtimes: ONNX, ``torch.export`` (``.pt2``), TorchScript, or
+plain safetensors.
 
 The exported network takes a **normalised float** batch ``[N, C, H, W]`` (N free) and returns
 **logits** ``[N, classes]`` — exactly ``model(x)``; apply softmax for probabilities. The
 preprocessing it expects (resize short side, centre crop, mean, std) and the class names are
-written into the ONNX file's metadata (``metadata_props``) and, for TorchScript, into a JSON file
-next to it, so a consumer needs nothing else.
+written into the ONNX file's metadata (``metadata_props``), into the ``.pt2`` archive (its extra
+file ``alexnet.json``) and, for ``.pt2`` and TorchScript, into a JSON file next to it, so a consumer
+needs nothing else.
 
 Every export is checked right after it is written: the exported model and PyTorch are run on the
 same random inputs (two batch sizes, which also proves the batch dimension is dynamic) and the
@@ -202,6 +204,42 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, 
     return ExportResult(out, "torchscript", diff, tol, "torch.jit.trace", (side,))
 
 
+PT2_META = "alexnet.json"  # the extra file of a .pt2 archive that holds the metadata
+
+
+def export_program(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: Any,
+                   verify: bool = True) -> ExportResult:
+    """``torch.export`` with a dynamic batch dimension, saved by ``torch.export.save`` (PyTorch's
+    successor of TorchScript: ``torch.export.load(path).module()(x)`` in Python, AOTInductor or
+    ExecuTorch elsewhere); the metadata goes into the archive and into ``<out>.json`` next to it."""
+    from ..core.io import atomic_write_json
+
+    out = Path(out)
+    model = model.float().eval().cpu()
+    info = {**meta, "export": _metadata(meta, cfg)}
+    with _temp_next_to(out, ".pt2") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.inference_mode(False), torch.no_grad():
+            program = torch.export.export(model, (example_inputs(cfg, 2),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        torch.export.save(program, str(tmp), extra_files={PT2_META: json.dumps(info)})
+        diff = tol = None
+        if verify:
+            loaded = torch.export.load(str(tmp)).module()
+            diff, tol = 0.0, float("inf")
+            for b in (1, 3):  # neither is the export's batch of 2: the batch is free
+                x = example_inputs(cfg, b)
+                with torch.no_grad():
+                    ref, got = model(x), loaded(x)
+                diff, tol = max(diff, float((got - ref).abs().max())), min(tol, tolerance_for(ref))
+            if not diff <= tol:
+                raise ExportCheckError(f"torch.export output differs by {diff:.3g} (tolerance {tol:.3g}); not written")
+        os.replace(tmp, out)
+    side = out.with_suffix(".json")
+    atomic_write_json(side, info)
+    return ExportResult(out, "pt2", diff, tol, "torch.export", (side,))
+
+
 def export_safetensors(model: nn.Module, meta: dict[str, Any], out: str | Path) -> ExportResult:
     """A copy of the weights as ``<out>.safetensors`` + ``<out>.json`` (or into a folder)."""
     from ..models import save_weights
@@ -216,7 +254,7 @@ def export_safetensors(model: nn.Module, meta: dict[str, Any], out: str | Path) 
 def check_output_path(out: Path, fmt: str) -> None:
     """Refuse an output path that cannot be written before any work is done (one line each): a
     folder where a file is needed, a parent that is a file, a folder that is not writable."""
-    suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt)
+    suffix = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}.get(fmt)
     if suffix and out.is_dir():
         raise UserError(f"-o {out}: is a folder; give a file name, e.g. -o {out / ('model' + suffix)}")
     parent = out if out.is_dir() else out.parent
@@ -241,6 +279,8 @@ def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ON
     cfg = meta_cfg(meta)
     if fmt == "onnx":
         return export_onnx(model, meta, out, cfg, opset=opset, verify=verify, exporter=exporter)
+    if fmt == "pt2":
+        return export_program(model, meta, out, cfg, verify=verify)
     if fmt == "torchscript":
         return export_torchscript(model, meta, out, cfg, verify=verify)
     return export_safetensors(model, meta, out)

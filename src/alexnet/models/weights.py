@@ -47,8 +47,9 @@ ACCEPTS = "a run directory or a weights.safetensors file (with its weights.json)
 def _refuse_other_formats(p: Path) -> None:
     """A one-line answer for files people naturally try that are not weights: exports, checkpoints."""
     suffix = p.suffix.lower()
-    if suffix == ".onnx" or (suffix in (".ts", ".torchscript") or p.name.endswith(".torchscript.pt")):
-        kind = "an ONNX export (for onnxruntime)" if suffix == ".onnx" else "a TorchScript export (torch.jit.load)"
+    if suffix in (".onnx", ".pt2", ".ts", ".torchscript") or p.name.endswith(".torchscript.pt"):
+        kind = {".onnx": "an ONNX export (for onnxruntime)", ".pt2": "a torch.export archive (torch.export.load)"
+                }.get(suffix, "a TorchScript export (torch.jit.load)")
         raise UserError(f"{p} is {kind}; this command takes {ACCEPTS}: give the run directory it was "
                         f"exported from")
     if suffix in (".pt", ".pth", ".ckpt"):
