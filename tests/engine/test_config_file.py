@@ -227,6 +227,13 @@ def test_a_folder_without_model_or_recipe_is_told_by_its_first_image(tmp_path, c
     # a list file: its first lines' images
     (tmp_path / "train.txt").write_text("# comment\nphotos/a/0.png 0\nphotos/b/0.png 1\n")
     assert config_of("--data", str(tmp_path / "train.txt")).recipe == "photos"
+    # a cache and shards: the size the cache holds, the first image of the shards
+    assert main(["data", "cache", f"folder:{small}", "-o", str(tmp_path / "small-cache")]) == 0
+    assert main(["data", "shards", str(photos), "-o", str(tmp_path / "photo-shards")]) == 0
+    capsys.readouterr()
+    assert config_of("--data", f"cache:{tmp_path / 'small-cache'}").recipe == "cifar10"
+    cfg = config_of("--data", str(tmp_path / "photo-shards"))
+    assert cfg.recipe == "photos" and "the data's first image is 400×300" in capsys.readouterr().out
     # a model given keeps the recipe that suits it
     assert config_of("--data", str(photos), "--model", "alexnet-cifar").recipe == "cifar10"
     # a bare path recognised as a dataset kind brings that kind's recipe

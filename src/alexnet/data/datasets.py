@@ -34,11 +34,11 @@ from ..core.errors import UserError
 from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetDataset, TensorImageDataset,
                    check_fraction, concat_splits, split_indices, take_split, take_subset)
 from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
-from .cache import CacheDataset, cache_dataset, is_cache
+from .cache import CacheDataset, cache_dataset, is_cache, read_manifest
 from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, not_a_list_file,
                       read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
-from .shards import is_shards, shards_dataset
+from .shards import is_remote, is_shards, read_index, shards_dataset
 
 __all__ = [  # the base classes and folder helpers are re-exported: `from .datasets import X` keeps working
     "build_dataset", "parse_spec", "detect_kind", "first_image", "normalize_split", "default_eval_split", "KINDS",
@@ -127,10 +127,17 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
     """(kind, path, shape) of dataset ``spec``: its kind and location (`parse_spec`) and, for a
     folder or list of image files, (channels, height, width) of the first of its images that opens
     (the first image of each class folder in turn, or the list's first lines; ``tries`` files at
-    most; None for other kinds or where none opens). Reads headers only: cheap even for ImageNet."""
+    most), for a cache the size it holds, for local shards their first image; None for other kinds
+    or where none opens. Reads headers only: cheap even for ImageNet."""
     from PIL import Image
 
     kind, path = parse_spec(spec)
+    if kind == "cache":
+        m = read_manifest(path)
+        side = m.get("short_side")
+        return kind, path, (int(m.get("channels", 3)), int(side), int(side)) if side else None
+    if kind == "shards":
+        return kind, path, None if is_remote(path) else _first_shard_image(path)
     if kind == "folder":
         train_dir, val_dir = folder_splits(path)
         root = train_dir or val_dir or path
@@ -148,6 +155,22 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
             continue
         return kind, path, (1 if grey else 3, h, w)
     return kind, path, None
+
+
+def _first_shard_image(loc: str) -> tuple[int, int, int] | None:
+    """(channels, height, width) of the first image in the first training shard at ``loc``."""
+    import tarfile
+
+    from PIL import Image
+
+    try:
+        with tarfile.open(os.path.join(loc, "train-00000.tar")) as tar:
+            member = next(m for m in tar if m.name.lower().endswith(IMG_EXTENSIONS))
+            with Image.open(tar.extractfile(member)) as im:
+                w, h = im.size
+    except (OSError, StopIteration, ValueError, tarfile.TarError, Image.DecompressionBombError):
+        return None
+    return int(read_index(loc).get("channels", 3)), h, w
 
 
 def _first_file(directory: str) -> list[str]:
