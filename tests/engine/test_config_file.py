@@ -260,3 +260,4 @@ def test_the_first_image_that_opens_decides_and_none_keeps_the_default(tmp_path)
     (bad / "0.png").write_bytes(b"")
     assert config_of("--data", str(bad.parent)).recipe == "digits"
     assert first_image("cifar10:/nowhere") == ("cifar10", "/nowhere", None)
+    assert first_image(f"folder:{tmp_path / 'nowhere'}") == ("folder", str(tmp_path / "nowhere"), None)

@@ -132,6 +132,8 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
     from PIL import Image
 
     kind, path = parse_spec(spec)
+    if kind in ("folder", "list") and not os.path.exists(path):
+        return kind, path, None  # the dataset says what is missing, as without this look
     if kind == "cache":
         m = read_manifest(path)
         side = m.get("short_side")

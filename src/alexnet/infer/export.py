@@ -174,6 +174,20 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
     return ExportResult(out, "onnx", diff, tol, exporter)
 
 
+def _check(model: nn.Module, exported: Any, cfg: Any, what: str, batches: tuple[int, ...]) -> tuple[float, float]:
+    """The largest absolute difference of ``exported``'s logits from ``model``'s over a batch of each
+    size in ``batches``, and the tolerance; beyond it `ExportCheckError` (and no file is kept)."""
+    diff, tol = 0.0, float("inf")
+    for b in batches:
+        x = example_inputs(cfg, b)
+        with torch.no_grad():
+            ref, got = model(x), exported(x)
+        diff, tol = max(diff, float((got - ref).abs().max())), min(tol, tolerance_for(ref))
+    if not diff <= tol:
+        raise ExportCheckError(f"{what} output differs by {diff:.3g} (tolerance {tol:.3g}); not written")
+    return diff, tol
+
+
 def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: Any,
                        verify: bool = True) -> ExportResult:
     """Trace to TorchScript (``torch.jit.load``-able; deprecated by PyTorch but still the way to
@@ -187,17 +201,8 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, 
         with torch.inference_mode(False), torch.no_grad():
             traced = torch.jit.trace(model, example_inputs(cfg, 2), check_trace=False)
         torch.jit.save(traced, str(tmp))
-        diff = tol = None
-        if verify:
-            loaded = torch.jit.load(str(tmp), map_location="cpu")
-            diff, tol = 0.0, float("inf")
-            for b in (2, 3):
-                x = example_inputs(cfg, b)
-                with torch.no_grad():
-                    ref, got = model(x), loaded(x)
-                diff, tol = max(diff, float((got - ref).abs().max())), min(tol, tolerance_for(ref))
-            if not diff <= tol:
-                raise ExportCheckError(f"TorchScript output differs by {diff:.3g} (tolerance {tol:.3g}); not written")
+        diff, tol = _check(model, torch.jit.load(str(tmp), map_location="cpu"), cfg, "TorchScript",
+                           (2, 3)) if verify else (None, None)
         os.replace(tmp, out)
     side = out.with_suffix(".json")
     atomic_write_json(side, {**{k: v for k, v in meta.items()}, "export": _metadata(meta, cfg)})
@@ -223,17 +228,8 @@ def export_program(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg:
             program = torch.export.export(model, (example_inputs(cfg, 2),),
                                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
         torch.export.save(program, str(tmp), extra_files={PT2_META: json.dumps(info)})
-        diff = tol = None
-        if verify:
-            loaded = torch.export.load(str(tmp)).module()
-            diff, tol = 0.0, float("inf")
-            for b in (1, 3):  # neither is the export's batch of 2: the batch is free
-                x = example_inputs(cfg, b)
-                with torch.no_grad():
-                    ref, got = model(x), loaded(x)
-                diff, tol = max(diff, float((got - ref).abs().max())), min(tol, tolerance_for(ref))
-            if not diff <= tol:
-                raise ExportCheckError(f"torch.export output differs by {diff:.3g} (tolerance {tol:.3g}); not written")
+        diff, tol = _check(model, torch.export.load(str(tmp)).module(), cfg, "torch.export",
+                           (1, 3)) if verify else (None, None)  # neither is the export's batch of 2: the batch is free
         os.replace(tmp, out)
     side = out.with_suffix(".json")
     atomic_write_json(side, info)
