@@ -311,3 +311,23 @@ def test_run_weights_with_other_classes_get_a_new_head(tmp_path):
     assert info.reinitialised == ["classifier.fc8"] and info.classes == ["cat", "dog"]
     assert not torch.equal(other.classifier.fc8.weight, src.classifier.fc8.weight)
     assert torch.equal(other.classifier.fc7.weight, src.classifier.fc7.weight)
+
+
+def test_few_images_for_an_imagenet_sized_network_from_scratch_get_a_note_at_the_start(capsys):
+    from alexnet.engine.distributed import World
+    from alexnet.engine.setup import note_few_images
+    from alexnet.models import model_cfg
+
+    note_few_images(make_config("photos"), World(), model_cfg("alexnet-owt"), 300)
+    out = capsys.readouterr().out
+    assert out.startswith("note: 300 training images are few to train alexnet-owt from scratch")
+    assert out.rstrip().endswith(": --weights IMAGENET1K_V1 (recipe finetune)")
+    note_few_images(make_config("photos", model="alexnet"), World(), model_cfg("alexnet"), 300)
+    assert "--weights IMAGENET1K_V1 --model alexnet-owt (recipe finetune)" in capsys.readouterr().out  # none of its own
+    for cfg, model, n in ((make_config("photos"), "alexnet-owt", 10_000),  # enough
+                          (make_config("finetune", weights="IMAGENET1K_V1"), "alexnet-owt", 300),  # not from scratch
+                          (make_config("cifar10"), "alexnet-cifar", 300)):  # not ImageNet-sized
+        note_few_images(cfg, World(), model_cfg(model), n)
+        assert capsys.readouterr().out == ""
+    note_few_images(make_config("photos"), World(1, 2, 1), model_cfg("alexnet-owt"), 300)  # said by rank 0 alone
+    assert capsys.readouterr().out == ""

@@ -44,7 +44,7 @@ from .report import RunReport, TrainResult, log_setup
 from .rundir import RunDir, disk_estimate, load_model_state, run_dir_path
 from .schedule import LRSchedule
 from .setup import (check_channels, check_compiler, check_data_spec, check_validation, data_config, init_from_data,
-                    pixel_mean, place_resident)
+                    note_few_images, pixel_mean, place_resident)
 from .tta import final_tta
 
 __all__ = ["fit", "TrainResult", "Trainer", "DivergedError"]
@@ -126,6 +126,7 @@ class Trainer:
             self.frozen = freeze(self.model, cfg.freeze)
         self.model = self.model.to(device)
         check_channels(cfg, world, self.mcfg, self.train_ds)
+        note_few_images(cfg, world, self.mcfg, len(self.train_ds))
         self.channels_last = {"on": True, "off": False}.get(cfg.channels_last, use_channels_last(device))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
