@@ -36,7 +36,9 @@ reference with a 95 % Student-t interval (3 seeds or more; "within the noise" wh
 reference's TTA against `cifar10-fast`'s own committed seeds (flip-averaged), which share no runs with them: a
 Welch interval, unpaired. ``--against OTHER`` (another OUT) adds, for each arm with runs of the same seeds there,
 the difference of its runs to those, paired by seed (``vs_against``: centre, flip-averaged, wall time, steps) — the
-same commands on another CPU or with another version of the code.
+same commands on another CPU or with another version of the code; an arm naming another arm there (``against_arm``:
+``r-now-40m``, the recipe given 40 minutes, against ``r-nolookahead-replay``, the recipe on its own 20-minute steps)
+pairs with that one's runs.
 Plain Python (no torch).
 """
 
@@ -97,6 +99,9 @@ class Arm:
     # an arm whose runs stand in for the reference's at the seeds the reference has none (the recipe itself on a
     # replayed plan, at seeds after its own), so that a replay arm pairs by seed there too
     stand_in: str = ""
+    # the arm in ``--against`` whose runs this one's pair with by seed, where not one of the same name (the recipe
+    # given another budget on another machine against the recipe's own steps)
+    elsewhere: str = ""
 
     def command(self, data: str, out: str, seed: int) -> list[str]:
         if self.replay:  # data and budget come from the replayed config (a --data-path would make a new plan)
@@ -198,9 +203,10 @@ RECIPE_ARMS = (
     Arm("r-ls0", (*R20, "--label-smoothing", "0"), "no label smoothing", NET_NARROW, 512, 25, ()),
     Arm("r-nolookahead", (*R20[:-1], "--no-lookahead"), "no lookahead (the recipe now)", NET_NARROW, 512, 25, ()),
     # the recipe as it now stands (no flag but the budget) given 40 minutes: on a CPU of half the recipe machine's
-    # speed (the slower EPYC) about the epochs 20 minutes fit there; its estimate is the budget here too
+    # speed (the slower EPYC) about the epochs 20 minutes fit there, so with --against it pairs by seed with the
+    # recipe now on the recipe seeds' own 20-minute steps
     Arm("r-now-40m", ("--recipe", "cifar10", "--time-budget", "40m"), "the recipe now, epochs planned to 40 minutes",
-        NET_NARROW, 512, 50, ()),
+        NET_NARROW, 512, 50, (), elsewhere="r-nolookahead-replay"),
     Arm("r-flip", (*R20, "--aug", "flip"), "no translation (flips stay)", NET_NARROW, 512, 25, ()),
     Arm("r-fp32", (*R20, "--amp", "off"), "fp32 instead of bf16 autocast", NET_NARROW, 512, 25, ()),
     # the same change on the recipe seed's own steps: its config.json replayed, plan and all, so the pair differs in
@@ -340,8 +346,11 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
         row["flip_gain"] = t_interval(gains) if gains else None  # flip averaging over the centre crop, per seed
         gains = [s["tta"] - s["flip"] for s in got.values() if None not in (s["tta"], s["flip"])]
         row["tta_gain"] = t_interval(gains) if gains else None  # airbench's 6-view TTA over flip averaging, per seed
-        if other.get(a.name):  # the same arm × seed in ``against``, paired by seed: what the other place changed
-            row["vs_against"] = {key: paired(got, other[a.name], key) for key in ("centre", "flip", "wall_s", "steps")}
+        theirs = a.elsewhere or a.name
+        if other.get(theirs):  # the same arm × seed in ``against``, paired by seed: what the other place changed
+            row["vs_against"] = {key: paired(got, other[theirs], key) for key in ("centre", "flip", "wall_s", "steps")}
+            if a.elsewhere:
+                row["against_arm"] = a.elsewhere
         if fast:  # every arm against cifar10-fast's committed seeds, which share no runs with it: unpaired
             row["flip_vs_cifar10_fast_seeds"] = welch(flips(got), fast)
         result["arms"][a.name] = row

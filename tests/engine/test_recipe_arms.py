@@ -35,12 +35,13 @@ def test_each_recipe_arms_command_gives_the_settings_its_committed_runs_recorded
     arms = [a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if not a.replay]
     checked = 0
     for a in arms:
-        for folder in sorted(RUNS.glob(f"{a.name}-s[0-9]")):
+        for folder in sorted(RUNS.parent.glob(f"cifar10-recipe*/{a.name}-s[0-9]")):
             recorded = json.loads((folder / "config.json").read_text())
             cfg = config_of(a.command("DATA", "OUT", recorded["seed"]))
             assert {k: getattr(cfg, k) for k in SETTINGS} == {k: recorded[k] for k in SETTINGS}, folder.name
             checked += 1
     assert checked >= len(arms) + 2  # every arm has a run, the recipe three
+    assert any(RUNS.parent.glob("cifar10-recipe-40m-2596mhz/r-now-40m-s0"))  # an arm committed in a folder of its own
 
 
 def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
@@ -95,3 +96,24 @@ def test_a_replay_arm_pairs_with_the_recipe_and_past_its_seeds_with_the_recipe_r
     # the recipe's own medians are its three seeds', not the replays'
     assert out["recipe"]["flip_median"] == pytest.approx(87.2) and "flip_vs_reference" not in out["recipe"]
     assert out["recipe-replay"]["flip_vs_reference"]["by_seed"] == {0: pytest.approx(-37.0)}
+
+
+def test_an_arm_given_another_budget_elsewhere_pairs_by_seed_with_the_arm_it_names_there(tmp_path, monkeypatch):
+    steps = tool(monkeypatch)
+    reference, arms = steps.arm_set({"--set": "cifar10-recipe"})
+    here, there = tmp_path / "here", tmp_path / "there"
+    for out, name, seed, flip, wall in ((here, "r-now-40m", 0, 88.0, 2300.0), (here, "r-now-40m", 1, 88.5, 2310.0),
+                                        (here, "r-now-40m", 2, 87.5, 2320.0), (there, "r-nolookahead-replay", 0, 87.5,
+                                                                               1190.0),
+                                        (there, "r-nolookahead-replay", 1, 88.0, 1200.0),
+                                        (there, "r-now-40m", 0, 10.0, 1.0)):  # a run of the same name is not the pair
+        run = out / f"{name}-s{seed}"
+        run.mkdir(parents=True)
+        score = {"top1": flip, "top5": 99.0, "loss": 0.3, "n": 5000}
+        (run / "final.json").write_text(json.dumps({"centre": score, "ten_crop": score, "tta": None}))
+        (run / "metrics.csv").write_text("epoch,step,time\n1,87,95.0\n")
+        (run / "run.json").write_text(json.dumps({"wall_s": wall}))
+    row = steps.summarize(here, tmp_path / "r.json", reference, arms, against=there)["arms"]["r-now-40m"]
+    assert row["against_arm"] == "r-nolookahead-replay"
+    assert row["vs_against"]["flip"]["by_seed"] == pytest.approx({0: 0.5, 1: 0.5})  # seed 2 has no pair there
+    assert row["vs_against"]["wall_s"]["by_seed"] == pytest.approx({0: 1110.0, 1: 1110.0})
