@@ -33,15 +33,15 @@ def config_of(cmd: list[str]):
 def test_each_recipe_arms_command_gives_the_settings_its_committed_runs_recorded(monkeypatch):
     steps = tool(monkeypatch)
     arms = [a for a in steps.arm_set({"--set": "cifar10-recipe"})[1] if not a.replay]
-    checked = 0
-    for a in arms:
+    checked: dict[str, int] = {}
+    for a in arms:  # in docs/runs/cifar10-recipe-arms and the folders of arms run on another machine or budget
         for folder in sorted(RUNS.parent.glob(f"cifar10-recipe*/{a.name}-s[0-9]")):
             recorded = json.loads((folder / "config.json").read_text())
             cfg = config_of(a.command("DATA", "OUT", recorded["seed"]))
             assert {k: getattr(cfg, k) for k in SETTINGS} == {k: recorded[k] for k in SETTINGS}, folder.name
-            checked += 1
-    assert checked >= len(arms) + 2  # every arm has a run, the recipe three
-    assert any(RUNS.parent.glob("cifar10-recipe-40m-2596mhz/r-now-40m-s0"))  # an arm committed in a folder of its own
+            checked[a.name] = checked.get(a.name, 0) + 1
+    assert set(checked) == {a.name for a in arms} and checked["recipe"] >= 3  # every arm has a run, the recipe three
+    assert checked["r-now-40m"] == 3  # an arm committed in a folder of its own
 
 
 def test_a_replay_arm_trains_on_the_recipe_seeds_own_plan_with_one_flag_changed(tmp_path, monkeypatch):
