@@ -4,6 +4,7 @@ training split's), and when it gives one answer for nearly every image — in `t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,12 @@ def test_one_answer_for_nearly_every_image_is_flagged_even_above_chance(tmp_path
     out = capsys.readouterr().out
     assert "at the last epoch the model predicts 'bees' for 20 of 20 validation images (100.0%)" in out
     assert "does not beat" not in out and "learnt nothing useful" in out
+    # the tip names the flags that start this model from ImageNet's weights: a model torchvision has no weights
+    # for is told the network they fit; alexnet-owt is not told to be itself
+    assert "start from pretrained weights (--weights IMAGENET1K_V1 --model alexnet-owt)" in out
+    t.report.cfg = dataclasses.replace(t.report.cfg, model="alexnet-owt")
+    t.report.chance_warning(85.0, last)
+    assert "start from pretrained weights (--weights IMAGENET1K_V1);" in capsys.readouterr().out
 
 
 def test_uselessness_rules():

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..data.pipeline import format_bytes
+from ..models.pretrained import imagenet_start
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum
 from .evaluate import EvalResult, uselessness
@@ -158,7 +159,7 @@ class RunReport:
         if w.is_main:
             self.write_final(last, ten, best_top1)
         if bad_samples:
-            log(w, f"{bad_samples} bad samples skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
+            log(w, f"{plural(bad_samples, 'bad sample')} skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                f"weights.safetensors weights.json")
         log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
@@ -199,7 +200,7 @@ class RunReport:
         cfg = self.cfg
         tips = []
         if not cfg.weights:
-            tips.append("start from pretrained weights (--weights IMAGENET1K_V1 with --model alexnet-owt)")
+            tips.append(f"start from pretrained weights ({imagenet_start(cfg.model)})")
         tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
         log(self.world, f"warning: {'; '.join(what)}: this model has learnt nothing useful. Try: {'; '.join(tips)}")
 

@@ -108,13 +108,12 @@ FEW_FOR_SCRATCH = 10_000  # fewer training images than this are few for an Image
 def note_few_images(cfg: TrainConfig, world: World, mcfg: Any, n_train: int) -> None:
     """Say at the start, not after every epoch has run, that a few thousand images are few to train
     an ImageNet-sized network from scratch, and how to start from ImageNet's weights instead."""
-    from ..models.pretrained import TORCHVISION_NAMES
+    from ..models.pretrained import imagenet_start
 
     if cfg.weights or cfg.resume or not world.is_main or min(mcfg.input_size[1:]) < 150 or n_train >= FEW_FOR_SCRATCH:
         return
-    how = "--weights IMAGENET1K_V1" + ("" if cfg.model in TORCHVISION_NAMES else " --model alexnet-owt")
     log(world, f"note: {n_train:,} training images are few to train {cfg.model} from scratch; starting from "
-               f"ImageNet's weights learns far more from them: {how} (recipe finetune)")
+               f"ImageNet's weights learns far more from them: {imagenet_start(cfg.model)} (recipe finetune)")
 
 
 def pixel_mean(cfg: TrainConfig, world: World, mcfg: Any) -> tuple[list[float], str]:

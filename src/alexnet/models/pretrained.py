@@ -35,6 +35,12 @@ TORCHVISION_NAMES = {"alexnet-owt": "alexnet", "vgg16": "vgg16", "googlenet": "g
                      "resnet50": "resnet50", "resnext50_32x4d": "resnext50_32x4d"}
 
 
+def imagenet_start(model: str) -> str:
+    """The flags that start ``model``'s training from ImageNet's weights: the model's own torchvision weights,
+    or, for a model torchvision has none for, the same weights with the network they fit (alexnet-owt)."""
+    return "--weights IMAGENET1K_V1" + ("" if model in TORCHVISION_NAMES else " --model alexnet-owt")
+
+
 @dataclass
 class PretrainedInfo:
     """Where starting weights came from and what of them was used (recorded in the run)."""
