@@ -276,6 +276,17 @@ def test_mnist_net_on_colour_photos_warns(tmp_path, photos, capsys):
     assert "warning: alexnet-mnist is a 1-channel 28×28 network" in capsys.readouterr().out
 
 
+def test_mnist_net_on_grey_images_does_not_call_them_colour(tmp_path, capsys):
+    # a folder's loader hands grey files over as RGB; the files' own mode says they are grey
+    for cls in ("a", "b"):
+        (tmp_path / "grey" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (20, 20), 40 * i).save(tmp_path / "grey" / cls / f"{i}.png")
+    _trainer(make_config("digits", data=f"folder:{tmp_path / 'grey'}", output_dir=str(tmp_path), batch_size=4,
+                         model_kwargs={"width": 0.25, "fc_width": 16}))
+    assert "1-channel" not in capsys.readouterr().out
+
+
 def test_ten_crop_mirrors_only_models_trained_with_flips():
     img = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
     assert build_transforms(model_cfg("alexnet-mnist"), train=False, ten_crop=True)(img).shape[0] == 5

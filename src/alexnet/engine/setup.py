@@ -87,17 +87,22 @@ def check_compiler(device: torch.device) -> None:
 
 def check_channels(cfg: TrainConfig, world: World, mcfg: Any, train_ds: Any) -> None:
     """Warn when the 1-channel digits/MNIST net is about to train on colour images (usually a
-    forgotten --model): they would be turned grey and shrunk to 28×28."""
+    forgotten --model): they would be turned grey and resized to its input. Grey files are not
+    colour images, though a folder's loader hands them over as RGB: their own mode decides."""
+    from ..data.datasets import first_image
+
     if mcfg.input_size[0] != 1 or not world.is_main or not len(train_ds):
         return
-    try:
-        first = train_ds.load(0)
-    except Exception:  # a bad first image is reported by the loader later
-        return
-    if first.shape[-3] == 3:
+    seen = first_image(cfg.data)[2]  # a folder's or list's first image, from its header
+    if seen is None:
+        try:
+            seen = tuple(train_ds.load(0).shape[-3:])
+        except Exception:  # a bad first image is reported by the loader later
+            return
+    if seen[0] == 3:
         c, h, w = mcfg.input_size
         log(world, f"warning: {cfg.model} is a 1-channel {h}×{w} network and {cfg.data} holds "
-                   f"colour images: they are made grey and shrunk to {h}×{w}. For photos give "
+                   f"colour images: they are made grey and resized to {h}×{w}. For photos give "
                    f"--model alexnet-owt (--weights IMAGENET1K_V1 to fine-tune), or --model alexnet-cifar "
                    f"for small images")
 
