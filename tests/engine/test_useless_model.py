@@ -76,6 +76,7 @@ def test_uselessness_rules():
     assert uselessness(50.0, [5, 5], [5, 5], ["a", "b"]).below_chance  # not above 50 %
     assert uselessness(60.0, [4, 6], [0, 10], ["a", "b"]).one_class == "predicts 'b' for 10 of 10 images (100.0%)"
     assert not uselessness(100.0, [0, 10], [0, 10], ["a", "b"]).one_class  # one class present: nothing to tell apart
+    assert not uselessness(0.0, [0, 10], [10, 0], ["a", "b"])  # nor a chance level: its own class is all of it
     assert uselessness(96.0, [50, 50], [96, 4], ["a", "b"]).one_class  # 96 % one class
     assert not uselessness(96.0, [50, 50], [94, 6], ["a", "b"])
 

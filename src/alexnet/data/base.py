@@ -159,6 +159,25 @@ class SubsetDataset(ImageDataset):
         return fn([self.indices[int(i)] for i in indices], seeds, **kwargs)
 
 
+class RelabelledDataset(ImageDataset):
+    """``base`` with its labels put in another list of classes, ``classes``: label ``t`` becomes
+    ``remap[t]`` (a test folder holding some of a model's classes, or its classes in another order,
+    scored against the model's outputs). Images, paths and transform are the base's."""
+
+    def __init__(self, base: ImageDataset, remap: Sequence[int], classes: Sequence[str]):
+        super().__init__(classes, None, base.transform, base.name, base.split)
+        self.base, self.remap = base, [int(r) for r in remap]
+        self._targets = [self.remap[t] for t in base.targets]
+        self.slice_note = base.slice_note
+
+    def samples_path(self, i: int) -> str:
+        return self.base.samples_path(i)
+
+    def load(self, i: int) -> torch.Tensor:
+        self.base.transform = self.transform  # decode hints (short side) follow this dataset's transform
+        return self.base.load(i)
+
+
 def take_subset(dataset: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
     """A stratified, seeded sample of ``n`` images of ``dataset`` (every class in proportion, as
     `split_indices` draws a hold-out); the dataset itself when ``n`` is 0 or not smaller."""

@@ -63,19 +63,22 @@ class Uselessness:
 
 
 def uselessness(top1: float, label_counts: list[int], pred_counts: list[int], classes: list[str]) -> Uselessness:
-    """A model is useless on a split when its top-1 does not beat the share of the split's own
-    largest class (what always guessing that class scores), or when it predicts one class for at
-    least `MOSTLY_ONE_CLASS` of the images while the split holds two classes or more."""
+    """A model is useless on a split of two classes or more when its top-1 does not beat the share
+    of the split's own largest class (what always guessing that class scores), or when it predicts
+    one class for at least `MOSTLY_ONE_CLASS` of the images. Images of one class alone (a test
+    folder of some of the model's classes) tell neither: guessing their class scores 100 %."""
     def name(i: int) -> str:
         return repr(classes[i]) if i < len(classes) else f"class {i}"
 
     out, n, m = Uselessness(), sum(label_counts), sum(pred_counts)
+    if sum(c > 0 for c in label_counts) < 2:
+        return out
     if n and math.isfinite(top1):
         big = max(range(len(label_counts)), key=lambda i: label_counts[i])
         share = 100.0 * label_counts[big] / n
         if top1 <= share + 1e-9:
             out.below_chance = f"does not beat always guessing the largest class, {name(big)} ({share:.2f}%)"
-    if m and sum(c > 0 for c in label_counts) >= 2:
+    if m:
         top = max(range(len(pred_counts)), key=lambda i: pred_counts[i])
         if pred_counts[top] >= MOSTLY_ONE_CLASS * m:
             k = pred_counts[top]

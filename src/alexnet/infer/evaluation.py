@@ -23,14 +23,31 @@ def _run_config(weights: str) -> dict:
     return json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
 
 
-def _check_classes(spec: str, data_classes: list[str], model_classes: list[str], *, warn: bool) -> None:
-    """A one-line error when the class counts differ; a warning (``warn``) when only the names do."""
-    if len(data_classes) != len(model_classes):
-        raise UserError(f"{spec} has {len(data_classes)} classes; the model was trained on {len(model_classes)}")
-    if warn and list(data_classes) != list(model_classes):
+def _match_classes(spec: str, ds, model_classes: list[str], say: Callable[[str], None] | None):
+    """``ds`` with its labels in the model's classes: as it is when they agree; relabelled by name
+    when the data's classes are the model's in another order or some of them (`class_mapping`); by
+    index, with a warning (``say``), when only the names differ; a one-line error otherwise."""
+    from ..data.base import RelabelledDataset
+    from .report import class_mapping
+
+    data_classes = list(ds.classes)
+    unknown = [c for c in data_classes if c not in set(model_classes)]
+    if unknown and len(data_classes) != len(model_classes):
+        raise UserError(f"{spec} has {len(data_classes)} classes, {len(unknown)} of them not among the "
+                        f"{len(model_classes)} the model was trained on ({', '.join(map(repr, unknown[:5]))}"
+                        f"{', …' if len(unknown) > 5 else ''})")
+    remap = class_mapping(data_classes, model_classes)
+    if remap is not None:
+        if say:
+            n = len(data_classes)
+            say(f"note: the data's {n} {'class is' if n == 1 else 'classes are'} matched to the model's "
+                f"{len(model_classes)} by name{'' if n == len(model_classes) else ' (the others have no images here)'}")
+        return RelabelledDataset(ds, remap, model_classes)
+    if say and data_classes != list(model_classes):
         diff = next(i for i, (a, b) in enumerate(zip(data_classes, model_classes)) if a != b)
-        print(f"warning: class names differ from the model's (class {diff}: {data_classes[diff]!r} in the data, "
-              f"{model_classes[diff]!r} in the model); labels are matched by index", file=sys.stderr)
+        say(f"warning: class names differ from the model's (class {diff}: {data_classes[diff]!r} in the data, "
+            f"{model_classes[diff]!r} in the model); labels are matched by index")
+    return ds
 
 
 def evaluate_weights(weights: str, data: str | None = None, *, split: str | None = None, ten_crop: bool = False,
@@ -81,7 +98,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
                            val_split=vs)
         if key == "centre" and getattr(ds, "slice_note", ""):
             say(f"note: scoring {ds.slice_note} (--split all scores every image)")
-        _check_classes(spec, ds.classes, meta["classes"], warn=key == "centre")
+        ds = _match_classes(spec, ds, list(meta["classes"]), say if key == "centre" else None)
         if tc and ten_crop_note(cfg, mirror):
             say(ten_crop_note(cfg, mirror))
         elif tc and not mirror:

@@ -1,0 +1,43 @@
+"""`alexnet evaluate` on data whose classes are the model's in another order, some of them, or not
+the model's: labels follow the model's classes by name, or the command says why it cannot score."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from alexnet.core.errors import UserError
+from alexnet.infer.evaluation import evaluate_weights
+
+CLASSES = ["red", "green", "blue"]  # the tiny run's classes, as in conftest.py
+
+
+def test_a_folder_in_another_order_is_scored_by_class_name(tiny_run, image_root, predictor, capsys):
+    # the model's classes are red, green, blue; a folder's are sorted: blue, green, red
+    res = evaluate_weights(str(tiny_run), f"folder:{image_root}", device="cpu", amp="off")
+    assert "matched to the model's 3 by name" in capsys.readouterr().err
+    files = sorted(p for p in image_root.rglob("*.*"))
+    right = sum(top[0][0] == p.parent.name for p, top in zip(files, predictor.predict([str(p) for p in files], k=1)))
+    assert right > len(files) / 3 + 2  # the model tells the colours apart, so index matching would score lower
+    assert res["centre"].top1 == pytest.approx(100.0 * right / len(files))
+    assert res["centre"].label_counts == [6, 6, 6]
+
+
+def test_a_folder_with_some_of_the_classes_is_scored_against_the_models_outputs(tiny_run, image_root, predictor,
+                                                                                 tmp_path, capsys):
+    shutil.copytree(image_root / "blue", tmp_path / "part" / "blue")
+    res = evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'part'}", device="cpu", amp="off")
+    assert "(the others have no images here)" in capsys.readouterr().err
+    assert res["centre"].label_counts == [0, 0, 6]  # blue is the model's third class, not the folder's first
+    files = sorted((tmp_path / "part" / "blue").iterdir())
+    right = sum(top[0][0] == "blue" for top in predictor.predict([str(p) for p in files], k=1))
+    assert res["centre"].top1 == pytest.approx(100.0 * right / len(files))
+    assert CLASSES.index("blue") == 2
+
+
+def test_classes_the_model_does_not_know_are_a_one_line_error(tiny_run, image_root, tmp_path):
+    shutil.copytree(image_root / "blue", tmp_path / "other" / "blue")
+    shutil.copytree(image_root / "red", tmp_path / "other" / "purple")
+    with pytest.raises(UserError, match=r"2 classes, 1 of them not among the 3 the model was trained on \('purple'\)"):
+        evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'other'}", device="cpu", amp="off")
