@@ -26,17 +26,13 @@ def _run_config(weights: str) -> dict:
 def _match_classes(spec: str, ds, model_classes: list[str], say: Callable[[str], None] | None):
     """``ds`` with its labels in the model's classes: as it is when they agree; relabelled by name
     when the data's classes are the model's in another order or some of them (`class_mapping`); by
-    index, with a warning (``say``), when only the names differ; a one-line error otherwise."""
+    index, with a warning (``say``), when only the names differ; a one-line error otherwise
+    (`class_mapping`'s, naming the classes the model does not know)."""
     from ..data.base import RelabelledDataset
     from .report import class_mapping
 
     data_classes = list(ds.classes)
-    unknown = [c for c in data_classes if c not in set(model_classes)]
-    if unknown and len(data_classes) != len(model_classes):
-        raise UserError(f"{spec} has {len(data_classes)} classes, {len(unknown)} of them not among the "
-                        f"{len(model_classes)} the model was trained on ({', '.join(map(repr, unknown[:5]))}"
-                        f"{', …' if len(unknown) > 5 else ''})")
-    remap = class_mapping(data_classes, model_classes)
+    remap = class_mapping(data_classes, model_classes, spec)
     if remap is not None:
         if say:
             n = len(data_classes)

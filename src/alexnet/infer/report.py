@@ -222,21 +222,26 @@ class _RowImages:
         return self.dataset[i][0]
 
 
-def class_mapping(data_classes: Sequence[str], model_classes: Sequence[str]) -> list[int] | None:
+def class_mapping(data_classes: Sequence[str], model_classes: Sequence[str],
+                  name: str = "the data") -> list[int] | None:
     """Dataset label → model output index, matched by class name when the order differs (a
-    folder's classes are sorted; the model's are in the order it was trained with); None when
-    they already agree. Raises `UserError` when the classes cannot be matched."""
+    folder's classes are sorted; the model's are in the order it was trained with) or the data
+    hold some of the model's classes; None when they already agree. Raises `UserError`, naming
+    them, when some of the classes (of ``name``) are not the model's and cannot be matched."""
     from ..core.errors import UserError
 
     data_classes, model_classes = list(data_classes), list(model_classes)
     if not data_classes or data_classes == model_classes:
         return None
-    if set(data_classes) <= set(model_classes):  # the same names in another order, or a subset
-        where = {c: i for i, c in enumerate(model_classes)}
+    where = {c: i for i, c in enumerate(model_classes)}
+    unknown = [c for c in data_classes if c not in where]
+    if not unknown:  # the same names in another order, or a subset
         return [where[c] for c in data_classes]
     if len(data_classes) == len(model_classes):
         return None  # other names for the same labels (e.g. WordNet ids vs words): trust the order
-    raise UserError(f"the data's {len(data_classes)} classes do not match the model's {len(model_classes)}")
+    raise UserError(f"{name} has {len(data_classes)} classes, {len(unknown)} of them not among the "
+                    f"{len(model_classes)} the model was trained on ({', '.join(map(repr, unknown[:5]))}"
+                    f"{', …' if len(unknown) > 5 else ''})")
 
 
 def collect_predictions(predictor: Any, data: Any, split: str = "val", *, batch_size: int = 64,
