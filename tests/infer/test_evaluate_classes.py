@@ -41,3 +41,20 @@ def test_classes_the_model_does_not_know_are_a_one_line_error(tiny_run, image_ro
     shutil.copytree(image_root / "red", tmp_path / "other" / "purple")
     with pytest.raises(UserError, match=r"2 classes, 1 of them not among the 3 the model was trained on \('purple'\)"):
         evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'other'}", device="cpu", amp="off")
+
+
+def test_as_many_classes_with_some_names_shared_are_matched_by_name_not_position(tiny_run, image_root, tmp_path):
+    # as many classes as the model, two of them its own: the names are meant, so the third is an error
+    # (scored by position, blue's images would be counted as red, green's as green, purple's as blue)
+    for src, dst in (("blue", "blue"), ("green", "green"), ("red", "purple")):
+        shutil.copytree(image_root / src, tmp_path / "same-count" / dst)
+    with pytest.raises(UserError, match=r"3 classes, 1 of them not among the 3 .*\('purple'\)"):
+        evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'same-count'}", device="cpu", amp="off")
+
+
+def test_as_many_classes_under_other_names_only_are_scored_by_position(tiny_run, image_root, tmp_path, capsys):
+    for src, dst in zip(CLASSES, ("n01", "n02", "n03")):  # e.g. WordNet ids for the model's words
+        shutil.copytree(image_root / src, tmp_path / "ids" / dst)
+    res = evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'ids'}", device="cpu", amp="off")
+    assert "labels are matched by index" in capsys.readouterr().err
+    assert res["centre"].label_counts == [6, 6, 6]

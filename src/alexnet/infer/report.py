@@ -237,8 +237,10 @@ def class_mapping(data_classes: Sequence[str], model_classes: Sequence[str],
     unknown = [c for c in data_classes if c not in where]
     if not unknown:  # the same names in another order, or a subset
         return [where[c] for c in data_classes]
-    if len(data_classes) == len(model_classes):
-        return None  # other names for the same labels (e.g. WordNet ids vs words): trust the order
+    if len(data_classes) == len(model_classes) and len(unknown) == len(data_classes):
+        # no name in common: other names for the same labels (e.g. WordNet ids vs words), so the
+        # order is all there is; a name in common says the names are meant, so the rest must match
+        return None
     raise UserError(f"{name} has {len(data_classes)} classes, {len(unknown)} of them not among the "
                     f"{len(model_classes)} the model was trained on ({', '.join(map(repr, unknown[:5]))}"
                     f"{', …' if len(unknown) > 5 else ''})")
