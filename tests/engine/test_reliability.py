@@ -428,3 +428,29 @@ def test_a_run_with_too_many_bad_files_ends_loudly_with_exit_1(half_broken, tmp_
     assert main([*args, "--name", "lenient", "--max-bad-fraction", "0.1"]) == 0
     assert "WARNING" not in capsys.readouterr().out
     assert main([*args, "--name", "x", "--max-bad-fraction", "1.5"]) == 2
+
+
+def test_a_validation_split_of_bad_files_only_keeps_the_last_weights_and_writes_no_nan(half_broken, tmp_path,
+                                                                                       capsys):
+    import json
+
+    for p in (half_broken / "val").rglob("*.png"):
+        p.write_bytes(b"")
+    run_dir = tmp_path / "noval"
+    assert main(["train", "--data", f"folder:{half_broken}", "--model", "alexnet-cifar", "--model-arg", "width=0.125",
+                 "--epochs", "2", "-b", "4", "--lr", "0.01", "--amp", "off", "--output-dir", str(tmp_path), "--name", "noval",
+                 "--max-bad-fraction", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "no validation image could be read (4 files in the validation split, every one bad)" in out
+    assert "nan%" not in out and "-inf" not in out
+    assert (run_dir / "weights.safetensors").is_file() and (run_dir / "checkpoints" / "best.pt").is_file()
+    assert json.loads((run_dir / "weights.json").read_text())["epoch"] == 2  # the last epoch's weights
+
+    def no_constant(name):
+        raise AssertionError(f"final.json holds {name}, which is not JSON")
+
+    final = json.loads((run_dir / "final.json").read_text(), parse_constant=no_constant)
+    assert final["centre"] == {"top1": None, "top5": None, "loss": None, "n": 0} and final["best_top1"] is None
+    assert main(["evaluate", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "error: no image of" in err and "could be read, so nothing was scored" in err

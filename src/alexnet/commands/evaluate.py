@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 ORDER = 11  # right after train
 
@@ -35,6 +36,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
                            on_batch=collector)
+    if not res["centre"].n:  # every image bad: no score to show, nor a report
+        bad = res.get("bad_files") or {}
+        why = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:3]) + ("; …" if len(bad) > 3 else "")
+        print(f"error: no image of {res['data']} ({res['split']}) could be read, so nothing was scored"
+              f"{': ' + why if why else ''}", file=sys.stderr)
+        return 1
     crops = "ten-crop" if res["mirror"] else "five-crop"
     rows = [("centre crop", res["centre"])] + ([(crops, res["ten_crop"])] if res["ten_crop"] else [])
     top5 = len(res["meta"]["classes"]) > 5  # top-5 of five classes or fewer is always 100 %
@@ -55,8 +62,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))
     bad = res.get("bad_files") or {}
     if bad:
-        import sys
-
         listed = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:5]) + ("; …" if len(bad) > 5 else "")
         print(f"warning: {len(bad)} file{'s' if len(bad) != 1 else ''} could not be read and "
               f"{'were' if len(bad) != 1 else 'was'} left out of the scores: {listed}", file=sys.stderr)

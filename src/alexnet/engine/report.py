@@ -14,6 +14,7 @@ whether the model gives one answer for nearly every image.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,13 +132,16 @@ class RunReport:
         w = self.world
         if last is not None and self.val_ds is None:
             log(w, "\nno validation split (--val-split 0): weights.safetensors holds the last epoch's weights")
+        elif last is not None and not last.n:
+            log(w, f"\nno validation image could be read ({plural(len(self.val_ds), 'file')} in the validation "
+                   f"split, every one bad): weights.safetensors holds the last epoch's weights")
         elif last is not None:
             top5 = f", top-5 {last.top5:.2f}% (error {last.top5_error:.2f}%)" if self.top5 else ""
             log(w, f"\nbest validation top-1 {best_top1:.2f}% · last: top-1 {last.top1:.2f}% "
                    f"(error {last.top1_error:.2f}%){top5}")
             if ema_line:
                 log(w, ema_line)
-        if ten is not None and last is not None:
+        if ten is not None and last is not None and ten.n:
             crops = ("ten-crop (§4.1)" if self.mirror
                      else "five-crop (ten-crop without mirrors: trained without flips)")
             top5 = (f", top-5 {ten.top5:.2f}% (error {ten.top5_error:.2f}%) vs centre crop {last.top1:.2f}% / "
@@ -146,7 +150,7 @@ class RunReport:
             # a threshold the centre crop never reached but the averaged views did is reached at the
             # end of training, after the ten-crop pass (its time included)
             self.thresholds(ten, f"with {crops.split(' ')[0]} averaging ", "end of training")
-        if self.tta is not None and last is not None:
+        if self.tta is not None and last is not None and self.tta.n:
             views = {1: "2 views: the image and its mirror", 2: "6 views: mirrored, shifted by 1 px"}[self.cfg.tta]
             log(w, f"airbench's test-time augmentation (--tta {self.cfg.tta}, {views}; logits averaged): top-1 "
                    f"{self.tta.top1:.2f}% (error {self.tta.top1_error:.2f}%) vs centre crop {last.top1:.2f}%")
@@ -154,7 +158,7 @@ class RunReport:
         if self.cfg.report_at and last is not None:
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
-        if last is not None and self.val_ds is not None:
+        if last is not None and last.n and self.val_ds is not None:
             self.chance_warning(best_top1, last)
         if w.is_main:
             self.write_final(last, ten, best_top1)
@@ -173,14 +177,19 @@ class RunReport:
         resume, and thresholds passed before it have no time."""
         from ..core.io import atomic_write_json
 
+        def number(x: float) -> float | None:  # JSON has no NaN or infinity: no score is null
+            return x if math.isfinite(x) else None
+
         def scores(r: EvalResult | None) -> dict[str, Any] | None:
-            return None if r is None else {"top1": r.top1, "top5": r.top5, "loss": r.loss, "n": r.n}
+            return None if r is None else {"top1": number(r.top1), "top5": number(r.top5),
+                                           "loss": number(r.loss), "n": r.n}
 
         views = None if ten is None else ("ten-crop" if self.mirror else "five-crop")
         earlier = {f"{t:g}": {"seconds": None, "when": "before a resume"} for t in self.reported
                    if f"{t:g}" not in self.reached}
         atomic_write_json(self.run_dir / "final.json", {
-            "centre": scores(last), "ten_crop": scores(ten), "ten_crop_views": views, "best_top1": best_top1,
+            "centre": scores(last), "ten_crop": scores(ten), "ten_crop_views": views,
+            "best_top1": number(best_top1),
             "reached": {**earlier, **self.reached}, "wall_s": round(time.perf_counter() - self.t_start, 1),
             **({"tta": scores(self.tta), "tta_level": self.cfg.tta} if self.tta is not None else {})})
 

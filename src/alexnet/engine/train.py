@@ -271,7 +271,8 @@ class Trainer:
             log(self.world, f"  {summary}")
         self.report.thresholds(res, "", f"epoch {pos.epoch + 1}")
         kept = scores.kept  # the raw weights' scores, or the EMA's when they are better
-        improved = kept.top1 > self.best_top1 or self.val_loader is None  # no validation: keep the latest
+        # no validation (--val-split 0, or not one of its images could be read): keep the latest
+        improved = kept.top1 > self.best_top1 or not kept.n
         if improved and not math.isnan(kept.top1):
             self.best_top1 = kept.top1
         if complete:
