@@ -81,11 +81,38 @@ def test_folder_with_train_and_val(split_folder, write_image):
         build_dataset(str(split_folder), "val")
 
 
-def test_folder_ignores_hidden_folders_and_non_images(image_folder):
+def test_folder_ignores_hidden_folders_and_non_images(image_folder, write_image):
     os.makedirs(image_folder / ".ipynb_checkpoints")
     (image_folder / "cat" / "notes.txt").write_text("hi")
+    (image_folder / "cat" / "._cat0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's twin of a photo
+    write_image(image_folder / "dog" / ".thumbnails" / "dog0.jpg")  # a viewer's cache inside a class
     ds = build_dataset(str(image_folder), "train", val_split=0)
     assert ds.classes == ["cat", "dog", "fox"] and len(ds) == 12
+    assert not any("/." in p for p, _ in ds.samples)
+
+
+def test_a_link_back_up_the_tree_is_not_followed_in_a_loop(image_folder):
+    (image_folder / "cat" / "up").symlink_to("..")  # cat/up/dog/… would be dog's images again, as cat
+    (image_folder / "fox" / "self").symlink_to(".")
+    ds = build_dataset(str(image_folder), "train", val_split=0)
+    assert len(ds) == 12 and sorted(ds.targets) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_jpeg_extensions_jpe_and_jfif_are_images(image_folder, write_image):
+    write_image(image_folder / "cat" / "a.jfif", fmt="JPEG")
+    write_image(image_folder / "cat" / "b.JPE", fmt="JPEG")
+    ds = build_dataset(str(image_folder), "train", val_split=0)
+    assert len(ds) == 14
+    assert ds[[p for p, _ in ds.samples].index(str(image_folder / "cat" / "a.jfif"))][0].shape == (3, 16, 20)
+
+
+def test_split_test_scores_a_test_folder_beside_val(split_folder, write_image):
+    for c in "ab":
+        write_image(split_folder / "test" / c / "t.jpg", seed=7)
+    val, test = build_dataset(str(split_folder), "val"), build_dataset(str(split_folder), "test")
+    assert len(val) == 4 and all("/val/" in p for p, _ in val.samples)  # val/ validates
+    assert len(test) == 2 and all("/test/" in p for p, _ in test.samples)
+    assert len(build_dataset(str(split_folder), "validation")) == 4
 
 
 def test_list_file_with_classes_txt_and_sibling(tmp_path, image_folder):

@@ -228,3 +228,15 @@ def test_pixel_limit_refuses_decompression_bombs(tiny_run, image_files):
     with pytest.raises(BadImageError, match="too many pixels"):
         p.predict_bytes(image_files[0][0].read_bytes())
     assert "too many pixels" in p.predict_files([image_files[0][0]])[0].error
+
+
+def test_a_folder_leaves_out_hidden_files_and_takes_every_jpeg_extension(tmp_path, write_image):
+    from alexnet.infer.predictor import expand_inputs
+
+    d = tmp_path / "photos"
+    write_image(d / "a.jpg")
+    write_image(d / "b.jfif", fmt="JPEG")
+    (d / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's twin: not an image
+    write_image(d / ".cache" / "c.jpg")
+    assert expand_inputs([str(d)]) == [(str(d / "a.jpg"), None), (str(d / "b.jfif"), None)]
+    assert expand_inputs([str(d / "._a.jpg")]) == [(str(d / "._a.jpg"), None)]  # named on its own: taken

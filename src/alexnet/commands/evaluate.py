@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="top-1/top-5 accuracy and error of trained weights, centre and ten-crop")
     p.add_argument("weights", help="a run directory or weights.safetensors")
     p.add_argument("--data", help="dataset spec (default: the run's own data)")
-    p.add_argument("--split", help="train, val or all (default: val for the run's own data; all for a --data "
-                                   "folder or list without a validation part)")
+    p.add_argument("--split", help="train, val, test or all (default: val for the run's own data; all for a "
+                                   "--data folder or list without a validation part; test: a folder's test/ "
+                                   "where it has one beside val/, else val)")
     p.add_argument("--ten-crop", action="store_true", help="also ten-crop (§4.1), side by side")
     p.add_argument("-b", "--batch-size", type=int, default=64)
     p.add_argument("-j", "--workers", type=int, default=0)

@@ -18,7 +18,8 @@ from ..core.errors import UserError
 from .decode import DEFAULT_MAX_PIXELS, decode_image
 from .samples import SampleList
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".pbm", ".tif", ".tiff", ".webp",
+                  ".gif")
 VAL_NAMES = ("val", "validation", "valid", "test")
 
 

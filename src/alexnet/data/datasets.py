@@ -35,8 +35,8 @@ from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetD
                    check_fraction, concat_splits, split_indices, take_split, take_subset)
 from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
 from .cache import CacheDataset, cache_dataset, is_cache, read_manifest
-from .folders import (find_classes, folder_dataset, folder_splits, is_eval_name, list_dataset, not_a_list_file,
-                      read_classes_txt, read_list, scan_folder, sibling_val_list)
+from .folders import (find_classes, folder_dataset, folder_splits, image_files, is_eval_name, list_dataset,
+                      not_a_list_file, read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
 from .shards import is_remote, is_shards, read_index, shards_dataset
 
@@ -63,7 +63,8 @@ def normalize_split(split: str) -> str:
         return s
     if s in VAL_NAMES:
         return "val"
-    raise UserError(f"unknown split {split!r}; use train, val or all (test is an alias of val)")
+    raise UserError(f"unknown split {split!r}; use train, val or all (test: the same as val, or a folder's "
+                    f"test/ where it has one beside val/)")
 
 
 def default_eval_split(spec: str) -> str:
@@ -177,11 +178,7 @@ def _first_shard_image(loc: str) -> tuple[int, int, int] | None:
 
 def _first_file(directory: str) -> list[str]:
     """The first image file under ``directory`` in `scan_folder`'s order, as a list of one (or none)."""
-    for root, _, fnames in sorted(os.walk(directory, followlinks=True)):
-        for fname in sorted(fnames):
-            if fname.lower().endswith(IMG_EXTENSIONS):
-                return [os.path.join(root, fname)]
-    return []
+    return next(([path] for path in image_files(directory)), [])
 
 
 def build_dataset(spec: str, split: str = "train", transform: Callable | None = None, *,
@@ -194,7 +191,7 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
     are compared on the same images. ``download``: let torchvision fetch CIFAR-10/MNIST.
     """
     kind, path = parse_spec(spec)
-    split = normalize_split(split)
+    asked, split = str(split).lower(), normalize_split(split)
     if kind == "cache":
         if not path:
             raise UserError("cache: a folder is needed (cache:/path/to/cache, written by `alexnet data cache`)")
@@ -218,4 +215,4 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
         return imagenet_dataset(path, split, transform)
     if kind == "list":
         return list_dataset(path, split, transform, frac, seed)
-    return folder_dataset(path, split, transform, frac, seed)
+    return folder_dataset(path, split, transform, frac, seed, val_name=asked if split == "val" else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..core.errors import UserError
 from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, take_split
@@ -23,29 +23,51 @@ def find_classes(directory: str) -> list[str]:
         raise UserError(f"{directory}: cannot list ({e.strerror})") from None
 
 
+def image_files(directory: str) -> Iterator[str]:
+    """Every image file under ``directory``, in the order of torchvision's ``make_dataset``
+    (``os.walk`` sorted, links followed, an image extension in any case), less what is hidden: a
+    file or folder whose name starts with ``.`` (macOS's ``._photo.jpg`` twins, ``.thumbnails/``)
+    and a link back to a folder above it (a loop, which would repeat every image below it)."""
+    tree = []
+    for root, dirs, fnames in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".")
+                   and not _loops_back(os.path.join(root, d), real)]
+        tree.append((root, fnames))
+    for root, fnames in sorted(tree):
+        for fname in sorted(fnames):
+            if not fname.startswith(".") and fname.lower().endswith(IMG_EXTENSIONS):
+                yield os.path.join(root, fname)
+
+
+def _loops_back(path: str, real_parent: str) -> bool:
+    """Whether ``path`` is a link to its own folder or to one above it."""
+    if not os.path.islink(path):
+        return False
+    target = os.path.realpath(path)
+    return real_parent == target or real_parent.startswith(os.path.join(target, ""))
+
+
 def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
-    """``(path, label)`` of every image file under ``directory/<class>/``, in the order of
-    torchvision's ``make_dataset`` (classes sorted, then ``os.walk`` sorted, links followed, an
-    image extension in any case), as a compact `SampleList` built as the folders are read."""
+    """``(path, label)`` of every image file under ``directory/<class>/`` (`image_files`: classes
+    sorted, then torchvision's order), as a compact `SampleList` built as the folders are read."""
     def walk():
         for cls in sorted(class_to_idx):
             d = os.path.join(directory, cls)
-            if not os.path.isdir(d):
-                continue
-            label = class_to_idx[cls]
-            for root, _, fnames in sorted(os.walk(d, followlinks=True)):
-                for fname in sorted(fnames):
-                    if fname.lower().endswith(IMG_EXTENSIONS):
-                        yield os.path.join(root, fname), label
+            if os.path.isdir(d):
+                yield from ((path, class_to_idx[cls]) for path in image_files(d))
 
     return SampleList(walk(), prefix=os.path.join(directory, ""))
 
 
-def folder_splits(root: str) -> tuple[str | None, str | None]:
+def folder_splits(root: str, val_name: str | None = None) -> tuple[str | None, str | None]:
     """(train folder, validation folder or None) of an image-folder root; (None, val folder) for a
-    split layout without a training part (only ``test/`` or ``val/``)."""
+    split layout without a training part (only ``test/`` or ``val/``). The validation folder is
+    ``val_name``'s where the root has one (``test/`` for ``--split test`` beside ``val/``), else
+    the first of `VAL_NAMES` there (``val/`` before ``test/``)."""
     sub = {c.lower(): c for c in find_classes(root)}
-    val = next((sub[v] for v in VAL_NAMES if v in sub), None)
+    names = ([val_name.lower()] if val_name else []) + list(VAL_NAMES)
+    val = next((sub[v] for v in names if v in sub), None)
     if "train" in sub and find_classes(os.path.join(root, sub["train"])):
         return os.path.join(root, sub["train"]), os.path.join(root, val) if val else None
     if sub and set(sub) <= {"train", *VAL_NAMES}:  # only split names: not class folders
@@ -54,14 +76,15 @@ def folder_splits(root: str) -> tuple[str | None, str | None]:
 
 
 def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
-                   *, name: str | None = None) -> FileDataset:
+                   *, name: str | None = None, val_name: str | None = None) -> FileDataset:
     """Image folders: ``root/<class>/…``, or ``root/train/<class>/…`` + ``root/val/<class>/…``.
 
-    ``split="all"``: every image (both parts of a split layout)."""
+    ``split="all"``: every image (both parts of a split layout); ``val_name``: which of the
+    validation folders (`folder_splits`) is the ``val`` split."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
-    train_dir, val_dir = folder_splits(root)
+    train_dir, val_dir = folder_splits(root, val_name)
     note = ""
     if train_dir is None:
         names = "/, ".join(find_classes(root)) + "/"

@@ -28,12 +28,12 @@ import torch
 import torch.nn as nn
 
 from ..core.errors import UserError
+from ..data.base import IMG_EXTENSIONS
 
 ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, torch.Tensor]
 Top = list[tuple[str, int, float]]  # [(class name, class index, probability)], most probable first
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                    ".ppm", ".pgm", ".pbm")
+IMAGE_EXTENSIONS = IMG_EXTENSIONS  # what a dataset folder reads
 
 
 @dataclass
@@ -309,12 +309,13 @@ def expand_inputs(args: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSI
     """Command-line arguments → ``[(path, None)]`` for each image to predict, or ``[(arg, reason)]``
     for an argument that names nothing: a file is taken as is (whatever its extension — the
     decoder sniffs the content), a folder contributes its image files (recursively, by
-    extension, sorted), a glob its matches (``**`` allowed), sorted."""
+    extension, sorted, hidden ones left out), a glob its matches (``**`` allowed), sorted."""
     out: list[tuple[str, str | None]] = []
     exts = tuple(e.lower() for e in extensions)
 
-    def in_folder(d: Path) -> list[str]:
-        return sorted(str(p) for p in d.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    def in_folder(d: Path) -> list[str]:  # hidden files and folders (macOS's ._photo.jpg) left out
+        return sorted(str(p) for p in d.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                      and not any(part.startswith(".") for part in p.relative_to(d).parts))
 
     for a in args:
         p = Path(a)
