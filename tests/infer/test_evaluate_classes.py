@@ -58,3 +58,17 @@ def test_as_many_classes_under_other_names_only_are_scored_by_position(tiny_run,
     res = evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'ids'}", device="cpu", amp="off")
     assert "labels are matched by index" in capsys.readouterr().err
     assert res["centre"].label_counts == [6, 6, 6]
+
+
+def test_the_runs_own_data_handed_over_again_is_scored_on_its_hold_out(tiny_run, image_root, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(json.dumps({"data": f"folder:{image_root}", "val_split": 0.5}))
+    own = evaluate_weights(str(run), str(image_root), device="cpu", amp="off")  # as train's next: line says
+    assert own["split"] == "val" and own["centre"].n == 9  # the hold-out, not the 9 images it trained on too
+    assert "validation slice held out" in capsys.readouterr().err
+    shutil.copytree(image_root, tmp_path / "copy")
+    other = evaluate_weights(str(run), str(tmp_path / "copy"), device="cpu", amp="off")
+    assert other["split"] == "all" and other["centre"].n == 18

@@ -10,6 +10,7 @@ run's own validation split scores here exactly as it did at the end of training.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,19 @@ def _run_config(weights: str) -> dict:
     """The run's saved ``config.json`` when ``weights`` is a run directory that has one, else ``{}``."""
     run_cfg = Path(weights) / "config.json"
     return json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
+
+
+def _same_data(spec: str, run_spec: str | None) -> bool:
+    """Whether the dataset spec ``spec`` names the data the run trained on (``run_spec``)."""
+    from ..data import parse_spec
+
+    if not run_spec:
+        return False
+    try:
+        (kind, path), (run_kind, run_path) = parse_spec(spec), parse_spec(run_spec)
+    except UserError:  # the run's data is no longer there
+        return False
+    return kind == run_kind and os.path.realpath(path or ".") == os.path.realpath(run_path or ".")
 
 
 def _match_classes(spec: str, ds, model_classes: list[str], say: Callable[[str], None] | None):
@@ -81,8 +95,9 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     spec = data or saved.get("data")
     if not spec:
         raise UserError("--data is needed: the weights do not come with a run's config.json")
-    if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part
-        split = default_eval_split(data) if data else "val"
+    if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part,
+        # or is the run's own data: then its validation split, not the images it trained on
+        split = default_eval_split(data) if data and not _same_data(data, saved.get("data")) else "val"
     vs = val_split if val_split is not None else saved.get("val_split", 0.1)
     cfg = meta_cfg(meta)
     precision = resolve_precision(amp, dev)
