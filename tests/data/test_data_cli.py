@@ -72,6 +72,13 @@ def test_index_round_trips_through_list(image_folder, tmp_path, capsys):
     assert len(build_dataset(str(out / "train.txt"), "train", val_split=0)) == 12
 
 
+def test_a_class_named_with_a_hash_survives_the_list(image_folder, tmp_path):
+    os.rename(image_folder / "fox", image_folder / "#1 fox")  # a line starting with # is a comment
+    assert main(["data", "list", str(image_folder), "--val-split", "0"]) == 0  # paths relative to the tree
+    ds = build_dataset(str(image_folder / "train.txt"), "train", val_split=0)
+    assert len(ds) == 12 and ds.classes == ["#1 fox", "cat", "dog"] and sorted(set(ds.targets)) == [0, 1, 2]
+
+
 def test_index_split_folder_uses_its_val(split_folder):
     assert main(["data", "index", str(split_folder)]) == 0
     va = build_dataset(str(split_folder / "train.txt"), "val")

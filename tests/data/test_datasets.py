@@ -137,6 +137,21 @@ def test_list_file_paths_with_spaces_and_numeric_classes(tmp_path, write_image):
         build_dataset(str(tmp_path / "bad.txt"))
 
 
+def test_list_files_with_a_byte_order_mark_read_as_text(tmp_path, image_folder):
+    (tmp_path / "train.txt").write_text(f"\ufeff{image_folder}/cat/cat0.jpg 0\n{image_folder}/dog/dog1.jpg 1\n")
+    (tmp_path / "classes.txt").write_text("\ufeffcat\ndog\n")  # as Windows' Notepad saves UTF-8
+    ds = build_dataset(str(tmp_path / "train.txt"), "train", val_split=0)
+    assert ds.classes == ["cat", "dog"] and ds.samples_path(0) == f"{image_folder}/cat/cat0.jpg"
+
+
+def test_a_validation_list_with_a_label_the_training_list_never_uses_is_one_line(tmp_path, image_folder):
+    (tmp_path / "train.txt").write_text(f"{image_folder}/cat/cat0.jpg 0\n{image_folder}/dog/dog1.jpg 1\n")
+    (tmp_path / "val.txt").write_text(f"{image_folder}/fox/fox2.png 2\n")
+    for split in ("train", "val"):  # both sides: the model's outputs come from the training side
+        with pytest.raises(UserError, match=r"val.txt uses label 2, which train.txt never reaches \(its labels are 0–1\)"):
+            build_dataset(str(tmp_path / "train.txt"), split)
+
+
 def test_cifar10_official_batches(cifar10_root):
     tr, va = build_dataset(f"cifar10:{cifar10_root}", "train"), build_dataset(f"cifar10:{cifar10_root}", "test")
     assert (len(tr), len(va)) == (20, 6) and tr.classes == CIFAR_CLASSES

@@ -204,7 +204,8 @@ def format_report(report: CheckReport) -> str:
 
 
 def _rel(path: str, base: str) -> str:
-    return os.path.relpath(path, base).replace(os.sep, "/")
+    rel = os.path.relpath(path, base).replace(os.sep, "/")
+    return "./" + rel if rel.startswith("#") else rel  # a line starting with # is a comment
 
 
 def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,

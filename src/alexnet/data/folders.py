@@ -124,7 +124,7 @@ def read_list(path: str) -> list[tuple[str, int]]:
     base = os.path.dirname(os.path.abspath(path))
     out = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows' Notepad) is not text
             lines = f.read().splitlines()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
@@ -177,7 +177,7 @@ def not_a_list_file(path: str) -> str | None:
 
 
 def read_classes_txt(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         return [ln.strip() for ln in f.read().splitlines() if ln.strip()]
 
 
@@ -222,8 +222,14 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
         classes = read_classes_txt(classes_txt)
         if len(classes) < n:
             raise UserError(f"{classes_txt} names {len(classes)} classes, but the list uses label {n - 1}")
-    else:
-        n = max([n] + [t + 1 for _, t in read_list(path)])
+    else:  # the classes are the labels the training list uses; a validation list has no others
+        n_train = max([0] + [t + 1 for _, t in read_list(path)])
+        beyond = sorted({t for _, t in read_list(sibling) if t >= n_train}) if sibling else []
+        if beyond:
+            raise UserError(f"{sibling} uses label {beyond[0]}{' and others' if len(beyond) > 1 else ''}, which "
+                            f"{os.path.basename(path)} never reaches (its labels are 0–{n_train - 1}); give the "
+                            f"classes in {classes_txt}, or fix the label")
+        n = max(n, n_train)
         classes = [str(i) for i in range(n)]
     ds = FileDataset(samples, classes, None, transform, f"list:{path}", split)
     ds.slice_note = note
