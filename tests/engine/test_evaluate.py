@@ -274,3 +274,49 @@ def test_evaluate_weights_lives_with_the_other_uses_of_a_trained_model():
             if isinstance(node, ast.ImportFrom):
                 mod = "." * node.level + (node.module or "")
                 assert not (mod.startswith("..infer") or mod.startswith("alexnet.infer")), f"{path.name} imports {mod}"
+
+
+def test_a_report_folder_that_cannot_be_written_is_one_line_before_or_after_evaluating(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import alexnet.infer.evaluation as evaluation
+    import alexnet.infer.report as report
+    from alexnet.engine.train import fit
+
+    run = fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="r",
+                          model_kwargs={"width": 0.125, "fc_width": 16}, amp="off")).run_dir
+    (tmp_path / "afile").write_text("x")
+    real = evaluation.evaluate_weights
+    monkeypatch.setattr(evaluation, "evaluate_weights", lambda *a, **k: pytest.fail("evaluated before refusing"))
+    capsys.readouterr()
+    for bad, why in (("afile", "is a file"), ("afile/sub", "cannot make the folder")):
+        assert main(["evaluate", str(run), "--report", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --report") and why in err and "Traceback" not in err
+    monkeypatch.setattr(evaluation, "evaluate_weights", real)
+
+    def read_only(out, *a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", str(out) + "/metrics.json")
+
+    monkeypatch.setattr(report, "write_report", read_only)
+    assert main(["evaluate", str(run), "--report", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write" in err and "the file system is read-only" in err and "Traceback" not in err
+
+
+def test_a_runs_weights_file_is_scored_on_the_runs_own_hold_out(tmp_path, capsys):
+    import shutil
+
+    from alexnet.engine.train import fit
+
+    run = fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="r", val_split=0.05,
+                          model_kwargs={"width": 0.125, "fc_width": 16}, amp="off")).run_dir
+    capsys.readouterr()
+    for weights in (run, run / "weights.safetensors"):  # the file finds its run's config.json beside it
+        assert main(["evaluate", str(weights), "--data", "digits", "--json", "--amp", "off"]) == 0
+        assert json.loads(capsys.readouterr().out)["centre_crop"]["n"] == 90  # 5 % of 1,797, not 10 %
+    (tmp_path / "lone").mkdir()
+    shutil.copy(run / "weights.safetensors", tmp_path / "lone")
+    shutil.copy(run / "weights.json", tmp_path / "lone")
+    assert main(["evaluate", str(tmp_path / "lone" / "weights.safetensors"), "--data", "digits", "--amp", "off"]) == 0
+    assert "its own hold-out is unknown, so these may be images it trained on" in capsys.readouterr().err

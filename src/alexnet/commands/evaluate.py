@@ -33,6 +33,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.report:
         from ..infer.report import ReportCollector
 
+        _check_report_dir(args.report)  # before the evaluation, not after it
         collector = ReportCollector()
     res = evaluate_weights(args.weights, args.data, split=args.split, ten_crop=args.ten_crop,
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
@@ -67,8 +68,31 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"warning: {len(bad)} file{'s' if len(bad) != 1 else ''} could not be read and "
               f"{'were' if len(bad) != 1 else 'was'} left out of the scores: {listed}", file=sys.stderr)
     if collector is not None:
+        from ..core.io import WriteError
+
         collector.dataset = res["centre_dataset"]
-        collector.write(args.report, res["meta"]["classes"])
+        try:
+            collector.write(args.report, res["meta"]["classes"])
+        except OSError as e:  # the disk filled or the folder went away meanwhile: one line, exit 2
+            raise WriteError(e.filename or args.report, e) from None
         if not args.json:
             print(f"report written to {args.report}/ (metrics.json, per_class.csv, confusion.csv/png, mistakes.png)")
     return 1 if bad else 0
+
+
+def _check_report_dir(report: str) -> None:
+    """``--report DIR`` must be a folder this process can write: made now, or one line (exit 2)."""
+    import os
+    from pathlib import Path
+
+    from ..core.errors import UserError
+
+    out = Path(report)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--report {report}: is a file; give a folder for the report's files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--report {report}: cannot make the folder ({e.strerror or e})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"--report {report}: the folder is not writable")

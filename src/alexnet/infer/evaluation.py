@@ -19,9 +19,14 @@ from ..core.errors import UserError
 
 
 def _run_config(weights: str) -> dict:
-    """The run's saved ``config.json`` when ``weights`` is a run directory that has one, else ``{}``."""
-    run_cfg = Path(weights) / "config.json"
-    return json.loads(run_cfg.read_text()) if Path(weights).is_dir() and run_cfg.is_file() else {}
+    """The run's saved ``config.json`` — in the run directory ``weights``, or beside the weights file
+    ``weights`` (a run's ``weights.safetensors``) — else ``{}``."""
+    run_cfg = (Path(weights) if Path(weights).is_dir() else Path(weights).parent) / "config.json"
+    try:
+        cfg = json.loads(run_cfg.read_text()) if run_cfg.is_file() else {}
+    except (OSError, ValueError):  # not a run's config: the weights alone
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def _same_data(spec: str, run_spec: str | None) -> bool:
@@ -108,7 +113,9 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
         ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
                            val_split=vs)
         if key == "centre" and getattr(ds, "slice_note", ""):
-            say(f"note: scoring {ds.slice_note} (--split all scores every image)")
+            unknown = "" if saved else (" — without the run's config.json its own hold-out is unknown, so these "
+                                        "may be images it trained on")
+            say(f"note: scoring {ds.slice_note} (--split all scores every image){unknown}")
         ds = _match_classes(spec, ds, list(meta["classes"]), say if key == "centre" else None)
         if tc and ten_crop_note(cfg, mirror):
             say(ten_crop_note(cfg, mirror))
