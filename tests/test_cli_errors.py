@@ -77,17 +77,32 @@ def test_valid_comma_list_model_arg_trains_the_narrow_network(capsys, tmp_path):
 
 # -- flags: one rule, the sub-command's usage ---------------------------------------------------
 
-def test_misspelled_flag_prints_the_subcommands_usage_and_a_suggestion(capsys):
+def test_misspelled_flag_is_one_line_naming_the_subcommand_and_a_suggestion(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--epocs", "3"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: alexnet train ") and "--max-steps" in err
-    assert err.strip().endswith("alexnet train: error: unrecognized arguments: --epocs 3 (did you mean --epochs?)")
+    assert err == ("error: alexnet train: unrecognized arguments: --epocs 3 (did you mean --epochs?) "
+                   "(alexnet train --help says more)\n")
     with pytest.raises(SystemExit):
         main(["index", "build", "w", "d", "-o", "x", "--limt", "3"])
     err = capsys.readouterr().err
-    assert err.startswith("usage: alexnet index build ") and "(did you mean --limit?)" in err
+    assert err.startswith("error: alexnet index build: ") and "(did you mean --limit?)" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["trian"], "'trian' is not a command (did you mean train?): one of train, "),
+    (["visualize", "filtres", "x"], "alexnet visualize: 'filtres' is not a command (did you mean filters?)"),
+    (["predict", "R", "x.jpg", "--format", "xlm"], "'xlm' is not a choice of --format: one of table, csv, json"),
+    (["predict", "R", "x.jpg", "--format", "jsn"], "'jsn' is not a choice of --format (did you mean json?)"),
+    (["train", "--epoch", "1"], "unrecognized arguments: --epoch 1 (did you mean --epochs?)"),  # no prefixes
+    (["export", "R"], "alexnet export: the following arguments are required: -o/--output"),
+])
+def test_every_argparse_mistake_is_one_line(capsys, argv, says):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and says in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv", [

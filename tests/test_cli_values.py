@@ -100,6 +100,9 @@ def test_check_values_imports_no_torch():
     (dict(lr_gamma=0.0), "--lr-gamma"), (dict(lr_gamma=-1.0), "--lr-gamma"), (dict(lr_gamma=1.5), "--lr-gamma"),
     (dict(lr_patience=-1), "--lr-patience"), (dict(lr_max_drops=-1), "--lr-max-drops"),
     (dict(amp="fp8"), "--amp"), (dict(aug="small", pca="p.json"), "--pca p.json"),
+    (dict(lr=float("inf")), "--lr must be a finite number"), (dict(clip_grad_norm=float("inf")), "--clip-grad-norm"),
+    (dict(name="../elsewhere"), "--name '../elsewhere' must be one folder's name"), (dict(name="."), "--name '.'"),
+    (dict(name="a/b"), "not a path"),
 ])
 def test_config_refuses_each_bad_value(over, expect):
     from alexnet.engine.config import config_values

@@ -18,10 +18,34 @@ import sys
 from .core.errors import UserError, worker_death_line, worker_died
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with the one-line errors of every other mistake (``error: …``, exit 2), not
+    the command's whole usage first (forty lines for ``train``), a did-you-mean for a misspelt
+    command, and whole flag names only (``--epoch`` is not taken for ``--epochs``). Sub-command
+    parsers are of this class too (argparse makes them of their parent's)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # type: ignore[override]
+        import difflib
+        import re
+
+        bad = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if bad:
+            choices = re.findall(r"'([^']*)'", bad.group(3))
+            close = difflib.get_close_matches(bad.group(2), choices, n=1, cutoff=0.6)
+            what = "a command" if not bad.group(1).startswith("-") else f"a choice of {bad.group(1)}"
+            message = (f"{bad.group(2)!r} is not {what}{f' (did you mean {close[0]}?)' if close else ''}: "
+                       f"one of {', '.join(choices)}")
+        self.exit(2, f"error: {self.prog}: {message} ({self.prog} --help says more)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__, commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="alexnet",
         description="AlexNet (Krizhevsky, Sutskever & Hinton, 2012) and the ILSVRC winners that "
                     "followed it: train, evaluate, predict, visualise, search, export, serve.")
@@ -113,7 +137,7 @@ def user_message(e: UserError) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
-    if extras:  # the sub-command's usage and a "did you mean", not the top-level usage
+    if extras:  # the sub-command's name and a "did you mean", not the top-level command's
         _subparser(parser, args).error(_unrecognized(_subparser(parser, args), extras))
     if not getattr(args, "func", None):
         parser.print_help()

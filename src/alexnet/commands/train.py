@@ -48,7 +48,7 @@ def _kv(text: str) -> tuple[str, object]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train a model (default: alexnet-mnist on the embedded digits, ~20 s on 2 CPU cores)",
+        "train", help="train a model (default: alexnet-mnist on the embedded digits, seconds on 2 CPU cores)",
         description="Train a model. A recipe sets every field; flags override it. Under torchrun "
                     "(torchrun --nproc_per_node=N -m alexnet train …) it runs DDP; -b is per process.")
     for section, add_flags in FLAG_SECTIONS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,6 +138,10 @@ class TrainConfig:
         def bad(msg: str) -> None:
             raise UserError(msg)
 
+        for f in dataclasses.fields(self):  # inf passes every range check below (nan fails them)
+            v = getattr(self, f.name)
+            if isinstance(v, float) and math.isinf(v):
+                bad(f"--{f.name.replace('_', '-')} must be a finite number, not {v}")
         if self.epochs < 1:
             bad(f"--epochs must be at least 1, not {self.epochs}")
         if self.batch_size < 1:
@@ -229,6 +234,9 @@ class TrainConfig:
         if self.test_only and not self.resume:
             bad("--test-only evaluates a trained run: give it with --resume RUN_DIR")
         check_loggers(self.log)  # a known name, and MLflow installed before any training
+        if self.name and (self.name in (".", "..") or "/" in self.name or os.sep in self.name):
+            bad(f"--name {self.name!r} must be one folder's name (the run's, inside --output-dir), "
+                f"not a path: give --output-dir for where the run goes")
         if self.resume == "auto" and not self.name:
             bad("--resume auto needs --name NAME: the run to continue, or to start when it has no checkpoint")
         for k in ("checkpoint_every", "print_freq", "max_steps", "lr_warmup_epochs", "clip_grad_norm",
