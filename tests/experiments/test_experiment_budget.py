@@ -73,7 +73,11 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
     first = experiments.run("pca-lighting", fast=True, seeds=1, amp="off", out=out, say=lambda s: None)
     base = next(r["run_dir"] for r in first["runs"] if r["arm"] == first["runs"][0]["arm"])
     # depth's "all five conv layers" is pca-lighting's baseline: reused; its next run is killed in its second epoch
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ALEXNET_DEBUG_KILL_AT_STEP": "5", "PYTHONUNBUFFERED": "1"}
+    from alexnet.experiments.setups import FAST_SCALE
+
+    steps = FAST_SCALE.train_subset // FAST_SCALE.batch_size  # an epoch's steps: killed in the second epoch
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ALEXNET_DEBUG_KILL_AT_STEP": str(steps + 2),
+           "PYTHONUNBUFFERED": "1"}
     killed = subprocess.run([sys.executable, "-m", "alexnet", "experiment", "depth", "--fast", "--amp", "off",
                              "--seeds", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -92,11 +96,11 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
     assert fitted[0] == (stopped[0].name, True) and len(fitted) == 3  # resumed once, two new; the shared one never
     assert base not in {str(out / "runs" / name) for name, _ in fitted}
     assert any("(cached)" in s and base in s for s in lines)
-    assert _metrics(stopped[0])[0] == epoch1 and len(_metrics(stopped[0])) == 2  # continued, not restarted
+    assert _metrics(stopped[0])[0] == epoch1 and len(_metrics(stopped[0])) == FAST_SCALE.epochs  # continued
     result = json.loads((stopped[0] / "result.json").read_text())
     assert result["resumed"] is True and result["wall_s"] > 0 and result["machine"]
     for r in rec["runs"]:
-        assert r["run_dir"] != str(stopped[0]) or len(r["epochs"]) == 2
+        assert r["run_dir"] != str(stopped[0]) or len(r["epochs"]) == FAST_SCALE.epochs
 
 
 def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(monkeypatch):
