@@ -47,6 +47,9 @@ def test_onnx_matches_pytorch_with_dynamic_batch(which, exporter, request, tmp_p
     props = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
     assert json.loads(props["classes"]) == meta["classes"] and props["model"] == meta["model"]
     assert json.loads(props["input_size"]) == list(cfg.input_size)
+    beside = json.loads(res.path.with_suffix(".json").read_text())  # as for the other formats
+    assert beside["classes"] == meta["classes"] and beside["export"] == props and res.extra_files == (
+        res.path.with_suffix(".json"),)
 
 
 def test_cli_export_onnx_prints_difference(tiny_run, tmp_path, capsys):

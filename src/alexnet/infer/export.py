@@ -5,8 +5,7 @@ The exported network takes a **normalised float** batch ``[N, C, H, W]`` (N free
 **logits** ``[N, classes]`` — exactly ``model(x)``; apply softmax for probabilities. The
 preprocessing it expects (resize short side, centre crop, mean, std) and the class names are
 written into the ONNX file's metadata (``metadata_props``), into the ``.pt2`` archive (its extra
-file ``alexnet.json``) and, for ``.pt2`` and TorchScript, into a JSON file next to it, so a consumer
-needs nothing else.
+file ``alexnet.json``) and into a JSON file next to the export, so a consumer needs nothing else.
 
 Every export is checked right after it is written: the exported model and PyTorch are run on the
 same random inputs (two batch sizes, which also proves the batch dimension is dynamic) and the
@@ -143,7 +142,10 @@ def verify_onnx(path: str | Path, model: nn.Module, cfg: Any, batches: tuple[int
 
 def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: Any,
                 opset: int = ONNX_OPSET, verify: bool = True, exporter: str = "auto") -> ExportResult:
-    """Export to ONNX (dynamic batch), embed the metadata, check against PyTorch with onnxruntime."""
+    """Export to ONNX (dynamic batch), embed the metadata (also into ``<out>.json`` next to it), check
+    against PyTorch with onnxruntime."""
+    from ..core.io import atomic_write_json
+
     try:
         import onnx
     except ImportError:
@@ -171,7 +173,9 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
                 raise ExportCheckError(f"ONNX output differs from PyTorch by {diff:.3g} (tolerance {tol:.3g}); "
                                        f"not written")
         os.replace(tmp, out)
-    return ExportResult(out, "onnx", diff, tol, exporter)
+    side = out.with_suffix(".json")  # the same metadata for a consumer that does not read ONNX's
+    atomic_write_json(side, {**meta, "export": _metadata(meta, cfg)})
+    return ExportResult(out, "onnx", diff, tol, exporter, (side,))
 
 
 def _check(model: nn.Module, exported: Any, cfg: Any, what: str, batches: tuple[int, ...]) -> tuple[float, float]:
