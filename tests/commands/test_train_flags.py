@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import pkgutil
 
 import pytest
@@ -126,7 +127,7 @@ def test_another_batch_without_a_rate_gets_a_note_with_the_rate_per_image(argv, 
 
 
 def test_the_note_names_the_batch_the_rate_was_set_with_when_a_config_file_changes_one_of_them():
-    from alexnet.engine.config import batch_rate_note
+    from alexnet.engine.flag_notes import batch_rate_note
 
     # the file changes the batch, not the rate: the rate is still the recipe's, set for 512
     assert batch_rate_note("cifar10", {"batch_size": 256}, {"batch_size": 64}).endswith(
@@ -134,3 +135,21 @@ def test_the_note_names_the_batch_the_rate_was_set_with_when_a_config_file_chang
     # the file sets both: its rate was set for its batch
     assert batch_rate_note("cifar10", {"batch_size": 256, "lr": 0.1}, {"batch_size": 64}).endswith(
         "--config's rate 0.1, set for batch 256; the same rate per image would be --lr 0.025")
+
+
+def test_a_model_arg_that_drops_the_recipes_model_arguments_says_how_to_keep_them(capsys, tmp_path):
+    from alexnet.engine.flag_notes import model_args_note
+
+    assert model_args_note("cifar10", None, {"model_kwargs": {"width": 0.5}}) == (
+        "note: --model-arg replaces the cifar10 recipe's model arguments; to keep the others, add --model-arg "
+        "norm=batch --model-arg fc_width=1024 --model-arg widths=64,128,256,256,256")
+    assert model_args_note("cifar10", None, {"model_kwargs": {"norm": "batch", "fc_width": 8, "widths": [4] * 5}}) == ""
+    assert model_args_note("cifar10", None, {"model": "cifar4", "model_kwargs": {"lrn": False}}) == ""  # another model
+    assert model_args_note("digits", None, {"model_kwargs": {"width": 0.5}}) == ""  # the recipe sets none
+    assert model_args_note("digits", {"model_kwargs": {"fc_width": 64}}, {"model_kwargs": {"width": 0.5}}).startswith(
+        "note: --model-arg replaces --config's model arguments; to keep the others, add --model-arg fc_width=64")
+    # on the command line, before the run starts; the run has what was given, as before
+    assert main(["train", "--recipe", "cifar10", "--data", "digits", "--model-arg", "width=0.0625", "--max-steps", "1",
+                 "--amp", "off", "--output-dir", str(tmp_path), "--name", "m"]) == 0
+    assert "note: --model-arg replaces the cifar10 recipe's model arguments" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model_kwargs"] == {"width": 0.0625}

@@ -307,7 +307,8 @@ def _check_weights_first(spec: str, model: str | None) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from ..core.errors import UserError
-    from ..engine.config import RECIPES, batch_rate_note, make_config, resume_config
+    from ..engine.config import RECIPES, make_config, resume_config
+    from ..engine.flag_notes import start_notes
 
     start = check_flags(args)  # the --config file's fields, under the flags
     over = _flag_overrides(args)
@@ -352,9 +353,9 @@ def config_from_args(args: argparse.Namespace):
         print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
-    note = batch_rate_note(recipe, start, over, int(os.environ.get("WORLD_SIZE") or 1))
-    if note and os.environ.get("RANK", "0") == "0":
-        print(note)
+    for note in start_notes(recipe, start, over, int(os.environ.get("WORLD_SIZE") or 1)):
+        if os.environ.get("RANK", "0") == "0":
+            print(note)
     from ..data.datasets import KINDS, KINDS_NEEDING_PATH
 
     if args.data_path:

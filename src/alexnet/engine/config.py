@@ -330,30 +330,6 @@ def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None 
     return TrainConfig.from_dict(values)
 
 
-def batch_rate_note(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> str:
-    """A one-line note when ``-b`` changes the batch the rate was set for and no rate is given: SGD's rate
-    is per batch, so the recipe's rate at another batch is another rate per image (batch 64 on
-    `cifar10`'s 0.2 for 512 is 8× the step per image). The run keeps what it was given; the note
-    says which ``--lr`` keeps the rate per image (linear scaling: Goyal et al., 2017). Under torchrun
-    the batch is ``-b`` × ``world`` processes, and ``--scale-lr`` multiplies the rate by ``world``.
-    Adam's rates do not scale that way: no note. Plain Python; "" when there is nothing to say."""
-    if recipe not in RECIPES or "batch_size" not in given or given.get("lr") is not None:
-        return ""
-    base = {**RECIPES[recipe], **(file_values or {})}
-    rated = base if "lr" in (file_values or {}) else RECIPES[recipe]  # the values the rate was set with
-    was = rated.get("global_batch") or rated.get("batch_size")
-    batch, scaled = given["batch_size"] * world, bool(given.get("scale_lr", base.get("scale_lr")))
-    optimizer = given.get("optimizer") or base.get("optimizer", "sgd")
-    if "lr" not in base or not was or batch == was or not str(optimizer).startswith("sgd"):
-        return ""
-    whose = "--config's" if "lr" in (file_values or {}) else f"the {recipe} recipe's"
-    lr = base["lr"] * batch / was / (world if scaled else 1)  # what --lr gives the recipe's rate per image
-    total = f"a batch of {batch} ({world} processes × -b {given['batch_size']})" if world > 1 else f"-b {batch}"
-    times = f" (× {world} with --scale-lr)" if scaled and world > 1 else ""
-    return (f"note: {total} keeps {whose} rate {base['lr']:g}{times}, set for batch {was}; the same rate per "
-            f"image would be --lr {lr:.3g}")
-
-
 def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
     """The config of the run in ``run_dir`` (its ``config.json``) with ``overrides``, set to resume it.
 

@@ -1,0 +1,55 @@
+"""What the flags given do to a recipe, said at the start of a run: ``-b`` without ``--lr`` keeps
+the rate per batch (`batch_rate_note`); ``--model-arg`` replaces the recipe's model arguments
+(`model_args_note`). Plain Python, as `alexnet.engine.config`: the CLI prints these before torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .recipes import RECIPES
+
+
+def batch_rate_note(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> str:
+    """A one-line note when ``-b`` changes the batch the rate was set for and no rate is given: SGD's rate
+    is per batch, so the recipe's rate at another batch is another rate per image (batch 64 on
+    `cifar10`'s 0.2 for 512 is 8× the step per image). The run keeps what it was given; the note
+    says which ``--lr`` keeps the rate per image (linear scaling: Goyal et al., 2017). Under torchrun
+    the batch is ``-b`` × ``world`` processes, and ``--scale-lr`` multiplies the rate by ``world``.
+    Adam's rates do not scale that way: no note. Plain Python; "" when there is nothing to say."""
+    if recipe not in RECIPES or "batch_size" not in given or given.get("lr") is not None:
+        return ""
+    base = {**RECIPES[recipe], **(file_values or {})}
+    rated = base if "lr" in (file_values or {}) else RECIPES[recipe]  # the values the rate was set with
+    was = rated.get("global_batch") or rated.get("batch_size")
+    batch, scaled = given["batch_size"] * world, bool(given.get("scale_lr", base.get("scale_lr")))
+    optimizer = given.get("optimizer") or base.get("optimizer", "sgd")
+    if "lr" not in base or not was or batch == was or not str(optimizer).startswith("sgd"):
+        return ""
+    whose = "--config's" if "lr" in (file_values or {}) else f"the {recipe} recipe's"
+    lr = base["lr"] * batch / was / (world if scaled else 1)  # what --lr gives the recipe's rate per image
+    total = f"a batch of {batch} ({world} processes × -b {given['batch_size']})" if world > 1 else f"-b {batch}"
+    times = f" (× {world} with --scale-lr)" if scaled and world > 1 else ""
+    return (f"note: {total} keeps {whose} rate {base['lr']:g}{times}, set for batch {was}; the same rate per "
+            f"image would be --lr {lr:.3g}")
+
+
+def model_args_note(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any]) -> str:
+    """A one-line note when ``--model-arg`` replaces model arguments the recipe (or ``--config``) set
+    for the same model: ``model_kwargs`` is one field, so the ones not given again are dropped (the
+    `cifar10` recipe's batch norm, say). Plain Python; "" when nothing is dropped."""
+    base = {**RECIPES.get(recipe, {}), **(file_values or {})}
+    if "model_kwargs" not in given or given.get("model", base.get("model")) != base.get("model"):
+        return ""
+    dropped = {k: v for k, v in (base.get("model_kwargs") or {}).items() if k not in given["model_kwargs"]}
+    if not dropped:
+        return ""
+    args = " ".join(f"--model-arg {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in dropped.items())
+    whose = "--config's" if "model_kwargs" in (file_values or {}) else f"the {recipe} recipe's"
+    return f"note: --model-arg replaces {whose} model arguments; to keep the others, add {args}"
+
+
+def start_notes(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> list[str]:
+    """The notes on what the flags given do to the recipe: `batch_rate_note`, `model_args_note`."""
+    return [n for n in (batch_rate_note(recipe, file_values, given, world), model_args_note(recipe, file_values, given))
+            if n]
