@@ -380,3 +380,16 @@ def test_a_folder_of_files_that_are_not_images_is_one_line(tmp_path):
     with pytest.raises(UserError, match=rf"folder:{re.escape(str(tmp_path / 'junk'))}: none of the 6 files of its "
                                         r"train split is a readable image \(first: .*\.jpg: not an image\)"):
         next(iter(build_loader(ds, batch_size=2, train=True)))
+
+
+def test_a_failed_mnist_download_is_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*a, **k):  # torchvision tries every mirror and lists them all
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(UserError) as e:
+        build_dataset(f"mnist:{tmp_path}", "train", download=True)
+    assert "\n" not in str(e.value) and "(<urlopen error [Errno -2] Name or service not known>)" in str(e.value)

@@ -119,7 +119,7 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
         try:
             CIFAR10(root, train=True, download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
-            raise UserError(f"cifar10: download to {root} failed ({str(e)[:120]}); put "
+            raise UserError(f"cifar10: download to {root} failed ({_one_line(e)}); put "
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
         batches = find_cifar_batches(root)
     if batches is None:
@@ -170,6 +170,13 @@ def find_idx(root: str, stem: str) -> str | None:
     return None
 
 
+def _one_line(e: Exception, limit: int = 160) -> str:
+    """An exception's text on one line (torchvision's failed MNIST download lists every mirror it tried)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = " ".join((lines[-1] if lines else type(e).__name__).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def mnist_dataset(root: str, split: str, transform: Callable | None, download: bool) -> TensorImageDataset:
     """MNIST from its idx files: ``train-*`` (60,000) and ``t10k-*`` (10,000, the val split)."""
     root = os.path.abspath(root)
@@ -181,7 +188,7 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
         try:
             MNIST(root, train=split != "val", download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
-            raise UserError(f"mnist: download to {root} failed ({str(e)[:120]}); put the four "
+            raise UserError(f"mnist: download to {root} failed ({_one_line(e)}); put the four "
                             f"*-idx*-ubyte.gz files there") from None
         img, lab = find_idx(root, f"{prefix}-images-idx3-ubyte"), find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if img is None or lab is None:

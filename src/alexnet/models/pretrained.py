@@ -229,7 +229,7 @@ def find_layer(model: nn.Module, layer: str) -> str:
             return of_kind[k]
     tops = [n for n in names if n and "." not in n]
     raise UserError(f"--freeze {layer}: no such layer (try {', '.join(tops)}, conv1…conv5, fc6, fc7, "
-                    f"or a module name from `alexnet models MODEL`)")
+                    f"or a module name from `alexnet summary MODEL`)")
 
 
 @dataclass
