@@ -393,3 +393,15 @@ def test_a_failed_mnist_download_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(UserError) as e:
         build_dataset(f"mnist:{tmp_path}", "train", download=True)
     assert "\n" not in str(e.value) and "(<urlopen error [Errno -2] Name or service not known>)" in str(e.value)
+
+
+def test_a_class_named_train_beside_other_class_folders_is_a_class(tmp_path, write_image):
+    root = tmp_path / "vehicles"
+    for cls in ("bus", "car"):
+        for i in range(3):
+            write_image(root / cls / f"{i}.jpg", seed=i)
+    for kind in ("steam", "electric"):  # train/ has sub-folders of its own, as a split's classes would
+        for i in range(3):
+            write_image(root / "train" / kind / f"{i}.jpg", seed=10 + i)
+    ds = build_dataset(str(root), "train", val_split=0)
+    assert ds.classes == ["bus", "car", "train"] and len(ds) == 12

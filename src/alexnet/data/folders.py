@@ -69,10 +69,22 @@ def folder_splits(root: str, val_name: str | None = None) -> tuple[str | None, s
     names = ([val_name.lower()] if val_name else []) + list(VAL_NAMES)
     val = next((sub[v] for v in names if v in sub), None)
     if "train" in sub and find_classes(os.path.join(root, sub["train"])):
+        others = [sub[c] for c in sub if c != "train" and c not in VAL_NAMES]
+        if val is None and any(_holds_images(os.path.join(root, c)) for c in others):
+            return root, None  # class folders beside train/, which is a class too (Pascal VOC's, COCO's)
         return os.path.join(root, sub["train"]), os.path.join(root, val) if val else None
     if sub and set(sub) <= {"train", *VAL_NAMES}:  # only split names: not class folders
         return None, os.path.join(root, val) if val else None
     return root, None
+
+
+def _holds_images(directory: str) -> bool:
+    """Whether ``directory`` has an image file of its own (not only in sub-folders)."""
+    try:
+        return any(e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS) and not e.name.startswith(".")
+                   for e in os.scandir(directory))
+    except OSError:
+        return False
 
 
 def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
