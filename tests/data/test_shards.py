@@ -186,7 +186,7 @@ def test_a_corrupt_record_is_skipped_and_reported(tmp_path, split_folder, capsys
 
 def test_unreadable_source_images_are_skipped_and_listed(tmp_path, image_folder, capsys):
     (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
-    assert main(["data", "shards", str(image_folder), "-o", str(tmp_path / "s"), "--val-split", "0"]) == 0
+    assert main(["data", "shards", str(image_folder), "-o", str(tmp_path / "s"), "--val-split", "0"]) == 1  # bad files
     err = capsys.readouterr().err
     assert f"skipped: {image_folder / 'dog' / 'broken.jpg'}" in err
     idx = json.load(open(tmp_path / "s" / "index.json"))
@@ -258,3 +258,13 @@ def test_urls_file_and_fsspec_and_a_missing_backend(tmp_path, split_folder):
     except ImportError:
         with pytest.raises(UserError, match=r"s3:// shards needs an fsspec backend: .*s3fs"):
             build_dataset("shards:s3://bucket/imagenet", "train")
+
+
+def test_a_build_from_bad_files_only_says_so_and_suggests_no_training(tmp_path, capsys):
+    for cls in ("a", "b"):
+        (tmp_path / "bad" / cls).mkdir(parents=True)
+        (tmp_path / "bad" / cls / "x.jpg").write_bytes(b"")
+    for kind in ("shards", "cache"):
+        assert main(["data", kind, str(tmp_path / "bad"), "-o", str(tmp_path / kind), "--val-split", "0"]) == 1
+        cap = capsys.readouterr()
+        assert "train with" not in cap.out and "error: not one image could be read" in cap.err

@@ -106,7 +106,7 @@ def test_resume_after_interruption(tiny_run, folder, index, tmp_path):
 def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     out = tmp_path / "cli-index"
     assert main(["index", "build", str(tiny_run), f"folder:{folder}", "-o", str(out), "--split", "train",
-                 "--val-split", "0", "-b", "8", "-j", "0"]) == 0
+                 "--val-split", "0", "-b", "8", "-j", "0"]) == 1  # built, and a bad file found
     text = capsys.readouterr().out
     assert "indexed 18 images" in text and "1 unreadable" in text
     img = str(folder / "red" / "red2.jpg")

@@ -161,37 +161,44 @@ def run_pca_stats(args: argparse.Namespace) -> int:
     stats["source"] = args.spec
     atomic_write_json(args.output, stats)
     print(f"eigval {stats['eigval']}  ({stats['images']} images, {stats['bad']} bad skipped) → {args.output}")
-    return 0
+    return 1 if stats["bad"] else 0  # written, from the images that could be read; the rest are a problem
 
 
 def run_cache(args: argparse.Namespace) -> int:
     from ..data.cache_build import build_cache
-    from ..data.loader import summarize_bad
 
     m = build_cache(args.spec, args.output, short_side=args.short_side, fmt=args.format, quality=args.quality,
                     shard_size=args.shard_size, workers=args.workers, val_split=args.val_split, seed=args.seed)
     parts = ", ".join(f"{s} {v['count']} images" for s, v in m["splits"].items())
     size = f"{m['short_side']}×{m['short_side']}" if m["format"] == "raw" else f"short side {m['short_side']}"
+    usable = any(v["count"] for v in m["splits"].values())
     print(f"cache {args.output}: {parts}, {len(m['classes'])} classes, {m['format']} {size}"
-          f" → train with --data cache:{args.output}")
-    for path, reason in m["bad"]:
-        print(f"skipped: {path}: {reason}", file=sys.stderr)
-    if m["bad"]:
-        print(summarize_bad([tuple(b) for b in m["bad"]]), file=sys.stderr)
-    return 0
+          + (f" → train with --data cache:{args.output}" if usable else ""))
+    return _skipped(m["bad"], usable)
 
 
 def run_shards(args: argparse.Namespace) -> int:
-    from ..data.loader import summarize_bad
     from ..data.shards_build import build_shards
 
     m = build_shards(args.spec, args.output, shard_mb=args.shard_size, val_split=args.val_split, seed=args.seed,
                      workers=args.workers, overwrite=args.overwrite)
     parts = ", ".join(f"{s} {v['count']} images in {len(v['shards'])} shard{'s' * (len(v['shards']) != 1)}"
                       for s, v in m["splits"].items())
-    print(f"shards {args.output}: {parts}, {len(m['classes'])} classes → train with --data shards:{args.output}")
-    for path, reason in m["bad"]:
+    usable = any(v["count"] for v in m["splits"].values())
+    print(f"shards {args.output}: {parts}, {len(m['classes'])} classes"
+          + (f" → train with --data shards:{args.output}" if usable else ""))
+    return _skipped(m["bad"], usable)
+
+
+def _skipped(bad: list, usable: bool) -> int:
+    """List the files a build skipped; exit 1 when there were any (the job ran and found bad files),
+    saying so louder when not one image could be read."""
+    from ..data.loader import summarize_bad
+
+    for path, reason in bad:
         print(f"skipped: {path}: {reason}", file=sys.stderr)
-    if m["bad"]:
-        print(summarize_bad([tuple(b) for b in m["bad"]]), file=sys.stderr)
-    return 0
+    if bad:
+        print(summarize_bad([tuple(b) for b in bad]), file=sys.stderr)
+    if not usable:
+        print("error: not one image could be read: nothing to train on", file=sys.stderr)
+    return 1 if bad or not usable else 0

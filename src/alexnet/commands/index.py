@@ -71,7 +71,7 @@ def run_build(args: argparse.Namespace) -> int:
           + (f"; {len(bad)} unreadable images skipped" if bad else ""))
     for path, reason in list(bad.items())[:10]:
         print(f"  skipped: {path}: {reason}", file=sys.stderr)
-    return 0
+    return 1 if bad else 0  # the index holds the rest; bad files are a problem found, as everywhere
 
 
 def run_query(args: argparse.Namespace) -> int:
