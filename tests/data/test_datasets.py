@@ -405,3 +405,11 @@ def test_a_class_named_train_beside_other_class_folders_is_a_class(tmp_path, wri
             write_image(root / "train" / kind / f"{i}.jpg", seed=10 + i)
     ds = build_dataset(str(root), "train", val_split=0)
     assert ds.classes == ["bus", "car", "train"] and len(ds) == 12
+
+
+def test_one_mistyped_label_in_a_list_does_not_make_a_million_classes(tmp_path, image_folder):
+    (tmp_path / "all.txt").write_text(f"{image_folder}/cat/cat0.jpg 0\n{image_folder}/dog/dog1.jpg 999999\n")
+    with pytest.raises(UserError, match=r"labels go up to 999999 but only 2 different ones are used"):
+        build_dataset(str(tmp_path / "all.txt"), "train", val_split=0)
+    (tmp_path / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000000)))  # meant: then it is so
+    assert len(build_dataset(str(tmp_path / "all.txt"), "train", val_split=0).classes) == 1000000

@@ -242,6 +242,10 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
                             f"{os.path.basename(path)} never reaches (its labels are 0–{n_train - 1}); give the "
                             f"classes in {classes_txt}, or fix the label")
         n = max(n, n_train)
+        used = {t for _, t in samples}
+        if n > 1000 and n > 10 * len(used):  # one mistyped label would make a model of that many outputs
+            raise UserError(f"{path}: labels go up to {n - 1} but only {len(used)} different ones are used "
+                            f"(a mistyped label?); name the classes in {classes_txt} to mean that many")
         classes = [str(i) for i in range(n)]
     ds = FileDataset(samples, classes, None, transform, f"list:{path}", split)
     ds.slice_note = note
