@@ -454,3 +454,27 @@ def test_a_validation_split_of_bad_files_only_keeps_the_last_weights_and_writes_
     assert main(["evaluate", str(run_dir)]) == 1
     err = capsys.readouterr().err
     assert "error: no image of" in err and "could be read, so nothing was scored" in err
+
+
+def test_a_disk_without_room_for_a_checkpoint_beside_the_last_stops_before_the_first_epoch(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import collections
+
+    from alexnet.engine.rundir import disk_estimate
+    from alexnet.models import build_model
+
+    cfg = make_config("digits", epochs=1, batch_size=256, amp="off", model_kwargs=TINY)
+    need = disk_estimate(build_model("alexnet-mnist", num_classes=10, **TINY), cfg)
+    assert need["checkpoints/last.prev.pt"] == need["checkpoints/last.pt"]  # the previous one is kept too
+    usage = collections.namedtuple("usage", "total used free")
+    # room for every file it keeps, not for the new last.pt written beside the old ones
+    monkeypatch.setattr(rundir_mod.shutil, "disk_usage", lambda p: usage(1 << 40, 0, sum(need.values()) + 10))
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "-b", "256", "--amp", "off", "--output-dir", str(tmp_path),
+                 "--name", "tight"]) == 2
+    err = capsys.readouterr().err
+    assert "at most while it replaces a checkpoint" in err and err.count("\n") == 1
+    assert not (tmp_path / "tight" / "metrics.csv").exists()
+    monkeypatch.setattr(rundir_mod.shutil, "disk_usage",
+                        lambda p: usage(1 << 40, 0, sum(need.values()) + need["checkpoints/last.pt"] + 10))
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "-b", "256", "--amp", "off", "--output-dir", str(tmp_path),
+                 "--name", "roomy"]) == 0

@@ -53,13 +53,14 @@ def run_dir_path(cfg: TrainConfig, world: World) -> Path:
 
 
 def disk_estimate(model: nn.Module, cfg: TrainConfig) -> dict[str, int]:
-    """Bytes a run writes, roughly: last.pt (weights + optimiser state), best.pt and
-    weights.safetensors (weights each); metrics and logs are negligible."""
+    """Bytes a run keeps, roughly: last.pt (weights + optimiser state) and the one before it
+    (last.prev.pt), best.pt and weights.safetensors (weights each); metrics and logs are negligible."""
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     params = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     copies = {"sgd": 1 if cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(cfg.optimizer, 2)
     ema = weights if cfg.ema else 0  # --ema: last.pt also holds the average
-    return {"checkpoints/last.pt": weights + copies * params + ema, "checkpoints/best.pt": weights,
+    last = weights + copies * params + ema
+    return {"checkpoints/last.pt": last, "checkpoints/last.prev.pt": last, "checkpoints/best.pt": weights,
             "weights.safetensors": weights}
 
 
@@ -125,10 +126,11 @@ class RunDir:
         problem = None
         if self.world.is_main:
             free, total = shutil.disk_usage(self._nearest_existing()).free, sum(need.values())
-            if free < total:
-                problem = (f"{self.path}: this run writes about {format_bytes(total)} there ({itemized(need)}) "
-                           f"and the disk has {format_bytes(free)} free: free some space, or give an --output-dir "
-                           f"on another disk")
+            peak = total + max(need.values(), default=0)  # a file is written whole beside the one it replaces
+            if free < peak:
+                problem = (f"{self.path}: this run writes about {format_bytes(total)} there ({itemized(need)}), "
+                           f"{format_bytes(peak)} at most while it replaces a checkpoint, and the disk has "
+                           f"{format_bytes(free)} free: free some space, or give an --output-dir on another disk")
         problem = broadcast_object(problem)
         if problem:
             raise UserError(problem)
