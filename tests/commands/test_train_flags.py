@@ -153,3 +153,12 @@ def test_a_model_arg_that_drops_the_recipes_model_arguments_says_how_to_keep_the
                  "--amp", "off", "--output-dir", str(tmp_path), "--name", "m"]) == 0
     assert "note: --model-arg replaces the cifar10 recipe's model arguments" in capsys.readouterr().out
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model_kwargs"] == {"width": 0.0625}
+
+
+def test_only_rank_0_says_which_recipe_the_data_chose(capsys, monkeypatch):
+    args = build_parser().parse_args(["train", "--model", "alexnet-cifar", "--data", "digits", "-b", "64"])
+    for rank, says in (("0", True), ("1", False)):
+        monkeypatch.setenv("RANK", rank)
+        train_cmd.config_from_args(args)
+        out = capsys.readouterr().out
+        assert ("recipe cifar10 (" in out) is says and ("note: -b 64" in out) is says

@@ -207,15 +207,20 @@ def test_no_chance_warning_above_the_largest_class(tmp_path, capsys):
 
 
 def test_evaluate_plain_folder_scores_every_image(tmp_path, photos, capsys):
+    import shutil
+
     t = fit(_cfg(tmp_path, photos, max_steps=1, name="ev"))
     capsys.readouterr()
-    res = evaluate_weights(str(t.run_dir), f"folder:{photos}", device="cpu", amp="off")
+    other = tmp_path / "other-photos"  # a folder of photos that is not the run's own data
+    shutil.copytree(photos, other)
+    res = evaluate_weights(str(t.run_dir), f"folder:{other}", device="cpu", amp="off")
     assert res["split"] == "all" and res["centre"].n == 12
     assert "slice" not in capsys.readouterr().err
-    res = evaluate_weights(str(t.run_dir), device="cpu", amp="off")  # the run's own data: its val slice
-    assert res["split"] == "val" and res["centre"].n == 4
-    assert "note: scoring the 25% validation slice held out with seed 0: 4 of 12 images" in capsys.readouterr().err
-    rc = main(["evaluate", str(t.run_dir), "--data", f"folder:{photos}", "--device", "cpu"])
+    for data in (None, f"folder:{photos}", str(photos)):  # the run's own data, named again or not: its val slice
+        res = evaluate_weights(str(t.run_dir), data, device="cpu", amp="off")
+        assert res["split"] == "val" and res["centre"].n == 4
+        assert "note: scoring the 25% validation slice held out with seed 0: 4 of 12 images" in capsys.readouterr().err
+    rc = main(["evaluate", str(t.run_dir), "--data", f"folder:{photos}", "--split", "all", "--device", "cpu"])
     o = capsys.readouterr().out
     assert rc == 0 and "(all, 12 images)" in o and "top-5" not in o
 

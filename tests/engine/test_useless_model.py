@@ -69,6 +69,10 @@ def test_one_answer_for_nearly_every_image_is_flagged_even_above_chance(tmp_path
     t.report.cfg = dataclasses.replace(t.report.cfg, model="alexnet-owt")
     t.report.chance_warning(85.0, last)
     assert "start from pretrained weights (--weights IMAGENET1K_V1);" in capsys.readouterr().out
+    t.report.cfg = dataclasses.replace(t.report.cfg, model="alexnet-mnist")  # grey digits: ImageNet's colour
+    t.report.chance_warning(85.0, last)                                      # weights are no start for them
+    out = capsys.readouterr().out
+    assert "learnt nothing useful. Try: train longer" in out and "IMAGENET1K_V1" not in out
 
 
 def test_uselessness_rules():

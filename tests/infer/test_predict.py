@@ -240,3 +240,10 @@ def test_a_folder_leaves_out_hidden_files_and_takes_every_jpeg_extension(tmp_pat
     write_image(d / ".cache" / "c.jpg")
     assert expand_inputs([str(d)]) == [(str(d / "a.jpg"), None), (str(d / "b.jfif"), None)]
     assert expand_inputs([str(d / "._a.jpg")]) == [(str(d / "._a.jpg"), None)]  # named on its own: taken
+
+
+def test_cli_ten_crop_says_what_its_crops_are(tiny_run, image_files, capsys):
+    assert main(["predict", str(tiny_run), str(image_files[0][0]), "--ten-crop", "--format", "json"]) == 0
+    cap = capsys.readouterr()
+    assert "only the centre crop and its mirror (the five crops coincide)" in cap.err  # 32×32 net, 32×32 view
+    assert json.loads(cap.out)["views"] == "ten-crop"

@@ -126,6 +126,24 @@ def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     assert main(["index", "query", str(tmp_path), img]) == 2
 
 
+def test_a_strip_shows_at_most_its_share_of_many_neighbours(tiny_run, folder, tmp_path, capsys, monkeypatch):
+    import alexnet.infer.retrieval as retrieval
+    from alexnet.viz.neighbours import strip_size
+
+    out = tmp_path / "ix"
+    main(["index", "build", str(tiny_run), f"folder:{folder}", "-o", str(out), "--split", "train", "--val-split", "0"])
+    monkeypatch.setattr(retrieval, "STRIP_MAX", 4)
+    strip = tmp_path / "n.png"
+    assert main(["index", "query", str(out), str(folder / "red" / "red2.jpg"), "-k", "10", "-o", str(strip)]) == 0
+    text = capsys.readouterr().out
+    assert len([ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]) == 10  # every neighbour listed
+    assert f"wrote {strip} (the nearest 4 of the 10)" in text
+    from PIL import Image
+
+    with Image.open(strip) as im:
+        assert im.size[0] == strip_size(4)[0]
+
+
 def test_retrieval_keeps_the_names_of_its_two_halves():
     """The search (ranking) and the index on disk are two modules; `retrieval` and `alexnet.infer`
     still give every public name, as the same objects, and the search knows nothing of files."""

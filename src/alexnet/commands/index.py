@@ -98,5 +98,8 @@ def run_query(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
     if res.strip:
-        print(f"wrote {res.strip}")
+        from ..infer.retrieval import STRIP_MAX
+
+        shows = f" (the nearest {STRIP_MAX} of the {len(res.neighbours)})" if len(res.neighbours) > STRIP_MAX else ""
+        print(f"wrote {res.strip}{shows}")
     return 0

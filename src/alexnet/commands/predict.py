@@ -74,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     predictor = Predictor(args.weights, device=args.device, ten_crop=args.ten_crop,
                           batch_size=args.batch_size, workers=args.workers)
+    if args.ten_crop:  # what the crops really are, as evaluate says
+        from ..data.transforms import crops_note
+
+        note = crops_note(predictor.cfg, predictor.mirror)
+        if note:
+            print(note, file=sys.stderr)
     items = expand_inputs(args.inputs)
     todo = [path for path, err in items if err is None]
     bar = None
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     results = [next(done) if err is None else FileResult(path, error=err) for path, err in items]
     if args.format == "json":
-        print(json.dumps({"model": predictor.name, "ten_crop": args.ten_crop,
+        views = ("ten-crop" if predictor.mirror else "five-crop") if args.ten_crop else "centre"
+        print(json.dumps({"model": predictor.name, "ten_crop": args.ten_crop, "views": views,
                           "results": [r.to_dict() for r in results]}, indent=2))
     elif args.format == "csv":
         _csv(results)

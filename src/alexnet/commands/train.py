@@ -258,8 +258,8 @@ def check_flags(args: argparse.Namespace) -> dict:
     from ..engine.recipes import default_recipe
     from ..engine.config_file import read_config_file
 
-    if args.max_steps == 0:
-        raise UserError("--max-steps must be at least 1 (leave it out to train every epoch), not 0")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1 (leave it out to train every epoch), not {args.max_steps}")
     if args.data_path and args.data is not None and (":" in args.data or args.data == "digits"
                                                      or Path(args.data).exists()):
         raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
@@ -323,7 +323,7 @@ def config_from_args(args: argparse.Namespace):
             over["model"] = made_for[0]
             if made_for[1] and "model_kwargs" not in {**start, **over}:
                 over["model_kwargs"] = made_for[1]
-    recipe = args.recipe or start.get("recipe")
+    recipe, notes = args.recipe or start.get("recipe"), []  # notes: printed by rank 0 only
     if recipe is None:
         from ..engine.recipes import default_recipe
         from ..models import model_cfg
@@ -350,10 +350,10 @@ def config_from_args(args: argparse.Namespace):
         recipe, why = default_recipe(given.get("model"), weights, given.get("data"), image)
         if "model" not in given and RECIPES[recipe].get("model"):
             over["model"] = RECIPES[recipe]["model"]
-        print(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
+        notes.append(f"recipe {recipe} ({why}; --recipe NAME to choose another)")
     if recipe not in RECIPES:
         return make_config(recipe)  # raises the one-line error
-    for note in start_notes(recipe, start, over, int(os.environ.get("WORLD_SIZE") or 1)):
+    for note in notes + start_notes(recipe, start, over, int(os.environ.get("WORLD_SIZE") or 1)):
         if os.environ.get("RANK", "0") == "0":
             print(note)
     from ..data.datasets import KINDS, KINDS_NEEDING_PATH

@@ -196,6 +196,14 @@ def ten_crop_note(cfg: Any, mirror: bool = True) -> str | None:
             f"(the five crops coincide): its scores are the centre crop's")
 
 
+def crops_note(cfg: Any, mirror: bool = True) -> str | None:
+    """What ``--ten-crop`` averages when it is not ten distinct views, for evaluate and predict: the
+    crops coincide (`ten_crop_note`), or the mirrored ones are left out (a model trained without flips)."""
+    return ten_crop_note(cfg, mirror) or (None if mirror else (
+        "note: ten-crop without its 5 mirrored crops — the model was trained without flips, so mirrored "
+        "crops would be images it never saw (five crops are averaged)"))
+
+
 class ImageTransform:
     """A picklable pipeline of uint8 → uint8 steps, with what a dataset needs to know about it.
 

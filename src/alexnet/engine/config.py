@@ -339,6 +339,8 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
 
     run_dir = str(resolve_run_dir(run_dir, need="checkpoints/last.pt"))
     saved = Path(run_dir) / "config.json"
+    if not Path(run_dir).exists():
+        raise UserError(f"--resume {run_dir}: no such folder (give a run directory, e.g. runs/<name>)")
     if not saved.is_file():
         raise UserError(f"--resume {run_dir}: not a run directory (no config.json)")
     try:
@@ -348,6 +350,9 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
     over = {k: v for k, v in overrides.items() if v is not None}
     if "epochs" in over:
         over.setdefault("train_epochs", 0.0)  # --epochs N trains on to N, past a recipe's fractional epochs
+    if over.get("name") and over["name"] != Path(run_dir).name:  # the run keeps its folder
+        raise UserError(f"--resume {run_dir} --name {over['name']}: a resumed run keeps its own folder; leave "
+                        f"--name out (or start a new run: --config {run_dir} --name {over['name']})")
     if "model" in over and over["model"] != base["model"]:
         raise UserError(f"--resume: the run trained {base['model']!r}; cannot continue it as {over['model']!r}")
     if "model_kwargs" in over and over["model_kwargs"] != base.get("model_kwargs", {}):

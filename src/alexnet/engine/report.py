@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..data.pipeline import format_bytes
+from ..models import model_cfg
 from ..models.pretrained import imagenet_start
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum
@@ -36,7 +37,8 @@ def log_setup(trainer: Any) -> None:
     t, cfg, world = trainer, trainer.cfg, trainer.world
     nparams = sum(p.numel() for p in t.model.parameters())
     log(world, f"run directory: {t.run_dir}")
-    log(world, f"this run writes about {format_bytes(sum(t.disk_need.values()))} there: {itemized(t.disk_need)}")
+    if not cfg.test_only:  # --test-only evaluates: it writes nothing
+        log(world, f"this run writes about {format_bytes(sum(t.disk_need.values()))} there: {itemized(t.disk_need)}")
     log(world, f"model {cfg.model} ({count(nparams)} parameters, {len(t.classes)} classes) · "
                f"data {cfg.data}: {count(len(t.train_ds))} train / "
                + (f"{count(len(t.val_ds))} val images" if t.val_ds is not None else
@@ -208,7 +210,7 @@ class RunReport:
             what.append(f"at the last epoch the model {useless.one_class.replace(' images ', ' validation images ')}")
         cfg = self.cfg
         tips = []
-        if not cfg.weights:
+        if not cfg.weights and model_cfg(cfg.model).input_size[0] == 3:  # ImageNet's weights see colour, not digits
             tips.append(f"start from pretrained weights ({imagenet_start(cfg.model)})")
         tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
         log(self.world, f"warning: {'; '.join(what)}: this model has learnt nothing useful. Try: {'; '.join(tips)}")

@@ -86,7 +86,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     with; ten-crop mirrors its crops only when training flipped images.
     """
     from ..core.device import resolve_device, resolve_precision
-    from ..data.transforms import ten_crop_note
+    from ..data.transforms import crops_note
     from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, default_eval_split,
                         normalizer_for)
     from ..engine.evaluate import evaluate
@@ -117,11 +117,8 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
                                         "may be images it trained on")
             say(f"note: scoring {ds.slice_note} (--split all scores every image){unknown}")
         ds = _match_classes(spec, ds, list(meta["classes"]), say if key == "centre" else None)
-        if tc and ten_crop_note(cfg, mirror):
-            say(ten_crop_note(cfg, mirror))
-        elif tc and not mirror:
-            say("note: ten-crop without its 5 mirrored crops — the model was trained without flips, so mirrored "
-                "crops would be images it never saw (five crops are averaged)")
+        if tc and crops_note(cfg, mirror):
+            say(crops_note(cfg, mirror))
         loader = build_loader(ds, batch_size=max(1, batch_size // (10 if tc else 1)), train=False, workers=workers,
                               substitute=False)
         log = BadSampleLog()

@@ -60,6 +60,9 @@ def _neighbour_images(index: FeatureIndex, hits: Sequence[Neighbour]) -> list[to
     return out
 
 
+STRIP_MAX = 32  # the most neighbours a strip shows (the query's results hold every one asked for)
+
+
 def query_index(index: str | os.PathLike | FeatureIndex, image: Any, k: int = 8, metric: str = "euclidean",
                 weights: str | os.PathLike | None = None, device: str | None = None,
                 strip: str | os.PathLike | None = None, predictor: Any = None) -> QueryResult:
@@ -82,14 +85,14 @@ def query_index(index: str | os.PathLike | FeatureIndex, image: Any, k: int = 8,
     if strip is not None:
         from ..viz import plot_strip
 
-        q = predictor.load_image(image)
-        imgs = _neighbour_images(idx, hits)
+        q, shown = predictor.load_image(image), hits[:STRIP_MAX]  # a strip of 100,000 would be 18 M pixels wide
+        imgs = _neighbour_images(idx, shown)
         unit = "cos dist" if metric == "cosine" else "dist"
-        caps = [f"#{h.rank} {unit} {h.distance:.3g}\n{h.label_name or h.label}\n{Path(h.path).name}" for h in hits]
+        caps = [f"#{h.rank} {unit} {h.distance:.3g}\n{h.label_name or h.label}\n{Path(h.path).name}" for h in shown]
         name = Path(image).name if isinstance(image, (str, os.PathLike)) else "query"
         path = plot_strip(q, list(zip(imgs, caps)), strip, query_caption=f"query\n{name}")
     return QueryResult(hits, path)
 
 
-__all__ = ["CHUNK", "FORMAT", "METRICS", "FeatureIndex", "IndexWriter", "Neighbour", "QueryResult", "build_index",
+__all__ = ["CHUNK", "FORMAT", "METRICS", "STRIP_MAX", "FeatureIndex", "IndexWriter", "Neighbour", "QueryResult", "build_index",
            "index_dataset", "knn", "open_writer", "query_index", "sample_paths", "targets_of_part"]
