@@ -120,3 +120,18 @@ def test_pca_stats_command(image_folder, tmp_path, capsys):
     c = SimpleNamespace(input_size=(3, 16, 16), resize=16, mean=(0.5,) * 3, std=(0.5,) * 3)
     t = build_transforms(c, train=True, aug="paper", pca=str(out))
     assert [s for s in t.steps if isinstance(s, PCALighting)][0].eigval.tolist() == pytest.approx(d["eigval"])
+
+
+def test_pca_stats_of_bad_files_only_names_the_dataset_and_its_split(tmp_path, capsys):
+    for cls in ("a", "b"):
+        (tmp_path / "bad" / cls).mkdir(parents=True)
+        (tmp_path / "bad" / cls / "x.jpg").write_bytes(b"")
+    assert main(["data", "pca-stats", str(tmp_path / "bad"), "-o", str(tmp_path / "p.json"), "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: folder:{tmp_path / 'bad'}: none of the 2 files of its train split is a readable image" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_data_check_max_pixels_must_be_a_count(image_folder, capsys, value):
+    assert main(["data", "check", str(image_folder), "--max-pixels", value]) == 2
+    assert "--max-pixels must be at least 1" in capsys.readouterr().err

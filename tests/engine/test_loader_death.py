@@ -136,7 +136,7 @@ def test_evaluate_with_a_worker_killed_says_so_in_one_line(tmp_path, colours, mo
     run = fit(config(tmp_path, colours, "run", epochs=1)).run_dir
     capsys.readouterr()
     kill_a_worker_once(monkeypatch, tmp_path / "flag", training=False, epoch=0, after=4)
-    assert main(["evaluate", str(run), "--data", colours, "--workers", "2"]) == 1
+    assert main(["evaluate", str(run), "--data", colours, "--split", "all", "--workers", "2"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: a data-loader worker process died (DataLoader worker (pid")
     assert "--workers" in err and "\n" not in err and not (tmp_path / "flag").exists()

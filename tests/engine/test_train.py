@@ -218,7 +218,7 @@ def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     (["--data", "/no/such/dir"], "no such"),
     (["--recipe", "cifar10"], "needs a location"),
     (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--resume", "/no/such/run"], "not a run directory"),
+    (["--resume", "/no/such/run"], "no such folder"),
     (["--test-only"], "--test-only evaluates a trained run"),
 ])
 def test_bad_flags_exit_2_one_line(args, msg, tmp_path):

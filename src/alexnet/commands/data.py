@@ -111,6 +111,11 @@ def run_check(args: argparse.Namespace) -> int:
     from ..data.check import check_dataset, format_report
     from ..data.decode import DEFAULT_MAX_PIXELS
 
+    if args.max_pixels is not None and args.max_pixels < 1:
+        from ..core.errors import UserError
+
+        raise UserError(f"--max-pixels must be at least 1 (leave it out for {DEFAULT_MAX_PIXELS:,}), not "
+                        f"{args.max_pixels}")
     report = check_dataset(args.spec, workers=args.workers, progress=not args.json,
                            max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))

@@ -174,7 +174,8 @@ def format_report(report: CheckReport) -> str:
     """The human-readable report printed by ``alexnet data check``."""
     out = []
     for s in report.splits:
-        out.append(f"{s.split}: {s.images} images, {len(s.classes)} classes  ({s.name})")
+        out.append(f"{s.split}: {s.images} image{'s' * (s.images != 1)}, "
+                   f"{len(s.classes)} class{'es' * (len(s.classes) != 1)}  ({s.name})")
         width = max((len(c) for c in s.classes), default=5)
         for c, n in zip(s.classes, s.class_counts):
             out.append(f"  {c:<{width}}  {n:>8}")

@@ -191,8 +191,11 @@ class SafeDataset(Dataset):
                 return None, -1, bad
         if errors:  # not bad files: a bug keeps its traceback
             raise RuntimeError(f"every sample of the dataset failed to load (first: {bad[0][0]}: {bad[0][1]})")
-        where = getattr(self.dataset, "name", "") or "the dataset"
-        raise UserError(f"{where}: none of the {n} files of its {getattr(self.dataset, 'split', '')} split is a "
+        ds = self.dataset  # a subset or a transform's wrapper names nothing: the dataset under it does
+        while not getattr(ds, "name", "") and getattr(ds, "dataset", None) is not None:
+            ds = ds.dataset
+        where, split = getattr(ds, "name", "") or "the dataset", getattr(ds, "split", "")
+        raise UserError(f"{where}: none of the {n} files{f' of its {split} split' if split else ''} is a "
                         f"readable image (first: {bad[0][0]}: {bad[0][1]})")
 
 
