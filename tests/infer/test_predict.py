@@ -247,3 +247,12 @@ def test_cli_ten_crop_says_what_its_crops_are(tiny_run, image_files, capsys):
     cap = capsys.readouterr()
     assert "only the centre crop and its mirror (the five crops coincide)" in cap.err  # 32×32 net, 32×32 view
     assert json.loads(cap.out)["views"] == "ten-crop"
+
+
+def test_a_file_named_twice_is_predicted_once(tmp_path, write_image):
+    from alexnet.infer.predictor import expand_inputs
+
+    a = write_image(tmp_path / "p" / "a.jpg")
+    write_image(tmp_path / "p" / "b.jpg")
+    got = expand_inputs([a, str(tmp_path / "p"), str(tmp_path / "p" / "*.jpg"), str(tmp_path / "p" / "." / "a.jpg")])
+    assert got == [(a, None), (str(tmp_path / "p" / "b.jpg"), None)]

@@ -234,6 +234,7 @@ def take_split(samples: list, targets: list[int], split: str, val_split: float, 
                         f"gives validation one image only when it has two or more (--val-split {val_split:g}); "
                         f"add images, or give a val/ folder beside train/")
     taken = val if split == "val" else train
-    note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out with seed "
-            f"{seed}: {len(taken)} of {len(samples)} images")
+    note = (f"the {val_split:.0%} validation slice held out with seed {seed}: {len(taken)} of {len(samples)} images"
+            if split == "val" else f"the training part, all but the {val_split:.0%} held out for validation with "
+            f"seed {seed}: {len(taken)} of {len(samples)} images")
     return (samples.take(taken) if isinstance(samples, SampleList) else [samples[i] for i in taken]), note

@@ -336,4 +336,9 @@ def expand_inputs(args: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSI
             out.extend((f, None) for f in files)
         else:
             out.append((a, "no such file"))
-    return out
+    once, seen = [], set()  # a file named twice (by itself and by a glob or its folder) is predicted once
+    for path, err in out:
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            once.append((path, err))
+    return once
