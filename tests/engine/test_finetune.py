@@ -329,6 +329,22 @@ def test_run_weights_with_other_classes_get_a_new_head(tmp_path):
     assert torch.equal(other.classifier.fc7.weight, src.classifier.fc7.weight)
 
 
+def test_weights_of_another_network_are_refused_not_reinitialised_layer_by_layer(tmp_path):
+    """Only the last layer may differ (a new number of classes): weights of another width or model are
+    an error naming the tensors, not a network quietly left at its random start."""
+    from alexnet.models import make_meta, save_weights
+
+    src = build_model("alexnet-cifar", num_classes=2, **CIFAR_KW)
+    save_weights(src, tmp_path / "narrow", make_meta("alexnet-cifar", ["cat", "dog"], model_kwargs=CIFAR_KW))
+    wider = build_model("alexnet-cifar", num_classes=2, **{**CIFAR_KW, "width": 2 * CIFAR_KW["width"]})
+    with pytest.raises(UserError, match=r"tensors before its last layer differ in shape \(features\.conv1\.weight: "
+                                        r"weights \[\d+, 3, 3, 3\], model \[\d+, 3, 3, 3\].* — weights made for "
+                                        r"alexnet-cifar; give the model"):
+        load_pretrained(wider, str(tmp_path / "narrow"), "alexnet-cifar")
+    more = build_model("alexnet-cifar", num_classes=5, **CIFAR_KW)  # the head alone differs: a new head
+    assert load_pretrained(more, str(tmp_path / "narrow"), "alexnet-cifar").reinitialised == ["classifier.fc8"]
+
+
 def test_few_images_for_an_imagenet_sized_network_from_scratch_get_a_note_at_the_start(capsys):
     from alexnet.engine.distributed import World
     from alexnet.engine.setup import note_few_images

@@ -175,10 +175,12 @@ def _layer(key: str) -> str:
 
 def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
                     progress: bool = True, classes: list[str] | None = None) -> PretrainedInfo:
-    """Load ``spec``'s weights into ``model``: same-shaped tensors exactly, shape-mismatched layers
-    (the new classifier) left as initialised and listed in ``info.reinitialised``. With ``classes``
-    (the new data's) and weights whose classes are known (a run of ours) and differ, the last layer
-    is re-initialised even when the number of classes is the same: its rows stand for other classes."""
+    """Load ``spec``'s weights into ``model``: same-shaped tensors exactly, the last layer left as
+    initialised when its shape differs (a new number of classes) and listed in ``info.reinitialised``;
+    any other tensor of another shape is a `UserError` (the weights are of another network). With
+    ``classes`` (the new data's) and weights whose classes are known (a run of ours) and differ, the
+    last layer is re-initialised even when the number of classes is the same: its rows stand for
+    other classes."""
     sd, info = read_pretrained(spec, model_name, progress)
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -192,9 +194,17 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
         raise UserError(f"--weights {spec}: does not fit model {model_name or type(model).__name__} "
                         f"({'; '.join(parts)}){' — weights made for ' + info.model if info.model else ''}")
     differ = {k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)}
+    head_ids = head_parameters(model)
+    head = {k for k, p in model.named_parameters() if id(p) in head_ids}
+    body = [k for k in own if k in differ and k not in head]  # only the classifier may change (its classes)
+    if body:
+        shown = "; ".join(f"{k}: weights {list(sd[k].shape)}, model {list(own[k].shape)}" for k in body[:3])
+        raise UserError(f"--weights {spec}: does not fit model {model_name or type(model).__name__}: "
+                        f"{len(body)} tensors before its last layer differ in shape ({shown}"
+                        f"{'; …' if len(body) > 3 else ''}){' — weights made for ' + info.model if info.model else ''}"
+                        f"; give the model (and --model-arg) they were made for")
     if classes is not None and info.classes and list(classes) != info.classes:
-        head = head_parameters(model)
-        differ |= {k for k, p in model.named_parameters() if id(p) in head}
+        differ |= head
     keep = {k: sd[k].to(own[k].dtype) for k in own if k not in differ}
     model.load_state_dict({**own, **keep}, strict=True)
     info.loaded = len(keep)
