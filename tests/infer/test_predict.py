@@ -38,6 +38,15 @@ def test_inputs_paths_bytes_tensors_agree(predictor, image_files):
     assert torch.allclose(by_path, by_bytes) and torch.allclose(by_path, by_tensor)
     assert predictor.predict_bytes(path.read_bytes(), k=2) == predictor.predict([path], k=2)[0]
     assert predictor.predict(str(path), k=1)[0][0][0] == CLASSES[image_files[0][1]]
+    img = decode_image(str(path))
+    assert torch.allclose(predictor.probs([img.float() / 255]), by_path, atol=1e-6)  # floats in [0, 1]
+    assert torch.allclose(predictor.probs([img.to(torch.int64)]), by_path)  # integers in [0, 255]
+    with pytest.raises(ValueError, match=r"float image tensor holds values in \[0, 1\], not .*pass them as uint8"):
+        predictor.probs([img.float()])  # 0–255 as floats: read as [0, 1] it would be a white image
+    wide = img.to(torch.int32)
+    wide[0, 0, 0] = 300  # would wrap round to 44 in uint8
+    with pytest.raises(ValueError, match=r"integer image tensor holds values in \[0, 255\], not \[\d+, 300\]"):
+        predictor.probs([wide])
 
 
 def test_batching_does_not_change_results(tiny_run, predictor, image_files):

@@ -161,3 +161,12 @@ def test_retrieval_keeps_the_names_of_its_two_halves():
     imported = {n.module for n in ast.walk(ast.parse(Path(search.__file__).read_text()))
                 if isinstance(n, ast.ImportFrom) and n.module}
     assert not imported & {"feature_index", "retrieval", "predictor"}, imported
+
+
+@pytest.mark.parametrize("kw", [{"shard_size": 0}, {"shard_size": -3}, {"batch_size": 0}])
+def test_build_index_refuses_sizes_that_would_never_fill_a_shard(tiny_run, folder, tmp_path, kw):
+    from alexnet.core.errors import UserError
+    from alexnet.infer.retrieval import build_index
+
+    with pytest.raises(UserError, match="must be a whole number of at least 1"):
+        build_index(tiny_run, f"folder:{folder}", tmp_path / "ix", progress=False, **kw)

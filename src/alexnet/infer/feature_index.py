@@ -318,6 +318,9 @@ def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, s
 
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, not {limit} (leave it out to index every image)")
+    for name, v in (("shard_size", shard_size), ("batch_size", batch_size)):  # 0 would never fill a shard
+        if not isinstance(v, int) or v < 1:
+            raise UserError(f"{name} must be a whole number of at least 1, not {v!r}")
     split = str(split).lower()
     if split not in ("all", "train", "val", "test"):
         raise UserError(f"unknown split {split!r}; use all (every image, the default), train or val")
