@@ -320,3 +320,23 @@ def test_a_runs_weights_file_is_scored_on_the_runs_own_hold_out(tmp_path, capsys
     shutil.copy(run / "weights.json", tmp_path / "lone")
     assert main(["evaluate", str(tmp_path / "lone" / "weights.safetensors"), "--data", "digits", "--amp", "off"]) == 0
     assert "its own hold-out is unknown, so these may be images it trained on" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_run_in_the_precision_it_chose_and_validated_in(tmp_path, monkeypatch):
+    import csv
+
+    from alexnet.engine.train import fit
+    from alexnet.infer.evaluation import _run_amp, evaluate_weights
+
+    cpu = torch.device("cpu")
+    assert _run_amp("auto", {"precision": "fp32"}, cpu) == "off" and _run_amp("auto", {"precision": "bf16"}, cpu) == "bf16"
+    assert _run_amp("auto", {"precision": "fp16"}, cpu) == "auto" and _run_amp("auto", {}, cpu) == "auto"
+    assert _run_amp("bf16", {"precision": "fp32"}, cpu) == "bf16"  # asked for: as asked
+    run = fit(make_config("digits", epochs=1, batch_size=256, output_dir=str(tmp_path), name="r", amp="off",
+                          model_kwargs={"width": 0.125, "fc_width": 16})).run_dir
+    assert json.loads((run / "config.json").read_text())["precision"] == "fp32"
+    monkeypatch.setenv("ALEXNET_CPU_BF16", "1")  # --amp auto would pick bf16 on this CPU now
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    res = evaluate_weights(str(run), device="cpu")  # amp auto: the run's fp32
+    assert res["centre"].top1 == pytest.approx(float(last["val_top1"]), abs=1e-3)
+    assert res["centre"].loss == pytest.approx(float(last["val_loss"]), abs=1e-4)

@@ -29,6 +29,14 @@ def _run_config(weights: str) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def _run_amp(amp: str, saved: dict, dev) -> str:
+    """``--amp auto`` on a run: the precision the run chose at its start and validated in (recorded in
+    its config.json), so that its own validation split scores here as at the end of training; where
+    there is none (weights alone, an older run) or it cannot run here (fp16 on a CPU), ``auto``."""
+    chosen = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}.get(saved.get("precision") or "")
+    return chosen if amp == "auto" and chosen and not (chosen == "fp16" and dev.type == "cpu") else amp
+
+
 def _same_data(spec: str, run_spec: str | None) -> bool:
     """Whether the dataset spec ``spec`` names the data the run trained on (``run_spec``)."""
     from ..data import parse_spec
@@ -105,7 +113,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
         split = default_eval_split(data) if data and not _same_data(data, saved.get("data")) else "val"
     vs = val_split if val_split is not None else saved.get("val_split", 0.1)
     cfg = meta_cfg(meta)
-    precision = resolve_precision(amp, dev)
+    precision = resolve_precision(_run_amp(amp, saved, dev), dev)
     normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)
     mirror = bool(meta.get("train_flip", cfg.input_size[0] != 1))
     out: dict = {"meta": meta, "data": spec, "ten_crop": None, "split": split, "mirror": mirror, "run": weights}
