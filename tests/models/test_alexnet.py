@@ -258,3 +258,17 @@ def test_unknown_model_lists_close_matches():
         build_model("alexnett")
     with pytest.raises(UserError):
         model_cfg("nope")
+
+
+@pytest.mark.parametrize("size, says", [
+    ((3, 1, 1), "alexnet cannot run on a 3×1×1 input: "),
+    ((1, 227, 227), "alexnet cannot run on a 1×227×227 input: "),  # grey into a colour conv1
+    ((227, 227), "input_size is (channels, height, width)"),
+])
+def test_summarize_says_which_input_a_network_cannot_take(size, says):
+    from alexnet import build_model, summarize
+    from alexnet.core.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        summarize(build_model("alexnet"), size)
+    assert str(e.value).startswith(says) and "\n" not in str(e.value)

@@ -63,7 +63,14 @@ def _macs(module: nn.Module, out: torch.Tensor) -> int:
 
 @torch.no_grad()
 def summarize(model: nn.Module, input_size: tuple[int, int, int], name: str = "") -> Summary:
-    """Run one forward pass on a zero batch of ``input_size`` (C, H, W) and tabulate every leaf layer."""
+    """Run one forward pass on a zero batch of ``input_size`` (C, H, W) and tabulate every leaf layer.
+    An input size the network cannot take (too small, another number of channels) is a `UserError`."""
+    from ..core.errors import UserError
+
+    label = name or getattr(model, "model_name", type(model).__name__)
+    size = tuple(input_size)
+    if len(size) != 3 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise UserError(f"input_size is (channels, height, width), three positive whole numbers, not {input_size!r}")
     rows: list[LayerRow] = []
     hooks = []
     for mod_name, module in model.named_modules():
@@ -84,11 +91,13 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], name: str = ""
     try:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         model(torch.zeros(1, *input_size, device=device))
+    except RuntimeError as e:  # too small for a kernel or a pooling window, or other channels than conv1's
+        raise UserError(f"{label} cannot run on a {'×'.join(map(str, size))} input: {str(e).splitlines()[0]}") from None
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Summary(name or getattr(model, "model_name", type(model).__name__), list(input_size), rows,
+    return Summary(label, list(input_size), rows,
                    total, trainable, sum(r.macs for r in rows))
