@@ -59,9 +59,11 @@ def summarize(exp: Experiment, results: list[RunResult]):
     off = {r.seed: r.val_error for r in kept.get("without LRN", [])}
     c = compare(on, off, paired=True, what="LRN lowers the validation error", excluded=tuple(left_out))
     paper = PAPER_ERROR["without LRN"] - PAPER_ERROR["with LRN"]
+    ours = mean(list(off.values())) - mean(list(on.values()))  # as the paper's: how much lower with LRN
     beside = (f"paper (CIFAR-10 test error): {PAPER_ERROR['without LRN']:g} % without LRN → "
-              f"{PAPER_ERROR['with LRN']:g} % with (−{paper:g} points); ours (validation error): "
-              f"{mean(list(off.values())):.2f} % → {mean(list(on.values())):.2f} %")
+              f"{PAPER_ERROR['with LRN']:g} % with ({paper:g} points lower); ours (validation error): "
+              f"{mean(list(off.values())):.2f} % → {mean(list(on.values())):.2f} % "
+              f"({abs(ours):.2f} points {'lower' if ours >= 0 else 'higher'})")
     if left_out:
         verdict = (f"inconclusive: lr {RATE:g} is not a rate at which both arms are stable ("
                    + "; ".join(left_out) + f"); lower the rate. Among the stable runs: {c.text}")
