@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
 import signal
 
@@ -478,3 +479,48 @@ def test_a_disk_without_room_for_a_checkpoint_beside_the_last_stops_before_the_f
                         lambda p: usage(1 << 40, 0, sum(need.values()) + need["checkpoints/last.pt"] + 10))
     assert main(["train", *TINY_ARGS, "--epochs", "1", "-b", "256", "--amp", "off", "--output-dir", str(tmp_path),
                  "--name", "roomy"]) == 0
+
+
+@pytest.fixture
+def three_classes(tmp_path, write_image):
+    root = tmp_path / "d"
+    for c, cls in enumerate(("cat", "dog", "fish")):
+        for i in range(6):
+            write_image(root / cls / f"{i}.png", size=(36, 36), seed=10 * c + i)
+    return root
+
+
+def _small_run(root, out, *more):
+    return ["train", "--data", f"folder:{root}", "--model", "alexnet-cifar", "--model-arg", "width=0.125", "--epochs",
+            "2", "-b", "4", "--lr", "0.01", "--amp", "off", "--output-dir", str(out), "--name", "r", *more]
+
+
+def test_a_resume_on_other_classes_is_refused_naming_them(three_classes, tmp_path, write_image, capsys):
+    import shutil
+
+    assert main(_small_run(three_classes, tmp_path, "--max-steps", "2")) == 0
+    shutil.move(three_classes / "dog", tmp_path / "dog-away")  # a class gone, another come: as many outputs
+    for i in range(6):
+        write_image(three_classes / "ant" / f"{i}.png", size=(36, 36), seed=90 + i)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "the data's classes are not the run's (not there now: 'dog'; new: 'ant')" in err and err.count("\n") == 1
+    assert json.loads((tmp_path / "r" / "classes.json").read_text()) != ["ant", "cat", "fish"]  # left as it was
+    shutil.rmtree(three_classes / "ant")
+    shutil.move(tmp_path / "dog-away", three_classes / "dog")
+    write_image(three_classes / "cat" / "6.png", size=(36, 36), seed=99)  # the same classes, one image more
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 0
+    assert "note: the data changed since the run's last checkpoint (15 → 16 train images)" in capsys.readouterr().out
+
+
+def test_a_resumed_run_decoding_into_memory_reports_files_gone_bad_since(three_classes, tmp_path, capsys):
+    assert main(_small_run(three_classes, tmp_path, "--max-steps", "2")) == 0
+    for name in ("cat/0.png", "dog/1.png"):
+        (three_classes / name).write_bytes(b"")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 1  # 2 of 18 files: over --max-bad-fraction 5 %
+    out = capsys.readouterr().out
+    assert "decoded" in out and "2 bad samples skipped in all" in out
+    listed = (tmp_path / "r" / "bad_samples.txt").read_text()
+    assert "cat/0.png" in listed and "dog/1.png" in listed

@@ -359,8 +359,7 @@ class BadSampleLog:
     FILENAME = "bad_samples.txt"
 
     def __init__(self) -> None:
-        self.epoch: dict[str, str] = {}
-        self.total: dict[str, str] = {}
+        self.epoch, self.total = {}, {}  # path → reason: this epoch's, the run's
 
     def add(self, bad: Sequence[tuple[str, str]]) -> None:
         for path, reason in bad:
@@ -396,5 +395,6 @@ class BadSampleLog:
         return {"epoch": [[p, r] for p, r in self.epoch.items()], "total": [[p, r] for p, r in self.total.items()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = {p: r for p, r in state.get("epoch", [])}
-        self.total = {p: r for p, r in state.get("total", [])}
+        """A checkpoint's bad files, beside any found since (a resumed run decoding into memory)."""
+        self.epoch = {**{p: r for p, r in state.get("epoch", [])}, **self.epoch}
+        self.total = {**{p: r for p, r in state.get("total", [])}, **self.total}

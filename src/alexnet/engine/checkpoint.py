@@ -102,3 +102,24 @@ def shape_differences(expected: dict[str, Any], found: dict[str, Any], limit: in
     if lacking:
         out.append(f"only in the model: {', '.join(lacking[:limit])}{'…' if len(lacking) > limit else ''}")
     return "; ".join(out)
+
+
+def data_changes(ck: dict[str, Any], classes: list[str], images: dict[str, int], path: str | Path) -> str:
+    """What differs between the data a checkpoint was trained on and the data a resume reads. Other
+    classes are a `UserError` naming them (the outputs would stand for other classes: a resumed run
+    would train output 0 as 'cat', then as 'ant'); other numbers of images are a note to print ("":
+    none, or a checkpoint from before its image counts were kept)."""
+    was = [str(c) for c in ck.get("classes") or []]
+    if was and was != [str(c) for c in classes]:
+        gone, new = [c for c in was if c not in classes], [c for c in classes if c not in was]
+        what = "; ".join(part for part in (
+            f"not there now: {', '.join(map(repr, gone[:5]))}" if gone else "",
+            f"new: {', '.join(map(repr, new[:5]))}" if new else "",
+            "" if gone or new else "the same names in another order") if part)
+        raise UserError(f"--resume {path}: the data's classes are not the run's ({what}); the run's outputs stand "
+                        f"for its {len(was)} classes: resume on the same classes, or start a new run")
+    counted = ck.get("images") or {}
+    changed = [f"{counted[k]:,} → {images[k]:,} {k}" for k in ("train", "val")
+               if k in counted and k in images and counted[k] != images[k]]
+    return (f"note: the data changed since the run's last checkpoint ({', '.join(changed)} images): the resumed run "
+            f"is not the one an uninterrupted run would have been, and a held-out split may have moved") if changed else ""

@@ -31,6 +31,7 @@ from ..data import BadSampleLog, normalizer_for, open_training_data
 from ..data.transforms import ten_crop_note
 from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
+from .checkpoint import data_changes
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, resume_command, shutdown
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
@@ -176,13 +177,16 @@ class Trainer:
             **({"lookahead": self.lookahead.state_dict()} if self.lookahead is not None else {}),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "model_name": self.cfg.model, "num_classes": len(self.classes), "classes": self.classes,
-            "config": self.cfg.saved_dict(),
+            "images": self._images(), "config": self.cfg.saved_dict(),
         }
 
     def save(self, name: str) -> None:
         """Write ``checkpoints/<name>`` here; every rank calls it (last.pt keeps each rank's own part)."""
         ranks = gather_object(rank_state(self.pos, self.bad_log)) if name == "last.pt" else None
         self.dir.save(name, lambda: {**self.state(), "ranks": ranks})
+
+    def _images(self) -> dict[str, int]:
+        return {"train": len(self.train_ds), "val": len(self.val_ds) if self.val_ds is not None else 0}
 
     def _load_model(self, ck: dict[str, Any], path: Path) -> None:
         load_model_state(self.model, ck, path, self.cfg.model, len(self.classes))
@@ -194,6 +198,9 @@ class Trainer:
         self.dir.remove_stale_temps()
         ck, used = self.dir.open_last()
         own = own_rank_state(ck, self.world, used)  # another number of processes: refused here
+        changed = data_changes(ck, self.classes, self._images(), used)  # other classes: refused here
+        if changed:
+            log(self.world, changed)
         self.pretrained = self.dir.init_weights()  # for the weights.json this run writes next
         self._load_model(ck, used)
         try:
