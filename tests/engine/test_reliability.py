@@ -524,3 +524,17 @@ def test_a_resumed_run_decoding_into_memory_reports_files_gone_bad_since(three_c
     assert "decoded" in out and "2 bad samples skipped in all" in out
     listed = (tmp_path / "r" / "bad_samples.txt").read_text()
     assert "cat/0.png" in listed and "dog/1.png" in listed
+
+
+def test_a_run_another_process_is_training_is_not_trained_here_too(tmp_path, capsys):
+    fcntl = pytest.importorskip("fcntl")
+    first = run(tmp_path, "busy", max_steps=2).run_dir
+    with open(first / ".lock", "a+") as other:  # another process training it: its own hold on the lock
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        capsys.readouterr()
+        assert main(["train", "--resume", str(first)]) == 2
+        err = capsys.readouterr().err
+        assert "another process is training this run now" in err and err.count("\n") == 1
+        assert main(["train", "--resume", "auto", "--name", "busy", "--output-dir", str(tmp_path), *TINY_ARGS,
+                     "--amp", "off", "-b", "256"]) == 2
+    assert main(["train", "--resume", str(first)]) == 0  # it ended: the run goes on here

@@ -89,9 +89,38 @@ def load_model_state(model: nn.Module, ck: dict[str, Any], path: Path, model_nam
 RUN_FILES = ("config.json", "checkpoints", "weights.safetensors")
 
 
+_LOCKS: dict[str, Any] = {}  # run folder → its open lock file, for as long as this process trains it
+
+
 class RunDir:
     """The files of one run at ``path``; writes happen on rank 0 only. ``start_over``: ``--resume
     auto`` starts the run here again, because its first attempt died before any checkpoint."""
+
+    def lock(self) -> None:
+        """Hold the run's lock (``.lock`` in its folder, ``flock``: the system drops it when the process
+        ends, however it ends) while this process trains it: a second process training the same run —
+        two ``--resume auto --name X`` at once — stops in one line instead of writing over the first's
+        checkpoints and metrics. Re-entrant within a process (a notebook resuming what it trained)."""
+        key = str(self.path.resolve())
+        if not self.world.is_main or key in _LOCKS:
+            return
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return
+        f = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise UserError(f"{self.path}: another process is training this run now; let it end (or stop it) "
+                            f"before training the run here") from None
+        _LOCKS[key] = f
+
+    def unlock(self) -> None:
+        f = _LOCKS.pop(str(self.path.resolve()), None)
+        if f is not None:
+            f.close()
 
     def __init__(self, path: Path, world: World, start_over: bool = False):
         self.path, self.world, self.start_over = Path(path), world, start_over
@@ -107,6 +136,8 @@ class RunDir:
         if not os.access(there, os.W_OK | os.X_OK):
             raise UserError(f"{flag} {given}: cannot write in {there} (permission denied); give a folder you can "
                             f"write to")
+        if self.path.is_dir():  # a run there: no other process may be training it now
+            self.lock()
         found = [f for f in RUN_FILES if (self.path / f).exists()
                  and not (self.start_over and f != "weights.safetensors")]  # weights: a run that did train
         if found and not cfg.resume:
@@ -143,6 +174,7 @@ class RunDir:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot make {self.checkpoints}: {e.strerror or e}") from None
+        self.lock()  # a new run: from its first file on
         atomic_write(self.path / "config.json", cfg.to_json() + "\n")
         atomic_write_json(self.path / "classes.json", {"classes": classes, "class_ids": class_ids})
 

@@ -368,4 +368,5 @@ def fit(config: TrainConfig, *, started: float | None = None) -> TrainResult:
     finally:
         if trainer is not None:  # the loaders' workers end now: a torchrun rank leaves by os._exit
             trainer.data.close()
+            trainer.dir.unlock()
         shutdown()
