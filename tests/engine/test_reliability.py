@@ -538,3 +538,16 @@ def test_a_run_another_process_is_training_is_not_trained_here_too(tmp_path, cap
         assert main(["train", "--resume", "auto", "--name", "busy", "--output-dir", str(tmp_path), *TINY_ARGS,
                      "--amp", "off", "-b", "256"]) == 2
     assert main(["train", "--resume", str(first)]) == 0  # it ended: the run goes on here
+
+
+def test_a_run_killed_in_its_closing_evaluation_gets_it_on_resume(tmp_path, capsys):
+    done = run(tmp_path, "closing", ten_crop=True).run_dir
+    before = json.loads((done / "final.json").read_text())
+    (done / "final.json").unlink()  # killed after its last checkpoint, before the closing scores were written
+    capsys.readouterr()
+    assert main(["train", "--resume", str(done)]) == 0
+    assert "its closing evaluation did not finish (no final.json): it runs now" in capsys.readouterr().out
+    after = json.loads((done / "final.json").read_text())
+    assert after["centre"] == before["centre"] and after["ten_crop"] == before["ten_crop"]
+    assert main(["train", "--resume", str(done)]) == 0  # and then it is finished: nothing runs
+    assert "closing evaluation" not in capsys.readouterr().out

@@ -33,7 +33,8 @@ from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
 from .checkpoint import data_changes
 from .config import TrainConfig
-from .distributed import World, all_reduce_sum, gather_object, init_distributed, plan_batch, resume_command, shutdown
+from .distributed import (World, all_reduce_sum, broadcast_object, gather_object, init_distributed, plan_batch,
+                          resume_command, shutdown)
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
@@ -326,10 +327,14 @@ class Trainer:
 
     def run(self) -> TrainResult:
         cfg, world, pos = self.cfg, self.world, self.pos
+        closing_only = False  # a finished run whose closing evaluation was cut short (no final.json)
         if cfg.resume:
             self.resume()
             if pos.epoch >= cfg.epochs and not cfg.test_only:
-                return TrainResult(self.run_dir, self.best_top1, None, None, pos.epoch, pos.global_step)
+                if broadcast_object((self.run_dir / "final.json").is_file()):  # rank 0's files say
+                    return TrainResult(self.run_dir, self.best_top1, None, None, pos.epoch, pos.global_step)
+                closing_only = True
+                log(world, "its closing evaluation did not finish (no final.json): it runs now")
         else:
             self.dir.remove_stale_temps()
         self.dir.write_run_files(cfg, self.classes, self._class_ids())
@@ -341,7 +346,7 @@ class Trainer:
             log(world, f"top-1 {last.top1:.2f}% (error {last.top1_error:.2f}%){top5}  loss {last.loss:.4f}  "
                        f"on {last.n} images")
             return TrainResult(self.run_dir, self.best_top1, last, None, pos.epoch, pos.global_step)
-        last = self._train()
+        last = self._eval() if closing_only else self._train()
         ten = None
         if self.val_ds is not None and (cfg.ten_crop and world.is_main or (cfg.ten_crop and world.distributed)):
             ten = self.ten_crop_eval()
