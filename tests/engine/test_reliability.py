@@ -551,3 +551,20 @@ def test_a_run_killed_in_its_closing_evaluation_gets_it_on_resume(tmp_path, caps
     assert after["centre"] == before["centre"] and after["ten_crop"] == before["ten_crop"]
     assert main(["train", "--resume", str(done)]) == 0  # and then it is finished: nothing runs
     assert "closing evaluation" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[1, 2]", "not a run's config (a JSON object of training fields), but a JSON list"),
+    ('{"epochs": ', "not valid JSON"),
+    (None, "epochs must be a whole number, not 'three'"),
+])
+def test_a_hand_broken_config_json_is_one_line_on_resume(tmp_path, capsys, text, says):
+    done = run(tmp_path, "edited", max_steps=1).run_dir
+    cfg = done / "config.json"
+    cfg.write_text(text if text is not None else json.dumps({**json.loads(cfg.read_text()), "epochs": "three"}))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(done)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {cfg}: ") and says in err and err.count("\n") == 1
+    if text == '{"epochs": ':
+        assert main(["evaluate", str(done)]) == 2 and "not valid JSON" in capsys.readouterr().err

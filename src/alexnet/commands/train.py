@@ -254,7 +254,7 @@ def check_flags(args: argparse.Namespace) -> dict:
     and `fit`. Returns the fields ``--config``'s file gives (``{}`` without one)."""
     from ..core.errors import UserError
     from ..engine.budget import check_resume_flags
-    from ..engine.config import PER_INVOCATION, TrainConfig, config_values
+    from ..engine.config import PER_INVOCATION, TrainConfig, config_values, read_run_config
     from ..engine.recipes import default_recipe
     from ..engine.config_file import read_config_file
 
@@ -269,11 +269,9 @@ def check_flags(args: argparse.Namespace) -> dict:
         raise UserError("--config starts a new run from a file; --resume continues a run from its own "
                         "config.json: give one of them")
     if args.resume and args.resume != "auto":  # auto: a new run's values until fit finds a checkpoint
-        saved = Path(args.resume).expanduser() / "config.json"
-        try:
-            base = json.loads(saved.read_text())
-        except (OSError, ValueError):
-            return {}  # not a run directory itself (or an unreadable one): resume_config says which
+        base = read_run_config(Path(args.resume).expanduser() / "config.json")
+        if base is None:
+            return {}  # not a run directory itself: resume_config says which
         for k in PER_INVOCATION:
             base.pop(k, None)
         check_resume_flags(base, over)  # a run planned for a --time-budget keeps its plan

@@ -330,6 +330,24 @@ def config_values(recipe: str = "digits", *, file_values: dict[str, Any] | None 
     return TrainConfig.from_dict(values)
 
 
+def read_run_config(saved: Path) -> dict[str, Any] | None:
+    """A run's ``config.json`` with each field's type checked as ``--config`` checks it (a hand edit
+    that broke it is one line naming the field and the file); None when there is no such file."""
+    try:
+        base = json.loads(saved.read_text())
+    except OSError:
+        return None
+    except ValueError as e:
+        raise UserError(f"{saved}: not valid JSON ({e})") from None
+    if not isinstance(base, dict):
+        raise UserError(f"{saved}: not a run's config (a JSON object of training fields), but a JSON "
+                        f"{type(base).__name__}")
+    from .config_file import ConfigFile, field_types, typed
+
+    hints, cf = field_types(), ConfigFile(saved, {}, True)
+    return {k: typed(cf, k, v, hints[k]) if k in hints else v for k, v in base.items()}
+
+
 def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
     """The config of the run in ``run_dir`` (its ``config.json``) with ``overrides``, set to resume it.
 
@@ -343,10 +361,7 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
         raise UserError(f"--resume {run_dir}: no such folder (give a run directory, e.g. runs/<name>)")
     if not saved.is_file():
         raise UserError(f"--resume {run_dir}: not a run directory (no config.json)")
-    try:
-        base = json.loads(saved.read_text())
-    except ValueError as e:
-        raise UserError(f"{saved}: not valid JSON ({e})") from None
+    base = read_run_config(saved) or {}
     over = {k: v for k, v in overrides.items() if v is not None}
     if "epochs" in over:
         over.setdefault("train_epochs", 0.0)  # --epochs N trains on to N, past a recipe's fractional epochs

@@ -24,8 +24,10 @@ def _run_config(weights: str) -> dict:
     run_cfg = (Path(weights) if Path(weights).is_dir() else Path(weights).parent) / "config.json"
     try:
         cfg = json.loads(run_cfg.read_text()) if run_cfg.is_file() else {}
-    except (OSError, ValueError):  # not a run's config: the weights alone
+    except OSError:
         return {}
+    except ValueError as e:  # a hand edit broke it: said, not taken for no config at all
+        raise UserError(f"{run_cfg}: not valid JSON ({e})") from None
     return cfg if isinstance(cfg, dict) else {}
 
 
