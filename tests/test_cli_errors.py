@@ -338,3 +338,14 @@ def test_resume_mistakes_are_one_line_each(capsys, tmp_path):
     assert "a resumed run keeps its own folder" in err
     assert main(["train", "--resume", str(run), "--name", "r", "--test-only"]) == 0  # its own name: fine
     assert "this run writes about" not in capsys.readouterr().out  # --test-only writes nothing
+
+
+def test_the_closing_next_line_can_be_pasted_into_a_shell_with_spaces_in_the_path(tmp_path, capsys):
+    import shlex
+
+    out = tmp_path / "my runs"
+    assert main(["train", "--model-arg", "width=0.125", "--model-arg", "fc_width=16", "--max-steps", "1", "--amp",
+                 "off", "--output-dir", str(out), "--name", "r 1"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: "))
+    evaluate = shlex.split(line[len("next: "):].split("   ·   ")[0])
+    assert evaluate == ["alexnet", "evaluate", str(out / "r 1"), "--data", "digits"]

@@ -15,6 +15,7 @@ whether the model gives one answer for nearly every image.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,8 +169,9 @@ class RunReport:
             log(w, f"{plural(bad_samples, 'bad sample')} skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
         log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
                f"weights.safetensors weights.json")
-        log(w, (f"next: alexnet evaluate {self.run_dir} --data {self.cfg.data}   ·   " if self.val_ds is not None
-                else "next: ") + f"alexnet predict {self.run_dir} IMAGE")
+        run, data = shlex.quote(str(self.run_dir)), shlex.quote(str(self.cfg.data))  # to paste into a shell
+        log(w, (f"next: alexnet evaluate {run} --data {data}   ·   " if self.val_ds is not None
+                else "next: ") + f"alexnet predict {run} IMAGE")
 
     def write_final(self, last: EvalResult | None, ten: EvalResult | None, best_top1: float) -> None:
         """``final.json``: the closing scores as data (centre crop, ten-crop or flip averaging,
