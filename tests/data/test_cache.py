@@ -405,3 +405,20 @@ def test_cache_command_bad_input_is_one_line(tmp_path, capsys):
     assert main(["data", "cache", "digits", "-o", str(tmp_path / "c"), "--short-side", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("error: ") for e in err)
+
+
+@pytest.mark.parametrize("fmt, data", [("raw", ".npy"), ("jpeg", ".bin")])
+def test_a_cache_with_a_shard_cut_short_or_gone_is_one_line_at_opening(photos, tmp_path, capsys, fmt, data):
+    out = tmp_path / f"cache-{fmt}"
+    build_cache(str(photos), out, short_side=16, fmt=fmt, shard_size=3, val_split=0, progress=False)
+    shard = sorted(out.glob(f"train-*{data}"))[1]
+    with open(shard, "r+b") as f:  # a copy interrupted, a disk full: the file ends early
+        f.truncate(shard.stat().st_size // 2)
+    with pytest.raises(UserError, match=rf"{shard.name} is [\d,]+ bytes, cut short of its [\d,]+; the cache is damaged"):
+        build_dataset(f"cache:{out}", "train")
+    capsys.readouterr()
+    assert main(["data", "check", f"cache:{out}"]) == 2  # not "no bad files"
+    assert "the cache is damaged" in capsys.readouterr().err
+    shard.unlink()
+    with pytest.raises(UserError, match=rf"{shard.name} is missing"):
+        build_dataset(f"cache:{out}", "train")

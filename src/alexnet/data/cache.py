@@ -107,6 +107,7 @@ class CacheDataset(ImageDataset):
                 sources += list(meta.get("sources") or [f"{shard}#{j}" for j in range(meta["count"])])
                 self.shards.append({"name": shard, "count": int(meta["count"]),
                                     "offsets": meta.get("offsets")})
+                self._check_shard(self.shards[-1])
         # each image's source path and label, compact (`SampleList`: ~45 bytes an image, not ~200)
         self.index = SampleList(zip(sources, labels))
         del labels, sources
@@ -114,6 +115,19 @@ class CacheDataset(ImageDataset):
         self._arrays: dict[int, Any] = {}  # opened lazily, per process (never pickled to workers)
         self._tensors: dict[int, torch.Tensor] = {}
         self.slice_note = ""
+
+    def _check_shard(self, shard: dict[str, Any]) -> None:
+        """A shard's file must be whole (a file cut short maps past its end: a bus error, or numpy's
+        "mmap length is greater than file size", at the first image read from it). Cheap: one stat."""
+        raw = self.format == "raw"
+        path = os.path.join(self.root, shard["name"] + (".npy" if raw else ".bin"))
+        need = (shard["count"] * self.channels * self.short_side ** 2 if raw  # + the .npy header
+                else int((shard["offsets"] or [0])[-1]))
+        have = os.path.getsize(path) if os.path.isfile(path) else None
+        if have is None or have < need:
+            what = "is missing" if have is None else f"is {have:,} bytes, cut short of its {need:,}"
+            raise UserError(f"cache {self.root}: {os.path.basename(path)} {what}; the cache is damaged: build it "
+                            f"again (remove {self.root} and run alexnet data cache)")
 
     # ------------------------------------------------------------------ plumbing
 
