@@ -138,8 +138,8 @@ def test_lrn_difference_paired_and_the_papers_figures_beside_it():
     rows, verdict, _, (c,) = summary("lrn", lrn_runs())
     assert c.paired and c.n == (3, 3) and c.diff == pytest.approx(2.5) and c.verdict == "reproduces"
     assert verdict.startswith("reproduces: LRN lowers the validation error (+2.50 points")
-    assert "paper (CIFAR-10 test error): 13 % without LRN → 11 % with (−2 points)" in verdict
-    assert "ours (validation error): 33.00 % → 30.50 %" in verdict
+    assert "paper (CIFAR-10 test error): 13 % without LRN → 11 % with (2 points lower)" in verdict
+    assert "ours (validation error): 33.00 % → 30.50 % (2.50 points lower)" in verdict  # in the same words
     assert rows[0]["paper (CIFAR-10 test error)"] == "11 %" and rows[0]["usable runs"] == "3 of 3"
 
 
