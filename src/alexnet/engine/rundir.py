@@ -96,6 +96,10 @@ class RunDir:
     """The files of one run at ``path``; writes happen on rank 0 only. ``start_over``: ``--resume
     auto`` starts the run here again, because its first attempt died before any checkpoint."""
 
+    def __init__(self, path: Path, world: World, start_over: bool = False):
+        self.path, self.world, self.start_over = Path(path), world, start_over
+        self.checkpoints = self.path / "checkpoints"
+
     def lock(self) -> None:
         """Hold the run's lock (``.lock`` in its folder, ``flock``: the system drops it when the process
         ends, however it ends) while this process trains it: a second process training the same run —
@@ -121,10 +125,6 @@ class RunDir:
         f = _LOCKS.pop(str(self.path.resolve()), None)
         if f is not None:
             f.close()
-
-    def __init__(self, path: Path, world: World, start_over: bool = False):
-        self.path, self.world, self.start_over = Path(path), world, start_over
-        self.checkpoints = self.path / "checkpoints"
 
     def check(self, cfg: TrainConfig) -> None:
         """Before any data is loaded: the run's folder can be made and written to, and a new run
