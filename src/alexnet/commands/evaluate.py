@@ -39,8 +39,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
                            on_batch=collector)
     if not res["centre"].n:  # every image bad: no score to show, nor a report
-        bad = res.get("bad_files") or {}
-        why = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:3]) + ("; …" if len(bad) > 3 else "")
+        why = _listed(res.get("bad_files") or {}, 3)
         print(f"error: no image of {res['data']} ({res['split']}) could be read, so nothing was scored"
               f"{': ' + why if why else ''}", file=sys.stderr)
         return 1
@@ -64,9 +63,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print("  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)))
     bad = res.get("bad_files") or {}
     if bad:
-        listed = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:5]) + ("; …" if len(bad) > 5 else "")
         print(f"warning: {len(bad)} file{'s' if len(bad) != 1 else ''} could not be read and "
-              f"{'were' if len(bad) != 1 else 'was'} left out of the scores: {listed}", file=sys.stderr)
+              f"{'were' if len(bad) != 1 else 'was'} left out of the scores: {_listed(bad, 5)}", file=sys.stderr)
     if collector is not None:
         from ..core.io import WriteError
 
@@ -78,6 +76,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"report written to {args.report}/ (metrics.json, per_class.csv, confusion.csv/png, mistakes.png)")
     return 1 if bad else 0
+
+
+def _listed(bad: dict[str, str], most: int) -> str:
+    """The first ``most`` bad files with their reasons, on one line."""
+    return "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:most]) + ("; …" if len(bad) > most else "")
 
 
 def _check_report_dir(report: str) -> None:

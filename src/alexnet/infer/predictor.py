@@ -141,13 +141,15 @@ class Predictor:
         if isinstance(src, torch.Tensor):
             if src.ndim != 3:
                 raise ValueError(f"an image tensor is [C, H, W], not {tuple(src.shape)}")
+            if src.dtype == torch.uint8:  # as the decoder gives it: nothing to check
+                return src
             low, high = (float(src.min()), float(src.max())) if src.numel() else (0.0, 0.0)
             if src.dtype.is_floating_point:
                 if low < 0 or high > 1:  # 0–255 floats would be read as 255× too bright, and clamped white
                     raise ValueError(f"a float image tensor holds values in [0, 1], not [{low:g}, {high:g}]"
                                      f"{' (0–255 values: pass them as uint8)' if high <= 255 and low >= 0 else ''}")
                 src = (src.float() * 255).round().clamp(0, 255)
-            elif src.dtype != torch.uint8 and (low < 0 or high > 255):  # would wrap round in uint8
+            elif low < 0 or high > 255:  # would wrap round in uint8
                 raise ValueError(f"an integer image tensor holds values in [0, 255], not [{low:g}, {high:g}]")
             return src.to(torch.uint8)
         # The short side the transform resizes to: large JPEGs are decoded at reduced size
