@@ -568,3 +568,37 @@ def test_a_hand_broken_config_json_is_one_line_on_resume(tmp_path, capsys, text,
     assert err.startswith(f"error: {cfg}: ") and says in err and err.count("\n") == 1
     if text == '{"epochs": ':
         assert main(["evaluate", str(done)]) == 2 and "not valid JSON" in capsys.readouterr().err
+
+
+def test_a_hand_damaged_metrics_csv_is_mended_on_resume(tmp_path, capsys):
+    """A metrics.csv cut short mid-row (or edited by hand) must not be appended to as it is: the
+    resume keeps the whole rows of finished epochs, drops the broken ones, and says so."""
+    first = run(tmp_path, "r", epochs=1)
+    path = first.run_dir / "metrics.csv"
+    whole = path.read_text().splitlines()
+    assert len(whole) == 2
+    path.write_text("\n".join(whole) + "\n2,10,0.5\nxyz\n")  # a later epoch's row cut short, and junk
+    fit(resume_config(str(first.run_dir), epochs=2))
+    assert "2 damaged rows; rewritten with 1 whole row" in capsys.readouterr().out
+    rows = list(csv.DictReader(path.open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(None not in r.values() for r in rows)
+    assert rows[0] == next(csv.DictReader(iter(whole)))  # the finished epoch's row is kept as it was
+
+
+def test_resume_from_another_folder_names_the_relative_data_path(tmp_path, monkeypatch):
+    """config.json keeps --data as typed; a resume from another folder says why the data is not
+    found and what to do, and --data with the data's path resumes it."""
+    from tests.conftest import write_colour_classes
+
+    (tmp_path / "imgs").mkdir()
+    write_colour_classes(tmp_path / "imgs", per_class=6)
+    monkeypatch.chdir(tmp_path)
+    kw = {"model_kwargs": {"width": 0.25, "fc_width": 16}, "batch_size": 8, "amp": "off"}
+    first = fit(make_config("cifar10", data="imgs", epochs=2, max_steps=1, output_dir="runs", name="r", **kw))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run_dir = str(tmp_path / first.run_dir)
+    with pytest.raises(UserError, match="the run's data 'imgs' .* is not found from .*elsewhere.*resume from there"):
+        resume_config(run_dir)
+    assert fit(resume_config(run_dir, data=str(tmp_path / "imgs"))).epochs_done == 2

@@ -89,6 +89,13 @@ def test_torchscript_and_safetensors(tiny_run, tmp_path):
         assert torch.equal(again(x), model(x))
 
 
+def test_safetensors_export_to_another_suffix_says_where_it_went(tiny_run, tmp_path, capsys):
+    assert main(["export", str(tiny_run), "--format", "safetensors", "-o", str(tmp_path / "x.st")]) == 0
+    out = capsys.readouterr().out
+    assert f"weights are written as {tmp_path / 'x.safetensors'}" in out
+    assert (tmp_path / "x.safetensors").is_file() and not (tmp_path / "x.st").exists()
+
+
 @pytest.mark.parametrize("which", ["tiny_run", "paper_run"])
 def test_pt2_is_torch_export_with_a_free_batch_and_the_metadata_inside(which, request, tmp_path, capsys):
     """``--format pt2``: ``torch.export.load(path).module()`` computes what PyTorch does at batch sizes

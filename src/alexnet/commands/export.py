@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from ..infer.export import ExportCheckError, export_model
 
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     except ExportCheckError as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1
+    asked = Path(args.output)
+    if res.format == "safetensors" and asked.suffix not in ("", ".safetensors"):
+        print(f"note: -o {asked}: weights are written as {res.path} (every command reads them by the "
+              f".safetensors suffix), with {res.path.with_suffix('.json')} beside it")
     print(f"wrote {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
           + (f", {res.exporter}" if res.exporter else "") + ")")
     for f in res.extra_files:

@@ -140,14 +140,32 @@ class MetricsLog:
         except ImportError:  # tensorboard is optional
             self.tb = None
 
-    def trim(self, epochs_done: int) -> None:
-        """After a resume, drop rows of epochs the checkpoint had not finished (no duplicates)."""
+    def trim(self, epochs_done: int) -> str | None:
+        """After a resume, drop rows of epochs the checkpoint had not finished (no duplicates), and
+        rows that are not whole (a file cut short or edited by hand: wrong number of fields, an
+        epoch that is not a number); returns a line saying what was dropped that way, if anything."""
         self.purge_step = epochs_done + 1
         if not self.enabled or not self.path.is_file():
-            return
-        lines = self.path.read_text().splitlines()
-        keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= epochs_done]
+            return None
+        lines = self.path.read_text(errors="replace").splitlines()
+        whole_header = bool(lines) and lines[0].split(",")[:len(METRICS_COLUMNS)] == METRICS_COLUMNS
+        header = lines[0] if whole_header else ",".join(self.columns)
+        keep, damaged = [header], 0
+        for ln in lines[1:] if whole_header else lines:
+            if not ln or ln.startswith("epoch,"):
+                continue
+            fields = ln.split(",")
+            if len(fields) != header.count(",") + 1 or not fields[0].isdigit():
+                damaged += 1
+            elif int(fields[0]) <= epochs_done:
+                keep.append(ln)
         atomic_write(self.path, "\n".join(keep) + "\n")
+        if damaged or not whole_header:
+            return (f"note: {self.path} had {damaged} damaged row{'s' * (damaged != 1)}"
+                    f"{'' if whole_header else ' and no whole header'}; rewritten with "
+                    f"{len(keep) - 1} whole row{'s' * (len(keep) != 2)} (the checkpoint, not this file, "
+                    f"holds the run's state)")
+        return None
 
     def append(self, row: dict[str, Any]) -> None:
         if not self.enabled:

@@ -223,7 +223,9 @@ class Trainer:
         self.report.reported = {t for t in cfg.report_at if self.best_top1 >= t}
         self.loop.rng_to_restore = own["rng"]
         self.bad_log.load_state_dict(own["bad_samples"])
-        self.metrics.trim(pos.epoch)
+        trimmed = self.metrics.trim(pos.epoch)
+        if trimmed:
+            log(self.world, trimmed)
         if pos.epoch >= cfg.epochs:
             self.dir.complete_final_files(ck, used, self.model, self._load_model, self._meta)
             log(self.world, f"{self.run_dir} already finished its {plural(pos.epoch, 'epoch')}: nothing to train "
