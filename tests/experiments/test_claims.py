@@ -13,6 +13,7 @@ from alexnet import experiments
 from alexnet.experiments import dropout, grid, lrn, relu_vs_tanh, towers
 from alexnet.experiments.runs import RunResult
 from alexnet.experiments.verdict import ratio_interval
+from alexnet.experiments.stats import verdict_word
 
 
 def run(arm, seed, *, train=None, val=None, loss=None, extra=None, run_dir="/nonexistent"):
@@ -58,12 +59,22 @@ def test_relu_vs_tanh_reproduces_with_the_ratio_and_its_interval():
     tanh = [relu_vs_tanh.epochs_to(reach(e)) for e in (8, 9, 9)]
     ratio, lo, hi = ratio_interval(tanh, relu)
     assert lo > 1 and c.verdict == "reproduces" and c.n == (3, 3)
-    assert verdict.startswith("reproduces: ReLU reached 25 % training error in fewer epochs than tanh")
+    # the paper's 6× above the interval: the direction reproduces, the size does not
+    assert verdict.startswith("reproduces the direction, not the size: ReLU reached 25 % training error in "
+                              "fewer epochs than tanh")
+    assert verdict_word(verdict) == "reproduces the direction, not the size"
     assert f"tanh/ReLU = {ratio:.2f}× (95 % CI [{lo:.2f}, {hi:.2f}]×" in verdict
     assert hi < 6 and f"the paper's 6× is {6 / ratio:.1f} times ours, above the interval" in verdict
     assert [r["activation"] for r in rows] == ["ReLU", "tanh"] and rows[0]["seeds"] == 3
     assert rows[0]["runs that reached 25 %"] == "3 of 3"
     assert any(n.startswith("tanh, seed 0, epochs to 25 % by rate: 0.001: ") for n in notes)
+
+
+def test_relu_vs_tanh_reproduces_outright_when_the_papers_six_is_inside_the_interval():
+    _, verdict, _, (c,) = summary("relu-vs-tanh", relu_tanh_runs(0.002, relu_epochs=(1.2, 1.5, 1.8),
+                                                                  tanh_epochs=(8, 9, 10)))
+    assert c.verdict == "reproduces" and "the paper's 6× lies inside the interval" in verdict
+    assert verdict.startswith("reproduces: ") and verdict_word(verdict) == "reproduces"
 
 
 def test_relu_vs_tanh_best_rate_at_the_grid_edge_is_inconclusive():

@@ -139,7 +139,8 @@ def test_the_record_carries_the_comparisons_and_how_the_runs_were_made():
     md = output.section_md(rec, {"depth": 2})
     assert f"- left out, never averaged: {NO}, seed 1: diverged" in md
     assert "no interval" in md and "paired by seed, 1 pair" in md and "1 pairs" not in md
-    assert "Runs shared with: [`depth`](#depth) (2 runs)" in md and "precision bf16" in md
+    assert "Runs shared with: [`depth`](depth.md) (2 runs)" in md and "precision bf16" in md  # its own page
+    assert "Runs shared with: [`depth`](#depth) (2 runs)" in output.section_md(rec, {"depth": 2}, in_index=True)
     results[0].precision = "fp32"
     assert output.precision_of(results) == "mixed: bf16, fp32"
 

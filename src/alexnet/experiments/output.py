@@ -155,10 +155,12 @@ def comparison_line(c: dict[str, Any]) -> str:
     return f"- *{c['verdict']}* — {c['what']}: {diff}, {interval}; {design}{mde}"
 
 
-def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, image_prefix: str = "") -> str:
+def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, image_prefix: str = "",
+               in_index: bool = False) -> str:
     """An experiment's page from its JSON record alone: the paper's claim, the verdict and its
     comparisons, the table, the scale, the runs left out, the notes, the runs shared with other
-    experiments (``shared``, from `shared_runs`), the plot and how it was made."""
+    experiments (``shared``, from `shared_runs`: links to their pages, or to their sections when
+    ``in_index``), the plot and how it was made."""
     name, sc = record["experiment"], record["scale"]
     title = title_without_name(name, record["title"])
     rows = record["rows"]
@@ -187,7 +189,7 @@ def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, ima
     md += [f"- left out, never averaged: {x}" for x in record.get("excluded") or []]
     md += [f"- {n}" for n in record["notes"]]
     if shared:
-        md += ["", "Runs shared with: " + ", ".join(f"[`{k}`](#{k}) ({v} run{'s' if v != 1 else ''})"
+        md += ["", "Runs shared with: " + ", ".join(f"[`{k}`]({'#' + k if in_index else k + '.md'}) ({v} run{'s' if v != 1 else ''})"
                                                     for k, v in sorted(shared.items()))
                + " — the same configs, trained once, so these verdicts are not independent."]
     made = f"Made by: `{record['command']}` on {record['machine']}"

@@ -120,15 +120,32 @@ def index_md(records: list[dict[str, Any]], *, image_prefix: str = "", preface: 
     claims stand, a table of every verdict beside the paper's claim, then each page."""
     lines = ["# The paper's claims, re-run", ""]
     if preface.strip():
-        lines += [preface.strip(), ""]
+        lines += [rebase_links(preface.strip(), image_prefix), ""]
     lines += [RULE, "", "**Where the claims stand.** " + " ".join(standing(records)), "",
               "| experiment | paper | claim | ours |", "|---|---|---|---|"]
     lines += [f"| [`{r['experiment']}`](#{r['experiment']}) | {r['section']} | {r['claim']} | {r['verdict']} |"
               for r in records]
     lines.append("")
     for r in records:
-        lines += [f'<a id="{r["experiment"]}"></a>', "", section_md(r, shared_runs(r, records), image_prefix), ""]
+        lines += [f'<a id="{r["experiment"]}"></a>', "", section_md(r, shared_runs(r, records), image_prefix, in_index=True), ""]
     return "\n".join(lines)
+
+
+def rebase_links(md: str, prefix: str) -> str:
+    """Relative Markdown links of a page in folder ``prefix`` (``experiments/``), rewritten for a
+    page one level up that includes it: ``runs/`` → ``experiments/runs/``, ``../x.md`` → ``x.md``."""
+    import posixpath
+    import re
+
+    def one(m: re.Match) -> str:
+        target = m.group(2)
+        if not prefix or re.match(r"[a-z]+:|#|/", target):
+            return m.group(0)
+        path, sep, anchor = target.partition("#")
+        new = posixpath.normpath(prefix + path) + ("/" if path.endswith("/") else "")
+        return f"{m.group(1)}({new}{sep}{anchor})"
+
+    return re.sub(r"(\]\s?)\(([^)\s]+)\)", one, md)
 
 
 def write_index(out: Path, names: list[str], index: Path | None = None) -> Path:

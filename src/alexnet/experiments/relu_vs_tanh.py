@@ -100,7 +100,8 @@ def _ratio_text(c: Comparison, ratio: float, lo: float, hi: float) -> str:
            f"the paper's {PAPER_RATIO:g}× is {PAPER_RATIO / ratio:.1f} times ours, above the interval" if hi < PAPER_RATIO else
            f"the paper's {PAPER_RATIO:g}× is below the interval")
     if c.verdict == "reproduces":
-        return f"reproduces: ReLU reached {TARGET:g} % training error in fewer epochs than tanh, tanh/ReLU = {ci}; {six}"
+        what = "reproduces" if lo <= PAPER_RATIO <= hi else "reproduces the direction, not the size"
+        return f"{what}: ReLU reached {TARGET:g} % training error in fewer epochs than tanh, tanh/ReLU = {ci}; {six}"
     if c.verdict == "contradicts":
         return f"contradicts: tanh reached {TARGET:g} % training error in fewer epochs than ReLU, tanh/ReLU = {ci}"
     return (f"inconclusive: tanh/ReLU = {ci} includes 1; the smallest ratio these runs could detect is "

@@ -60,9 +60,10 @@ def overall(comparisons: list[Comparison]) -> str:
 
 
 def verdict_word(verdict: str) -> str | None:
-    """The verdict word a verdict line begins with (``"reproduces: …"``), or None."""
+    """The verdict word a verdict line begins with (``"reproduces: …"``), with its qualifier where it
+    has one (``"reproduces the direction, not the size: …"``), or None."""
     head = verdict.split(":", 1)[0].strip()
-    return head if head in VERDICTS else None
+    return head if head.split(" ", 1)[0] in VERDICTS else None
 
 
 def by_seed(runs: list[RunResult], key: Callable[[RunResult], float]) -> dict[int, float]:
