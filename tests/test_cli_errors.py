@@ -47,6 +47,19 @@ def test_bad_model_arg_is_one_line(capsys, tmp_path, arg, expect):
     assert not any(tmp_path.iterdir()), "rejected before any run directory is made"
 
 
+def test_init_choices_are_each_models_own(capsys, tmp_path):
+    """Each model lists the initialisations it builds with, and every one listed builds."""
+    from alexnet.models import build_model
+    from alexnet.models.registry import _choices
+
+    for model, listed in (("alexnet", "paper, caffe, kaiming"), ("cifar4", "lecun, kaiming, paper")):
+        err = one_line_error(capsys, ["train", "--model", model, "--model-arg", "init=xavier",
+                                      "--output-dir", str(tmp_path)])
+        assert err.endswith(f"choose from {listed}")
+        for init in _choices(model, "init"):
+            build_model(model, num_classes=3, init=init, width=0.125)
+
+
 def test_unknown_model_arg_lists_the_valid_keys(capsys, tmp_path):
     err = one_line_error(capsys, ["train", "--model", "alexnet-owt", "--model-arg", "width=0.5",
                                   "--output-dir", str(tmp_path)])

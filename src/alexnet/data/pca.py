@@ -81,8 +81,10 @@ def compute_mean(dataset: Dataset, max_images: int = 1000, *, seed: int = 0, wor
     images of ``dataset`` (every pixel of every image counts once; a seeded choice when there are more).
 
     §2: "subtracting the mean activity over the training set from each pixel". The paper subtracts
-    the mean *image*; this is its average over positions (one value per channel), which is what a
-    model that takes crops anywhere in the image can use, and what Caffe's reference models later did.
+    the mean *image* (so do cuda-convnet2 and Caffe's ``bvlc_alexnet``, ``mean_file``); this is its
+    average over positions (one value per channel), which a model that takes crops anywhere in the
+    image can use, which travels with the weights as three numbers, and which torchvision's models
+    and Caffe's later ``bvlc_googlenet`` (``mean_value``) use.
     ``dataset`` yields ``(uint8 [C, H, W], label)``, any C; bad files are skipped.
     """
     from tqdm import tqdm

@@ -66,6 +66,9 @@ def _w(n: int, width: float, even: bool = False) -> int:
     return c + (c % 2) if even else c
 
 
+INITS = ("lecun", "kaiming", "paper")  # what --model-arg init= takes for the models of this file
+
+
 def _init(model: nn.Module, act: str, last: nn.Module, init: str = "lecun") -> None:
     """``init="lecun"``: N(0, 1/fan_in) for every layer and either activation, so the ReLU and tanh
     networks start from the same weights, as "equivalent" networks should (Figure 1); `cifar4`'s
@@ -75,8 +78,8 @@ def _init(model: nn.Module, act: str, last: nn.Module, init: str = "lecun") -> N
     `alexnet-mini`'s default, since through five conv layers LeCun's halving of the variance at
     every ReLU leaves little signal (27.9 % validation top-1 after 4 epochs, measured). The output
     layer always gets the paper's N(0, 0.01) and every bias 0."""
-    if init not in ("lecun", "kaiming", "paper"):
-        raise UserError(f"init must be lecun, kaiming or paper, not {init!r}")
+    if init not in INITS:
+        raise UserError(f"init must be {', '.join(INITS)}, not {init!r}")
     gain = 2.0 if init == "kaiming" and act == "relu" else 1.0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

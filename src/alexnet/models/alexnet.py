@@ -25,6 +25,9 @@ def _ch(n: int, width: float) -> int:
     return max(2, int(round(n * width / 2)) * 2)
 
 
+INITS = ("paper", "caffe", "kaiming")  # what --model-arg init= takes for the models of this file
+
+
 def init_paper(model: nn.Module, ones: Sequence[str], init: str = "paper") -> None:
     """§5: weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and the hidden FC layers, 0 elsewhere.
 
@@ -32,8 +35,8 @@ def init_paper(model: nn.Module, ones: Sequence[str], init: str = "paper") -> No
     0.005), because bias 1 is known to stall some runs at the start. ``init="kaiming"``: He init,
     the safest choice for small datasets and deep variants.
     """
-    if init not in ("paper", "caffe", "kaiming"):
-        raise UserError(f"unknown init {init!r} (use paper, caffe or kaiming)")
+    if init not in INITS:
+        raise UserError(f"unknown init {init!r} (use {', '.join(INITS)})")
     model.init_scheme = init  # read by the training loop's advice when the first epoch diverges
     if any(p.is_meta for p in model.parameters()):
         return  # shapes only (the models table): nothing to initialise, and meta init is slow
@@ -199,7 +202,8 @@ class AlexNetTowers(nn.Module):
 
 
 class AlexNetOWT(nn.Module):
-    """The single-tower layout torchvision ships ("One Weird Trick", Krizhevsky 2014).
+    """The single-tower layout torchvision ships, with the widths of "One Weird Trick" (Krizhevsky
+    2014), whose own configuration (cuda-convnet2's layers-imagenet-1gpu.cfg) also had two LRN layers.
 
     64-192-384-256-256 kernels, no LRN, 224×224 input, adaptive average pool to 6×6;
     61,100,840 parameters. Module names and indices equal ``torchvision.models.alexnet()``'s, so

@@ -93,6 +93,16 @@ _CHOICES = {"init": ("paper", "caffe", "kaiming", "lecun"), "norm": ("none", "ba
             "lrn_alpha": ("per-n", "paper"), "dropout_at": ("paper", "torchvision")}
 
 
+def _choices(name: str, key: str) -> tuple[Any, ...] | None:
+    """The values ``key`` may take for model ``name``: the shared ones (`_CHOICES`), except that the
+    initialisations are each builder module's own (its ``INITS``)."""
+    if key == "init":
+        import sys
+
+        return getattr(sys.modules[_entry(name).fn.__module__], "INITS", _CHOICES["init"])
+    return _CHOICES.get(key)
+
+
 def model_args(name: str) -> dict[str, Any]:
     """The keyword arguments model ``name`` accepts (``--model-arg KEY=VALUE``) with their defaults."""
     entry = _entry(name)
@@ -161,8 +171,9 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
             raise UserError(f"{where}: expected {_type_name(default)} (default {_show(default)})")
         if key == "groups" and cfg.family == "alexnet" and value not in (1, 2):
             raise UserError(f"{where}: groups is 2 (the paper's two towers as grouped convolutions) or 1")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise UserError(f"{where}: choose from {', '.join(map(str, _CHOICES[key]))}")
+        choices = _choices(name, key)
+        if choices and value not in choices:
+            raise UserError(f"{where}: choose from {', '.join(map(str, choices))}")
         if key == "width" and not value > 0:
             raise UserError(f"{where}: the width multiplier must be positive (1 = the published size)")
         if key in ("dropout", "dropout_aux") and not 0 <= value < 1:
