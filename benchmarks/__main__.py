@@ -329,7 +329,8 @@ def write_markdown(path: Path, res: dict) -> None:
     m = res["machine"]
     lines = [f"# Benchmark results{' (--quick: tiny inputs, plumbing only — not measurements)' if res['quick'] else ''}",
              "", f"`{res['command']}` — {m['date']}, {res['seconds']:.0f} s. Medians of {res['repeats']} timed runs "
-             "after a warm-up; contenders of one comparison timed in the same process.", "",
+             "after a warm-up; contenders of one comparison timed in the same process. The limit is the GEMM in "
+             "ours' precision; the fp32 baseline's share is of the fp32 GEMM (the GEMM limit row's baseline).", "",
              "**Machine:** " + f"{m['cpu']}, {m['cpus']} CPUs (torch threads {m['torch_threads']}); flags "
              f"{' '.join(m['cpu_flags']) or '—'}; GPU: {m['gpu']}; torch {m['torch']}, torchvision {m['torchvision']}, "
              f"Python {m['python']}; load average at start {m['load_average']}.", ""]
@@ -346,7 +347,7 @@ def write_markdown(path: Path, res: dict) -> None:
         if not rows:
             continue
         lines += [f"## {titles[sec]}", "", "| comparison | ours | baseline | unit | ratio | limit | ours % of limit "
-                  "| baseline % of limit | notes |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+                  "| baseline % of the fp32 GEMM | notes |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
         for r in rows:
             who = "; ".join(x for x in (f"ours: {r['ours_label']}" if r["ours_label"] else "",
                                           f"baseline: {r['baseline_label']}" if r["baseline_label"] else "",

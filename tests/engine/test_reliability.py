@@ -602,3 +602,21 @@ def test_resume_from_another_folder_names_the_relative_data_path(tmp_path, monke
     with pytest.raises(UserError, match="the run's data 'imgs' .* is not found from .*elsewhere.*resume from there"):
         resume_config(run_dir)
     assert fit(resume_config(run_dir, data=str(tmp_path / "imgs"))).epochs_done == 2
+
+
+def test_the_readmes_disk_figure_is_the_estimate_the_run_prints():
+    """README: "an `alexnet-owt` run of 10 classes: 1.83 GB, of which `last.pt` 685 MB with AdamW's
+    state" — the estimate's arithmetic, kept equal to it here."""
+    import re
+    from pathlib import Path
+
+    from alexnet.engine.rundir import disk_estimate, format_bytes
+    from alexnet.models import build_model
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    total, last = re.search(r"an `alexnet-owt` run of 10 classes: ([\d.]+ [MG]B), of which `last.pt` ([\d.]+ [MG]B) "
+                            r"with AdamW's state", readme).groups()
+    with torch.device("meta"):
+        model = build_model("alexnet-owt", num_classes=10)
+    need = disk_estimate(model, make_config("photos", model="alexnet-owt", optimizer="adamw"))
+    assert (format_bytes(sum(need.values())), format_bytes(need["checkpoints/last.pt"])) == (total, last)
