@@ -211,6 +211,75 @@ def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+            "-m", "alexnet", "train", *args]
+
+
+def _interrupt_torchrun(cmd: list[str], whom: str, after_step: int) -> str:
+    """Start ``cmd`` (torchrun) in its own process group, wait for rank 0's line of ``after_step``, then
+    Ctrl-C: ``whom="group"`` as a terminal sends it (every process of the group: torchrun, which
+    passes it on, and both ranks), ``"rank0"`` to rank 0 alone. Returns the output; never waits forever."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**ENV, "ALEXNET_PROGRESS_SECONDS": "1e-9"}, start_new_session=True)
+    out, deadline = [], time.time() + 120
+    for line in p.stdout:
+        out.append(line)
+        if f"step {after_step} " in line or time.time() > deadline:
+            break
+    if whom == "group":
+        os.killpg(p.pid, signal.SIGINT)
+    else:
+        ranks = [int(c) for c in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+        rank0 = [c for c in ranks if b"RANK=0" in Path(f"/proc/{c}/environ").read_bytes().split(b"\0")]
+        os.kill(rank0[0], signal.SIGINT)
+    try:
+        rest, _ = p.communicate(timeout=90)
+    except subprocess.TimeoutExpired:  # the hang this guards against
+        os.killpg(p.pid, signal.SIGKILL)
+        rest, _ = p.communicate()
+        pytest.fail("the ranks did not stop after Ctrl-C:\n" + "".join(out) + rest[-3000:])
+    return "".join(out) + rest
+
+
+def test_ctrl_c_under_torchrun_saves_on_every_rank_and_resumes_exactly(tmp_path):
+    """Ctrl-C in a terminal reaches torchrun and both ranks (and torchrun passes it on again): the
+    ranks agree on a step, save together, and the run resumes to the weights of an uninterrupted
+    one. A Ctrl-C that reaches rank 0 alone stops both ranks the same way, with no hang."""
+    common = ["--epochs", "12", "-b", "64", "--print-freq", "1", "--deterministic", "--amp", "off",
+              "--output-dir", str(tmp_path), *TINY]  # 12 epochs of 12 steps: long enough to be stopped at all
+    ref = run_logged(_torchrun(*common, "--name", "ref"), ENV)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    for whom in ("group", "rank0"):
+        out = _interrupt_torchrun(_torchrun(*common, "--name", whom), whom, after_step=4)
+        assert "stopped: resumable checkpoint saved to" in out and "--resume" in out, out[-3000:]
+        assert "Traceback" not in out.split("stopped: resumable")[0], out[-3000:]  # torchrun's own comes after
+        ck = safe_torch_load(tmp_path / whom / "checkpoints" / "last.pt")
+        assert 4 <= ck["global_step"] < 12 * 12  # saved where it stopped, before the end
+    resumed = run_logged(_torchrun("--resume", str(tmp_path / "rank0")), ENV)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _final_model_state(tmp_path / "ref"), _final_model_state(tmp_path / "rank0")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_rank_killed_under_torchrun_is_one_line_on_the_others(tmp_path):
+    r = run_logged(_torchrun("--epochs", "2", "-b", "64", "--checkpoint-every", "5", "--amp", "off",
+                             "--output-dir", str(tmp_path), "--name", "k", *TINY),
+                   {**ENV, "ALEXNET_DEBUG_KILL_AT_STEP": "7", "ALEXNET_DEBUG_KILL_RANK": "1"})
+    assert r.returncode != 0
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("error: "))
+    assert "another process of this torchrun group stopped during step 8" in line
+    assert line.endswith(f"The last checkpoint is kept: torchrun --nproc-per-node 2 -m alexnet train --resume "
+                         f"{tmp_path / 'k'}")
+    assert "[rank0]: Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--lr", "-1"], "--lr must be positive"),
     (["--model", "alexnett"], "unknown model 'alexnett'"),

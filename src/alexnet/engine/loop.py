@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,6 +33,7 @@ from .schedule import LRSchedule
 
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
+SAME_SIGNAL_S = 1.0  # under torchrun, a second Ctrl-C this soon after the first is the same one, passed on
 
 
 def debug_kill_here(world: World) -> bool:
@@ -81,12 +83,30 @@ def loader_died(e: BaseException, after: str) -> LoaderDiedError:
     return LoaderDiedError(f"{worker_death_line(e)} {after}")
 
 
+def unsaved_note(checkpoints: Path, world: World) -> str:
+    """What becomes of a run stopped where nothing can be saved: its last checkpoint, if any, is kept."""
+    if (checkpoints / "last.pt").exists():
+        return f"The last checkpoint is kept: {resume_command(checkpoints.parent, world)}"
+    return "No checkpoint was written yet: start the run again"
+
+
 def loader_died_unsaved(e: BaseException, checkpoints: Path, world: World) -> LoaderDiedError:
     """`loader_died` where nothing can be saved now: the run's last checkpoint, if it has one, is where
     it goes on from."""
-    if (checkpoints / "last.pt").exists():
-        return loader_died(e, f"The last checkpoint is kept: {resume_command(checkpoints.parent, world)}")
-    return loader_died(e, "No checkpoint was written yet: start the run again")
+    return loader_died(e, unsaved_note(checkpoints, world))
+
+
+class PeerLostError(UserError):
+    """Another process of a torchrun group died mid-step (killed, out of memory, its machine gone)."""
+
+
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
+             "Socket Timeout", "Connection refused")
+
+
+def peer_lost(e: BaseException) -> str:
+    """How a collective failed because a peer process is gone (gloo's and NCCL's words for it), or ""."""
+    return next((f"{w.lower()}" for w in PEER_LOST if w in str(e)), "")
 
 
 @dataclass
@@ -143,6 +163,7 @@ class TrainLoop:
         self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
         self.stop_requested = False  # Ctrl-C or SIGTERM: stop after this step, with a checkpoint
         self.stop_signal = signal.SIGINT  # which one
+        self.stop_at = 0.0  # when (time.monotonic)
         self.worker_death: RuntimeError | None = None  # a loader worker died: stopped after the last step, to be saved
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
@@ -150,17 +171,22 @@ class TrainLoop:
         self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
     def on_stop_signal(self, signum, frame) -> None:
-        if self.stop_requested:  # a second one: stop now
+        now = time.monotonic()
+        if self.stop_requested:  # a second one: stop now ...
+            if self.world.distributed and now - self.stop_at < SAME_SIGNAL_S:
+                return  # ... unless it is the same Ctrl-C twice: the terminal's and the one torchrun passes on
             raise StoppedBySignal(signum)
-        self.stop_requested, self.stop_signal = True, signum
+        self.stop_requested, self.stop_signal, self.stop_at = True, signum, now
         name, again = ("Ctrl-C", "press it") if signum == signal.SIGINT else (signal.Signals(signum).name, "send it")
         log(self.world, f"\n{name}: finishing this step and saving a resumable checkpoint ({again} again to stop "
                         f"at once)")
 
     def catch_stop_signals(self) -> Callable[[], None]:
-        """Ctrl-C (on rank 0, which tells the other ranks at the next read-back) and, in a
-        one-process run, SIGTERM (a scheduler's or `kill`'s request to stop) finish the step and
-        save; returns what puts the handlers it found back. Under torchrun SIGTERM keeps its default:
+        """Ctrl-C and, in a one-process run, SIGTERM (a scheduler's or `kill`'s request to stop)
+        finish the step and save; returns what puts the handlers it found back. Under torchrun
+        Ctrl-C reaches every rank (the terminal's, and torchrun passes its own on, then waits 30 s
+        before SIGKILL): each rank notes it, and at the next read-back they agree to stop at the same
+        step (a rank that saw none stops with the others) and save together. SIGTERM keeps its default:
         torchrun sends it to every rank of a group it tears down, and a rank that stopped to save
         would wait for peers that are gone. Only the main thread can take signals: a run started
         from another thread (a notebook's, a server's) leaves them as they are."""
@@ -168,7 +194,7 @@ class TrainLoop:
 
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        wanted = ([signal.SIGINT] if self.world.is_main else []) + ([] if self.world.distributed else [signal.SIGTERM])
+        wanted = [signal.SIGINT] + ([] if self.world.distributed else [signal.SIGTERM])
         found = {s: signal.signal(s, self.on_stop_signal) for s in wanted}
 
         def restore() -> None:
@@ -248,12 +274,15 @@ class TrainLoop:
                     self.save_last()
                 if kill_at and pos.global_step == kill_at and debug_kill_here(world):  # tests: a crash
                     os.kill(os.getpid(), signal.SIGKILL)
-                stop = self.stop_requested
-                if world.distributed:  # every rank must stop at the same step
-                    stop = broadcast_flag(stop, self.device)
-                if stop or self._max_steps_reached():
+                if world.distributed:  # every rank must stop at the same step, and save with the others
+                    self.stop_requested = broadcast_flag(self.stop_requested, self.device)
+                if self.stop_requested or self._max_steps_reached():
                     return False
         except RuntimeError as e:
+            if world.distributed and peer_lost(e):  # another rank died: nothing can be saved with it gone
+                raise PeerLostError(f"another process of this torchrun group stopped during step "
+                                    f"{pos.global_step + 1} ({peer_lost(e)}). "
+                                    + unsaved_note(self.checkpoints, world)) from None
             if not worker_died(e):
                 raise
             if world.distributed:  # the other ranks wait at the next collective: nothing can be saved

@@ -33,8 +33,8 @@ from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
 from .checkpoint import data_changes
 from .config import TrainConfig
-from .distributed import (World, all_reduce_sum, broadcast_object, gather_object, init_distributed, plan_batch,
-                          resume_command, shutdown)
+from .distributed import (World, all_reduce_sum, broadcast_flag, broadcast_object, gather_object, init_distributed,
+                          plan_batch, resume_command, shutdown)
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
@@ -310,6 +310,8 @@ class Trainer:
         try:
             while self.pos.epoch < cfg.epochs:
                 complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
+                if world.distributed:  # a Ctrl-C after the epoch's last read-back: every rank saves, or none
+                    self.loop.stop_requested = broadcast_flag(self.loop.stop_requested, self.device)
                 if self.loop.stop_requested or self.loop.worker_death:
                     self.save("last.pt")
                     saved = (f"resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
