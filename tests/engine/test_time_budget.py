@@ -175,3 +175,17 @@ def test_resuming_a_budget_run_with_another_length_is_one_line(tmp_path, capsys)
         assert main(["train", "--resume", str(run), *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --resume: this run's length was planned for --time-budget 15m") and "\n" not in err
+
+
+def test_under_torchrun_the_budget_counts_from_torchruns_start():
+    """A rank's budget is the torchrun command's: it counts from its parent's start (torchrun's),
+    which here started 1.5 s before the rank."""
+    child = ("import time; from alexnet.engine.budget import process_started; "
+             "print(time.perf_counter() - process_started())")
+    parent = f"import os, subprocess, sys, time; time.sleep(1.5); subprocess.run([sys.executable, '-c', {child!r}])"
+    ages = {}
+    for name, env in (("torchrun", {"TORCHELASTIC_RUN_ID": "x"}), ("plain", {})):
+        base = {k: v for k, v in os.environ.items() if k != "TORCHELASTIC_RUN_ID"}
+        out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, env={**base, **env})
+        ages[name] = float(out.stdout.strip())
+    assert ages["torchrun"] >= 1.5 and ages["plain"] < ages["torchrun"] - 1.0, ages

@@ -92,12 +92,14 @@ def seconds_text(s: float) -> str:
 
 
 def process_started() -> float:
-    """`time.perf_counter` at the start of this process (Linux: ``/proc/self/stat``), so that a
-    command's budget also counts the interpreter's start and torch's import; now where that cannot
-    be read."""
+    """`time.perf_counter` at the start of the command (Linux: ``/proc/PID/stat``): this process, or
+    under torchrun the torchrun process that started it (its parent), so that a command's budget
+    also counts the interpreter's start, torch's import and torchrun's own start; now where that
+    cannot be read."""
     now = time.perf_counter()
+    pid = os.getppid() if os.environ.get("TORCHELASTIC_RUN_ID") else "self"
     try:
-        with open("/proc/self/stat") as f:
+        with open(f"/proc/{pid}/stat") as f:
             ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks since boot
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
