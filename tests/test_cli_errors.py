@@ -145,6 +145,24 @@ def test_import_of_things_that_are_not_a_state_dict(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+class _RunsACommand:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_a_pickled_command_gets_no_hint_to_load_it(capsys, tmp_path):
+    """A file whose pickled code is os.system is not a model: the refusal must not suggest loading it
+    with weights_only=False (the hint a pickled model class gets)."""
+    import torch
+
+    torch.save({"x": _RunsACommand()}, tmp_path / "evil.pth")
+    err = one_line_error(capsys, ["import", "torchvision", str(tmp_path / "evil.pth"), "-o", str(tmp_path / "o")])
+    assert "pickled code (posix.system)" in err and "not a model's class" in err
+    assert "torch.load(" not in err
+
+
 # -- data pca-stats -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags, expect", [(["--max-images", "0"], "--max-images must be at least 1, not 0"),
@@ -362,3 +380,15 @@ def test_the_closing_next_line_can_be_pasted_into_a_shell_with_spaces_in_the_pat
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: "))
     evaluate = shlex.split(line[len("next: "):].split("   ·   ")[0])
     assert evaluate == ["alexnet", "evaluate", str(out / "r 1"), "--data", "digits"]
+
+
+def test_import_refuses_class_names_given_twice(capsys, tmp_path):
+    import torch
+    import torchvision
+
+    sd = torchvision.models.alexnet(weights=None, num_classes=3).state_dict()
+    torch.save(sd, tmp_path / "tv3.pth")
+    (tmp_path / "names.txt").write_text("cat\ncat\ndog\n")
+    err = one_line_error(capsys, ["import", "torchvision", str(tmp_path / "tv3.pth"), "-o", str(tmp_path / "o"),
+                                  "--classes", str(tmp_path / "names.txt")])
+    assert "class names must differ; given more than once: cat" in err

@@ -237,3 +237,12 @@ def test_a_flag_whose_own_type_reads_empty_keeps_reading_it():
 
     args = build_parser().parse_args(["train", "--report-at", "", "--log", ""])  # "" is "none" for these two
     assert args.report_at == [] and args.log == []
+
+
+def test_a_figure_into_a_folder_takes_its_default_name_there(capsys, tmp_path, write_image):
+    img = write_image(tmp_path / "x.png", size=(32, 32))
+    (tmp_path / "figs").mkdir()
+    for out in (f"{tmp_path / 'figs'}/", str(tmp_path / "figs"), f"{tmp_path / 'new'}/"):
+        assert main(["visualize", "kernels", img, "-o", out]) == 0
+        assert Path(out.rstrip("/"), "kernels.png").is_file()
+    assert not (tmp_path / "figs.png").exists()

@@ -98,9 +98,12 @@ def _check_counts(args: argparse.Namespace) -> None:
 def _check_png_output(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A command whose ``-o`` is a PNG figure (its default ends in ``.png``: the visualise commands,
     ``index query``) writes PNG only: another suffix (``-o f.jpg``) is refused rather than quietly
-    written as ``f.png``; a name without a suffix gets ``.png``."""
+    written as ``f.png``; a name without a suffix gets ``.png``; a folder (``-o figs/``, or one
+    that exists) gets the default name inside it (``figs/filters.png``)."""
     default, out = sub.get_default("output"), getattr(args, "output", None)
     if isinstance(default, str) and default.endswith(".png") and isinstance(out, str):
+        if out.endswith(("/", os.sep)) or os.path.isdir(out):
+            args.output = out = os.path.join(out, os.path.basename(default))
         suffix = os.path.splitext(out)[1]
         if suffix and suffix.lower() != ".png":
             raise UserError(f"-o {out}: figures are written as PNG; give a name ending in .png (not {suffix})")

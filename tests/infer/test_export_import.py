@@ -47,9 +47,9 @@ def test_onnx_matches_pytorch_with_dynamic_batch(which, exporter, request, tmp_p
     props = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
     assert json.loads(props["classes"]) == meta["classes"] and props["model"] == meta["model"]
     assert json.loads(props["input_size"]) == list(cfg.input_size)
-    beside = json.loads(res.path.with_suffix(".json").read_text())  # as for the other formats
-    assert beside["classes"] == meta["classes"] and beside["export"] == props and res.extra_files == (
-        res.path.with_suffix(".json"),)
+    side = res.path.with_name(res.path.name + ".json")  # m.onnx.json, as for the other formats
+    beside = json.loads(side.read_text())
+    assert beside["classes"] == meta["classes"] and beside["export"] == props and res.extra_files == (side,)
 
 
 def test_cli_export_onnx_prints_difference(tiny_run, tmp_path, capsys):
@@ -81,7 +81,7 @@ def test_torchscript_and_safetensors(tiny_run, tmp_path):
     x = example_inputs(meta_cfg(meta), 3)
     with torch.no_grad():
         assert torch.allclose(ts(x), model(x), atol=1e-5)
-    assert json.loads((tmp_path / "m.json").read_text())["classes"] == meta["classes"]
+    assert json.loads((tmp_path / "m.pt.json").read_text())["classes"] == meta["classes"]
     st = export_model(tiny_run, "safetensors", tmp_path / "copy.safetensors")
     again, meta2 = load_weights(st.path)
     assert meta2 == meta
@@ -114,7 +114,7 @@ def test_pt2_is_torch_export_with_a_free_batch_and_the_metadata_inside(which, re
             torch.testing.assert_close(program(x), model(x), atol=1e-5, rtol=1e-5)
     inside = json.loads(extra["alexnet.json"])
     assert inside["classes"] == meta["classes"] and inside["export"]["model"] == meta["model"]
-    assert json.loads((tmp_path / "m.json").read_text()) == inside
+    assert json.loads((tmp_path / "m.pt2.json").read_text()) == inside
     with pytest.raises(UserError, match="a torch.export archive"):  # not weights to load
         load_weights(out)
 
@@ -186,3 +186,35 @@ def test_not_an_alexnet_checkpoint(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11), "classifier.6.weight": torch.zeros(10, 4096)}, path)
     with pytest.raises(UserError, match="does not fit"):
         import_torchvision(path, tmp_path / "out")
+
+
+def test_exports_of_two_formats_to_one_stem_keep_their_own_json(tiny_run, paper_run, tmp_path, capsys):
+    """m.onnx of one run and m.pt2 of another: each JSON beside its own file describes its own model."""
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(tiny_run), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["export", str(paper_run), "--format", "pt2", "-o", str(tmp_path / "m.pt2")]) == 0
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["model"] == "alexnet-cifar"
+    assert json.loads((tmp_path / "m.pt2.json").read_text())["model"] == "alexnet"
+    assert main(["export", str(tiny_run), "--format", "pt2", "-o", str(tmp_path / "x.onnx")]) == 0
+    assert "note: -o " in capsys.readouterr().out  # a pt2 archive named .onnx: said, written as asked
+
+
+@pytest.mark.parametrize("opset", [6, 99])
+def test_an_opset_the_installed_onnx_cannot_write_is_one_line(tiny_run, tmp_path, capsys, opset):
+    pytest.importorskip("onnx")
+    assert main(["export", str(tiny_run), "--format", "onnx", "-o", str(tmp_path / "m.onnx"),
+                 "--opset", str(opset)]) == 2
+    assert f"--opset {opset}: the installed onnx writes opsets 7 to" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_onnx_file_of_another_opset_than_asked_is_not_written(tiny_run, tmp_path, monkeypatch):
+    """The dynamo exporter falls back to its own opset where it cannot convert: that is an error, not
+    a file labelled with the opset asked for."""
+    import alexnet.infer.export as ex
+
+    real = ex._onnx_export
+    monkeypatch.setattr(ex, "_onnx_export", lambda m, x, tmp, opset, exporter: real(m, x, tmp, 18, exporter))
+    with pytest.raises(ex.ExportCheckError, match="wrote opset 18, not the 17 asked for"):
+        export_model(tiny_run, "onnx", tmp_path / "m.onnx", opset=17)
+    assert not (tmp_path / "m.onnx").exists()

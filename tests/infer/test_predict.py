@@ -47,6 +47,13 @@ def test_inputs_paths_bytes_tensors_agree(predictor, image_files):
     wide[0, 0, 0] = 300  # would wrap round to 44 in uint8
     with pytest.raises(ValueError, match=r"integer image tensor holds values in \[0, 255\], not \[\d+, 300\]"):
         predictor.probs([wide])
+    nan = img.float() / 255
+    nan[0, 0, 0] = float("nan")  # passes every range comparison: it would be read as 0
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        predictor.probs([nan])
+    for empty in (torch.zeros(3, 0, 5), torch.zeros(3, 4, 0, dtype=torch.uint8)):
+        with pytest.raises(ValueError, match=r"every size at least 1, not \(3, "):
+            predictor.probs([empty])
 
 
 def test_batching_does_not_change_results(tiny_run, predictor, image_files):

@@ -170,3 +170,28 @@ def test_build_index_refuses_sizes_that_would_never_fill_a_shard(tiny_run, folde
 
     with pytest.raises(UserError, match="must be a whole number of at least 1"):
         build_index(tiny_run, f"folder:{folder}", tmp_path / "ix", progress=False, **kw)
+
+
+def test_an_index_refuses_other_weights_of_the_same_model(tiny_run, index, folder, tmp_path, capsys):
+    """The same architecture with other weights (another run, a fine-tune) gives features in another
+    space: querying or serving the index with them is refused in one line; the index's own weights,
+    or a copy of them, are fine."""
+    from alexnet.core.errors import UserError
+    from alexnet.infer import Predictor
+    from alexnet.models import load_weights, save_weights
+    from alexnet.serve.app import create_app
+
+    model, meta = load_weights(tiny_run)
+    copy, other = tmp_path / "copy", tmp_path / "other"
+    save_weights(model, copy, meta)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # one layer changed a little: other weights
+    save_weights(model, other, meta)
+    img = str(folder / "red" / "red2.jpg")
+    assert main(["index", "query", str(index.path), img, "--no-strip", "--weights", str(copy)]) == 0
+    capsys.readouterr()
+    assert main(["index", "query", str(index.path), img, "--no-strip", "--weights", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "the index was built with other alexnet-cifar weights" in err and err.count("\n") == 1
+    with pytest.raises(UserError, match="built with other alexnet-cifar weights"):  # serve --index, likewise
+        create_app(Predictor(other, device="cpu"), index)

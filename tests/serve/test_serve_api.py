@@ -327,3 +327,13 @@ def test_a_bug_is_a_500_json_error_and_logged(predictor, make_client, jpeg_bytes
     assert r.status_code == 500 and r.json()["error"].startswith("internal error (RuntimeError)")
     assert any("boom" in (rec.exc_text or "") or rec.exc_info for rec in caplog.records)
     assert c.get("/healthz").json()["busy"] == 0
+
+
+def test_two_files_or_two_ks_in_one_request_are_refused(client, png_bytes):
+    """Only one would be answered: a guess the caller would not see."""
+    two = [("file", ("a.png", png_bytes, "image/png")), ("file", ("b.png", png_bytes, "image/png"))]
+    r = client.post("/api/predict", files=two)
+    assert r.status_code == 400 and r.json()["error"] == "one image per request: the form has 2 'file' fields"
+    r = client.post("/api/predict", files=upload(png_bytes, "a.png", "image/png"), data={"k": ["1", "3"]})
+    assert r.status_code == 400 and "'k' fields" in r.json()["error"]
+    assert client.post("/api/predict", files=upload(png_bytes, "a.png", "image/png"), data={"k": "3"}).status_code == 200

@@ -219,6 +219,12 @@ def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
     bad.write_bytes(b"nope")
     assert main(["visualize", "kernels", str(bad), "-o", str(out)]) == 2
     assert "not an image" in capsys.readouterr().err
+    from PIL import Image
+
+    for size in ((1, 1), (1, 50), (50, 1)):  # nothing to reflect: the edge is repeated
+        thin = tmp_path / f"thin{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, (200, 30, 30)).save(thin)
+        assert main(["visualize", "kernels", str(thin), "-o", str(out)]) == 0
 
 
 # -- figures sized from their content; every text inside the figure ----------------------------

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..infer.export import ExportCheckError, export_model
+    from ..infer.export import SUFFIXES, ExportCheckError, export_model
 
     try:
         res = export_model(args.weights, args.format, args.output, opset=args.opset, verify=not args.no_verify,
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if res.format == "safetensors" and asked.suffix not in ("", ".safetensors"):
         print(f"note: -o {asked}: weights are written as {res.path} (every command reads them by the "
               f".safetensors suffix), with {res.path.with_suffix('.json')} beside it")
+    elif SUFFIXES.get(res.format) not in (None, asked.suffix):
+        print(f"note: -o {asked}: a {res.format} file is usually named *{SUFFIXES[res.format]}; written as asked")
     print(f"wrote {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
           + (f", {res.exporter}" if res.exporter else "") + ")")
     for f in res.extra_files:

@@ -181,6 +181,18 @@ class UnreadableFileError(UserError):
                                     f"({detail})")
 
 
+SYSTEM_MODULES = {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys", "shutil", "socket", "runpy",
+                  "pty", "importlib", "pickle", "code", "ctypes", "webbrowser", "operator", "functools", "codecs",
+                  "io", "pathlib", "tempfile", "signal", "multiprocessing", "threading", "asyncio", "http", "urllib"}
+
+
+def looks_like_a_class(name: str) -> bool:
+    """Whether a pickled global (``module.Name``) could be a model's class: capitalised, and not from
+    the modules that run commands or touch files (``posix.system``, ``builtins.eval``)."""
+    module, _, leaf = name.rpartition(".")
+    return bool(leaf[:1].isupper()) and module.split(".")[0] not in SYSTEM_MODULES
+
+
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """Load a ``.pt``/``.pth`` file with ``weights_only=True``.
 
@@ -204,10 +216,15 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         found = re.search(r"GLOBAL ([\w.]+)", text)
         if not found and "Unsupported global" not in text:  # junk bytes, not code
             raise UnreadableFileError(path, "not a pickle torch can read") from None
-        what = f"pickled code ({found.group(1)})" if found else "pickled code"
+        name = found.group(1) if found else ""
+        what = f"pickled code ({name})" if name else "pickled code"
+        head = (f"{path}: refused to load — it holds {what}, not just tensors (loaded with weights_only=True, "
+                f"so no code in it runs)")
+        if not looks_like_a_class(name):  # a function such as os.system: no model is pickled like that
+            raise UserError(f"{head}; that is not a model's class: do not load this file with "
+                            f"weights_only=False unless you know what it runs") from None
         raise UserError(
-            f"{path}: refused to load — it holds {what}, not just tensors (loaded with weights_only=True, "
-            f"so no code in it runs); if it is a whole model saved with torch.save(model) and you trust it, "
+            f"{head}; if it is a whole model saved with torch.save(model) and you trust it, "
             f"save its state_dict() instead: "
             f"torch.save(torch.load('{path.name}', weights_only=False).state_dict(), 'weights.pth')"
         ) from None

@@ -161,6 +161,10 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
     with _temp_next_to(out, ".onnx") as tmp:
         exporter = _onnx_export(model, example_inputs(cfg, 2), tmp, opset, exporter)
         proto = onnx.load(str(tmp))
+        wrote = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        if wrote != opset:  # the dynamo exporter writes its own opset where it cannot convert to the one asked
+            raise ExportCheckError(f"the {exporter} exporter wrote opset {wrote}, not the {opset} asked for; "
+                                   f"not written (try --opset {wrote}, or --exporter torchscript)")
         del proto.metadata_props[:]
         for k, v in _metadata(meta, cfg).items():
             proto.metadata_props.add(key=k, value=v)
@@ -173,7 +177,7 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
                 raise ExportCheckError(f"ONNX output differs from PyTorch by {diff:.3g} (tolerance {tol:.3g}); "
                                        f"not written")
         os.replace(tmp, out)
-    side = out.with_suffix(".json")  # the same metadata for a consumer that does not read ONNX's
+    side = sidecar(out)  # the same metadata for a consumer that does not read ONNX's
     atomic_write_json(side, {**meta, "export": _metadata(meta, cfg)})
     return ExportResult(out, "onnx", diff, tol, exporter, (side,))
 
@@ -208,7 +212,7 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, 
         diff, tol = _check(model, torch.jit.load(str(tmp), map_location="cpu"), cfg, "TorchScript",
                            (2, 3)) if verify else (None, None)
         os.replace(tmp, out)
-    side = out.with_suffix(".json")
+    side = sidecar(out)
     atomic_write_json(side, {**{k: v for k, v in meta.items()}, "export": _metadata(meta, cfg)})
     return ExportResult(out, "torchscript", diff, tol, "torch.jit.trace", (side,))
 
@@ -235,7 +239,7 @@ def export_program(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg:
         diff, tol = _check(model, torch.export.load(str(tmp)).module(), cfg, "torch.export",
                            (1, 3)) if verify else (None, None)  # neither is the export's batch of 2: the batch is free
         os.replace(tmp, out)
-    side = out.with_suffix(".json")
+    side = sidecar(out)
     atomic_write_json(side, info)
     return ExportResult(out, "pt2", diff, tol, "torch.export", (side,))
 
@@ -251,10 +255,31 @@ def export_safetensors(model: nn.Module, meta: dict[str, Any], out: str | Path) 
     return ExportResult(st, "safetensors", None, None, "safetensors", (st.with_suffix(".json"),))
 
 
+def sidecar(out: Path) -> Path:
+    """The JSON file beside an export: its whole name + ``.json`` (``m.onnx.json``), so that exports
+    of several formats or runs to one stem (``m.onnx``, ``m.pt2``) each keep their own."""
+    return out.with_name(out.name + ".json")
+
+
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
+
+
+def check_opset(opset: int) -> None:
+    """An opset the installed onnx knows, from 7 (the oldest torch.onnx writes) on; one line else."""
+    try:
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+    except ImportError:
+        return  # export_onnx says what to install
+    if not 7 <= opset <= newest:
+        raise UserError(f"--opset {opset}: the installed onnx writes opsets 7 to {newest}")
+
+
 def check_output_path(out: Path, fmt: str) -> None:
     """Refuse an output path that cannot be written before any work is done (one line each): a
     folder where a file is needed, a parent that is a file, a folder that is not writable."""
-    suffix = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}.get(fmt)
+    suffix = SUFFIXES.get(fmt)
     if suffix and out.is_dir():
         raise UserError(f"-o {out}: is a folder; give a file name, e.g. -o {out / ('model' + suffix)}")
     parent = out if out.is_dir() else out.parent
@@ -275,6 +300,8 @@ def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ON
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
     check_output_path(Path(out), fmt)
+    if fmt == "onnx":
+        check_opset(opset)
     model, meta = load_weights(weights, device="cpu")
     cfg = meta_cfg(meta)
     if fmt == "onnx":

@@ -195,7 +195,20 @@ class IndexWriter:
 
 
 def _source_key(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta.get(k) for k in ("model", "weights", "data", "split", "val_split", "ten_crop", "num_samples")}
+    return {k: meta.get(k) for k in ("model", "weights", "weights_fingerprint", "data", "split", "val_split",
+                                     "ten_crop", "num_samples")}
+
+
+def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
+    """An index is searched with the features of the weights that built it: another model, or other
+    weights of the same model (another run, a fine-tune), give vectors that cannot be compared."""
+    if meta.get("model") not in (None, predictor.name):
+        raise UserError(f"the index holds {meta.get('model')} features; these weights are {predictor.name} "
+                        f"(build the index with the same weights)")
+    if meta.get("weights_fingerprint") not in (None, predictor.fingerprint):
+        raise UserError(f"the index was built with other {predictor.name} weights ({meta.get('weights')}) than "
+                        f"these: their features cannot be compared; use the index's own weights (leave "
+                        f"--weights out) or build an index with these")
 
 
 def open_writer(out: str | os.PathLike, meta: dict[str, Any], overwrite: bool = False,
@@ -328,7 +341,8 @@ def build_index(weights: str | os.PathLike, data: str, out: str | os.PathLike, s
     dataset = index_dataset(data, split, transform=pred.transform, val_split=val_split)
     total = len(dataset) if limit is None else min(limit, len(dataset))
     targets = targets_of(dataset)
-    meta = {"model": pred.name, "weights": str(Path(weights).resolve()), "data": str(data), "split": split,
+    meta = {"model": pred.name, "weights": str(Path(weights).resolve()), "weights_fingerprint": pred.fingerprint,
+            "data": str(data), "split": split,
             "val_split": val_split, "ten_crop": ten_crop, "num_samples": total, "dtype": "float16",
             "classes": list(getattr(dataset, "classes", []) or []) or None,
             "feature": "forward_features (fc7 for AlexNets)"}

@@ -63,6 +63,10 @@ def import_torchvision(path: str | Path, out: str | Path, classes: Sequence[str]
     classes = list(classes)
     if len(classes) != n:
         raise UserError(f"{len(classes)} class names given, but the checkpoint has {n} outputs")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:  # classes are matched by name (evaluate, fine-tuning): two outputs of one name are ambiguous
+        raise UserError(f"class names must differ; given more than once: {', '.join(twice[:5])}"
+                        f"{'…' if len(twice) > 5 else ''}")
     model = build_model(MODEL, num_classes=n)
     try:
         model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)

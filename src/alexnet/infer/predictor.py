@@ -119,6 +119,15 @@ class Predictor:
         return self.meta["model"]
 
     @property
+    def fingerprint(self) -> str:
+        """A short hash of the weights (`models.weights.fingerprint`): a feature index records it."""
+        if getattr(self, "_fingerprint", None) is None:
+            from ..models.weights import fingerprint
+
+            self._fingerprint = fingerprint(self.model)
+        return self._fingerprint
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
@@ -139,12 +148,14 @@ class Predictor:
         from ..data import decode_image
 
         if isinstance(src, torch.Tensor):
-            if src.ndim != 3:
-                raise ValueError(f"an image tensor is [C, H, W], not {tuple(src.shape)}")
+            if src.ndim != 3 or 0 in src.shape:
+                raise ValueError(f"an image tensor is [C, H, W] with every size at least 1, not {tuple(src.shape)}")
             if src.dtype == torch.uint8:  # as the decoder gives it: nothing to check
                 return src
-            low, high = (float(src.min()), float(src.max())) if src.numel() else (0.0, 0.0)
+            low, high = float(src.min()), float(src.max())
             if src.dtype.is_floating_point:
+                if not bool(torch.isfinite(src).all()):  # NaN passes every comparison, and would become 0
+                    raise ValueError("a float image tensor holds NaN or infinite values")
                 if low < 0 or high > 1:  # 0–255 floats would be read as 255× too bright, and clamped white
                     raise ValueError(f"a float image tensor holds values in [0, 1], not [{low:g}, {high:g}]"
                                      f"{' (0–255 values: pass them as uint8)' if high <= 255 and low >= 0 else ''}")

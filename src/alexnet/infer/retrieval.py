@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import torch
 
 from ..core.errors import UserError
-from .feature_index import (FORMAT, FeatureIndex, IndexWriter, build_index, index_dataset, open_writer,
-                            sample_paths, targets_of_part)
+from .feature_index import (FORMAT, FeatureIndex, IndexWriter, build_index, check_same_weights, index_dataset,
+                            open_writer, sample_paths, targets_of_part)
 from .search import CHUNK, METRICS, Neighbour, knn
 
 
@@ -77,8 +77,7 @@ def query_index(index: str | os.PathLike | FeatureIndex, image: Any, k: int = 8,
         if not w or not (Path(w).exists()):
             raise UserError(f"the weights the index was built with ({w}) are gone; give --weights")
         predictor = Predictor(w, device=device, ten_crop=bool(idx.meta.get("ten_crop")))
-    if predictor.name != idx.meta.get("model"):
-        raise UserError(f"the index holds {idx.meta.get('model')} features; these weights are {predictor.name}")
+    check_same_weights(idx.meta, predictor)
     feats = predictor.features([image])
     hits = idx.neighbours(feats[0], k=k, metric=metric, device=predictor.device)
     path = None

@@ -166,6 +166,20 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return model.to(device).eval(), meta
 
 
+def fingerprint(model: nn.Module, samples: int = 4096) -> str:
+    """A short hash of the model's weights (up to ``samples`` evenly spaced values of each tensor, in
+    fp32): equal for the same weights, different for any two trainings. Cheap for any size."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(getattr(model, "_orig_mod", model).state_dict().items()):
+        flat = t.detach().reshape(-1)
+        if flat.numel() > samples:
+            flat = flat[torch.linspace(0, flat.numel() - 1, samples).long()]
+        h.update(name.encode() + flat.to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def meta_cfg(meta: dict[str, Any]) -> ModelCfg:
     """The preprocessing cfg stored with weights (falls back to the registry's)."""
     return ModelCfg.from_dict(meta["cfg"]) if "cfg" in meta else model_cfg(meta["model"])

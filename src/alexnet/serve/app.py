@@ -104,8 +104,14 @@ class Service:
     def too_large(self) -> str:
         return f"upload too large: the limit is {human_bytes(self.max_upload_bytes)}"
 
-    async def read_image(self, file: UploadFile) -> bytes:
-        """The upload's bytes, refused unless it is a non-empty image within the size limit."""
+    async def read_image(self, file: UploadFile, request: Request) -> bytes:
+        """The upload's bytes, refused unless it is a non-empty image within the size limit, the only
+        ``file`` of its form (and no field given twice: which one counted would be a guess)."""
+        form = await request.form()  # parsed once already, for the arguments
+        for field in ("file", "k"):
+            if len(form.getlist(field)) > 1:
+                raise ApiError(400, f"one {'image' if field == 'file' else field} per request: the form has "
+                                    f"{len(form.getlist(field))} '{field}' fields")
         data = await file.read(self.max_upload_bytes + 1)
         if len(data) > self.max_upload_bytes:
             raise ApiError(413, self.too_large)
@@ -162,9 +168,10 @@ def check_settings(predictor: Any, index: Any, *, max_upload_bytes: int, max_pix
     pixel_limit = min(limits) if limits else DEFAULT_MAX_PIXELS
     if pixel_limit < 1:
         raise UserError(f"the pixel limit must be at least 1, not {pixel_limit}")
-    if index is not None and index.meta.get("model") not in (None, predictor.name):
-        raise UserError(f"the index holds {index.meta.get('model')} features; these weights are {predictor.name} "
-                        f"(build the index with the same weights)")
+    if index is not None:
+        from ..infer.feature_index import check_same_weights
+
+        check_same_weights(index.meta, predictor)
     return pixel_limit
 
 
@@ -272,10 +279,11 @@ def add_model_routes(app: FastAPI, svc: Service) -> None:
         return svc.model_info
 
     @app.post("/api/predict", tags=["model"])
-    async def predict(file: UploadFile = File(..., description="the image (JPEG, PNG, GIF, BMP, TIFF, WebP, PPM)"),
+    async def predict(request: Request,
+                      file: UploadFile = File(..., description="the image (JPEG, PNG, GIF, BMP, TIFF, WebP, PPM)"),
                       k: int = Form(5, ge=1, description="how many classes (most probable first)")) -> dict[str, Any]:
         """The ``k`` most probable classes of the uploaded image, with their probabilities."""
-        data = await svc.read_image(file)
+        data = await svc.read_image(file, request)
         return await svc.gate.run(svc.predict_job, data, min(k, svc.predictor.num_classes))
 
 
@@ -292,7 +300,7 @@ def add_index_routes(app: FastAPI, svc: Service) -> None:
         Figure 4), nearest first, each with a thumbnail URL. 404 when the server has no index."""
         if index is None:
             raise ApiError(404, "no index: start the server with --index INDEX (built by `alexnet index build`)")
-        data = await svc.read_image(file)
+        data = await svc.read_image(file, request)
         res = await svc.gate.run(svc.neighbours_job, data, min(k, max(1, len(index))))
         res["neighbours"] = [{"rank": h.rank, "index": h.index, "distance": round(h.distance, 6),
                               "class": h.label_name, "label": h.label, "name": Path(h.path).name,

@@ -53,10 +53,12 @@ def _fit(img: torch.Tensor) -> torch.Tensor:
 
 def convolve(img: torch.Tensor, kernel: list[list[float]] | torch.Tensor) -> torch.Tensor:
     """Convolve each channel of a float CHW image with a 2-D kernel (a true convolution: the
-    kernel is flipped, which matters for the asymmetric ones), reflect-padded to keep the size."""
+    kernel is flipped, which matters for the asymmetric ones), reflect-padded to keep the size (an
+    image a pixel wide or tall, which has nothing to reflect, repeats its edge)."""
     k = torch.as_tensor(kernel, dtype=torch.float32).flip(0, 1)
     kh, kw = k.shape
-    x = F.pad(img[:, None], (kw // 2, kw // 2, kh // 2, kh // 2), mode="reflect")
+    mode = "reflect" if min(img.shape[-2:]) > max(kh, kw) // 2 else "replicate"
+    x = F.pad(img[:, None], (kw // 2, kw // 2, kh // 2, kh // 2), mode=mode)
     return F.conv2d(x, k[None, None])[:, 0]
 
 
