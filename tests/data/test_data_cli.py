@@ -135,3 +135,32 @@ def test_pca_stats_of_bad_files_only_names_the_dataset_and_its_split(tmp_path, c
 def test_data_check_max_pixels_must_be_a_count(image_folder, capsys, value):
     assert main(["data", "check", str(image_folder), "--max-pixels", value]) == 2
     assert "--max-pixels must be at least 1" in capsys.readouterr().err
+
+
+def test_check_a_fifo_in_a_class_folder_is_a_bad_file_not_a_hang(image_folder, capsys):
+    os.mkfifo(image_folder / "cat" / "x.png")  # nothing ever writes to it
+    assert main(["data", "check", str(image_folder), "-j", "1"]) == 1
+    assert f"bad: {image_folder / 'cat' / 'x.png'}: empty file" in capsys.readouterr().out
+
+
+def test_check_refuses_a_part_that_is_there_but_broken(cifar10_root, mnist_root, split_folder, capsys):
+    """`data check` must not say "no bad files" (exit 0) of data that training refuses: a missing
+    test_batch, a truncated MNIST train file, a validation folder of a class training lacks. A part
+    that is simply absent (no validation folder; MNIST with only t10k) is still fine."""
+    (cifar10_root / "cifar-10-batches-py" / "test_batch").unlink()
+    assert main(["data", "check", f"cifar10:{cifar10_root}"]) == 2
+    assert "test_batch is missing" in capsys.readouterr().err
+    raw = mnist_root / "MNIST" / "raw"
+    import gzip
+
+    img = raw / "train-images-idx3-ubyte.gz"
+    img.write_bytes(gzip.compress(gzip.decompress(img.read_bytes())[:-100]))
+    assert main(["data", "check", f"mnist:{mnist_root}"]) == 2
+    assert "not an idx file" in capsys.readouterr().err
+    img.unlink()
+    (raw / "train-labels-idx1-ubyte.gz").unlink()
+    assert main(["data", "check", f"mnist:{mnist_root}"]) == 0  # t10k only: checked alone
+    (split_folder / "val" / "zebra").mkdir()
+    Image.new("RGB", (9, 9)).save(split_folder / "val" / "zebra" / "z.png")
+    assert main(["data", "check", str(split_folder)]) == 2
+    capsys.readouterr()

@@ -186,6 +186,58 @@ def test_cifar10_from_archive_and_refuses_pickled_code(cifar10_root, tmp_path):
         build_dataset(f"cifar10:{cifar10_root}", "val")
 
 
+def _rewrite_batch(root, name, **change):
+    import pickle
+
+    path = root / "cifar-10-batches-py" / name
+    d = pickle.load(open(path, "rb"), encoding="latin1")
+    d.update(change)
+    with open(path, "wb") as f:
+        pickle.dump(d, f, protocol=2)
+    return d
+
+
+@pytest.mark.parametrize("change, expect", [
+    (lambda d: {"labels": d["labels"][:-1]}, "4 images but 3 labels"),  # every later label would shift
+    (lambda d: {"labels": [255] + d["labels"][1:]}, "label 255 is not one of the 10 classes"),
+    (lambda d: {"labels": [-1] + d["labels"][1:]}, "label -1 is not one of the 10 classes"),
+    (lambda d: {"data": d["data"][:, :3000]}, "not uint8 rows of 3,072 values"),
+    (lambda d: {"data": d["data"].astype("float32") * 2}, "not uint8 rows"),
+])
+def test_a_damaged_cifar10_batch_is_one_line_not_shifted_labels(cifar10_root, change, expect):
+    import pickle
+
+    path = cifar10_root / "cifar-10-batches-py" / "data_batch_2"
+    d = pickle.load(open(path, "rb"), encoding="latin1")
+    _rewrite_batch(cifar10_root, "data_batch_2", **change(d))
+    with pytest.raises(UserError, match=expect):
+        build_dataset(f"cifar10:{cifar10_root}", "train")
+
+
+def test_a_cifar10_archive_cut_short_leaves_nothing_behind(cifar10_root, tmp_path):
+    """A truncated download is one line and unpacks nothing; the complete archive then works."""
+    arch = tmp_path / "arch"
+    arch.mkdir()
+    good = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(cifar10_root / "cifar-10-batches-py", "cifar-10-batches-py")
+    (arch / good.name).write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="cannot be unpacked .*download it again"):
+        build_dataset(f"cifar10:{arch}", "val")
+    assert sorted(p.name for p in arch.iterdir()) == ["cifar-10-python.tar.gz"]  # no half folder
+    (arch / good.name).write_bytes(good.read_bytes())
+    assert len(build_dataset(f"cifar10:{arch}", "val")) == 6
+
+
+def test_cifar10_binary_and_cifar100_are_named(tmp_path):
+    for name in ("cifar-10-batches-bin", "cifar-100-python"):
+        (tmp_path / name / "x").mkdir(parents=True)
+        with pytest.raises(UserError, match=f"holds {name}/.*use the python version"):
+            build_dataset(f"cifar10:{tmp_path}", "train")
+        (tmp_path / name / "x").rmdir()
+        (tmp_path / name).rmdir()
+
+
 def test_cifar10_as_image_folders(split_folder, tmp_path):
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     for i, name in enumerate(names):
@@ -197,6 +249,17 @@ def test_cifar10_as_image_folders(split_folder, tmp_path):
     with pytest.raises(UserError, match=r"has 2 class folders \(a, b\), CIFAR-10 has 10: .* or use folder:"):
         build_dataset(f"cifar10:{split_folder}", "val")
     assert build_dataset(f"folder:{split_folder}", "val").classes == ["a", "b"]
+
+
+def test_mnist_labels_beyond_9_are_one_line(mnist_root):
+    import gzip
+
+    from conftest import idx_bytes
+
+    raw = mnist_root / "MNIST" / "raw"
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([10] + [1] * 11, np.uint8))))
+    with pytest.raises(UserError, match="has label 10; MNIST's labels are 0–9"):
+        build_dataset(f"mnist:{mnist_root}", "train")
 
 
 def test_mnist_idx_gz_and_plain(mnist_root):

@@ -6,6 +6,7 @@ import gzip
 import os
 import pickle
 import tarfile
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -83,6 +84,10 @@ def cifar10_folders_problem(root: str) -> str | None:
     """Why the class folders under ``root`` (or its ``train/``) are not CIFAR-10's ten, as a
     one-line error (a folder of anything, say the home folder, is not taken for the data); None
     where there are ten."""
+    for name, what in (("cifar-10-batches-bin", "CIFAR-10's binary version"), ("cifar-100-python", "CIFAR-100")):
+        if os.path.isdir(os.path.join(root, name)):
+            return (f"cifar10: {root} holds {name}/, {what}, which is not read here: use the python version "
+                    f"of CIFAR-10 (cifar-10-python.tar.gz or its cifar-10-batches-py/ folder)")
     train_dir, val_dir = folder_splits(root)
     classes = find_classes(train_dir or val_dir or root)
     if len(classes) == 10:
@@ -105,8 +110,7 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     batches = find_cifar_batches(root)
     archive = os.path.join(root, "cifar-10-python.tar.gz")
     if batches is None and os.path.isfile(archive):
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data")
+        _extract_cifar(archive, root)
         batches = find_cifar_batches(root)
     if batches is None and os.path.isdir(root) and find_classes(root):
         problem = cifar10_folders_problem(root)
@@ -129,16 +133,62 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise UserError(f"cifar10: {missing[0]} is missing")
+    meta = os.path.join(batches, "batches.meta")
+    classes = (_cifar_names(meta) if os.path.isfile(meta) else
+               ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
     data, labels = [], []
     for f in files:
-        d = _load_cifar_pickle(f)
-        data.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels += list(d["labels"])
-    meta = os.path.join(batches, "batches.meta")
-    classes = (_load_cifar_pickle(meta)["label_names"] if os.path.isfile(meta) else
-               ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
+        images, lab = _cifar_batch(f, len(classes))
+        data.append(images)
+        labels += lab
     return TensorImageDataset(torch.from_numpy(np.concatenate(data)), labels, list(classes), transform,
                               f"cifar10:{root}", split)
+
+
+def _extract_cifar(archive: str, root: str) -> None:
+    """Unpack ``cifar-10-python.tar.gz`` into ``root`` whole or not at all: into a temporary folder,
+    then renamed, so that an archive cut short leaves no half folder that would hide a good one."""
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix=".cifar-10-partial-", dir=root)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        got = find_cifar_batches(tmp)
+        if got is None:
+            raise UserError(f"cifar10: {archive} holds no cifar-10-batches-py/ folder")
+        os.replace(got, os.path.join(root, "cifar-10-batches-py"))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise UserError(f"cifar10: {archive} cannot be unpacked ({str(e)[:100]}): download it again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cifar_names(meta: str) -> list[str]:
+    d = _load_cifar_pickle(meta)
+    names = d.get("label_names")
+    if not isinstance(names, (list, tuple)) or not names:
+        raise UserError(f"{meta}: not CIFAR-10's batches.meta (no label_names)")
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _cifar_batch(path: str, n_classes: int) -> tuple[np.ndarray, list[int]]:
+    """One python batch: its images ``[N, 3, 32, 32]`` uint8 and as many labels, each a class index;
+    anything else is one line naming the file."""
+    d = _load_cifar_pickle(path)
+    if "data" not in d or "labels" not in d:
+        raise UserError(f"{path}: not a CIFAR-10 python batch (it has no {'data' if 'data' not in d else 'labels'})")
+    data = np.asarray(d["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise UserError(f"{path}: its data is {data.dtype} {data.shape}, not uint8 rows of 3,072 values (32×32 RGB)")
+    labels = [int(x) for x in d["labels"]]
+    if len(labels) != len(data):
+        raise UserError(f"{path}: {len(data)} images but {len(labels)} labels")
+    bad = next((x for x in labels if not 0 <= x < n_classes), None)
+    if bad is not None:
+        raise UserError(f"{path}: label {bad} is not one of the {n_classes} classes (0–{n_classes - 1})")
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -198,5 +248,10 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
     images, labels = read_idx(img), read_idx(lab)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"mnist: {img} and {lab} do not match ({images.shape} images, {labels.shape} labels)")
+    if images.dtype != np.uint8:  # casting would wrap 1000 round to 232
+        raise UserError(f"mnist: {img} holds {images.dtype} values; MNIST's images are unsigned bytes")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) <= 9:
+        raise UserError(f"mnist: {lab} has label {int(labels.max()) if labels.max() > 9 else int(labels.min())}; "
+                        f"MNIST's labels are 0–9")
     return TensorImageDataset(torch.from_numpy(images.astype(np.uint8)).unsqueeze(1), labels.tolist(),
                               [str(i) for i in range(10)], transform, f"mnist:{root}", split)

@@ -149,25 +149,46 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
     """Decode every image of every split of ``spec`` (in parallel threads), and report bad files
     with their reasons, class counts, sizes, formats and files whose extension lies."""
     workers = workers or min(8, os.cpu_count() or 1)
-    splits, seen, errors = [], set(), []
-    for split in ("train", "val"):
+    parts, seen, errors = [], set(), []
+    for split in ("train", "val"):  # both opened before anything is decoded: a broken part fails at once
         try:
             ds = build_dataset(spec, split, val_split=0.0)
         except UserError as e:
-            if split == "train" and parse_spec(spec)[0] != "mnist":
-                raise  # e.g. a train/val layout without its train/ folder
+            if not _part_missing(spec, split):
+                raise  # the part is there and broken (training would refuse it): one line, not "no bad files"
             errors.append(e)
             continue  # no such part (no validation part; MNIST with only its t10k files)
         key = tuple(p for p, _ in ds.samples) if isinstance(ds, FileDataset) else (ds.name, split)
-        if key in seen:
-            continue
-        seen.add(key)
+        if key not in seen:
+            seen.add(key)
+            parts.append((split, ds))
+    if not parts:
+        raise errors[0]
+    splits = []
+    for split, ds in parts:
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
-    if not splits:
-        raise errors[0]
     return CheckReport(splits)
+
+
+def _part_missing(spec: str, split: str) -> bool:
+    """Whether ``spec`` simply has no ``split`` part of its own (a folder or list without a validation
+    part, digits; MNIST with only its t10k files), as opposed to one that is there and cannot be read.
+    A kind without a part of its own takes a hold-out fraction instead: asking with one tells them apart."""
+    kind, path = parse_spec(spec)
+    if kind == "mnist":
+        from .builtin import find_idx
+
+        prefix = "t10k" if split == "val" else "train"
+        return not (find_idx(path, f"{prefix}-images-idx3-ubyte") or find_idx(path, f"{prefix}-labels-idx1-ubyte"))
+    if split == "train":
+        return False  # e.g. a train/val layout without its train/ folder: an error
+    try:
+        build_dataset(spec, split, val_split=0.1)
+    except UserError:
+        return False  # its own validation part, and it cannot be read
+    return True
 
 
 def format_report(report: CheckReport) -> str:

@@ -35,6 +35,7 @@ from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetD
                    check_fraction, concat_splits, split_indices, take_split, take_subset)
 from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
 from .cache import CacheDataset, cache_dataset, is_cache, read_manifest
+from .decode import is_regular_file
 from .folders import (find_classes, folder_dataset, folder_splits, image_files, is_eval_name, list_dataset,
                       not_a_list_file, read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
@@ -150,6 +151,8 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
     else:
         return kind, path, None
     for _, f in zip(range(tries), files):
+        if not is_regular_file(f):  # a FIFO named x.png would block here
+            continue
         try:
             with Image.open(f) as im:
                 w, h = im.size

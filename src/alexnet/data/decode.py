@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -102,11 +103,29 @@ class ImageInfo:
 
 
 def _read(path: str) -> bytes:
+    """The file's bytes. A named pipe is read only while something writes to it (``predict RUN
+    <(curl …)``): one that nobody writes to (a FIFO named ``x.png`` in a dataset) would block for
+    ever, so it is opened without waiting and reads as empty. Devices and sockets are refused."""
     try:
-        with open(path, "rb") as f:
+        mode = os.stat(path).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # /dev/zero would never end
+            raise BadImageError(path, "unreadable: a device or socket, not a file")
+        fd = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0))
+        if stat.S_ISFIFO(mode):
+            os.set_blocking(fd, True)  # a writer there: wait for all it writes; none: end of file at once
+        with os.fdopen(fd, "rb") as f:
             return f.read()
     except OSError as e:
         raise BadImageError(path, f"unreadable: {e.strerror or type(e).__name__}") from None
+
+
+def is_regular_file(path: str) -> bool:
+    """Whether ``path`` is a regular file (or a link to one): what a look at headers may open
+    without blocking."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
