@@ -34,9 +34,12 @@ ARMS = {
 }
 
 
-def finished(folder: Path) -> bool:
+def finished(folder: Path, weights: bool = True) -> bool:
+    """A run that ended well (its run.json says exit 0), with its weights where they are needed
+    (``weights``: to skip it in ``run``; ``summarize`` reads the committed small files only)."""
     info = folder / "run.json"
-    return info.is_file() and json.loads(info.read_text()).get("returncode") == 0 and (folder / "weights.safetensors").is_file()
+    return (info.is_file() and json.loads(info.read_text()).get("returncode") == 0
+            and (not weights or (folder / "weights.safetensors").is_file()))
 
 
 def run_all(d: str, r: str, seeds: list[int]) -> int:
@@ -66,7 +69,7 @@ def summarize(r: str, dest: str) -> dict:
     by_arm: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
     for folder in sorted(runs.glob("*-s*")):
         arm, _, seed = folder.name.rpartition("-s")
-        if arm in by_arm and finished(folder):
+        if arm in by_arm and finished(folder, weights=False):
             by_arm[arm][int(seed)] = best_top1(folder)
     seeds = sorted(set(by_arm["ft"]) & set(by_arm["scratch"]))
     ci = t_interval([by_arm["ft"][s] - by_arm["scratch"][s] for s in seeds]) if seeds else None
