@@ -149,6 +149,25 @@ def test_mnist_cache_keeps_one_channel(mnist_root, tmp_path):
     assert ds.channels == 1 and torch.equal(ds[2][0], src.images[2]) and ds.targets == src.targets
 
 
+def test_a_class_renamed_between_two_attempts_is_refused(photos, tmp_path, monkeypatch):
+    """Same counts, another class order: the finished shards' labels would mean other classes."""
+    out = tmp_path / "cache"
+    real_write = cache_build._write_shard
+
+    def interrupted(root, name, *a, **kw):
+        if name != "train-00000":
+            raise KeyboardInterrupt
+        return real_write(root, name, *a, **kw)
+
+    monkeypatch.setattr(cache_build, "_write_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(str(photos), out, short_side=16, shard_size=3, val_split=0.2, progress=False)
+    monkeypatch.setattr(cache_build, "_write_shard", real_write)
+    (photos / "a").rename(photos / "c")  # b, c: the same counts, 'b' is now class 0
+    with pytest.raises(UserError, match=r"built differently \(classes: 2 → 2, class 0 'a' → 'b'\)"):
+        build_cache(str(photos), out, short_side=16, shard_size=3, val_split=0.2, progress=False)
+
+
 def test_an_interrupted_build_is_refused_then_resumed_without_redoing_finished_shards(photos, tmp_path, monkeypatch):
     out = tmp_path / "cache"
     real_write = cache_build._write_shard
@@ -422,3 +441,23 @@ def test_a_cache_with_a_shard_cut_short_or_gone_is_one_line_at_opening(photos, t
     shard.unlink()
     with pytest.raises(UserError, match=rf"{shard.name} is missing"):
         build_dataset(f"cache:{out}", "train")
+
+
+def test_a_hand_edited_label_or_a_damaged_npy_header_is_one_line(photos, tmp_path):
+    out = tmp_path / "cache"
+    build_cache(str(photos), out, short_side=16, shard_size=3, val_split=0.2, progress=False)
+    shard = out / "train-00000.json"
+    good = shard.read_text()
+    meta = json.loads(good)
+    meta["labels"][0] = 7  # two classes
+    shard.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="label 7 is not one of its 2 classes; the cache is damaged"):
+        build_dataset(f"cache:{out}", "train")
+    shard.write_text(good)
+    npy = out / "train-00001.npy"
+    b = bytearray(npy.read_bytes())
+    b[60:70] = b"9999999999"  # inside the header's Python-literal dict
+    npy.write_bytes(bytes(b))
+    ds = build_dataset(f"cache:{out}", "train")
+    with pytest.raises(UserError, match="train-00001.npy cannot be read .*the cache is damaged"):
+        ds[3]

@@ -361,6 +361,9 @@ def test_imagenet_names_from_synset_mapping(tmp_path, write_image):
     (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish\n"
                                                  "n01484850 great white shark, white shark\n")
     assert build_dataset(f"imagenet:{root}", "train").classes == ["tench", "goldfish", "great white shark"]
+    text = (root / "LOC_synset_mapping.txt").read_text()
+    (root / "LOC_synset_mapping.txt").write_text("\ufeff" + text, encoding="utf-8")  # saved by a Windows editor
+    assert build_dataset(f"imagenet:{root}", "train").classes == ["tench", "goldfish", "great white shark"]
 
 
 def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):

@@ -108,6 +108,10 @@ class CacheDataset(ImageDataset):
                 self.shards.append({"name": shard, "count": int(meta["count"]),
                                     "offsets": meta.get("offsets")})
                 self._check_shard(self.shards[-1])
+        bad = next((t for t in labels if not 0 <= t < len(self.classes)), None)
+        if bad is not None:  # a shard's .json edited or damaged: training would fail at that image
+            raise UserError(f"cache {root}: label {bad} is not one of its {len(self.classes)} classes; the cache "
+                            f"is damaged: build it again (remove {root} and run alexnet data cache)")
         # each image's source path and label, compact (`SampleList`: ~45 bytes an image, not ~200)
         self.index = SampleList(zip(sources, labels))
         del labels, sources
@@ -161,7 +165,13 @@ class CacheDataset(ImageDataset):
         if a is None:
             name = self.shards[s]["name"]
             if self.format == "raw":
-                a = np.load(os.path.join(self.root, name + ".npy"), mmap_mode="r")
+                path = os.path.join(self.root, name + ".npy")
+                try:
+                    a = np.load(path, mmap_mode="r")
+                except Exception as e:  # noqa: BLE001 — a damaged header: numpy parses it as Python (TokenError, …)
+                    raise UserError(f"cache {self.root}: {name}.npy cannot be read ({type(e).__name__}); the "
+                                    f"cache is damaged: build it again (remove {self.root} and run alexnet "
+                                    f"data cache)") from None
             else:
                 a = np.memmap(os.path.join(self.root, name + ".bin"), dtype=np.uint8, mode="r")
             self._arrays[s] = a

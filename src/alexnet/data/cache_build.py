@@ -139,8 +139,10 @@ def _start_or_resume(root: str, params: dict[str, Any]) -> dict[str, Any] | None
     if os.path.isfile(build_path):
         with open(build_path, encoding="utf-8") as f:
             old = json.load(f)
-        if old != params:
-            diff = ", ".join(f"{k} {old.get(k)!r} → {v!r}" for k, v in params.items() if old.get(k) != v)
+        done = os.path.isfile(os.path.join(root, MANIFEST))  # a finished cache of a version that kept fewer keys
+        changed = [k for k, v in params.items() if (k in old or not done) and old.get(k) != v]
+        if changed:
+            diff = ", ".join(_change(k, old.get(k), params[k]) for k in changed)
             raise UserError(f"{root} holds a cache built differently ({diff}); use another -o folder, "
                             f"or delete it to rebuild")
         if os.path.isfile(os.path.join(root, MANIFEST)):
@@ -151,6 +153,15 @@ def _start_or_resume(root: str, params: dict[str, Any]) -> dict[str, Any] | None
     else:
         atomic_write_json(build_path, params)
     return None
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    """One changed build parameter, short: a class list by its first difference."""
+    if key == "classes" and isinstance(old, list) and isinstance(new, list):
+        i = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+        at = lambda xs: repr(xs[i]) if i < len(xs) else "none"  # noqa: E731
+        return f"classes: {len(old)} → {len(new)}, class {i} {at(old)} → {at(new)}"
+    return f"{key} {old!r} → {new!r}"
 
 
 def _write_manifest(root: str, spec: str, fmt: str, short_side: int, splits: dict[str, ImageDataset],
@@ -206,7 +217,8 @@ def build_cache(spec: str, out: str | os.PathLike, *, short_side: int | None = N
     S = int(short_side) if short_side else auto_short_side(splits["train"])
     params = {"version": VERSION, "source": spec, "short_side": S, "format": fmt,
               "quality": quality if fmt == "jpeg" else None, "shard_size": shard_size,
-              "val_split": val_split, "seed": seed, "splits": {k: len(v) for k, v in splits.items()}}
+              "val_split": val_split, "seed": seed, "splits": {k: len(v) for k, v in splits.items()},
+              "classes": list(splits["train"].classes)}  # a class renamed between two attempts moves every label
     finished = _start_or_resume(root, params)
     if finished is not None:
         return finished

@@ -99,7 +99,7 @@ def read_devkit(devkit: str | os.PathLike) -> Devkit:
 def _read_val_solution_csv(path: str) -> dict[int, str]:
     """Kaggle's ``LOC_val_solution.csv`` (``ImageId,PredictionString``) → image number → wnid."""
     out = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             name, _, pred = line.strip().partition(",")
             m = re.match(r"ILSVRC2012_val_(\d{8})$", name)
@@ -190,7 +190,7 @@ def load_class_names(root: str) -> dict[str, tuple[str, ...]] | None:
         p = os.path.join(root, name)
         if os.path.isfile(p):
             out = {}
-            with open(p, encoding="utf-8") as f:
+            with open(p, encoding="utf-8-sig") as f:
                 for line in f:
                     wnid, _, words = line.strip().partition(" ")
                     if _WNID.match(wnid):
