@@ -51,6 +51,7 @@ BAD_TRAIN_VALUES = [
     (["--weights", "no/such/run", "--lr", "0"], "--lr must be positive"),
     (["--resume", "auto"], "--resume auto needs --name NAME"),
     (["--time-budget", "15"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m"),
+    (["--time-budget", "-5m"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not '-5m'"),  # a value, not a flag
     (["--time-budget", ""], "--time-budget is empty (an unset shell variable?): give a value, or leave "
                             "--time-budget out"),
     (["--data-path", ""], "--data-path is empty"),  # not a quiet run on the default digits

@@ -28,6 +28,14 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def _parse_optional(self, arg_string):  # type: ignore[override]
+        """``-5m``, ``-0.5s`` are values (for the flag's own check to refuse in its words), not
+        unknown flags: no flag here starts with a dash and a digit. argparse itself only lets pass
+        what parses as a negative number."""
+        if len(arg_string) > 1 and arg_string[0] == "-" and arg_string[1].isdigit():
+            return None
+        return super()._parse_optional(arg_string)
+
     def error(self, message: str):  # type: ignore[override]
         import difflib
         import re
