@@ -1,6 +1,7 @@
 """Models: the registry, the paper's AlexNet and its variants, the later ILSVRC winners, summaries."""
 
 from . import alexnet as _alexnet  # noqa: F401  (registers the AlexNet family)
+from . import zfnet as _zfnet  # noqa: F401  (registers ZFNet, the ILSVRC-2013 network)
 from . import zoo as _zoo  # noqa: F401  (registers the torchvision successors)
 from . import ablation as _ablation  # noqa: F401  (registers the experiment networks)
 from . import cifar_fast as _cifar_fast  # noqa: F401  (registers alexnet-cifar-fast)
