@@ -371,3 +371,12 @@ def test_default_digits_run_reaches_95_percent(tmp_path):
     res = fit(make_config(output_dir=str(tmp_path), name="default"))
     assert res.best_top1 >= 95.0
     assert res.last is not None and res.last.n == 359  # the fixed 20 % hold-out
+
+
+def test_only_a_process_group_error_is_a_lost_peer():
+    from alexnet.engine.loop import peer_lost
+
+    gloo = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:727: "
+                        "Connection reset by peer")
+    assert peer_lost(gloo) == "connection reset by peer"
+    assert peer_lost(RuntimeError("https://host/shard-0001.tar: Connection refused")) == ""  # the data's error

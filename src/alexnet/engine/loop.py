@@ -105,8 +105,12 @@ PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pi
 
 
 def peer_lost(e: BaseException) -> str:
-    """How a collective failed because a peer process is gone (gloo's and NCCL's words for it), or ""."""
-    return next((f"{w.lower()}" for w in PEER_LOST if w in str(e)), "")
+    """How a collective failed because a peer process is gone (gloo's and NCCL's words for it), or "".
+    Only errors of the process group count: a remote shard's refused connection is the data's."""
+    text = str(e)
+    if not any(w in text for w in ("gloo", "NCCL", "ProcessGroup", "c10d")):
+        return ""
+    return next((w.lower() for w in PEER_LOST if w in text), "")
 
 
 @dataclass
