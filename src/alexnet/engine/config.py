@@ -389,8 +389,9 @@ def check_resume_data(run_dir: str, spec: str) -> None:
     from this folder was most likely typed in another one; one line that says so and what to do."""
     kind, sep, rest = spec.partition(":")
     path = rest if sep and len(kind) > 1 else spec
-    if not path or spec == "digits" or os.path.isabs(os.path.expanduser(path)) or os.path.exists(path):
-        return
+    if (not path or spec == "digits" or "://" in path or os.path.isabs(os.path.expanduser(path))
+            or os.path.exists(path)):
+        return  # nothing local to find (digits, remote shards), or found
     raise UserError(f"--resume {run_dir}: the run's data {spec!r} (as config.json records it) is not found "
                     f"from {os.getcwd()}; a relative path is read from the folder the run was started in: "
                     f"resume from there, or give --data with the data's path")
