@@ -158,7 +158,7 @@ def test_lrn_diverged_run_is_named_not_averaged_and_the_rate_called_unstable():
     results = lrn_runs(without_errs=(33.0, 90.0, 32.5))  # seed 1 without LRN: chance
     rows, verdict, _, (c,) = summary("lrn", results)
     assert verdict.startswith(f"inconclusive: lr {lrn.RATE:g} is not a rate at which both arms are stable")
-    assert "without LRN, seed 1: diverged" in verdict and c.n == (2, 2)
+    assert "without LRN, seed 1: did not learn" in verdict and c.n == (2, 2)  # at chance, its loss finite
     assert rows[1]["usable runs"] == "2 of 3" and rows[1]["validation top-1 error (%, 95 % CI)"].startswith("32.75 [")
 
 
@@ -173,7 +173,7 @@ def dropout_runs(off_train_eval: float):
     for s, jitter in enumerate((0.0, 1.0, 0.5)):
         out.append(run(dropout.ON, s, val=on[:-1] + [on[-1] + jitter], extra={"train_eval_error": 22.0 + jitter}))
         later = [40.0] + off[:-1] if s == 1 else off
-        out.append(run(dropout.OFF, s, val=later[:-1] + [off[-1] + jitter],
+        out.append(run(dropout.OFF, s, val=later[:-1] + [off[-1] + 1.5 * jitter],  # the pairs' differences vary
                        extra={"train_eval_error": off_train_eval + jitter / 2}))
     return out
 

@@ -36,11 +36,15 @@ PCA, NO = "crops + flips + PCA lighting", "crops + flips, no PCA lighting"
 def test_a_diverged_run_is_left_out_and_that_decides_the_verdict():
     # PCA lighting 2 points better on seeds 0 and 1; seed 2 without it diverged to chance
     results = [run(PCA, 0, 40.0), run(PCA, 1, 41.0), run(PCA, 2, 42.0),
-               run(NO, 0, 42.0), run(NO, 1, 43.1), run(NO, 2, 90.0)]
+               run(NO, 0, 42.0), run(NO, 1, 43.1), run(NO, 2, 90.0, losses=(2.0, float("nan")))]
     s = summary("pca-lighting", results)
     c = s.comparisons[0]
     assert c.verdict == "reproduces" and c.n == (2, 2) and c.diff == pytest.approx(2.05)
-    assert c.excluded == ("crops + flips, no PCA lighting, seed 2: diverged (final validation error 90.0 %)",)
+    assert c.excluded == ("crops + flips, no PCA lighting, seed 2: diverged (the loss became infinite or NaN; "
+                          "final validation error 90.0 %)",)
+    at_chance = summary("pca-lighting", results[:5] + [run(NO, 2, 90.0)]).comparisons[0]  # a finite loss
+    assert at_chance.excluded == ("crops + flips, no PCA lighting, seed 2: did not learn (final validation error "
+                                  "90.0 %, at chance)",)
     assert s.verdict.startswith("reproduces: PCA lighting lowers the top-1 error")
     assert [r["seeds"] for r in s.rows] == [3, 2]  # the diverged run is not averaged into the table either
     assert s.rows[1]["validation top-1 error (%)"].startswith("42.55 [")
@@ -133,11 +137,11 @@ def test_the_record_carries_the_comparisons_and_how_the_runs_were_made():
                               machine_spec={"cpu": "x", "cores": 2}, date="2026-11-30")
     assert rec["verdict_word"] == "inconclusive" and rec["rule"] == "95 % interval"
     assert rec["comparisons"][0]["paired"] is True and rec["comparisons"][0]["low"] is None  # one pair left
-    assert rec["excluded"] == [f"{NO}, seed 1: diverged (final validation error 90.0 %)"]
+    assert rec["excluded"] == [f"{NO}, seed 1: did not learn (final validation error 90.0 %, at chance)"]
     assert rec["precision"] == "bf16" and rec["machine_spec"]["cores"] == 2 and rec["date"] == "2026-11-30"
     assert [r["wall_s"] for r in rec["runs"]] == [20.0, 33.3, 20.0, 20.0] and rec["wall_s"] == pytest.approx(93.3)
     md = output.section_md(rec, {"depth": 2})
-    assert f"- left out, never averaged: {NO}, seed 1: diverged" in md
+    assert f"- left out, never averaged: {NO}, seed 1: did not learn" in md
     assert "no interval" in md and "paired by seed, 1 pair" in md and "1 pairs" not in md
     assert "Runs shared with: [`depth`](depth.md) (2 runs)" in md and "precision bf16" in md  # its own page
     assert "Runs shared with: [`depth`](#depth) (2 runs)" in output.section_md(rec, {"depth": 2}, in_index=True)
@@ -235,3 +239,20 @@ def test_report_rederives_records_and_copies_run_files(tmp_path, capsys):
     assert "(was: stale: not derived from the runs)" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "runs" / key).iterdir()) == ["config.json", "metrics.csv", "result.json"]
     assert "![ten-crop](docs/ten-crop.png)" in (tmp_path / "experiments.md").read_text()
+
+
+def test_report_keeps_the_run_files_already_in_out(tmp_path, monkeypatch):
+    """A copy of an experiment folder reported again keeps its own run files; only missing ones are
+    filled from the run's recorded directory (relative to where it trained)."""
+    from alexnet.experiments.pages import copy_run_files
+
+    monkeypatch.chdir(tmp_path)
+    for folder, text in (("e1", "original"), ("e1y", "edited")):
+        (tmp_path / folder / "runs" / "k").mkdir(parents=True)
+        (tmp_path / folder / "runs" / "k" / "metrics.csv").write_text(text)
+    (tmp_path / "e1" / "runs" / "m").mkdir()
+    (tmp_path / "e1" / "runs" / "m" / "metrics.csv").write_text("only in e1")
+    record = {"runs": [{"run_dir": "e1/runs/k"}, {"run_dir": "e1/runs/m"}]}
+    assert copy_run_files(record, tmp_path / "e1y") == 1
+    assert (tmp_path / "e1y" / "runs" / "k" / "metrics.csv").read_text() == "edited"
+    assert (tmp_path / "e1y" / "runs" / "m" / "metrics.csv").read_text() == "only in e1"

@@ -101,3 +101,12 @@ def test_mean_and_ratio_intervals():
     assert 5.5 < r < 7.0 and lo < r < hi and lo > 4
     r, lo, hi = ratio_interval([12.0], [2.0, 2.2])
     assert r == pytest.approx(12 / math.sqrt(4.4)) and math.isnan(lo)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_runs_that_do_not_vary_give_no_interval_and_no_verdict(paired):
+    """Two seeds with the very same difference (errors in coarse steps) make a zero-width interval:
+    that is no evidence, not a reproduction."""
+    c = compare({0: 30.0, 1: 30.0}, {0: 32.0, 1: 32.0}, what="X lowers the error", paired=paired)
+    assert c.verdict == "inconclusive" and math.isnan(c.low)
+    assert "the runs do not vary" in c.text and "no interval" in c.text

@@ -165,7 +165,7 @@ def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, ima
     title = title_without_name(name, record["title"])
     rows = record["rows"]
     cells = " ".join(str(v) for r in rows for v in r.values())
-    train_imgs = f"{sc['train_subset']:,}" if sc["train_subset"] else "all"
+    train_imgs = f"up to {sc['train_subset']:,}" if sc["train_subset"] else "all"  # a subset of smaller data is all of it
     md = [f"## `{name}` — {title}", "", f"**Paper ({record['section']}):** {record['claim']}", "",
           f"**Ours:** {record['verdict']}", ""]
     if record.get("rule", "").endswith("(old)"):

@@ -165,11 +165,15 @@ def write_index(out: Path, names: list[str], index: Path | None = None) -> Path:
 
 def copy_run_files(record: dict[str, Any], out: Path, runs_from: Path | None = None) -> int:
     """Copy each run's small files to ``OUT/runs/<run key>/`` from its recorded directory or from
-    ``runs_from/<run key>``, where either exists; returns how many runs were copied."""
+    ``runs_from/<run key>``, where either exists and ``OUT`` has none of its own yet (a run's files
+    already in ``OUT`` are kept: the recorded directory, relative to where the run trained, may be
+    another copy's); returns how many runs were copied."""
     copied = 0
     for run in record["runs"]:
         key = Path(run["run_dir"]).name
         dest = out / "runs" / key
+        if (dest / "metrics.csv").is_file():
+            continue
         for src in [Path(run["run_dir"])] + ([runs_from / key] if runs_from else []):
             if (src / "metrics.csv").is_file() and src.resolve() != dest.resolve():
                 dest.mkdir(parents=True, exist_ok=True)

@@ -166,7 +166,10 @@ def usable(results: list[RunResult], chance_error: float = 90.0) -> tuple[list[R
     keep, out = [], []
     for r in results:
         if diverged(r, chance_error):
-            out.append(f"{r.arm}, seed {r.seed}: diverged (final validation error {r.val_error:.1f} %)")
+            finite = math.isfinite(r.last.get("train_loss", float("nan")))
+            why = (f"did not learn (final validation error {r.val_error:.1f} %, at chance)" if finite else
+                   f"diverged (the loss became infinite or NaN; final validation error {r.val_error:.1f} %)")
+            out.append(f"{r.arm}, seed {r.seed}: {why}")
         elif (r.arm, r.seed) in flagged:
             out.append(f"{r.arm}, seed {r.seed}: unstable (the training loss rose above its first epoch's)")
         else:

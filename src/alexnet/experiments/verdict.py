@@ -79,6 +79,9 @@ class Comparison:
             return f"reproduces: {self.what} ({num})"
         if self.verdict == "contradicts":
             return f"contradicts: the opposite of \"{self.what}\" held here ({num})"
+        if math.isnan(self.low) and min(self.n) >= 2:
+            return (f"inconclusive: {self.what}? the runs do not vary (the same difference every time: a measure "
+                    f"in coarse steps?), so no interval; more seeds or more validation images ({num})")
         if math.isnan(self.low):
             return f"inconclusive: {self.what}? too few usable runs for an interval ({num})"
         return (f"inconclusive: {self.what}? ({num}); the smallest effect these runs could detect is "
@@ -132,7 +135,7 @@ def compare(paper: Mapping[int, float], other: Mapping[int, float], *, what: str
             df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else min(n) - 1.0
         else:
             df, se = math.nan, math.nan
-    if math.isnan(se):
+    if math.isnan(se) or se == 0:  # se 0: every run gave the same difference (coarse measures): no evidence of spread
         return Comparison(what, unit, diff, math.nan, math.nan, n, paired, math.nan, math.nan, "inconclusive",
                           tuple(excluded))
     half = t_quantile(0.5 + LEVEL / 2, df) * se
