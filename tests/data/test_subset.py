@@ -45,3 +45,22 @@ def test_train_flag(tmp_path):
 
     args = build_parser().parse_args(["train", "--train-subset", "100", "--epochs", "1"])
     assert config_from_args(args).train_subset == 100
+
+
+def test_a_subset_has_exactly_n_images_in_proportion():
+    """--train-subset N trains on N images, not on each class's rounded share summed (5 of 10
+    balanced classes gave 10, 37 gave 40, 1437 of digits' 1,438 gave 1,428)."""
+    from collections import Counter
+
+    from alexnet.data.base import split_indices, stratified_sample
+
+    digits_like = [i % 10 for i in range(1438)]
+    for n in (1, 5, 37, 100, 1437):
+        got = stratified_sample(digits_like, n, seed=0)
+        assert len(got) == n == len(set(got))
+        counts = Counter(digits_like[i] for i in got)
+        assert max(counts.values()) - min(counts.get(c, 0) for c in range(10)) <= 1  # in proportion
+    skewed = [0] * 90 + [1] * 10
+    assert Counter(skewed[i] for i in stratified_sample(skewed, 20, seed=0)) == {0: 18, 1: 2}
+    balanced = [c for c in range(10) for _ in range(450)]  # where the old rule was exact, the same images
+    assert stratified_sample(balanced, 500, seed=3) == split_indices(balanced, 500 / 4500, seed=3)[1]

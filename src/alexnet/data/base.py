@@ -186,8 +186,27 @@ def take_subset(dataset: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
         raise UserError(f"--train-subset must be non-negative, not {n}")
     if n == 0 or n >= len(dataset):
         return dataset
-    _, keep = split_indices(dataset.targets, n / len(dataset), seed)
-    return SubsetDataset(dataset, keep)
+    return SubsetDataset(dataset, stratified_sample(dataset.targets, n, seed))
+
+
+def stratified_sample(targets: Sequence[int], n: int, seed: int) -> list[int]:
+    """Exactly ``n`` indices, each class's share in proportion to its size (largest remainders get
+    the rounding's leftovers, ties to the lower label), drawn in the same seeded order as
+    `split_indices` (so a class whose share rounds the same gets the same images); sorted."""
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    total = sum(len(v) for v in by_class.values())
+    quotas = {label: n * len(idx) / total for label, idx in by_class.items()}
+    counts = {label: int(q) for label, q in quotas.items()}
+    for label in sorted(quotas, key=lambda c: (counts[c] - quotas[c], c))[:n - sum(counts.values())]:
+        counts[label] += 1
+    keep: list[int] = []
+    for label, idx in sorted(by_class.items()):
+        order = list(idx)
+        random.Random(f"alexnet-split:{seed}:{label}").shuffle(order)
+        keep += order[:counts[label]]
+    return sorted(keep)
 
 
 def split_indices(targets: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
