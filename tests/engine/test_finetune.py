@@ -104,6 +104,18 @@ def test_freeze_fc7_keeps_batchnorm_in_eval_and_trains_only_fc8(tmp_path, photos
     assert not torch.equal(t2.model.features.bn1.running_mean, before2)
 
 
+def test_freezing_a_convolution_freezes_its_batch_norm_too():
+    """--freeze conv3 keeps the conv3 block's output as loaded: bn3 (which normalises conv3's maps)
+    is frozen with it; conv4 and bn4 train."""
+    m = build_model("alexnet-cifar", num_classes=3, width=0.125, norm="batch")
+    f = freeze(m, "conv3")
+    assert not m.features.bn3.weight.requires_grad and m.features.bn3 in f.modules
+    assert m.features.conv4.weight.requires_grad and m.features.bn4.weight.requires_grad
+    plain = build_model("alexnet-cifar", num_classes=3, width=0.125)  # no batch norm: up to conv3 only
+    freeze(plain, "conv3")
+    assert plain.features.conv4.weight.requires_grad
+
+
 def test_freeze_names_paper_layers_on_owt():
     m = build_model("alexnet-owt", num_classes=3)
     f = freeze(m, "fc6")

@@ -258,11 +258,17 @@ class Frozen:
 
 def freeze(model: nn.Module, layer: str) -> Frozen:
     """Freeze ``layer`` and everything before it (registration order, which is forward order for
-    every model here): ``requires_grad=False``; batch norm and dropout there run in eval mode."""
+    every model here), with the batch norm that normalises its output when one follows it next (a
+    convolution's block: ``conv3`` with ``bn3``), so that the frozen part's output stays as loaded:
+    ``requires_grad=False``; batch norm and dropout there run in eval mode."""
     target = find_layer(model, layer)
     leaves = _leaf_modules(model)
     inside = [i for i, (n, _) in enumerate(leaves) if n == target or n.startswith(target + ".")]
     last = max(inside)
+    params_after = [i for i in range(last + 1, len(leaves)) if any(True for _ in leaves[i][1].parameters(recurse=False))
+                    or isinstance(leaves[i][1], nn.modules.batchnorm._BatchNorm)]
+    if params_after and isinstance(leaves[params_after[0]][1], nn.modules.batchnorm._BatchNorm):
+        last = params_after[0]  # its own batch norm (only parameter-free layers, e.g. ReLU, between)
     frozen_mods = [m for _, m in leaves[:last + 1]]
     names = []
     for n, mod in leaves[:last + 1]:
