@@ -148,6 +148,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert "error: loss became nan" in r.stderr and "Traceback" not in r.stderr
     ck = safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")
     assert ck["global_step"] == 3
+    assert f"the last good checkpoint is kept: {tmp_path / 'nan' / 'checkpoints' / 'last.pt'}" in r.stderr
+    early = train_cli("--epochs", "1", "-b", "128", "--output-dir", str(tmp_path), "--name", "nan2", *TINY,
+                      env={"ALEXNET_DEBUG_NAN_AT_STEP": "2"})
+    assert "no checkpoint was written before it" in early.stderr  # none to point at
 
 
 def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypatch):

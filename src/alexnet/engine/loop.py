@@ -336,9 +336,11 @@ class TrainLoop:
                      else f"in epoch {pos.epoch + 1}, steps {sums.unsynced_from}–{pos.step_in_epoch}")
             paper_init = (pos.epoch == 0 and not self.cfg.weights
                           and getattr(self.model, "init_scheme", "") == "paper")
+            kept = ((f"the last good checkpoint is kept: {self.checkpoints / 'last.pt'}")
+                    if (self.checkpoints / "last.pt").exists() else "no checkpoint was written before it")
             raise DivergedError(
-                f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — the last good "
-                f"checkpoint is kept in {self.checkpoints}. Try a lower --lr or --clip-grad-norm"
+                f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — {kept}. Try a lower "
+                f"--lr or --clip-grad-norm"
                 + ("; or --model-arg init=caffe (Caffe's bias 0.1 and FC std 0.005: smaller first steps than "
                    "the paper's bias 1)" if paper_init else ""))
         pos.epoch_stats[0] += loss_sum
