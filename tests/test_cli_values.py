@@ -52,6 +52,7 @@ BAD_TRAIN_VALUES = [
     (["--resume", "auto"], "--resume auto needs --name NAME"),
     (["--time-budget", "15"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m"),
     (["--time-budget", "-5m"], "--time-budget takes a duration such as 90s, 15m, 2h or 1h30m, not '-5m'"),  # a value, not a flag
+    (["--pca-scale", "eigval", "--aug", "none"], "--pca-scale eigval is read only by PCA lighting (--aug paper); --aug none has none"),
     (["--time-budget", ""], "--time-budget is empty (an unset shell variable?): give a value, or leave "
                             "--time-budget out"),
     (["--data-path", ""], "--data-path is empty"),  # not a quiet run on the default digits

@@ -602,7 +602,7 @@ def test_resume_from_another_folder_names_the_relative_data_path(tmp_path, monke
     with pytest.raises(UserError, match="the run's data 'imgs' .* is not found from .*elsewhere.*resume from there"):
         resume_config(run_dir)
     assert fit(resume_config(run_dir, data=str(tmp_path / "imgs"))).epochs_done == 2
-    from alexnet.engine.config import check_resume_data
+    from alexnet.engine.flag_notes import check_resume_data
 
     for spec in ("digits", "shards:https://host/data", "cifar10:/abs/path"):  # nothing relative to look for
         check_resume_data(run_dir, spec)

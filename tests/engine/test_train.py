@@ -230,8 +230,8 @@ def _interrupt_torchrun(cmd: list[str], whom: str, after_step: int) -> str:
     """Start ``cmd`` (torchrun) in its own process group, wait for rank 0's line of ``after_step``, then
     Ctrl-C: ``whom="group"`` as a terminal sends it (every process of the group: torchrun, which
     passes it on, and both ranks), ``"rank0"`` to rank 0 alone. Returns the output; never waits forever."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env={**ENV, "ALEXNET_PROGRESS_SECONDS": "1e-9"}, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                         env={**ENV, "ALEXNET_PROGRESS_SECONDS": "1e-9", "ALEXNET_DEBUG_STEP_SLEEP": "0.25"})
     out, deadline = [], time.time() + 120
     for line in p.stdout:
         out.append(line)
@@ -256,8 +256,8 @@ def test_ctrl_c_under_torchrun_saves_on_every_rank_and_resumes_exactly(tmp_path)
     """Ctrl-C in a terminal reaches torchrun and both ranks (and torchrun passes it on again): the
     ranks agree on a step, save together, and the run resumes to the weights of an uninterrupted
     one. A Ctrl-C that reaches rank 0 alone stops both ranks the same way, with no hang."""
-    common = ["--epochs", "12", "-b", "64", "--print-freq", "1", "--deterministic", "--amp", "off",
-              "--output-dir", str(tmp_path), *TINY]  # 12 epochs of 12 steps: long enough to be stopped at all
+    common = ["--epochs", "2", "-b", "64", "--print-freq", "1", "--deterministic", "--amp", "off",
+              "--output-dir", str(tmp_path), *TINY]  # 24 steps of 0.25 s or more (a debug sleep): time to stop it
     ref = run_logged(_torchrun(*common, "--name", "ref"), ENV)
     assert ref.returncode == 0, ref.stderr[-3000:]
     for whom in ("group", "rank0"):
@@ -265,7 +265,7 @@ def test_ctrl_c_under_torchrun_saves_on_every_rank_and_resumes_exactly(tmp_path)
         assert "stopped: resumable checkpoint saved to" in out and "--resume" in out, out[-3000:]
         assert "Traceback" not in out.split("stopped: resumable")[0], out[-3000:]  # torchrun's own comes after
         ck = safe_torch_load(tmp_path / whom / "checkpoints" / "last.pt")
-        assert 4 <= ck["global_step"] < 12 * 12  # saved where it stopped, before the end
+        assert 4 <= ck["global_step"] < 2 * 12  # saved where it stopped, before the end
     resumed = run_logged(_torchrun("--resume", str(tmp_path / "rank0")), ENV)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _final_model_state(tmp_path / "ref"), _final_model_state(tmp_path / "rank0")

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     what = f"{predictor.name} ({predictor.num_classes} classes, input {c}×{h}×{w}, {predictor.device})"
     if index is not None:
         what += f" with {len(index)} indexed images"
-    print(f"serving {what}\n  page: {url}/\n  API docs: {url}/docs (its page loads Swagger UI from the internet; offline: {url}/openapi.json)\n  Ctrl-C stops", file=sys.stderr)
+    print(f"serving {what}\n  page: {url}/\n  API docs: {url}/docs (its page loads Swagger UI from the internet; "
+          f"offline: {url}/openapi.json)\n  Ctrl-C stops", file=sys.stderr)
     if args.host not in LOOPBACK:
         print(f"warning: listening on {args.host}: other machines on the network can reach this server",
               file=sys.stderr)

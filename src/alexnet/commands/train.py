@@ -121,8 +121,8 @@ def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
     a("--time-budget", metavar="DURATION", help="90s, 15m, 2h, 1h30m: measure this machine's speed and plan the epochs "
                                                 "and schedule so the whole run, final evaluation included, ends within it")
     a("--train-epochs", type=float, metavar="X",
-      help="train X epochs, a fraction allowed (airbench94: 9.9): --epochs becomes its ceiling and the schedule, "
-           "lookahead and run end after ceil(X × steps per epoch) steps (0: --epochs)")
+      help="train X epochs, a fraction allowed (airbench94: 9.9), instead of --epochs: the run's epochs are "
+           "ceil(X) and the schedule, lookahead and run end after ceil(X × steps per epoch) steps (0: off)")
 
 
 def _schedule_flags(g: argparse._ArgumentGroup) -> None:
@@ -381,6 +381,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     started = process_started()  # --time-budget counts the whole command, the interpreter's start included
     config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
+    from ..engine.flag_notes import check_pca_scale_flag
+
+    check_pca_scale_flag(args.pca_scale, config)
     from ..engine import fit
 
     res = fit(config, started=started)

@@ -380,18 +380,8 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
         base.pop(k, None)
     check_resume_flags(base, over)  # a run planned for a --time-budget keeps its plan
     if "data" not in over:
+        from .flag_notes import check_resume_data
+
         check_resume_data(run_dir, str(base.get("data", "")))
     return TrainConfig.from_dict({**base, **over, "resume": str(run_dir)}).validate()
 
-
-def check_resume_data(run_dir: str, spec: str) -> None:
-    """The run's data as ``config.json`` records it (as typed): a relative path that is not there
-    from this folder was most likely typed in another one; one line that says so and what to do."""
-    kind, sep, rest = spec.partition(":")
-    path = rest if sep and len(kind) > 1 else spec
-    if (not path or spec == "digits" or "://" in path or os.path.isabs(os.path.expanduser(path))
-            or os.path.exists(path)):
-        return  # nothing local to find (digits, remote shards), or found
-    raise UserError(f"--resume {run_dir}: the run's data {spec!r} (as config.json records it) is not found "
-                    f"from {os.getcwd()}; a relative path is read from the folder the run was started in: "
-                    f"resume from there, or give --data with the data's path")

@@ -1,11 +1,16 @@
 """What the flags given do to a recipe, said at the start of a run: ``-b`` without ``--lr`` keeps
 the rate per batch (`batch_rate_note`); ``--model-arg`` replaces the recipe's model arguments
-(`model_args_note`). Plain Python, as `alexnet.engine.config`: the CLI prints these before torch."""
+(`model_args_note`); and two checks of what was typed against what the run will do
+(`check_resume_data`, `check_pca_scale_flag`). Plain Python, as `alexnet.engine.config`: the CLI
+prints these before torch."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from ..core.errors import UserError
+from .config import PCA_AUGS
 from .recipes import RECIPES
 
 
@@ -53,3 +58,24 @@ def start_notes(recipe: str, file_values: dict[str, Any] | None, given: dict[str
     """The notes on what the flags given do to the recipe: `batch_rate_note`, `model_args_note`."""
     return [n for n in (batch_rate_note(recipe, file_values, given, world), model_args_note(recipe, file_values, given))
             if n]
+
+
+def check_resume_data(run_dir: str, spec: str) -> None:
+    """The run's data as ``config.json`` records it (as typed): a relative path that is not there
+    from this folder was most likely typed in another one; one line that says so and what to do."""
+    kind, sep, rest = spec.partition(":")
+    path = rest if sep and len(kind) > 1 else spec
+    if (not path or spec == "digits" or "://" in path or os.path.isabs(os.path.expanduser(path))
+            or os.path.exists(path)):
+        return  # nothing local to find (digits, remote shards), or found
+    raise UserError(f"--resume {run_dir}: the run's data {spec!r} (as config.json records it) is not found "
+                    f"from {os.getcwd()}; a relative path is read from the folder the run was started in: "
+                    f"resume from there, or give --data with the data's path")
+
+
+def check_pca_scale_flag(given: str | None, cfg: Any) -> None:
+    """``--pca-scale`` typed on the command line for a run without PCA lighting is a slip (a recipe's
+    own setting is not: the experiments' arms without lighting keep their base's)."""
+    if given and cfg.aug not in PCA_AUGS:
+        raise UserError(f"--pca-scale {given} is read only by PCA lighting (--aug paper); --aug {cfg.aug} has "
+                        f"none: leave --pca-scale out")

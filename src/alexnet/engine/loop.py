@@ -33,7 +33,6 @@ from .schedule import LRSchedule
 
 ACCELERATOR_SYNC_EVERY = 20  # on a GPU, read the loss back (and check it) every this many steps
 CPU_SYNC_EVERY = 1  # on a CPU reading it back is free
-SAME_SIGNAL_S = 1.0  # under torchrun, a second Ctrl-C this soon after the first is the same one, passed on
 
 
 def debug_kill_here(world: World) -> bool:
@@ -167,7 +166,6 @@ class TrainLoop:
         self.rng_to_restore: dict | None = None  # a resumed run's RNG states, set once its workers exist
         self.stop_requested = False  # Ctrl-C or SIGTERM: stop after this step, with a checkpoint
         self.stop_signal = signal.SIGINT  # which one
-        self.stop_at = 0.0  # when (time.monotonic)
         self.worker_death: RuntimeError | None = None  # a loader worker died: stopped after the last step, to be saved
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
@@ -175,15 +173,15 @@ class TrainLoop:
         self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
     def on_stop_signal(self, signum, frame) -> None:
-        now = time.monotonic()
         if self.stop_requested:  # a second one: stop now ...
-            if self.world.distributed and now - self.stop_at < SAME_SIGNAL_S:
-                return  # ... unless it is the same Ctrl-C twice: the terminal's and the one torchrun passes on
+            if self.world.distributed:  # ... but not under torchrun: a rank gets each Ctrl-C twice (the
+                return  # terminal's and torchrun's), and one leaving mid-collective would hang the others
             raise StoppedBySignal(signum)
-        self.stop_requested, self.stop_signal, self.stop_at = True, signum, now
+        self.stop_requested, self.stop_signal = True, signum
         name, again = ("Ctrl-C", "press it") if signum == signal.SIGINT else (signal.Signals(signum).name, "send it")
-        log(self.world, f"\n{name}: finishing this step and saving a resumable checkpoint ({again} again to stop "
-                        f"at once)")
+        later = ("torchrun ends the processes 30 s after its own Ctrl-C" if self.world.distributed
+                 else f"{again} again to stop at once")
+        log(self.world, f"\n{name}: finishing this step and saving a resumable checkpoint ({later})")
 
     def catch_stop_signals(self) -> Callable[[], None]:
         """Ctrl-C and, in a one-process run, SIGTERM (a scheduler's or `kill`'s request to stop)
@@ -249,6 +247,7 @@ class TrainLoop:
                                  cfg.print_freq)
         kill_at = int(os.environ.get("ALEXNET_DEBUG_KILL_AT_STEP", "0"))
         self.nan_at = int(os.environ.get("ALEXNET_DEBUG_NAN_AT_STEP", "0"))
+        step_sleep = float(os.environ.get("ALEXNET_DEBUG_STEP_SLEEP", "0"))  # tests: steps slow enough to stop
         sync_every = int(os.environ.get("ALEXNET_DEBUG_SYNC_EVERY", "0")) or (
             CPU_SYNC_EVERY if self.device.type == "cpu" else ACCELERATOR_SYNC_EVERY)
         self.sums = DeviceSums(self.device, pos.step_in_epoch + 1)
@@ -262,6 +261,8 @@ class TrainLoop:
                     self.bad_log.add(bad)
                 lr = self.schedule.lr(pos.global_step)
                 loss = self.step(images, labels, lr, getattr(batch, "lighting", None))
+                if step_sleep:
+                    time.sleep(step_sleep)
                 progress.step(labels.numel())
                 print_now = bool(cfg.print_freq) and pos.global_step % cfg.print_freq == 0
                 save_now = bool(cfg.checkpoint_every) and pos.global_step % cfg.checkpoint_every == 0
@@ -278,9 +279,11 @@ class TrainLoop:
                     self.save_last()
                 if kill_at and pos.global_step == kill_at and debug_kill_here(world):  # tests: a crash
                     os.kill(os.getpid(), signal.SIGKILL)
-                if world.distributed:  # every rank must stop at the same step, and save with the others
-                    self.stop_requested = broadcast_flag(self.stop_requested, self.device)
-                if self.stop_requested or self._max_steps_reached():
+                stop = self.stop_requested
+                if world.distributed:  # what every rank agreed: a Ctrl-C landing after this is the next step's
+                    stop = broadcast_flag(stop, self.device)
+                    self.stop_requested = self.stop_requested or stop
+                if stop or self._max_steps_reached():
                     return False
         except RuntimeError as e:
             if world.distributed and peer_lost(e):  # another rank died: nothing can be saved with it gone

@@ -47,7 +47,8 @@ def log_setup(trainer: Any) -> None:
     log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
                + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
                + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
-                 f"{plural(cfg.epochs, 'epoch')} · batch {cfg.batch_size} · aug {cfg.aug} · "
+                 f"{plural(cfg.epochs, 'epoch')} · batch {cfg.global_batch or cfg.batch_size} · "
+                 f"aug {aug_line(cfg, t)} · "
                  f"input {'×'.join(map(str, t.mcfg.input_size))}")
     if t.pretrained:
         p = t.pretrained
@@ -66,7 +67,7 @@ def log_setup(trainer: Any) -> None:
                f"{'on' if t.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                f" · memory: {t.allocator}"
                + (f" · {world.world_size} processes, batch {t.batch_size} each" if world.distributed else ""))
-    if world.distributed or cfg.scale_lr:
+    if world.distributed or cfg.scale_lr or cfg.global_batch:
         log(world, t.plan.note)
     for note in (t.data.note, t.whiten_note, t.budget.note):
         if note:
@@ -158,7 +159,14 @@ class RunReport:
             log(w, f"airbench's test-time augmentation (--tta {self.cfg.tta}, {views}; logits averaged): top-1 "
                    f"{self.tta.top1:.2f}% (error {self.tta.top1_error:.2f}%) vs centre crop {last.top1:.2f}%")
             self.thresholds(self.tta, f"with --tta {self.cfg.tta} ", "end of training")
+        if last is not None and last.n and best_top1 > last.top1 and (ten is not None or self.tta is not None):
+            log(w, f"(these closing scores are of the last epoch's weights; weights.safetensors holds the best "
+                   f"epoch's, top-1 {best_top1:.2f}%, which `alexnet evaluate` scores)")
         if self.cfg.report_at and last is not None:
+            missed = [f"{t:g} %" for t in sorted(self.cfg.report_at)
+                      if t not in self.reported and f"{t:g}" not in self.reached]
+            if missed:
+                log(w, f"not reached: {', '.join(missed)} (best validation top-1 {best_top1:.2f}%)")
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
         if last is not None and last.n and self.val_ds is not None:
@@ -193,6 +201,7 @@ class RunReport:
                    if f"{t:g}" not in self.reached}
         atomic_write_json(self.run_dir / "final.json", {
             "centre": scores(last), "ten_crop": scores(ten), "ten_crop_views": views,
+            "weights_scored": "the last epoch's (checkpoints/last.pt); weights.safetensors holds the best epoch's",
             "best_top1": number(best_top1),
             "reached": {**earlier, **self.reached}, "wall_s": round(time.perf_counter() - self.t_start, 1),
             **({"tta": scores(self.tta), "tta_level": self.cfg.tta} if self.tta is not None else {})})
@@ -234,3 +243,13 @@ class RunReport:
                             f"{self.run_dir / 'bad_samples.txt'} (`alexnet data check` lists every bad file and why)."
                             f"\n{bar}")
         return BadFiles(bad, fraction, too_many)
+
+
+def aug_line(cfg: Any, t: Any) -> str:
+    """The augmentation as the run's recipe line names it; the paper's spelled out, PCA lighting
+    included (its scale and whose eigenvectors), which `aug paper` alone does not say."""
+    if cfg.aug != "paper" or t.mcfg.input_size[0] != 3:
+        return cfg.aug
+    scale = "α·√λ" if cfg.pca_scale == "sqrt" else "α·λ"
+    whose = f"--pca {cfg.pca}" if cfg.pca else "ImageNet"
+    return f"paper (crops + flips + PCA lighting {scale}, {whose}'s eigenvectors)"

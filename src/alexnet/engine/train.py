@@ -310,9 +310,11 @@ class Trainer:
         try:
             while self.pos.epoch < cfg.epochs:
                 complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
-                if world.distributed:  # a Ctrl-C after the epoch's last read-back: every rank saves, or none
-                    self.loop.stop_requested = broadcast_flag(self.loop.stop_requested, self.device)
-                if self.loop.stop_requested or self.loop.worker_death:
+                stop = self.loop.stop_requested
+                if world.distributed:  # a Ctrl-C after the epoch's last read-back: every rank saves, or none yet
+                    stop = broadcast_flag(stop, self.device)
+                    self.loop.stop_requested = self.loop.stop_requested or stop
+                if stop or self.loop.worker_death:
                     self.save("last.pt")
                     saved = (f"resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
                              f"continue with: {resume_command(self.run_dir, world)}")
