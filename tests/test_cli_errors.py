@@ -392,3 +392,18 @@ def test_import_refuses_class_names_given_twice(capsys, tmp_path):
     err = one_line_error(capsys, ["import", "torchvision", str(tmp_path / "tv3.pth"), "-o", str(tmp_path / "o"),
                                   "--classes", str(tmp_path / "names.txt")])
     assert "class names must differ; given more than once: cat" in err
+
+
+def test_a_checkpoint_with_numpy_values_keeps_the_hint(tmp_path):
+    """A training checkpoint holding a numpy number (best_acc1 as np.float64) is refused by
+    weights_only, but it is data, not a command: it gets the hint, not the warning."""
+    import numpy as np
+    import torch
+
+    from alexnet.core.errors import UserError
+    from alexnet.core.io import safe_torch_load
+
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "best_acc1": np.float64(71.3)}, tmp_path / "ck.pth")
+    with pytest.raises(UserError) as e:
+        safe_torch_load(tmp_path / "ck.pth")
+    assert "pickled code (numpy" in str(e.value) and "not a model's class" not in str(e.value)

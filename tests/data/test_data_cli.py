@@ -140,7 +140,7 @@ def test_data_check_max_pixels_must_be_a_count(image_folder, capsys, value):
 def test_check_a_fifo_in_a_class_folder_is_a_bad_file_not_a_hang(image_folder, capsys):
     os.mkfifo(image_folder / "cat" / "x.png")  # nothing ever writes to it
     assert main(["data", "check", str(image_folder), "-j", "1"]) == 1
-    assert f"bad: {image_folder / 'cat' / 'x.png'}: empty file" in capsys.readouterr().out
+    assert f"bad: {image_folder / 'cat' / 'x.png'}: unreadable: a named pipe that nothing writes to" in capsys.readouterr().out
 
 
 def test_check_refuses_a_part_that_is_there_but_broken(cifar10_root, mnist_root, split_folder, capsys):
@@ -164,3 +164,15 @@ def test_check_refuses_a_part_that_is_there_but_broken(cifar10_root, mnist_root,
     Image.new("RGB", (9, 9)).save(split_folder / "val" / "zebra" / "z.png")
     assert main(["data", "check", str(split_folder)]) == 2
     capsys.readouterr()
+
+
+def test_check_data_without_a_validation_part_is_fine(tmp_path, capsys):
+    """A folder of one image per class, and a cache built with --val-split 0: no validation part, so
+    the training split alone is checked (the part a hold-out fraction would carve cannot be)."""
+    for c in ("a", "b"):
+        (tmp_path / "one" / c).mkdir(parents=True)
+        Image.new("RGB", (20, 20)).save(tmp_path / "one" / c / "1.png")
+    assert main(["data", "check", str(tmp_path / "one")]) == 0
+    assert main(["data", "cache", f"folder:{tmp_path / 'one'}", "-o", str(tmp_path / "c"), "--val-split", "0"]) == 0
+    assert main(["data", "check", f"cache:{tmp_path / 'c'}"]) == 0
+    assert "no bad files" in capsys.readouterr().out

@@ -226,6 +226,8 @@ def test_a_cifar10_archive_cut_short_leaves_nothing_behind(cifar10_root, tmp_pat
         build_dataset(f"cifar10:{arch}", "val")
     assert sorted(p.name for p in arch.iterdir()) == ["cifar-10-python.tar.gz"]  # no half folder
     (arch / good.name).write_bytes(good.read_bytes())
+    (arch / "cifar-10-batches-py").mkdir()  # what an older unpacking cut short could leave
+    (arch / "cifar-10-batches-py" / "data_batch_4").write_bytes(b"part")
     assert len(build_dataset(f"cifar10:{arch}", "val")) == 6
 
 

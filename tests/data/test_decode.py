@@ -173,3 +173,26 @@ def test_bad_image_error_pickles():
 
     e = pickle.loads(pickle.dumps(BadImageError("/x.jpg", "empty file")))
     assert (e.path, e.reason, str(e)) == ("/x.jpg", "empty file", "/x.jpg: empty file")
+
+
+def test_a_named_pipe_is_read_once_its_writer_comes(tmp_path):
+    """`predict RUN <(curl …)` and a FIFO whose writer opens it a moment late are read; one that
+    nothing writes to is a bad file after a short wait, not a read that blocks for ever."""
+    import subprocess
+    import time
+
+    from PIL import Image
+
+    img = tmp_path / "r.png"
+    Image.new("RGB", (20, 10), (200, 10, 10)).save(img)
+    late = tmp_path / "late.png"
+    os.mkfifo(late)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 0.5; cat '{img}' > '{late}'"])
+    assert decode_image(str(late)).shape == (3, 10, 20)
+    writer.wait(timeout=10)
+    lonely = tmp_path / "lonely.png"
+    os.mkfifo(lonely)
+    t = time.monotonic()
+    with pytest.raises(BadImageError, match="a named pipe that nothing writes to"):
+        decode_image(str(lonely))
+    assert time.monotonic() - t < 10

@@ -39,3 +39,15 @@ def test_zfnet_trains_on_photos_with_the_photos_recipe(tmp_path, capsys):
                  "--amp", "off", "--val-split", "0.25", "--output-dir", str(tmp_path / "runs"), "--name", "z"]) == 0
     out = capsys.readouterr().out
     assert "recipe photos (for zfnet on photos;" in out and "model zfnet (58,268,802 parameters, 2 classes)" in out
+
+
+def test_the_weights_fingerprint_reads_tensors_of_any_size():
+    """fc6 of the full-size networks has 37,748,736 values: past float32's exact integers, where a
+    float linspace of sample positions rounds past the end."""
+    from alexnet.models.weights import fingerprint
+
+    big = nn.Linear(9216, 4096)
+    a = fingerprint(big)
+    with torch.no_grad():
+        big.weight[-1, -1] += 1.0  # the very last value is one of the samples
+    assert fingerprint(big) != a and len(a) == 16

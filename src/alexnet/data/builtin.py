@@ -151,16 +151,23 @@ def _extract_cifar(archive: str, root: str) -> None:
     import shutil
     import tempfile
 
-    tmp = tempfile.mkdtemp(prefix=".cifar-10-partial-", dir=root)
+    dest = os.path.join(root, "cifar-10-batches-py")
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
+        tmp = tempfile.mkdtemp(prefix=".cifar-10-partial-", dir=root)
+    except OSError as e:
+        raise UserError(f"cifar10: cannot unpack {archive} in {root} ({e.strerror})") from None
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+            raise UserError(f"cifar10: {archive} cannot be unpacked ({str(e)[:100]}): download it again") from None
         got = find_cifar_batches(tmp)
         if got is None:
             raise UserError(f"cifar10: {archive} holds no cifar-10-batches-py/ folder")
-        os.replace(got, os.path.join(root, "cifar-10-batches-py"))
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise UserError(f"cifar10: {archive} cannot be unpacked ({str(e)[:100]}): download it again") from None
+        if os.path.isdir(dest):  # what an unpacking cut short left (no data_batch_1, no test_batch): replaced
+            shutil.rmtree(dest)
+        os.replace(got, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -139,8 +139,8 @@ def _start_or_resume(root: str, params: dict[str, Any]) -> dict[str, Any] | None
     if os.path.isfile(build_path):
         with open(build_path, encoding="utf-8") as f:
             old = json.load(f)
-        done = os.path.isfile(os.path.join(root, MANIFEST))  # a finished cache of a version that kept fewer keys
-        changed = [k for k, v in params.items() if (k in old or not done) and old.get(k) != v]
+        # only what both recorded: a build begun (or finished) by a version that kept fewer keys goes on
+        changed = [k for k, v in params.items() if k in old and old.get(k) != v]
         if changed:
             diff = ", ".join(_change(k, old.get(k), params[k]) for k in changed)
             raise UserError(f"{root} holds a cache built differently ({diff}); use another -o folder, "

@@ -173,9 +173,9 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
 
 
 def _part_missing(spec: str, split: str) -> bool:
-    """Whether ``spec`` simply has no ``split`` part of its own (a folder or list without a validation
-    part, digits; MNIST with only its t10k files), as opposed to one that is there and cannot be read.
-    A kind without a part of its own takes a hold-out fraction instead: asking with one tells them apart."""
+    """Whether ``spec`` simply has no ``split`` part (a folder or list without a validation part, a
+    cache or shards built without one, digits; MNIST with only its t10k files), as opposed to one
+    that is there and cannot be read. Told from what is there, without reading it."""
     kind, path = parse_spec(spec)
     if kind == "mnist":
         from .builtin import find_idx
@@ -184,11 +184,27 @@ def _part_missing(spec: str, split: str) -> bool:
         return not (find_idx(path, f"{prefix}-images-idx3-ubyte") or find_idx(path, f"{prefix}-labels-idx1-ubyte"))
     if split == "train":
         return False  # e.g. a train/val layout without its train/ folder: an error
-    try:
-        build_dataset(spec, split, val_split=0.1)
-    except UserError:
-        return False  # its own validation part, and it cannot be read
-    return True
+    if kind == "digits":
+        return True
+    if kind == "cifar10":
+        from .builtin import find_cifar_batches
+
+        if find_cifar_batches(path) or os.path.isfile(os.path.join(path, "cifar-10-python.tar.gz")):
+            return False  # its test_batch is its validation part
+    if kind in ("folder", "cifar10"):
+        return folder_splits(path)[1] is None
+    if kind == "list":
+        return not sibling_val_list(path) and not is_eval_name(os.path.basename(path))
+    if kind in ("cache", "shards"):
+        from .cache import read_manifest
+        from .shards import read_index
+
+        try:
+            parts = (read_manifest(path) if kind == "cache" else read_index(path)).get("splits", {})
+        except UserError:
+            return False
+        return "val" not in parts
+    return False  # CIFAR-10's batches, ImageNet: a validation part of their own
 
 
 def format_report(report: CheckReport) -> str:

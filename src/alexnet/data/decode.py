@@ -103,20 +103,51 @@ class ImageInfo:
 
 
 def _read(path: str) -> bytes:
-    """The file's bytes. A named pipe is read only while something writes to it (``predict RUN
-    <(curl …)``): one that nobody writes to (a FIFO named ``x.png`` in a dataset) would block for
-    ever, so it is opened without waiting and reads as empty. Devices and sockets are refused."""
+    """The file's bytes. A named pipe is read once something writes to it (``predict RUN <(curl
+    …)``), waiting `PIPE_WAIT_S` for a writer; one that nothing writes to (a FIFO named ``x.png``
+    in a dataset) is a bad file, not a read that blocks for ever. Devices and sockets are refused."""
     try:
         mode = os.stat(path).st_mode
+        if stat.S_ISFIFO(mode):
+            return _read_pipe(path)
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):  # /dev/zero would never end
             raise BadImageError(path, "unreadable: a device or socket, not a file")
-        fd = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0))
-        if stat.S_ISFIFO(mode):
-            os.set_blocking(fd, True)  # a writer there: wait for all it writes; none: end of file at once
-        with os.fdopen(fd, "rb") as f:
+        with open(path, "rb") as f:
             return f.read()
     except OSError as e:
         raise BadImageError(path, f"unreadable: {e.strerror or type(e).__name__}") from None
+
+
+PIPE_WAIT_S = 2.0  # how long a named pipe may wait for its writer
+
+
+def _read_pipe(path: str) -> bytes:
+    """A named pipe's bytes: opened without blocking, then polled until a writer appears (a read
+    then fails with EAGAIN instead of returning end of file) or `PIPE_WAIT_S` passes."""
+    import time
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    try:
+        deadline, chunks = time.monotonic() + PIPE_WAIT_S, []
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:  # a writer is there, nothing written yet: wait for it, blocking
+                break
+            if chunk:
+                chunks.append(chunk)
+                break
+            if time.monotonic() > deadline:  # end of file and still no writer
+                raise BadImageError(path, "unreadable: a named pipe that nothing writes to")
+            time.sleep(0.02)
+        os.set_blocking(fd, True)
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def is_regular_file(path: str) -> bool:

@@ -93,20 +93,33 @@ def seconds_text(s: float) -> str:
 
 def process_started() -> float:
     """`time.perf_counter` at the start of the command (Linux: ``/proc/PID/stat``): this process, or
-    under torchrun the torchrun process that started it (its parent), so that a command's budget
-    also counts the interpreter's start, torch's import and torchrun's own start; now where that
-    cannot be read."""
+    under torchrun the torchrun process that started it (its parent, when it started at most
+    `LAUNCHER_LEAD_S` before this one: torchrun's own start and rendezvous, not a notebook's kernel or
+    the init process an orphan is left to), so that a command's budget also counts the interpreter's
+    start, torch's import and torchrun's own start; now where that cannot be read."""
     now = time.perf_counter()
-    pid = os.getppid() if os.environ.get("TORCHELASTIC_RUN_ID") else "self"
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks since boot
+        tick = os.sysconf("SC_CLK_TCK")
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
-        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+        start = _start_ticks("self") / tick
+        if os.environ.get("TORCHELASTIC_RUN_ID") and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+            parent = _start_ticks(str(os.getppid())) / tick
+            if 0 <= start - parent <= LAUNCHER_LEAD_S:
+                start = parent
+        age = uptime - start
     except (OSError, ValueError, IndexError, AttributeError):
         return now
     return now - age if 0 <= age < 600 else now  # a command asks within seconds of starting
+
+
+LAUNCHER_LEAD_S = 120.0  # the most torchrun's start and rendezvous may precede its ranks' and be counted
+
+
+def _start_ticks(pid: str) -> int:
+    """A process's start, in clock ticks since boot (field 22 of ``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
 
 
 @dataclass(frozen=True)

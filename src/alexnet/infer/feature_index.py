@@ -194,9 +194,13 @@ class IndexWriter:
         atomic_write_json(self.path / "index.json", self.meta)
 
 
-def _source_key(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta.get(k) for k in ("model", "weights", "weights_fingerprint", "data", "split", "val_split",
-                                     "ten_crop", "num_samples")}
+def _source_key(meta: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an interrupted build must share with the one that continues it; the weights' fingerprint
+    only where ``old`` (the interrupted build's meta) has one: a build begun by an earlier version."""
+    keys = ["model", "weights", "data", "split", "val_split", "ten_crop", "num_samples"]
+    if old is None or "weights_fingerprint" in old:
+        keys.append("weights_fingerprint")
+    return {k: meta.get(k) for k in keys}
 
 
 def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
@@ -205,7 +209,7 @@ def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
     if meta.get("model") not in (None, predictor.name):
         raise UserError(f"the index holds {meta.get('model')} features; these weights are {predictor.name} "
                         f"(build the index with the same weights)")
-    if meta.get("weights_fingerprint") not in (None, predictor.fingerprint):
+    if meta.get("weights_fingerprint") is not None and meta["weights_fingerprint"] != predictor.fingerprint:
         raise UserError(f"the index was built with other {predictor.name} weights ({meta.get('weights')}) than "
                         f"these: their features cannot be compared; use the index's own weights (leave "
                         f"--weights out) or build an index with these")
@@ -225,7 +229,7 @@ def open_writer(out: str | os.PathLike, meta: dict[str, Any], overwrite: bool = 
         if old.get("count"):  # an index without vectors (a build that failed at once) is simply replaced
             if old.get("complete"):
                 raise UserError(f"{out}: an index is already there (use --overwrite to rebuild it)")
-            if old.get("format") == FORMAT and _source_key(old) == _source_key(meta):
+            if old.get("format") == FORMAT and _source_key(old, old) == _source_key(meta, old):
                 return IndexWriter(out, old, shard_size)  # resume
             raise UserError(f"{out}: holds an unfinished index of other weights or data "
                             f"(use --overwrite to start again)")

@@ -174,8 +174,8 @@ def fingerprint(model: nn.Module, samples: int = 4096) -> str:
     h = hashlib.sha256()
     for name, t in sorted(getattr(model, "_orig_mod", model).state_dict().items()):
         flat = t.detach().reshape(-1)
-        if flat.numel() > samples:
-            flat = flat[torch.linspace(0, flat.numel() - 1, samples).long()]
+        if flat.numel() > samples:  # integer positions: float32 linspace rounds past the end above 2^24
+            flat = flat[torch.arange(samples, dtype=torch.int64) * (flat.numel() - 1) // (samples - 1)]
         h.update(name.encode() + flat.to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
