@@ -56,7 +56,9 @@ def test_as_many_classes_under_other_names_only_are_scored_by_position(tiny_run,
     for src, dst in zip(CLASSES, ("n01", "n02", "n03")):  # e.g. WordNet ids for the model's words
         shutil.copytree(image_root / src, tmp_path / "ids" / dst)
     res = evaluate_weights(str(tiny_run), f"folder:{tmp_path / 'ids'}", device="cpu", amp="off")
-    assert "labels are matched by index" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "labels are matched by position (sorted names)" in err
+    assert all(f"'{d}' → '{c}'" in err for d, c in zip(("n01", "n02", "n03"), CLASSES))  # the whole pairing, shown
     assert res["centre"].label_counts == [6, 6, 6]
 
 

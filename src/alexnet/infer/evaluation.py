@@ -69,9 +69,11 @@ def _match_classes(spec: str, ds, model_classes: list[str], say: Callable[[str],
                 f"{len(model_classes)} by name{'' if n == len(model_classes) else ' (the others have no images here)'}")
         return RelabelledDataset(ds, remap, model_classes)
     if say and data_classes != list(model_classes):
-        diff = next(i for i, (a, b) in enumerate(zip(data_classes, model_classes)) if a != b)
-        say(f"warning: class names differ from the model's (class {diff}: {data_classes[diff]!r} in the data, "
-            f"{model_classes[diff]!r} in the model); labels are matched by index")
+        pairs = [f"{a!r} → {b!r}" for a, b in zip(data_classes, model_classes) if a != b]
+        shown = ", ".join(pairs[:8]) + (f", … ({len(pairs)} in all)" if len(pairs) > 8 else "")
+        say(f"warning: no class name of the data is the model's, so labels are matched by position (sorted "
+            f"names): {shown}; if that pairing is wrong every score below is, so name the data's folders as "
+            f"the model's classes (its classes.json)")
     return ds
 
 
