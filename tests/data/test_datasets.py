@@ -255,11 +255,11 @@ def test_cifar10_as_image_folders(split_folder, tmp_path):
 
 def test_mnist_labels_beyond_9_are_one_line(mnist_root):
     import gzip
-
-    from conftest import idx_bytes
+    import struct
 
     raw = mnist_root / "MNIST" / "raw"
-    (raw / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([10] + [1] * 11, np.uint8))))
+    labels = bytes([10] + [1] * 11)  # idx: magic 0x00000801, the count, the bytes
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, 12) + labels))
     with pytest.raises(UserError, match="has label 10; MNIST's labels are 0–9"):
         build_dataset(f"mnist:{mnist_root}", "train")
 

@@ -306,12 +306,14 @@ def _check_weights_first(spec: str, model: str | None) -> None:
 def config_from_args(args: argparse.Namespace):
     from ..core.errors import UserError
     from ..engine.config import RECIPES, make_config, resume_config
-    from ..engine.flag_notes import start_notes
+    from ..engine.flag_notes import check_pca_scale_flag, start_notes
 
     start = check_flags(args)  # the --config file's fields, under the flags
     over = _flag_overrides(args)
     if args.resume and args.resume != "auto":
         return resume_config(args.resume, **over)
+    if over.get("aug", start.get("aug")):  # typed or in the file: checked at once, before torch (else below)
+        check_pca_scale_flag(args.pca_scale, over.get("aug", start.get("aug")))
     weights = over.get("weights", start.get("weights"))
     if weights and "model" not in {**start, **over}:  # the model the weights were made for
         from ..models.pretrained import model_for_weights
@@ -373,6 +375,7 @@ def config_from_args(args: argparse.Namespace):
         if weights:  # the weights argument first, then the data
             _check_weights_first(weights, over.get("model", start.get("model")))
         raise UserError(f"dataset {data!r} needs a location: --data-path PATH (or --data {data}:PATH)")
+    check_pca_scale_flag(args.pca_scale, over.get("aug", start.get("aug", RECIPES[recipe].get("aug"))))
     return make_config(recipe, file_values=start, **over)
 
 
@@ -381,9 +384,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     started = process_started()  # --time-budget counts the whole command, the interpreter's start included
     config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
-    from ..engine.flag_notes import check_pca_scale_flag
-
-    check_pca_scale_flag(args.pca_scale, config)
     from ..engine import fit
 
     res = fit(config, started=started)

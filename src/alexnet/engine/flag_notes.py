@@ -73,9 +73,10 @@ def check_resume_data(run_dir: str, spec: str) -> None:
                     f"resume from there, or give --data with the data's path")
 
 
-def check_pca_scale_flag(given: str | None, cfg: Any) -> None:
-    """``--pca-scale`` typed on the command line for a run without PCA lighting is a slip (a recipe's
-    own setting is not: the experiments' arms without lighting keep their base's)."""
-    if given and cfg.aug not in PCA_AUGS:
-        raise UserError(f"--pca-scale {given} is read only by PCA lighting (--aug paper); --aug {cfg.aug} has "
+def check_pca_scale_flag(given: str | None, aug: str | None) -> None:
+    """``--pca-scale`` typed on the command line for a run without PCA lighting (``aug``, the run's
+    augmentation) is a slip (a recipe's own setting is not: the experiments' arms without lighting
+    keep their base's)."""
+    if given and aug not in PCA_AUGS:
+        raise UserError(f"--pca-scale {given} is read only by PCA lighting (--aug paper); --aug {aug} has "
                         f"none: leave --pca-scale out")
