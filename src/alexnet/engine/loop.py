@@ -183,6 +183,16 @@ class TrainLoop:
                  else f"{again} again to stop at once")
         log(self.world, f"\n{name}: finishing this step and saving a resumable checkpoint ({later})")
 
+    def agree_to_stop(self) -> bool:
+        """Whether to stop here, as every rank agrees (any rank's Ctrl-C stops all; a collective under
+        torchrun): each rank must act on the agreed answer, not on its own flag, which a Ctrl-C
+        landing after the agreement sets for the next read-back."""
+        if not self.world.distributed:
+            return self.stop_requested
+        stop = broadcast_flag(self.stop_requested, self.device)
+        self.stop_requested = self.stop_requested or stop
+        return stop
+
     def catch_stop_signals(self) -> Callable[[], None]:
         """Ctrl-C and, in a one-process run, SIGTERM (a scheduler's or `kill`'s request to stop)
         finish the step and save; returns what puts the handlers it found back. Under torchrun
@@ -279,11 +289,7 @@ class TrainLoop:
                     self.save_last()
                 if kill_at and pos.global_step == kill_at and debug_kill_here(world):  # tests: a crash
                     os.kill(os.getpid(), signal.SIGKILL)
-                stop = self.stop_requested
-                if world.distributed:  # what every rank agreed: a Ctrl-C landing after this is the next step's
-                    stop = broadcast_flag(stop, self.device)
-                    self.stop_requested = self.stop_requested or stop
-                if stop or self._max_steps_reached():
+                if self.agree_to_stop() or self._max_steps_reached():
                     return False
         except RuntimeError as e:
             if world.distributed and peer_lost(e):  # another rank died: nothing can be saved with it gone

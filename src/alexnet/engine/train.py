@@ -33,8 +33,8 @@ from ..models import build_model, make_meta, model_cfg
 from .budget_run import RunBudget
 from .checkpoint import data_changes
 from .config import TrainConfig
-from .distributed import (World, all_reduce_sum, broadcast_flag, broadcast_object, gather_object, init_distributed,
-                          plan_batch, resume_command, shutdown)
+from .distributed import (World, all_reduce_sum, broadcast_object, gather_object, init_distributed, plan_batch,
+                          resume_command, shutdown)
 from .ema import EMA_COLUMNS, EpochScores, ModelEma, ema_summary
 from .elastic import own_rank_state, rank_state, resolve_auto_resume
 from .evaluate import EvalResult, evaluate
@@ -310,11 +310,8 @@ class Trainer:
         try:
             while self.pos.epoch < cfg.epochs:
                 complete = self.budget.train_epoch(self.loop)  # under --time-budget's plan; times the epoch
-                stop = self.loop.stop_requested
-                if world.distributed:  # a Ctrl-C after the epoch's last read-back: every rank saves, or none yet
-                    stop = broadcast_flag(stop, self.device)
-                    self.loop.stop_requested = self.loop.stop_requested or stop
-                if stop or self.loop.worker_death:
+                # a Ctrl-C after the epoch's last read-back: every rank saves, or none yet
+                if self.loop.agree_to_stop() or self.loop.worker_death:
                     self.save("last.pt")
                     saved = (f"resumable checkpoint saved to {self.dir.checkpoints / 'last.pt'}; "
                              f"continue with: {resume_command(self.run_dir, world)}")
