@@ -366,10 +366,22 @@ def test_imagenet_names_from_synset_mapping(tmp_path, write_image):
     text = (root / "LOC_synset_mapping.txt").read_text()
     (root / "LOC_synset_mapping.txt").write_text("\ufeff" + text, encoding="utf-8")  # saved by a Windows editor
     assert build_dataset(f"imagenet:{root}", "train").classes == ["tench", "goldfish", "great white shark"]
+    # Kaggle's download: the mapping three levels above ILSVRC/Data/CLS-LOC/, and the validation images flat
+    kaggle = root / "ILSVRC" / "Data" / "CLS-LOC"
+    kaggle.parent.mkdir(parents=True)
+    (root / "train").rename(kaggle)
+    (kaggle / "train").mkdir()
+    for w in IMAGENET_WNIDS:
+        (kaggle / w).rename(kaggle / "train" / w)
+    assert build_dataset(f"imagenet:{kaggle}", "train").classes == ["tench", "goldfish", "great white shark"]
+    write_image(kaggle / "val" / "ILSVRC2012_val_00000001.JPEG", fmt="JPEG")
+    (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n")
+    with pytest.raises(UserError, match="--devkit .*LOC_val_solution.csv"):
+        build_dataset(f"imagenet:{kaggle}", "val")
 
 
-def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
-    """torchvision's root: devkit + ILSVRC2012_img_{train,val}.tar, unpacked on first use."""
+def _torchvision_archives(tmp_path, fake_imagenet):
+    """``tmp_path/tv``: the devkit and ILSVRC2012_img_{train,val}.tar made from ``fake_imagenet``."""
     src, root = fake_imagenet["root"], tmp_path / "tv"
     root.mkdir()
     shutil.copy(fake_imagenet["devkit"], root)
@@ -384,12 +396,79 @@ def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
                 for p in sorted((src / "train" / w).iterdir()):
                     t.add(p, p.name)
             outer.add(inner / f"{w}.tar", f"{w}.tar")
+    return root
+
+
+def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
+    """torchvision's root: devkit + ILSVRC2012_img_{train,val}.tar, unpacked on first use."""
+    root = _torchvision_archives(tmp_path, fake_imagenet)
     va = build_dataset(f"imagenet:{root}", "val")
     tr = build_dataset(f"imagenet:{root}", "train")
     assert (len(tr), len(va)) == (6, 6) and tr.classes[0] == "tench"
     assert sorted(os.listdir(root / "val")) == IMAGENET_WNIDS
     assert not (root / "val.partial").exists() and not (root / "train.partial").exists()
     assert va.targets == [IMAGENET_WNIDS.index(w) for w in sorted(fake_imagenet["truth"])]
+
+
+def test_the_archives_are_unpacked_by_one_process_while_the_others_wait(tmp_path, fake_imagenet):
+    """Every rank of a torchrun job builds the dataset: one unpacks, the others wait for it and then
+    find ``train/`` there, instead of unpacking into the same ``train.partial/`` at once."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    from alexnet.data.imagenet import _extract_train
+
+    root = _torchvision_archives(tmp_path, fake_imagenet)
+    fd = os.open(root / ".unpack-train.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # this process is the one unpacking
+    code = f"from alexnet.data import build_dataset; print(len(build_dataset('imagenet:{root}', 'train')))"
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = other.stderr.readline()  # blocks until the other process says something, or ends
+        assert "waiting: another process holds" in first, (first, other.communicate())
+        time.sleep(0.5)
+        assert other.poll() is None  # still waiting
+        _extract_train(str(root))
+    finally:
+        os.close(fd)
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err
+    assert out.strip() == "6" and "unpacking" not in err  # it found train/ unpacked, and read it
+    assert not (root / "train.partial").exists()
+
+
+def test_one_at_a_time_lets_one_holder_in_and_leaves_no_lock_file(tmp_path):
+    """Holders take turns (here threads, each with its own open file, as processes have), a waiter
+    is told why it waits, and the lock file is gone once the last one is done, even though each
+    holder removes the file others may be waiting on."""
+    import threading
+    import time
+
+    from alexnet.core.io import one_at_a_time
+
+    inside, most, said = [0], [0], []
+    guard = threading.Lock()
+
+    def work():
+        with one_at_a_time(tmp_path, "unpack-x", said.append):
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:  # staggered: later ones arrive after earlier holders removed the file
+        t.start()
+        time.sleep(0.03)
+    for t in threads:
+        t.join(timeout=30)
+    assert most[0] == 1 and not any(t.is_alive() for t in threads)
+    assert said and all("waiting: another process holds" in m and "unpack-x" in m for m in said)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- the default split to score

@@ -186,6 +186,46 @@ SYSTEM_MODULES = {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", 
                   "io", "pathlib", "tempfile", "signal", "multiprocessing", "threading", "asyncio", "http", "urllib"}
 
 
+@contextlib.contextmanager
+def one_at_a_time(folder: str | os.PathLike, what: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/.<what>.lock`` while the block runs: the processes of one
+    job (torchrun's ranks, several jobs on one data folder) that each find a dataset still packed
+    take turns, so one unpacks or downloads it and the others, once the lock is theirs, find it
+    done. ``say`` tells a process that waits why. An advisory ``flock`` (on NFS, Linux emulates it
+    with a byte-range lock); where there is none (Windows), the block runs without it. The lock file
+    is removed when the block ends."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path, said = os.path.join(folder, f".{what}.lock"), False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise WriteError(path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say and not said:
+                say(f"waiting: another process holds {path} ({what})")
+                said = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # the holder before removed the file it locked: lock the one that is there now
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still held, so nothing is left in the data folder
+        os.close(fd)
+
+
 def looks_like_a_class(name: str) -> bool:
     """Whether a pickled global (``module.name``) could be what a checkpoint holds (a model's class,
     numpy values): anything but the modules that run commands or touch files (``posix.system``,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
+from ..core.io import one_at_a_time
 from .base import ImageDataset, TensorImageDataset, split_indices
 from .folders import find_classes, folder_dataset, folder_splits
 
@@ -110,8 +111,11 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     batches = find_cifar_batches(root)
     archive = os.path.join(root, "cifar-10-python.tar.gz")
     if batches is None and os.path.isfile(archive):
-        _extract_cifar(archive, root)
-        batches = find_cifar_batches(root)
+        with one_at_a_time(root, "unpack-cifar10", _stderr):  # every rank of a torchrun job gets here
+            batches = find_cifar_batches(root)
+            if batches is None:
+                _extract_cifar(archive, root)
+                batches = find_cifar_batches(root)
     if batches is None and os.path.isdir(root) and find_classes(root):
         problem = cifar10_folders_problem(root)
         if problem:
@@ -121,7 +125,9 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
         from torchvision.datasets import CIFAR10
 
         try:
-            CIFAR10(root, train=True, download=True)
+            os.makedirs(root, exist_ok=True)
+            with one_at_a_time(root, "download-cifar10", _stderr):  # one rank downloads, the others wait
+                CIFAR10(root, train=True, download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
             raise UserError(f"cifar10: download to {root} failed ({_one_line(e)}); put "
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
@@ -227,6 +233,12 @@ def find_idx(root: str, stem: str) -> str | None:
     return None
 
 
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
 def _one_line(e: Exception, limit: int = 160) -> str:
     """An exception's text on one line (torchvision's failed MNIST download lists every mirror it tried)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
@@ -243,7 +255,9 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
         from torchvision.datasets import MNIST
 
         try:
-            MNIST(root, train=split != "val", download=True)
+            os.makedirs(root, exist_ok=True)
+            with one_at_a_time(root, "download-mnist", _stderr):  # one rank downloads, the others wait
+                MNIST(root, train=split != "val", download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
             raise UserError(f"mnist: download to {root} failed ({_one_line(e)}); put the four "
                             f"*-idx*-ubyte.gz files there") from None

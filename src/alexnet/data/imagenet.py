@@ -8,7 +8,8 @@ Layouts understood under ``imagenet:ROOT``:
 
 Class order is the sorted WordNet ids (torchvision's and every published model's). Human-readable
 names come from, in order: torchvision's ``meta.bin``, the devkit (archive or folder), a
-``LOC_synset_mapping.txt``/``synset_words.txt`` (``n01440764 tench, Tinca tinca`` lines), or —
+``LOC_synset_mapping.txt``/``synset_words.txt`` (``n01440764 tench, Tinca tinca`` lines; Kaggle's up
+to three folders above its ``ILSVRC/Data/CLS-LOC/``), or —
 for exactly the 1,000 ILSVRC classes — torchvision's bundled category names.
 
 The devkit is read here, not by ``torchvision.datasets.imagenet.parse_devkit_archive``: that one
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..core.errors import UserError
+from ..core.io import one_at_a_time
 from .base import FileDataset
 from .folders import find_classes, scan_folder
 
@@ -186,8 +188,9 @@ def load_class_names(root: str) -> dict[str, tuple[str, ...]] | None:
     for kit in (os.path.join(root, f"{DEVKIT}.tar.gz"), os.path.join(root, DEVKIT)):
         if os.path.exists(kit):
             return read_devkit(kit).words
-    for name in ("LOC_synset_mapping.txt", "synset_words.txt"):
-        p = os.path.join(root, name)
+    # Kaggle's download keeps LOC_synset_mapping.txt three levels above ILSVRC/Data/CLS-LOC/
+    kaggle = [os.path.join(_up(root, n), "LOC_synset_mapping.txt") for n in (1, 2, 3)]
+    for p in [os.path.join(root, "LOC_synset_mapping.txt"), os.path.join(root, "synset_words.txt"), *kaggle]:
         if os.path.isfile(p):
             out = {}
             with open(p, encoding="utf-8-sig") as f:
@@ -196,6 +199,21 @@ def load_class_names(root: str) -> dict[str, tuple[str, ...]] | None:
                     if _WNID.match(wnid):
                         out[wnid] = tuple(w.strip() for w in words.split(",")) if words else (wnid,)
             return out or None
+    return None
+
+
+def _up(path: str, levels: int) -> str:
+    for _ in range(levels):
+        path = os.path.dirname(path)
+    return path
+
+
+def _kaggle_solution(root: str) -> str | None:
+    """Kaggle's ``LOC_val_solution.csv`` in ``root`` or up to three folders above it, or None."""
+    for n in range(4):
+        p = os.path.join(_up(root, n), "LOC_val_solution.csv")
+        if os.path.isfile(p):
+            return p
     return None
 
 
@@ -253,19 +271,24 @@ def imagenet_dataset(root: str, split: str, transform: Callable | None = None) -
         if not os.path.isfile(tar):
             raise UserError(f"imagenet: no {split}/ folder nor {os.path.basename(tar)} in {root}; "
                             f"{_where_to_put(root)}")
-        print(f"unpacking {tar} into {d}/ (once)", file=sys.stderr)
-        if split == "train":
-            _extract_train(root)
-        else:
-            kit = _devkit_in(root)
-            if kit is None:
-                raise UserError(f"imagenet: {VAL_TAR} needs {DEVKIT}.tar.gz beside it for the labels")
-            _extract_val(root, kit)
+        kit = _devkit_in(root)
+        if split != "train" and kit is None:
+            raise UserError(f"imagenet: {VAL_TAR} needs {DEVKIT}.tar.gz beside it for the labels")
+        # every rank of a torchrun job gets here: one unpacks, the others wait for it and find it done
+        with one_at_a_time(root, f"unpack-{split}", lambda m: print(m, file=sys.stderr)):
+            if not os.path.isdir(d):
+                print(f"unpacking {tar} into {d}/ (once)", file=sys.stderr)
+                if split == "train":
+                    _extract_train(root)
+                else:
+                    _extract_val(root, kit)
     words = load_class_names(root)
     flat = sum(1 for n in os.listdir(d) if _VAL_NAME.match(n))
     if flat:
+        truth = _kaggle_solution(root) or f"{DEVKIT}.tar.gz"
         raise UserError(f"imagenet: {d} holds {flat} validation images outside class folders; sort them "
-                        f"with `alexnet data imagenet-val {d} --devkit {DEVKIT}.tar.gz`")
+                        f"with `alexnet data imagenet-val {d} --devkit {truth}` (the devkit, or Kaggle's "
+                        f"LOC_val_solution.csv)")
     if words:
         wnids = sorted(words)
     else:
