@@ -272,3 +272,29 @@ def test_a_file_named_twice_is_predicted_once(tmp_path, write_image):
     write_image(tmp_path / "p" / "b.jpg")
     got = expand_inputs([a, str(tmp_path / "p"), str(tmp_path / "p" / "*.jpg"), str(tmp_path / "p" / "." / "a.jpg")])
     assert got == [(a, None), (str(tmp_path / "p" / "b.jpg"), None)]
+
+
+def test_folders_and_globs_read_what_training_reads_and_never_go_round_a_loop(tmp_path, write_image):
+    """A folder gives the files training takes from it: a linked folder's images (outside the tree)
+    and a broken link (reported when read); a link back up the tree is not followed, by a folder
+    or by ``**``, so each image is listed once under its plain path."""
+    import os
+
+    from alexnet.data.folders import image_files
+    from alexnet.infer.inputs import expand_inputs
+
+    d, outside = tmp_path / "ds", tmp_path / "elsewhere"
+    for name in ("cat/z.jpg", "cat/deep/b.png", "dog/c.jpg"):  # z: after "loop/…" in sorted order
+        write_image(d / name, fmt="PNG" if name.endswith("png") else "JPEG")
+    write_image(outside / "e.jpg", fmt="JPEG")
+    os.symlink(outside, d / "dog" / "linked")
+    os.symlink(d / "cat", d / "cat" / "loop")  # to itself
+    os.symlink(d, d / "dog" / "uploop")  # to the top
+    os.symlink(tmp_path / "gone.jpg", d / "dog" / "broken.jpg")
+    want = [str(d / n) for n in ("cat/z.jpg", "cat/deep/b.png", "dog/broken.jpg", "dog/c.jpg", "dog/linked/e.jpg")]
+    assert [p for p, _ in expand_inputs([str(d)])] == want == list(image_files(str(d)))  # training's order
+    got = expand_inputs([str(d / "**" / "*.jpg"), str(d / "**" / "*.png")])
+    assert sorted(p for p, _ in got) == sorted(w for w in want)
+    assert all("loop" not in p for p, _ in got)
+    assert expand_inputs(["https://example.com/cat.jpg"])[0][1].startswith("a URL: predict reads files")
+    assert expand_inputs([str(d / "cat" / "*.gif")]) == [(str(d / "cat" / "*.gif"), "no files match")]

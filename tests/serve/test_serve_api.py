@@ -105,6 +105,22 @@ def test_predict_matches_predictor(client, predictor, jpeg_bytes, png_bytes):
         assert d["model"] == "alexnet-cifar" and d["ms"] >= 0
 
 
+def test_the_size_reported_is_the_size_shown(client):
+    """A phone photo stored 48×40 with EXIF orientation 6 (turned a quarter) is shown, decoded and
+    reported 40×48."""
+    import io
+
+    from PIL import Image
+
+    im, buf = Image.new("RGB", (48, 40), (200, 30, 30)), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(buf, "JPEG", exif=exif.tobytes())
+    r = client.post("/api/predict", files=upload(buf.getvalue()))
+    assert r.status_code == 200, r.text
+    assert r.json()["image"] == {"format": "JPEG", "width": 40, "height": 48}
+
+
 def test_predict_k(client, jpeg_bytes):
     r = client.post("/api/predict", files=upload(jpeg_bytes), data={"k": "2"})
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2

@@ -65,13 +65,14 @@ def _csv(results) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..infer import Predictor
-    from ..infer.predictor import FileResult, expand_inputs
 
-    if args.k < 1:
+    if args.k < 1:  # before torch is imported: a slip is answered at once
         raise UserError(f"-k must be at least 1, not {args.k}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    from ..infer import Predictor
+    from ..infer.predictor import FileResult, expand_inputs
+
     predictor = Predictor(args.weights, device=args.device, ten_crop=args.ten_crop,
                           batch_size=args.batch_size, workers=args.workers)
     if args.ten_crop:  # what the crops really are, as evaluate says

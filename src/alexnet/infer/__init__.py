@@ -24,7 +24,7 @@ _LAZY = {
     "evaluate_weights": "evaluation",
     "run_figures": "figures",
     **dict.fromkeys(("imagenet_classes", "import_torchvision"), "interop"),
-    **dict.fromkeys(("FileResult", "Predictor", "expand_inputs"), "predictor"),
+    **dict.fromkeys(("FileResult", "Predictor"), "predictor"), "expand_inputs": "inputs",
     **dict.fromkeys(("ReportCollector", "collect_predictions", "write_report"), "report"),
     **dict.fromkeys(("FeatureIndex", "build_index", "knn", "query_index"), "retrieval"),
 }

@@ -16,7 +16,6 @@ predictions made by the network's softmax layer on the ten patches").
 
 from __future__ import annotations
 
-import glob
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ import torch.nn as nn
 
 from ..core.errors import UserError
 from ..data.base import IMG_EXTENSIONS
+from .inputs import expand_inputs  # noqa: F401  (re-exported from its old home)
 
 ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, torch.Tensor]
 Top = list[tuple[str, int, float]]  # [(class name, class index, probability)], most probable first
@@ -319,46 +319,3 @@ class Predictor:
             self.close()
         except Exception:  # noqa: BLE001
             pass
-
-
-def _is_glob(s: str) -> bool:
-    return any(ch in s for ch in "*?[")
-
-
-def expand_inputs(args: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[tuple[str, str | None]]:
-    """Command-line arguments → ``[(path, None)]`` for each image to predict, or ``[(arg, reason)]``
-    for an argument that names nothing: a file is taken as is (whatever its extension — the
-    decoder sniffs the content), a folder contributes its image files (recursively, by
-    extension, sorted, hidden ones left out), a glob its matches (``**`` allowed), sorted."""
-    out: list[tuple[str, str | None]] = []
-    exts = tuple(e.lower() for e in extensions)
-
-    def in_folder(d: Path) -> list[str]:  # hidden files and folders (macOS's ._photo.jpg) left out
-        return sorted(str(p) for p in d.rglob("*") if p.is_file() and p.suffix.lower() in exts
-                      and not any(part.startswith(".") for part in p.relative_to(d).parts))
-
-    for a in args:
-        p = Path(a)
-        if p.is_dir():
-            files = in_folder(p)
-            if not files:
-                out.append((a, "no image files in folder"))
-            out.extend((f, None) for f in files)
-        elif p.exists() or p.is_symlink():
-            out.append((a, None))
-        elif _is_glob(a):
-            matches = sorted(glob.glob(a, recursive=True))
-            files = []
-            for m in matches:
-                files.extend(in_folder(Path(m)) if os.path.isdir(m) else [m])
-            if not files:
-                out.append((a, "no files match"))
-            out.extend((f, None) for f in files)
-        else:
-            out.append((a, "no such file"))
-    once, seen = [], set()  # a file named twice (by itself and by a glob or its folder) is predicted once
-    for path, err in out:
-        if os.path.realpath(path) not in seen:
-            seen.add(os.path.realpath(path))
-            once.append((path, err))
-    return once

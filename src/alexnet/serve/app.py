@@ -76,6 +76,8 @@ def _inspect(data: bytes, max_pixels: int) -> dict[str, Any]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h, fmt = int(im.size[0]), int(im.size[1]), im.format
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: shown turned a quarter
+                w, h = h, w
     except Image.DecompressionBombError:
         raise ApiError(413, f"bad image: too many pixels (more than {max_pixels:,})") from None
     except Exception:  # noqa: BLE001 — corrupt header: decode_image gives the reason

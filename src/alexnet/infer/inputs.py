@@ -1,0 +1,117 @@
+"""What ``alexnet predict`` reads: its arguments (files, folders, globs) → the image files, in order.
+
+A folder contributes what training would read from it (`alexnet.data.folders.image_files`: links
+followed, except one back to a folder above; hidden files left out), so ``predict FOLDER`` and
+``train --data FOLDER`` see the same images. A glob is expanded here rather than by
+``glob.glob(recursive=True)``, which follows a link back up the tree (``photos/loop -> ..``) until
+the system's limit of nested links and returns every image once per path around the loop.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from typing import Iterator, Sequence
+
+from ..data.base import IMG_EXTENSIONS
+from ..data.folders import image_files
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _is_glob(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _loops_back(path: str) -> bool:
+    """Whether ``path`` is a link to its own folder or to one above it."""
+    if not os.path.islink(path):
+        return False
+    parent, target = os.path.realpath(os.path.dirname(path) or "."), os.path.realpath(path)
+    return parent == target or parent.startswith(os.path.join(target, ""))
+
+
+def _subfolders(base: str) -> Iterator[str]:
+    """``base`` and every folder below it, links followed except loops, hidden ones left out."""
+    yield base
+    try:
+        names = sorted(os.listdir(base or "."))
+    except OSError:
+        return
+    for name in names:
+        p = os.path.join(base, name)
+        if not name.startswith(".") and os.path.isdir(p) and not _loops_back(p):
+            yield from _subfolders(p)
+
+
+def _match(base: str, parts: Sequence[str]) -> Iterator[str]:
+    """The paths below ``base`` that match the pattern components ``parts`` (``**``: any depth)."""
+    if not parts:
+        yield base
+        return
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        for d in _subfolders(base):
+            yield from _match(d, rest)
+    elif _is_glob(part):
+        try:
+            names = sorted(os.listdir(base or "."))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(".") and not part.startswith("."):
+                continue  # as the shell and glob: a hidden name only when the pattern says so
+            p = os.path.join(base, name)
+            if fnmatch.fnmatchcase(name, part) and (not rest or (os.path.isdir(p) and not _loops_back(p))):
+                yield from _match(p, rest)
+    else:
+        p = os.path.join(base, part)
+        if os.path.lexists(p):
+            yield from _match(p, rest)
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches, sorted, as ``glob.glob(pattern, recursive=True)`` but never
+    around a loop of links."""
+    head, parts = ("/", pattern.lstrip("/").split("/")) if pattern.startswith("/") else ("", pattern.split("/"))
+    return sorted(set(_match(head, [p for p in parts if p not in ("", ".")] or ["."])))
+
+
+def expand_inputs(args: Sequence[str], extensions: Sequence[str] = IMG_EXTENSIONS) -> list[tuple[str, str | None]]:
+    """Command-line arguments → ``[(path, None)]`` for each image to predict, or ``[(arg, reason)]``
+    for an argument that names nothing: a file is taken as is (whatever its extension — the
+    decoder sniffs the content), a folder contributes its image files as training reads them
+    (`image_files`, then those with one of ``extensions``), a glob its matches (``**`` allowed),
+    sorted. A file reached twice is listed once."""
+    out: list[tuple[str, str | None]] = []
+    exts = tuple(e.lower() for e in extensions)
+
+    def in_folder(d: str) -> list[str]:
+        return [f for f in image_files(d) if f.lower().endswith(exts)]
+
+    for a in args:
+        if os.path.isdir(a):
+            files = in_folder(a)
+            if not files:
+                out.append((a, "no image files in folder"))
+            out.extend((f, None) for f in files)
+        elif os.path.lexists(a):
+            out.append((a, None))
+        elif _URL.match(a):
+            out.append((a, "a URL: predict reads files on this machine; download it first (curl -O URL)"))
+        elif _is_glob(a):
+            files = []
+            for m in glob_paths(a):
+                files.extend(in_folder(m) if os.path.isdir(m) else [m])
+            if not files:
+                out.append((a, "no files match"))
+            out.extend((f, None) for f in files)
+        else:
+            out.append((a, "no such file"))
+    once, seen = [], set()  # a file named twice (by itself and by a glob or its folder) is predicted once
+    for path, err in out:
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            once.append((path, err))
+    return once
