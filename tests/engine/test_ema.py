@@ -77,9 +77,12 @@ def test_update_averages_weights_and_batch_norm_statistics_and_copies_counters()
 
 # ----------------------------------------------------------------------------- in a run
 
-def test_exact_resume_keeps_weights_and_average_bit_identical(tmp_path):
+def test_exact_resume_keeps_weights_and_average_bit_identical(tmp_path, capsys):
     ref = run(tmp_path, "ref", epochs=2, deterministic=True).run_dir
+    capsys.readouterr()
     d = run(tmp_path, "cut", epochs=2, deterministic=True, max_steps=3).run_dir  # stopped mid-epoch 1
+    assert f"stopped at step 3 (--max-steps 3), in epoch 1 of 2: continue with alexnet train --resume {d}" in \
+        capsys.readouterr().out
     assert safe_torch_load(d / "checkpoints" / "last.pt")["ema"]["updates"] == 3
     fit(resume_config(str(d), max_steps=0))
     a, b = (safe_torch_load(r / "checkpoints" / "last.pt") for r in (ref, d))

@@ -322,6 +322,8 @@ class Trainer:
                 last = self._finish_epoch(complete, self.budget.t_epoch)
                 self.budget.epoch_done()  # the first epochs may re-plan the rest
                 if not complete:  # --max-steps reached
+                    log(world, f"stopped at step {self.pos.global_step} (--max-steps {cfg.max_steps}), in epoch "
+                               f"{self.pos.epoch + 1} of {cfg.epochs}: continue with {resume_command(self.run_dir, world)}")
                     break
         finally:
             restore_signals()
