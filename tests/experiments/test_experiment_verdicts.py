@@ -50,6 +50,23 @@ def test_a_diverged_run_is_left_out_and_that_decides_the_verdict():
     assert s.rows[1]["validation top-1 error (%)"].startswith("42.55 [")
 
 
+def test_at_chance_is_the_runs_own_number_of_classes():
+    """Two classes: 48 % error is guessing (left out); a hundred: 86 % error has learned something
+    (kept), where ten classes' 90 % would have called both the other way round."""
+    def of(k, val, seed=0):
+        r = run(NO, seed, val)
+        r.num_classes = k
+        return r
+
+    assert stats.diverged(of(2, 48.0)) and not stats.diverged(of(100, 86.0))
+    assert of(2, 48.0).chance_error == 50.0 and of(100, 1.0).chance_error == pytest.approx(99.0)
+    kept, out = stats.usable([of(2, 48.0), of(2, 20.0, 1)])
+    assert [r.seed for r in kept] == [1] and out == [f"{NO}, seed 0: did not learn (final validation error 48.0 %, at chance)"]
+    assert stats.usable([of(100, 86.0)])[0] and RunResult(NO, 0, "d", []).num_classes == 10
+    rec = {"runs": [of(2, 20.0).to_dict()]}
+    assert pages.results_of(rec)[0].num_classes == 2  # kept in the record, so `report` judges alike
+
+
 def test_an_unstable_run_is_left_out():
     wobbly = run(NO, 1, 43.1, losses=(2.0, 2.5, 1.9))  # the loss rose above its first epoch's
     s = summary("pca-lighting", [run(PCA, 0, 40.0), run(PCA, 1, 41.0), run(NO, 0, 42.0), wobbly])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .runs import Arm, Experiment, RunResult, Scale, train_or_reuse
+from .runs import Arm, Experiment, RunResult, Scale, classes_of, train_or_reuse
 from .verdict import mean_interval
 
 SEP = " lr "
@@ -120,7 +120,8 @@ class GridExperiment(Experiment):
                 print(f"[{self.name}] the grid first, to choose each setting's rate ({i}/{len(todo)}): {arm.label}, "
                       f"seed 0 → {run_dir}")
             result, _ = train_or_reuse(cfg, self.extras, print)
-            results.append(RunResult(arm.label, 0, str(run_dir), result["epochs"], result["extra"]))
+            results.append(RunResult(arm.label, 0, str(run_dir), result["epochs"], result["extra"],
+                                     num_classes=classes_of(run_dir)))
         return results
 
 

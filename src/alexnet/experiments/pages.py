@@ -42,7 +42,7 @@ def results_of(record: dict[str, Any]) -> list[RunResult]:
     out = []
     for d in record["runs"]:
         r = RunResult(d["arm"], d["seed"], d["run_dir"], d["epochs"], d.get("extra", {}), cached=True,
-                      precision=d.get("precision", ""))
+                      precision=d.get("precision", ""), num_classes=d.get("num_classes", 10))
         if d.get("wall_s") is not None and getattr(r, "wall_s", None) is None:
             r.wall_s = d["wall_s"]  # the recorded wall time stays the run's (`output.run_wall_s`)
         out.append(r)

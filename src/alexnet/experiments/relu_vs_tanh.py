@@ -53,10 +53,11 @@ ACTS = ("ReLU", "tanh")
 SCALE = Scale(epochs=30, train_subset=0, seeds=3, batch_size=128)
 
 
-def epochs_to(errors: list[float], target: float = TARGET) -> float:
-    """Epochs until ``errors`` (one per epoch, starting from chance before epoch 1) reach ``target``,
-    interpolated linearly within the epoch that crosses it; nan if it never does."""
-    prev = 90.0  # ten classes: chance before any training
+def epochs_to(errors: list[float], target: float = TARGET, chance: float = 90.0) -> float:
+    """Epochs until ``errors`` (one per epoch, starting from ``chance`` before epoch 1: 90 % for ten
+    classes) reach ``target``, interpolated linearly within the epoch that crosses it; nan if it
+    never does."""
+    prev = chance
     for e, err in enumerate(errors, start=1):
         if err <= target:
             return (e - 1) + (prev - target) / (prev - err) if prev > err else float(e)
@@ -66,7 +67,7 @@ def epochs_to(errors: list[float], target: float = TARGET) -> float:
 
 def epochs_of(r: RunResult) -> float:
     """The run's epochs to `TARGET` training error (nan: never within its epochs)."""
-    return epochs_to([100 - row["train_top1"] for row in r.epochs])
+    return epochs_to([100 - row["train_top1"] for row in r.epochs], chance=r.chance_error)
 
 
 def choose_rate(by_rate: dict[float, RunResult]) -> float:

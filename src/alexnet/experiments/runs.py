@@ -66,10 +66,16 @@ class RunResult:
     precision: str = ""  # what the run trained in (its config.json): fp32, bf16 or fp16
     wall_s: float | None = None  # its result.json's: the wall time of training it and its extras (None: not recorded)
     machine: str = ""  # its result.json's: where it trained (`core.machine.machine_line`)
+    num_classes: int = 10  # its classes.json's (CIFAR-10's ten where the run was recorded without it)
 
     @property
     def last(self) -> dict[str, float]:
         return self.epochs[-1]
+
+    @property
+    def chance_error(self) -> float:
+        """The top-1 error of guessing: 90 % for ten classes, 50 % for two."""
+        return 100.0 * (1.0 - 1.0 / max(1, self.num_classes))
 
     @property
     def val_error(self) -> float:
@@ -96,7 +102,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"arm": self.arm, "seed": self.seed, "run_dir": self.run_dir, "precision": self.precision,
-                "epochs": self.epochs, "extra": self.extra}
+                "num_classes": self.num_classes, "epochs": self.epochs, "extra": self.extra}
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,15 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
 EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
 
 
+def classes_of(run_dir: Path) -> int:
+    """How many classes the run in ``run_dir`` learned (its classes.json; 10 where it is unreadable)."""
+    try:
+        classes = json.loads((Path(run_dir) / "classes.json").read_text())
+        return len(classes) if isinstance(classes, list) and classes else 10
+    except (OSError, ValueError):
+        return 10
+
+
 def decided_precision(name: str, first):
     """The precision of experiment ``name``, from its first arm's config ``first``: measured the
     first time (`engine.precision.experiment_precision`) and written to
@@ -341,6 +356,6 @@ def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
         result, cached = train_or_reuse(cfg, exp.extras, say)
         results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached,
                                  precision=run_precision_of(run_dir), wall_s=result.get("wall_s"),
-                                 machine=result.get("machine", "")))
+                                 machine=result.get("machine", ""), num_classes=classes_of(run_dir)))
     return results
 

@@ -150,14 +150,15 @@ def unstable_runs(results: list[RunResult]) -> list[str]:
     return notes
 
 
-def diverged(r: RunResult, chance_error: float = 90.0) -> bool:
+def diverged(r: RunResult, chance_error: float | None = None) -> bool:
     """A run that did not learn: a non-finite final loss, or a final validation error within 5
-    points of chance (``chance_error``: 90 % for ten classes)."""
+    points of chance (``chance_error``; by default the run's own, 90 % for ten classes)."""
     loss = r.last.get("train_loss", float("nan"))
-    return not math.isfinite(loss) or r.val_error >= chance_error - 5.0
+    chance = r.chance_error if chance_error is None else chance_error
+    return not math.isfinite(loss) or r.val_error >= chance - 5.0
 
 
-def usable(results: list[RunResult], chance_error: float = 90.0) -> tuple[list[RunResult], list[str]]:
+def usable(results: list[RunResult], chance_error: float | None = None) -> tuple[list[RunResult], list[str]]:
     """The runs a verdict may average, and a label (``"arm, seed N: why"``) for each one left
     out: diverged (`diverged`) or unstable (its training loss rose well above its first epoch's,
     `unstable_runs`). Such a run is reported, never averaged into an error."""
