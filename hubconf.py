@@ -4,7 +4,10 @@
     net = torch.hub.load("OWNER/alexnet", "alexnet")                     # the paper's network (§3)
     net = torch.hub.load("OWNER/alexnet", "alexnet_owt", weights="DEFAULT")  # torchvision's weights
     net = torch.hub.load("path/to/clone", "alexnet_cifar", source="local", num_classes=10, width=0.5)
-    torch.hub.list("path/to/clone", source="local")                       # every entry point
+    torch.hub.list("OWNER/alexnet")                                        # every entry point (GitHub)
+
+``torch.hub.list`` reads GitHub only; in a clone, ``alexnet models`` names the same entry points
+(with ``_`` for ``-``).
 
 One entry point per registered model (``alexnet.models.list_models()``), named like the model with
 ``-`` as ``_`` (``alexnet-owt`` → ``alexnet_owt``), so a model registered later appears here

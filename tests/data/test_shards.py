@@ -209,6 +209,10 @@ def test_the_command_refuses_a_non_empty_folder_and_overwrites_only_shards(tmp_p
     assert main(["data", "shards", f"shards:{out}", "-o", str(tmp_path / "t")]) == 2
     assert main(["data", "list", str(out)]) == 2
     assert "holds shards, not image folders" in capsys.readouterr().err
+    assert main(["data", "list", f"shards:{out}"]) == 2  # the spec as training takes it
+    assert "shards list themselves" in capsys.readouterr().err
+    assert main(["data", "list", f"folder:{split_folder}", "-o", str(tmp_path / "l")]) == 0
+    assert (tmp_path / "l" / "train.txt").is_file()
 
 
 def test_an_interrupted_build_leaves_no_index_and_is_refused(tmp_path, split_folder, monkeypatch):

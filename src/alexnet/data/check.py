@@ -254,7 +254,14 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     ``list:OUT/train.txt`` reads them back. ``test.txt`` lists ``val/`` (or ``test/``) when the
     tree has one, else a stratified ``val_split`` hold-out (seeded) taken out of ``train.txt``.
     """
-    root = os.path.abspath(os.fspath(root))
+    root = os.fspath(root)
+    kind, _, rest = root.partition(":")
+    if rest and kind in ("folder", "shards", "cache"):  # a data spec: its folder
+        if kind != "folder":
+            raise UserError(f"{root}: {kind} list themselves (their index); `data list` is for a tree of "
+                            f"class folders")
+        root = rest
+    root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
