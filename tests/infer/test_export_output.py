@@ -16,3 +16,38 @@ def test_a_parent_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
         export_model(tmp_path / "no-such-run", "onnx", tmp_path / "f" / "m.onnx")
+
+
+@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt")])
+def test_a_disk_that_fills_is_one_line_and_leaves_nothing(tmp_path, tiny_run, fmt, suffix):
+    """Files capped at 100 kB (``ulimit -f``, as a full disk: the write fails) while the export is
+    about 2 MB: one ``error:`` line and exit 2, no temp file beside ``-o`` — where torch's own
+    writer aborted the process (exit 134) or raised a traceback."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def cap():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-m", "alexnet", "export", str(tiny_run), "--format", fmt,
+                        "-o", str(out / f"m{suffix}"), "--no-verify"], capture_output=True, text=True,
+                       preexec_fn=cap, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "File too large" in lines[0]
+    assert list(out.iterdir()) == []
+
+
+def test_the_temp_files_of_killed_exports_are_removed(tmp_path, tiny_run):
+    out = tmp_path / "m.pt"
+    left = [tmp_path / ".m.pt.k3j9xq0a.tmp", tmp_path / ".m.pt.a8b7c6d5.pt"]  # now's and the older naming
+    for p in left:
+        p.write_bytes(b"half an export")
+    (tmp_path / "mine.pt").write_bytes(b"not ours")
+    export_model(tiny_run, "torchscript", out, verify=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pt.json", "mine.pt"]

@@ -15,9 +15,11 @@ maximum absolute difference of the logits is reported; beyond the tolerance the 
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -67,19 +69,34 @@ def _metadata(meta: dict[str, Any], cfg: Any) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _temp_next_to(path: Path, suffix: str):
-    """A temporary file name next to ``path`` that is removed unless renamed away."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the exported file gets the usual mode
-    try:
-        yield Path(tmp)
-    finally:
+def _scratch(suffix: str):
+    """A file name in a private folder of the system's temp space, removed with its folder: the
+    exporters write there, and only a file that passed its checks is copied beside ``-o`` (by
+    `_publish`), so a full disk there is one line and a killed export leaves nothing beside it."""
+    with tempfile.TemporaryDirectory(prefix="alexnet-export-") as d:
+        try:
+            yield Path(d) / f"model{suffix}"
+        except OSError as e:  # the temp space itself full or unwritable
+            from ..core.io import WriteError
+
+            raise WriteError(e.filename or d, e) from None
+
+
+def _publish(data: bytes | Path, out: Path) -> None:
+    """Write ``data`` (bytes, or a file's) to ``out`` atomically: a disk that fills is one line
+    (`core.io.WriteError`) and ``out`` keeps what it held. The temp files of earlier exports to
+    ``out`` that were killed are removed first."""
+    from ..core.io import atomic_open, temp_files
+
+    for old in [*temp_files(out), *out.parent.glob(f".{glob.escape(out.name)}.????????{out.suffix}")]:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            old.unlink()
+    with atomic_open(out) as f:
+        if isinstance(data, Path):
+            with open(data, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
+        else:
+            f.write(data)
 
 
 def _have_onnxscript() -> bool:
@@ -158,7 +175,7 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
             raise UserError("checking the ONNX file needs onnxruntime: pip install 'alexnet[export]'") from None
     out = Path(out)
     model = model.float().eval().cpu()
-    with _temp_next_to(out, ".onnx") as tmp:
+    with _scratch(".onnx") as tmp:
         exporter = _onnx_export(model, example_inputs(cfg, 2), tmp, opset, exporter)
         proto = onnx.load(str(tmp))
         wrote = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -176,7 +193,7 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
             if not diff <= tol:
                 raise ExportCheckError(f"ONNX output differs from PyTorch by {diff:.3g} (tolerance {tol:.3g}); "
                                        f"not written")
-        os.replace(tmp, out)
+        _publish(tmp, out)
     side = sidecar(out)  # the same metadata for a consumer that does not read ONNX's
     atomic_write_json(side, {**meta, "export": _metadata(meta, cfg)})
     return ExportResult(out, "onnx", diff, tol, exporter, (side,))
@@ -204,14 +221,15 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path, 
 
     out = Path(out)
     model = model.float().eval().cpu()
-    with _temp_next_to(out, ".pt") as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.inference_mode(False), torch.no_grad():
             traced = torch.jit.trace(model, example_inputs(cfg, 2), check_trace=False)
-        torch.jit.save(traced, str(tmp))
-        diff, tol = _check(model, torch.jit.load(str(tmp), map_location="cpu"), cfg, "TorchScript",
-                           (2, 3)) if verify else (None, None)
-        os.replace(tmp, out)
+        buf = io.BytesIO()  # in memory: torch's C++ writer aborts the process on a full disk
+        torch.jit.save(traced, buf)
+        diff, tol = _check(model, torch.jit.load(io.BytesIO(buf.getvalue()), map_location="cpu"), cfg,
+                           "TorchScript", (2, 3)) if verify else (None, None)
+    _publish(buf.getvalue(), out)
     side = sidecar(out)
     atomic_write_json(side, {**{k: v for k, v in meta.items()}, "export": _metadata(meta, cfg)})
     return ExportResult(out, "torchscript", diff, tol, "torch.jit.trace", (side,))
@@ -230,15 +248,16 @@ def export_program(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg:
     out = Path(out)
     model = model.float().eval().cpu()
     info = {**meta, "export": _metadata(meta, cfg)}
-    with _temp_next_to(out, ".pt2") as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.inference_mode(False), torch.no_grad():
             program = torch.export.export(model, (example_inputs(cfg, 2),),
                                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
-        torch.export.save(program, str(tmp), extra_files={PT2_META: json.dumps(info)})
-        diff, tol = _check(model, torch.export.load(str(tmp)).module(), cfg, "torch.export",
+        buf = io.BytesIO()  # in memory: torch's C++ writer aborts the process on a full disk
+        torch.export.save(program, buf, extra_files={PT2_META: json.dumps(info)})
+        diff, tol = _check(model, torch.export.load(io.BytesIO(buf.getvalue())).module(), cfg, "torch.export",
                            (1, 3)) if verify else (None, None)  # neither is the export's batch of 2: the batch is free
-        os.replace(tmp, out)
+    _publish(buf.getvalue(), out)
     side = sidecar(out)
     atomic_write_json(side, info)
     return ExportResult(out, "pt2", diff, tol, "torch.export", (side,))
