@@ -90,6 +90,13 @@ def test_resume_after_interruption(tiny_run, folder, index, tmp_path):
     meta.update(shards=meta["shards"][:2], count=10, complete=False,
                 position=json.loads((out / "shard-00001.json").read_text())["ids"][-1] + 1)
     (out / "index.json").write_text(json.dumps(meta))
+    from alexnet.core.errors import UserError
+    from alexnet.infer.retrieval import FeatureIndex, query_index
+
+    with pytest.raises(UserError, match=r"an unfinished index \(10 of 19 images; its build stopped early\): run the "
+                                        r"same `alexnet index build … -o "):
+        query_index(out, index.paths[0])  # its answers would leave out the images not yet indexed
+    assert FeatureIndex(out).unfinished() and index.unfinished() is None
     logs = []
     again = build_index(tiny_run, f"folder:{folder}", out, split="train", val_split=0, batch_size=4,
                         workers=0, shard_size=5, progress=False, log=logs.append)
@@ -97,8 +104,6 @@ def test_resume_after_interruption(tiny_run, folder, index, tmp_path):
     assert again.paths == index.paths and again.meta["shards"] == index.meta["shards"]
     # float16 rows; other batch compositions may round the last bit differently
     assert torch.allclose(again.vectors().float(), index.vectors().float(), atol=1e-2, rtol=1e-2)
-    from alexnet.core.errors import UserError
-
     with pytest.raises(UserError, match="already there"):
         build_index(tiny_run, f"folder:{folder}", out, split="train", val_split=0, progress=False)
 

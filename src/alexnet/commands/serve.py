@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.weights, device=args.device, ten_crop=args.ten_crop, max_pixels=args.max_pixels)
     index = FeatureIndex(args.index) if args.index else None
+    if index is not None and index.unfinished():
+        print(f"warning: {index.unfinished()}; until then neighbours come from the images indexed so far",
+              file=sys.stderr)
     if index is not None and bool(index.meta.get("ten_crop")) != args.ten_crop:
         built = "with" if index.meta.get("ten_crop") else "without"
         print(f"warning: the index was built {built} --ten-crop; queries are computed "

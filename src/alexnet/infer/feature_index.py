@@ -79,6 +79,15 @@ class FeatureIndex:
     def complete(self) -> bool:
         return bool(self.meta.get("complete"))
 
+    def unfinished(self) -> str | None:
+        """What is missing from an index whose build stopped early, or None when it is complete."""
+        if self.complete:
+            return None
+        total = self.meta.get("num_samples")
+        of = f" of {total:,}" if isinstance(total, int) else ""
+        return (f"{self.path}: an unfinished index ({len(self):,}{of} images; its build stopped early): run the "
+                f"same `alexnet index build … -o {self.path}` again, which resumes it")
+
     def _rows(self, arr: np.ndarray, s: int, e: int) -> torch.Tensor:
         with warnings.catch_warnings():  # a read-only memmap: torch warns, we never write to it
             warnings.simplefilter("ignore", UserWarning)

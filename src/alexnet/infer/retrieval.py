@@ -72,6 +72,8 @@ def query_index(index: str | os.PathLike | FeatureIndex, image: Any, k: int = 8,
     from .predictor import Predictor
 
     idx = index if isinstance(index, FeatureIndex) else FeatureIndex(index)
+    if idx.unfinished():  # its neighbours would silently leave out the images not yet indexed
+        raise UserError(idx.unfinished())
     if predictor is None:
         w = weights or idx.meta.get("weights")
         if not w or not (Path(w).exists()):
