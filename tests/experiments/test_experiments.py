@@ -125,6 +125,38 @@ def test_interrupted_run_resumes(tiny_cifar, tmp_path):
     assert [e["epoch"] for e in run["epochs"]] == list(range(1, scale.epochs + 1))
 
 
+def test_a_stopped_experiment_says_to_run_the_experiment_again(tmp_path, monkeypatch, capsys):
+    """SIGTERM in a run: the run saves and names the experiment's command, which continues every arm
+    and writes the page (`alexnet train --resume` would resume that one run only); between runs: one
+    line saying the same, not a silent exit 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "alexnet", "experiment", "lrn", "--fast", "--out", str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "ALEXNET_DEBUG_STEP_SLEEP": "0.3", "OMP_NUM_THREADS": "1"})
+    for line in p.stdout:
+        if "[lrn] run 1/" in line:
+            break
+    time.sleep(3)  # into its training, with slowed steps
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err[-2000:]
+    assert "continue with: alexnet experiment lrn --fast --out" in rest + err
+    assert "finished runs are kept and this one resumes" in rest + err and "alexnet train --resume" not in rest + err
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("alexnet.experiments.run", stopped)
+    assert main(["experiment", "lrn", "--fast", "--out", str(out)]) == 130
+    assert "stopped between runs: run the same command again" in capsys.readouterr().err
+
+
 def test_run_key_depends_on_what_is_computed_only(tiny_cifar, tmp_path):
     exp = experiments.get("lrn")
     (_, a), (_, b) = exp.configs(exp.fast, 0, "folder:x", tmp_path)

@@ -60,8 +60,26 @@ def run(args: argparse.Namespace) -> int:
     command = "alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else ""
     kw = dict(data=data, fast=args.fast, seeds=args.seeds, epochs=args.epochs, train_subset=args.train_subset,
               out=args.out, device=args.device, workers=args.workers, command=command, amp=args.amp)
-    if args.name == "all":
-        run_all(**kw)
-    else:
-        run_experiment(args.name, **kw)
+    import signal
+
+    def term(signum, frame):  # between two runs (a run's training catches its own and saves first)
+        stop = KeyboardInterrupt()
+        stop.exit_code = 128 + signum  # type: ignore[attr-defined]
+        raise stop
+
+    previous = signal.signal(signal.SIGTERM, term)
+    try:
+        if args.name == "all":
+            run_all(**kw)
+        else:
+            run_experiment(args.name, **kw)
+    except KeyboardInterrupt as e:
+        from ..engine.loop import StoppedBySignal
+
+        if not isinstance(e, StoppedBySignal):  # a stopped run has said how to continue
+            print(f"stopped between runs: run the same command again ({command or 'alexnet experiment ' + args.name}) "
+                  f"to continue; finished runs are kept", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -8,9 +8,11 @@ else here (docs/distributed.md). The batch size is per process: the global batch
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -31,9 +33,26 @@ class World:
         return self.world_size > 1
 
 
+_RESUMED_BY: contextvars.ContextVar[str | None] = contextvars.ContextVar("resumed_by", default=None)
+
+
+@contextlib.contextmanager
+def resumed_by(command: str) -> Iterator[None]:
+    """Within the block, `resume_command` is ``command``: the runs an experiment trains continue
+    when the experiment's own command runs again (which also trains the arms after them and writes
+    its page), not by resuming the one run with ``alexnet train``."""
+    token = _RESUMED_BY.set(command)
+    try:
+        yield
+    finally:
+        _RESUMED_BY.reset(token)
+
+
 def resume_command(run_dir: Any, world: World) -> str:
     """The command that continues the run in ``run_dir`` with as many processes as this one: a run
     resumes with the count it trained with (each process's data and random state depend on it)."""
+    if _RESUMED_BY.get():
+        return str(_RESUMED_BY.get())
     if not world.distributed:
         return f"alexnet train --resume {run_dir}"
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE") or world.world_size)

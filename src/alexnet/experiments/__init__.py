@@ -99,15 +99,19 @@ def run(name: str, *, data: str | None = None, fast: bool = False, seeds: int | 
         device: str = "auto", workers: int | None = None, command: str = "", amp: str | None = None,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run experiment ``name`` (training only what the cache lacks) and write its table, JSON and
-    plot to ``out``. ``data``: a dataset spec (default CIFAR-10 is needed; ``fast`` falls back to
-    the embedded digits). ``amp``: the precision of every arm (auto: measured once at the start).
-    Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
+    plot to ``out``. ``data``: a dataset spec (needed unless ``fast``, which falls back to the
+    embedded digits; the experiments are sized for CIFAR-10). ``amp``: the precision of every arm
+    (auto: measured once at the start). Returns the JSON record (``verdict``, ``rows``, ``runs``, …)."""
     job = prepare(name, data=data, fast=fast, seeds=seeds, epochs=epochs, train_subset=train_subset, device=device,
                   workers=workers, amp=amp)
     check_data(job.data)
     out = Path(out)
     say(f"[{name}] " + plan_runs([(job.exp, job.scale)], data=job.data, out=out, **job.over).summary())
-    results = run_experiment(job.exp, data=job.data, out=out, scale=job.scale, say=say, **job.over)
+    from ..engine.distributed import resumed_by
+
+    again = command or f"alexnet experiment {name} (the same command again)"
+    with resumed_by(f"{again}  — finished runs are kept and this one resumes"):
+        results = run_experiment(job.exp, data=job.data, out=out, scale=job.scale, say=say, **job.over)
     record = write_outputs(job.exp, results, out=out, scale=job.scale, data=job.data, fast=fast,
                            command=command or f"alexnet experiment {name}", machine=machine_line())
     say(f"[{name}] {record['verdict']}")
