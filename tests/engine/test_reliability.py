@@ -580,6 +580,7 @@ def test_a_hand_damaged_metrics_csv_is_mended_on_resume(tmp_path, capsys):
     path.write_text("\n".join(whole) + "\n2,10,0.5\nxyz\n")  # a later epoch's row cut short, and junk
     fit(resume_config(str(first.run_dir), epochs=2))
     assert "2 damaged rows; rewritten with 1 whole row" in capsys.readouterr().out
+    assert (path.parent / "metrics.csv.damaged").read_text() == "\n".join(whole) + "\n2,10,0.5\nxyz\n"  # kept
     rows = list(csv.DictReader(path.open()))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(None not in r.values() for r in rows)
     assert rows[0] == next(csv.DictReader(iter(whole)))  # the finished epoch's row is kept as it was

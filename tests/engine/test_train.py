@@ -179,6 +179,21 @@ def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypat
     assert safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")["global_step"] == 4
 
 
+def test_a_nan_soon_after_a_resume_points_at_the_checkpoint_before(tmp_path, monkeypatch):
+    """A loss that turns nan just after a resume may come from a damaged last.pt (its bytes are not
+    checksummed): the message names last.prev.pt, the checkpoint before it, and how to use it."""
+    from alexnet.engine.config import resume_config
+    from alexnet.engine.train import DivergedError
+
+    kw = dict(batch_size=64, output_dir=str(tmp_path), model_kwargs={"width": 0.125, "fc_width": 16}, amp="off")
+    done = fit(make_config("digits", epochs=2, name="r", **kw)).run_dir  # two epochs: last.pt and last.prev.pt
+    assert (done / "checkpoints" / "last.prev.pt").is_file()
+    monkeypatch.setenv("ALEXNET_DEBUG_NAN_AT_STEP", "50")  # a few steps into epoch 3
+    with pytest.raises(DivergedError, match=r"this process resumed from it \d+ steps ago: if it is damaged, "
+                                            r".*last\.prev\.pt holds the one before; move it to last\.pt"):
+        fit(resume_config(str(done), epochs=3))
+
+
 def test_a_first_epoch_nan_under_the_papers_init_names_caffes(tmp_path, monkeypatch):
     """The paper's bias 1 makes the first steps large (`--recipe paper` on a small 10-class set went
     nan in its first epoch on a GPU): a nan in the first epoch of such a network names init=caffe;

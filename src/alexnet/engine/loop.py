@@ -170,6 +170,7 @@ class TrainLoop:
         self.img_per_s = 0.0  # of the last epoch
         self.sums: DeviceSums | None = None
         self.nan_at = 0
+        self.first_step: int | None = None  # the global step this process started at (a resume's checkpoint)
         self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
     def on_stop_signal(self, signum, frame) -> None:
@@ -252,6 +253,8 @@ class TrainLoop:
     def train_one_epoch(self) -> bool:
         """Train from the current position to the end of the epoch. False if stopped early."""
         cfg, world, pos = self.cfg, self.world, self.pos
+        if self.first_step is None:
+            self.first_step = pos.global_step
         batches = self._start_epoch()
         progress = EpochProgress(world, pos.epoch, cfg.epochs, pos.step_in_epoch, self.steps_per_epoch,
                                  cfg.print_freq)
@@ -347,6 +350,11 @@ class TrainLoop:
                           and getattr(self.model, "init_scheme", "") == "paper")
             kept = ((f"the last good checkpoint is kept: {self.checkpoints / 'last.pt'}")
                     if (self.checkpoints / "last.pt").exists() else "no checkpoint was written before it")
+            if self.cfg.resume and pos.global_step - (self.first_step or 0) <= self.steps_per_epoch:
+                prev = self.checkpoints / "last.prev.pt"  # soon after a resume: the checkpoint may be what is wrong
+                kept += (f" (this process resumed from it {pos.global_step - self.first_step} steps ago: if it is "
+                         f"damaged, {prev} holds the one before; move it to last.pt to resume from it)"
+                         if prev.exists() else "")
             raise DivergedError(
                 f"loss became nan/inf {where} (lr {lr:.3g}); stopped without saving — {kept}. Try a lower "
                 f"--lr or --clip-grad-norm"

@@ -159,12 +159,16 @@ class MetricsLog:
                 damaged += 1
             elif int(fields[0]) <= epochs_done:
                 keep.append(ln)
+        kept_as = None
+        if damaged or not whole_header:  # what it held stays readable beside it: nothing is lost
+            kept_as = self.path.with_name(self.path.name + ".damaged")
+            atomic_write(kept_as, self.path.read_bytes())
         atomic_write(self.path, "\n".join(keep) + "\n")
-        if damaged or not whole_header:
+        if kept_as is not None:
             return (f"note: {self.path} had {damaged} damaged row{'s' * (damaged != 1)}"
                     f"{'' if whole_header else ' and no whole header'}; rewritten with "
                     f"{len(keep) - 1} whole row{'s' * (len(keep) != 2)} (the checkpoint, not this file, "
-                    f"holds the run's state)")
+                    f"holds the run's state), the file as it was kept as {kept_as.name}")
         return None
 
     def append(self, row: dict[str, Any]) -> None:
