@@ -319,7 +319,9 @@ def test_bad_flags_exit_2_one_line(args, msg, tmp_path):
 def test_test_only_evaluates_resumed_run(short_run, capsys):
     from alexnet.engine.config import resume_config
 
+    capsys.readouterr()
     res = fit(resume_config(str(short_run.run_dir), test_only=True))
+    assert "nothing to train" not in capsys.readouterr().out  # it was asked to evaluate, not to train
     assert res.last is not None and res.last.n == 359 and res.last.top1 == pytest.approx(
         float(list(csv.DictReader((short_run.run_dir / "metrics.csv").open()))[-1]["val_top1"]), abs=1e-3)
 

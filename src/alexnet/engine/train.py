@@ -228,8 +228,9 @@ class Trainer:
             log(self.world, trimmed)
         if pos.epoch >= cfg.epochs:
             self.dir.complete_final_files(ck, used, self.model, self._load_model, self._meta)
-            log(self.world, f"{self.run_dir} already finished its {plural(pos.epoch, 'epoch')}: nothing to train "
-                            f"(--epochs N with N > {pos.epoch} trains it further)")
+            if not cfg.test_only:  # --test-only asked for no training
+                log(self.world, f"{self.run_dir} already finished its {plural(pos.epoch, 'epoch')}: nothing to "
+                                f"train (--epochs N with N > {pos.epoch} trains it further)")
             return
         log(self.world, f"resumed {self.run_dir} at epoch {pos.epoch + 1}, step {pos.step_in_epoch} "
                         f"of {self.steps_per_epoch} ({pos.global_step} steps done)")
