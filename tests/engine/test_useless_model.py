@@ -73,6 +73,9 @@ def test_one_answer_for_nearly_every_image_is_flagged_even_above_chance(tmp_path
     t.report.chance_warning(85.0, last)                                      # weights are no start for them
     out = capsys.readouterr().out
     assert "learnt nothing useful. Try: train longer" in out and "IMAGENET1K_V1" not in out
+    t.report.cfg = dataclasses.replace(t.report.cfg, model="cifar4", recipe="experiment")  # an arm tests its net
+    t.report.chance_warning(85.0, last)
+    assert "IMAGENET1K_V1" not in capsys.readouterr().out
 
 
 def test_uselessness_rules():

@@ -222,7 +222,8 @@ class RunReport:
             what.append(f"at the last epoch the model {useless.one_class.replace(' images ', ' validation images ')}")
         cfg = self.cfg
         tips = []
-        if not cfg.weights and model_cfg(cfg.model).input_size[0] == 3:  # ImageNet's weights see colour, not digits
+        # ImageNet's weights see colour, not digits; an experiment's arm tests its network as it is
+        if not cfg.weights and model_cfg(cfg.model).input_size[0] == 3 and cfg.recipe != "experiment":
             tips.append(f"start from pretrained weights ({imagenet_start(cfg.model)})")
         tips += [f"train longer (--epochs {cfg.epochs * 2})", f"a lower rate (--lr {cfg.lr / 10:g})"]
         log(self.world, f"warning: {'; '.join(what)}: this model has learnt nothing useful. Try: {'; '.join(tips)}")
