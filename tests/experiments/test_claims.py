@@ -160,6 +160,11 @@ def test_lrn_diverged_run_is_named_not_averaged_and_the_rate_called_unstable():
     assert verdict.startswith(f"inconclusive: lr {lrn.RATE:g} is not a rate at which both arms are stable")
     assert "without LRN, seed 1: did not learn" in verdict and c.n == (2, 2)  # at chance, its loss finite
     assert rows[1]["usable runs"] == "2 of 3" and rows[1]["validation top-1 error (%, 95 % CI)"].startswith("32.75 [")
+    _, verdict, _, _ = summary("lrn", [run(arm, s, val=[90.0, 90.0]) for arm in ("with LRN", "without LRN")
+                                       for s in range(2)])  # nothing learned (the --fast scale on hard data)
+    assert verdict.startswith("inconclusive: no run learned: the runs are too short (more --epochs or images)")
+    assert "ours (validation error): none to compare (without LRN and with LRN: no usable run)" in verdict
+    assert "nan" not in verdict
 
 
 # --------------------------------------------------------------------------------------------- dropout

@@ -59,14 +59,21 @@ def summarize(exp: Experiment, results: list[RunResult]):
     off = {r.seed: r.val_error for r in kept.get("without LRN", [])}
     c = compare(on, off, paired=True, what="LRN lowers the validation error", excluded=tuple(left_out))
     paper = PAPER_ERROR["without LRN"] - PAPER_ERROR["with LRN"]
-    ours = mean(list(off.values())) - mean(list(on.values()))  # as the paper's: how much lower with LRN
     beside = (f"paper (CIFAR-10 test error): {PAPER_ERROR['without LRN']:g} % without LRN → "
-              f"{PAPER_ERROR['with LRN']:g} % with ({paper:g} points lower); ours (validation error): "
-              f"{mean(list(off.values())):.2f} % → {mean(list(on.values())):.2f} % "
-              f"({abs(ours):.2f} points {'lower' if ours >= 0 else 'higher'})")
+              f"{PAPER_ERROR['with LRN']:g} % with ({paper:g} points lower); ours (validation error): ")
+    if on and off:
+        ours = mean(list(off.values())) - mean(list(on.values()))  # as the paper's: how much lower with LRN
+        beside += (f"{mean(list(off.values())):.2f} % → {mean(list(on.values())):.2f} % "
+                   f"({abs(ours):.2f} points {'lower' if ours >= 0 else 'higher'})")
+    else:
+        beside += "none to compare (" + " and ".join(a for a, d in (("without LRN", off), ("with LRN", on))
+                                                      if not d) + ": no usable run)"
     if left_out:
-        verdict = (f"inconclusive: lr {RATE:g} is not a rate at which both arms are stable ("
-                   + "; ".join(left_out) + f"); lower the rate. Among the stable runs: {c.text}")
+        # no run learned and none diverged: too short a run, not too high a rate
+        learn = not keep and all(": did not learn" in why for why in left_out)
+        fix = "no run learned: the runs are too short (more --epochs or images)" if learn else \
+            f"lr {RATE:g} is not a rate at which both arms are stable; lower the rate"
+        verdict = (f"inconclusive: {fix} (" + "; ".join(left_out) + f"). Among the usable runs: {c.text}")
     else:
         verdict = c.text
     return rows, f"{verdict}; {beside}", [], [c]

@@ -74,7 +74,8 @@ class Comparison:
     def text(self) -> str:
         """The verdict as one line: the word, the claim, the difference and its interval."""
         u = f" {self.unit}" if self.unit else ""
-        num = f"{self.diff:+.2f}{u}, {self.interval}; {self.design}"
+        diff = "no difference to take" if math.isnan(self.diff) else f"{self.diff:+.2f}{u}"  # no usable run in an arm
+        num = f"{diff}, {self.interval}; {self.design}"
         if self.verdict == "reproduces":
             return f"reproduces: {self.what} ({num})"
         if self.verdict == "contradicts":
