@@ -81,6 +81,8 @@ def main(runs: Path, dest: Path) -> dict:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1].startswith("-"):
+        sys.exit(__doc__)  # --help, or not RUNS RESULTS.json: the usage, exit 1
     result = main(Path(sys.argv[1]), Path(sys.argv[2]))
     for r in result["rows"]:
         print(f"{r['budget']:>4}: {r['epochs_run']} epochs, wall {r['wall_s']:.0f} s ({r['wall_over_budget']:.1%} of "

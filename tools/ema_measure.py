@@ -126,6 +126,9 @@ def summarize(runs: Path, dest: Path) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
+    if len(sys.argv) >= 5 and sys.argv[1] == "run" and "--" in sys.argv:
         sys.exit(run(Path(sys.argv[2]), sys.argv[3], sys.argv[sys.argv.index("--") + 1:]))
-    print(json.dumps(summarize(Path(sys.argv[2]), Path(sys.argv[3])), indent=1))
+    if len(sys.argv) == 4 and sys.argv[1] == "summarize":
+        print(json.dumps(summarize(Path(sys.argv[2]), Path(sys.argv[3])), indent=1))
+        sys.exit(0)
+    sys.exit(__doc__)  # --help, or arguments of neither form: the usage, exit 1

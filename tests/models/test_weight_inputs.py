@@ -46,3 +46,15 @@ def test_weight_names_listed_once():
     with pytest.raises(UserError) as e:
         _torchvision_weight("NOPE", "alexnet-owt")
     assert str(e.value).count("DEFAULT") == 1
+
+
+def test_save_weights_refuses_a_meta_no_command_could_read(tmp_path):
+    import pytest
+    import torch.nn as nn
+
+    from alexnet.core.errors import UserError
+    from alexnet.models import save_weights
+
+    with pytest.raises(UserError, match=r"meta lacks 'classes'; build it with make_meta"):
+        save_weights(nn.Linear(2, 2), tmp_path, {"model": "alexnet", "num_classes": 2})
+    assert list(tmp_path.iterdir()) == []

@@ -27,9 +27,17 @@ def make_meta(model_name: str, classes: list[str], cfg: ModelCfg | None = None,
 
 
 def save_weights(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``<path>/weights.safetensors`` + ``weights.json`` (``path`` a folder or a .safetensors file)."""
+    """Write ``<path>/weights.safetensors`` + ``weights.json`` (``path`` a folder or a .safetensors file).
+
+    ``meta`` is what `make_meta` returns (``make_meta(model_name, classes)``): at least ``model``
+    (a registered name) and ``classes`` (one name per output), which every command that reads the
+    weights needs; without them nothing is written."""
     from safetensors.torch import save
 
+    missing = [k for k in ("model", "classes") if k not in meta]
+    if missing:
+        raise UserError(f"save_weights: meta lacks {', '.join(repr(k) for k in missing)}; build it with "
+                        f"make_meta(model_name, classes)")
     path = Path(path)
     st = path if path.suffix == ".safetensors" else path / "weights.safetensors"
     model = getattr(model, "module", model)  # unwrap DDP
