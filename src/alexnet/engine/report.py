@@ -176,8 +176,13 @@ class RunReport:
             self.write_final(last, ten, best_top1)
         if bad_samples:
             log(w, f"{plural(bad_samples, 'bad sample')} skipped in all: listed in {self.run_dir / 'bad_samples.txt'}")
-        log(w, f"wrote {self.run_dir}/: config.json classes.json metrics.csv checkpoints/{{last,best}}.pt "
-               f"weights.safetensors weights.json")
+        if w.is_main:  # what is there, as it is (a run without validation has no best.pt)
+            d = self.run_dir
+            cks = [n[:-3] for n in ("last.pt", "last.prev.pt", "best.pt") if (d / "checkpoints" / n).is_file()]
+            files = [n for n in ("config.json", "classes.json", "metrics.csv", "final.json") if (d / n).is_file()]
+            files += [f"checkpoints/{{{','.join(cks)}}}.pt" if len(cks) > 1 else f"checkpoints/{cks[0]}.pt"] if cks else []
+            files += [n for n in ("weights.safetensors", "weights.json") if (d / n).is_file()]
+            log(w, f"wrote {d}/: {' '.join(files)}")
         run, data = shlex.quote(str(self.run_dir)), shlex.quote(str(self.cfg.data))  # to paste into a shell
         log(w, (f"next: alexnet evaluate {run} --data {data}   ·   " if self.val_ds is not None
                 else "next: ") + f"alexnet predict {run} IMAGE")
