@@ -560,3 +560,12 @@ def test_one_mistyped_label_in_a_list_does_not_make_a_million_classes(tmp_path, 
         build_dataset(str(tmp_path / "all.txt"), "train", val_split=0)
     (tmp_path / "classes.txt").write_text("".join(f"c{i}\n" for i in range(1000000)))  # meant: then it is so
     assert len(build_dataset(str(tmp_path / "all.txt"), "train", val_split=0).classes) == 1000000
+
+
+def test_an_empty_folder_is_the_error_before_any_recipe_is_chosen(tmp_path, capsys):
+    from alexnet.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty")]) == 2
+    cap = capsys.readouterr()
+    assert "no class folders" in cap.err and "recipe" not in cap.out  # not "recipe digits (for the default model …)"

@@ -145,6 +145,8 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
     if kind == "folder":
         train_dir, val_dir = folder_splits(path)
         root = train_dir or val_dir or path
+        if os.path.isdir(root) and not find_classes(root):  # said now, before a recipe is chosen for nothing
+            raise UserError(f"{path}: no class folders (expected {path}/<class>/<image>)")
         files = (f for cls in find_classes(root) for f in _first_file(os.path.join(root, cls)))
     elif kind == "list":
         files = (f for f, _ in read_list(path))
