@@ -34,6 +34,18 @@ def test_check_reports_bad_files_exit_1(image_folder, capsys):
     assert "2 bad files: 1 empty file, 1 not an image" in out or "2 bad files: 1 not an image, 1 empty file" in out
 
 
+def test_check_tells_the_files_it_does_not_read(image_folder, capsys):
+    """Phone photos in a format not read (.HEIC, .avif) or with no extension are not images to the
+    dataset; they are counted, not left out without a word. Hidden files and Thumbs.db are not."""
+    for name in ("IMG_0001.HEIC", "IMG_0002.HEIC", "scan.avif", "noext", "Thumbs.db", ".DS_Store"):
+        (image_folder / "cat" / name).write_bytes(b"x")
+    assert main(["data", "check", str(image_folder)]) == 0  # nothing read is bad
+    out = capsys.readouterr().out
+    assert "not read: 4 files whose name is not an image's (.heic 2, no extension 1, .avif 1)" in out
+    assert main(["data", "check", str(image_folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ignored"] == {".heic": 2, ".avif": 1, "": 1}
+
+
 def test_check_json_and_split_layouts(split_folder, capsys):
     assert main(["data", "check", str(split_folder), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

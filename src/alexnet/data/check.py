@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
-from .datasets import (FileDataset, ImageDataset, build_dataset, find_classes, folder_splits, is_eval_name,
-                       parse_spec, scan_folder, sibling_val_list, split_indices)
+from .datasets import (IMG_EXTENSIONS, FileDataset, ImageDataset, build_dataset, find_classes, folder_splits,
+                       is_eval_name, parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 from .shards import is_shards
 
@@ -55,13 +55,14 @@ class SplitReport:
 @dataclass
 class CheckReport:
     splits: list[SplitReport]
+    ignored: dict[str, int] = field(default_factory=dict)  # files not read for their name, by extension
 
     @property
     def bad(self) -> list[tuple[str, str]]:
         return [b for s in self.splits for b in s.bad]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad)}
+        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad), "ignored": dict(self.ignored)}
 
 
 def eval_part_name(name: str) -> str:
@@ -169,7 +170,23 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
-    return CheckReport(splits)
+    return CheckReport(splits, _ignored(spec))
+
+
+def _ignored(spec: str) -> dict[str, int]:
+    """`folders.ignored_files` over the class folders of a folder (or ImageNet) spec; {} for others."""
+    from .folders import ignored_files
+
+    kind, path = parse_spec(spec)
+    if kind not in ("folder", "imagenet") or not os.path.isdir(path):
+        return {}
+    train_dir, val_dir = folder_splits(path)
+    counts: dict[str, int] = {}
+    for root in {d for d in (train_dir, val_dir) if d} or {path}:
+        for cls in find_classes(root):
+            for ext, n in ignored_files(os.path.join(root, cls)).items():
+                counts[ext] = counts.get(ext, 0) + n
+    return counts
 
 
 def _part_missing(spec: str, split: str) -> bool:
@@ -231,6 +248,11 @@ def format_report(report: CheckReport) -> str:
             out.append(f"  note: {path} is a {fmt} file (read fine)")
         for path, reason in s.bad:
             out.append(f"  bad: {path}: {reason}")
+    if report.ignored:
+        n = sum(report.ignored.values())
+        kinds = ", ".join(f"{ext or 'no extension'} {c}" for ext, c in sorted(report.ignored.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.append(f"not read: {n} file{'s' * (n != 1)} whose name is not an image's ({kinds}); the extensions read "
+                   f"are {' '.join(IMG_EXTENSIONS)}")
     bad = report.bad
     if bad:
         kinds = Counter(reason_kind(r) for _, r in bad)

@@ -40,6 +40,25 @@ def image_files(directory: str) -> Iterator[str]:
                 yield os.path.join(root, fname)
 
 
+NOT_PHOTOS = {"thumbs.db", "desktop.ini"}  # what file managers leave in photo folders
+
+
+def ignored_files(directory: str) -> dict[str, int]:
+    """The files under ``directory`` that `image_files` passes over for their name (an extension
+    that is not an image's: ``.heic``, ``.avif``, none), counted by extension (``""``: none); hidden
+    files and `NOT_PHOTOS` are not counted. What ``data check`` tells, so a folder of phone photos
+    in a format not read does not vanish without a word."""
+    counts: dict[str, int] = {}
+    for root, dirs, fnames in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)]
+        for f in fnames:
+            if not f.startswith(".") and f.lower() not in NOT_PHOTOS and not f.lower().endswith(IMG_EXTENSIONS):
+                ext = os.path.splitext(f)[1].lower()
+                counts[ext] = counts.get(ext, 0) + 1
+    return counts
+
+
 def _loops_back(path: str, real_parent: str) -> bool:
     """Whether ``path`` is a link to its own folder or to one above it."""
     if not os.path.islink(path):
