@@ -188,3 +188,17 @@ def test_check_data_without_a_validation_part_is_fine(tmp_path, capsys):
     assert main(["data", "cache", f"folder:{tmp_path / 'one'}", "-o", str(tmp_path / "c"), "--val-split", "0"]) == 0
     assert main(["data", "check", f"cache:{tmp_path / 'c'}"]) == 0
     assert "no bad files" in capsys.readouterr().out
+
+
+def test_class_names_in_wide_characters_keep_the_table_aligned(tmp_path, capsys):
+    """A CJK class name takes two terminal columns a character: the counts still line up."""
+    from alexnet.core.text import cells
+
+    for name in ("日本 ship", "cat"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("RGB", (12, 12), (40 * i, 0, 0)).save(tmp_path / name / f"{i}.png")
+    assert main(["data", "check", str(tmp_path)]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.rstrip().endswith("       2")]
+    assert len(rows) == 2 and len({cells(r) for r in rows}) == 1  # the same display width
+    assert cells("日本 ship") == 9 and cells("e\u0301") == 1

@@ -94,9 +94,11 @@ def run_query(args: argparse.Namespace) -> int:
     rows = [("#", "distance", "class", "path")]
     for n in res.neighbours:
         rows.append((str(n.rank), f"{n.distance:.4f}", n.label_name or str(n.label), n.path))
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    from ..core.text import cells, ljust
+
+    w = [max(cells(r[i]) for r in rows) for i in range(3)]
     for r in rows:
-        print(f"{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+        print(f"{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {ljust(r[2], w[2])}  {r[3]}")
     if res.strip:
         from ..infer.retrieval import STRIP_MAX
 

@@ -42,13 +42,15 @@ def _table(results, k: int) -> str:
             continue
         for rank, (name, _, prob) in enumerate(r.top, start=1):
             rows.append((r.path if rank == 1 else "", str(rank), name, f"{prob:.4f}"))
-    w = [max(len(row[i]) for row in rows if i < 2 or row[3] is not None) for i in range(3)]
+    from ..core.text import cells, ljust
+
+    w = [max(cells(row[i]) for row in rows if i < 2 or row[3] is not None) for i in range(3)]
     lines = []
     for f, rank, name, prob in rows:
         if prob is None:  # an error row: the message runs on, it does not widen the column
-            lines.append(f"{f:<{w[0]}}  {rank:>{w[1]}}  {name}")
+            lines.append(f"{ljust(f, w[0])}  {rank:>{w[1]}}  {name}")
         else:
-            lines.append(f"{f:<{w[0]}}  {rank:>{w[1]}}  {name:<{w[2]}}  {prob:>6}".rstrip())
+            lines.append(f"{ljust(f, w[0])}  {rank:>{w[1]}}  {ljust(name, w[2])}  {prob:>6}".rstrip())
     return "\n".join(lines)
 
 

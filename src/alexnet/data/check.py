@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.io import atomic_write
+from ..core.text import cells, ljust
 from .datasets import (IMG_EXTENSIONS, FileDataset, ImageDataset, build_dataset, find_classes, folder_splits,
                        is_eval_name, parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
@@ -230,9 +231,9 @@ def format_report(report: CheckReport) -> str:
     for s in report.splits:
         out.append(f"{s.split}: {s.images} image{'s' * (s.images != 1)}, "
                    f"{len(s.classes)} class{'es' * (len(s.classes) != 1)}  ({s.name})")
-        width = max((len(c) for c in s.classes), default=5)
+        width = max((cells(c) for c in s.classes), default=5)
         for c, n in zip(s.classes, s.class_counts):
-            out.append(f"  {c:<{width}}  {n:>8}")
+            out.append(f"  {ljust(c, width)}  {n:>8}")
         st = s.size_stats()
         if st:
             w, h = st["width"], st["height"]

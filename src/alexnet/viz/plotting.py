@@ -16,6 +16,30 @@ import torch
 DPI = 100
 
 
+# Fonts that cover the scripts DejaVu Sans lacks (class names in Chinese, Japanese, Korean, …),
+# tried after it where installed: matplotlib draws each character from the first font that has it.
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK KR", "Noto Sans CJK TC",
+                  "WenQuanYi Zen Hei", "Droid Sans Fallback", "Noto Sans", "Arial Unicode MS")
+_fonts_set = False
+
+
+def _set_fonts() -> None:
+    """DejaVu Sans, then `FALLBACK_FONTS` that are installed; matplotlib's warning for a glyph no
+    font has (a box is drawn) is not printed: it names a matplotlib source line, not the user's file."""
+    global _fonts_set
+    if _fonts_set:
+        return
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", *(f for f in FALLBACK_FONTS if f in have)]
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+    _fonts_set = True
+
+
 def plt():
     """``matplotlib.pyplot`` on the Agg backend (works with no display, in threads and in CI)."""
     import matplotlib
@@ -23,6 +47,7 @@ def plt():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as pyplot
 
+    _set_fonts()
     return pyplot
 
 

@@ -1,0 +1,20 @@
+"""Text tables that stay aligned when names hold wide characters (CJK class names take two
+columns of a terminal each, combining accents none): `cells` counts columns, `ljust`/`rjust` pad
+to them. Standard library only."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def cells(s: str) -> int:
+    """The terminal columns ``s`` takes: 2 for a wide or full-width character, 0 for a combining one."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def ljust(s: str, width: int) -> str:
+    return s + " " * max(0, width - cells(s))
+
+
+def rjust(s: str, width: int) -> str:
+    return " " * max(0, width - cells(s)) + s
