@@ -212,18 +212,6 @@ def _source_key(meta: dict[str, Any], old: dict[str, Any] | None = None) -> dict
     return {k: meta.get(k) for k in keys}
 
 
-def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
-    """An index is searched with the features of the weights that built it: another model, or other
-    weights of the same model (another run, a fine-tune), give vectors that cannot be compared."""
-    if meta.get("model") not in (None, predictor.name):
-        raise UserError(f"the index holds {meta.get('model')} features; these weights are {predictor.name} "
-                        f"(build the index with the same weights)")
-    if meta.get("weights_fingerprint") is not None and meta["weights_fingerprint"] != predictor.fingerprint:
-        raise UserError(f"the index was built with other {predictor.name} weights ({meta.get('weights')}) than "
-                        f"these: their features cannot be compared; use the index's own weights (leave "
-                        f"--weights out) or build an index with these")
-
-
 def open_writer(out: str | os.PathLike, meta: dict[str, Any], overwrite: bool = False,
                 shard_size: int = 8192) -> IndexWriter:
     """An `IndexWriter` for ``out``: a fresh index, or the continuation of an interrupted build of

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from ..core.errors import UserError
-from .feature_index import (FORMAT, FeatureIndex, IndexWriter, build_index, check_same_weights, index_dataset,
+from .feature_index import (FORMAT, FeatureIndex, IndexWriter, build_index, index_dataset,
                             open_writer, sample_paths, targets_of_part)
 from .search import CHUNK, METRICS, Neighbour, knn
 
@@ -58,6 +58,18 @@ def _neighbour_images(index: FeatureIndex, hits: Sequence[Neighbour]) -> list[to
         except Exception:  # noqa: BLE001 — the data may have moved; the table still stands
             pass
     return out
+
+
+def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
+    """An index is searched with the features of the weights that built it: another model, or other
+    weights of the same model (another run, a fine-tune), give vectors that cannot be compared."""
+    if meta.get("model") not in (None, predictor.name):
+        raise UserError(f"the index holds {meta.get('model')} features; these weights are {predictor.name} "
+                        f"(build the index with the same weights)")
+    if meta.get("weights_fingerprint") is not None and meta["weights_fingerprint"] != predictor.fingerprint:
+        raise UserError(f"the index was built with other {predictor.name} weights ({meta.get('weights')}) than "
+                        f"these: their features cannot be compared; use the index's own weights (leave "
+                        f"--weights out) or build an index with these")
 
 
 STRIP_MAX = 32  # the most neighbours a strip shows (the query's results hold every one asked for)

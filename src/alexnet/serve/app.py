@@ -171,7 +171,7 @@ def check_settings(predictor: Any, index: Any, *, max_upload_bytes: int, max_pix
     if pixel_limit < 1:
         raise UserError(f"the pixel limit must be at least 1, not {pixel_limit}")
     if index is not None:
-        from ..infer.feature_index import check_same_weights
+        from ..infer.retrieval import check_same_weights
 
         check_same_weights(index.meta, predictor)
     return pixel_limit
