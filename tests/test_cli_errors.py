@@ -407,3 +407,18 @@ def test_a_checkpoint_with_numpy_values_keeps_the_hint(tmp_path):
     with pytest.raises(UserError) as e:
         safe_torch_load(tmp_path / "ck.pth")
     assert "pickled code (numpy" in str(e.value) and "not a model's class" not in str(e.value)
+
+
+@pytest.mark.parametrize("argv", [["predict", "nope-run", "x.png"], ["evaluate", "nope-run"],
+                                  ["export", "nope-run", "-o", "m.onnx"], ["serve", "nope-run"]])
+def test_a_run_that_is_not_there_is_said_before_torch_is_imported(argv, tmp_path):
+    """A mistyped run directory is answered at once: the check comes before the commands import
+    torch (seconds on a small machine)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from alexnet.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.stdout.split() == ["2", "False"], r.stderr
+    assert r.stderr.strip() == "error: nope-run: no such file (give a run directory or a weights.safetensors file)"

@@ -134,6 +134,21 @@ def _check_empty(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None
             raise UserError(f"{flag} is empty (an unset shell variable?): give a value, or leave {flag} out")
 
 
+WEIGHTS_COMMANDS = ("predict", "evaluate", "export", "serve")  # their first argument: a run or weights file
+
+
+def _check_weights_path(args: argparse.Namespace) -> None:
+    """A run directory or weights file that is not there at all is said at once, before torch is
+    imported (seconds on a small machine); what is there is checked by the command itself."""
+    path = getattr(args, "weights", None)
+    if getattr(args, "command", None) not in WEIGHTS_COMMANDS or not isinstance(path, str) or not path:
+        return
+    if os.path.splitext(path)[1].lower() not in ("", ".safetensors", ".json"):
+        return  # a .pth, .onnx, .pt …: the command says what such a file is and what to do with it
+    if not any(os.path.exists(p) for p in (path, path + ".safetensors", path + ".json")):
+        raise UserError(f"{path}: no such file (give a run directory or a weights.safetensors file)")
+
+
 def user_message(e: UserError) -> str:
     """The one line of a `UserError`. One raised in a DataLoader worker comes back wrapped in the
     worker's traceback ("Caught UserError in DataLoader worker process 0. Original Traceback …"):
@@ -157,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_counts(args)
         _check_png_output(_subparser(parser, args), args)
         _check_empty(_subparser(parser, args), args)
+        _check_weights_path(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {user_message(e)}", file=sys.stderr)
