@@ -51,10 +51,26 @@ def _weights_spec(name: str, pretrained: bool, weights) -> str:
     return spec or ("DEFAULT" if pretrained else "")
 
 
+def _run_meta(spec: str) -> dict | None:
+    """The weights.json of ``spec`` when it names a run directory or weights file of ours, else None."""
+    if not spec or not _os.path.exists(spec) or spec.endswith((".pth", ".pt")):
+        return None
+    from alexnet.models.weights import load_meta
+
+    try:
+        return load_meta(spec)
+    except _UserError:
+        return None  # not ours: load_pretrained says what it is
+
+
 def _entry_point(name: str):
     def load(pretrained: bool = False, weights=None, progress: bool = True, num_classes: int | None = None,
              **kwargs):
         spec = _weights_spec(name, pretrained, weights)
+        ours = _run_meta(spec)
+        if ours is not None:  # a run of ours: its classes and model arguments, as `train --weights RUN` takes them
+            num_classes = len(ours["classes"]) if num_classes is None else num_classes
+            kwargs = {**ours.get("model_kwargs", {}), **kwargs}
         model = _build_model(name, num_classes=num_classes, **kwargs)
         if spec:
             from alexnet.models.pretrained import load_pretrained
@@ -72,7 +88,8 @@ def _entry_point(name: str):
         f"Args:\n"
         f"    pretrained: torchvision's DEFAULT weights (for the models that have them).\n"
         f"    weights: a torchvision weights name or enum member, a .pth state_dict, or a run directory\n"
-        f"        of ours (as `alexnet train --weights`); a head of another size stays initialised.\n"
+        f"        of ours (as `alexnet train --weights`: its classes and model arguments are taken over\n"
+        f"        unless given); a head of another size stays initialised.\n"
         f"    progress: show the download's progress bar.\n"
         f"    num_classes: outputs of the last layer (default {cfg.num_classes}).\n"
         f"    **kwargs: the model's arguments: {args or 'none'}.\n")

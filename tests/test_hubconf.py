@@ -86,3 +86,22 @@ def test_torch_hub_builds_every_model_from_a_clone(tmp_path):
         assert kind == "UserError", msg
         assert "AlexNet_Weights.IMAGENET1K_V1: cannot download" in msg and "\n" not in msg
     assert out["no_weights"][0] == "UserError" and "has no torchvision weights" in out["no_weights"][1]
+
+
+def test_a_run_of_ours_brings_its_classes_and_model_arguments(tmp_path):
+    """``weights=RUN`` gives the run's network, its trained head included, as ``train --weights RUN``
+    does: not a fresh 10-class head on a network of the default width."""
+    import importlib.util
+
+    import torch
+
+    from alexnet.models import build_model, make_meta, save_weights
+
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", ROOT / "hubconf.py")
+    hub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hub)
+    trained = build_model("alexnet-cifar", num_classes=3, width=0.125)
+    save_weights(trained, tmp_path / "run", make_meta("alexnet-cifar", ["a", "b", "c"], model_kwargs={"width": 0.125}))
+    net = hub.alexnet_cifar(weights=str(tmp_path / "run"))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), trained.state_dict().values()))
+    assert hub.alexnet_cifar(weights=str(tmp_path / "run"), num_classes=5).state_dict().keys() == net.state_dict().keys()

@@ -183,7 +183,9 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
     other classes."""
     sd, info = read_pretrained(spec, model_name, progress)
     own = model.state_dict()
-    missing = [k for k in own if k not in sd]
+    # batch norm's step counter, absent from files saved before PyTorch 0.4.1 (torch's own
+    # load_state_dict accepts them so): the model's own count is kept
+    missing = [k for k in own if k not in sd and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
         parts = []
@@ -193,7 +195,7 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
             parts.append(f"unexpected {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}")
         raise UserError(f"--weights {spec}: does not fit model {model_name or type(model).__name__} "
                         f"({'; '.join(parts)}){' — weights made for ' + info.model if info.model else ''}")
-    differ = {k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)}
+    differ = {k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)}
     head_ids = head_parameters(model)
     head = {k for k, p in model.named_parameters() if id(p) in head_ids}
     body = [k for k in own if k in differ and k not in head]  # only the classifier may change (its classes)
@@ -205,7 +207,7 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
                         f"; give the model (and --model-arg) they were made for")
     if classes is not None and info.classes and list(classes) != info.classes:
         differ |= head
-    keep = {k: sd[k].to(own[k].dtype) for k in own if k not in differ}
+    keep = {k: sd[k].to(own[k].dtype) for k in own if k not in differ and k in sd}
     model.load_state_dict({**own, **keep}, strict=True)
     info.loaded = len(keep)
     info.reinitialised = list(dict.fromkeys(_layer(k) for k in own if k in differ))  # model order
