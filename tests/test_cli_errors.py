@@ -422,3 +422,12 @@ def test_a_run_that_is_not_there_is_said_before_torch_is_imported(argv, tmp_path
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.stdout.split() == ["2", "False"], r.stderr
     assert r.stderr.strip() == "error: nope-run: no such file (give a run directory or a weights.safetensors file)"
+
+
+def test_the_early_run_check_expands_a_quoted_tilde(tmp_path, monkeypatch, capsys):
+    """``"~/runs/x"`` passed quoted (by a script) is a path the commands expand: not refused as missing."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    assert main(["evaluate", "~/runs/x"]) == 2
+    err = capsys.readouterr().err
+    assert "no such file (give a run directory" not in err and "has no weights.safetensors" in err

@@ -143,10 +143,11 @@ def _check_weights_path(args: argparse.Namespace) -> None:
     path = getattr(args, "weights", None)
     if getattr(args, "command", None) not in WEIGHTS_COMMANDS or not isinstance(path, str) or not path:
         return
+    path = os.path.expanduser(path)  # "~/runs/x" quoted, as a script passes it: the commands expand it too
     if os.path.splitext(path)[1].lower() not in ("", ".safetensors", ".json"):
         return  # a .pth, .onnx, .pt …: the command says what such a file is and what to do with it
     if not any(os.path.exists(p) for p in (path, path + ".safetensors", path + ".json")):
-        raise UserError(f"{path}: no such file (give a run directory or a weights.safetensors file)")
+        raise UserError(f"{args.weights}: no such file (give a run directory or a weights.safetensors file)")
 
 
 def user_message(e: UserError) -> str:

@@ -374,6 +374,10 @@ def test_imagenet_names_from_synset_mapping(tmp_path, write_image):
     for w in IMAGENET_WNIDS:
         (kaggle / w).rename(kaggle / "train" / w)
     assert build_dataset(f"imagenet:{kaggle}", "train").classes == ["tench", "goldfish", "great white shark"]
+    subset = root / "sub" / "two"  # another folder below the mapping: its own classes, not the mapping's three
+    for w in IMAGENET_WNIDS[:2]:
+        write_image(subset / "train" / w / "a.JPEG", fmt="JPEG")
+    assert build_dataset(f"imagenet:{subset}", "train").class_ids == IMAGENET_WNIDS[:2]
     write_image(kaggle / "val" / "ILSVRC2012_val_00000001.JPEG", fmt="JPEG")
     (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n")
     with pytest.raises(UserError, match="--devkit .*LOC_val_solution.csv"):
@@ -448,22 +452,30 @@ def test_one_at_a_time_lets_one_holder_in_and_leaves_no_lock_file(tmp_path):
 
     from alexnet.core.io import one_at_a_time
 
-    inside, most, said = [0], [0], []
-    guard = threading.Lock()
+    inside, most, said, entered = [0], [0], [], [0]
+    guard, others_waiting = threading.Lock(), threading.Event()
 
     def work():
         with one_at_a_time(tmp_path, "unpack-x", said.append):
             with guard:
                 inside[0] += 1
+                entered[0] += 1
+                first = entered[0] == 1
                 most[0] = max(most[0], inside[0])
+            if first:
+                others_waiting.wait(30)  # the first holder stays until others are at the lock
             time.sleep(0.05)
             with guard:
                 inside[0] -= 1
 
     threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:  # staggered: later ones arrive after earlier holders removed the file
+    for i, t in enumerate(threads):  # staggered: later ones arrive after earlier holders removed the file
         t.start()
         time.sleep(0.03)
+        if i == 2:
+            while len(said) < 2:  # two of them told they wait
+                time.sleep(0.01)
+            others_waiting.set()
     for t in threads:
         t.join(timeout=30)
     assert most[0] == 1 and not any(t.is_alive() for t in threads)

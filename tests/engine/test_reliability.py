@@ -581,6 +581,10 @@ def test_a_hand_damaged_metrics_csv_is_mended_on_resume(tmp_path, capsys):
     fit(resume_config(str(first.run_dir), epochs=2))
     assert "2 damaged rows; rewritten with 1 whole row" in capsys.readouterr().out
     assert (path.parent / "metrics.csv.damaged").read_text() == "\n".join(whole) + "\n2,10,0.5\nxyz\n"  # kept
+    path.write_text(path.read_text() + "junk\n")
+    fit(resume_config(str(first.run_dir), epochs=2))  # a second repair keeps the first one's copy too
+    assert (path.parent / "metrics.csv.damaged.2").read_text().endswith("junk\n")
+    assert (path.parent / "metrics.csv.damaged").read_text().endswith("xyz\n")
     rows = list(csv.DictReader(path.open()))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(None not in r.values() for r in rows)
     assert rows[0] == next(csv.DictReader(iter(whole)))  # the finished epoch's row is kept as it was

@@ -298,3 +298,34 @@ def test_folders_and_globs_read_what_training_reads_and_never_go_round_a_loop(tm
     assert all("loop" not in p for p, _ in got)
     assert expand_inputs(["https://example.com/cat.jpg"])[0][1].startswith("a URL: predict reads files")
     assert expand_inputs([str(d / "cat" / "*.gif")]) == [(str(d / "cat" / "*.gif"), "no files match")]
+
+
+def test_relative_globs_name_files_as_glob_does_and_cross_links_end(tmp_path, monkeypatch, write_image):
+    """Patterns from the current folder give what ``glob.glob(recursive=True)`` gives, path for path
+    (``x.jpg``, ``./x/a.png``, ``*/`` folders only); three folders that each link to the other two
+    are read once each, under their own paths, where following the links never ended."""
+    import glob
+    import os
+
+    from alexnet.data.folders import image_files
+    from alexnet.infer.inputs import expand_inputs, glob_paths
+
+    plain = tmp_path / "plain"
+    for name in ("x.jpg", "y.JPG", "photo[1].jpg", "sub/s.jpg", "sub/deep/d.png", "x/a.png"):
+        write_image(plain / name, fmt="PNG" if name.endswith("png") else "JPEG")
+    (plain / "readme.txt").write_text("not an image")
+    (plain / ".hidden.jpg").write_bytes(b"x")
+    monkeypatch.chdir(plain)
+    for pattern in ("**", "*.jpg", "*/", "./x/*.png", "**/*.jpg", "x/../*.jpg", "*", "sub//*.jpg"):
+        assert glob_paths(pattern) == sorted(glob.glob(pattern, recursive=True)), pattern
+    assert [p for p, _ in expand_inputs(["**/*.jpg"])] == ["photo[1].jpg", "sub/s.jpg", "x.jpg"]
+    assert all(err is None for _, err in expand_inputs(["*.jpg", "./x/*.png"]))
+    tri = tmp_path / "tri"
+    for i, name in enumerate("abc"):
+        write_image(tri / name / f"{i}.jpg", fmt="JPEG")
+    for name in "abc":
+        for other in "abc".replace(name, ""):
+            os.symlink(tri / other, tri / name / f"to-{other}")
+    want = [str(tri / n) for n in ("a/0.jpg", "b/1.jpg", "c/2.jpg")]
+    assert [p for p, _ in expand_inputs([str(tri)])] == want == list(image_files(str(tri)))
+    assert glob_paths(str(tri / "**" / "*.jpg")) == want

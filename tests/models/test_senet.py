@@ -5,6 +5,7 @@ and that they train, load weights and evaluate like the other models."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 import torch
@@ -101,3 +102,24 @@ def test_se_resnet50_trains_and_starts_from_a_converted_state_dict(tmp_path, cap
     assert model.last_linear.out_features == 2
     # one step of training moved it a little from the loaded weights, nowhere near a fresh start's
     assert abs(float(model.layer1[0].se_module.fc1.weight.detach().mean()) - 0.125) < 0.01
+
+
+@pytest.mark.parametrize("name, kwargs, says", [
+    ("se_resnet50", {"reduction": 0}, "reduction 1 or more"),
+    ("se_resnet50", {"groups": 3}, "divisible by groups"),
+    ("se_resnet50", {"down_kernel": 2}, "broadcast"),  # builds, but its shapes do not add up: found before a run
+    ("se_resnet50", {"width_mult": (1, 1, 1)}, "width_mult two multiples"),
+    ("resnet18", {"groups": 2}, "BasicBlock only supports"),
+    ("googlenet", {"aux_logits": True}, "its training output is GoogLeNetOutputs, not [batch, 3] logits"),
+])
+def test_a_model_argument_that_makes_no_network_is_one_line(name, kwargs, says):
+    from alexnet.core.errors import UserError
+
+    with pytest.raises(UserError, match=rf"model {name} with .*: not a network this builds \(.*{re.escape(says)}"):
+        build_model(name, num_classes=3, **kwargs)
+
+
+def test_depths_make_the_deeper_se_resnets():
+    with torch.device("meta"):
+        net = build_model("se_resnet50", depths=(3, 4, 23, 3))  # SE-ResNet-101
+    assert len(net.layer3) == 23

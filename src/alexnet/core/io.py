@@ -203,8 +203,13 @@ def one_at_a_time(folder: str | os.PathLike, what: str, say: Callable[[str], Non
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise WriteError(path, e) from None
+        except PermissionError:  # another user's lock file: a lock needs no write access to it
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise WriteError(folder, e) from None
+        except OSError as e:  # a read-only folder, or one not there: it cannot be unpacked into either
+            raise WriteError(folder, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

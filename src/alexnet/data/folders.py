@@ -26,13 +26,19 @@ def find_classes(directory: str) -> list[str]:
 def image_files(directory: str) -> Iterator[str]:
     """Every image file under ``directory``, in the order of torchvision's ``make_dataset``
     (``os.walk`` sorted, links followed, an image extension in any case), less what is hidden: a
-    file or folder whose name starts with ``.`` (macOS's ``._photo.jpg`` twins, ``.thumbnails/``)
-    and a link back to a folder above it (a loop, which would repeat every image below it)."""
-    tree = []
+    file or folder whose name starts with ``.`` (macOS's ``._photo.jpg`` twins, ``.thumbnails/``),
+    a link back to a folder above it (a loop, which would repeat every image below it), a link to
+    a folder inside ``directory`` (read under its own path), and a folder reached a second time
+    through links from outside: each real folder is read once."""
+    tree, seen, top = [], set(), os.path.realpath(directory)
     for root, dirs, fnames in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
-        dirs[:] = [d for d in dirs if not d.startswith(".")
-                   and not _loops_back(os.path.join(root, d), real)]
+        if real in seen:  # a folder reached again through another link: its images are listed once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)
+                         and not _links_within(os.path.join(root, d), top))
         tree.append((root, fnames))
     for root, fnames in sorted(tree):
         for fname in sorted(fnames):
@@ -49,14 +55,28 @@ def ignored_files(directory: str) -> dict[str, int]:
     files and `NOT_PHOTOS` are not counted. What ``data check`` tells, so a folder of phone photos
     in a format not read does not vanish without a word."""
     counts: dict[str, int] = {}
+    seen, top = set(), os.path.realpath(directory)
     for root, dirs, fnames in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)]
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)
+                         and not _links_within(os.path.join(root, d), top))
         for f in fnames:
             if not f.startswith(".") and f.lower() not in NOT_PHOTOS and not f.lower().endswith(IMG_EXTENSIONS):
                 ext = os.path.splitext(f)[1].lower()
                 counts[ext] = counts.get(ext, 0) + 1
     return counts
+
+
+def _links_within(path: str, top: str) -> bool:
+    """Whether ``path`` is a link to a folder inside ``top`` (the real folder being walked): that
+    folder is read under its own path, not again through the link."""
+    if not os.path.islink(path):
+        return False
+    return os.path.realpath(path).startswith(os.path.join(top, ""))
 
 
 def _loops_back(path: str, real_parent: str) -> bool:

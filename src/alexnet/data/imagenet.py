@@ -188,8 +188,10 @@ def load_class_names(root: str) -> dict[str, tuple[str, ...]] | None:
     for kit in (os.path.join(root, f"{DEVKIT}.tar.gz"), os.path.join(root, DEVKIT)):
         if os.path.exists(kit):
             return read_devkit(kit).words
-    # Kaggle's download keeps LOC_synset_mapping.txt three levels above ILSVRC/Data/CLS-LOC/
-    kaggle = [os.path.join(_up(root, n), "LOC_synset_mapping.txt") for n in (1, 2, 3)]
+    # Kaggle's download keeps LOC_synset_mapping.txt three levels above ILSVRC/Data/CLS-LOC/ (only
+    # there: a mapping above some other folder, an ImageNet subset's, would add classes it lacks)
+    parts = os.path.normpath(root).split(os.sep)
+    kaggle = [os.path.join(_up(root, 3), "LOC_synset_mapping.txt")] if parts[-3:] == ["ILSVRC", "Data", "CLS-LOC"] else []
     for p in [os.path.join(root, "LOC_synset_mapping.txt"), os.path.join(root, "synset_words.txt"), *kaggle]:
         if os.path.isfile(p):
             out = {}

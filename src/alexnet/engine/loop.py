@@ -171,6 +171,7 @@ class TrainLoop:
         self.sums: DeviceSums | None = None
         self.nan_at = 0
         self.first_step: int | None = None  # the global step this process started at (a resume's checkpoint)
+        self.first_time = 0.0  # and when
         self.end_step = 0  # the run's last step when it falls inside an epoch (--time-budget's plan); 0: none
 
     def on_stop_signal(self, signum, frame) -> None:
@@ -254,7 +255,7 @@ class TrainLoop:
         """Train from the current position to the end of the epoch. False if stopped early."""
         cfg, world, pos = self.cfg, self.world, self.pos
         if self.first_step is None:
-            self.first_step = pos.global_step
+            self.first_step, self.first_time = pos.global_step, time.time()
         batches = self._start_epoch()
         progress = EpochProgress(world, pos.epoch, cfg.epochs, pos.step_in_epoch, self.steps_per_epoch,
                                  cfg.print_freq)
@@ -350,7 +351,9 @@ class TrainLoop:
                           and getattr(self.model, "init_scheme", "") == "paper")
             kept = ((f"the last good checkpoint is kept: {self.checkpoints / 'last.pt'}")
                     if (self.checkpoints / "last.pt").exists() else "no checkpoint was written before it")
-            if self.cfg.resume and pos.global_step - (self.first_step or 0) <= self.steps_per_epoch:
+            last = self.checkpoints / "last.pt"
+            if (self.cfg.resume and pos.global_step - (self.first_step or 0) <= self.steps_per_epoch and last.exists()
+                    and last.stat().st_mtime < self.first_time):  # still the one resumed from
                 prev = self.checkpoints / "last.prev.pt"  # soon after a resume: the checkpoint may be what is wrong
                 kept += (f" (this process resumed from it {pos.global_step - self.first_step} steps ago: if it is "
                          f"damaged, {prev} holds the one before; move it to last.pt to resume from it)"

@@ -162,6 +162,10 @@ class MetricsLog:
         kept_as = None
         if damaged or not whole_header:  # what it held stays readable beside it: nothing is lost
             kept_as = self.path.with_name(self.path.name + ".damaged")
+            n = 1
+            while kept_as.exists():  # an earlier repair's copy stays too
+                n += 1
+                kept_as = self.path.with_name(f"{self.path.name}.damaged.{n}")
             atomic_write(kept_as, self.path.read_bytes())
         atomic_write(self.path, "\n".join(keep) + "\n")
         if kept_as is not None:

@@ -32,8 +32,15 @@ def _loops_back(path: str) -> bool:
     return parent == target or parent.startswith(os.path.join(target, ""))
 
 
-def _subfolders(base: str) -> Iterator[str]:
-    """``base`` and every folder below it, links followed except loops, hidden ones left out."""
+def _subfolders(base: str, seen: set[str], top: str | None = None) -> Iterator[str]:
+    """``base`` (``""``: the current folder) and every folder below it, hidden ones left out, links
+    followed but each real folder once (``seen``) and never a link into the tree itself (its
+    folder comes under its own path): a loop, or folders linking to each other, ends."""
+    real = os.path.realpath(base or ".")
+    top = real if top is None else top
+    if real in seen:
+        return
+    seen.add(real)
     yield base
     try:
         names = sorted(os.listdir(base or "."))
@@ -41,19 +48,34 @@ def _subfolders(base: str) -> Iterator[str]:
         return
     for name in names:
         p = os.path.join(base, name)
-        if not name.startswith(".") and os.path.isdir(p) and not _loops_back(p):
-            yield from _subfolders(p)
+        inside = os.path.islink(p) and os.path.realpath(p).startswith(os.path.join(top, ""))
+        if not name.startswith(".") and os.path.isdir(p) and not inside:
+            yield from _subfolders(p, seen, top)
 
 
 def _match(base: str, parts: Sequence[str]) -> Iterator[str]:
-    """The paths below ``base`` that match the pattern components ``parts`` (``**``: any depth)."""
+    """The paths below ``base`` (``""``: the current folder, named as glob names it: ``x.jpg``) that
+    match the pattern components ``parts`` (``**``: any depth; a last ``""``: folders only)."""
     if not parts:
-        yield base
+        if base:
+            yield base
         return
     part, rest = parts[0], parts[1:]
-    if part == "**":
-        for d in _subfolders(base):
-            yield from _match(d, rest)
+    if part == "":
+        if rest:
+            yield from _match(base, rest)  # a doubled slash
+        elif os.path.isdir(base or "."):
+            yield os.path.join(base, "")  # a trailing slash: the folder itself, as glob gives it
+    elif part == "**":
+        for d in _subfolders(base, set()):
+            if rest:
+                yield from _match(d, rest)
+                continue
+            if d:
+                yield d
+            for name in sorted(os.listdir(d or ".")) if os.path.isdir(d or ".") else ():
+                if not name.startswith(".") and not os.path.isdir(os.path.join(d, name)):
+                    yield os.path.join(d, name)  # `**` last: the files too, as glob's
     elif _is_glob(part):
         try:
             names = sorted(os.listdir(base or "."))
@@ -72,10 +94,12 @@ def _match(base: str, parts: Sequence[str]) -> Iterator[str]:
 
 
 def glob_paths(pattern: str) -> list[str]:
-    """The paths ``pattern`` matches, sorted, as ``glob.glob(pattern, recursive=True)`` but never
-    around a loop of links."""
-    head, parts = ("/", pattern.lstrip("/").split("/")) if pattern.startswith("/") else ("", pattern.split("/"))
-    return sorted(set(_match(head, [p for p in parts if p not in ("", ".")] or ["."])))
+    """The paths ``pattern`` matches, sorted, named as ``glob.glob(pattern, recursive=True)`` names
+    them (``./x/a.png`` for ``./x/*.png``), but each real folder visited once by ``**``: never round a
+    loop of links, nor back and forth between folders that link to each other."""
+    if pattern.startswith("/"):
+        return sorted(set(_match("/", pattern[1:].split("/"))))
+    return sorted(set(_match("", pattern.split("/"))))
 
 
 def expand_inputs(args: Sequence[str], extensions: Sequence[str] = IMG_EXTENSIONS) -> list[tuple[str, str | None]]:

@@ -224,6 +224,49 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
     if n < 1:
         raise UserError(f"num_classes must be at least 1, not {n}")
     check_model_kwargs(name, kwargs)
-    model = entry.fn(num_classes=n, **kwargs)
+    if not kwargs:
+        model = entry.fn(num_classes=n)
+    else:  # a value of the right type may still not make a network (groups=3, reduction=0): one line
+        with _refused_as(name, kwargs):
+            model = entry.fn(num_classes=n, **kwargs)
+        _dry_run(entry, name, n, kwargs)
     model.model_name = name  # type: ignore[attr-defined]
     return model
+
+
+_BUILD_ERRORS = (ValueError, TypeError, ZeroDivisionError, NotImplementedError, RuntimeError, AssertionError,
+                 AttributeError, IndexError)
+
+
+class _refused_as:
+    """Turn what a builder (or its network's forward pass) raises for ``kwargs`` into a one-line `UserError`."""
+
+    def __init__(self, name: str, kwargs: dict[str, Any]):
+        self.what = f"model {name} with " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, e, tb) -> bool:
+        if kind is not None and issubclass(kind, _BUILD_ERRORS) and not issubclass(kind, UserError):
+            text = " ".join(str(e).split()) or kind.__name__
+            raise UserError(f"{self.what}: not a network this builds ({text[:200]})") from None
+        return False
+
+
+def _dry_run(entry: _Entry, name: str, n: int, kwargs: dict[str, Any]) -> None:
+    """One training-mode forward pass of the network on PyTorch's meta device (shapes only, no
+    arithmetic) at the model's input size: arguments that build a network that cannot run
+    (``down_kernel=2``: shapes that do not add up) or whose output is not ``[batch, classes]``
+    logits (GoogLeNet's ``aux_logits=true``) are refused before a run starts, not at its first step."""
+    import torch
+
+    c, h, w = entry.cfg.input_size
+    c = int(kwargs.get("in_chans", kwargs.get("in_channels", c)))
+    with _refused_as(name, kwargs):
+        with torch.device("meta"):
+            net = entry.fn(num_classes=n, **kwargs).train()
+            out = net(torch.empty(2, c, h, w))
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"its training output is {got}, not [batch, {n}] logits")

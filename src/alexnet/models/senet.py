@@ -89,6 +89,9 @@ class SENet(nn.Module):
                  width_mult: tuple[int, int] = (1, 1), reduction: int = 16, deep_stem: bool = False,
                  down_kernel: int = 1, stride_in_1x1: bool = True, dropout: float = 0.0, in_chans: int = 3):
         super().__init__()
+        if len(depths) != 4 or min(depths) < 1 or len(width_mult) != 2 or min(width_mult) < 1 or reduction < 1:
+            raise ValueError("depths takes four block counts of 1 or more, width_mult two multiples of 1 or more, "
+                             "reduction 1 or more")
         if deep_stem:
             stem = [("conv1", nn.Conv2d(in_chans, 64, 3, stride=2, padding=1, bias=False)), ("bn1", nn.BatchNorm2d(64)),
                     ("relu1", nn.ReLU(inplace=True)),
@@ -147,7 +150,7 @@ _REF = "Hu, Shen & Sun, Squeeze-and-Excitation Networks, CVPR 2018"
     notes="ResNet-50 (stride in the first 1×1, as Caffe's) with a squeeze-and-excitation block in every bottleneck"),
     accepts=lambda: (SENet,))
 def se_resnet50(num_classes: int = 1000, **kwargs) -> nn.Module:
-    return SENet((3, 4, 6, 3), num_classes, **kwargs)
+    return SENet(kwargs.pop("depths", (3, 4, 6, 3)), num_classes, **kwargs)  # depths=3,4,23,3: SE-ResNet-101
 
 
 @register_model("senet154", ModelCfg(
@@ -159,4 +162,4 @@ def se_resnet50(num_classes: int = 1000, **kwargs) -> nn.Module:
 def senet154(num_classes: int = 1000, **kwargs) -> nn.Module:
     kwargs = {"groups": 64, "width_mult": (2, 4), "deep_stem": True, "down_kernel": 3, "stride_in_1x1": False,
               "dropout": 0.2, **kwargs}
-    return SENet((3, 8, 36, 3), num_classes, **kwargs)
+    return SENet(kwargs.pop("depths", (3, 8, 36, 3)), num_classes, **kwargs)
