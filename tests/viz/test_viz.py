@@ -340,3 +340,14 @@ def test_curves_short_legends_log_loss_and_visible_single_epoch(tmp_path, monkey
     assert styles == {"train": "-", "val": "--"}
     single = [ln for ln in ax_loss.lines if len(ln.get_xdata()) == 1]
     assert single and all(ln.get_marker() == "o" and ln.get_markersize() >= 5 for ln in single)
+
+def test_the_gates_of_squeeze_and_excitation_are_not_rows():
+    """SENet's se_module.fc1/fc2 act on 1×1 pooled maps: sampled rows would be flat squares."""
+    import torch
+
+    from alexnet.models import build_model
+    from alexnet.viz.activations import conv_layers
+
+    with torch.device("meta"):
+        names = [n for n, _ in conv_layers(build_model("se_resnet50"), max_layers=100)]
+    assert len(names) == 53 and not any("se_module" in n for n in names)  # ResNet-50's own 53 convolutions

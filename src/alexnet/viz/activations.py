@@ -22,8 +22,13 @@ MAX_LAYERS = 8  # deep nets (ResNet-50 has 53 convs) are sampled evenly down to 
 
 
 def conv_layers(model: nn.Module, max_layers: int = MAX_LAYERS) -> list[tuple[str, nn.Conv2d]]:
-    """``[(name, conv)]`` in forward order; at most ``max_layers``, evenly spaced, first and last kept."""
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    """``[(name, conv)]`` in forward order; at most ``max_layers``, evenly spaced, first and last kept.
+    Left out: the convolutions of a squeeze-and-excitation gate (SENet's ``se_module.fc1/fc2``, any
+    module that pools its input to 1×1 first), whose "maps" are one number a channel."""
+    gates = {n for n, m in model.named_modules()
+             if any(isinstance(c, nn.AdaptiveAvgPool2d) for c in m.children()) and m is not model}
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
+             and n.rpartition(".")[0] not in gates]
     if len(convs) > max_layers > 1:
         step = (len(convs) - 1) / (max_layers - 1)
         convs = [convs[round(i * step)] for i in range(max_layers)]
