@@ -23,24 +23,29 @@ def find_classes(directory: str) -> list[str]:
         raise UserError(f"{directory}: cannot list ({e.strerror})") from None
 
 
-def image_files(directory: str) -> Iterator[str]:
-    """Every image file under ``directory``, in the order of torchvision's ``make_dataset``
-    (``os.walk`` sorted, links followed, an image extension in any case), less what is hidden: a
-    file or folder whose name starts with ``.`` (macOS's ``._photo.jpg`` twins, ``.thumbnails/``),
-    a link back to a folder above it (a loop, which would repeat every image below it), a link to
-    a folder inside ``directory`` (read under its own path), and a folder reached a second time
-    through links from outside: each real folder is read once."""
-    tree, seen, top = [], set(), os.path.realpath(directory)
+def walk_folders(directory: str) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, file names)`` under ``directory`` as ``os.walk`` gives them, links followed, less
+    what is hidden (a folder whose name starts with ``.``: ``.thumbnails/``), a link back to a
+    folder above (a loop, which would repeat every image below it), a link to a folder inside
+    ``directory`` (read under its own path), and a folder reached a second time through links from
+    outside: each real folder once, so folders that link to each other end."""
+    seen, top = set(), os.path.realpath(directory)
     for root, dirs, fnames in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
-        if real in seen:  # a folder reached again through another link: its images are listed once
+        if real in seen:  # a folder reached again through another link: listed once
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)
-                         and not _links_within(os.path.join(root, d), top))
-        tree.append((root, fnames))
-    for root, fnames in sorted(tree):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not loops_back(os.path.join(root, d), real)
+                         and not links_within(os.path.join(root, d), top))
+        yield root, fnames
+
+
+def image_files(directory: str) -> Iterator[str]:
+    """Every image file under ``directory`` (`walk_folders`), in the order of torchvision's
+    ``make_dataset`` (folders sorted, an image extension in any case), less hidden files (macOS's
+    ``._photo.jpg`` twins)."""
+    for root, fnames in sorted(walk_folders(directory)):
         for fname in sorted(fnames):
             if not fname.startswith(".") and fname.lower().endswith(IMG_EXTENSIONS):
                 yield os.path.join(root, fname)
@@ -55,15 +60,7 @@ def ignored_files(directory: str) -> dict[str, int]:
     files and `NOT_PHOTOS` are not counted. What ``data check`` tells, so a folder of phone photos
     in a format not read does not vanish without a word."""
     counts: dict[str, int] = {}
-    seen, top = set(), os.path.realpath(directory)
-    for root, dirs, fnames in os.walk(directory, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _loops_back(os.path.join(root, d), real)
-                         and not _links_within(os.path.join(root, d), top))
+    for _, fnames in walk_folders(directory):
         for f in fnames:
             if not f.startswith(".") and f.lower() not in NOT_PHOTOS and not f.lower().endswith(IMG_EXTENSIONS):
                 ext = os.path.splitext(f)[1].lower()
@@ -71,16 +68,14 @@ def ignored_files(directory: str) -> dict[str, int]:
     return counts
 
 
-def _links_within(path: str, top: str) -> bool:
+def links_within(path: str, top: str) -> bool:
     """Whether ``path`` is a link to a folder inside ``top`` (the real folder being walked): that
     folder is read under its own path, not again through the link."""
-    if not os.path.islink(path):
-        return False
-    return os.path.realpath(path).startswith(os.path.join(top, ""))
+    return os.path.islink(path) and os.path.realpath(path).startswith(os.path.join(top, ""))
 
 
-def _loops_back(path: str, real_parent: str) -> bool:
-    """Whether ``path`` is a link to its own folder or to one above it."""
+def loops_back(path: str, real_parent: str) -> bool:
+    """Whether ``path`` is a link to its own folder (``real_parent``, real) or to one above it."""
     if not os.path.islink(path):
         return False
     target = os.path.realpath(path)

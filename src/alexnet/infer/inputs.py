@@ -15,7 +15,7 @@ import re
 from typing import Iterator, Sequence
 
 from ..data.base import IMG_EXTENSIONS
-from ..data.folders import image_files
+from ..data.folders import image_files, links_within, loops_back
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -25,11 +25,7 @@ def _is_glob(s: str) -> bool:
 
 
 def _loops_back(path: str) -> bool:
-    """Whether ``path`` is a link to its own folder or to one above it."""
-    if not os.path.islink(path):
-        return False
-    parent, target = os.path.realpath(os.path.dirname(path) or "."), os.path.realpath(path)
-    return parent == target or parent.startswith(os.path.join(target, ""))
+    return loops_back(path, os.path.realpath(os.path.dirname(path) or "."))
 
 
 def _subfolders(base: str, seen: set[str], top: str | None = None) -> Iterator[str]:
@@ -48,8 +44,7 @@ def _subfolders(base: str, seen: set[str], top: str | None = None) -> Iterator[s
         return
     for name in names:
         p = os.path.join(base, name)
-        inside = os.path.islink(p) and os.path.realpath(p).startswith(os.path.join(top, ""))
-        if not name.startswith(".") and os.path.isdir(p) and not inside:
+        if not name.startswith(".") and os.path.isdir(p) and not links_within(p, top):
             yield from _subfolders(p, seen, top)
 
 

@@ -7,10 +7,11 @@ evaluate and predict can never disagree on preprocessing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch.nn as nn
 
@@ -238,20 +239,17 @@ _BUILD_ERRORS = (ValueError, TypeError, ZeroDivisionError, NotImplementedError, 
                  AttributeError, IndexError)
 
 
-class _refused_as:
+@contextlib.contextmanager
+def _refused_as(name: str, kwargs: dict[str, Any]) -> Iterator[None]:
     """Turn what a builder (or its network's forward pass) raises for ``kwargs`` into a one-line `UserError`."""
-
-    def __init__(self, name: str, kwargs: dict[str, Any]):
-        self.what = f"model {name} with " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, e, tb) -> bool:
-        if kind is not None and issubclass(kind, _BUILD_ERRORS) and not issubclass(kind, UserError):
-            text = " ".join(str(e).split()) or kind.__name__
-            raise UserError(f"{self.what}: not a network this builds ({text[:200]})") from None
-        return False
+    try:
+        yield
+    except UserError:
+        raise
+    except _BUILD_ERRORS as e:
+        what = f"model {name} with " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise UserError(f"{what}: not a network this builds ({text[:200]})") from None
 
 
 def _dry_run(entry: _Entry, name: str, n: int, kwargs: dict[str, Any]) -> None:
