@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import subprocess
 import tempfile
 import time
@@ -74,3 +75,29 @@ def run_logged(cmd: list[str], env: dict[str, str], timeout: float = 240, **kw) 
                         f"stderr ended:\n{err.read()[-8000:]}")
         out.seek(0), err.seek(0)
         return subprocess.CompletedProcess(cmd, rc, out.read(), err.read())
+
+
+def _rank_then_leave(rank: int, fn, args: tuple) -> None:
+    """Run one rank's ``fn``, then leave without the interpreter's teardown: now and then a spawned
+    gloo rank aborted there, after its work and files were done (SIGABRT, "terminate called without
+    an active exception", no Python frame: a C++ thread of the process group still joinable at
+    static destruction). ``python -m alexnet`` leaves the same way under torchrun. A failure still
+    fails: its traceback is printed and the rank exits 1."""
+    import traceback
+
+    rc = 0
+    try:
+        fn(rank, *args)
+    except BaseException:  # noqa: BLE001 - reported, then the rank's exit code says it
+        traceback.print_exc()
+        rc = 1
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(rc)
+
+
+def spawn_ranks(fn, nprocs: int, args: tuple = ()) -> None:
+    """``torch.multiprocessing`` spawns ``fn(rank, *args)`` in ``nprocs`` processes and waits; a
+    rank that fails fails the call."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_rank_then_leave, args=(fn, args), nprocs=nprocs, join=True, start_method="spawn")

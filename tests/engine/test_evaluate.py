@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from subproc import spawn_ranks
 from torch import nn
 
 from alexnet.cli import main
@@ -183,16 +184,13 @@ def _gloo_evaluate(rank: int, world: int, init: str, shards: list, out: str) -> 
 def test_distributed_evaluation_sums_shards_that_differ(tmp_path):
     """Two gloo processes evaluate different shards (different sizes, images, labels and bad
     files): every process reports the whole set's numbers, equal to one process evaluating it all."""
-    import torch.multiprocessing as mp
-
     g = torch.Generator().manual_seed(1)
     images = torch.randint(0, 256, (13, 1, 28, 28), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 3, (13,), generator=g)
     shards = [(images[:9], labels[:9], [("x.jpg", "empty file"), ("x.jpg", "empty file")]),
               (images[9:], labels[9:], [("y.jpg", "not an image"), ("z.jpg", "truncated JPEG")])]
     out = str(tmp_path / "res")
-    mp.start_processes(_gloo_evaluate, args=(2, f"file://{tmp_path / 'rdzv'}", shards, out), nprocs=2,
-                       join=True, start_method="spawn")
+    spawn_ranks(_gloo_evaluate, 2, (2, f"file://{tmp_path / 'rdzv'}", shards, out))
     torch.manual_seed(0)
     model = build_model("alexnet-mnist", num_classes=3, width=0.25, fc_width=32)
     one = evaluate(model, [(images, labels, [])], Identity(), Precision(None, False, ""), torch.device("cpu")).to_dict()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from subproc import spawn_ranks
 
 import alexnet.core.device as dev
 import alexnet.engine.precision as prec
@@ -128,19 +128,10 @@ def _ddp_rank(rank: int, world: int, port: str, out: str) -> None:
         del t  # as fit() does: the DDP model lets go of the process group before it is destroyed
     finally:
         shutdown()
-    # Now and then (about 1 in 4 here) a spawned rank aborted at interpreter teardown, after its work
-    # and result file were done ("terminate called without an active exception", no Python frame):
-    # a C++ thread torch leaves for static destruction. The CLI's torchrun runs have not shown it.
-    # Leave without running those destructors, so the test judges the run, not the teardown.
-    sys.stdout.flush(), sys.stderr.flush()
-    os._exit(0)
 
 
 def test_every_rank_uses_rank_0s_precision(tmp_path):
-    import torch.multiprocessing as mp
-
-    rdzv = str(tmp_path / "rdzv")
-    mp.start_processes(_ddp_rank, args=(2, rdzv, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    spawn_ranks(_ddp_rank, 2, (2, str(tmp_path / "rdzv"), str(tmp_path)))
     got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [g["precision"] for g in got] == ["bf16", "bf16"]
     assert got[0]["measured"] == [0] and got[1]["measured"] == []  # only rank 0 measured
