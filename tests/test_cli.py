@@ -99,3 +99,20 @@ def test_the_console_script_exits_without_collecting_what_is_still_alive(monkeyp
         gc.unfreeze()
     scripts = [line.strip() for line in open(Path(__file__).parents[1] / "pyproject.toml") if "alexnet.cli:" in line]
     assert scripts == ['alexnet = "alexnet.cli:entry"']
+
+
+@pytest.mark.parametrize("world,leaves", [("2", True), ("1", False), ("", False), ("x", False)])
+def test_a_torchrun_rank_leaves_without_the_interpreters_teardown(monkeypatch, world, leaves):
+    """Under torchrun (WORLD_SIZE > 1) the console script and ``python -m alexnet`` leave by
+    ``os._exit`` with main's code, as a rank's teardown could abort a finished run; alone, they return."""
+    from alexnet import cli
+
+    left: list[int] = []
+    monkeypatch.setattr(cli, "main", lambda argv=None: 3)
+    monkeypatch.setattr(cli.os, "_exit", left.append)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    try:
+        assert cli.entry() == 3
+    finally:
+        gc.unfreeze()
+    assert left == ([3] if leaves else [])

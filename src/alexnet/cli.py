@@ -199,9 +199,20 @@ def entry() -> int:
     returns; the standard streams are still flushed and ``atexit`` handlers (data-loader workers,
     process groups) still run: `gc.freeze` only spares the collector its walk over every object
     still alive. Not in `main` itself: a process that calls it many times (the tests, a notebook)
-    keeps collecting its garbage."""
+    keeps collecting its garbage.
+
+    A process of a distributed run (``torchrun -m alexnet``, or ``torchrun --no-python alexnet``)
+    leaves here without the interpreter's teardown: now and then a C++ thread of the process group,
+    still joinable at static destruction, aborted a rank that had finished its work and written every
+    file (SIGABRT, "terminate called without an active exception"), and torchrun then reported the
+    whole run failed."""
     rc = main()
     gc.freeze()
+    world = os.environ.get("WORLD_SIZE", "").strip()
+    if world.isdigit() and int(world) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
     return rc
 
 
