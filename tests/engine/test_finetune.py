@@ -125,6 +125,29 @@ def test_freeze_names_paper_layers_on_owt():
         freeze(build_model("alexnet-owt", num_classes=3), "fc9")
 
 
+def test_freeze_on_the_two_tower_network_follows_the_forward_not_the_registration():
+    """Both towers' conv3 are one layer: --freeze conv3 freezes conv1–conv3 of both towers and
+    nothing after (registration order, all of tower 1 first, froze tower 1 only)."""
+    m = build_model("alexnet", num_classes=3, towers=2, width=0.125, fc_width=32)
+    freeze(m, "conv3")
+    trains = {n.rsplit(".", 1)[0] for n, p in m.named_parameters() if p.requires_grad}
+    assert trains == {f"tower{i}.conv{k}" for i in (1, 2) for k in (4, 5)} | {"fc6.0", "fc6.1", "fc7.0", "fc7.1", "fc8"}
+
+
+@pytest.mark.parametrize("model,layer,says", [
+    ("resnet18", "conv2", "more than one layer is named so (layer1.0.conv2"),  # one per block
+    ("resnet18", "conv5", "not laid out as AlexNet (20 convolutions, 1 linear layer)"),  # was layer1.1.conv2
+    ("vgg16", "fc7", "not laid out as AlexNet"),
+    ("resnet18", "layer9", "no such layer (try conv1, bn1"),
+])
+def test_freeze_refuses_a_name_that_means_no_one_layer(model, layer, says):
+    with pytest.raises(UserError) as e:
+        freeze(build_model(model, num_classes=3), layer)
+    assert says in str(e.value)
+    assert "(try" not in str(e.value) or "conv1…conv5" not in str(e.value)  # not offered where they mean nothing
+    assert freeze(build_model("resnet18", num_classes=3), "layer1.0.conv2").layer == "layer1.0.conv2"
+
+
 def test_torchvision_state_dict_loads_into_owt_with_new_head():
     import torchvision
 

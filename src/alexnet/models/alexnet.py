@@ -183,6 +183,17 @@ class AlexNetTowers(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc8(self.drop7(self.forward_features(x)))
 
+    def leaf_order(self) -> list[str]:
+        """The leaf modules' names in the order `forward` first runs them (layer by layer, both
+        towers at each), not the order they were registered in (all of tower 1, then tower 2):
+        what "this layer and everything before it" (``--freeze``) follows."""
+        order = []
+        for k in range(1, 6):
+            order += [f"tower{i}.conv{k}" for i in (1, 2)]
+            if k == 1:
+                order += [f"tower{i}.{m}" for i in (1, 2) for m in ("lrn", "pool")]
+        return order + ["fc6.0", "fc6.1", "drop6", "fc7.0", "fc7.1", "drop7", "fc8"]
+
     @torch.no_grad()
     def load_grouped(self, sd: dict[str, torch.Tensor]) -> None:
         """Copy the weights of a grouped `AlexNet` state_dict into the two towers."""

@@ -217,31 +217,58 @@ def load_pretrained(model: nn.Module, spec: str, model_name: str | None = None,
 # ------------------------------------------------------------------------------ freezing
 
 def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    """The modules without children, in forward order: registration order, which is forward order
+    for every model here but the two-tower AlexNet, which gives its own (``leaf_order``)."""
+    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    order = getattr(model, "leaf_order", None)
+    if callable(order):
+        rank = {n: i for i, n in enumerate(order())}
+        leaves.sort(key=lambda nm: rank.get(nm[0], len(rank)))
+    return leaves
 
 
 def find_layer(model: nn.Module, layer: str) -> str:
     """The qualified module name ``layer`` means in ``model``: an exact name (``features``,
-    ``features.8``, ``layer3``), a last component (``fc7``, ``conv3``), or the paper's names on
-    networks without them (``conv<k>`` = the k-th convolution, ``fc<5+k>`` = the k-th linear layer)."""
+    ``features.8``, ``layer3``), a last component that only one module has (``fc7``, ``conv3``), or,
+    on networks laid out as AlexNet (five convolutions, three linear layers) without those names,
+    the paper's (``conv<k>`` = the k-th convolution, ``fc<5+k>`` = the k-th linear layer). A last
+    component that many modules have (ResNet's ``bn1``) is refused with them listed, as are the
+    paper's names on other networks, where "the third convolution" names nothing a person means."""
+    import re
+
     names = dict(model.named_modules())
     if layer in names and layer:
         return layer
     ends = [n for n in names if n.split(".")[-1] == layer]
     if len(ends) == 1:
         return ends[0]
-    import re
-
+    leaves = _leaf_modules(model)
+    if len(ends) > 1:
+        with_params = [n for n, mod in leaves if any(True for _ in mod.parameters(recurse=False))]
+        at = sorted(with_params.index(n) for n in ends if n in with_params)
+        if len(at) == len(ends) and at[-1] - at[0] == len(at) - 1:
+            return with_params[at[-1]]  # one layer run side by side (the two towers' conv3): the last
+        shown = ", ".join(ends[:4]) + (f", … ({len(ends)} in all)" if len(ends) > 4 else "")
+        raise UserError(f"--freeze {layer}: more than one layer is named so ({shown}); give the whole "
+                        f"name of the last one to freeze, e.g. --freeze {ends[-1]}")
+    convs = [n for n, mod in leaves if isinstance(mod, nn.Conv2d)]
+    linears = [n for n, mod in leaves if isinstance(mod, nn.Linear)]
+    alexnet_like = len(convs) == 5 and len(linears) == 3
+    tops = ", ".join(n for n in names if n and "." not in n)
     m = re.fullmatch(r"(conv|fc)(\d+)", layer)
-    if m:
-        kind = nn.Conv2d if m.group(1) == "conv" else nn.Linear
-        k = int(m.group(2)) - (1 if kind is nn.Conv2d else 6)
-        of_kind = [n for n, mod in _leaf_modules(model) if isinstance(mod, kind)]
+    if m and alexnet_like:
+        k = int(m.group(2)) - (1 if m.group(1) == "conv" else 6)
+        of_kind = convs if m.group(1) == "conv" else linears
         if 0 <= k < len(of_kind):
             return of_kind[k]
-    tops = [n for n in names if n and "." not in n]
-    raise UserError(f"--freeze {layer}: no such layer (try {', '.join(tops)}, conv1…conv5, fc6, fc7, "
-                    f"or a module name from `alexnet summary MODEL`)")
+    elif m:
+        raise UserError(f"--freeze {layer}: the paper's layer names (conv1…conv5, fc6, fc7) are AlexNet's, "
+                        f"and this network is not laid out as AlexNet ({len(convs)} convolutions, "
+                        f"{len(linears)} linear layer{'s' if len(linears) != 1 else ''}); give a module name ({tops}, or one from "
+                        f"`alexnet summary MODEL`)")
+    paper = "conv1…conv5, fc6, fc7, " if alexnet_like else ""
+    raise UserError(f"--freeze {layer}: no such layer (try {tops}, {paper}or a module name from "
+                    f"`alexnet summary MODEL`)")
 
 
 @dataclass
@@ -259,8 +286,7 @@ class Frozen:
 
 
 def freeze(model: nn.Module, layer: str) -> Frozen:
-    """Freeze ``layer`` and everything before it (registration order, which is forward order for
-    every model here), with the batch norm that normalises its output when one follows it next (a
+    """Freeze ``layer`` and everything before it (in forward order, `_leaf_modules`), with the batch norm that normalises its output when one follows it next (a
     convolution's block: ``conv3`` with ``bn3``), so that the frozen part's output stays as loaded:
     ``requires_grad=False``; batch norm and dropout there run in eval mode."""
     target = find_layer(model, layer)
