@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ema_measure import T975, run as timed_run, t_interval  # noqa: E402 — the sibling tool's timed, locked run
+from ema_measure import run as timed_run, t975, t_interval  # noqa: E402 — the sibling tool's timed, locked run
 
 REFERENCE = "airbench"
 COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every arm scores all three ways
@@ -293,16 +293,19 @@ def flips(seeds: dict) -> list[float]:
 
 
 def welch(a: list[float], b: list[float]) -> dict:
-    """mean(a) − mean(b) and its 95 % Welch interval (unequal variances; the t quantile at the Welch–Satterthwaite
-    degrees of freedom rounded down, so the interval errs wide); for two sets of runs that share no seeds."""
+    """mean(a) − mean(b) and its 95 % Welch interval (unequal variances, the t quantile at the Welch–Satterthwaite
+    degrees of freedom, as `alexnet.experiments.verdict.compare`); for two sets of runs that share no seeds.
+    No interval (nan) with one run on a side, or no spread on either."""
     ma, mb = sum(a) / len(a), sum(b) / len(b)
     if min(len(a), len(b)) < 2:
         return {"n": [len(a), len(b)], "mean": ma - mb, "half_width": math.nan, "low": math.nan, "high": math.nan}
     va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
     vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0) or 1e-300)
-    h = T975[max(1, min(10, int(df)))] * se
+    if se == 0:
+        return {"n": [len(a), len(b)], "mean": ma - mb, "half_width": math.nan, "low": math.nan, "high": math.nan}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    h = t975(df) * se
     return {"n": [len(a), len(b)], "mean": ma - mb, "df": df, "half_width": h, "low": ma - mb - h, "high": ma - mb + h}
 
 

@@ -9,7 +9,7 @@ the run has the cores to itself), then records ``output.txt`` (the console) and 
 ``summarize`` reads every ``RUNS_DIR/<recipe>-s<seed>/metrics.csv`` and writes, per recipe, the
 last epoch's and the best epoch's validation top-1 of the raw weights and of their EMA, their
 paired differences (EMA − raw) over the seeds, and a 95 % Student-t interval of the mean
-difference. Plain Python (no torch).
+difference. Plain Python and scipy (no torch).
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-# two-sided 95 % quantiles of Student's t by degrees of freedom (scipy.stats.t.ppf(0.975, df))
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+def t975(df: float) -> float:
+    """The two-sided 95 % quantile of Student's t at ``df`` degrees of freedom, whole or not (the
+    same as `alexnet.experiments.verdict`, whose rule these tools follow)."""
+    from scipy.stats import t  # scikit-learn's dependency, so always installed with the project
+
+    return float(t.ppf(0.975, df))
 
 
 def machine() -> dict:
@@ -70,19 +74,20 @@ def run(out: Path, name: str, cmd: list[str]) -> int:
 
 
 def t_interval(diffs: list[float]) -> dict:
-    """Mean of ``diffs`` and its 95 % Student-t interval (nan half-width with one value)."""
+    """Mean of ``diffs`` and its 95 % Student-t interval (nan half-width with one value, or when
+    every value is the same: no spread to take an interval from, as `alexnet.experiments.verdict`)."""
     n = len(diffs)
     m = sum(diffs) / n
     if n < 2:
         return {"n": n, "mean": m, "half_width": math.nan, "low": math.nan, "high": math.nan, "sd": math.nan}
     sd = math.sqrt(sum((d - m) ** 2 for d in diffs) / (n - 1))
-    h = T975[n - 1] * sd / math.sqrt(n)
+    h = t975(n - 1) * sd / math.sqrt(n) if sd > 0 else math.nan
     return {"n": n, "mean": m, "sd": sd, "half_width": h, "low": m - h, "high": m + h}
 
 
 def verdict(ci: dict) -> str:
     if math.isnan(ci["half_width"]):
-        return "one seed: no interval"
+        return "one seed: no interval" if ci["n"] < 2 else "no spread over the seeds: no interval"
     if ci["low"] > 0:
         return "the EMA is better (the 95 % interval excludes 0)"
     if ci["high"] < 0:

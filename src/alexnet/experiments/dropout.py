@@ -19,7 +19,7 @@ batches):
   raw minimum is one lucky epoch, and "within half a point of it" can land anywhere on a plateau.)
   A run still improving at its end (its best smoothed error reached in the last `LATE` epochs
   by more than `WITHIN` points) has not converged: its figure is a lower bound, and the verdict
-  says so. The ratio dropout / no dropout (`verdict.ratio_interval`) is compared with the paper's
+  says so. The ratio dropout / no dropout (`verdict.ratio_interval`, paired by seed) is compared with the paper's
   "roughly doubles" (2×).
 
 The rate is the paper's 0.01 (§5), held constant: under a schedule that anneals the rate by a
@@ -122,7 +122,8 @@ def _iterations(on: list[RunResult], off: list[RunResult], excluded: tuple[str, 
     c = compare({r.seed: epochs_to_converge(r) for r in off}, {r.seed: epochs_to_converge(r) for r in on}, paired=True,
                 unit="epochs", excluded=excluded,
                 what="dropout increases the epochs needed to converge")
-    ratio, lo, hi = ratio_interval([epochs_to_converge(r) for r in on], [epochs_to_converge(r) for r in off])
+    ratio, lo, hi = ratio_interval({r.seed: epochs_to_converge(r) for r in on},
+                                   {r.seed: epochs_to_converge(r) for r in off}, paired=True)
     text = c.text
     if not math.isnan(lo):
         where = ("inside" if lo <= PAPER_ITER_RATIO <= hi else "above" if hi < PAPER_ITER_RATIO else "below")

@@ -12,7 +12,9 @@ usual one, and nothing looser:
   lies on the other side, **inconclusive** otherwise, with the smallest effect these seeds could
   have detected (80 % power at the 5 % level: ``(t₀.₉₇₅ + t₀.₈₀) × standard error``);
 - a run that diverged or was unstable is never averaged in: the caller leaves it out and names it
-  (`excluded`), and with fewer than two usable runs per arm there is no interval and no verdict.
+  (`excluded`), and with fewer than two usable runs per arm there is no interval and no verdict;
+- with fewer than three (seed pairs, or runs on a side) the interval is given but the verdict stays
+  *inconclusive*: two seeds are not enough to call a difference.
 
 With no real effect the rule says *reproduces* in 2.5 % of experiments (half of the 5 % outside
 the interval); tests/experiments/test_verdict.py checks that by simulation, and that a real effect
@@ -27,6 +29,7 @@ from typing import Mapping
 
 VERDICTS = ("reproduces", "contradicts", "inconclusive")
 LEVEL = 0.95  # two-sided confidence of the interval
+MIN_RUNS = 3  # per arm (paired: seed pairs) before an interval may give a verdict
 POWER = 0.80  # of the smallest detectable effect
 
 
@@ -85,6 +88,9 @@ class Comparison:
                     f"in coarse steps?), so no interval; more seeds or more validation images ({num})")
         if math.isnan(self.low):
             return f"inconclusive: {self.what}? too few usable runs for an interval ({num})"
+        if min(self.n) < MIN_RUNS:
+            return (f"inconclusive: {self.what}? ({num}); a verdict takes at least {MIN_RUNS} "
+                    f"{'seed pairs' if self.paired else 'runs an arm'}")
         return (f"inconclusive: {self.what}? ({num}); the smallest effect these runs could detect is "
                 f"{self.mde:.2f}{u}")
 
@@ -143,6 +149,8 @@ def compare(paper: Mapping[int, float], other: Mapping[int, float], *, what: str
     mde = (t_quantile(0.5 + LEVEL / 2, df) + t_quantile(POWER, df)) * se
     low, high = diff - half, diff + half
     verdict = "reproduces" if low > 0 else "contradicts" if high < 0 else "inconclusive"
+    if min(n) < MIN_RUNS:
+        verdict = "inconclusive"
     return Comparison(what, unit, diff, low, high, n, paired, df, mde, verdict, tuple(excluded))
 
 
@@ -156,13 +164,17 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def ratio_interval(num: list[float], den: list[float]) -> tuple[float, float, float]:
+def ratio_interval(num: Mapping[int, float] | list[float], den: Mapping[int, float] | list[float],
+                   paired: bool = False) -> tuple[float, float, float]:
     """The ratio of two positive measures (e.g. one arm's epochs to a target error over
-    another's) as the ratio of their geometric means, with a 95 % interval from Welch's interval of
-    the difference of their logarithms. nan bounds with fewer than two values on a side."""
-    a = {i: math.log(x) for i, x in enumerate(num) if x and x > 0 and math.isfinite(x)}
-    b = {i: math.log(x) for i, x in enumerate(den) if x and x > 0 and math.isfinite(x)}
-    c = compare(b, a, what="", paired=False, unit="")  # diff = mean(log num) − mean(log den)
+    another's) as the ratio of their geometric means, with a 95 % interval from the interval of the
+    difference of their logarithms: paired by seed (``num`` and ``den`` map seed → measure, as the
+    comparison beside it pairs them) or Welch's. nan bounds with fewer than two values on a side."""
+    def logs(xs: Mapping[int, float] | list[float]) -> dict[int, float]:
+        items = xs.items() if isinstance(xs, Mapping) else enumerate(xs)
+        return {k: math.log(x) for k, x in items if x and x > 0 and math.isfinite(x)}
+
+    c = compare(logs(den), logs(num), what="", paired=paired, unit="")  # diff = mean(log num) − mean(log den)
     est = math.exp(c.diff) if not math.isnan(c.diff) else math.nan
     if math.isnan(c.low):
         return est, math.nan, math.nan
