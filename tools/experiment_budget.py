@@ -13,7 +13,9 @@ records the epoch's time (training and validation, from metrics.csv), the run's 
 runs of every experiment at its default scale and the hours each adds, from the epoch times in
 ``alexnet.experiments.setups.EPOCH_SECONDS`` (copied there from ``measure``; a test keeps the two
 equal). ``measured``: the hours the committed records (docs/experiments/NAME.json) actually took,
-beside the plan's, from each run's recorded wall time (training and its extra evaluations; a run
+beside the plan's, from each run's recorded wall time (training and its extra evaluations; for a
+run resumed after an interruption at least its epochs' times, `alexnet.experiments.output.run_wall_s`,
+so those hours are a lower bound by the start-up of the interrupted processes; a run
 shared by several experiments counted once, at the first that trains it, as the plan counts it;
 an extra evaluation a later experiment adds to it, at that experiment).
 CIFAR-10 is not shipped: get it yourself (docs/cifar10.md).
@@ -87,12 +89,13 @@ def measured(records_dir: Path, planned: dict) -> dict:
         if not path.is_file():
             continue
         rec = json.loads(path.read_text())
-        own, added, timed = 0, 0.0, 0
+        own, added, timed, resumed = 0, 0.0, 0, 0
         for run in rec["runs"]:
             key, wall = Path(run["run_dir"]).name, run.get("wall_s")
             if key not in counted:
                 own += 1
                 timed += wall is not None
+                resumed += bool(run.get("resumed"))
             if wall is not None and wall > counted.get(key, 0.0):  # new, or an extra evaluation since
                 added += wall - counted.get(key, 0.0)
                 counted[key] = wall
@@ -101,6 +104,7 @@ def measured(records_dir: Path, planned: dict) -> dict:
         machines.add(rec.get("machine", ""))
         rows.append({"experiment": name, "planned hours": hours.get(name),
                      "measured hours": round(added / 3600, 2), "runs trained": own, "with a wall time": timed,
+                     "resumed": resumed,
                      "precision": ", ".join(sorted(precisions)),
                      "scale": "default" if not rec.get("fast") and rec["scale"].get("train_subset") == 0 else "reduced"})
     return {"rows": rows, "total_hours": round(seconds / 3600, 1),

@@ -84,6 +84,12 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
     assert "4 runs: 1 cached, 0 interrupted (resume), 3 new" in killed.stdout
     stopped = [d for d in (out / "runs").iterdir() if d.is_dir() and not (d / "result.json").exists()]
     assert len(stopped) == 1 and len(_metrics(stopped[0])) == 1  # one epoch done, checkpointed
+    # the killed process's epoch, made long: the resumed run's wall time must count it
+    text = (stopped[0] / "metrics.csv").read_text()
+    head, row = text.splitlines()[:2]
+    cells = row.split(",")
+    cells[head.split(",").index("time")] = "1000.0"
+    (stopped[0] / "metrics.csv").write_text(head + "\n" + ",".join(cells) + "\n")
     epoch1 = _metrics(stopped[0])[0]
 
     from alexnet import engine
@@ -98,9 +104,9 @@ def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_ru
     assert any("(cached)" in s and base in s for s in lines)
     assert _metrics(stopped[0])[0] == epoch1 and len(_metrics(stopped[0])) == FAST_SCALE.epochs  # continued
     result = json.loads((stopped[0] / "result.json").read_text())
-    assert result["resumed"] is True and result["wall_s"] > 0 and result["machine"]
+    assert result["resumed"] is True and result["wall_s"] > 1000.0 and result["machine"]  # both parts
     for r in rec["runs"]:
-        assert r["run_dir"] != str(stopped[0]) or len(r["epochs"]) == FAST_SCALE.epochs
+        assert r["run_dir"] != str(stopped[0]) or (len(r["epochs"]) == FAST_SCALE.epochs and r["resumed"])
 
 
 def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(monkeypatch):
@@ -150,3 +156,15 @@ def test_measured_hours_count_a_shared_run_once_and_a_later_extra_evaluation_whe
 def test_the_committed_measured_hours_are_those_of_the_committed_records(monkeypatch):
     budget = json.loads(BUDGET.read_text())
     assert budget["measured"] == _budget_tool(monkeypatch).measured(BUDGET.parent, budget["plan"])
+
+
+def test_a_resumed_runs_time_is_at_least_its_epochs():
+    """Records made before a resume counted the part done ahead of it kept only the resumed part's
+    wall time: such a run counts at least its epochs' times; any other run its recorded time."""
+    from alexnet.experiments.output import run_wall_s
+    from alexnet.experiments.runs import RunResult
+
+    epochs = [{"time": 300.0}, {"time": 300.0}]
+    assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=200.0, resumed=True)) == 600.0
+    assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=700.0, resumed=True)) == 700.0
+    assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=200.0)) == 200.0

@@ -51,9 +51,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def run_wall_s(r: RunResult) -> float:
     """A run's wall time: its measured ``wall_s`` where the run recorded one, else the sum of its
-    epochs' times (which leaves out start-up and evaluation)."""
+    epochs' times (which leaves out start-up and evaluation). For a resumed run at least the sum of
+    its epochs' times: runs recorded before the part done ahead of the interruption was added to
+    ``wall_s`` recorded only the resumed part."""
     w = getattr(r, "wall_s", None) or r.extra.get("wall_s")
-    return float(w) if w else r.seconds
+    if not w:
+        return r.seconds
+    return max(float(w), r.seconds) if r.resumed else float(w)
 
 
 def precision_of(results: list[RunResult]) -> str | None:
@@ -195,7 +199,11 @@ def section_md(record: dict[str, Any], shared: dict[str, int] | None = None, ima
     made = f"Made by: `{record['command']}` on {record['machine']}"
     made += f"; precision {record['precision']}" if record.get("precision") else "; precision not recorded"
     if record.get("wall_s") is not None:
-        made += f"; {record['wall_s'] / 60:.1f} min of training over {len(record['runs'])} runs"
+        resumed = sum(1 for r in record["runs"] if r.get("resumed"))
+        made += (f"; {'at least ' if resumed else ''}{record['wall_s'] / 60:.1f} min of training over "
+                 f"{len(record['runs'])} runs" + (f" ({resumed} resumed after an interruption: the start-up of "
+                                                  f"{'its' if resumed == 1 else 'their'} first process not counted)"
+                                                  if resumed else ""))
     made += f"; {record['date']}." if record.get("date") else "."
     md += ["", f"![{name}]({image_prefix}{name}.png)", "", made, ""]
     return "\n".join(md)

@@ -42,7 +42,8 @@ def results_of(record: dict[str, Any]) -> list[RunResult]:
     out = []
     for d in record["runs"]:
         r = RunResult(d["arm"], d["seed"], d["run_dir"], d["epochs"], d.get("extra", {}), cached=True,
-                      precision=d.get("precision", ""), num_classes=d.get("num_classes", 10))
+                      precision=d.get("precision", ""), num_classes=d.get("num_classes", 10),
+                      resumed=bool(d.get("resumed")))
         if d.get("wall_s") is not None and getattr(r, "wall_s", None) is None:
             r.wall_s = d["wall_s"]  # the recorded wall time stays the run's (`output.run_wall_s`)
         out.append(r)
@@ -103,12 +104,14 @@ def standing(records: list[dict[str, Any]]) -> list[str]:
     errors = [100.0 - run["epochs"][-1]["val_top1"] for r in records for run in r["runs"] if run["epochs"]]
     unique = {Path(run["run_dir"]).name: run.get("wall_s") for r in records for run in r["runs"]}
     walls = [w for w in unique.values() if w is not None]
+    resumed = any(run.get("resumed") for r in records for run in r["runs"])
     scale = (f"These runs trained on {imgs} training images for "
              f"{_span([r['scale']['epochs'] for r in records], lambda v: f'{v:.0f}')} epochs, "
              f"{_span([r['scale']['seeds'] for r in records], lambda v: f'{v:.0f}')} seeds per arm; their final "
              f"validation top-1 errors lie between {min(errors):.1f} and {max(errors):.1f} %." if errors else "")
     if walls:
-        scale += f" {len(unique)} distinct runs (shared ones counted once), {sum(walls) / 3600:.1f} h of training in all."
+        scale += (f" {len(unique)} distinct runs (shared ones counted once), {'at least ' if resumed else ''}"
+                  f"{sum(walls) / 3600:.1f} h of training in all.")
     precisions = sorted({r.get("precision") or "not recorded" for r in records})
     machines = sorted({r["machine"] for r in records})
     scale += f" Precision: {', '.join(precisions)}. Machine: {'; '.join(machines)}."
@@ -195,6 +198,10 @@ def report(out: str | Path, experiments: dict[str, Experiment], *, index: str | 
         raise UserError(f"{out}: no experiment records (NAME.json) there to report on")
     for name in names:
         old = json.loads((out / f"{name}.json").read_text())
+        for run in old["runs"]:  # records made before they carried it: the run's own result.json says
+            kept = out / "runs" / Path(run["run_dir"]).name / "result.json"
+            if "resumed" not in run and kept.is_file():
+                run["resumed"] = bool(json.loads(kept.read_text()).get("resumed"))
         new = rederive(experiments[name], old)
         atomic_write_json(out / f"{name}.json", new)
         n = copy_run_files(new, out, Path(runs_from) if runs_from else None)

@@ -67,6 +67,7 @@ class RunResult:
     wall_s: float | None = None  # its result.json's: the wall time of training it and its extras (None: not recorded)
     machine: str = ""  # its result.json's: where it trained (`core.machine.machine_line`)
     num_classes: int = 10  # its classes.json's (CIFAR-10's ten where the run was recorded without it)
+    resumed: bool = False  # its result.json's: finished by a later command after an interruption
 
     @property
     def last(self) -> dict[str, float]:
@@ -102,7 +103,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"arm": self.arm, "seed": self.seed, "run_dir": self.run_dir, "precision": self.precision,
-                "num_classes": self.num_classes, "epochs": self.epochs, "extra": self.extra}
+                "num_classes": self.num_classes, "resumed": self.resumed, "epochs": self.epochs, "extra": self.extra}
 
 
 @dataclass(frozen=True)
@@ -255,14 +256,16 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     """Train ``cfg`` unless its run finished before; resume it if it was interrupted. Returns the
     contents of its ``result.json`` and whether it came from the cache.
 
-    ``result.json`` records ``wall_s``, the wall time of this call (training, or what was left of
-    it when ``resumed``, and the extra evaluations; extras added later add theirs), and ``machine``."""
+    ``result.json`` records ``wall_s``, the wall time of training it and of its extra evaluations
+    (extras added later add theirs): this call's, and when it ``resumed`` an interrupted run, the
+    epoch times ``metrics.csv`` kept of the part done before (that process's start-up is not
+    counted, so the figure is a little low), and ``machine``."""
     from ..engine import fit
     from ..engine.config import resume_config
     from ..core.machine import machine_line
 
     t0 = time.perf_counter()
-    resumed = False
+    resumed, before_s = False, 0.0
     run_dir = Path(cfg.output_dir) / cfg.name
     result_path = run_dir / "result.json"
     cached = result_path.is_file()
@@ -274,6 +277,7 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     if not cached:
         if (run_dir / "checkpoints" / "last.pt").is_file():
             say(f"    resuming the interrupted run {run_dir}")
+            before_s = sum(float(r.get("time") or 0.0) for r in read_metrics(run_dir))  # the part done before
             fit(resume_config(str(run_dir)))
             resumed = True
         else:
@@ -281,7 +285,7 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
                 say(f"    starting over: the interrupted run {run_dir} left no checkpoint")
                 shutil.rmtree(run_dir)
             fit(cfg)
-        result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}, "wall_s": 0.0,
+        result = {"config": cfg.to_dict(), "epochs": read_metrics(run_dir), "extra": {}, "wall_s": round(before_s, 2),
                   "resumed": resumed, "machine": machine_line()}
         if len(result["epochs"]) < cfg.epochs:
             raise UserError(f"{run_dir}: the run stopped after {len(result['epochs'])} of {cfg.epochs} epochs")
@@ -356,6 +360,7 @@ def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
         result, cached = train_or_reuse(cfg, exp.extras, say)
         results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached,
                                  precision=run_precision_of(run_dir), wall_s=result.get("wall_s"),
-                                 machine=result.get("machine", ""), num_classes=classes_of(run_dir)))
+                                 machine=result.get("machine", ""), num_classes=classes_of(run_dir),
+                                 resumed=bool(result.get("resumed"))))
     return results
 
