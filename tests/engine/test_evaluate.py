@@ -338,3 +338,27 @@ def test_evaluate_scores_a_run_in_the_precision_it_chose_and_validated_in(tmp_pa
     res = evaluate_weights(str(run), device="cpu")  # amp auto: the run's fp32
     assert res["centre"].top1 == pytest.approx(float(last["val_top1"]), abs=1e-3)
     assert res["centre"].loss == pytest.approx(float(last["val_loss"]), abs=1e-4)
+
+
+class _Flat(nn.Module):
+    """Every class scored alike: top-1 is decided by how ties are broken."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.classes = classes
+        self.p = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.zeros(x.shape[0], self.classes) + 0 * self.p
+
+
+@pytest.mark.parametrize("label", [0, 4, 8])
+def test_the_predicted_class_counts_are_the_top_1_that_is_scored(label):
+    """On ties (a model that learnt nothing) the per-class prediction counts behind the "predicts
+    one class for every image" warning name the class that top-1 scored, not another."""
+    images = torch.zeros(6, 1, 28, 28, dtype=torch.uint8)
+    labels = torch.full((6,), label)
+    r = evaluate(_Flat(10), [(images, labels, [])], Identity(), Precision(None, False, ""), torch.device("cpu"))
+    predicted = max(range(10), key=lambda i: r.pred_counts[i])
+    assert r.pred_counts[predicted] == 6
+    assert r.top1 == (100.0 if predicted == label else 0.0)

@@ -159,3 +159,25 @@ def test_shapes_on_the_meta_device():
     """The models table builds networks on the meta device (no storage, no autocast there)."""
     with torch.device("meta"):
         assert LRN(groups=2)(torch.empty(2, 16, 5, 5)).shape == (2, 16, 5, 5)
+
+
+def test_caffes_lrn_is_k_1_across_both_towers_and_the_default_stays_the_papers():
+    """bvlc_alexnet's norm1/norm2: k = 1 (caffe.proto's default), the window over all the layer's
+    maps (torch's LocalResponseNorm on the whole tensor); the default: k = 2, each tower apart."""
+    from alexnet.core.errors import UserError
+    from alexnet.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 7, 7) * 30
+    caffe = build_model("alexnet", num_classes=3, width=1 / 6, fc_width=32, lrn_k=1, lrn_across=True)
+    ref = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    assert torch.allclose(caffe.features.lrn1(x), ref(x), atol=1e-6)
+    paper = build_model("alexnet", num_classes=3, width=1 / 6, fc_width=32).features.lrn1
+    halves = torch.cat([torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(h) for h in x.chunk(2, 1)], 1)
+    assert torch.allclose(paper(x), halves, atol=1e-6) and not torch.allclose(paper(x), ref(x), atol=1e-3)
+    towers = build_model("alexnet", num_classes=3, towers=2, width=1 / 6, fc_width=32, lrn_k=1)
+    assert towers.tower1.lrn.k == 1
+    with pytest.raises(UserError, match="grouped network"):
+        build_model("alexnet", num_classes=3, towers=2, lrn_across=True)
+    with pytest.raises(UserError, match="lrn_k must be above 0"):
+        build_model("alexnet", num_classes=3, lrn_k=0)

@@ -76,8 +76,10 @@ class PCALighting:
     - ``"eigval"``: ``s = eigval``, the formula as the paper prints it, ``[p1 p2 p3][α1λ1 α2λ2 α3λ3]ᵀ``,
       with λ for pixel values in [0, 1] (as fb.resnet.torch and most PyTorch ports do). It depends on
       the pixel scale: on the paper's 0‥255 pixels λ1 ≈ 15,000 and a shift of ~1,500 levels,
-      so the printed formula cannot be what ran. In [0, 1] units it is about half as strong as
-      ``sqrt`` on ImageNet (0.1 · 0.2175 vs 0.1 · 0.466 along the first component).
+      so the printed formula cannot be what ran. In [0, 1] units it is weaker than ``sqrt`` on
+      ImageNet, and the more so the smaller the component: about half as strong along the first
+      (0.2175 vs 0.466), 7× weaker along the second and 15× along the third. On uint8 images
+      the shift is rounded to whole levels, which keeps little of the third component's.
 
     ``eigvec`` holds the eigenvectors as columns; ``eigval`` is for pixel values in [0, 1], so
     the shift is scaled by 255 for uint8 images (rounded, clamped) and by 1 for float images,

@@ -133,14 +133,15 @@ def evaluate(model: nn.Module, loader, normalize: nn.Module, precision: Precisio
             labels = labels.to(device, non_blocking=True)
             probs = predict_batch(model, images, normalize, precision, device, channels_last)
             k = min(5, probs.shape[1])
-            hit = probs.topk(k, dim=1).indices == labels[:, None]
+            top = probs.topk(k, dim=1).indices
+            hit = top == labels[:, None]
             sums[0] += F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum")
             sums[1] += hit[:, 0].sum()
             sums[2] += hit.any(1).sum()
             if counts is None:
                 counts = sums.new_zeros(2, probs.shape[1])
             c = counts.shape[1]
-            counts[0] += torch.bincount(probs.argmax(1), minlength=c)[:c]
+            counts[0] += torch.bincount(top[:, 0], minlength=c)[:c]  # the top-1 prediction, ties as top-1 scores them
             counts[1] += torch.bincount(labels, minlength=c)[:c]
             n += labels.numel()
             if on_batch is not None:

@@ -66,25 +66,29 @@ class AlexNet(nn.Module):
     224 is right for the authors' code too: cuda-convnet takes 224×224 crops with conv1 padding 0 and
     rounds the output size up, 1 + ⌈(224 − 11)/4⌉ = 55 (layer.py), the last filters overhanging the
     edge. 60,965,224 parameters at 1000 classes. ``lrn_alpha``: see `LRN` (default ``"per-n"``,
-    the authors' code).
+    the authors' code). ``lrn_k`` (default 2, the paper's and cuda-convnet2's) and ``lrn_across``
+    (default false: each tower's maps on their own, as the paper's two GPUs): Caffe's
+    ``bvlc_alexnet`` is ``lrn_k=1`` (its norm layers set no k; caffe.proto's default is 1) with
+    ``lrn_across=true`` (its window runs over all the layer's maps, across the tower boundary).
     """
 
     BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  init: str = "paper", width: float = 1.0, fc_width: int = 4096, groups: int = 2,
-                 lrn_alpha: str = "per-n"):
+                 lrn_alpha: str = "per-n", lrn_k: float = LRN_K, lrn_across: bool = False):
         super().__init__()
         c1, c2, c3, c4, c5 = (_ch(n, width) for n in (96, 256, 384, 384, 256))
         g = groups
+        lg = 1 if lrn_across else g
         self.features = nn.Sequential(OrderedDict([
             ("conv1", nn.Conv2d(in_chans, c1, 11, stride=4)),
             ("relu1", nn.ReLU(inplace=True)),
-            ("lrn1", LRN(groups=g, alpha_mode=lrn_alpha)),
+            ("lrn1", LRN(groups=lg, alpha_mode=lrn_alpha, k=lrn_k)),
             ("pool1", nn.MaxPool2d(3, 2)),  # §3.4 overlapping pooling, s=2 < z=3
             ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),
             ("relu2", nn.ReLU(inplace=True)),
-            ("lrn2", LRN(groups=g, alpha_mode=lrn_alpha)),
+            ("lrn2", LRN(groups=lg, alpha_mode=lrn_alpha, k=lrn_k)),
             ("pool2", nn.MaxPool2d(3, 2)),
             ("conv3", nn.Conv2d(c2, c3, 3, padding=1)),  # §3.2: conv3 talks across the GPUs
             ("relu3", nn.ReLU(inplace=True)),
@@ -117,7 +121,7 @@ class AlexNet(nn.Module):
 class _Tower(nn.Module):
     """One GPU's half of the paper's network (conv layers); see `AlexNetTowers`."""
 
-    def __init__(self, in_chans: int, c: Sequence[int], lrn_alpha: str = "per-n"):
+    def __init__(self, in_chans: int, c: Sequence[int], lrn_alpha: str = "per-n", lrn_k: float = LRN_K):
         super().__init__()
         c1, c2, c3, c4, c5 = c
         self.conv1 = nn.Conv2d(in_chans, c1, 11, stride=4)
@@ -125,7 +129,7 @@ class _Tower(nn.Module):
         self.conv3 = nn.Conv2d(2 * c2, c3, 3, padding=1)  # sees both towers' conv2 maps
         self.conv4 = nn.Conv2d(c3, c4, 3, padding=1)
         self.conv5 = nn.Conv2d(c4, c5, 3, padding=1)
-        self.lrn = LRN(alpha_mode=lrn_alpha)
+        self.lrn = LRN(alpha_mode=lrn_alpha, k=lrn_k)
         self.pool = nn.MaxPool2d(3, 2)
 
 
@@ -144,11 +148,15 @@ class AlexNetTowers(nn.Module):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  init: str = "paper", width: float = 1.0, fc_width: int = 4096,
-                 devices: Sequence[str | torch.device] | None = None, lrn_alpha: str = "per-n"):
+                 devices: Sequence[str | torch.device] | None = None, lrn_alpha: str = "per-n",
+                 lrn_k: float = LRN_K, lrn_across: bool = False):
         super().__init__()
+        if lrn_across:
+            raise UserError("lrn_across=true needs the grouped network (towers=1): two separate towers "
+                            "cannot normalise by each other's maps")
         half = [_ch(n, width) // 2 for n in (96, 256, 384, 384, 256)]
-        self.tower1 = _Tower(in_chans, half, lrn_alpha)
-        self.tower2 = _Tower(in_chans, half, lrn_alpha)
+        self.tower1 = _Tower(in_chans, half, lrn_alpha, lrn_k)
+        self.tower2 = _Tower(in_chans, half, lrn_alpha, lrn_k)
         f = fc_width // 2
         self.fc6 = nn.ModuleList([nn.Linear(2 * half[4] * 36, f), nn.Linear(2 * half[4] * 36, f)])
         self.fc7 = nn.ModuleList([nn.Linear(2 * f, f), nn.Linear(2 * f, f)])
@@ -162,7 +170,7 @@ class AlexNetTowers(nn.Module):
             self.fc8.to(self.devices[0])
         # The same initialisation as the grouped form (§5), drawn there and copied over.
         self.load_grouped(AlexNet(num_classes, in_chans, dropout, init, width, fc_width,
-                                  lrn_alpha=lrn_alpha).state_dict())
+                                  lrn_alpha=lrn_alpha, lrn_k=lrn_k).state_dict())
 
     def _dev(self, i: int, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.devices[i]) if self.devices else x

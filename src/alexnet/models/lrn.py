@@ -34,7 +34,10 @@ from ..core.errors import UserError
 # ``dic['scale'] /= dic['size']`` for `cmrnorm`, whose cfg gives ``scale=0.0001``, ``minDiv=2``,
 # ``pow=0.75``, ``size=5``), and Caffe's LRN (alpha 0.0001, local_size 5 in bvlc_alexnet, divided by
 # local_size), as torch.nn.LocalResponseNorm does. So the published numbers were made with α/n:
-# that is the default here; ``alpha_mode="paper"`` gives the formula as printed.
+# that is the default here; ``alpha_mode="paper"`` gives the formula as printed. Caffe's
+# bvlc_alexnet differs twice more: its norm layers set no k, so caffe.proto's default k = 1 holds,
+# and its window runs over all of a layer's maps, across the two towers (AlexNet's ``lrn_k=1``,
+# ``lrn_across=true``).
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 LRN_ALPHA_MODES = ("per-n", "paper")
 
@@ -138,6 +141,9 @@ class LRN(nn.Module):
         super().__init__()
         if alpha_mode not in LRN_ALPHA_MODES:
             raise UserError(f"lrn_alpha must be one of {', '.join(LRN_ALPHA_MODES)}, not {alpha_mode!r}")
+        if not k > 0:
+            raise UserError(f"lrn_k must be above 0 (the paper's 2, Caffe's 1), not {k!r}: at 0 a map whose "
+                            f"window is all zeros divides by zero")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
         self.alpha_mode = alpha_mode
         # the factor in front of the window sum: α/n (cuda-convnet, Caffe, torch) or α (as printed)
@@ -147,7 +153,7 @@ class LRN(nn.Module):
         return local_response_norm(x, self.size, self.scale, self.beta, self.k, self.groups)
 
     def extra_repr(self) -> str:
-        rule = ("k + alpha/size * sum(a^2): cuda-convnet, Caffe" if self.alpha_mode == "per-n"
+        rule = ("k + alpha/size * sum(a^2): cuda-convnet, Caffe, torch" if self.alpha_mode == "per-n"
                 else "k + alpha * sum(a^2): as printed in the paper")
         return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}, "
                 f"alpha_mode={self.alpha_mode} ({rule})")
