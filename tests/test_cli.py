@@ -2,6 +2,7 @@
 
 import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,29 @@ def test_a_torchrun_rank_leaves_without_the_interpreters_teardown(monkeypatch, w
     finally:
         gc.unfreeze()
     assert left == ([3] if leaves else [])
+
+
+@pytest.mark.parametrize("make", [
+    lambda f: ["index", "build", "RUN", "DATA", "-o", f"{f}/idx"],
+    lambda f: ["index", "query", "IDX", "IMG", "-o", f"{f}/near.png"],
+    lambda f: ["data", "list", "DATA", "-o", f],
+    lambda f: ["experiment", "lrn", "--fast", "--out", f],
+    lambda f: ["visualize", "filters", "RUN", "-o", f"{f}/filters.png"],
+    lambda f: ["visualize", "kernels", "IMG", "-o", f"{f}/k.png"],
+], ids=["index-build", "index-query", "data-list", "experiment", "visualize-filters", "visualize-kernels"])
+@pytest.mark.parametrize("where", ["a file", "/proc"])
+def test_an_output_folder_that_cannot_be_is_one_line_from_the_arguments(tmp_path, capsys, monkeypatch, make, where):
+    """-o/--out under a file, or on /proc (no disk: it "had 0 bytes free"), is one line naming why,
+    before any model or data is read (the names RUN, DATA, IMG, IDX exist nowhere): no traceback."""
+    if where == "/proc" and not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    f = tmp_path / "afile.txt"
+    f.write_text("x")
+    out = str(f) if where == "a file" else "/proc/alexnet-out"
+    monkeypatch.chdir(tmp_path)
+    assert main(make(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    why = f"{f} is a file, not a folder" if where == "a file" else "/proc is not on a disk"
+    assert why in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]  # nothing made

@@ -69,8 +69,10 @@ def test_features_match_predictor(index, predictor):
 def test_query_returns_itself_first_and_matches_brute_force(index, predictor, tmp_path):
     target = index.paths[7]
     res = query_index(index, target, k=4, predictor=predictor, strip=tmp_path / "strip.png")
-    assert res.neighbours[0].path == target and res.neighbours[0].distance < 1e-2
     q = predictor.features([target])
+    # itself, at the distance float16 storage leaves, a small fraction of the vector's length (an
+    # absolute bound, 0.01, failed on one CPU at 0.019)
+    assert res.neighbours[0].path == target and res.neighbours[0].distance < 1e-3 * float(q.norm())
     ref = torch.cdist(q, index.vectors().float())[0]
     assert [n.index for n in res.neighbours] == ref.topk(4, largest=False).indices.tolist()
     with Image.open(res.strip) as im:

@@ -124,10 +124,13 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..data.check import write_list_files
+    from ..core.io import check_output_folder
 
     if not 0 <= args.val_split < 1:
         raise UserError(f"--val-split must be in [0, 1), not {args.val_split}")
+    if args.output_dir:
+        check_output_folder(args.output_dir, "-o")  # before torch loads
+    from ..data.check import write_list_files
     r = write_list_files(args.root, args.output_dir, val_split=args.val_split, seed=args.seed)
     print(f"wrote {r['out']}/train.txt ({r['train']} images), "
           + (f"test.txt ({r['test']} images), " if r["test"] else "")

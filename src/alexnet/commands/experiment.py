@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.io import check_output_folder
+
+    if args.name != "list":
+        check_output_folder(args.out, "--out")  # before torch loads
     from ..experiments import list_experiments, report, run_all, write_index
     from ..experiments import run as run_experiment
 

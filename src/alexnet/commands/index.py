@@ -52,13 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..infer.retrieval import build_index
+    from ..core.io import check_output_folder
 
     for flag, v in (("--batch-size", args.batch_size), ("--shard-size", args.shard_size), ("--limit", args.limit)):
         if v is None:
             continue
         if v < 1:
             raise UserError(f"{flag} must be at least 1, not {v}")
+    check_output_folder(args.output, "-o")
+    from ..infer.retrieval import build_index
     from ..models.weights import resolve_run_dir
 
     args.weights = str(resolve_run_dir(args.weights))  # the --output-dir folder: its newest run, recorded
@@ -76,11 +78,14 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
-    from ..data import BadImageError
-    from ..infer.retrieval import query_index
+    from ..core.io import check_output_file
 
     if args.k < 1:
         raise UserError(f"-k must be at least 1, not {args.k}")
+    if not args.no_strip:
+        check_output_file(args.output, "-o")
+    from ..data import BadImageError
+    from ..infer.retrieval import query_index
     try:
         res = query_index(args.index, args.image, k=args.k, metric=args.metric, weights=args.weights,
                           device=args.device, strip=None if args.no_strip else args.output)

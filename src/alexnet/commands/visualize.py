@@ -53,6 +53,13 @@ def _done(path) -> int:
     return 0
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """-o's folder can be written in: said from the arguments, before torch or a model loads."""
+    from ..core.io import check_output_file
+
+    check_output_file(args.output, "-o")
+
+
 def _read_image(path: str):
     from ..core.errors import UserError
     from ..data import BadImageError, decode_image
@@ -64,6 +71,7 @@ def _read_image(path: str):
 
 
 def run_filters(args: argparse.Namespace) -> int:
+    _check_output(args)
     from ..models import load_weights
     from ..viz import colourfulness, first_layer_kernels, plot_filters
 
@@ -78,6 +86,7 @@ def run_filters(args: argparse.Namespace) -> int:
 
 
 def run_curves(args: argparse.Namespace) -> int:
+    _check_output(args)
     from ..core.errors import UserError
     from ..viz import plot_curves
 
@@ -90,12 +99,13 @@ def run_curves(args: argparse.Namespace) -> int:
 
 
 def run_activations(args: argparse.Namespace) -> int:
+    _check_output(args)
     from ..core.errors import UserError
-    from ..infer import Predictor
-    from ..viz import conv_activations, plot_activations
 
     if args.maps < 1:
         raise UserError(f"--maps must be at least 1, not {args.maps}")
+    from ..infer import Predictor
+    from ..viz import conv_activations, plot_activations
     pred = Predictor(args.weights, device=args.device)
     img = _read_image(args.image)
     crop = pred.transform(img)
@@ -107,6 +117,7 @@ def run_activations(args: argparse.Namespace) -> int:
 
 
 def run_kernels(args: argparse.Namespace) -> int:
+    _check_output(args)
     from ..viz import plot_kernels
 
     return _done(plot_kernels(_read_image(args.image), args.output))

@@ -66,6 +66,58 @@ class _RecordingFile:
         return getattr(self._f, name)
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path``, or the closest folder above it that exists."""
+    there = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    return there
+
+
+def why_not_a_folder(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be (or become) a folder this process writes into, or None. Looks only,
+    creates nothing: what a command checks from its arguments before any work."""
+    there = nearest_existing(path)
+    if not there.is_dir():
+        return f"{there} is a file, not a folder"
+    try:
+        st = os.statvfs(there)
+        if st.f_flag & os.ST_RDONLY:
+            return f"{there} is on a read-only file system"
+        if st.f_blocks == 0:  # /proc, /sys: no disk behind them
+            return f"{there} is not on a disk (a virtual file system such as /proc)"
+    except (OSError, AttributeError):
+        pass
+    if not os.access(there, os.W_OK | os.X_OK):
+        return f"cannot write in {there} (permission denied)"
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> None:
+    """A one-line `UserError` (``flag path: why``) when ``path`` cannot be an output folder."""
+    why = why_not_a_folder(path)
+    if why:
+        raise UserError(f"{flag} {path}: {why}; give a folder you can write to")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """A one-line `UserError` when the folder ``path`` would be written in cannot be one."""
+    why = why_not_a_folder(Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).parent)
+    if why:
+        raise UserError(f"{flag} {path}: {why}; give a path in a folder you can write to")
+
+
+def make_output_folder(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` as a folder, made with its parents: `check_output_folder` first, and an `OSError`
+    while making it is a one-line `WriteError`."""
+    check_output_folder(path, flag)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise WriteError(path, e) from None
+    return Path(path)
+
+
 def temp_files(path: str | os.PathLike) -> list[Path]:
     """The temp files `atomic_open` makes for ``path`` (``.NAME.*.tmp`` beside it) that are still there."""
     path = Path(path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import UserError
-from ..core.io import atomic_write
+from ..core.io import atomic_write, check_output_folder, make_output_folder
 from ..core.text import cells, ljust
 from .datasets import (IMG_EXTENSIONS, FileDataset, ImageDataset, build_dataset, find_classes, folder_splits,
                        is_eval_name, parse_spec, scan_folder, sibling_val_list, split_indices)
@@ -288,6 +288,7 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
+    check_output_folder(out_dir or root, "-o" if out_dir else "the lists' folder (ROOT, without -o)")
     if is_shards(root):
         raise UserError(f"{root} holds shards, not image folders: they list themselves (index.json, "
                         f"sources.tsv); `data list` is for a tree of class folders")
@@ -309,7 +310,7 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     skipped = [p for p, _ in train + test if "\n" in p or "\r" in p]
     lines = {name: "".join(f"{_rel(p, out)} {t}\n" for p, t in rows if p not in skipped)
              for name, rows in (("train.txt", train), ("test.txt", test))}
-    os.makedirs(out, exist_ok=True)
+    make_output_folder(out, "-o")
     atomic_write(os.path.join(out, "classes.txt"), "".join(f"{c}\n" for c in classes))
     atomic_write(os.path.join(out, "train.txt"), lines["train.txt"])
     if test:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from ..core.errors import UserError
-from ..core.io import atomic_write, atomic_write_json, remove_stale_temps
+from ..core.io import atomic_write, atomic_write_json, remove_stale_temps, why_not_a_folder
 from ..data.pipeline import format_bytes
 from ..models import save_weights
 from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
@@ -130,12 +130,9 @@ class RunDir:
         """Before any data is loaded: the run's folder can be made and written to, and a new run
         does not land on an old one (which ``--resume`` continues instead)."""
         flag, given = ("--resume", cfg.resume) if cfg.resume else ("--output-dir", cfg.output_dir)
-        there = self._nearest_existing()
-        if not there.is_dir():
-            raise UserError(f"{flag} {given}: {there} is a file, not a folder; give a folder")
-        if not os.access(there, os.W_OK | os.X_OK):
-            raise UserError(f"{flag} {given}: cannot write in {there} (permission denied); give a folder you can "
-                            f"write to")
+        why = why_not_a_folder(self.path)
+        if why:
+            raise UserError(f"{flag} {given}: {why}; give a folder you can write to")
         if self.path.is_dir():  # a run there: no other process may be training it now
             self.lock()
         found = [f for f in RUN_FILES if (self.path / f).exists()

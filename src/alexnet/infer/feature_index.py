@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from ..core.io import atomic_open, atomic_write_json
+from ..core.io import atomic_open, atomic_write_json, make_output_folder
 from .search import CHUNK, Neighbour, knn
 
 FORMAT = 1
@@ -152,7 +152,7 @@ class IndexWriter:
         self._paths: list[str] = []
         self._labels: list[int] = []
         self._ids: list[int] = []
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_output_folder(self.path, "-o")
 
     @property
     def count(self) -> int:
