@@ -362,3 +362,21 @@ def test_the_predicted_class_counts_are_the_top_1_that_is_scored(label):
     predicted = max(range(10), key=lambda i: r.pred_counts[i])
     assert r.pred_counts[predicted] == 6
     assert r.top1 == (100.0 if predicted == label else 0.0)
+
+
+def test_a_run_that_held_nothing_out_says_so_and_its_zero_binds_no_other_data(tmp_path, write_image, capsys):
+    """A run trained with --val-split 0: `evaluate RUN` says none were held out and what to do (it
+    told the user to set a --val-split that evaluate does not take); its 0 does not stop other
+    data's --split all (digits said "--val-split 0 leaves no validation images"), nor does
+    `folder:` without a path make ": cannot list"."""
+    _, weights = _tiny_weights(tmp_path, [str(i) for i in range(10)])
+    for c in "ab":
+        write_image(tmp_path / "data" / c / "0.png", size=(40, 40), seed=ord(c))
+    (weights / "config.json").write_text(json.dumps({"data": f"folder:{tmp_path / 'data'}", "val_split": 0.0}))
+    assert main(["evaluate", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(--val-split 0), so none were held out" in err and "--split all" in err, err
+    assert main(["evaluate", str(weights), "--data", "digits", "--split", "all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["centre_crop"]["n"] == 1797
+    assert main(["evaluate", str(weights), "--data", "folder:"]) == 2
+    assert "folder: a path is needed" in capsys.readouterr().err

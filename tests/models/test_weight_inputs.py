@@ -58,3 +58,25 @@ def test_save_weights_refuses_a_meta_no_command_could_read(tmp_path):
     with pytest.raises(UserError, match=r"meta lacks 'classes'; build it with make_meta"):
         save_weights(nn.Linear(2, 2), tmp_path, {"model": "alexnet", "num_classes": 2})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_whose_json_names_another_shape_say_which_tensors_differ(tmp_path):
+    """weights.json that names another network than the tensors hold (files of two runs mixed):
+    one line naming the tensors that differ, with both shapes, not torch's message cut at its colon."""
+    import json
+
+    import pytest
+
+    from alexnet.core.errors import UserError
+    from alexnet.models import build_model, load_weights
+    from alexnet.models.weights import make_meta, save_weights
+
+    save_weights(build_model("alexnet-cifar", num_classes=3, width=0.125, fc_width=32), tmp_path,
+                 make_meta("alexnet-cifar", ["a", "b", "c"], model_kwargs={"width": 0.125, "fc_width": 32}))
+    meta = json.loads((tmp_path / "weights.json").read_text())
+    meta["model_kwargs"]["fc_width"] = 64  # another run's
+    (tmp_path / "weights.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError) as e:
+        load_weights(tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "classifier.fc6.weight: weights [4, 512], model [8, 512]" in msg, msg

@@ -29,11 +29,12 @@ def digits_dataset(split: str, transform: Callable | None, val_split: float, see
     train, val = split_indices(targets, val_split, seed)
     if split == "val" and not val:
         raise UserError("digits: --val-split 0 leaves no validation images")
-    idx = val if split == "val" else train
+    idx = list(range(len(targets))) if split == "all" else val if split == "val" else train
     ds = TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
                             [str(i) for i in range(10)], transform, "digits", split)
-    ds.slice_note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out "
-                     f"with seed {seed}: {len(idx)} of {len(targets)} images")
+    if split != "all" and val:
+        ds.slice_note = (f"the {val_split:.0%} {'validation' if split == 'val' else 'training'} slice held out "
+                         f"with seed {seed}: {len(idx)} of {len(targets)} images")
     return ds
 
 

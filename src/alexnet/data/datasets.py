@@ -87,6 +87,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "digits", ""
     kind, sep, rest = spec.partition(":")
     if sep and kind in KINDS:
+        if not rest.strip() and kind != "digits":
+            raise UserError(f"{kind}: a path is needed ({kind}:/path/to/data)")
         return kind, os.path.expanduser(rest)
     path = os.path.expanduser(spec)
     if spec in KINDS and not os.path.exists(path):
@@ -203,7 +205,7 @@ def build_dataset(spec: str, split: str = "train", transform: Callable | None = 
         return cache_dataset(path, split, transform)
     if kind == "shards":
         return shards_dataset(path, split, transform)
-    if split == "all" and kind not in ("folder", "list"):
+    if split == "all" and kind not in ("folder", "list", "digits"):
         return concat_splits(build_dataset(spec, "train", transform, val_split=val_split, seed=seed, download=download),
                        build_dataset(spec, "val", transform, val_split=val_split, seed=seed, download=download))
     frac = check_fraction(val_split) if val_split is not None else None

@@ -84,26 +84,6 @@ def newest_loadable(path: str | Path) -> tuple[dict[str, Any], Path, list[str]]:
     raise UserError(f"{path}: no such file")
 
 
-def shape_differences(expected: dict[str, Any], found: dict[str, Any], limit: int = 3) -> str:
-    """"conv1.weight: checkpoint [64, 3, 11, 11], model [16, 3, 11, 11]; …" for the first ``limit``
-    tensors whose shapes differ, plus names only one side has; "" when they all match."""
-    parts: list[str] = []
-    for k, v in found.items():
-        if k in expected and tuple(v.shape) != tuple(expected[k].shape):
-            parts.append(f"{k}: checkpoint {list(v.shape)}, model {list(expected[k].shape)}")
-    extra = [k for k in found if k not in expected]
-    lacking = [k for k in expected if k not in found]
-    n = len(parts)
-    out = parts[:limit]
-    if n > limit:
-        out.append(f"and {n - limit} more")
-    if extra:
-        out.append(f"only in the checkpoint: {', '.join(extra[:limit])}{'…' if len(extra) > limit else ''}")
-    if lacking:
-        out.append(f"only in the model: {', '.join(lacking[:limit])}{'…' if len(lacking) > limit else ''}")
-    return "; ".join(out)
-
-
 def data_changes(ck: dict[str, Any], classes: list[str], images: dict[str, int], path: str | Path) -> str:
     """What differs between the data a checkpoint was trained on and the data a resume reads. Other
     classes are a `UserError` naming them (the outputs would stand for other classes: a resumed run

@@ -28,7 +28,8 @@ from ..core.errors import UserError
 from ..core.io import atomic_write, atomic_write_json, remove_stale_temps, why_not_a_folder
 from ..data.pipeline import format_bytes
 from ..models import save_weights
-from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint, shape_differences
+from ..models.weights import shape_differences
+from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint
 from .config import TrainConfig
 from .distributed import World, broadcast_object, resume_command
 from .progress import log, plural

@@ -115,7 +115,14 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part,
         # or is the run's own data: then its validation split, not the images it trained on
         split = default_eval_split(data) if data and not _same_data(data, saved.get("data")) else "val"
+    own = not data or _same_data(data, saved.get("data"))
     vs = val_split if val_split is not None else saved.get("val_split", 0.1)
+    if not own and val_split is None and vs == 0:
+        vs = None  # the run's 0 said nothing of other data: its own default split
+    if own and split == "val" and vs == 0:
+        raise UserError(f"{weights} trained on every image of {spec} (--val-split 0), so none were held out to "
+                        f"score: give other images (--data DIR), or --split all for how well it fits the images "
+                        f"it trained on")
     cfg = meta_cfg(meta)
     precision = resolve_precision(_run_amp(amp, saved, dev), dev)
     normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)

@@ -155,6 +155,28 @@ def load_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def shape_differences(expected: dict[str, Any], found: dict[str, Any], limit: int = 3,
+                      side: str = "checkpoint") -> str:
+    """"conv1.weight: checkpoint [64, 3, 11, 11], model [16, 3, 11, 11]; …" for the first ``limit``
+    tensors whose shapes differ, plus names only one side has; "" when they all match. ``side``
+    names the file's side ("checkpoint", "weights")."""
+    parts: list[str] = []
+    for k, v in found.items():
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape):
+            parts.append(f"{k}: {side} {list(v.shape)}, model {list(expected[k].shape)}")
+    extra = [k for k in found if k not in expected]
+    lacking = [k for k in expected if k not in found]
+    n = len(parts)
+    out = parts[:limit]
+    if n > limit:
+        out.append(f"and {n - limit} more")
+    if extra:
+        out.append(f"only in the {side}: {', '.join(extra[:limit])}{'…' if len(extra) > limit else ''}")
+    if lacking:
+        out.append(f"only in the model: {', '.join(lacking[:limit])}{'…' if len(lacking) > limit else ''}")
+    return "; ".join(out)
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model described by ``weights.json`` and load ``weights.safetensors`` into it."""
     from safetensors import SafetensorError
@@ -170,7 +192,9 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise UserError(f"{st}: weights do not fit model {meta['model']!r}: {str(e).splitlines()[0]}") from None
+        diff = shape_differences(model.state_dict(), state, side="weights") or str(e).splitlines()[0]
+        raise UserError(f"{st}: weights do not fit model {meta['model']!r} (as weights.json names it): {diff}; "
+                        f"weights.json and these tensors do not belong together") from None
     return model.to(device).eval(), meta
 
 
