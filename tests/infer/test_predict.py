@@ -210,6 +210,16 @@ def test_cli_k_must_be_positive(tiny_run, image_files, capsys):
     assert "-k" in capsys.readouterr().err
 
 
+def test_json_and_another_format_are_refused_and_json_alone_is_json(tiny_run, image_files, capsys):
+    img = str(image_files[0][0])
+    assert main(["predict", str(tiny_run), img, "--json", "--format", "csv"]) == 2  # it printed csv
+    assert "--json and --format csv" in capsys.readouterr().err
+    assert main(["predict", str(tiny_run), img, "--format", "csv", "--json"]) == 2  # in either order
+    capsys.readouterr()
+    assert main(["predict", str(tiny_run), img, "--json", "-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)
+
+
 def test_normalisation_mode_comes_from_weights_json(tiny_run, tmp_path, image_files):
     """Weights trained with the paper's raw-pixel mean subtraction are predicted with it too."""
     import shutil

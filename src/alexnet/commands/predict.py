@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights", help="run directory or weights.safetensors")
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
-    p.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
+    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default table)")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--ten-crop", action="store_true",
                    help="average the softmax over the paper's ten crops (§4.1) instead of one centre crop")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-k must be at least 1, not {args.k}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.json and args.format not in (None, "json"):
+        raise UserError(f"--json and --format {args.format} ask for two formats; give one")
+    args.format = "json" if args.json else args.format or "table"
     from ..infer import Predictor
     from ..infer.predictor import FileResult, expand_inputs
 

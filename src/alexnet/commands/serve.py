@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--body-timeout must be a positive number of seconds, not {args.body_timeout:g}")
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, not {args.threads}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535 (0: any free port), not {args.port}")
 
     from ..infer import Predictor
     from ..infer.retrieval import FeatureIndex

@@ -83,7 +83,7 @@ def _data_flags(g: argparse._ArgumentGroup) -> None:
     a("--val-split", type=float,
       help="validation fraction when the data has no validation split (0: every image trains, no validation)")
     a("--train-subset", type=int, metavar="N",
-      help="train on a stratified sample of N training images (the same N for every seed)")
+      help="train on a stratified sample of N training images (the same N for every seed; 0: all of them)")
     a("--download", action="store_true", default=None, help="download CIFAR-10/MNIST if missing (needs internet)")
     a("-j", "--workers", type=int, help="data loading worker processes")
     a("--data-device", help="where training images are decoded and augmented: cpu (default) or cuda — the "

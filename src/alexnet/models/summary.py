@@ -92,7 +92,11 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], name: str = ""
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         model(torch.zeros(1, *input_size, device=device))
     except RuntimeError as e:  # too small for a kernel or a pooling window, or other channels than conv1's
-        raise UserError(f"{label} cannot run on a {'×'.join(map(str, size))} input: {str(e).splitlines()[0]}") from None
+        msg = str(e).splitlines()[0]
+        if "reduction dim" in msg or "mat1 and mat2" in msg:  # the features reach a linear layer at another size
+            msg = ("its fully connected layers take the features of one input size (the convolutions' output "
+                   "grows with the image); `alexnet models` lists each network's input")
+        raise UserError(f"{label} cannot run on a {'×'.join(map(str, size))} input: {msg}") from None
     finally:
         for h in hooks:
             h.remove()
