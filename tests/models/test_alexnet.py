@@ -272,3 +272,23 @@ def test_summarize_says_which_input_a_network_cannot_take(size, says):
     with pytest.raises(UserError) as e:
         summarize(build_model("alexnet"), size)
     assert str(e.value).startswith(says) and "\n" not in str(e.value)
+
+
+def test_alexnet_224_is_cuda_convnets_overhanging_conv1_with_alexnets_weights():
+    """224 crops: conv1 at 55×55 positions, the last reading 3 pixels of zeros past the right and
+    bottom edges (cuda-convnet's 1 + ⌈(224 − 11)/4⌉); the same parameters as alexnet, so its weights
+    load; equal to alexnet on the crop zero-padded to 227; two towers too."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    a = build_model("alexnet", num_classes=10, width=0.25, fc_width=64).eval()
+    b = build_model("alexnet-224", num_classes=10, width=0.25, fc_width=64).eval()
+    b.load_state_dict(a.state_dict())  # no key more or less
+    x = torch.randn(2, 3, 224, 224)
+    assert torch.allclose(b(x), a(F.pad(x, (0, 3, 0, 3))), atol=1e-5)
+    assert b.features.conv1(b.features.overhang(x)).shape[-2:] == (55, 55)
+    t = build_model("alexnet-224", num_classes=10, towers=2, width=0.25, fc_width=64).eval()
+    t.load_grouped(a.state_dict())
+    assert torch.allclose(t(x), b(x), atol=1e-5)
+    with pytest.raises(UserError):
+        build_model("alexnet-224", num_classes=10, overhang=5)

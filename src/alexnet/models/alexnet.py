@@ -76,12 +76,13 @@ class AlexNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  init: str = "paper", width: float = 1.0, fc_width: int = 4096, groups: int = 2,
-                 lrn_alpha: str = "per-n", lrn_k: float = LRN_K, lrn_across: bool = False):
+                 lrn_alpha: str = "per-n", lrn_k: float = LRN_K, lrn_across: bool = False, overhang: int = 0):
         super().__init__()
         c1, c2, c3, c4, c5 = (_ch(n, width) for n in (96, 256, 384, 384, 256))
         g = groups
         lg = 1 if lrn_across else g
-        self.features = nn.Sequential(OrderedDict([
+        edge = [("overhang", nn.ZeroPad2d((0, overhang, 0, overhang)))] if overhang else []  # no parameters
+        self.features = nn.Sequential(OrderedDict(edge + [
             ("conv1", nn.Conv2d(in_chans, c1, 11, stride=4)),
             ("relu1", nn.ReLU(inplace=True)),
             ("lrn1", LRN(groups=lg, alpha_mode=lrn_alpha, k=lrn_k)),
@@ -149,8 +150,9 @@ class AlexNetTowers(nn.Module):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  init: str = "paper", width: float = 1.0, fc_width: int = 4096,
                  devices: Sequence[str | torch.device] | None = None, lrn_alpha: str = "per-n",
-                 lrn_k: float = LRN_K, lrn_across: bool = False):
+                 lrn_k: float = LRN_K, lrn_across: bool = False, overhang: int = 0):
         super().__init__()
+        self.overhang = int(overhang)
         if lrn_across:
             raise UserError("lrn_across=true needs the grouped network (towers=1): two separate towers "
                             "cannot normalise by each other's maps")
@@ -170,13 +172,15 @@ class AlexNetTowers(nn.Module):
             self.fc8.to(self.devices[0])
         # The same initialisation as the grouped form (§5), drawn there and copied over.
         self.load_grouped(AlexNet(num_classes, in_chans, dropout, init, width, fc_width,
-                                  lrn_alpha=lrn_alpha, lrn_k=lrn_k).state_dict())
+                                  lrn_alpha=lrn_alpha, lrn_k=lrn_k, overhang=overhang).state_dict())
 
     def _dev(self, i: int, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.devices[i]) if self.devices else x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         t = (self.tower1, self.tower2)
+        if self.overhang:
+            x = F.pad(x, (0, self.overhang, 0, self.overhang))
         h = [t[i].pool(t[i].lrn(F.relu(t[i].conv1(self._dev(i, x))))) for i in (0, 1)]
         h = [t[i].pool(t[i].lrn(F.relu(t[i].conv2(h[i])))) for i in (0, 1)]
         h = [F.relu(t[i].conv3(torch.cat([h[0], self._dev(0, h[1])], 1).to(h[i].device))) for i in (0, 1)]
@@ -324,6 +328,21 @@ def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     if towers != 1:
         raise UserError(f"towers must be 1 (grouped) or 2 (separate stacks), not {towers}")
     return AlexNet(num_classes, **kwargs)
+
+
+@register_model("alexnet-224", ModelCfg(
+    input_size=(3, 224, 224), resize=256, min_input_size=(224, 224), year=2012,
+    result="ILSVRC-2012 winner (as alexnet)", reference=PAPER,
+    notes="alexnet on §4.1's 224×224 crops: conv1's last filters overhang the image by 3 pixels of zeros, as "
+          "cuda-convnet computed it (1 + ⌈(224 − 11)/4⌉ = 55); the same weights as alexnet"),
+    accepts=lambda: (AlexNet, AlexNetTowers))
+def alexnet_224(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
+    """The paper's network on the paper's 224 crops, as the authors' code ran it: 224 − 11 is not a
+    multiple of 4, and cuda-convnet rounded conv1's output up to 55 positions, its last filters
+    reading 3 pixels past the right and bottom edges as zeros. Here the zeros are padded on."""
+    if "overhang" in kwargs:
+        raise UserError("alexnet-224's overhang is the 3 pixels 224 crops need; it is not an argument")
+    return alexnet(num_classes, towers, overhang=3, **kwargs)
 
 
 @register_model("alexnet-owt", ModelCfg(
