@@ -131,9 +131,14 @@ def test_resume_keeps_the_best_top1_of_the_run(tmp_path):
     assert (d / "weights.safetensors").read_bytes() == weights_bytes
 
 
-def test_resume_after_max_steps_drops_the_partial_epochs_row(tmp_path, ref):
+def test_resume_after_max_steps_drops_the_partial_epochs_row(tmp_path, ref, capsys):
     d = run(tmp_path, "m", epochs=2, max_steps=3).run_dir
     assert [(r["epoch"], r["step"]) for r in rows(d)] == [("1", "3")]  # a row for the partial epoch
+    before = (d / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+    res = fit(resume_config(str(d), max_steps=2))  # already past it: not one step more (it trained one)
+    assert res.steps_done == 3 and (d / "checkpoints" / "last.pt").read_bytes() == before
+    assert "the run has done 3 steps, --max-steps 2 or more: nothing to train" in capsys.readouterr().out
     fit(resume_config(str(d), max_steps=0))
     assert [(r["epoch"], r["step"]) for r in rows(d)] == [("1", "5"), ("2", "10")]
     # The final weights equal the uninterrupted run's. (weights.safetensors holds the *best*

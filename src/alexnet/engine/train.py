@@ -336,6 +336,11 @@ class Trainer:
         closing_only = False  # a finished run whose closing evaluation was cut short (no final.json)
         if cfg.resume:
             self.resume()
+            if cfg.max_steps and pos.global_step >= cfg.max_steps and pos.epoch < cfg.epochs and not cfg.test_only:
+                log(world, f"the run has done {plural(pos.global_step, 'step')}, --max-steps {cfg.max_steps} or more: "
+                           f"nothing to train; continue with {resume_command(self.run_dir, world)} (without "
+                           f"--max-steps, or a larger one)")
+                return TrainResult(self.run_dir, self.best_top1, None, None, pos.epoch, pos.global_step)
             if pos.epoch >= cfg.epochs and not cfg.test_only:
                 if broadcast_object((self.run_dir / "final.json").is_file()):  # rank 0's files say
                     return TrainResult(self.run_dir, self.best_top1, None, None, pos.epoch, pos.global_step)
