@@ -87,6 +87,10 @@ def test_data_list_writes_list_files_and_data_index_still_works(image_folder, tm
         main(["data", "-h"])
     listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("    ")]
     assert "list" in listed and "index" not in listed
+    with pytest.raises(SystemExit):
+        main(["data", "chek"])
+    err = capsys.readouterr().err
+    assert "did you mean check?" in err and "list," in err and "index" not in err  # nor in a typo's list
 
 
 def test_the_console_script_exits_without_collecting_what_is_still_alive(monkeypatch):

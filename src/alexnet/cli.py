@@ -43,6 +43,9 @@ class Parser(argparse.ArgumentParser):
         bad = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if bad:
             choices = re.findall(r"'([^']*)'", bad.group(3))
+            listed = {a.dest for act in self._actions if isinstance(act, argparse._SubParsersAction)
+                      for a in act._choices_actions}  # a sub-command kept for an old name has no help line
+            choices = [c for c in choices if c in listed] if listed and not bad.group(1).startswith("-") else choices
             close = difflib.get_close_matches(bad.group(2), choices, n=1, cutoff=0.6)
             what = "a command" if not bad.group(1).startswith("-") else f"a choice of {bad.group(1)}"
             message = (f"{bad.group(2)!r} is not {what}{f' (did you mean {close[0]}?)' if close else ''}: "
