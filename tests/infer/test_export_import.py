@@ -94,6 +94,9 @@ def test_safetensors_export_to_another_suffix_says_where_it_went(tiny_run, tmp_p
     out = capsys.readouterr().out
     assert f"weights are written as {tmp_path / 'x.safetensors'}" in out
     assert (tmp_path / "x.safetensors").is_file() and not (tmp_path / "x.st").exists()
+    out_file = tmp_path / "x.safetensors"
+    assert main(["export", str(tiny_run), "--format", "safetensors", "-o", str(out_file)]) == 0
+    assert f"replaced {out_file} (safetensors" in capsys.readouterr().out  # what -o held is gone: said so
 
 
 @pytest.mark.parametrize("which", ["tiny_run", "paper_run"])

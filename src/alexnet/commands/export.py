@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..infer.export import SUFFIXES, ExportCheckError, export_model
 
+    was_there = Path(args.output).expanduser().is_file()  # said below: an export replaces what -o held
     try:
         res = export_model(args.weights, args.format, args.output, opset=args.opset, verify=not args.no_verify,
                            exporter=args.exporter)
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
               f".safetensors suffix), with {res.path.with_suffix('.json')} beside it")
     elif SUFFIXES.get(res.format) not in (None, asked.suffix):
         print(f"note: -o {asked}: a {res.format} file is usually named *{SUFFIXES[res.format]}; written as asked")
-    print(f"wrote {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
+    verb = "replaced" if was_there and res.path.resolve() == asked.expanduser().resolve() else "wrote"
+    print(f"{verb} {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
           + (f", {res.exporter}" if res.exporter else "") + ")")
     for f in res.extra_files:
         if f != res.path:
