@@ -26,7 +26,8 @@ def paper_run(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("which, exporter", [("tiny_run", "torchscript"), ("paper_run", "dynamo")])
+@pytest.mark.parametrize("which, exporter", [("tiny_run", "torchscript"), ("paper_run", "dynamo"),
+                                             ("paper_run", "torchscript")])  # LRN traced: it was a traceback
 def test_onnx_matches_pytorch_with_dynamic_batch(which, exporter, request, tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -71,6 +72,16 @@ def test_export_check_failure_leaves_no_file(fmt, tiny_run, tmp_path, monkeypatc
     assert main(["export", str(tiny_run), "--format", fmt, "-o", str(out)]) == 1
     assert "differs" in capsys.readouterr().err
     assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.endswith(f".{fmt}")]
+
+
+def test_torchscript_of_the_papers_network_with_its_lrn(paper_run, tmp_path):
+    """torch.jit.trace cannot record LRN's autograd.Function: the trace takes the same forward in
+    plain ops (it was "Could not export Python function call 'LRNFunction'", a traceback)."""
+    res = export_model(paper_run, "torchscript", tmp_path / "p.pt")
+    model, meta = load_weights(paper_run)
+    x = example_inputs(meta_cfg(meta), 2)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(res.path))(x), model(x), atol=1e-5)
 
 
 def test_torchscript_and_safetensors(tiny_run, tmp_path):

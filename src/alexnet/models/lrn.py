@@ -119,6 +119,10 @@ def local_response_norm(x: torch.Tensor, size: int, scale: float, beta: float, k
     """LRN of a ``(N, C, H, W)`` tensor, each of ``groups`` towers on its own (see the module docstring)."""
     if x.dim() != 4 or x.shape[1] % groups:
         raise ValueError(f"LRN needs (N, C, H, W) with C divisible by groups={groups}, got {tuple(x.shape)}")
+    if torch.jit.is_tracing():  # TorchScript (and the ONNX exporter built on it) cannot record a Python
+        # autograd.Function: torch's own LRN on each tower, the same function (α/n with α = scale · n)
+        parts = [F.local_response_norm(p, size, alpha=scale * size, beta=beta, k=k) for p in x.chunk(groups, 1)]
+        return parts[0] if groups == 1 else torch.cat(parts, 1)
     return LRNFunction.apply(x, size, scale, beta, k, groups)
 
 
