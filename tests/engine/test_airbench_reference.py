@@ -289,11 +289,14 @@ def test_the_steps_tool_compares_the_reference_with_cifar10_fasts_own_seeds_unpa
     steps = importlib.import_module("airbench_steps")
     w = steps.welch([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])  # each variance 1/3 over 3: se √(2/3), 4 degrees of freedom
     assert w["mean"] == pytest.approx(-1.0) and w["df"] == pytest.approx(4.0)
-    assert w["half_width"] == pytest.approx(2.776 * math.sqrt(2 / 3))
-    a, b = [1.0, 1.2, 3.0], [2.0, 2.0, 2.1]  # unequal spreads: about 2 degrees of freedom, t 4.303 rather than 2.776
+    assert w["half_width"] == pytest.approx(2.7764451 * math.sqrt(2 / 3))  # t(0.975, 4)
+    a, b = [1.0, 1.2, 3.0], [2.0, 2.0, 2.1]  # unequal spreads: about 2 degrees of freedom, not 4
     se = math.sqrt(statistics.variance(a) / 3 + statistics.variance(b) / 3)
     w = steps.welch(a, b)
-    assert 2 <= w["df"] < 3 and w["half_width"] == pytest.approx(4.303 * se)
+    from scipy.stats import t
+
+    assert 2 <= w["df"] < 3 and w["half_width"] == pytest.approx(t.ppf(0.975, w["df"]) * se)  # at its own df
+    assert w["half_width"] > 4.0 * se  # far wider than 4 degrees of freedom's 2.78 · se
     runs = tmp_path / "runs"
     runs.mkdir()
     _fake_runs(runs, (("airbench", 0, 90.0), ("airbench", 1, 90.4), ("airbench", 2, 90.2)))
