@@ -380,3 +380,20 @@ def test_a_run_that_held_nothing_out_says_so_and_its_zero_binds_no_other_data(tm
     assert json.loads(capsys.readouterr().out)["centre_crop"]["n"] == 1797
     assert main(["evaluate", str(weights), "--data", "folder:"]) == 2
     assert "folder: a path is needed" in capsys.readouterr().err
+
+
+def test_val_split_0_on_data_with_its_own_validation_part_still_evaluates(tmp_path, write_image, capsys):
+    """--val-split 0 only says what to do where the data has no validation part: a run on a folder
+    with train/ and val/ validated on val/, and `evaluate RUN` scores val/; digits' `--split test`
+    (an alias of val) gets the held-nothing-out line too."""
+    _, weights = _tiny_weights(tmp_path, ["a", "b"])
+    for part in ("train", "val"):
+        for c in "ab":
+            write_image(tmp_path / "data" / part / c / "0.png", size=(40, 40), seed=ord(c))
+    (weights / "config.json").write_text(json.dumps({"data": f"folder:{tmp_path / 'data'}", "val_split": 0.0}))
+    assert main(["evaluate", str(weights), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["centre_crop"]["n"] == 2  # val/'s two
+    _, digits = _tiny_weights(tmp_path / "d", [str(i) for i in range(10)])
+    (digits / "config.json").write_text(json.dumps({"data": "digits", "val_split": 0.0}))
+    assert main(["evaluate", str(digits), "--split", "test"]) == 2
+    assert "so none were held out" in capsys.readouterr().err

@@ -101,6 +101,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     from ..data.transforms import crops_note
     from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, default_eval_split,
                         normalizer_for)
+    from ..data.datasets import normalize_split
     from ..engine.evaluate import evaluate
     from ..models import load_weights, meta_cfg, resolve_run_dir
 
@@ -119,18 +120,21 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     vs = val_split if val_split is not None else saved.get("val_split", 0.1)
     if not own and val_split is None and vs == 0:
         vs = None  # the run's 0 said nothing of other data: its own default split
-    if own and split == "val" and vs == 0:
-        raise UserError(f"{weights} trained on every image of {spec} (--val-split 0), so none were held out to "
-                        f"score: give other images (--data DIR), or --split all for how well it fits the images "
-                        f"it trained on")
     cfg = meta_cfg(meta)
     precision = resolve_precision(_run_amp(amp, saved, dev), dev)
     normalize = normalizer_for(cfg, mode=meta.get("normalize", "meanstd")).to(dev)
     mirror = bool(meta.get("train_flip", cfg.input_size[0] != 1))
     out: dict = {"meta": meta, "data": spec, "ten_crop": None, "split": split, "mirror": mirror, "run": weights}
     for key, tc in (("centre", False), ("ten_crop", True)) if ten_crop else (("centre", False),):
-        ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
-                           val_split=vs)
+        try:
+            ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
+                               val_split=vs)
+        except UserError:
+            if own and vs == 0 and normalize_split(split) == "val":  # data without a validation part of its own
+                raise UserError(f"{weights} trained on every image of {spec} (--val-split 0), so none were held "
+                                f"out to score: give other images (--data DIR), or --split all for how well it "
+                                f"fits the images it trained on") from None
+            raise
         if key == "centre" and getattr(ds, "slice_note", ""):
             unknown = "" if saved else (" — without the run's config.json its own hold-out is unknown, so these "
                                         "may be images it trained on")
