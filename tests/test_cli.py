@@ -133,7 +133,10 @@ def test_a_torchrun_rank_leaves_without_the_interpreters_teardown(monkeypatch, w
     lambda f: ["experiment", "lrn", "--fast", "--out", f],
     lambda f: ["visualize", "filters", "RUN", "-o", f"{f}/filters.png"],
     lambda f: ["visualize", "kernels", "IMG", "-o", f"{f}/k.png"],
-], ids=["index-build", "index-query", "data-list", "experiment", "visualize-filters", "visualize-kernels"])
+    lambda f: ["data", "pca-stats", "DATA", "-o", f"{f}/pca.json"],
+    lambda f: ["experiment", "index", "--index", f"{f}/claims.md"],
+], ids=["index-build", "index-query", "data-list", "experiment", "visualize-filters", "visualize-kernels",
+        "pca-stats", "experiment-index"])
 @pytest.mark.parametrize("where", ["a file", "/proc"])
 def test_an_output_folder_that_cannot_be_is_one_line_from_the_arguments(tmp_path, capsys, monkeypatch, make, where):
     """-o/--out under a file, or on /proc (no disk: it "had 0 bytes free"), is one line naming why,
@@ -150,3 +153,13 @@ def test_an_output_folder_that_cannot_be_is_one_line_from_the_arguments(tmp_path
     why = f"{f} is a file, not a folder" if where == "a file" else "/proc is not on a disk"
     assert why in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]  # nothing made
+
+
+def test_a_dangling_link_as_output_folder_is_named(tmp_path):
+    """A link to a folder that is not there passed the check and failed later ("cannot make …:
+    File exists"); now it is named with its target."""
+    from alexnet.core.io import why_not_a_folder
+
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    assert why_not_a_folder(tmp_path / "out" / "run") == f"{tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does not exist"
+    assert why_not_a_folder(tmp_path / "new" / "run") is None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,7 @@ def summarize(r: str, dest: str) -> dict:
            "scratch_mean": sum(by_arm["scratch"][s] for s in seeds) / len(seeds) if seeds else None,
            "ft_minus_scratch": ci,
            "verdict": ("fewer than 3 seeds: no claim" if len(seeds) < 3 else
+                       "no spread over the seeds: no interval, no claim" if math.isnan(ci["half_width"]) else
                        "fine-tuning is better (the 95 % interval excludes 0)" if ci["low"] > 0 else
                        "scratch is better (the 95 % interval excludes 0)" if ci["high"] < 0 else
                        "within the noise (the 95 % interval includes 0)")}

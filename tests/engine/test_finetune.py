@@ -136,8 +136,10 @@ def test_freeze_on_the_two_tower_network_follows_the_forward_not_the_registratio
 
 @pytest.mark.parametrize("model,layer,says", [
     ("resnet18", "conv2", "more than one layer is named so (layer1.0.conv2"),  # one per block
-    ("resnet18", "conv5", "not laid out as AlexNet (20 convolutions, 1 linear layer)"),  # was layer1.1.conv2
-    ("vgg16", "fc7", "not laid out as AlexNet"),
+    ("resnet18", "conv5", "no such layer (try conv1, bn1"),  # was layer1.1.conv2: it names its own convs
+    ("cifar4", "conv4", "no such layer"),  # three convolutions, named conv1…conv3
+    ("vgg16", "fc7", "not laid out as AlexNet (13 convolutions, 3 linear layers)"),
+    ("googlenet", "fc7", "no such layer (try conv1, maxpool1"),  # it names conv1…conv3 itself
     ("resnet18", "layer9", "no such layer (try conv1, bn1"),
 ])
 def test_freeze_refuses_a_name_that_means_no_one_layer(model, layer, says):
@@ -146,6 +148,13 @@ def test_freeze_refuses_a_name_that_means_no_one_layer(model, layer, says):
     assert says in str(e.value)
     assert "(try" not in str(e.value) or "conv1…conv5" not in str(e.value)  # not offered where they mean nothing
     assert freeze(build_model("resnet18", num_classes=3), "layer1.0.conv2").layer == "layer1.0.conv2"
+
+
+def test_freezing_one_tower_of_two_is_refused():
+    """tower1's layers run interleaved with tower2's: "tower1 and everything before it" froze half
+    of tower2; refused with what to give instead."""
+    with pytest.raises(UserError, match="interleaved"):
+        freeze(build_model("alexnet", num_classes=3, towers=2, width=0.125, fc_width=32), "tower1")
 
 
 def test_torchvision_state_dict_loads_into_owt_with_new_head():

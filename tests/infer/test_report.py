@@ -119,3 +119,14 @@ def test_collector_as_evaluate_on_batch(tiny_run, image_root, tmp_path):
             assert im.format == "PNG" and min(im.size) > 100, name
             lo, hi = zip(*im.convert("RGB").getextrema())
             assert max(hi) - min(lo) > 100, name  # drawn on, not a blank canvas
+
+
+@pytest.mark.parametrize("label", [0, 8])
+def test_on_ties_the_confusion_matrix_names_the_class_top_1_scored(tmp_path, label):
+    """Every class scored alike (a model that learnt nothing): the confusion matrix's predicted
+    column is the one top-1 counted, whichever way the ties fall (argmax and topk break them apart)."""
+    probs, labels = torch.full((6, 10), 0.1), torch.full((6,), label)
+    m = write_report(tmp_path, probs, labels, [str(i) for i in range(10)])
+    rows = list(csv.reader((tmp_path / "confusion.csv").open()))
+    diagonal = int(rows[1 + label][1 + label])
+    assert (m["top1"] == 100.0) == (diagonal == 6) and (m["top1"] == 0.0) == (diagonal == 0)

@@ -154,13 +154,14 @@ def run_pca_stats(args: argparse.Namespace) -> int:
     from types import SimpleNamespace
 
     from ..core.errors import UserError
-    from ..core.io import atomic_write_json
-    from ..data import build_dataset, build_transforms, compute_pca_stats
+    from ..core.io import atomic_write_json, check_output_file
 
     if args.max_images < 1:
         raise UserError(f"--max-images must be at least 1, not {args.max_images} (the default 2000 is plenty)")
     if args.size < 1:
         raise UserError(f"--size must be at least 1 pixel, not {args.size} (default 256, the paper's short side)")
+    check_output_file(args.output, "-o")  # before torch loads and the images are read
+    from ..data import build_dataset, build_transforms, compute_pca_stats
 
     cfg = SimpleNamespace(input_size=(3, args.size, args.size), resize=args.size, mean=(0, 0, 0), std=(1, 1, 1))
     ds = build_dataset(args.spec, "train", build_transforms(cfg, train=False), val_split=0.0)

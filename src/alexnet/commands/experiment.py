@@ -43,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.io import check_output_folder
 
-    if args.name != "list":
+    if args.name == "index" and args.index:  # reads OUT's records, writes the index file only
+        from ..core.io import check_output_file
+
+        check_output_file(args.index, "--index")
+    elif args.name != "list":
         check_output_folder(args.out, "--out")  # before torch loads
     from ..experiments import list_experiments, report, run_all, write_index
     from ..experiments import run as run_experiment

@@ -66,26 +66,54 @@ class _RecordingFile:
         return getattr(self._f, name)
 
 
+# Kernel file systems that hold no files a program writes (their statvfs may say writable)
+VIRTUAL_FS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs", "securityfs",
+                        "pstore", "bpf", "configfs", "fusectl", "mqueue", "efivarfs", "binfmt_misc"})
+
+
 def nearest_existing(path: str | os.PathLike) -> Path:
-    """``path``, or the closest folder above it that exists."""
-    there = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    """``path`` (made absolute, as given: ``~`` is the shell's to expand), or the closest folder
+    above it that exists."""
+    there = Path(os.path.abspath(os.fspath(path)))
     while not there.exists() and there.parent != there:
         there = there.parent
     return there
 
 
+def _fs_type(path: Path) -> str:
+    """The type of the file system ``path`` is on (Linux's /proc/self/mounts), or ""."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1:3] for line in f if len(line.split()) > 2]
+    except OSError:
+        return ""
+    real = os.path.realpath(path)
+    best = ("", "")
+    for point, kind in mounts:
+        point = point.replace("\\040", " ")
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[0]):
+            best = (point, kind)
+    return best[1]
+
+
 def why_not_a_folder(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be (or become) a folder this process writes into, or None. Looks only,
     creates nothing: what a command checks from its arguments before any work."""
-    there = nearest_existing(path)
+    start = Path(os.path.abspath(os.fspath(path)))
+    there = nearest_existing(start)
+    for p in [start, *start.parents]:  # a link on the way to a target that is not there
+        if p == there:
+            break
+        if os.path.islink(p):
+            return f"{p} is a link to {os.readlink(p)}, which does not exist"
     if not there.is_dir():
         return f"{there} is a file, not a folder"
+    kind = _fs_type(there)
+    if kind in VIRTUAL_FS:
+        return f"{there} is not on a disk (a {kind} file system)"
     try:
-        st = os.statvfs(there)
-        if st.f_flag & os.ST_RDONLY:
+        if os.statvfs(there).f_flag & os.ST_RDONLY:
             return f"{there} is on a read-only file system"
-        if st.f_blocks == 0:  # /proc, /sys: no disk behind them
-            return f"{there} is not on a disk (a virtual file system such as /proc)"
     except (OSError, AttributeError):
         pass
     if not os.access(there, os.W_OK | os.X_OK):
@@ -102,7 +130,7 @@ def check_output_folder(path: str | os.PathLike, flag: str) -> None:
 
 def check_output_file(path: str | os.PathLike, flag: str) -> None:
     """A one-line `UserError` when the folder ``path`` would be written in cannot be one."""
-    why = why_not_a_folder(Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).parent)
+    why = why_not_a_folder(Path(os.path.abspath(os.fspath(path))).parent)
     if why:
         raise UserError(f"{flag} {path}: {why}; give a path in a folder you can write to")
 

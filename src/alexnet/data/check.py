@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import UserError
-from ..core.io import atomic_write, check_output_folder, make_output_folder
+from ..core.io import atomic_write, check_output_folder, make_output_folder, why_not_a_folder
 from ..core.text import cells, ljust
 from .datasets import (IMG_EXTENSIONS, FileDataset, ImageDataset, build_dataset, find_classes, folder_splits,
                        is_eval_name, parse_spec, scan_folder, sibling_val_list, split_indices)
@@ -288,7 +288,10 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     if not os.path.isdir(root):
         raise UserError(f"{root}: no such folder")
     out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
-    check_output_folder(out_dir or root, "-o" if out_dir else "the lists' folder (ROOT, without -o)")
+    if out_dir:
+        check_output_folder(out_dir, "-o")
+    elif why_not_a_folder(root):
+        raise UserError(f"{root}: the lists go there without -o, and {why_not_a_folder(root)}: give -o DIR")
     if is_shards(root):
         raise UserError(f"{root} holds shards, not image folders: they list themselves (index.json, "
                         f"sources.tsv); `data list` is for a tree of class folders")

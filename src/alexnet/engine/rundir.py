@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from ..core.errors import UserError
-from ..core.io import atomic_write, atomic_write_json, remove_stale_temps, why_not_a_folder
+from ..core.io import atomic_write, atomic_write_json, nearest_existing, remove_stale_temps, why_not_a_folder
 from ..data.pipeline import format_bytes
 from ..models import save_weights
 from ..models.weights import shape_differences
@@ -143,18 +143,12 @@ class RunDir:
                             f"`{resume_command(self.path, self.world)}` (or --resume auto --name {self.path.name}), "
                             f"or give another --name")
 
-    def _nearest_existing(self) -> Path:
-        there = self.path
-        while not there.exists() and there.parent != there:
-            there = there.parent
-        return there
-
     def check_space(self, need: dict[str, int]) -> None:
         """A new run whose files (``need``: `disk_estimate`) take more than its disk has free stops
         here, before its first epoch, rather than at its first checkpoint. Rank 0 looks; all stop."""
         problem = None
         if self.world.is_main:
-            free, total = shutil.disk_usage(self._nearest_existing()).free, sum(need.values())
+            free, total = shutil.disk_usage(nearest_existing(self.path)).free, sum(need.values())
             peak = total + max(need.values(), default=0)  # a file is written whole beside the one it replaces
             if free < peak:
                 problem = (f"{self.path}: this run writes about {format_bytes(total)} there ({itemized(need)}), "

@@ -277,8 +277,12 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     if not cached:
         if (run_dir / "checkpoints" / "last.pt").is_file():
             say(f"    resuming the interrupted run {run_dir}")
-            before_s = sum(float(r.get("time") or 0.0) for r in read_metrics(run_dir))  # the part done before
+            before = {(r.get("epoch"), r.get("time")) for r in read_metrics(run_dir)}
             fit(resume_config(str(run_dir)))
+            # the part done before: the rows it wrote that the resumed run kept (a row it trimmed and
+            # trained again, or a partial epoch's, is not counted twice)
+            before_s = sum(float(r.get("time") or 0.0) for r in read_metrics(run_dir)
+                           if (r.get("epoch"), r.get("time")) in before)
             resumed = True
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing to resume; this cache's own folder

@@ -91,7 +91,7 @@ def per_class_rows(probs: torch.Tensor, labels: torch.Tensor, classes: Sequence[
 
 def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, n: int) -> list[tuple[int, int, float]]:
     """The ``n`` wrong predictions made with the highest probability: ``(sample, predicted, prob)``."""
-    conf, pred = probs.max(dim=1)
+    conf, pred = (t[:, 0] for t in probs.topk(1, dim=1))  # ties broken as top-1 is scored
     wrong = (pred != labels).nonzero().flatten()
     if not len(wrong):
         return []
@@ -143,7 +143,7 @@ def write_report(out_dir: str | Path, probs: torch.Tensor, labels: torch.Tensor 
     out.mkdir(parents=True, exist_ok=True)
 
     metrics = compute_metrics(probs, labels)
-    cm = confusion_matrix(probs.argmax(1), labels, K)
+    cm = confusion_matrix(probs.topk(1, dim=1).indices[:, 0], labels, K)  # ties broken as top-1 is scored
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write(out / "per_class.csv", _csv(per_class_rows(probs, labels, classes, cm)))
     atomic_write(out / "confusion.csv", _csv([["true \\ predicted", *classes],

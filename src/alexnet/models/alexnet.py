@@ -320,9 +320,10 @@ class AlexNetSmall(nn.Module):
     input_size=(3, 227, 227), resize=256, min_input_size=(227, 227), year=2012,
     result="ILSVRC-2012 winner: 15.3% top-5 test error (7-CNN ensemble); one CNN 40.7%/18.2% top-1/top-5 val",
     reference=PAPER, notes="the paper's two-tower network, towers as grouped convolutions"),
-    accepts=lambda: (AlexNet, AlexNetTowers))
+    accepts=lambda: (AlexNet, AlexNetTowers), fixed=("overhang",))
 def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
-    """The paper's network. ``towers=2`` gives `AlexNetTowers`, two really separate stacks."""
+    """The paper's network. ``towers=2`` gives `AlexNetTowers`, two really separate stacks. (Its
+    ``overhang`` is `alexnet-224`'s, not a --model-arg.)"""
     if towers == 2:
         return AlexNetTowers(num_classes, **kwargs)
     if towers != 1:
@@ -335,13 +336,11 @@ def alexnet(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     result="ILSVRC-2012 winner (as alexnet)", reference=PAPER,
     notes="alexnet on §4.1's 224×224 crops: conv1's last filters overhang the image by 3 pixels of zeros, as "
           "cuda-convnet computed it (1 + ⌈(224 − 11)/4⌉ = 55); the same weights as alexnet"),
-    accepts=lambda: (AlexNet, AlexNetTowers))
+    accepts=lambda: (AlexNet, AlexNetTowers), fixed=("overhang",))
 def alexnet_224(num_classes: int = 1000, towers: int = 1, **kwargs) -> nn.Module:
     """The paper's network on the paper's 224 crops, as the authors' code ran it: 224 − 11 is not a
     multiple of 4, and cuda-convnet rounded conv1's output up to 55 positions, its last filters
     reading 3 pixels past the right and bottom edges as zeros. Here the zeros are padded on."""
-    if "overhang" in kwargs:
-        raise UserError("alexnet-224's overhang is the 3 pixels 224 crops need; it is not an argument")
     return alexnet(num_classes, towers, overhang=3, **kwargs)
 
 

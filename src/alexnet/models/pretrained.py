@@ -261,7 +261,7 @@ def find_layer(model: nn.Module, layer: str) -> str:
         of_kind = convs if m.group(1) == "conv" else linears
         if 0 <= k < len(of_kind):
             return of_kind[k]
-    elif m:
+    elif m and not any(re.fullmatch(r"(conv|fc)\d+", n.split(".")[-1]) for n in names if n):  # cifar4 names its own
         raise UserError(f"--freeze {layer}: the paper's layer names (conv1…conv5, fc6, fc7) are AlexNet's, "
                         f"and this network is not laid out as AlexNet ({len(convs)} convolutions, "
                         f"{len(linears)} linear layer{'s' if len(linears) != 1 else ''}); give a module name ({tops}, or one from "
@@ -292,6 +292,10 @@ def freeze(model: nn.Module, layer: str) -> Frozen:
     target = find_layer(model, layer)
     leaves = _leaf_modules(model)
     inside = [i for i, (n, _) in enumerate(leaves) if n == target or n.startswith(target + ".")]
+    if max(inside) - min(inside) + 1 != len(inside):  # the two-tower network's tower1: run layer by layer with tower2
+        raise UserError(f"--freeze {layer}: its layers run interleaved with others' (layer by layer, tower by tower), "
+                        f"so 'it and everything before it' is not a part of the network; freeze up to one layer "
+                        f"(conv3: both towers' conv1–conv3)")
     last = max(inside)
     params_after = [i for i in range(last + 1, len(leaves)) if any(True for _ in leaves[i][1].parameters(recurse=False))
                     or isinstance(leaves[i][1], nn.modules.batchnorm._BatchNorm)]

@@ -63,24 +63,26 @@ class _Entry:
     # where the accepted keyword arguments are declared: callables whose signatures list them (the
     # builder itself is always one), or a function returning those callables (imported lazily)
     accepts: Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]] = ()
+    fixed: tuple[str, ...] = ()  # parameters of those callables that the name itself sets: not --model-args
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_model(name: str, cfg: ModelCfg, accepts: Any = ()) -> Callable[[Callable[..., nn.Module]],
-                                                                           Callable[..., nn.Module]]:
+def register_model(name: str, cfg: ModelCfg, accepts: Any = (), fixed: tuple[str, ...] = ()
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``fn(num_classes=…, **kwargs) -> nn.Module`` under ``name``.
 
     ``accepts``: a tuple of the classes or functions that ``fn`` passes its ``**kwargs`` on to, or a
     function of no arguments returning that tuple (to import them late); with ``fn``'s own
-    signature they tell which ``--model-arg`` keys are valid (`model_args`).
+    signature they tell which ``--model-arg`` keys are valid (`model_args`), less ``fixed``: the
+    parameters the name sets itself (``alexnet-224``'s ``overhang``).
     """
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = _Entry(name, fn, cfg, accepts)
+        _REGISTRY[name] = _Entry(name, fn, cfg, accepts, tuple(fixed))
         return fn
 
     return deco
@@ -111,7 +113,7 @@ def model_args(name: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for target in (entry.fn, *targets):
         for p in inspect.signature(target).parameters.values():
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in _NOT_ARGS:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in _NOT_ARGS or p.name in entry.fixed:
                 continue
             out.setdefault(p.name, None if p.default is p.empty else p.default)
     return out

@@ -194,7 +194,8 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     except RuntimeError as e:
         diff = shape_differences(model.state_dict(), state, side="weights") or str(e).splitlines()[0]
         raise UserError(f"{st}: weights do not fit model {meta['model']!r} (as weights.json names it): {diff}; "
-                        f"weights.json and these tensors do not belong together") from None
+                        f"weights.json and these tensors do not match: files of two runs mixed, or weights saved by another "
+                        f"version of the model") from None
     return model.to(device).eval(), meta
 
 
