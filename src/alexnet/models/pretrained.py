@@ -286,9 +286,10 @@ class Frozen:
 
 
 def freeze(model: nn.Module, layer: str) -> Frozen:
-    """Freeze ``layer`` and everything before it (in forward order, `_leaf_modules`), with the batch norm that normalises its output when one follows it next (a
-    convolution's block: ``conv3`` with ``bn3``), so that the frozen part's output stays as loaded:
-    ``requires_grad=False``; batch norm and dropout there run in eval mode."""
+    """Freeze ``layer`` and everything before it (in forward order, `_leaf_modules`), with the batch
+    norm that normalises its output when one follows it next (a convolution's block: ``conv3`` with
+    ``bn3``), so that the frozen part's output stays as loaded: ``requires_grad=False``; batch norm
+    and dropout there run in eval mode."""
     target = find_layer(model, layer)
     leaves = _leaf_modules(model)
     inside = [i for i, (n, _) in enumerate(leaves) if n == target or n.startswith(target + ".")]
