@@ -135,8 +135,9 @@ def test_a_torchrun_rank_leaves_without_the_interpreters_teardown(monkeypatch, w
     lambda f: ["visualize", "kernels", "IMG", "-o", f"{f}/k.png"],
     lambda f: ["data", "pca-stats", "DATA", "-o", f"{f}/pca.json"],
     lambda f: ["experiment", "index", "--index", f"{f}/claims.md"],
+    lambda f: ["train", "--output-dir", f"{f}/runs", "--epochs", "1"],
 ], ids=["index-build", "index-query", "data-list", "experiment", "visualize-filters", "visualize-kernels",
-        "pca-stats", "experiment-index"])
+        "pca-stats", "experiment-index", "train"])
 @pytest.mark.parametrize("where", ["a file", "/proc"])
 def test_an_output_folder_that_cannot_be_is_one_line_from_the_arguments(tmp_path, capsys, monkeypatch, make, where):
     """-o/--out under a file, or on /proc (no disk: it "had 0 bytes free"), is one line naming why,

@@ -384,10 +384,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     started = process_started()  # --time-budget counts the whole command, the interpreter's start included
     config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
-    if not config.resume:
-        from ..core.io import check_output_folder
-
-        check_output_folder(config.output_dir, "--output-dir")
     from ..engine import fit
 
     res = fit(config, started=started)
