@@ -41,11 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.io import check_output_folder
+    from ..core.io import check_output_file, check_output_folder
 
     if args.name == "index" and args.index:  # reads OUT's records, writes the index file only
-        from ..core.io import check_output_file
-
         check_output_file(args.index, "--index")
     elif args.name != "list":
         check_output_folder(args.out, "--out")  # before torch loads

@@ -18,6 +18,11 @@ from ..core.errors import UserError
 from .decode import DEFAULT_MAX_PIXELS, decode_image
 from .samples import SampleList
 
+
+class NoValidationPart(UserError):
+    """The validation split was asked of data that has none: no val/ folder or list, and a
+    ``--val-split`` of 0 (a caller that knows why, such as `evaluate` on such a run, says more)."""
+
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".pbm", ".tif", ".tiff", ".webp",
                   ".gif")
 VAL_NAMES = ("val", "validation", "valid", "test")
@@ -244,7 +249,7 @@ def take_split(samples: list, targets: list[int], split: str, val_split: float, 
         return samples, ""
     if val_split == 0:
         if split == "val":
-            raise UserError(f"{what} has no validation folder or list; set a --val-split fraction "
+            raise NoValidationPart(f"{what} has no validation folder or list; set a --val-split fraction "
                             f"to hold some training images out")
         return samples, ""
     train, val = split_indices(targets, val_split, seed)

@@ -14,7 +14,7 @@ import torch
 
 from ..core.errors import UserError
 from ..core.io import one_at_a_time
-from .base import ImageDataset, TensorImageDataset, split_indices
+from .base import ImageDataset, NoValidationPart, TensorImageDataset, split_indices
 from .folders import find_classes, folder_dataset, folder_splits
 
 
@@ -28,7 +28,7 @@ def digits_dataset(split: str, transform: Callable | None, val_split: float, see
     targets = d.target.tolist()
     train, val = split_indices(targets, val_split, seed)
     if split == "val" and not val:
-        raise UserError("digits: --val-split 0 leaves no validation images")
+        raise NoValidationPart("digits: --val-split 0 leaves no validation images")
     idx = list(range(len(targets))) if split == "all" else val if split == "val" else train
     ds = TensorImageDataset(images[idx].contiguous(), [targets[i] for i in idx],
                             [str(i) for i in range(10)], transform, "digits", split)

@@ -290,8 +290,8 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     out = os.path.abspath(os.fspath(out_dir)) if out_dir else root
     if out_dir:
         check_output_folder(out_dir, "-o")
-    elif why_not_a_folder(root):
-        raise UserError(f"{root}: the lists go there without -o, and {why_not_a_folder(root)}: give -o DIR")
+    elif why := why_not_a_folder(root):
+        raise UserError(f"{root}: the lists go there without -o, and {why}: give -o DIR")
     if is_shards(root):
         raise UserError(f"{root} holds shards, not image folders: they list themselves (index.json, "
                         f"sources.tsv); `data list` is for a tree of class folders")

@@ -101,7 +101,7 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     from ..data.transforms import crops_note
     from ..data import (BadSampleLog, build_dataset, build_loader, build_transforms, default_eval_split,
                         normalizer_for)
-    from ..data.datasets import normalize_split
+    from ..data.base import NoValidationPart
     from ..engine.evaluate import evaluate
     from ..models import load_weights, meta_cfg, resolve_run_dir
 
@@ -129,8 +129,8 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
         try:
             ds = build_dataset(spec, split, transform=build_transforms(cfg, train=False, ten_crop=tc, mirror=mirror),
                                val_split=vs)
-        except UserError:
-            if own and vs == 0 and normalize_split(split) == "val":  # data without a validation part of its own
+        except NoValidationPart:
+            if own:  # the run's own data, which has no validation part, all trained on
                 raise UserError(f"{weights} trained on every image of {spec} (--val-split 0), so none were held "
                                 f"out to score: give other images (--data DIR), or --split all for how well it "
                                 f"fits the images it trained on") from None

@@ -20,6 +20,7 @@ with the same name and shape (strict otherwise).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,8 +235,6 @@ def find_layer(model: nn.Module, layer: str) -> str:
     the paper's (``conv<k>`` = the k-th convolution, ``fc<5+k>`` = the k-th linear layer). A last
     component that many modules have (ResNet's ``bn1``) is refused with them listed, as are the
     paper's names on other networks, where "the third convolution" names nothing a person means."""
-    import re
-
     names = dict(model.named_modules())
     if layer in names and layer:
         return layer
