@@ -36,6 +36,26 @@ def test_models_command_does_not_import_torchvision_or_matplotlib():
     assert "alexnet-owt" in r.stdout and r.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_data_or_a_run_that_is_not_there_is_answered_before_torch_loads(tmp_path):
+    """A mistyped folder or kind, a cifar10 recipe without its location, a run to resume that is not
+    there: one line each, exit 2, torch never imported (it takes seconds; the line should not)."""
+    code = ("import sys\nfrom alexnet.cli import main\n"
+            f"codes = [main(['train', '--output-dir', {str(tmp_path)!r}, *a]) for a in "
+            f"(['--data', {str(tmp_path / 'photoz')!r}], ['--data', 'foldr:x'], ['--recipe', 'cifar10'], "
+            f"['--resume', {str(tmp_path / 'gone')!r}])]\n"
+            "print(codes, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "[2, 2, 2, 2] False", r.stderr
+    assert r.stderr.splitlines() == [
+        f"error: {tmp_path / 'photoz'}: no such file or folder (a dataset is digits, a folder, a list file, or "
+        "kind:path with kind in digits, cifar10, mnist, imagenet, folder, list, cache, shards)",
+        "error: unknown dataset kind 'foldr' in 'foldr:x'; use one of digits, cifar10, mnist, imagenet, folder, "
+        "list, cache, shards (e.g. folder:/path)",
+        "error: dataset 'cifar10' needs a location: --data-path PATH (or --data cifar10:PATH)",
+        f"error: --resume {tmp_path / 'gone'}: no such folder (give a run directory, e.g. runs/<name>)"]
+    assert list(tmp_path.iterdir()) == []  # no run folder begun
+
+
 # -- the models table --------------------------------------------------------------------------
 
 def test_cached_model_table_equals_a_fresh_computation():

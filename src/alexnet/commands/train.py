@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from ..data.kinds import KINDS, KINDS_NEEDING_PATH, nothing_there  # plain Python: no torch before a mistake is said
+
 ORDER = 10
 
 
@@ -264,6 +266,8 @@ def check_flags(args: argparse.Namespace) -> dict:
                                                      or Path(args.data).exists()):
         raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
                         f"--data-path alone, or --data KIND with --data-path (e.g. --data folder --data-path DIR)")
+    if args.data is not None and not args.data_path and nothing_there(args.data):  # a mistyped folder, before torch
+        raise UserError(nothing_there(args.data))
     over = _flag_overrides(args)
     if args.resume and args.config_file:
         raise UserError("--config starts a new run from a file; --resume continues a run from its own "
@@ -295,8 +299,6 @@ def check_flags(args: argparse.Namespace) -> dict:
 def _check_weights_first(spec: str, model: str | None) -> None:
     """A ``--weights`` that names a file or run directory is read before the data is asked for, so
     that its mistake (no such file, not a checkpoint, a training checkpoint) is the one reported."""
-    import os
-
     if Path(spec).expanduser().exists() or spec.endswith((".pth", ".pt", ".safetensors")) or os.sep in spec:
         from ..models.pretrained import read_pretrained
 
@@ -338,7 +340,7 @@ def config_from_args(args: argparse.Namespace):
 
         image = None
         if "model" not in given and not weights:  # the data tell: photos, small colour or small grey images
-            from ..data.datasets import KINDS, first_image
+            from ..data.datasets import first_image
 
             data = given.get("data")
             spec = (f"{data}:{args.data_path}" if data in KINDS else args.data_path) if args.data_path else data
@@ -356,8 +358,6 @@ def config_from_args(args: argparse.Namespace):
     for note in notes + start_notes(recipe, start, over, int(os.environ.get("WORLD_SIZE") or 1)):
         if os.environ.get("RANK", "0") == "0":
             print(note)
-    from ..data.datasets import KINDS, KINDS_NEEDING_PATH
-
     if args.data_path:
         flag_kind = over.get("data")  # --data KIND beside it (with a KIND:PATH or an existing path it was refused)
         kind = flag_kind or start.get("data") or RECIPES[recipe].get("data", "")

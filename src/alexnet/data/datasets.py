@@ -36,6 +36,7 @@ from .base import (IMG_EXTENSIONS, VAL_NAMES, FileDataset, ImageDataset, SubsetD
 from .builtin import cifar10_dataset, digits_dataset, find_cifar_batches, find_idx, mnist_dataset
 from .cache import CacheDataset, cache_dataset, is_cache, read_manifest
 from .decode import is_regular_file
+from .kinds import KINDS, KINDS_NEEDING_PATH, nothing_there
 from .folders import (find_classes, folder_dataset, folder_splits, image_files, is_eval_name, list_dataset,
                       not_a_list_file, read_classes_txt, read_list, scan_folder, sibling_val_list)
 from .imagenet import imagenet_dataset
@@ -50,8 +51,6 @@ __all__ = [  # the base classes and folder helpers are re-exported: `from .datas
     "take_split",
 ]
 
-KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache", "shards")  # the one list of dataset kinds
-KINDS_NEEDING_PATH = tuple(k for k in KINDS if k != "digits")  # every kind but the bundled digits
 DEFAULT_VAL_SPLIT = 0.1
 DIGITS_VAL_SPLIT = 0.2
 
@@ -100,11 +99,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "list", path
     if os.path.isdir(path):
         return detect_kind(path), path
-    if sep and len(kind) > 1 and not os.path.exists(path):
-        raise UserError(f"unknown dataset kind {kind!r} in {spec!r}; use one of {', '.join(KINDS)} "
-                        f"(e.g. folder:/path)")
-    raise UserError(f"{spec}: no such file or folder (a dataset is digits, a folder, a list file, "
-                    f"or kind:path with kind in {', '.join(KINDS)})")
+    raise UserError(nothing_there(spec) or f"{spec}: neither a file nor a folder")
 
 
 def detect_kind(path: str) -> str:

@@ -353,12 +353,13 @@ def resume_config(run_dir: str, **overrides: Any) -> TrainConfig:
 
     The model and its arguments cannot change: the checkpoint's weights must fit.
     """
+    if not Path(run_dir).expanduser().exists():  # said before the weights module brings torch in
+        raise UserError(f"--resume {Path(run_dir).expanduser()}: no such folder (give a run directory, e.g. "
+                        "runs/<name>)")
     from ..models.weights import resolve_run_dir
 
     run_dir = str(resolve_run_dir(run_dir, need="checkpoints/last.pt"))
     saved = Path(run_dir) / "config.json"
-    if not Path(run_dir).exists():
-        raise UserError(f"--resume {run_dir}: no such folder (give a run directory, e.g. runs/<name>)")
     if not saved.is_file():
         raise UserError(f"--resume {run_dir}: not a run directory (no config.json)")
     base = read_run_config(saved) or {}

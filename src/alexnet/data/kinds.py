@@ -1,0 +1,23 @@
+"""The dataset kinds a spec may name (``KIND:PATH``), and the mistakes in a spec that plain Python
+can tell: it imports nothing heavy, so that ``alexnet train --data ~/photoz`` is answered before
+torch loads. `alexnet.data.datasets.parse_spec` recognises what a spec names in full."""
+
+from __future__ import annotations
+
+import os
+
+KINDS = ("digits", "cifar10", "mnist", "imagenet", "folder", "list", "cache", "shards")  # the one list of dataset kinds
+KINDS_NEEDING_PATH = tuple(k for k in KINDS if k != "digits")  # every kind but the bundled digits
+
+
+def nothing_there(spec: str) -> str | None:
+    """The one-line error for a spec that is neither a kind, nor ``KIND:PATH`` with a known kind, nor
+    an existing path (a mistyped folder, an unknown kind); None for every other spec."""
+    spec = str(spec)
+    kind, sep, _ = spec.partition(":")
+    if spec in KINDS or (sep and kind in KINDS) or os.path.exists(os.path.expanduser(spec)):
+        return None
+    if sep and len(kind) > 1:  # one letter: a Windows drive, a path
+        return f"unknown dataset kind {kind!r} in {spec!r}; use one of {', '.join(KINDS)} (e.g. folder:/path)"
+    return (f"{spec}: no such file or folder (a dataset is digits, a folder, a list file, "
+            f"or kind:path with kind in {', '.join(KINDS)})")
