@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # the benchmark script end to end (14-23 s on 2 cores); pytest -m slow
 @pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").is_file(), reason="benchmarks/ is not in this checkout")
 def test_quick_suite_writes_every_comparison(tmp_path):
     pytest.importorskip("fastapi")  # serving is one of the comparisons
@@ -46,6 +47,7 @@ def test_quick_suite_writes_every_comparison(tmp_path):
     assert "| comparison | ours | baseline | unit | ratio | limit |" in md and m["torch"] in md
 
 
+@pytest.mark.slow  # the benchmark script end to end (14-23 s on 2 cores); pytest -m slow
 @pytest.mark.skipif(not (ROOT / "benchmarks" / "cifar_fast_step.py").is_file(), reason="benchmarks/ is not in this checkout")
 def test_cifar_fast_step_benchmark_prints_a_row_per_width_with_ratios():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -56,6 +58,7 @@ def test_cifar_fast_step_benchmark_prints_a_row_per_width_with_ratios():
     assert len(rows) == 1 and rows[0].count("img/s") == 2 and "×)" in rows[0]
 
 
+@pytest.mark.slow  # the benchmark script end to end (14-23 s on 2 cores); pytest -m slow
 @pytest.mark.skipif(not (ROOT / "benchmarks" / "cifar_recipe_step.py").is_file(), reason="benchmarks/ is not in this checkout")
 def test_cifar_recipe_step_benchmark_writes_a_row_per_network_with_its_update_share(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

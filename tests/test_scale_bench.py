@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "scale.py"
 
 
+@pytest.mark.slow  # the benchmark script end to end (14-23 s on 2 cores); pytest -m slow
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="benchmarks/ is not in this checkout")
 def test_a_tiny_scale_run_generates_imagenet_and_measures_each_step(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH"))

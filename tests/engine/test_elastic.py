@@ -108,6 +108,7 @@ def test_two_processes_stopped_and_resumed_end_bit_identical(reference, tmp_path
     assert metric_rows(run) == metric_rows(reference)  # the stopped epoch's row replaced, sums exact
 
 
+@pytest.mark.slow  # torchrun and its ranks (12-45 s on 2 cores); the default run keeps other torchrun tests
 def test_two_nodes_equal_one_node_with_two_processes(reference, tmp_path):
     """Two torchrun agents (``--nnodes 2``, one process each) meeting through c10d on localhost."""
     port = free_port()

@@ -186,6 +186,7 @@ if os.environ.get("RANK") == "0" and os.environ.get("KILL_FLAG"):
 '''
 
 
+@pytest.mark.slow  # torchrun and its ranks (12-45 s on 2 cores); the default run keeps other torchrun tests
 def test_under_torchrun_a_dead_worker_ends_every_rank_and_keeps_the_last_checkpoint(tmp_path):
     """A real two-process torchrun run whose rank 0 loses a loader worker in its second epoch: rank 0
     says so in one line with the command that resumes, torchrun ends the other rank, no process of

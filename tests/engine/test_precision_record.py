@@ -65,10 +65,13 @@ def test_an_explicit_amp_needs_no_probe_and_is_recorded(tmp_path, monkeypatch):
 def test_the_probes_leave_the_global_random_stream_alone(monkeypatch):
     monkeypatch.delenv("ALEXNET_CPU_BF16", raising=False)
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    # small probes: a CPU without bf16 instructions emulates them, and the full one takes 15 s there
+    monkeypatch.setattr(dev, "BF16_PROBE_SIZE", 64)
     torch.manual_seed(3)
     state = torch.get_rng_state()
     assert dev.cpu_bf16_speedup.__wrapped__() > 0  # the matmul probe, uncached
     assert torch.equal(torch.get_rng_state(), state)
+    monkeypatch.setattr(dev, "cpu_bf16_speedup", dev.cpu_bf16_speedup.__wrapped__)  # nothing cached for later tests
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
     model(torch.zeros(1, 1, 8, 8))
     state = torch.get_rng_state()

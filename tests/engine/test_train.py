@@ -267,6 +267,7 @@ def _interrupt_torchrun(cmd: list[str], whom: str, after_step: int) -> str:
     return "".join(out) + rest
 
 
+@pytest.mark.slow  # torchrun and its ranks (12-45 s on 2 cores); the default run keeps other torchrun tests
 def test_ctrl_c_under_torchrun_saves_on_every_rank_and_resumes_exactly(tmp_path):
     """Ctrl-C in a terminal reaches torchrun and both ranks (and torchrun passes it on again): the
     ranks agree on a step, save together, and the run resumes to the weights of an uninterrupted

@@ -46,6 +46,7 @@ def test_stopped_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path, dig
     assert res["centre"].top1 == pytest.approx(ref.last.top1)
 
 
+@pytest.mark.slow  # torchrun and its ranks (12-45 s on 2 cores); the default run keeps other torchrun tests
 def test_two_gloo_processes_with_two_workers_each_equal_one_process(tmp_path, digit_shards):
     """A real torchrun run: two processes (two loader workers each) from the same shards take, at
     every step, the two halves of what one process takes with the same global batch — so their

@@ -297,6 +297,7 @@ def test_summaries_hand_their_comparisons_on():
     assert s.comparisons and s.comparisons[0].verdict == "reproduces" and s.verdict.startswith("reproduces")
 
 
+@pytest.mark.slow  # 14 runs on the digits (20 s on 2 cores); test_experiments.py runs it with one seed by default
 def test_relu_vs_tanh_fast_with_two_seeds_trains_only_the_best_rates_again(tmp_path):
     """End to end on the digits: seed 0 at every rate, seed 1 at each activation's fastest only."""
     rec = experiments.run("relu-vs-tanh", fast=True, seeds=2, out=tmp_path, say=lambda s: None)

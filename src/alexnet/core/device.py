@@ -39,6 +39,9 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+BF16_PROBE_SIZE = 1024  # the probe's square matrices: large enough for the kernels' steady speed
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
     """Measured bf16/fp32 matmul throughput ratio on this CPU (a ~0.3 s probe, cached per process).
@@ -49,7 +52,7 @@ def cpu_bf16_speedup() -> float:
     the caller's random numbers are untouched.
     """
 
-    n = 1024
+    n = BF16_PROBE_SIZE
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         a32, b32 = torch.randn(n, n), torch.randn(n, n)
