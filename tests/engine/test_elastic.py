@@ -87,6 +87,7 @@ def test_elastic_restart_resumes_the_same_run_bit_identical(reference, tmp_path)
     assert metric_rows(tmp_path / "run") == metric_rows(reference)
 
 
+@pytest.mark.slow  # torchrun twice, one process between (27 s on 2 cores); the restart above stays in the default run
 def test_two_processes_stopped_and_resumed_end_bit_identical(reference, tmp_path):
     run = tmp_path / "run"
     stopped = torchrun(*RUN, "--output-dir", str(tmp_path), "--name", "run", "--max-steps", "15")

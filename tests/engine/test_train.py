@@ -120,8 +120,9 @@ def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
     common = ["--max-steps", "5", "--amp", "off", "--output-dir", str(tmp_path), "--lr-scheduler", "constant",
               *TINY, "--model-arg", "dropout=0", "--deterministic"]
     # --global-batch 64: one process takes 64, each of two takes 32 (the paper recipe keeps 128 so)
-    one = train_cli(*common, "--global-batch", "64", "--name", "one")
-    assert one.returncode == 0, one.stderr
+    from alexnet.cli import main
+
+    assert main(["train", *common, "--global-batch", "64", "--name", "one"]) == 0  # here: no process to start
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -141,17 +142,21 @@ def test_two_gloo_processes_equal_one_process_with_same_global_batch(tmp_path):
     assert "global batch 64 kept = 2 processes × 32" in two.stdout  # said at the start of the run
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    r = train_cli("--epochs", "1", "-b", "128", "--checkpoint-every", "3", "--output-dir", str(tmp_path),
-                  "--name", "nan", *TINY, env={"ALEXNET_DEBUG_NAN_AT_STEP": "5"})
-    assert r.returncode == 2
-    assert "error: loss became nan" in r.stderr and "Traceback" not in r.stderr
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from alexnet.cli import main
+
+    monkeypatch.setenv("ALEXNET_DEBUG_NAN_AT_STEP", "5")
+    assert main(["train", "--epochs", "1", "-b", "128", "--checkpoint-every", "3", "--output-dir", str(tmp_path),
+                 "--name", "nan", "--amp", "off", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: loss became nan") and "Traceback" not in err
     ck = safe_torch_load(tmp_path / "nan" / "checkpoints" / "last.pt")
     assert ck["global_step"] == 3
-    assert f"the last good checkpoint is kept: {tmp_path / 'nan' / 'checkpoints' / 'last.pt'}" in r.stderr
-    early = train_cli("--epochs", "1", "-b", "128", "--output-dir", str(tmp_path), "--name", "nan2", *TINY,
-                      env={"ALEXNET_DEBUG_NAN_AT_STEP": "2"})
-    assert "no checkpoint was written before it" in early.stderr  # none to point at
+    assert f"the last good checkpoint is kept: {tmp_path / 'nan' / 'checkpoints' / 'last.pt'}" in err
+    monkeypatch.setenv("ALEXNET_DEBUG_NAN_AT_STEP", "2")
+    assert main(["train", "--epochs", "1", "-b", "128", "--output-dir", str(tmp_path), "--name", "nan2", "--amp",
+                 "off", *TINY]) == 2
+    assert "no checkpoint was written before it" in capsys.readouterr().err  # none to point at
 
 
 def test_reading_the_loss_back_every_k_steps_changes_nothing(tmp_path, monkeypatch):
@@ -226,8 +231,9 @@ def test_ctrl_c_saves_resumable_checkpoint(tmp_path):
     assert "resumable checkpoint saved" in out
     ck = safe_torch_load(tmp_path / "int" / "checkpoints" / "last.pt")
     assert ck["global_step"] >= 3
-    r = train_cli("--resume", str(tmp_path / "int"), "--epochs", "1")
-    assert r.returncode == 0, r.stderr
+    from alexnet.cli import main
+
+    assert main(["train", "--resume", str(tmp_path / "int"), "--epochs", "1"]) == 0
 
 
 def _free_port() -> int:
