@@ -84,6 +84,36 @@ def test_index_round_trips_through_list(image_folder, tmp_path, capsys):
     assert len(build_dataset(str(out / "train.txt"), "train", val_split=0)) == 12
 
 
+def test_lists_already_there_are_replaced_only_when_asked_and_a_stale_hold_out_goes(image_folder, capsys):
+    (image_folder / "train.txt").write_text("a list of the person's own\n")
+    assert main(["data", "list", str(image_folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {image_folder} already holds train.txt: give --overwrite to replace it, or -o DIR to " \
+                  "write the lists elsewhere"
+    assert (image_folder / "train.txt").read_text() == "a list of the person's own\n"  # untouched
+    assert main(["data", "list", str(image_folder), "--overwrite", "--val-split", "0.25"]) == 0
+    assert (image_folder / "test.txt").is_file()
+    capsys.readouterr()
+    # listed again holding nothing out: the first listing's test.txt would be read as this one's hold-out
+    assert main(["data", "list", str(image_folder), "--overwrite", "--val-split", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "train.txt (12 images), classes.txt (3 classes)" in out and "removed the earlier" in out
+    assert not (image_folder / "test.txt").exists()
+    assert len(build_dataset(str(image_folder / "train.txt"), "train", val_split=0)) == 12
+
+
+def test_names_with_line_breaks_are_counted_out_or_refused(image_folder, capsys):
+    (image_folder / "cat" / "two\nlines.png").write_bytes((image_folder / "dog" / os.listdir(image_folder / "dog")[0])
+                                                          .read_bytes())
+    assert main(["data", "list", str(image_folder), "--val-split", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "train.txt (12 images)" in out and "warning: skipped (a line break in its name)" in err
+    assert len((image_folder / "train.txt").read_text().splitlines()) == 12  # the count is what was written
+    os.rename(image_folder / "fox", image_folder / "f\nox")
+    assert main(["data", "list", str(image_folder), "--overwrite"]) == 2
+    assert "class folder 'f\\nox' has a line break in its name" in capsys.readouterr().err
+
+
 def test_a_class_named_with_a_hash_survives_the_list(image_folder, tmp_path):
     os.rename(image_folder / "fox", image_folder / "#1 fox")  # a line starting with # is a comment
     assert main(["data", "list", str(image_folder), "--val-split", "0"]) == 0  # paths relative to the tree

@@ -104,6 +104,9 @@ def _add_list_parser(dsub: argparse._SubParsersAction, name: str, **help_kw: str
     i.add_argument("--val-split", type=float, default=0.1,
                    help="fraction held out as test.txt when there is no val/ or test/ folder (default 0.1)")
     i.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
+    i.add_argument("--overwrite", action="store_true",
+                   help="replace the train.txt, test.txt and classes.txt already there (a test.txt this listing "
+                        "has no images for is removed)")
     i.set_defaults(func=run_list)
 
 
@@ -131,12 +134,18 @@ def run_list(args: argparse.Namespace) -> int:
     if args.output_dir:
         check_output_folder(args.output_dir, "-o")  # before torch loads
     from ..data.check import write_list_files
-    r = write_list_files(args.root, args.output_dir, val_split=args.val_split, seed=args.seed)
+    r = write_list_files(args.root, args.output_dir, val_split=args.val_split, seed=args.seed,
+                         overwrite=args.overwrite)
     print(f"wrote {r['out']}/train.txt ({r['train']} images), "
           + (f"test.txt ({r['test']} images), " if r["test"] else "")
           + f"classes.txt ({r['classes']} classes)")
+    if r["removed"]:
+        print(f"removed the earlier {r['removed']}: this listing holds nothing out")
+    if r["other_val_list"]:
+        print(f"warning: list:{r['out']}/train.txt will hold out the images of {r['other_val_list']}, which is "
+              "beside it", file=sys.stderr)
     for p in r["skipped"]:
-        print(f"skipped (newline in its name): {p!r}", file=sys.stderr)
+        print(f"warning: skipped (a line break in its name): {p!r}", file=sys.stderr)
     return 0
 
 

@@ -270,12 +270,14 @@ def _rel(path: str, base: str) -> str:
 
 
 def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                     val_split: float = 0.1, seed: int = 0) -> dict[str, Any]:
+                     val_split: float = 0.1, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """Write ``train.txt``, ``test.txt`` and ``classes.txt`` for an image-folder tree.
 
     Lines are ``relative/path label``, relative to ``out_dir`` (default: ``root``), so
     ``list:OUT/train.txt`` reads them back. ``test.txt`` lists ``val/`` (or ``test/``) when the
     tree has one, else a stratified ``val_split`` hold-out (seeded) taken out of ``train.txt``.
+    Lists already in ``out_dir`` are replaced only with ``overwrite``; then a ``test.txt`` this
+    listing has no images for is removed, for ``list:OUT/train.txt`` would take it as its hold-out.
     """
     root = os.fspath(root)
     kind, _, rest = root.partition(":")
@@ -295,10 +297,19 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     if is_shards(root):
         raise UserError(f"{root} holds shards, not image folders: they list themselves (index.json, "
                         f"sources.tsv); `data list` is for a tree of class folders")
+    ours = ("classes.txt", "train.txt", "test.txt")
+    there = [n for n in ours if os.path.lexists(os.path.join(out, n))]
+    if there and not overwrite:
+        raise UserError(f"{out} already holds {', '.join(there)}: give --overwrite to replace "
+                        f"{'them' if len(there) > 1 else 'it'}, or -o DIR to write the lists elsewhere")
     train_dir, val_dir = folder_splits(root)
     classes = find_classes(train_dir)
     if not classes:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    broken = [c for c in classes if "\n" in c or "\r" in c]
+    if broken:
+        raise UserError(f"{train_dir}: class folder {broken[0]!r} has a line break in its name, and classes.txt "
+                        "holds one name per line: rename the folder")
     idx = {c: i for i, c in enumerate(classes)}
     train = scan_folder(train_dir, idx)
     if val_dir:
@@ -310,16 +321,22 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
         test = []
     if not train:
         raise UserError(f"{train_dir}: no images in the class folders")
-    skipped = [p for p, _ in train + test if "\n" in p or "\r" in p]
-    lines = {name: "".join(f"{_rel(p, out)} {t}\n" for p, t in rows if p not in skipped)
-             for name, rows in (("train.txt", train), ("test.txt", test))}
+    skipped = {p for p, _ in train + test if "\n" in p or "\r" in p}
+    train, test = [r for r in train if r[0] not in skipped], [r for r in test if r[0] not in skipped]
+    if not train:
+        raise UserError(f"{train_dir}: no images in the class folders but ones with a line break in their names")
     make_output_folder(out, "-o")
     atomic_write(os.path.join(out, "classes.txt"), "".join(f"{c}\n" for c in classes))
-    atomic_write(os.path.join(out, "train.txt"), lines["train.txt"])
+    atomic_write(os.path.join(out, "train.txt"), "".join(f"{_rel(p, out)} {t}\n" for p, t in train))
+    removed = None
     if test:
-        atomic_write(os.path.join(out, "test.txt"), lines["test.txt"])
+        atomic_write(os.path.join(out, "test.txt"), "".join(f"{_rel(p, out)} {t}\n" for p, t in test))
+    elif "test.txt" in there:  # an earlier listing's hold-out: left there it would be this one's
+        os.remove(os.path.join(out, "test.txt"))
+        removed = os.path.join(out, "test.txt")
+    other = sibling_val_list(os.path.join(out, "train.txt"))
     return {"train": len(train), "test": len(test), "classes": len(classes), "out": out,
-            "skipped": skipped}
+            "skipped": sorted(skipped), "removed": removed, "other_val_list": None if test else other}
 
 
 index_folder = write_list_files  # its name before ``alexnet data index`` became ``alexnet data list``
