@@ -1,4 +1,5 @@
-"""A run directory is never overwritten or lost: an existing run is refused without --resume, an
+"""A run directory is never overwritten or lost: an existing run is refused without --resume (one that
+stopped before it trained anything is replaced, saying so), an
 --output-dir that is a file or not writable is one line before any data is read, and a corrupt
 last.pt set aside on fallback keeps last.prev.pt safe from the next rotation."""
 
@@ -59,9 +60,11 @@ def test_an_existing_run_is_refused_without_resume(tmp_path, capsys, monkeypatch
 
 
 @pytest.mark.parametrize("what", ["config.json", "checkpoints", "weights.safetensors"])
-def test_any_trace_of_a_run_counts(tmp_path, monkeypatch, what):
+def test_any_trace_of_a_run_that_trained_counts(tmp_path, monkeypatch, what):
     d = tmp_path / "x"
     (d / what).mkdir(parents=True) if what == "checkpoints" else (d.mkdir(), (d / what).write_text("{}"))
+    if what == "config.json":  # and an epoch's row: its checkpoints deleted, say (without one, see below)
+        (d / "metrics.csv").write_text("epoch,step\n1,11\n")
     no_data(monkeypatch)
     with pytest.raises(UserError, match="already holds a run"):
         run(tmp_path, "x")
@@ -103,3 +106,33 @@ def test_a_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(rundir_mod.Path, "mkdir", refuse)
     with pytest.raises(UserError, match="cannot make .*checkpoints: Permission denied"):
         rundir_mod.RunDir(tmp_path / "r", World()).write_run_files(make_config("digits"), ["a", "b"], ["a", "b"])
+
+
+def test_a_run_that_stopped_before_it_trained_anything_is_started_again_in_its_place(tmp_path, capsys):
+    """Data none of whose images reads: the run stops at its first batch with config.json written. The
+    same command, once the images are mended, starts in that folder (it held nothing worth keeping)
+    instead of being sent to a --resume that has no checkpoint to continue; --resume says how."""
+    from PIL import Image
+
+    data = tmp_path / "photos"
+    for c in ("cat", "dog"):
+        (data / c).mkdir(parents=True)
+        for i in range(5):
+            (data / c / f"{i}.jpg").write_text("not an image")
+    args = ["train", "--data", str(data), "--model", "alexnet", "--model-arg", "width=0.125", "--model-arg",
+            "fc_width=16", "--max-steps", "2", "-b", "2", "--amp", "off", "--output-dir", str(tmp_path), "--name", "r"]
+    assert main(args) == 2 and "none of the 8 files of its train split is a readable image" in capsys.readouterr().err
+    assert (tmp_path / "r" / "config.json").is_file() and not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"(the run stopped before it trained anything: start it again with `alexnet train --config {tmp_path / 'r'} "
+        f"--output-dir {tmp_path} --name r`)")
+    for c, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
+        for i in range(5):
+            Image.new("RGB", (32, 32), colour).save(data / c / f"{i}.jpg")
+    assert main(args) == 0
+    assert f"{tmp_path / 'r'} holds a run that stopped before it trained anything: this run starts in its place" \
+        in capsys.readouterr().out
+    assert safe_torch_load(tmp_path / "r" / "checkpoints" / "last.pt")["global_step"] == 2
+    with pytest.raises(UserError, match="already holds a run"):  # a run that trained is never replaced
+        fit(make_config("digits", output_dir=str(tmp_path), name="r", max_steps=1, amp="off", model_kwargs=TINY))

@@ -35,6 +35,21 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (ck / "last.pt").is_file() or (ck / "last.prev.pt").is_file()
 
 
+def never_trained(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that stopped before it trained anything (its data could not be
+    read, say): its config.json, and no checkpoint, no weights and no row in metrics.csv. Nothing of
+    it is worth keeping."""
+    if not (run_dir / "config.json").is_file() or has_checkpoint(run_dir) or (run_dir / "weights.safetensors").exists():
+        return False
+    try:
+        with open(run_dir / "metrics.csv") as f:
+            return sum(1 for line in f if line.strip()) <= 1  # its header at most
+    except FileNotFoundError:
+        return True
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def resolve_auto_resume(cfg: TrainConfig, world: World) -> tuple[TrainConfig, bool]:
     """A copy of ``cfg`` to run, and whether it starts over a run directory whose run was killed
     before its first checkpoint. ``--resume auto``: resume ``output_dir/name`` when it holds a

@@ -32,6 +32,7 @@ from ..models.weights import shape_differences
 from .checkpoint import load_checkpoint, newest_loadable, save_checkpoint
 from .config import TrainConfig
 from .distributed import World, broadcast_object, resume_command
+from .elastic import never_trained
 from .progress import log, plural
 
 # What best.pt keeps: the weights and where they came from. Resuming reads last.pt only, so the
@@ -129,7 +130,8 @@ class RunDir:
 
     def check(self, cfg: TrainConfig) -> None:
         """Before any data is loaded: the run's folder can be made and written to, and a new run
-        does not land on an old one (which ``--resume`` continues instead)."""
+        does not land on an old one (which ``--resume`` continues instead) unless that one stopped
+        before it trained anything (`never_trained`: its data could not be read, say)."""
         flag, given = ("--resume", cfg.resume) if cfg.resume else ("--output-dir", cfg.output_dir)
         why = why_not_a_folder(self.path)
         if why:
@@ -138,6 +140,10 @@ class RunDir:
             self.lock()
         found = [f for f in RUN_FILES if (self.path / f).exists()
                  and not (self.start_over and f != "weights.safetensors")]  # weights: a run that did train
+        if broadcast_object(bool(found) and not cfg.resume and never_trained(self.path) if self.world.is_main else None):
+            self.start_over, found = True, []  # what it wrote goes, as for --resume auto (remove_stale_temps)
+            log(self.world, f"{self.path} holds a run that stopped before it trained anything: this run starts in "
+                            f"its place")
         if found and not cfg.resume:
             raise UserError(f"{self.path} already holds a run ({found[0]}): continue it with "
                             f"`{resume_command(self.path, self.world)}` (or --resume auto --name {self.path.name}), "
@@ -203,7 +209,10 @@ class RunDir:
         kill while writing it) falls back to the previous one, with a line saying so."""
         path = self.checkpoints / "last.pt"
         if not path.is_file() and not (self.checkpoints / "last.prev.pt").is_file():
-            raise UserError(f"--resume {self.path}: no checkpoints/last.pt there")
+            again = (f" (the run stopped before it trained anything: start it again with `alexnet train --config "
+                     f"{self.path} --output-dir {self.path.parent} --name {self.path.name}`)"
+                     if never_trained(self.path) else "")
+            raise UserError(f"--resume {self.path}: no checkpoints/last.pt there{again}")
         # rank 0 chooses the file (or fails) and every rank follows (rank 0 sets a broken last.pt aside)
         chosen: tuple[str, str] = ("", "")
         if self.world.is_main:
