@@ -229,6 +229,21 @@ def test_an_onnx_file_of_another_opset_than_asked_is_not_written(tiny_run, tmp_p
 
     real = ex._onnx_export
     monkeypatch.setattr(ex, "_onnx_export", lambda m, x, tmp, opset, exporter: real(m, x, tmp, 18, exporter))
-    with pytest.raises(ex.ExportCheckError, match="wrote opset 18, not the 17 asked for"):
+    with pytest.raises(UserError, match="wrote opset 18, not the 17 asked for"):
         export_model(tiny_run, "onnx", tmp_path / "m.onnx", opset=17)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_old_opset_the_dynamo_exporter_cannot_reach_is_one_line_without_its_logs(tiny_run, tmp_path, capfd):
+    """onnxscript logs a traceback, and torch a warning, where it cannot convert to opset 9: the
+    person sees the one line that says what to do (exit 2: the flag's to change)."""
+    pytest.importorskip("onnxscript")
+    code = main(["export", str(tiny_run), "--format", "onnx", "--exporter", "dynamo", "-o", str(tmp_path / "m.onnx"),
+                 "--opset", "9", "--no-verify"])
+    err = capfd.readouterr().err.strip()
+    if code == 0:  # an onnxscript that can convert: then the file is opset 9
+        import onnx
+
+        assert [o.version for o in onnx.load(str(tmp_path / "m.onnx")).opset_import if o.domain in ("", "ai.onnx")] == [9]
+    else:
+        assert code == 2 and err.count("\n") == 0 and "not the 9 asked for; not written" in err, err

@@ -107,6 +107,21 @@ def _have_onnxscript() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _quiet_logging():
+    """The exporters' own log records (torch's "Setting ONNX exporter to use operator set version 18",
+    onnxscript's traceback when it cannot convert to an older opset) are not ours to print: what
+    went wrong is said in one line from the file written."""
+    import logging
+
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
 def _onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int, exporter: str = "auto") -> str:
     """Write ``model`` as ONNX with a dynamic batch axis; return which exporter did it.
 
@@ -122,7 +137,7 @@ def _onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int, expo
     names = {"input_names": ["input"], "output_names": ["logits"]}
     if exporter == "dynamo" or (exporter == "auto" and _have_onnxscript()):
         batch = torch.export.Dim("batch", min=1, max=4096)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_logging():
             warnings.simplefilter("ignore")
             with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not ours to print
                 torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, external_data=False,
@@ -180,7 +195,7 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: str | Path, cfg: An
         proto = onnx.load(str(tmp))
         wrote = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
         if wrote != opset:  # the dynamo exporter writes its own opset where it cannot convert to the one asked
-            raise ExportCheckError(f"the {exporter} exporter wrote opset {wrote}, not the {opset} asked for; "
+            raise UserError(f"the {exporter} exporter wrote opset {wrote}, not the {opset} asked for; "
                                    f"not written (try --opset {wrote}, or --exporter torchscript)")
         del proto.metadata_props[:]
         for k, v in _metadata(meta, cfg).items():
