@@ -353,3 +353,10 @@ def test_two_files_or_two_ks_in_one_request_are_refused(client, png_bytes):
     r = client.post("/api/predict", files=upload(png_bytes, "a.png", "image/png"), data={"k": ["1", "3"]})
     assert r.status_code == 400 and "'k' fields" in r.json()["error"]
     assert client.post("/api/predict", files=upload(png_bytes, "a.png", "image/png"), data={"k": "3"}).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/api/predict", "/api/neighbours"])
+def test_a_k_in_the_url_is_refused_not_ignored(client, png_bytes, route):
+    """?k=0 used to be answered with the default k, as if it had been read."""
+    r = client.post(f"{route}?k=0", files=upload(png_bytes, "a.png", "image/png"))
+    assert r.status_code == 422 and r.json()["error"].startswith("this endpoint reads no URL parameters (k): send k")

@@ -108,7 +108,12 @@ class Service:
 
     async def read_image(self, file: UploadFile, request: Request) -> bytes:
         """The upload's bytes, refused unless it is a non-empty image within the size limit, the only
-        ``file`` of its form (and no field given twice: which one counted would be a guess)."""
+        ``file`` of its form (and no field given twice: which one counted would be a guess), and the
+        URL has no parameters (the form has the arguments)."""
+        if request.query_params:  # ?k=0 would be answered with the default k, as if it had been read
+            names = ", ".join(sorted(set(request.query_params.keys())))
+            raise ApiError(422, f"this endpoint reads no URL parameters ({names}): send k as a form field "
+                                f"beside the file (curl -F file=@IMAGE -F k=3)")
         form = await request.form()  # parsed once already, for the arguments
         for field in ("file", "k"):
             if len(form.getlist(field)) > 1:
