@@ -200,5 +200,7 @@ def test_an_index_refuses_other_weights_of_the_same_model(tiny_run, index, folde
     assert main(["index", "query", str(index.path), img, "--no-strip", "--weights", str(other)]) == 2
     err = capsys.readouterr().err
     assert "the index was built with other alexnet-cifar weights" in err and err.count("\n") == 1
-    with pytest.raises(UserError, match="built with other alexnet-cifar weights"):  # serve --index, likewise
+    assert "(leave --weights out)" in err
+    with pytest.raises(UserError, match="built with other alexnet-cifar weights") as e:  # serve --index, likewise
         create_app(Predictor(other, device="cpu"), index)
+    assert f"(serve {index.meta['weights']})" in str(e.value) and "--weights" not in str(e.value)  # serve has none

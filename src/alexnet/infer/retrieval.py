@@ -60,16 +60,17 @@ def _neighbour_images(index: FeatureIndex, hits: Sequence[Neighbour]) -> list[to
     return out
 
 
-def check_same_weights(meta: dict[str, Any], predictor: Any) -> None:
+def check_same_weights(meta: dict[str, Any], predictor: Any, own: str = "leave --weights out") -> None:
     """An index is searched with the features of the weights that built it: another model, or other
-    weights of the same model (another run, a fine-tune), give vectors that cannot be compared."""
+    weights of the same model (another run, a fine-tune), give vectors that cannot be compared.
+    ``own``: how the caller's command takes the index's own weights."""
     if meta.get("model") not in (None, predictor.name):
         raise UserError(f"the index holds {meta.get('model')} features; these weights are {predictor.name} "
                         f"(build the index with the same weights)")
     if meta.get("weights_fingerprint") is not None and meta["weights_fingerprint"] != predictor.fingerprint:
         raise UserError(f"the index was built with other {predictor.name} weights ({meta.get('weights')}) than "
-                        f"these: their features cannot be compared; use the index's own weights (leave "
-                        f"--weights out) or build an index with these")
+                        f"these: their features cannot be compared; use the index's own weights ({own}) or build an "
+                        f"index with these")
 
 
 STRIP_MAX = 32  # the most neighbours a strip shows (the query's results hold every one asked for)

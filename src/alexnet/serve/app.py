@@ -178,7 +178,7 @@ def check_settings(predictor: Any, index: Any, *, max_upload_bytes: int, max_pix
     if index is not None:
         from ..infer.retrieval import check_same_weights
 
-        check_same_weights(index.meta, predictor)
+        check_same_weights(index.meta, predictor, own=f"serve {index.meta.get('weights') or 'them'}")
     return pixel_limit
 
 
