@@ -69,6 +69,21 @@ def test_k_is_clamped_and_info(predictor):
                                 "classes": CLASSES}
     t = predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=10)[0]
     assert len(t) == 3
+    for bad in (0, -1, 2.5, None, True):  # were the top 1, the top 1, the top 2, a TypeError, the top 1
+        with pytest.raises(ValueError, match="k is the number of classes to give, a whole number at least 1"):
+            predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=bad)
+
+
+def test_a_pillow_image_is_read_as_its_file_would_be(predictor, image_files, tmp_path):
+    from PIL import Image
+
+    path = image_files[0][0]
+    with Image.open(path) as im:
+        assert torch.equal(predictor.probs(im), predictor.probs([path]))  # one image, or a list of them
+        rgba = im.convert("RGBA")
+    rgba.putalpha(0)  # transparent: composited over white, as a PNG file of it is
+    rgba.save(tmp_path / "clear.png")
+    assert torch.equal(predictor.probs([rgba]), predictor.probs([tmp_path / "clear.png"]))
 
 
 def test_features_are_fc7(predictor, image_files):

@@ -183,6 +183,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An image already opened with Pillow → uint8 ``[3, H, W]``, its mode converted as a file's
+    would be (alpha over white, 16-bit scaled down, grey repeated)."""
+    return torch.from_numpy(np.asarray(_to_rgb(img)).copy()).permute(2, 0, 1).contiguous()
+
+
 def _bomb_check(path: str, w: int, h: int, max_pixels: int | None) -> None:
     if max_pixels is not None and w * h > max_pixels:
         raise BadImageError(path, f"too many pixels ({w * h} > {max_pixels})")
@@ -223,14 +229,12 @@ def _decode(data: bytes, path: str, max_pixels: int | None, target_short_side: i
             img = ImageOps.exif_transpose(img) or img
         except Exception:  # noqa: BLE001 — broken EXIF metadata: the pixels are still good
             pass
-        img = _to_rgb(img)
-        arr = np.asarray(img)
+        return pil_to_tensor(img), info
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
         msg = str(e).lower()
         if "truncated" in msg or isinstance(e, EOFError) or "broken data stream" in msg:
             raise BadImageError(path, f"truncated {fmt}") from None
         raise BadImageError(path, f"corrupt {fmt}: {_short(e)}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), info
 
 
 def _decode_jpeg_turbo(data: bytes, path: str) -> torch.Tensor:

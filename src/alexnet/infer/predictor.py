@@ -30,10 +30,17 @@ from ..core.errors import UserError
 from ..data.base import IMG_EXTENSIONS
 from .inputs import expand_inputs  # noqa: F401  (re-exported from its old home)
 
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, torch.Tensor]
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, torch.Tensor, "PIL.Image.Image"]
 Top = list[tuple[str, int, float]]  # [(class name, class index, probability)], most probable first
 
 IMAGE_EXTENSIONS = IMG_EXTENSIONS  # what a dataset folder reads
+
+
+def _is_pil(x: Any) -> bool:
+    """Whether ``x`` is an image opened with Pillow."""
+    from PIL import Image
+
+    return isinstance(x, Image.Image)
 
 
 @dataclass
@@ -168,6 +175,10 @@ class Predictor:
         short = getattr(self.transform, "decode_short_side", None)
         if isinstance(src, (bytes, bytearray, memoryview)):
             return decode_image(bytes(src), target_short_side=short, max_pixels=self.max_pixels)
+        if _is_pil(src):  # opened by the caller: converted as a file of its mode would be
+            from ..data.decode import pil_to_tensor
+
+            return pil_to_tensor(src)
         return decode_image(os.fspath(src), target_short_side=short, max_pixels=self.max_pixels)
 
     def preprocess(self, src: ImageLike) -> torch.Tensor:
@@ -236,7 +247,7 @@ class Predictor:
 
     @staticmethod
     def _as_list(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
-        if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
+        if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_pil(images):
             return [images]
         if isinstance(images, torch.Tensor):
             return [images] if images.ndim == 3 else list(images)
@@ -247,7 +258,8 @@ class Predictor:
 
         for s, e in zip(srcs, errors):
             if e is not None:
-                name = os.fspath(s) if isinstance(s, (str, os.PathLike)) else "<bytes>"
+                name = os.fspath(s) if isinstance(s, (str, os.PathLike)) else "<bytes>"  # a tensor or Pillow
+                # image never fails here: it is checked, or converted, as it is read
                 raise BadImageError(name, e)
 
     def probs(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
@@ -258,13 +270,16 @@ class Predictor:
         return torch.stack(outs) if outs else torch.empty(0, self.num_classes)  # type: ignore[arg-type]
 
     def topk(self, probs: torch.Tensor, k: int = 5) -> list[Top]:
-        """``probs [N, K]`` → per row the ``k`` most probable ``(class name, index, prob)``."""
-        k = max(1, min(int(k), self.num_classes))
+        """``probs [N, K]`` → per row the ``k`` most probable ``(class name, index, prob)`` (``k`` past
+        the number of classes: every class)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k is the number of classes to give, a whole number at least 1, not {k!r}")
+        k = min(k, self.num_classes)
         p, i = probs.topk(k, dim=1)
         return [[(self.classes[c], c, float(v)) for v, c in zip(pr.tolist(), ir.tolist())] for pr, ir in zip(p, i)]
 
     def predict(self, images: ImageLike | Sequence[ImageLike], k: int = 5) -> list[Top]:
-        """Per image (path, bytes, or uint8 ``[C, H, W]`` tensor) the top-``k``
+        """Per image (path, bytes, a Pillow image, or uint8 ``[C, H, W]`` tensor) the top-``k``
         ``[(class name, class index, probability)]``. Raises `BadImageError` on a bad image
         (use `predict_files` to get per-file errors instead)."""
         return self.topk(self.probs(images), k)
