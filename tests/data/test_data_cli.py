@@ -232,3 +232,17 @@ def test_class_names_in_wide_characters_keep_the_table_aligned(tmp_path, capsys)
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.rstrip().endswith("       2")]
     assert len(rows) == 2 and len({cells(r) for r in rows}) == 1  # the same display width
     assert cells("日本 ship") == 9 and cells("e\u0301") == 1
+
+
+def test_check_reads_a_test_folder_beside_val(tmp_path, capsys):
+    """`evaluate --split test` reads test/ where val/ is there too: check reads it as well."""
+    for part in ("train", "val", "test"):
+        for c in ("cat", "dog"):
+            (tmp_path / part / c).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (12, 12), (90 * i, 40, 200)).save(tmp_path / part / c / f"{i}.png")
+    (tmp_path / "test" / "cat" / "bad.jpg").write_text("not an image")
+    assert main(["data", "check", str(tmp_path), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert [s["split"] for s in rep["splits"]] == ["train", "val", "test"]
+    assert [s["images"] for s in rep["splits"]] == [4, 4, 5] and rep["bad"] == 1

@@ -80,8 +80,8 @@ def split_label(spec: str, split: str) -> str:
     if kind == "folder":
         root = os.path.abspath(path)
         train_dir, val_dir = folder_splits(root)
-        if val_dir and split == "val":
-            return eval_part_name(os.path.basename(val_dir))
+        if val_dir and split in ("val", "test"):
+            return eval_part_name(os.path.basename(folder_splits(root, split)[1] or val_dir))
         if val_dir is None and is_eval_name(os.path.basename(root)):
             return eval_part_name(os.path.basename(root))
     if kind == "list":
@@ -152,7 +152,8 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
     with their reasons, class counts, sizes, formats and files whose extension lies."""
     workers = workers or min(8, os.cpu_count() or 1)
     parts, seen, errors = [], set(), []
-    for split in ("train", "val"):  # both opened before anything is decoded: a broken part fails at once
+    folder = parse_spec(spec)[0] == "folder"  # a folder's test/ beside its val/ is a part of its own (--split test)
+    for split in ("train", "val", "test") if folder else ("train", "val"):  # all opened before anything is decoded
         try:
             ds = build_dataset(spec, split, val_split=0.0)
         except UserError as e:
@@ -210,7 +211,7 @@ def _part_missing(spec: str, split: str) -> bool:
         if find_cifar_batches(path) or os.path.isfile(os.path.join(path, "cifar-10-python.tar.gz")):
             return False  # its test_batch is its validation part
     if kind in ("folder", "cifar10"):
-        return folder_splits(path)[1] is None
+        return folder_splits(path, split if split == "test" else None)[1] is None
     if kind == "list":
         return not sibling_val_list(path) and not is_eval_name(os.path.basename(path))
     if kind in ("cache", "shards"):
