@@ -127,6 +127,23 @@ def test_list_file_with_classes_txt_and_sibling(tmp_path, image_folder):
     _check_items(tr, 3)
 
 
+def test_classes_txt_mistakes_are_one_line_naming_the_file_and_line(tmp_path, image_folder):
+    (tmp_path / "train.txt").write_text(f"{image_folder}/cat/cat0.jpg 0\n{image_folder}/dog/dog1.jpg 1\n")
+    (tmp_path / "val.txt").write_text(f"{image_folder}/fox/fox2.png 1\n")
+    spec = str(tmp_path / "train.txt")
+    for text, said in (("cat\n\ndog\n", "classes.txt:2: a blank line; line i names label i - 1"),  # dog was label 1
+                       ("cat\ncat\n", "classes.txt:2: 'cat' again (line 1 names it): name each class once")):
+        (tmp_path / "classes.txt").write_text(text)
+        with pytest.raises(UserError, match=re.escape(said)):
+            build_dataset(spec, "train")
+    (tmp_path / "classes.txt").write_text("cat\ndog\n\n\n")  # blank lines at the end name nothing
+    assert build_dataset(spec, "train").classes == ["cat", "dog"]
+    (tmp_path / "val.txt").write_text(f"{image_folder}/fox/fox2.png 5\n")  # the label is the validation list's
+    with pytest.raises(UserError, match=re.escape(f"{tmp_path / 'val.txt'} uses label 5, but {tmp_path / 'classes.txt'} "
+                                                  "names 2 classes (labels 0–1)")):
+        build_dataset(spec, "val")
+
+
 def test_list_file_paths_with_spaces_and_numeric_classes(tmp_path, write_image):
     write_image(tmp_path / "my photos" / "a b.png")
     (tmp_path / "all.txt").write_text("my photos/a b.png 3\n" * 4)

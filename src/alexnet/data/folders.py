@@ -223,8 +223,26 @@ def not_a_list_file(path: str) -> str | None:
 
 
 def read_classes_txt(path: str) -> list[str]:
-    with open(path, encoding="utf-8-sig") as f:
-        return [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    """The class names of a list's ``classes.txt``: line *i* names label *i - 1*, so a blank line
+    inside it (it would shift every class after it) and a name given twice are one-line errors."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            names = [ln.strip() for ln in f.read().splitlines()]
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file of class names") from None
+    while names and not names[-1]:
+        names.pop()  # blank lines at the end name nothing
+    first: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        if not name:
+            raise UserError(f"{path}:{i}: a blank line; line i names label i - 1, so it would shift every class "
+                            f"after it: remove it, or name the class")
+        if name in first:
+            raise UserError(f"{path}:{i}: {name!r} again (line {first[name]} names it): name each class once")
+        first[name] = i
+    return names
 
 
 def sibling_val_list(path: str) -> str | None:
@@ -267,7 +285,9 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
     if os.path.isfile(classes_txt):
         classes = read_classes_txt(classes_txt)
         if len(classes) < n:
-            raise UserError(f"{classes_txt} names {len(classes)} classes, but the list uses label {n - 1}")
+            where = next((f for f in (path, sibling) if f and any(t >= len(classes) for _, t in read_list(f))), path)
+            raise UserError(f"{where} uses label {n - 1}, but {classes_txt} names {len(classes)} classes "
+                            f"(labels 0–{len(classes) - 1})")
     else:  # the classes are the labels the training list uses; a validation list has no others
         n_train = max([0] + [t + 1 for _, t in read_list(path)])
         beyond = sorted({t for _, t in read_list(sibling) if t >= n_train}) if sibling else []
