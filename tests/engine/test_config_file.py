@@ -213,11 +213,11 @@ def test_a_folder_without_model_or_recipe_is_told_by_its_first_image(tmp_path, c
     photos = _images(tmp_path / "photos", (400, 300))
     cfg = config_of("--data", str(photos))
     assert (cfg.recipe, cfg.model, cfg.data) == ("photos", "alexnet-owt", str(photos))
-    assert "recipe photos (for photos: the data's first image is 400×300, colour;" in capsys.readouterr().out
+    assert "recipe photos (for photos: the data's first images are 400×300, colour;" in capsys.readouterr().out
     small = _images(tmp_path / "small" / "train", (32, 32), classes="abc").parent
     cfg = config_of("--data-path", str(small))
     assert (cfg.recipe, cfg.model, cfg.data) == ("cifar10", "alexnet-cifar", str(small))
-    assert "for small colour images: the data's first image is 32×32, colour" in capsys.readouterr().out
+    assert "for small colour images: the data's first images are 32×32, colour" in capsys.readouterr().out
     grey = _images(tmp_path / "grey", (28, 28), "L")
     assert (config_of("--data", f"folder:{grey}").recipe, config_of("--data", f"folder:{grey}").model) == \
            ("digits", "alexnet-mnist")
@@ -233,7 +233,7 @@ def test_a_folder_without_model_or_recipe_is_told_by_its_first_image(tmp_path, c
     capsys.readouterr()
     assert config_of("--data", f"cache:{tmp_path / 'small-cache'}").recipe == "cifar10"
     cfg = config_of("--data", str(tmp_path / "photo-shards"))
-    assert cfg.recipe == "photos" and "the data's first image is 400×300" in capsys.readouterr().out
+    assert cfg.recipe == "photos" and "the data's first images are 400×300" in capsys.readouterr().out
     # a model given keeps the recipe that suits it
     assert config_of("--data", str(photos), "--model", "alexnet-cifar").recipe == "cifar10"
     # a bare path recognised as a dataset kind brings that kind's recipe
@@ -255,6 +255,12 @@ def test_the_first_image_that_opens_decides_and_none_keeps_the_default(tmp_path)
     (root / "a" / "0.jpg").write_bytes(b"not an image")
     assert first_image(str(root)) == ("folder", str(root), (3, 32, 32))
     assert first_image(str(root), tries=1) == ("folder", str(root), None)
+    # one small grey thumbnail sorted first does not make colour photos grey digits: colour if any is,
+    # the median size
+    photos = _images(tmp_path / "p", (300, 200), classes="bc")
+    _images(photos, (20, 20), "L", classes="a", n=1)  # a/0.png: the first image of the first class
+    assert first_image(str(photos)) == ("folder", str(photos), (3, 200, 300))
+    assert config_of("--data", str(photos)).recipe == "photos"
     bad = tmp_path / "bad" / "x"
     bad.mkdir(parents=True)
     (bad / "0.png").write_bytes(b"")

@@ -124,10 +124,12 @@ GREY_MODES = ("1", "L", "LA", "I", "F")  # Pillow's modes without colour (and "I
 
 def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, int] | None]:
     """(kind, path, shape) of dataset ``spec``: its kind and location (`parse_spec`) and, for a
-    folder or list of image files, (channels, height, width) of the first of its images that opens
-    (the first image of each class folder in turn, or the list's first lines; ``tries`` files at
-    most), for a cache the size it holds, for local shards their first image; None for other kinds
-    or where none opens. Reads headers only: cheap even for ImageNet."""
+    folder or list of image files, (channels, height, width) that stand for its first images (the
+    first image of each class folder in turn, or the list's first lines; ``tries`` files at most):
+    colour if any of those that open is, and the size of the one with the median short side, so
+    that one grey thumbnail sorted first does not make colour photos grey digits. For a cache the
+    size it holds, for local shards their first image; None for other kinds or where none opens.
+    Reads headers only: cheap even for ImageNet."""
     from PIL import Image
 
     kind, path = parse_spec(spec)
@@ -149,17 +151,20 @@ def first_image(spec: str, tries: int = 8) -> tuple[str, str, tuple[int, int, in
         files = (f for f, _ in read_list(path))
     else:
         return kind, path, None
+    seen = []
     for _, f in zip(range(tries), files):
         if not is_regular_file(f):  # a FIFO named x.png would block here
             continue
         try:
             with Image.open(f) as im:
                 w, h = im.size
-                grey = im.mode in GREY_MODES or im.mode.startswith("I;")
+                seen.append((1 if im.mode in GREY_MODES or im.mode.startswith("I;") else 3, h, w))
         except (OSError, ValueError, Image.DecompressionBombError):
             continue
-        return kind, path, (1 if grey else 3, h, w)
-    return kind, path, None
+    if not seen:
+        return kind, path, None
+    _, h, w = sorted(seen, key=lambda s: min(s[1:]))[(len(seen) - 1) // 2]
+    return kind, path, (max(c for c, _, _ in seen), h, w)
 
 
 def _first_shard_image(loc: str) -> tuple[int, int, int] | None:

@@ -119,8 +119,8 @@ def default_recipe(model: str | None, weights: str | None, data: str | None = No
     """The recipe to use when none is named, and why: one that suits the model (and ``--weights``),
     or, with neither, the data: a dataset named by kind brings its own (``--data cifar10:DIR``: the
     cifar10 recipe's alexnet-cifar, not the digits' 1-channel network on greyed images), and a
-    folder or list of images is told by ``image``, (channels, height, width) of its first image
-    (`alexnet.data.datasets.first_image`): photos train alexnet-owt (`photos`), small colour images
+    folder or list of images is told by ``image``, (channels, height, width) that stand for its first
+    images (`alexnet.data.datasets.first_image`): photos train alexnet-owt (`photos`), small colour images
     alexnet-cifar (`cifar10`), small grey ones alexnet-mnist (`digits`)."""
     if weights:
         return "finetune", "starting from --weights"
@@ -129,7 +129,7 @@ def default_recipe(model: str | None, weights: str | None, data: str | None = No
         return DATA_RECIPES[kind], f"for {kind} data"
     if not model and image:
         c, h, w = image
-        first = f"the data's first image is {w}×{h}, {'colour' if c == 3 else 'grey'}"
+        first = f"the data's first images are {w}×{h}, {'colour' if c == 3 else 'grey'}"
         if min(h, w) > SMALL_IMAGE:
             return "photos", f"for photos: {first}"
         return ("cifar10", f"for small colour images: {first}") if c == 3 else \
