@@ -165,8 +165,8 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
 
 
 def read_list(path: str) -> list[tuple[str, int]]:
-    """Lines ``path label`` (the path may contain spaces; ``#`` starts a comment); relative paths
-    are resolved against the list's folder."""
+    """Lines ``path label`` (the path may contain spaces and ``#``; a line starting with ``#`` is a
+    comment); relative paths are resolved against the list's folder."""
     base = os.path.dirname(os.path.abspath(path))
     out = []
     try:
