@@ -98,6 +98,15 @@ def test_a_link_back_up_the_tree_is_not_followed_in_a_loop(image_folder):
     assert len(ds) == 12 and sorted(ds.targets) == [0] * 4 + [1] * 4 + [2] * 4
 
 
+def test_a_class_folder_linking_to_another_class_does_not_list_its_images_twice(image_folder, tmp_path, write_image):
+    (image_folder / "dog" / "cats").symlink_to(image_folder / "cat")  # would list cat's 4 images as dog too
+    write_image(tmp_path / "elsewhere" / "d.png")
+    (image_folder / "dog" / "more").symlink_to(tmp_path / "elsewhere")  # outside the tree: dog's
+    ds = build_dataset(str(image_folder), "train", val_split=0)
+    assert sorted(ds.targets) == [0] * 4 + [1] * 5 + [2] * 4
+    assert str(image_folder / "dog" / "more" / "d.png") in [p for p, _ in ds.samples]
+
+
 def test_jpeg_extensions_jpe_and_jfif_are_images(image_folder, write_image):
     write_image(image_folder / "cat" / "a.jfif", fmt="JPEG")
     write_image(image_folder / "cat" / "b.JPE", fmt="JPEG")

@@ -23,13 +23,15 @@ def find_classes(directory: str) -> list[str]:
         raise UserError(f"{directory}: cannot list ({e.strerror})") from None
 
 
-def walk_folders(directory: str) -> Iterator[tuple[str, list[str]]]:
+def walk_folders(directory: str, within: str | None = None) -> Iterator[tuple[str, list[str]]]:
     """``(folder, file names)`` under ``directory`` as ``os.walk`` gives them, links followed, less
     what is hidden (a folder whose name starts with ``.``: ``.thumbnails/``), a link back to a
     folder above (a loop, which would repeat every image below it), a link to a folder inside
-    ``directory`` (read under its own path), and a folder reached a second time through links from
-    outside: each real folder once, so folders that link to each other end."""
-    seen, top = set(), os.path.realpath(directory)
+    ``within`` (default ``directory``: read under its own path; a dataset's root, so that a class
+    folder linking to another class's does not list its images under both), and a folder reached a
+    second time through links from outside: each real folder once, so folders that link to each
+    other end."""
+    seen, top = set(), os.path.realpath(within or directory)
     for root, dirs, fnames in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:  # a folder reached again through another link: listed once
@@ -41,11 +43,11 @@ def walk_folders(directory: str) -> Iterator[tuple[str, list[str]]]:
         yield root, fnames
 
 
-def image_files(directory: str) -> Iterator[str]:
-    """Every image file under ``directory`` (`walk_folders`), in the order of torchvision's
-    ``make_dataset`` (folders sorted, an image extension in any case), less hidden files (macOS's
-    ``._photo.jpg`` twins)."""
-    for root, fnames in sorted(walk_folders(directory)):
+def image_files(directory: str, within: str | None = None) -> Iterator[str]:
+    """Every image file under ``directory`` (`walk_folders`, links to folders inside ``within`` left
+    out), in the order of torchvision's ``make_dataset`` (folders sorted, an image extension in any
+    case), less hidden files (macOS's ``._photo.jpg`` twins)."""
+    for root, fnames in sorted(walk_folders(directory, within)):
         for fname in sorted(fnames):
             if not fname.startswith(".") and fname.lower().endswith(IMG_EXTENSIONS):
                 yield os.path.join(root, fname)
@@ -88,8 +90,8 @@ def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
     def walk():
         for cls in sorted(class_to_idx):
             d = os.path.join(directory, cls)
-            if os.path.isdir(d):
-                yield from ((path, class_to_idx[cls]) for path in image_files(d))
+            if os.path.isdir(d):  # a link inside d to another class's folder: that class's images, not d's
+                yield from ((path, class_to_idx[cls]) for path in image_files(d, within=directory))
 
     return SampleList(walk(), prefix=os.path.join(directory, ""))
 
