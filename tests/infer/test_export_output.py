@@ -51,3 +51,18 @@ def test_the_temp_files_of_killed_exports_are_removed(tmp_path, tiny_run):
     (tmp_path / "mine.pt").write_bytes(b"not ours")
     export_model(tiny_run, "torchscript", out, verify=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pt.json", "mine.pt"]
+
+
+def test_an_output_on_proc_is_one_line_before_anything_is_exported(tiny_run, capsys, monkeypatch):
+    """/proc is writable to root, so the writability check passed and the export ran for seconds first."""
+    import os
+
+    from alexnet.cli import main
+    from alexnet.infer import export as ex
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    monkeypatch.setattr(ex, "export_model", lambda *a, **k: pytest.fail("exported before the check"))
+    assert main(["export", str(tiny_run), "-o", "/proc/alexnet-model.onnx"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: -o /proc/alexnet-model.onnx: /proc is not on a disk (a proc file "
+                                               "system); give a path in a folder you can write to")

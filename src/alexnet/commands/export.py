@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from ..core.io import check_output_file
+
+    check_output_file(args.output, "-o")  # /proc, a read-only disk: said before torch loads
     from ..infer.export import SUFFIXES, ExportCheckError, export_model
 
     was_there = Path(args.output).expanduser().is_file()  # said below: an export replaces what -o held

@@ -312,7 +312,10 @@ def check_opset(opset: int) -> None:
 
 def check_output_path(out: Path, fmt: str) -> None:
     """Refuse an output path that cannot be written before any work is done (one line each): a
-    folder where a file is needed, a parent that is a file, a folder that is not writable."""
+    folder where a file is needed, a parent that is a file, a folder that is not writable or not a
+    place for files (/proc, a read-only file system: `core.io.why_not_a_folder`)."""
+    from ..core.io import check_output_file
+
     suffix = SUFFIXES.get(fmt)
     if suffix and out.is_dir():
         raise UserError(f"-o {out}: is a folder; give a file name, e.g. -o {out / ('model' + suffix)}")
@@ -324,6 +327,7 @@ def check_output_path(out: Path, fmt: str) -> None:
             if not os.access(up, os.W_OK | os.X_OK):
                 raise UserError(f"-o {out}: {up} is not writable")
             break
+    check_output_file(out, "-o")
 
 
 def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ONNX_OPSET,
