@@ -431,3 +431,16 @@ def test_the_early_run_check_expands_a_quoted_tilde(tmp_path, monkeypatch, capsy
     assert main(["evaluate", "~/runs/x"]) == 2
     err = capsys.readouterr().err
     assert "no such file (give a run directory" not in err and "has no weights.safetensors" in err
+
+
+def test_a_run_still_in_its_first_epoch_says_so_not_just_that_weights_are_missing(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    err = one_line_error(capsys, ["predict", str(run), str(tmp_path / "x.png")])
+    assert err == (f"error: {run} has no weights.safetensors yet: its run has not finished an epoch (the weights are "
+                   f"written at the end of its best one; it has no checkpoint either: `alexnet train --config {run} "
+                   f"--output-dir {tmp_path} --name run` starts it again)")
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    assert one_line_error(capsys, ["predict", str(run), str(tmp_path / "x.png")]).endswith(
+        f"best one; `alexnet train --resume {run}` goes on with it if it stopped)")

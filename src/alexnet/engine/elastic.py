@@ -36,10 +36,20 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def never_trained(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run that stopped before it trained anything (its data could not be
-    read, say): its config.json, and no checkpoint, no weights and no row in metrics.csv. Nothing of
-    it is worth keeping."""
-    if not (run_dir / "config.json").is_file() or has_checkpoint(run_dir) or (run_dir / "weights.safetensors").exists():
+    """Whether ``run_dir`` holds a run of ours that stopped before it trained anything (its data
+    could not be read, say): its config.json (a training config: its model and recipe) and
+    classes.json, and no checkpoint, no weights and no row in metrics.csv. Nothing of it is worth
+    keeping. Another tool's folder with a config.json is not such a run."""
+    import json
+
+    if (not (run_dir / "classes.json").is_file() or has_checkpoint(run_dir)
+            or (run_dir / "weights.safetensors").exists()):
+        return False
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved, dict) or not {"model", "recipe", "epochs"} <= saved.keys():
         return False
     try:
         with open(run_dir / "metrics.csv") as f:

@@ -196,7 +196,7 @@ class RunDir:
             return
         removed = remove_stale_temps(self.path) + remove_stale_temps(self.checkpoints)
         if self.start_over:  # what the attempt that died before its first checkpoint logged goes too
-            for p in [self.path / "metrics.csv", *self.path.glob("events.out.tfevents.*")]:
+            for p in [self.path / "metrics.csv", self.path / "mlflow.json", *self.path.glob("events.out.tfevents.*")]:
                 p.unlink(missing_ok=True)
         if removed:
             size = sum(n for _, n in removed)

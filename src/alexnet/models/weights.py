@@ -23,7 +23,9 @@ def make_meta(model_name: str, classes: list[str], cfg: ModelCfg | None = None,
     """The ``weights.json`` record: enough to rebuild the model and its preprocessing."""
     cfg = cfg or model_cfg(model_name)
     return {"format": FORMAT_VERSION, "model": model_name, "num_classes": len(classes),
-            "classes": list(classes), "model_kwargs": dict(model_kwargs or {}), "cfg": cfg.to_dict(), **extra}
+            "classes": list(classes), "model_kwargs": dict(model_kwargs or {}),
+            "cfg": {**cfg.to_dict(), "num_classes": len(classes)},  # these weights', not the registry's default
+            **extra}
 
 
 def save_weights(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Path:
@@ -135,6 +137,14 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path]:
         raise UserError(f"{p}: not weights ({p.suffix or 'a file without extension'}); "
                         f"this command takes {ACCEPTS}")
     if not st.is_file():
+        if p.is_dir() and (p / "config.json").is_file():  # a run: one still in its first epoch, or stopped there
+            ck = p / "checkpoints"
+            go_on = (f"`alexnet train --resume {p}` goes on with it if it stopped"
+                     if (ck / "last.pt").is_file() or (ck / "last.prev.pt").is_file() else
+                     f"it has no checkpoint either: `alexnet train --config {p} --output-dir {p.parent} --name "
+                     f"{p.name}` starts it again")
+            raise UserError(f"{p} has no weights.safetensors yet: its run has not finished an epoch (the weights are "
+                            f"written at the end of its best one; {go_on})")
         where = f"{p} has no weights.safetensors" if p.is_dir() else f"{st}: no such file"
         raise UserError(f"{where} (give a run directory or a weights.safetensors file)")
     meta = st.with_suffix(".json")
