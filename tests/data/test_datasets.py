@@ -102,8 +102,10 @@ def test_a_class_folder_linking_to_another_class_does_not_list_its_images_twice(
     (image_folder / "dog" / "cats").symlink_to(image_folder / "cat")  # would list cat's 4 images as dog too
     write_image(tmp_path / "elsewhere" / "d.png")
     (image_folder / "dog" / "more").symlink_to(tmp_path / "elsewhere")  # outside the tree: dog's
+    write_image(image_folder / ".store" / "f" / "s.png")
+    (image_folder / "fox" / "stored").symlink_to(image_folder / ".store" / "f")  # inside it, in no class: fox's
     ds = build_dataset(str(image_folder), "train", val_split=0)
-    assert sorted(ds.targets) == [0] * 4 + [1] * 5 + [2] * 4
+    assert sorted(ds.targets) == [0] * 4 + [1] * 5 + [2] * 5
     assert str(image_folder / "dog" / "more" / "d.png") in [p for p, _ in ds.samples]
 
 

@@ -69,6 +69,9 @@ def test_k_is_clamped_and_info(predictor):
                                 "classes": CLASSES}
     t = predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=10)[0]
     assert len(t) == 3
+    import numpy as np
+
+    assert len(predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=np.int64(2))[0]) == 2
     for bad in (0, -1, 2.5, None, True):  # were the top 1, the top 1, the top 2, a TypeError, the top 1
         with pytest.raises(ValueError, match="k is the number of classes to give, a whole number at least 1"):
             predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=bad)
@@ -84,6 +87,13 @@ def test_a_pillow_image_is_read_as_its_file_would_be(predictor, image_files, tmp
     rgba.putalpha(0)  # transparent: composited over white, as a PNG file of it is
     rgba.save(tmp_path / "clear.png")
     assert torch.equal(predictor.probs([rgba]), predictor.probs([tmp_path / "clear.png"]))
+    wide = Image.new("RGB", (40, 20), (200, 30, 30))
+    wide.paste((30, 30, 200), (0, 0, 20, 20))  # blue left, red right; EXIF 6: turned upright, blue on top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    wide.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "turned.jpg") as im:
+        assert predictor.load_image(im).shape == predictor.load_image(tmp_path / "turned.jpg").shape == (3, 40, 20)
 
 
 def test_features_are_fc7(predictor, image_files):

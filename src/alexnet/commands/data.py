@@ -143,7 +143,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"removed the earlier {r['removed']}: this listing holds nothing out")
     if r["other_val_list"]:
         print(f"warning: list:{r['out']}/train.txt will hold out the images of {r['other_val_list']}, which is "
-              "beside it", file=sys.stderr)
+              f"beside it{'' if not r['test'] else ' (before test.txt)'}: move it away to use this listing's",
+              file=sys.stderr)
     for p in r["skipped"]:
         print(f"warning: skipped (a line break in its name): {p!r}", file=sys.stderr)
     return 0

@@ -307,7 +307,7 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     classes = find_classes(train_dir)
     if not classes:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")
-    broken = [c for c in classes if "\n" in c or "\r" in c]
+    broken = [c for c in classes if c.splitlines() != [c]]  # \n, \r, and the others str.splitlines splits at
     if broken:
         raise UserError(f"{train_dir}: class folder {broken[0]!r} has a line break in its name, and classes.txt "
                         "holds one name per line: rename the folder")
@@ -322,7 +322,7 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
         test = []
     if not train:
         raise UserError(f"{train_dir}: no images in the class folders")
-    skipped = {p for p, _ in train + test if "\n" in p or "\r" in p}
+    skipped = {p for p, _ in train + test if p.splitlines() != [p]}
     train, test = [r for r in train if r[0] not in skipped], [r for r in test if r[0] not in skipped]
     if not train:
         raise UserError(f"{train_dir}: no images in the class folders but ones with a line break in their names")
@@ -335,9 +335,9 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
     elif "test.txt" in there:  # an earlier listing's hold-out: left there it would be this one's
         os.remove(os.path.join(out, "test.txt"))
         removed = os.path.join(out, "test.txt")
-    other = sibling_val_list(os.path.join(out, "train.txt"))
-    return {"train": len(train), "test": len(test), "classes": len(classes), "out": out,
-            "skipped": sorted(skipped), "removed": removed, "other_val_list": None if test else other}
+    other = sibling_val_list(os.path.join(out, "train.txt"))  # val.txt comes before test.txt
+    return {"train": len(train), "test": len(test), "classes": len(classes), "out": out, "skipped": sorted(skipped),
+            "removed": removed, "other_val_list": other if other != os.path.join(out, "test.txt") else None}
 
 
 index_folder = write_list_files  # its name before ``alexnet data index`` became ``alexnet data list``

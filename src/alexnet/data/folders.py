@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ..core.errors import UserError
 from .base import IMG_EXTENSIONS, VAL_NAMES, FileDataset, take_split
@@ -23,15 +23,15 @@ def find_classes(directory: str) -> list[str]:
         raise UserError(f"{directory}: cannot list ({e.strerror})") from None
 
 
-def walk_folders(directory: str, within: str | None = None) -> Iterator[tuple[str, list[str]]]:
+def walk_folders(directory: str, within: Sequence[str] = ()) -> Iterator[tuple[str, list[str]]]:
     """``(folder, file names)`` under ``directory`` as ``os.walk`` gives them, links followed, less
     what is hidden (a folder whose name starts with ``.``: ``.thumbnails/``), a link back to a
     folder above (a loop, which would repeat every image below it), a link to a folder inside
-    ``within`` (default ``directory``: read under its own path; a dataset's root, so that a class
-    folder linking to another class's does not list its images under both), and a folder reached a
-    second time through links from outside: each real folder once, so folders that link to each
-    other end."""
-    seen, top = set(), os.path.realpath(within or directory)
+    ``directory`` or inside one of the folders ``within`` (each read under its own path: a dataset's
+    other class folders, so that a class folder linking to another class's does not list its images
+    under both), and a folder reached a second time through links from outside: each real folder
+    once, so folders that link to each other end."""
+    seen, tops = set(), [os.path.realpath(d) for d in (directory, *within)]
     for root, dirs, fnames in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:  # a folder reached again through another link: listed once
@@ -39,11 +39,11 @@ def walk_folders(directory: str, within: str | None = None) -> Iterator[tuple[st
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not loops_back(os.path.join(root, d), real)
-                         and not links_within(os.path.join(root, d), top))
+                         and not any(links_within(os.path.join(root, d), top) for top in tops))
         yield root, fnames
 
 
-def image_files(directory: str, within: str | None = None) -> Iterator[str]:
+def image_files(directory: str, within: Sequence[str] = ()) -> Iterator[str]:
     """Every image file under ``directory`` (`walk_folders`, links to folders inside ``within`` left
     out), in the order of torchvision's ``make_dataset`` (folders sorted, an image extension in any
     case), less hidden files (macOS's ``._photo.jpg`` twins)."""
@@ -71,9 +71,12 @@ def ignored_files(directory: str) -> dict[str, int]:
 
 
 def links_within(path: str, top: str) -> bool:
-    """Whether ``path`` is a link to a folder inside ``top`` (the real folder being walked): that
-    folder is read under its own path, not again through the link."""
-    return os.path.islink(path) and os.path.realpath(path).startswith(os.path.join(top, ""))
+    """Whether ``path`` is a link to ``top`` (a real folder being read) or to a folder inside it:
+    that folder is read under its own path, not again through the link."""
+    if not os.path.islink(path):
+        return False
+    target = os.path.realpath(path)
+    return target == top or target.startswith(os.path.join(top, ""))
 
 
 def loops_back(path: str, real_parent: str) -> bool:
@@ -87,11 +90,13 @@ def loops_back(path: str, real_parent: str) -> bool:
 def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
     """``(path, label)`` of every image file under ``directory/<class>/`` (`image_files`: classes
     sorted, then torchvision's order), as a compact `SampleList` built as the folders are read."""
+    classes = [os.path.join(directory, c) for c in class_to_idx]
+
     def walk():
         for cls in sorted(class_to_idx):
             d = os.path.join(directory, cls)
             if os.path.isdir(d):  # a link inside d to another class's folder: that class's images, not d's
-                yield from ((path, class_to_idx[cls]) for path in image_files(d, within=directory))
+                yield from ((path, class_to_idx[cls]) for path in image_files(d, within=classes))
 
     return SampleList(walk(), prefix=os.path.join(directory, ""))
 
@@ -287,9 +292,10 @@ def list_dataset(path: str, split: str, transform: Callable | None, val_split: f
     if os.path.isfile(classes_txt):
         classes = read_classes_txt(classes_txt)
         if len(classes) < n:
-            where = next((f for f in (path, sibling) if f and any(t >= len(classes) for _, t in read_list(f))), path)
-            raise UserError(f"{where} uses label {n - 1}, but {classes_txt} names {len(classes)} classes "
-                            f"(labels 0–{len(classes) - 1})")
+            top = {f: max([-1] + [t for _, t in read_list(f)]) for f in (path, sibling) if f}
+            where = max(top, key=top.get)
+            raise UserError(f"{where} uses label {top[where]}, but {classes_txt} names {len(classes)} "
+                            + (f"classes (labels 0–{len(classes) - 1})" if classes else "classes"))
     else:  # the classes are the labels the training list uses; a validation list has no others
         n_train = max([0] + [t + 1 for _, t in read_list(path)])
         beyond = sorted({t for _, t in read_list(sibling) if t >= n_train}) if sibling else []

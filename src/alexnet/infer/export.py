@@ -64,7 +64,9 @@ def _metadata(meta: dict[str, Any], cfg: Any) -> dict[str, str]:
     return {"model": meta["model"], "classes": json.dumps(list(meta["classes"])),
             "num_classes": str(len(meta["classes"])), "input_size": json.dumps(list(cfg.input_size)),
             "resize": str(cfg.resize), "mean": json.dumps(list(cfg.mean)), "std": json.dumps(list(cfg.std)),
-            "input": "float32 [N, C, H, W]: RGB (or grey) in [0,1], resized, centre-cropped, (x-mean)/std",
+            "input": "float32 [N, C, H, W]: the image as RGB (alpha over white, EXIF rotation applied; a 1-channel "
+                     "model: ITU-R 601-2 luma), its short side resized to `resize` (bilinear, antialiased, on uint8), "
+                     "centre-cropped to H×W, /255, then (x-mean)/std",
             "output": "float32 [N, classes] logits (softmax for probabilities)", "producer": "alexnet"}
 
 
@@ -337,7 +339,8 @@ def export_model(weights: str | Path, fmt: str, out: str | Path, opset: int = ON
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
-    check_output_path(Path(out), fmt)
+    out = Path(out).expanduser()  # "~/m.onnx" quoted by a script: the home folder's, not ./~/
+    check_output_path(out, fmt)
     if fmt == "onnx":
         check_opset(opset)
     model, meta = load_weights(weights, device="cpu")

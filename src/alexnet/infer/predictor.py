@@ -16,6 +16,7 @@ predictions made by the network's softmax layer on the ten patches").
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -175,10 +176,12 @@ class Predictor:
         short = getattr(self.transform, "decode_short_side", None)
         if isinstance(src, (bytes, bytearray, memoryview)):
             return decode_image(bytes(src), target_short_side=short, max_pixels=self.max_pixels)
-        if _is_pil(src):  # opened by the caller: converted as a file of its mode would be
+        if _is_pil(src):  # opened by the caller: turned upright and converted as a file of its mode would be
+            from PIL import ImageOps
+
             from ..data.decode import pil_to_tensor
 
-            return pil_to_tensor(src)
+            return pil_to_tensor(ImageOps.exif_transpose(src) or src)
         return decode_image(os.fspath(src), target_short_side=short, max_pixels=self.max_pixels)
 
     def preprocess(self, src: ImageLike) -> torch.Tensor:
@@ -272,9 +275,13 @@ class Predictor:
     def topk(self, probs: torch.Tensor, k: int = 5) -> list[Top]:
         """``probs [N, K]`` → per row the ``k`` most probable ``(class name, index, prob)`` (``k`` past
         the number of classes: every class)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        try:
+            whole = operator.index(k)  # an int, or numpy's: not 2.5, "3" or None
+        except TypeError:
+            whole = 0
+        if isinstance(k, bool) or whole < 1:
             raise ValueError(f"k is the number of classes to give, a whole number at least 1, not {k!r}")
-        k = min(k, self.num_classes)
+        k = min(whole, self.num_classes)
         p, i = probs.topk(k, dim=1)
         return [[(self.classes[c], c, float(v)) for v, c in zip(pr.tolist(), ir.tolist())] for pr, ir in zip(p, i)]
 
