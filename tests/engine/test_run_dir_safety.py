@@ -60,11 +60,12 @@ def test_an_existing_run_is_refused_without_resume(tmp_path, capsys, monkeypatch
 
 
 @pytest.mark.parametrize("what", ["config.json", "checkpoints", "weights.safetensors"])
-def test_any_trace_of_a_run_that_trained_counts(tmp_path, monkeypatch, what):
+def test_any_trace_of_a_run_that_trained_or_of_another_tool_counts(tmp_path, monkeypatch, what):
+    """A config.json alone (another tool's folder, a model's) is refused as before; only a run of ours
+    that never trained is replaced (below)."""
     d = tmp_path / "x"
     (d / what).mkdir(parents=True) if what == "checkpoints" else (d.mkdir(), (d / what).write_text("{}"))
-    if what == "config.json":  # and an epoch's row: its checkpoints deleted, say (without one, see below)
-        (d / "metrics.csv").write_text("epoch,step\n1,11\n")
+    (d / "classes.json").write_text("{}")
     no_data(monkeypatch)
     with pytest.raises(UserError, match="already holds a run"):
         run(tmp_path, "x")
