@@ -71,6 +71,7 @@ def reference(tmp_path_factory) -> Path:
     return out / "ref"
 
 
+@pytest.mark.slow  # two torchrun runs (25 s on 2 cores); --resume auto stays in the default run, in one process
 def test_elastic_restart_resumes_the_same_run_bit_identical(reference, tmp_path):
     # rank 1 dies at step 17 (epoch 2, step 6; the last checkpoint is at step 15) on the first
     # attempt only; torchrun restarts the group, which finds the checkpoint and resumes
@@ -87,7 +88,7 @@ def test_elastic_restart_resumes_the_same_run_bit_identical(reference, tmp_path)
     assert metric_rows(tmp_path / "run") == metric_rows(reference)
 
 
-@pytest.mark.slow  # torchrun twice, one process between (27 s on 2 cores); the restart above stays in the default run
+@pytest.mark.slow  # torchrun twice, one process between (27 s on 2 cores); the wrong process count is also a unit test
 def test_two_processes_stopped_and_resumed_end_bit_identical(reference, tmp_path):
     run = tmp_path / "run"
     stopped = torchrun(*RUN, "--output-dir", str(tmp_path), "--name", "run", "--max-steps", "15")

@@ -66,6 +66,7 @@ def final_weights(run) -> dict[str, torch.Tensor]:
     return safe_torch_load(run / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow  # two runs and a resume (9 s on 2 cores); a validation worker's death stays in the default run
 def test_a_training_worker_dies_the_run_is_saved_and_resumes_to_the_same_weights(tmp_path, colours, monkeypatch):
     ref = fit(config(tmp_path, colours, "ref")).run_dir
     # 100 training images, batches of 16: 6 steps an epoch, the two workers taking turns, two batches

@@ -92,6 +92,7 @@ def _final_model_state(run: Path) -> dict[str, torch.Tensor]:
     return safe_torch_load(run / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow  # three subprocess runs (25 s on 2 cores); mid-epoch resumes stay in the default run
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     common = ["--epochs", "2", "-b", "128", "--deterministic", "--checkpoint-every", "5", "--amp", "off",
               "--output-dir", str(tmp_path), *TINY]
@@ -294,6 +295,7 @@ def test_ctrl_c_under_torchrun_saves_on_every_rank_and_resumes_exactly(tmp_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # torchrun and its ranks (9 s on 2 cores); the two-gloo test stays in the default run
 def test_a_rank_killed_under_torchrun_is_one_line_on_the_others(tmp_path):
     r = run_logged(_torchrun("--epochs", "2", "-b", "64", "--checkpoint-every", "5", "--amp", "off",
                              "--output-dir", str(tmp_path), "--name", "k", *TINY),

@@ -68,6 +68,7 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # an experiment killed and run again (16 s on 2 cores)
 def test_a_killed_experiment_resumes_its_run_and_trains_no_finished_or_shared_run_again(tmp_path, monkeypatch):
     out = tmp_path / "out"
     first = experiments.run("pca-lighting", fast=True, seeds=1, amp="off", out=out, say=lambda s: None)
