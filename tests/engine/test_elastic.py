@@ -88,7 +88,7 @@ def test_elastic_restart_resumes_the_same_run_bit_identical(reference, tmp_path)
     assert metric_rows(tmp_path / "run") == metric_rows(reference)
 
 
-@pytest.mark.slow  # torchrun twice, one process between (27 s on 2 cores); the wrong process count is also a unit test
+@pytest.mark.slow  # torchrun twice, one process between (27 s on 2 cores); its refusal is also a unit test below
 def test_two_processes_stopped_and_resumed_end_bit_identical(reference, tmp_path):
     run = tmp_path / "run"
     stopped = torchrun(*RUN, "--output-dir", str(tmp_path), "--name", "run", "--max-steps", "15")
@@ -165,3 +165,18 @@ def test_a_run_under_max_restarts_without_resume_auto_is_warned(tmp_path, monkey
     assert "warning: torchrun --max-restarts 2: a restarted group starts this run again" in capsys.readouterr().out
     resolve_auto_resume(auto_config(tmp_path), World())
     assert "warning" not in capsys.readouterr().out  # --resume auto: nothing to warn about
+
+
+def test_a_checkpoint_of_another_process_count_is_one_line_naming_both(tmp_path):
+    """The unit under the slow torchrun test above: a run of 2 processes resumed by 1 (and back)."""
+    from alexnet.engine.distributed import World
+    from alexnet.engine.elastic import own_rank_state
+
+    part = {"rng": {}, "epoch_stats": [], "bad_samples": {}}
+    with pytest.raises(UserError) as e:
+        own_rank_state({"ranks": [part, part]}, World(), tmp_path)
+    assert "the run trained with 2 processes; resume it with 2 (torchrun --nproc-per-node 2" in str(e.value)
+    assert "not 1" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError, match="the run trained with 1 process; resume it with 1 "):
+        own_rank_state({"ranks": [part]}, World(0, 2, 0), tmp_path)
+    assert own_rank_state({"ranks": [part, {**part, "epoch_stats": [1]}]}, World(1, 2, 1), tmp_path)["epoch_stats"] == [1]
