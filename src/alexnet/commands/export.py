@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.io import check_output_file
 
-    check_output_file(args.output, "-o")  # /proc, a read-only disk: said before torch loads
+    check_output_file(Path(args.output).expanduser(), "-o")  # /proc, a read-only disk: said before torch loads
+    # (expanded as export_model expands it: a quoted "~/m.onnx" is the home folder's)
     from ..infer.export import SUFFIXES, ExportCheckError, export_model
 
     was_there = Path(args.output).expanduser().is_file()  # said below: an export replaces what -o held

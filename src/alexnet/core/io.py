@@ -130,7 +130,7 @@ def check_output_folder(path: str | os.PathLike, flag: str) -> None:
 
 def check_output_file(path: str | os.PathLike, flag: str) -> None:
     """A one-line `UserError` when the folder ``path`` would be written in cannot be one."""
-    why = why_not_a_folder(Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).parent)
+    why = why_not_a_folder(Path(os.path.abspath(os.fspath(path))).parent)
     if why:
         raise UserError(f"{flag} {path}: {why}; give a path in a folder you can write to")
 

@@ -39,7 +39,7 @@ def walk_folders(directory: str, within: Sequence[str] = ()) -> Iterator[tuple[s
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not loops_back(os.path.join(root, d), real)
-                         and not any(links_within(os.path.join(root, d), top) for top in tops))
+                         and not links_within(os.path.join(root, d), *tops))
         yield root, fnames
 
 
@@ -70,13 +70,13 @@ def ignored_files(directory: str) -> dict[str, int]:
     return counts
 
 
-def links_within(path: str, top: str) -> bool:
-    """Whether ``path`` is a link to ``top`` (a real folder being read) or to a folder inside it:
-    that folder is read under its own path, not again through the link."""
+def links_within(path: str, *tops: str) -> bool:
+    """Whether ``path`` is a link to one of ``tops`` (real folders being read) or to a folder inside
+    one: that folder is read under its own path, not again through the link."""
     if not os.path.islink(path):
         return False
     target = os.path.realpath(path)
-    return target == top or target.startswith(os.path.join(top, ""))
+    return any(target == top or target.startswith(os.path.join(top, "")) for top in tops)
 
 
 def loops_back(path: str, real_parent: str) -> bool:

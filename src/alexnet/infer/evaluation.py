@@ -113,10 +113,10 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     spec = data or saved.get("data")
     if not spec:
         raise UserError("--data is needed: the weights do not come with a run's config.json")
+    own = not data or _same_data(data, saved.get("data"))
     if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part,
         # or is the run's own data: then its validation split, not the images it trained on
-        split = default_eval_split(data) if data and not _same_data(data, saved.get("data")) else "val"
-    own = not data or _same_data(data, saved.get("data"))
+        split = "val" if own else default_eval_split(data)
     vs = val_split if val_split is not None else saved.get("val_split", 0.1)
     if not own and val_split is None and vs == 0:
         vs = None  # the run's 0 said nothing of other data: its own default split
