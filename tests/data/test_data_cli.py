@@ -46,6 +46,43 @@ def test_check_tells_the_files_it_does_not_read(image_folder, capsys):
     assert json.loads(capsys.readouterr().out)["ignored"] == {".heic": 2, ".avif": 1, "": 1}
 
 
+def test_check_tells_images_beside_the_class_folders_and_of_every_part(split_folder, write_image, capsys):
+    """Images lying directly in a folder whose sub-folders are the classes have no label and are not
+    read: data check says so, for the training part and for val/ and test/ alike; and files not
+    read for their name in test/ are counted too."""
+    write_image(split_folder / "train" / "stray.jpg")
+    write_image(split_folder / "train" / "stray2.png")
+    for c in "ab":
+        write_image(split_folder / "test" / c / "t.jpg")
+    write_image(split_folder / "test" / "lost.jpg")
+    (split_folder / "test" / "a" / "IMG_1.HEIC").write_bytes(b"x")
+    assert main(["data", "check", str(split_folder)]) == 0
+    out = capsys.readouterr().out
+    assert (f"not read: 2 images directly in {split_folder / 'train'}, beside its class folders (in no class, so "
+            f"with no label): move them into a class folder") in out
+    assert f"not read: 1 image directly in {split_folder / 'test'}" in out and "move it into" in out
+    assert str(split_folder / "val") + "," not in out  # val/ has none
+    assert "not read: 1 file whose name is not an image's (.heic 1)" in out
+    assert main(["data", "check", str(split_folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outside_classes"] == {str(split_folder / "train"): 2,
+                                                                      str(split_folder / "test"): 1}
+
+
+def test_check_says_one_class_is_not_enough_to_train(tmp_path, write_image, capsys):
+    for i in range(3):
+        write_image(tmp_path / "photos" / "cat" / f"{i}.jpg", seed=i)
+    assert main(["data", "check", str(tmp_path / "photos")]) == 0
+    assert "note: one class: a classifier needs at least two, and training refuses this" in capsys.readouterr().out
+    (tmp_path / "photos" / "dog").mkdir()
+    (tmp_path / "photos" / "fox").mkdir()
+    assert main(["data", "check", str(tmp_path / "photos")]) == 0
+    assert "note: only one class has images: a classifier needs at least two" in capsys.readouterr().out
+    write_image(tmp_path / "photos" / "dog" / "d.jpg")
+    assert main(["data", "check", str(tmp_path / "photos")]) == 0
+    out = capsys.readouterr().out
+    assert "note: no images in 1 class: fox" in out and "needs at least two" not in out
+
+
 def test_check_json_and_split_layouts(split_folder, capsys):
     assert main(["data", "check", str(split_folder), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -126,6 +126,28 @@ def test_split_test_scores_a_test_folder_beside_val(split_folder, write_image):
     assert len(build_dataset(str(split_folder), "validation")) == 4
 
 
+@pytest.mark.parametrize("train, val", [("training", "testing"), ("Training_Set", "Test_Set"),
+                                        ("train-images", "validation-set")])
+def test_parts_named_otherwise_are_train_and_validation_not_two_classes(split_folder, train, val, write_image):
+    """MNIST-as-PNG's training/ and testing/, Kaggle's training_set/ and test_set/: the parts, not
+    two classes named after them (each would have held every image of its part)."""
+    os.rename(split_folder / "train", split_folder / train)
+    os.rename(split_folder / "val", split_folder / val)
+    tr, va = build_dataset(str(split_folder), "train"), build_dataset(str(split_folder), "val")
+    assert tr.classes == va.classes == ["a", "b"] and (len(tr), len(va)) == (10, 4)
+    assert all(f"/{val}/" in p for p, _ in va.samples) and all(f"/{train}/" in p for p, _ in tr.samples)
+    assert len(build_dataset(str(split_folder), "test")) == 4
+
+
+def test_a_class_named_like_a_part_stays_a_class(image_folder, write_image):
+    """A class folder called ``training`` holding its own images (no class folders inside) is a class."""
+    for i in range(3):
+        write_image(image_folder / "training" / f"t{i}.jpg", seed=i)
+        write_image(image_folder / "testing" / f"s{i}.jpg", seed=i)
+    ds = build_dataset(str(image_folder), "train", val_split=0)
+    assert ds.classes == ["cat", "dog", "fox", "testing", "training"] and len(ds) == 18
+
+
 def test_list_file_with_classes_txt_and_sibling(tmp_path, image_folder):
     (tmp_path / "imgs").symlink_to(image_folder)
     (tmp_path / "train.txt").write_text("# comment\nimgs/cat/cat0.jpg 0\n\nimgs/dog/dog1.jpg 1\n")

@@ -57,13 +57,15 @@ class SplitReport:
 class CheckReport:
     splits: list[SplitReport]
     ignored: dict[str, int] = field(default_factory=dict)  # files not read for their name, by extension
+    outside: dict[str, int] = field(default_factory=dict)  # images beside the class folders, by folder
 
     @property
     def bad(self) -> list[tuple[str, str]]:
         return [b for s in self.splits for b in s.bad]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad), "ignored": dict(self.ignored)}
+        return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad), "ignored": dict(self.ignored),
+                "outside_classes": dict(self.outside)}
 
 
 def eval_part_name(name: str) -> str:
@@ -172,23 +174,47 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
-    return CheckReport(splits, _ignored(spec))
+    return CheckReport(splits, _ignored(spec), _outside_classes(spec))
+
+
+def _part_folders(spec: str) -> list[str]:
+    """The folders whose sub-folders are the classes, for a folder (or ImageNet) spec: its
+    training part and each validation part (``val/``, and ``test/`` beside it), or the folder
+    itself; [] for other kinds."""
+    kind, path = parse_spec(spec)
+    if kind not in ("folder", "imagenet") or not os.path.isdir(path):
+        return []
+    train_dir, val_dir = folder_splits(path)
+    parts = [d for d in (train_dir, val_dir, folder_splits(path, "test")[1]) if d]
+    return list(dict.fromkeys(os.path.abspath(d) for d in parts)) or [os.path.abspath(path)]
 
 
 def _ignored(spec: str) -> dict[str, int]:
-    """`folders.ignored_files` over the class folders of a folder (or ImageNet) spec; {} for others."""
+    """`folders.ignored_files` over the class folders of every part of a folder (or ImageNet)
+    spec; {} for others."""
     from .folders import ignored_files
 
-    kind, path = parse_spec(spec)
-    if kind not in ("folder", "imagenet") or not os.path.isdir(path):
-        return {}
-    train_dir, val_dir = folder_splits(path)
     counts: dict[str, int] = {}
-    for root in {d for d in (train_dir, val_dir) if d} or {path}:
+    for root in _part_folders(spec):
         for cls in find_classes(root):
             for ext, n in ignored_files(os.path.join(root, cls)).items():
                 counts[ext] = counts.get(ext, 0) + n
     return counts
+
+
+def _outside_classes(spec: str) -> dict[str, int]:
+    """Images lying directly in a folder whose sub-folders are the classes (beside them, in no
+    class): not read, for they have no label; counted by folder."""
+    out = {}
+    for root in _part_folders(spec):
+        try:
+            n = sum(1 for f in os.scandir(root) if f.is_file() and not f.name.startswith(".")
+                    and f.name.lower().endswith(IMG_EXTENSIONS))
+        except OSError:
+            continue
+        if n:
+            out[root] = n
+    return out
 
 
 def _part_missing(spec: str, split: str) -> bool:
@@ -235,6 +261,13 @@ def format_report(report: CheckReport) -> str:
         width = max((cells(c) for c in s.classes), default=5)
         for c, n in zip(s.classes, s.class_counts):
             out.append(f"  {ljust(c, width)}  {n:>8}")
+        empty = [c for c, n in zip(s.classes, s.class_counts) if n == 0]
+        if s.split == "train" and sum(n > 0 for n in s.class_counts) < 2:
+            out.append(f"  note: {'only one class has images' if s.classes[1:] else 'one class'}: a classifier "
+                       f"needs at least two, and training refuses this")
+        elif empty:
+            out.append(f"  note: no images in {len(empty)} class{'es' * (len(empty) != 1)}: "
+                       + ", ".join(empty[:8]) + (", …" if len(empty) > 8 else ""))
         st = s.size_stats()
         if st:
             w, h = st["width"], st["height"]
@@ -255,6 +288,9 @@ def format_report(report: CheckReport) -> str:
         kinds = ", ".join(f"{ext or 'no extension'} {c}" for ext, c in sorted(report.ignored.items(), key=lambda kv: (-kv[1], kv[0])))
         out.append(f"not read: {n} file{'s' * (n != 1)} whose name is not an image's ({kinds}); the extensions read "
                    f"are {' '.join(IMG_EXTENSIONS)}")
+    for folder, n in report.outside.items():
+        out.append(f"not read: {n} image{'s' * (n != 1)} directly in {folder}, beside its class folders (in no "
+                   f"class, so with no label): move {'them' if n != 1 else 'it'} into a class folder")
     bad = report.bad
     if bad:
         kinds = Counter(reason_kind(r) for _, r in bad)

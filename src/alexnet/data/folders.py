@@ -101,12 +101,33 @@ def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
     return SampleList(walk(), prefix=os.path.join(directory, ""))
 
 
+# Other names datasets give their parts (Kaggle's ``training_set/``, MNIST-as-PNG's ``training/`` and
+# ``testing/``): taken as ``train/``, ``val/`` and ``test/`` where they hold class folders.
+_PART_SUFFIX = r"(?:[ _.-]?(?:set|data|images?|imgs|split))?"
+_PART_NAMES = {"train": re.compile(rf"(?:train|training){_PART_SUFFIX}"),
+               "val": re.compile(rf"(?:val|valid|validation){_PART_SUFFIX}"),
+               "test": re.compile(rf"(?:test|testing){_PART_SUFFIX}")}
+
+
+def part_role(name: str) -> str | None:
+    """``train``, ``val`` or ``test`` when folder ``name`` is named like a dataset's part
+    (``train``, ``Training``, ``test_set``, ``validation-images``); None otherwise."""
+    low = name.lower()
+    return next((role for role, rx in _PART_NAMES.items() if rx.fullmatch(low)), None)
+
+
 def folder_splits(root: str, val_name: str | None = None) -> tuple[str | None, str | None]:
     """(train folder, validation folder or None) of an image-folder root; (None, val folder) for a
     split layout without a training part (only ``test/`` or ``val/``). The validation folder is
     ``val_name``'s where the root has one (``test/`` for ``--split test`` beside ``val/``), else
-    the first of `VAL_NAMES` there (``val/`` before ``test/``)."""
+    the first of `VAL_NAMES` there (``val/`` before ``test/``). A part named otherwise
+    (`part_role`: ``training/``, ``test_set/``) counts where it holds class folders and the
+    root has no part of that role under its plain name."""
     sub = {c.lower(): c for c in find_classes(root)}
+    for c in sorted(sub):  # the other names of a part, where its plain name is not there
+        role = part_role(c)
+        if role and role not in sub and c not in VAL_NAMES and find_classes(os.path.join(root, sub[c])):
+            sub[role] = sub.pop(c)
     names = ([val_name.lower()] if val_name else []) + list(VAL_NAMES)
     val = next((sub[v] for v in names if v in sub), None)
     if "train" in sub and find_classes(os.path.join(root, sub["train"])):
