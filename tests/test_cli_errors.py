@@ -424,6 +424,52 @@ def test_a_run_that_is_not_there_is_said_before_torch_is_imported(argv, tmp_path
     assert r.stderr.strip() == "error: nope-run: no such file (give a run directory or a weights.safetensors file)"
 
 
+def test_weights_that_are_there_but_wrong_are_said_before_torch_is_imported(tmp_path):
+    """A folder that is not a run, a checkpoint given for weights, a run without weights.json: each
+    command that takes weights answers in one line before it imports torch."""
+    import subprocess
+    import sys
+
+    (tmp_path / "photos").mkdir()  # a folder, not a run
+    (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 not really")  # a checkpoint, not weights
+    (tmp_path / "w.safetensors").write_bytes(b"")  # its weights.json missing
+    cases = [(["predict", "photos", "x.png"], "photos has no weights.safetensors"),
+             (["evaluate", "last.pt"], "last.pt is a PyTorch checkpoint"),
+             (["export", "w.safetensors", "-o", "m.onnx"], "w.json: missing"),
+             (["serve", "photos"], "photos has no weights.safetensors"),
+             (["index", "build", "photos", "digits", "-o", "ix"], "photos has no weights.safetensors"),
+             (["visualize", "filters", "last.pt"], "last.pt is a PyTorch checkpoint"),
+             (["visualize", "activations", "photos", "x.png"], "photos has no weights.safetensors"),
+             (["evaluate", "w.safetensors", "--data", "fotos"], "w.json: missing")]
+    code = ("import sys, json\nfrom alexnet.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    print(json.dumps([main(argv), 'torch' in sys.modules]))\n")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps([a for a, _ in cases])], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=120)
+    assert [json.loads(line) for line in r.stdout.splitlines()] == [[2, False]] * len(cases), r.stderr
+    errors = r.stderr.splitlines()
+    assert len(errors) == len(cases) and "Traceback" not in r.stderr, r.stderr
+    for (argv, expect), err in zip(cases, errors):
+        assert err.startswith("error: ") and expect in err, (argv, err)
+
+
+def test_evaluate_data_that_is_not_there_is_said_before_torch(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "weights.safetensors").write_bytes(b"")
+    (run / "weights.json").write_text('{"model": "alexnet-digits", "classes": ["a", "b"]}')
+    code = "import sys; from alexnet.cli import main; rc = main(sys.argv[1:]); print(rc, 'torch' in sys.modules)"
+    for argv in (["evaluate", "run", "--data", "fotos"], ["index", "build", "run", "foldr:x", "-o", "ix"]):
+        r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=120)
+        assert r.stdout.split() == ["2", "False"], r.stderr
+        assert r.stderr.startswith("error: ") and ("fotos: no such file or folder" in r.stderr
+                                                   or "unknown dataset kind 'foldr'" in r.stderr), r.stderr
+
+
 def test_the_early_run_check_expands_a_quoted_tilde(tmp_path, monkeypatch, capsys):
     """``"~/runs/x"`` passed quoted (by a script) is a path the commands expand: not refused as missing."""
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -138,7 +138,7 @@ def test_check_with_data_pca_unused_and_batch_over_the_training_set():
 
 def test_a_batch_larger_than_the_training_set_is_a_warning(tmp_path, capsys):
     assert main(["train", "-b", "5000", "--epochs", "1", "--max-steps", "1", "--output-dir", str(tmp_path),
-                 "--name", "big", "--amp", "off"]) == 0
+                 "--name", "big", "--amp", "off", "--model-arg", "width=0.125", "--model-arg", "fc_width=16"]) == 0
     out = capsys.readouterr().out
     assert "warning: batch 5000 is larger than the training set (1438 images)" in out  # digits: 1,797 × 0.8
 

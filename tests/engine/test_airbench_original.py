@@ -98,6 +98,7 @@ def test_a_tiny_run_trains_on_the_engines_split_and_scores_three_ways(tools, col
     assert tool.main([*argv[:2], str(tmp_path / "two"), *argv[3:]]) == 0
 
 
+@pytest.mark.slow  # 8 s; the tiny run above trains the same code on the engine's split in the default run
 def test_it_learns_the_colours(tools, colours):
     """airbench's code on CPU learns: on classes that differ in colour it ends far above chance (10 %)."""
     airbench94, tool = tools

@@ -119,7 +119,8 @@ def test_the_loop_takes_a_workers_death_between_steps_not_from_pytorchs_sigchld_
 
 
 @pytest.mark.parametrize("after, said", [
-    (0, "No checkpoint was written yet: start the run again"),  # in the first validation: none yet
+    pytest.param(0, "No checkpoint was written yet: start the run again",  # in the first validation: none yet
+                 marks=pytest.mark.slow),  # 6 s; the death itself is the second case's, in the default run
     (16, "The last checkpoint is kept: alexnet train --resume "),  # 20 images, batch 16: the second one
 ])
 def test_a_validation_worker_dies_the_last_checkpoint_is_kept(tmp_path, colours, monkeypatch, after, said):

@@ -382,9 +382,11 @@ def test_log_without_terminal_gets_progress_lines(tmp_path, capsys, monkeypatch)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch ETA" in ln]
     assert len(lines) == 4  # 1,438 images // 256 → 5 full batches; no line after the last
     assert lines[0].split()[:4] == ["epoch", "1/1", "step", "1/5"] and "img/s" in lines[0]
-    r = train_cli("--epochs", "1", "--output-dir", str(tmp_path), "--name", "bad", *TINY,
-                  env={"ALEXNET_PROGRESS_SECONDS": "soon"})
-    assert r.returncode == 2 and "error: ALEXNET_PROGRESS_SECONDS must be a positive number" in r.stderr
+    from alexnet.cli import main
+
+    monkeypatch.setenv("ALEXNET_PROGRESS_SECONDS", "soon")  # in this process: stdout is captured, not a terminal
+    assert main(["train", "--epochs", "1", "--output-dir", str(tmp_path), "--name", "bad", *TINY]) == 2
+    assert "error: ALEXNET_PROGRESS_SECONDS must be a positive number" in capsys.readouterr().err
     from alexnet.engine.progress import clock
 
     assert clock(83) == "1:23" and clock(4000) == "1:06:40"

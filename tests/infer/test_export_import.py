@@ -102,8 +102,9 @@ def test_torchscript_and_safetensors(tiny_run, tmp_path):
 
 def test_safetensors_export_to_another_suffix_says_where_it_went(tiny_run, tmp_path, capsys):
     assert main(["export", str(tiny_run), "--format", "safetensors", "-o", str(tmp_path / "x.st")]) == 0
-    out = capsys.readouterr().out
-    assert f"weights are written as {tmp_path / 'x.safetensors'}" in out
+    out, err = capsys.readouterr()
+    assert f"note: -o {tmp_path / 'x.st'}: weights are written as {tmp_path / 'x.safetensors'}" in err  # a note
+    assert f"wrote {tmp_path / 'x.safetensors'}" in out  # the report
     assert (tmp_path / "x.safetensors").is_file() and not (tmp_path / "x.st").exists()
     out_file = tmp_path / "x.safetensors"
     assert main(["export", str(tiny_run), "--format", "safetensors", "-o", str(out_file)]) == 0

@@ -18,11 +18,12 @@ def test_a_parent_that_is_a_file_is_refused(tmp_path):
         export_model(tmp_path / "no-such-run", "onnx", tmp_path / "f" / "m.onnx")
 
 
-@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt")])
-def test_a_disk_that_fills_is_one_line_and_leaves_nothing(tmp_path, tiny_run, fmt, suffix):
-    """Files capped at 100 kB (``ulimit -f``, as a full disk: the write fails) while the export is
-    about 2 MB: one ``error:`` line and exit 2, no temp file beside ``-o`` — where torch's own
-    writer aborted the process (exit 134) or raised a traceback."""
+def test_a_disk_that_fills_is_one_line_and_leaves_nothing(tmp_path, tiny_run):
+    """Files capped at 100 kB (``ulimit -f``, as a full disk: the write fails) while each export is
+    about 2 MB: one ``error:`` line and exit 2 for each format, no temp file beside ``-o`` — where
+    torch's own writer aborted the process (exit 134) or raised a traceback. The three exports run in
+    one capped process (one start of torch, not three)."""
+    import json
     import resource
     import signal
     import subprocess
@@ -32,15 +33,24 @@ def test_a_disk_that_fills_is_one_line_and_leaves_nothing(tmp_path, tiny_run, fm
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
-    out = tmp_path / "out"
-    out.mkdir()
-    r = subprocess.run([sys.executable, "-m", "alexnet", "export", str(tiny_run), "--format", fmt,
-                        "-o", str(out / f"m{suffix}"), "--no-verify"], capture_output=True, text=True,
+    formats = [("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt")]
+    argvs = []
+    for fmt, suffix in formats:
+        (tmp_path / fmt).mkdir()
+        argvs.append(["export", str(tiny_run), "--format", fmt, "-o", str(tmp_path / fmt / f"m{suffix}"),
+                      "--no-verify"])
+    code = ("import json, sys\nfrom alexnet.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    rc = main(argv)\n"
+            "    print(rc, file=sys.stderr, flush=True)\n")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], capture_output=True, text=True,
                        preexec_fn=cap, timeout=300)
-    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "File too large" in lines[0]
-    assert list(out.iterdir()) == []
+    assert len(lines) == 2 * len(formats), r.stderr[-2000:]  # per export: its one line, then its exit status
+    for (fmt, _), line, rc in zip(formats, lines[::2], lines[1::2]):
+        assert rc == "2" and line.startswith("error: cannot write ") and "File too large" in line, (fmt, line, rc)
+        assert list((tmp_path / fmt).iterdir()) == [], fmt
 
 
 def test_the_temp_files_of_killed_exports_are_removed(tmp_path, tiny_run):

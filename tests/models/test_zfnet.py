@@ -3,6 +3,7 @@ initialisation, and that it trains and evaluates like the other models."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -28,6 +29,13 @@ def test_the_map_sizes_and_parameters_of_figure_3():
     assert build_model("zfnet", num_classes=5, lrn=False)(torch.zeros(1, 3, 224, 224)).shape == (1, 5)
 
 
+def test_zfnet_takes_the_photos_recipe():
+    from alexnet.engine.recipes import default_recipe
+
+    assert default_recipe("zfnet", None, "folder:d", (3, 230, 240)) == ("photos", "for zfnet on photos")
+
+
+@pytest.mark.slow  # 6-7 s: a 58-million-parameter step; the recipe chosen from the data is tested on AlexNet too
 def test_zfnet_trains_on_photos_with_the_photos_recipe(tmp_path, capsys):
     from PIL import Image
 

@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..core.errors import UserError
+    from ..core.weight_files import load_meta
+    from ..data.kinds import nothing_there
+
+    load_meta(args.weights)  # a wrong path, or --data that is not there: one line before torch loads
+    if args.data is not None and nothing_there(args.data):
+        raise UserError(nothing_there(args.data))
     from ..infer.evaluation import evaluate_weights
 
     collector = None

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..core.io import check_output_file
+    from ..core.weight_files import load_meta
 
+    load_meta(args.weights)  # a wrong path is one line before torch loads
     check_output_file(Path(args.output).expanduser(), "-o")  # /proc, a read-only disk: said before torch loads
     # (expanded as export_model expands it: a quoted "~/m.onnx" is the home folder's)
     from ..infer.export import SUFFIXES, ExportCheckError, export_model
@@ -52,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     asked = Path(args.output)
     if res.format == "safetensors" and asked.suffix not in ("", ".safetensors"):
         print(f"note: -o {asked}: weights are written as {res.path} (every command reads them by the "
-              f".safetensors suffix), with {res.path.with_suffix('.json')} beside it")
+              f".safetensors suffix), with {res.path.with_suffix('.json')} beside it", file=sys.stderr)
     elif SUFFIXES.get(res.format) not in (None, asked.suffix):
-        print(f"note: -o {asked}: a {res.format} file is usually named *{SUFFIXES[res.format]}; written as asked")
+        print(f"note: -o {asked}: a {res.format} file is usually named *{SUFFIXES[res.format]}; written as asked",
+              file=sys.stderr)
     verb = "replaced" if was_there and res.path.resolve() == asked.expanduser().resolve() else "wrote"
     print(f"{verb} {res.path} ({res.format}, {res.path.stat().st_size / 2**20:.1f} MiB"
           + (f", {res.exporter}" if res.exporter else "") + ")")

@@ -60,8 +60,13 @@ def run_build(args: argparse.Namespace) -> int:
         if v < 1:
             raise UserError(f"{flag} must be at least 1, not {v}")
     check_output_folder(args.output, "-o")
+    from ..core.weight_files import load_meta, resolve_run_dir
+    from ..data.kinds import nothing_there
+
+    load_meta(args.weights)  # a wrong path, or --data that is not there: one line before torch loads
+    if args.data is not None and nothing_there(args.data):
+        raise UserError(nothing_there(args.data))
     from ..infer.retrieval import build_index
-    from ..models.weights import resolve_run_dir
 
     args.weights = str(resolve_run_dir(args.weights))  # the --output-dir folder: its newest run, recorded
     index = build_index(args.weights, args.data, args.output, split=args.split, batch_size=args.batch_size,

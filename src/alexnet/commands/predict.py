@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json and args.format not in (None, "json"):
         raise UserError(f"--json and --format {args.format} ask for two formats; give one")
     args.format = "json" if args.json else args.format or "table"
+    from ..core.weight_files import load_meta
+
+    load_meta(args.weights)  # a wrong path or file is one line before torch loads
     from ..infer import Predictor
     from ..infer.predictor import FileResult, expand_inputs
 

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535 (0: any free port), not {args.port}")
 
+    from ..core.weight_files import load_meta
+
+    load_meta(args.weights)  # a wrong path is one line before torch loads
     from ..infer import Predictor
     from ..infer.retrieval import FeatureIndex
     from ..serve.app import create_app

@@ -72,6 +72,9 @@ def _read_image(path: str):
 
 def run_filters(args: argparse.Namespace) -> int:
     _check_output(args)
+    from ..core.weight_files import load_meta
+
+    load_meta(args.weights)  # a wrong path is one line before torch loads
     from ..models import load_weights
     from ..viz import colourfulness, first_layer_kernels, plot_filters
 
@@ -92,7 +95,7 @@ def run_curves(args: argparse.Namespace) -> int:
 
     if args.labels and len(args.labels) != len(args.runs):
         raise UserError(f"{len(args.labels)} --labels for {len(args.runs)} runs")
-    from ..models.weights import resolve_run_dir
+    from ..core.weight_files import resolve_run_dir
 
     runs = [str(resolve_run_dir(r, need="metrics.csv")) for r in args.runs]
     return _done(plot_curves(runs, args.output, labels=args.labels))
@@ -104,6 +107,9 @@ def run_activations(args: argparse.Namespace) -> int:
 
     if args.maps < 1:
         raise UserError(f"--maps must be at least 1, not {args.maps}")
+    from ..core.weight_files import load_meta
+
+    load_meta(args.weights)  # a wrong path is one line before torch loads
     from ..infer import Predictor
     from ..viz import conv_activations, plot_activations
     pred = Predictor(args.weights, device=args.device)
