@@ -167,6 +167,31 @@ def test_lrn_diverged_run_is_named_not_averaged_and_the_rate_called_unstable():
     assert "nan" not in verdict
 
 
+def test_lrn_gain_without_four_epochs_is_a_dash_and_unpaired_means_are_said_to_be_so():
+    rows, verdict, _, _ = summary("lrn", [run(arm, s, val=[60.0, e]) for arm, e in (("with LRN", 40.0),
+                                                                                  ("without LRN", 45.0))
+                                          for s in range(3)])
+    assert rows[0]["gain over the last quarter (points)"] == "–" and "nan" not in str(rows)
+    assert "ours (validation error): 45.00 % → 40.00 %" in verdict  # the same seeds on both sides
+    runs = lrn_runs() + [run("with LRN", 3, val=[60.0, 40.0, 35.0, 20.0])]  # a fourth seed in one arm only
+    _, verdict, _, (c,) = summary("lrn", runs)
+    assert c.n == (3, 3) and "the means of all usable runs of each arm, not only the pairs above" in verdict
+
+
+def test_the_classes_of_a_run_are_read_from_classes_json_as_training_writes_it(tmp_path):
+    """classes.json is {"classes": [...], "class_ids": [...]}: three classes make chance 66.7 % error,
+    so a run at 66.7 % is left out as one that learnt nothing (it had been judged against 90 %)."""
+    from alexnet.experiments.runs import classes_of
+    from alexnet.experiments.stats import usable
+
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"], "class_ids": ["a", "b", "c"]}))
+    assert classes_of(tmp_path) == 3
+    at_chance = run("without LRN", 2, val=[66.7, 66.7, 66.7])
+    at_chance.num_classes = classes_of(tmp_path)
+    kept, out = usable([at_chance])
+    assert kept == [] and "did not learn" in out[0]
+
+
 # --------------------------------------------------------------------------------------------- dropout
 
 def dropout_runs(off_train_eval: float):
@@ -273,12 +298,15 @@ def test_step_speed_ratio_sees_a_bigger_net_is_slower_and_is_stored(tmp_path, mo
         (tmp_path / "runs" / name).mkdir(parents=True)
         (tmp_path / "runs" / name / "config.json").write_text(json.dumps(cfg))
     calls = []
-    monkeypatch.setattr(towers, "step_speed_ratio", lambda a, b: calls.append(1) or (1.2, 1.1, 1.3))
+    monkeypatch.setattr(towers, "step_speed_ratios", lambda a, b: calls.append(1) or [1.19, 1.2, 1.21])
     two, half = run(towers.TWO, 0, val=[50.0], run_dir=str(tmp_path / "runs" / "two")), \
         run(towers.HALF, 0, val=[50.0], run_dir=str(tmp_path / "runs" / "half"))
     first = towers.measured_speed(two, half)
-    assert first["ratio"] == 1.2 and towers.measured_speed(two, half) == first and calls == [1]  # stored, reused
-    assert "reproduces: a training step of the two-tower net ran at 1.20× [1.10, 1.30]" in towers.speed_verdict(
+    assert first["ratio"] == pytest.approx(1.2) and towers.measured_speed(two, half) == first and calls == [1]
+    assert first["ratios"] == [1.19, 1.2, 1.21]  # each repeat's ratio kept: the interval can be re-derived
+    half_width = 4.302653 * 0.01 / math.sqrt(3)  # t(0.975, 2) × sd / √n
+    assert (first["low"], first["high"]) == pytest.approx((1.2 - half_width, 1.2 + half_width), abs=1e-5)
+    assert "reproduces: a training step of the two-tower net ran at 1.20× [1.18, 1.22]" in towers.speed_verdict(
         first, "one-GPU net")
     # the record carries it: the runs again without their folders (as `experiment report` reads a
     # committed record) still have the speed, and nothing is measured again
@@ -322,3 +350,22 @@ def test_dropout_notes_say_when_each_run_memorised_the_training_set_and_when_it_
     _, _, notes, _ = summary("dropout", runs)
     line = next(n for n in notes if n.startswith(f"{dropout.OFF}, seeds 0, 1:"))
     assert "first under 0.5 %: never, epoch 4" in line and "25.00 % (5)" in line and line.endswith("39.00 %, 31.00 %")
+
+
+def test_a_run_folder_holding_someone_elses_files_is_refused_not_emptied(tmp_path):
+    """The folder of a run killed before its first checkpoint is started over; a folder there with
+    other files in it (a person's notes) is said, and kept."""
+    from alexnet.core.errors import UserError
+    from alexnet.engine import make_config
+    from alexnet.experiments.runs import train_or_reuse
+
+    cfg = make_config("digits", output_dir=str(tmp_path), name="r", epochs=1, max_steps=1,
+                      model_kwargs={"width": 0.125, "fc_width": 16})
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds files that are not an interrupted run of this experiment"):
+        train_or_reuse(cfg, (), print)
+    assert (tmp_path / "r" / "notes.txt").read_text() == "mine"
+    (tmp_path / "r" / "notes.txt").unlink()  # an empty folder (killed as it began) is started over
+    result, cached = train_or_reuse(cfg, (), print)
+    assert not cached and len(result["epochs"]) == 1

@@ -200,6 +200,10 @@ def test_missing_data_is_one_line_before_any_plan_or_probe(capsys, tmp_path):
         assert captured.out == "" and captured.err.count("\n") == 1
         assert captured.err.startswith(f"error: cifar10: no CIFAR-10 in {spec}") and "--download" not in captured.err
     assert not out.exists()
+    assert main(["experiment", "lrn", "--data", f"folder:{tmp_path / 'nothere'}", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"error: {tmp_path / 'nothere'}: no such folder\n"
+    assert not out.exists()  # no precision record, no plan: nothing
 
 
 def test_index_summarises_every_experiment(all_runs, capsys):

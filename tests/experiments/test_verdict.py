@@ -110,3 +110,14 @@ def test_runs_that_do_not_vary_give_no_interval_and_no_verdict(paired):
     c = compare({0: 30.0, 1: 30.0}, {0: 32.0, 1: 32.0}, what="X lowers the error", paired=paired)
     assert c.verdict == "inconclusive" and math.isnan(c.low)
     assert "the runs do not vary" in c.text and "no interval" in c.text
+
+
+def test_the_same_difference_up_to_rounding_is_no_spread_either():
+    """Three validation images: every paired difference is one image, 33.33 points, equal up to the
+    last bits of a float; the interval must not collapse to a confident point."""
+    third = 100.0 / 3
+    c = compare({0: 100 - 2 * third, 1: 100 - 2 * third, 2: 100.0 - 2 * third},
+                {0: 100.0, 1: 100 - 1e-13, 2: 100.0}, what="X lowers the error", paired=True)
+    assert c.verdict == "inconclusive" and math.isnan(c.low) and "the runs do not vary" in c.text
+    real = compare({0: 30.0, 1: 30.5, 2: 29.8}, {0: 33.0, 1: 33.4, 2: 32.9}, what="X", paired=True)
+    assert real.verdict == "reproduces"  # a real spread still gives its interval

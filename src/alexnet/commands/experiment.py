@@ -47,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.index, "--index")
     elif args.name != "list":
         check_output_folder(args.out, "--out")  # before torch loads
+    if args.name not in ("list", "index", "report") and args.data:
+        from ..core.errors import UserError
+        from ..data.kinds import nothing_there
+
+        if nothing_there(args.data):  # a mistyped folder: said before the plan, and before anything is written
+            raise UserError(nothing_there(args.data))
     from ..experiments import list_experiments, report, run_all, write_index
     from ..experiments import run as run_experiment
 

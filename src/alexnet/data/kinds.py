@@ -12,9 +12,14 @@ KINDS_NEEDING_PATH = tuple(k for k in KINDS if k != "digits")  # every kind but 
 
 def nothing_there(spec: str) -> str | None:
     """The one-line error for a spec that is neither a kind, nor ``KIND:PATH`` with a known kind, nor
-    an existing path (a mistyped folder, an unknown kind); None for every other spec."""
+    an existing path (a mistyped folder, an unknown kind), or that is ``folder:`` or ``list:`` with a
+    path that is not there; None for every other spec (another kind's path may be a download's
+    destination or a URL: its reader says)."""
     spec = str(spec)
-    kind, sep, _ = spec.partition(":")
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("folder", "list") and rest and not os.path.exists(os.path.expanduser(rest)):
+        where = os.path.abspath(os.path.expanduser(rest))  # as the folder and list readers say it
+        return f"{where}: no such folder" if kind == "folder" else f"{where}: no such list file"
     if spec in KINDS or (sep and kind in KINDS) or os.path.exists(os.path.expanduser(spec)):
         return None
     if sep and len(kind) > 1:  # one letter: a Windows drive, a path

@@ -41,6 +41,12 @@ def late_gain(r: RunResult) -> float:
     return r.epochs[-1]["val_top1"] - r.epochs[n - 1 - n // 4]["val_top1"]
 
 
+def _gain_text(gains: list[float]) -> str:
+    """The mean gain as table text; "–" where no run had the four epochs a quarter takes."""
+    m = mean(gains)
+    return "–" if math.isnan(m) else f"{m:.2f}"
+
+
 def summarize(exp: Experiment, results: list[RunResult]):
     """(rows, verdict, notes, comparisons): the error difference with its paired interval, and
     the paper's CIFAR-10 figures beside ours (see the module docstring)."""
@@ -52,7 +58,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
         rows.append({"arm": arm, "rate": f"{RATE:g}",
                      "validation top-1 error (%, 95 % CI)": interval_text([r.val_error for r in ok]),
                      "top-5 error (%)": interval_text([r.val_error5 for r in ok]),
-                     "gain over the last quarter (points)": f"{mean([late_gain(r) for r in ok]):.2f}",
+                     "gain over the last quarter (points)": _gain_text([late_gain(r) for r in ok]),
                      "usable runs": f"{len(ok)} of {len(runs)}",
                      "paper (CIFAR-10 test error)": f"{PAPER_ERROR[arm]:g} %" if arm in PAPER_ERROR else ""})
     on = {r.seed: r.val_error for r in kept.get("with LRN", [])}
@@ -60,7 +66,8 @@ def summarize(exp: Experiment, results: list[RunResult]):
     c = compare(on, off, paired=True, what="LRN lowers the validation error", excluded=tuple(left_out))
     paper = PAPER_ERROR["without LRN"] - PAPER_ERROR["with LRN"]
     beside = (f"paper (CIFAR-10 test error): {PAPER_ERROR['without LRN']:g} % without LRN → "
-              f"{PAPER_ERROR['with LRN']:g} % with ({paper:g} points lower); ours (validation error): ")
+              f"{PAPER_ERROR['with LRN']:g} % with ({paper:g} points lower); ours (validation error"
+              f"{'' if set(on) == set(off) else '; the means of all usable runs of each arm, not only the pairs above'}): ")
     if on and off:
         ours = mean(list(off.values())) - mean(list(on.values()))  # as the paper's: how much lower with LRN
         beside += (f"{mean(list(off.values())):.2f} % → {mean(list(on.values())):.2f} % "

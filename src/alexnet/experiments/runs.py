@@ -286,6 +286,12 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
             resumed = True
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing to resume; this cache's own folder
+                from ..engine.elastic import never_trained
+
+                if any(run_dir.iterdir()) and not never_trained(run_dir):  # files that are not such a run's
+                    raise UserError(f"{run_dir} holds files that are not an interrupted run of this experiment "
+                                    f"(no checkpoint, no config.json of a run): move them away, and run the same "
+                                    f"command again")
                 say(f"    starting over: the interrupted run {run_dir} left no checkpoint")
                 shutil.rmtree(run_dir)
             fit(cfg)
@@ -310,6 +316,8 @@ def classes_of(run_dir: Path) -> int:
     """How many classes the run in ``run_dir`` learned (its classes.json; 10 where it is unreadable)."""
     try:
         classes = json.loads((Path(run_dir) / "classes.json").read_text())
+        if isinstance(classes, dict):  # {"classes": [...], "class_ids": [...]}, as training writes it
+            classes = classes.get("classes")
         return len(classes) if isinstance(classes, list) and classes else 10
     except (OSError, ValueError):
         return 10

@@ -74,8 +74,15 @@ def describe(cfg: dict[str, Any] | None) -> tuple[str, str, str]:
 def step_speed_ratio(slow_cfg: dict[str, Any], fast_cfg: dict[str, Any], *, rounds: int = SPEED_ROUNDS,
                      repeats: int = SPEED_REPEATS) -> tuple[float, float, float]:
     """How many times faster a training step (forward, loss, backward, SGD step) of ``fast_cfg``'s
-    net runs than one of ``slow_cfg``'s, in this process: ``repeats`` ratios of median step times
-    over ``rounds`` interleaved steps each (`median_speedup`); their mean and 95 % interval."""
+    net runs than one of ``slow_cfg``'s, in this process: the mean of `step_speed_ratios` and its
+    95 % interval."""
+    return mean_interval(step_speed_ratios(slow_cfg, fast_cfg, rounds=rounds, repeats=repeats))
+
+
+def step_speed_ratios(slow_cfg: dict[str, Any], fast_cfg: dict[str, Any], *, rounds: int = SPEED_ROUNDS,
+                      repeats: int = SPEED_REPEATS) -> list[float]:
+    """``repeats`` ratios of median step times of ``slow_cfg``'s net over ``fast_cfg``'s, over
+    ``rounds`` interleaved steps each (`median_speedup`), in this process."""
     import torch
     import torch.nn.functional as F
 
@@ -106,7 +113,7 @@ def step_speed_ratio(slow_cfg: dict[str, Any], fast_cfg: dict[str, Any], *, roun
         return step
 
     slow, fast = stepper(slow_cfg), stepper(fast_cfg)
-    return mean_interval([median_speedup(slow, fast, rounds) for _ in range(repeats)])
+    return [median_speedup(slow, fast, rounds) for _ in range(repeats)]
 
 
 def speed_key(other: RunResult) -> str:
@@ -128,8 +135,10 @@ def measured_speed(two: RunResult, other: RunResult) -> dict[str, Any] | None:
     try:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
-        ratio, lo, hi = step_speed_ratio(a, b)
+        ratios = step_speed_ratios(a, b)
+        ratio, lo, hi = mean_interval(ratios)
         rec = {"ratio": ratio, "low": None if math.isnan(lo) else lo, "high": None if math.isnan(hi) else hi,
+               "ratios": ratios,  # each repeat's: the mean and interval above are re-derived from these
                "rounds": SPEED_ROUNDS, "repeats": SPEED_REPEATS,
                "batch_size": b.get("batch_size"), "precision": b.get("precision") or "fp32",
                "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}

@@ -142,7 +142,8 @@ def compare(paper: Mapping[int, float], other: Mapping[int, float], *, what: str
             df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else min(n) - 1.0
         else:
             df, se = math.nan, math.nan
-    if math.isnan(se) or se == 0:  # se 0: every run gave the same difference (coarse measures): no evidence of spread
+    if math.isnan(se) or se <= 1e-9 * max(1.0, abs(diff)):  # every run gave the same difference (coarse measures:
+        # one validation image of three is 33.33 points), up to rounding: no evidence of spread
         return Comparison(what, unit, diff, math.nan, math.nan, n, paired, math.nan, math.nan, "inconclusive",
                           tuple(excluded))
     half = t_quantile(0.5 + LEVEL / 2, df) * se
