@@ -83,6 +83,18 @@ def test_relu_vs_tanh_best_rate_at_the_grid_edge_is_inconclusive():
     assert verdict.startswith("inconclusive: ReLU's fastest rate (0.004) is the largest one tried")  # ... not here
 
 
+def test_relu_vs_tanh_says_when_no_rate_reached_the_target_not_that_one_was_fastest():
+    """No rate got to 25 % (a short run): the rate kept is the lowest final error's, and the note says
+    so, instead of naming it the fastest."""
+    out = []
+    for act in ("ReLU", "tanh"):
+        for lr, final in ((0.001, 40.0), (0.002, 35.0), (0.004, 30.0)):
+            out += [run(f"{act} lr {lr:g}", s, train=[60.0, 50.0, final]) for s in ((0, 1, 2) if lr == 0.004 else (0,))]
+    _, verdict, _, _ = summary("relu-vs-tanh", out)
+    assert "fastest rate" not in verdict
+    assert "no rate of tanh's reached 25 % training error, and the one with the lowest final error (0.004)" in verdict
+
+
 def test_relu_vs_tanh_leaves_out_a_diverged_run_and_one_that_never_got_there():
     results = relu_tanh_runs(0.002)
     bad = next(r for r in results if r.arm == "tanh lr 0.002" and r.seed == 2)

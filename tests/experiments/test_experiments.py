@@ -206,6 +206,16 @@ def test_missing_data_is_one_line_before_any_plan_or_probe(capsys, tmp_path):
     assert not out.exists()  # no precision record, no plan: nothing
 
 
+def test_flags_a_subcommand_does_not_read_are_refused(capsys, tmp_path):
+    for argv, expect in ((["lrn", "--fast", "--index", "x.md"], "--index is read by `alexnet experiment index`"),
+                         (["lrn", "--fast", "--runs", str(tmp_path)], "--runs is read by `alexnet experiment report` only"),
+                         (["report", "--runs", str(tmp_path / "nothere")], "no such folder")):
+        assert main(["experiment", *argv, "--out", str(tmp_path / "o")]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expect in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "o").exists()
+
+
 def test_index_summarises_every_experiment(all_runs, capsys):
     out, records = all_runs
     assert main(["experiment", "index", "--out", str(out)]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "images, 10 %% held out (given the python batches it validates on the test split)")
     p.add_argument("--data-path", help="same as --data cifar10:PATH")
     p.add_argument("--fast", action="store_true", help="tiny runs (seconds; for checking the machinery, not the claim)")
-    p.add_argument("--seeds", type=int, help="seeds per arm (default: the experiment's, 3 or more)")
+    p.add_argument("--seeds", type=int, help="how many seeds per arm, a count: seeds 0…N-1 (default: the experiment's, "
+                                             "3 or more)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the experiment's)")
     p.add_argument("--train-subset", type=int, metavar="N", help="training images per run (0: all)")
     p.add_argument("--out", default="experiments", help="output folder (default: experiments)")
@@ -47,6 +49,19 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.index, "--index")
     elif args.name != "list":
         check_output_folder(args.out, "--out")  # before torch loads
+    if args.runs and args.name != "report":
+        from ..core.errors import UserError
+
+        raise UserError(f"--runs is read by `alexnet experiment report` only, not by {args.name!r}")
+    if args.index and args.name not in ("index", "report"):
+        from ..core.errors import UserError
+
+        raise UserError(f"--index is read by `alexnet experiment index` and `report` only; {args.name!r} writes "
+                        f"its page in --out (then `alexnet experiment index --index {args.index}`)")
+    if args.runs and not os.path.isdir(os.path.expanduser(args.runs)):
+        from ..core.errors import UserError
+
+        raise UserError(f"--runs {args.runs}: no such folder")
     if args.name not in ("list", "index", "report") and args.data:
         from ..core.errors import UserError
         from ..data.kinds import nothing_there
@@ -85,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
             run_all(**kw)
         else:
             run_experiment(args.name, **kw)
+            index = os.path.join(os.path.expanduser(args.out), "experiments.md")
+            if os.path.isfile(index):  # written by `all` or `index` before this verdict: said, not rewritten
+                print(f"note: {index} still shows the verdicts of its last writing; `alexnet experiment index "
+                      f"--out {args.out}` brings in this one", file=sys.stderr)
     except KeyboardInterrupt as e:
         from ..engine.loop import StoppedBySignal
 

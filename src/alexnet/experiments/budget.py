@@ -71,7 +71,8 @@ class Plan:
         """One line: the unique runs by state and the estimated time left."""
         states = {k: sum(r.state == k for r in self.runs) for k in ("cached", "interrupted", "new")}
         return (f"{len(self.runs)} runs: {states['cached']} cached, {states['interrupted']} interrupted (resume), "
-                f"{states['new']} new; about {_hours(self.hours * 3600)} on {REFERENCE_MACHINE}")
+                f"{states['new']} new; about {_hours(self.hours * 3600)} on the reference machine ({REFERENCE_MACHINE}; "
+                f"this one's time differs)")
 
     def lines(self) -> list[str]:
         """The plan as printed before `alexnet experiment all` starts."""

@@ -121,9 +121,13 @@ def summarize(exp: Experiment, results: list[RunResult]):
         left_out += out + [f"{r.arm}, seed {r.seed}: did not reach {TARGET:g} % training error in {len(r.epochs)} "
                            f"epochs" for r in keep if r.seed not in eps[act]]
         where = edge(best[act], list(grid[act]))
-        if where:
+        if where and any(not math.isnan(epochs_of(r)) for r in grid[act].values()):
             edges.append(f"{act}'s fastest rate ({best[act]:g}) is the {where} one tried, so a rate beyond it might be "
                          f"faster still: extend the grid (RATES)")
+        elif where:  # no rate got there: chosen by the lowest final training error (`choose_rate`)
+            edges.append(f"no rate of {act}'s reached {TARGET:g} % training error, and the one with the lowest final "
+                         f"error ({best[act]:g}) is the {where} one tried: train longer (--epochs), or extend the "
+                         f"grid (RATES)")
         rows.append(_row(act, best[act], where, runs_at[act], eps[act]))
         notes.append(f"{act}, seed 0, epochs to {TARGET:g} % by rate: " + "; ".join(
             f"{lr:g}: " + (f"{epochs_of(r):.2f}" if not math.isnan(epochs_of(r)) else f"not in {len(r.epochs)}")

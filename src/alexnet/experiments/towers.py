@@ -194,7 +194,7 @@ def summarize(exp: Experiment, results: list[RunResult]):
                                SAME: "(not in the paper)"}.get(arm, "")})
     verdict = (f"the paper's comparison (one tower, half the kernels): error — {comps[HALF].text}; speed — "
                f"{speed_verdict(speeds[HALF], 'one-GPU net')}. Same width: error — {comps[SAME].text}")
-    notes = [f"{len(two)} usable two-tower runs" + (f"; left out (never averaged): {'; '.join(left_out)}" if left_out else ""),
+    notes = [f"{len(two)} usable two-tower run{'s' * (len(two) != 1)}" + (f"; left out (never averaged): {'; '.join(left_out)}" if left_out else ""),
              f"same width, speed — {speed_verdict(speeds[SAME], 'same-width net')}",
              "On one device the towers' reason in the paper — a net too big for one 3 GB GPU — does not arise; "
              "what remains is the grouped connectivity (fewer weights in conv2/4/5). Nor does the paper's speed: "
