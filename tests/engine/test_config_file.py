@@ -88,8 +88,9 @@ def test_a_budget_runs_config_json_keeps_its_plan_unless_a_flag_changes_what_it_
         assert again.budget_plan == {} and again.time_budget in ("30s", "1m"), flags  # timed afresh
     # the data at another path: the plan stays (the run checks that they give its steps per epoch), and a
     # --data-path keeps the kind the run's data had
-    moved = config_of("--config", str(run), "--data", "folder:/elsewhere/photos")
-    assert (moved.budget_plan, moved.data) == (plan, "folder:/elsewhere/photos")
+    (tmp_path / "elsewhere").mkdir()  # a folder that is there: one that is not is refused before anything
+    moved = config_of("--config", str(run), "--data", f"folder:{tmp_path / 'elsewhere'}")
+    assert (moved.budget_plan, moved.data) == (plan, f"folder:{tmp_path / 'elsewhere'}")
     saved.data = "cifar10:/old/place"
     (run / "config.json").write_text(saved.to_json())
     moved = config_of("--config", str(run), "--data-path", "/new/place")
@@ -147,7 +148,7 @@ def test_a_committed_runs_config_without_data_path_says_to_give_it(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'cifar10:DATA', the placeholder" in err and "add --data-path PATH" in err, err
     assert config_of("--config", COMMITTED, "--data-path", "/data/cifar").data == "cifar10:/data/cifar"
-    assert config_of("--config", COMMITTED, "--data", "folder:/data/x").data == "folder:/data/x"
+    assert config_of("--config", COMMITTED, "--data", f"folder:{tmp_path}").data == f"folder:{tmp_path}"
     assert not list(tmp_path.iterdir())  # nothing written
 
 

@@ -381,3 +381,28 @@ def test_a_run_folder_holding_someone_elses_files_is_refused_not_emptied(tmp_pat
     (tmp_path / "r" / "notes.txt").unlink()  # an empty folder (killed as it began) is started over
     result, cached = train_or_reuse(cfg, (), print)
     assert not cached and len(result["epochs"]) == 1
+
+
+def test_finished_runs_of_further_seeds_are_named_not_silently_dropped(tmp_path, monkeypatch):
+    """A run with fewer --seeds than an earlier one: its verdict is on the seeds asked for, and it
+    says that every arm of the next seed is finished on disk and how to take it in."""
+    from alexnet.experiments import runs as runs_mod
+    from alexnet.experiments.runs import Scale, run_experiment
+
+    exp = experiments.get("lrn")
+    scale = Scale(epochs=2, train_subset=0, seeds=1)
+    fake = {"config": {}, "epochs": [{"epoch": 1, "val_top1": 50.0}, {"epoch": 2, "val_top1": 60.0}], "extra": {}}
+    monkeypatch.setattr(runs_mod, "train_or_reuse", lambda cfg, extras, say: (fake, True))
+    over = {"precision": "fp32"}
+    for _, cfg in exp.configs(scale, 1, "digits", tmp_path, **over):  # seed 1 of every arm finished before
+        (tmp_path / "runs" / cfg.name).mkdir(parents=True)
+        (tmp_path / "runs" / cfg.name / "result.json").write_text(json.dumps(fake))
+    said = []
+    run_experiment(exp, data="digits", out=tmp_path, scale=scale, say=said.append, **over)
+    assert said[-1] == (f"[lrn] note: {tmp_path}/runs also holds every arm of 1 more seed, finished before and not "
+                        f"in this verdict: --seeds 2 takes it in without training")
+    one_arm = exp.configs(scale, 1, "digits", tmp_path, **over)[0][1]
+    (tmp_path / "runs" / one_arm.name / "result.json").unlink()  # one arm of seed 1 missing: nothing to take in
+    said.clear()
+    run_experiment(exp, data="digits", out=tmp_path, scale=scale, say=said.append, **over)
+    assert not any("more seed" in s for s in said)

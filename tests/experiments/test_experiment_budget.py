@@ -169,3 +169,20 @@ def test_a_resumed_runs_time_is_at_least_its_epochs():
     assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=200.0, resumed=True)) == 600.0
     assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=700.0, resumed=True)) == 700.0
     assert run_wall_s(RunResult("a", 0, "d", epochs, wall_s=200.0)) == 200.0
+
+
+def test_a_result_json_cut_short_is_not_a_finished_run(tmp_path):
+    """A finished run is one whose result.json reads: one cut short (a kill as it was written) makes
+    the run resume, and the plan and the run's line say that, not "cached"."""
+    from alexnet.engine import make_config
+    from alexnet.experiments.budget import run_seconds
+    from alexnet.experiments.runs import read_result
+
+    cfg = make_config("digits", output_dir=str(tmp_path), name="r", epochs=2)
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run / "result.json").write_text('{"config": {"epo')
+    assert read_result(run) is None and run_seconds(cfg, run, ())[0] == "interrupted"
+    (run / "result.json").write_text('{"config": {}, "epochs": [], "extra": {}}')
+    assert read_result(run) == {"config": {}, "epochs": [], "extra": {}} and run_seconds(cfg, run, ())[0] == "cached"

@@ -211,7 +211,7 @@ def test_exports_of_two_formats_to_one_stem_keep_their_own_json(tiny_run, paper_
     assert json.loads((tmp_path / "m.onnx.json").read_text())["model"] == "alexnet-cifar"
     assert json.loads((tmp_path / "m.pt2.json").read_text())["model"] == "alexnet"
     assert main(["export", str(tiny_run), "--format", "pt2", "-o", str(tmp_path / "x.onnx")]) == 0
-    assert "note: -o " in capsys.readouterr().out  # a pt2 archive named .onnx: said, written as asked
+    assert "note: -o " in capsys.readouterr().err  # a pt2 archive named .onnx: said, written as asked
 
 
 @pytest.mark.parametrize("opset", [6, 99])

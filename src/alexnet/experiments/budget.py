@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runs import EXTRA_KEYS, Experiment, Scale, read_metrics
+from .runs import EXTRA_KEYS, Experiment, Scale, read_metrics, read_result
 from .setups import EPOCH_SECONDS, REFERENCE_IMAGES, REFERENCE_MACHINE, RUN_OVERHEAD_SECONDS
 
 # The part of an epoch that grows with the network's multiply-adds; the rest (the data, the
@@ -128,12 +128,9 @@ def macs(model: str, kwargs_json: str) -> int:
 def run_seconds(cfg, run_dir: Path, extras: tuple[str, ...]) -> tuple[str, float]:
     """(state, estimated seconds left) of the run ``cfg`` in ``run_dir`` with ``extras`` to evaluate."""
     epoch = epoch_seconds(cfg)
-    result = run_dir / "result.json"
-    if result.is_file():
-        try:
-            have = json.loads(result.read_text()).get("extra", {})
-        except ValueError:
-            have = {}
+    result = read_result(run_dir)
+    if result is not None:
+        have = result.get("extra", {})
         todo = [e for e in extras if not all(k in have for k in EXTRA_KEYS[e])]
         return "cached", EXTRA_EPOCHS * epoch * len(todo)
     done = 0

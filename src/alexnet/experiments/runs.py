@@ -181,6 +181,16 @@ def eval_precision(cfg, device):
     return precision_named(cfg.precision, cfg.precision_reason) if cfg.precision else resolve_precision(cfg.amp, device)
 
 
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    """The finished run's ``result.json`` in ``run_dir``; None where there is none or it cannot be
+    read (a write cut short): such a run is not finished, it resumes."""
+    try:
+        result = json.loads((Path(run_dir) / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     with open(run_dir / "metrics.csv", newline="") as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
@@ -268,12 +278,8 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     resumed, before_s = False, 0.0
     run_dir = Path(cfg.output_dir) / cfg.name
     result_path = run_dir / "result.json"
-    cached = result_path.is_file()
-    if cached:
-        try:
-            result = json.loads(result_path.read_text())
-        except ValueError:
-            cached, result = False, {}
+    result = read_result(run_dir)
+    cached = result is not None
     if not cached:
         if (run_dir / "checkpoints" / "last.pt").is_file():
             say(f"    resuming the interrupted run {run_dir}")
@@ -367,12 +373,20 @@ def run_experiment(exp: Experiment, *, data: str, out: Path, scale: Scale,
     plan = [(seed, arm, cfg) for seed in range(scale.seeds) for arm, cfg in exp.configs(scale, seed, data, out, **over)]
     for i, (seed, arm, cfg) in enumerate(plan, start=1):
         run_dir = Path(cfg.output_dir) / cfg.name
-        done = (run_dir / "result.json").is_file()
+        done = read_result(run_dir) is not None
         say(f"[{exp.name}] run {i}/{len(plan)}: {arm.label}, seed {seed}{' (cached)' if done else ''} → {run_dir}")
         result, cached = train_or_reuse(cfg, exp.extras, say)
         results.append(RunResult(arm.label, seed, str(run_dir), result["epochs"], result["extra"], cached,
                                  precision=run_precision_of(run_dir), wall_s=result.get("wall_s"),
                                  machine=result.get("machine", ""), num_classes=classes_of(run_dir),
                                  resumed=bool(result.get("resumed"))))
+    more = 0  # finished runs of further seeds, from an earlier --seeds: kept on disk, not in this verdict
+    while more < 100 and all(read_result(Path(c.output_dir) / c.name) is not None
+                             for _, c in exp.configs(scale, scale.seeds + more, data, out, **over)):
+        more += 1
+    if more:
+        say(f"[{exp.name}] note: {out}/runs also holds every arm of {more} more seed{'s' * (more != 1)}, finished "
+            f"before and not in this verdict: --seeds {scale.seeds + more} takes {'them' if more > 1 else 'it'} in "
+            f"without training")
     return results
 
