@@ -75,3 +75,29 @@ def test_meta_device_summary_equals_a_real_forward_pass(name):
     meta = meta_summary(name)
     real = summarize(build_model(name), model_cfg(name).input_size, name)
     assert meta.to_dict() == real.to_dict()
+
+
+def test_a_mistyped_model_is_answered_before_torch_loads():
+    """`--model alexnett`: the built-in names are read from the model catalog, without torch; the
+    same words as the registry's."""
+    code = ("import sys\nfrom alexnet.cli import main\n"
+            "rc = main(['train', '--model', 'alexnett'])\n"
+            "print(rc, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "2 False", r.stderr
+    assert r.stderr.startswith("error: unknown model 'alexnett' (did you mean: alexnet") and r.stderr.count("\n") == 1
+    import alexnet.models  # noqa: F401 (the registry, loaded)
+    from alexnet.commands.models import unknown_model
+
+    assert unknown_model("alexnett") is None  # the registry is loaded in this process: it checks, with its own
+
+
+def test_the_catalog_names_every_registered_model():
+    import json
+    from pathlib import Path
+
+    import alexnet
+    from alexnet.models import list_models
+
+    catalog = json.loads((Path(alexnet.__file__).parent / "models" / "catalog.json").read_text())
+    assert sorted(k.split()[0] for k in catalog) == sorted(list_models())

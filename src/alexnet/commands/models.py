@@ -14,6 +14,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_models)
 
 
+def unknown_model(name: str) -> str | None:
+    """The one-line error for a model name that is not one of the built-in models (the names kept in
+    ``models/catalog.json``, read without torch), so a mistyped ``--model`` is answered at once; None
+    for a known name, and when the registry is already loaded (a model registered in this process,
+    which the registry then checks)."""
+    import sys
+    from pathlib import Path
+
+    from ..core.errors import did_you_mean
+
+    if not name or "alexnet.models.registry" in sys.modules:
+        return None
+    try:
+        catalog = json.loads((Path(__file__).parents[1] / "models" / "catalog.json").read_text())
+        names = [key.split()[0] for key in catalog]
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None  # the registry will say
+    if not names or name in names:
+        return None
+    return f"unknown model {name!r}{did_you_mean(name, names)}; `alexnet models` lists them"
+
+
 def run_models(args: argparse.Namespace) -> int:
     from ..models import list_models, model_cfg
     from ..models.catalog import model_table

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     from ..core.errors import UserError
+    from .models import unknown_model
+
+    if unknown_model(args.model):  # a mistyped name: said before torch loads
+        raise UserError(unknown_model(args.model))
     from ..models import model_cfg
     from ..models.catalog import meta_summary
 

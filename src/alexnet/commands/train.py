@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..data.kinds import KINDS, KINDS_NEEDING_PATH, nothing_there  # plain Python: no torch before a mistake is said
+from .models import unknown_model
 
 ORDER = 10
 
@@ -231,8 +232,7 @@ FIELDS_NOT_COPIED = {
 
 
 def fields_from_flags() -> tuple[str, ...]:
-    """The `TrainConfig` fields copied from the flags of the same name: every field but
-    `FIELDS_NOT_COPIED`."""
+    """The `TrainConfig` fields copied from the flags of the same name: all but `FIELDS_NOT_COPIED`."""
     import dataclasses
 
     from ..engine.config import TrainConfig
@@ -266,8 +266,9 @@ def check_flags(args: argparse.Namespace) -> dict:
                                                      or Path(args.data).exists()):
         raise UserError(f"--data {args.data} and --data-path {args.data_path} both name the data: give "
                         f"--data-path alone, or --data KIND with --data-path (e.g. --data folder --data-path DIR)")
-    if args.data is not None and not args.data_path and nothing_there(args.data):  # a mistyped folder, before torch
-        raise UserError(nothing_there(args.data))
+    why = (args.data is not None and not args.data_path and nothing_there(args.data)) or unknown_model(args.model or "")
+    if why:  # a mistyped folder or model: said before torch loads
+        raise UserError(why)
     over = _flag_overrides(args)
     if args.resume and args.config_file:
         raise UserError("--config starts a new run from a file; --resume continues a run from its own "
