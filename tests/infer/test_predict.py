@@ -75,6 +75,8 @@ def test_k_is_clamped_and_info(predictor):
     for bad in (0, -1, 2.5, None, True):  # were the top 1, the top 1, the top 2, a TypeError, the top 1
         with pytest.raises(ValueError, match="k is the number of classes to give, a whole number at least 1"):
             predictor.predict([torch.zeros(3, 20, 30, dtype=torch.uint8)], k=bad)
+        with pytest.raises(ValueError, match="whole number at least 1"):  # also where no file reads
+            predictor.predict_files(["no/such/file.png"], k=bad)
 
 
 def test_a_pillow_image_is_read_as_its_file_would_be(predictor, image_files, tmp_path):

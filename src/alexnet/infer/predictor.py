@@ -69,6 +69,17 @@ class _Prepared:
     error: str | None = None
 
 
+
+def _whole_k(k) -> int:
+    """``k`` as the number of classes to give: a whole number ≥ 1 (an int, or numpy's), else ValueError."""
+    try:
+        whole = operator.index(k)  # not 2.5, "3" or None
+    except TypeError:
+        whole = 0
+    if isinstance(k, bool) or whole < 1:
+        raise ValueError(f"k is the number of classes to give, a whole number at least 1, not {k!r}")
+    return whole
+
 class Predictor:
     """Classify images and extract features with trained weights.
 
@@ -275,13 +286,7 @@ class Predictor:
     def topk(self, probs: torch.Tensor, k: int = 5) -> list[Top]:
         """``probs [N, K]`` → per row the ``k`` most probable ``(class name, index, prob)`` (``k`` past
         the number of classes: every class)."""
-        try:
-            whole = operator.index(k)  # an int, or numpy's: not 2.5, "3" or None
-        except TypeError:
-            whole = 0
-        if isinstance(k, bool) or whole < 1:
-            raise ValueError(f"k is the number of classes to give, a whole number at least 1, not {k!r}")
-        k = min(whole, self.num_classes)
+        k = min(_whole_k(k), self.num_classes)
         p, i = probs.topk(k, dim=1)
         return [[(self.classes[c], c, float(v)) for v, c in zip(pr.tolist(), ir.tolist())] for pr, ir in zip(p, i)]
 
@@ -289,6 +294,7 @@ class Predictor:
         """Per image (path, bytes, a Pillow image, or uint8 ``[C, H, W]`` tensor) the top-``k``
         ``[(class name, class index, probability)]``. Raises `BadImageError` on a bad image
         (use `predict_files` to get per-file errors instead)."""
+        _whole_k(k)  # before the images are decoded
         return self.topk(self.probs(images), k)
 
     def predict_bytes(self, data: bytes, k: int = 5) -> Top:
@@ -301,6 +307,7 @@ class Predictor:
         """Per path a `FileResult`: the top-``k``, or the reason it failed (missing, unreadable,
         corrupt) — one bad file never stops the others. ``on_progress(n)`` is called as each
         group of ``n`` files is done."""
+        _whole_k(k)  # a bad k is said before any file is read, even where none reads
         srcs = [os.fspath(p) for p in paths]
         outs, errors = self._compute(srcs, features=False, on_progress=on_progress)
         results = []
