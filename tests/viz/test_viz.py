@@ -340,6 +340,11 @@ def test_curves_short_legends_log_loss_and_visible_single_epoch(tmp_path, monkey
     assert styles == {"train": "-", "val": "--"}
     single = [ln for ln in ax_loss.lines if len(ln.get_xdata()) == 1]
     assert single and all(ln.get_marker() == "o" and ln.get_markersize() >= 5 for ln in single)
+    (tmp_path / "three-classes").mkdir()  # top-5 of three classes is always 100 %: not drawn as a line
+    (tmp_path / "three-classes" / "metrics.csv").write_text(head + "1,10,1.5,60,1.2,65,100,0.01\n2,20,1.2,70,1.0,75,100,0.01\n")
+    plot_curves([tmp_path / "three-classes"], tmp_path / "d.png")
+    legend = [t.get_text() for t in figs[1].axes[1].get_legend().get_texts()]
+    assert legend == ["val top-1", "train top-1"] and len(figs[1].axes[1].lines) == 2
 
 def test_the_gates_of_squeeze_and_excitation_are_not_rows():
     """SENet's se_module.fc1/fc2 act on 1×1 pooled maps: sampled rows would be flat squares."""

@@ -131,7 +131,7 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
                 if key not in cols:
                     continue
                 xs, ys = _series(x, cols[key])
-                if not xs:
+                if not xs or (key == "val_top5" and min(ys) >= 100):  # five classes or fewer: always 100 %, no line
                     continue
                 few = len(xs) <= 30  # markers: a one-epoch run is a visible point, not nothing
                 ax.plot(xs, ys, style, color=c, marker="o" if few else None,
