@@ -284,3 +284,22 @@ def test_check_reads_a_test_folder_beside_val(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert [s["split"] for s in rep["splits"]] == ["train", "val", "test"]
     assert [s["images"] for s in rep["splits"]] == [4, 4, 5] and rep["bad"] == 1
+
+
+def test_list_of_a_layout_without_its_training_part_is_one_line(tmp_path, write_image, capsys):
+    for c in "ab":
+        write_image(tmp_path / "only" / "testing" / c / "0.jpg")
+    assert main(["data", "list", str(tmp_path / "only"), "-o", str(tmp_path / "lists")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'only'} holds only testing/: a train/val layout without its "
+                          f"training split") and err.count("\n") == 1
+
+
+def test_check_leaves_imagenets_unlabelled_test_images_alone(tmp_path, write_image, capsys):
+    """A test/ of flat images (ILSVRC's, unlabelled on purpose) is no class folder's neighbour."""
+    for part in ("train", "val"):
+        for c in ("n01", "n02"):
+            write_image(tmp_path / "r" / part / c / "0.jpg")
+    write_image(tmp_path / "r" / "test" / "ILSVRC2012_test_00000001.JPEG")
+    assert main(["data", "check", f"folder:{tmp_path / 'r'}"]) == 0
+    assert "directly in" not in capsys.readouterr().out

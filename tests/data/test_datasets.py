@@ -631,3 +631,23 @@ def test_an_empty_folder_is_the_error_before_any_recipe_is_chosen(tmp_path, caps
     assert main(["train", "--data", str(tmp_path / "empty")]) == 2
     cap = capsys.readouterr()
     assert "no class folders" in cap.err and "recipe" not in cap.out  # not "recipe digits (for the default model …)"
+
+
+def test_other_part_names_only_where_every_folder_is_a_part(tmp_path, write_image):
+    """Kaggle's training_set/training_set/<class>/ is the part inside; a plain validation/ wins over
+    an other name for it; two folders for one part are an error, not one dropped in silence."""
+    def tree(root, *parts):
+        for part in parts:
+            for c in "ab":
+                write_image(root / part / c / "0.jpg")
+        return root
+
+    kaggle = tree(tmp_path / "k", "training_set/training_set", "test_set/test_set")
+    tr, va = build_dataset(str(kaggle), "train"), build_dataset(str(kaggle), "val")
+    assert tr.classes == ["a", "b"] and all("/training_set/training_set/" in p for p, _ in tr.samples)
+    assert all("/test_set/test_set/" in p for p, _ in va.samples)
+    plain = tree(tmp_path / "p", "train", "validation", "val_images")
+    assert all("/validation/" in p for p, _ in build_dataset(str(plain), "val").samples)
+    two = tree(tmp_path / "two", "training", "training_set", "testing")
+    with pytest.raises(UserError, match="holds training/ and training_set/, each named like the train part"):
+        build_dataset(str(two), "train")

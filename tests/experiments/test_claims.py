@@ -375,12 +375,19 @@ def test_a_run_folder_holding_someone_elses_files_is_refused_not_emptied(tmp_pat
                       model_kwargs={"width": 0.125, "fc_width": 16})
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="holds files that are not an interrupted run of this experiment"):
+    for name in ("config.json", "weights.safetensors", "events.out.tfevents.1.vm.2.0", ".config.json.x1.tmp"):
+        (tmp_path / "r" / name).write_text("a run's")  # killed at an epoch's end, before its last.pt
+    with pytest.raises(UserError, match=r"also holds notes\.txt, which training does not write: move it away"):
         train_or_reuse(cfg, (), print)
     assert (tmp_path / "r" / "notes.txt").read_text() == "mine"
-    (tmp_path / "r" / "notes.txt").unlink()  # an empty folder (killed as it began) is started over
+    (tmp_path / "r" / "notes.txt").unlink()  # the run's own files only: started over
     result, cached = train_or_reuse(cfg, (), print)
     assert not cached and len(result["epochs"]) == 1
+    (tmp_path / "r" / "result.json").unlink()  # as if killed before result.json, after last.pt became last.prev.pt
+    (tmp_path / "r" / "checkpoints" / "last.pt").rename(tmp_path / "r" / "checkpoints" / "last.prev.pt")
+    said = []
+    result, cached = train_or_reuse(cfg, (), said.append)
+    assert said == [f"    resuming the interrupted run {tmp_path / 'r'}"] and len(result["epochs"]) == 1
 
 
 def test_finished_runs_of_further_seeds_are_named_not_silently_dropped(tmp_path, monkeypatch):

@@ -207,6 +207,8 @@ def _outside_classes(spec: str) -> dict[str, int]:
     class): not read, for they have no label; counted by folder."""
     out = {}
     for root in _part_folders(spec):
+        if not find_classes(root):  # no class folders (ImageNet's test/: its images are unlabelled on purpose)
+            continue
         try:
             n = sum(1 for f in os.scandir(root) if f.is_file() and not f.name.startswith(".")
                     and f.name.lower().endswith(IMG_EXTENSIONS))
@@ -237,7 +239,9 @@ def _part_missing(spec: str, split: str) -> bool:
         if find_cifar_batches(path) or os.path.isfile(os.path.join(path, "cifar-10-python.tar.gz")):
             return False  # its test_batch is its validation part
     if kind in ("folder", "cifar10"):
-        return folder_splits(path, split if split == "test" else None)[1] is None
+        part = folder_splits(path, split if split == "test" else None)[1]
+        # a test/ without class folders (ILSVRC's unlabelled test images) is no labelled part to check
+        return part is None or (split == "test" and not find_classes(part))
     if kind == "list":
         return not sibling_val_list(path) and not is_eval_name(os.path.basename(path))
     if kind in ("cache", "shards"):
@@ -340,6 +344,10 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
         raise UserError(f"{out} already holds {', '.join(there)}: give --overwrite to replace "
                         f"{'them' if len(there) > 1 else 'it'}, or -o DIR to write the lists elsewhere")
     train_dir, val_dir = folder_splits(root)
+    if train_dir is None:  # only test/ or val/: nothing to train on, so nothing to list as train.txt
+        from .folders import no_training_part
+
+        raise UserError(no_training_part(root, val_dir))
     classes = find_classes(train_dir)
     if not classes:
         raise UserError(f"{root}: no class folders (expected {root}/<class>/<image>)")

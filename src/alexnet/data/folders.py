@@ -102,7 +102,8 @@ def scan_folder(directory: str, class_to_idx: dict[str, int]) -> SampleList:
 
 
 # Other names datasets give their parts (Kaggle's ``training_set/``, MNIST-as-PNG's ``training/`` and
-# ``testing/``): taken as ``train/``, ``val/`` and ``test/`` where they hold class folders.
+# ``testing/``): taken as ``train/``, ``val/`` and ``test/`` where every sub-folder of the root is
+# named like a part, the part's plain name is not there, and the folder holds class folders.
 _PART_SUFFIX = r"(?:[ _.-]?(?:set|data|images?|imgs|split))?"
 _PART_NAMES = {"train": re.compile(rf"(?:train|training){_PART_SUFFIX}"),
                "val": re.compile(rf"(?:val|valid|validation){_PART_SUFFIX}"),
@@ -121,13 +122,10 @@ def folder_splits(root: str, val_name: str | None = None) -> tuple[str | None, s
     split layout without a training part (only ``test/`` or ``val/``). The validation folder is
     ``val_name``'s where the root has one (``test/`` for ``--split test`` beside ``val/``), else
     the first of `VAL_NAMES` there (``val/`` before ``test/``). A part named otherwise
-    (`part_role`: ``training/``, ``test_set/``) counts where it holds class folders and the
-    root has no part of that role under its plain name."""
-    sub = {c.lower(): c for c in find_classes(root)}
-    for c in sorted(sub):  # the other names of a part, where its plain name is not there
-        role = part_role(c)
-        if role and role not in sub and c not in VAL_NAMES and find_classes(os.path.join(root, sub[c])):
-            sub[role] = sub.pop(c)
+    (`part_role`: ``training/``, ``test_set/``) counts where every sub-folder of the root is
+    named like a part, it holds class folders and the root has no part of that role under its
+    plain name (`_other_part_names`)."""
+    sub = _other_part_names(root, {c.lower(): c for c in find_classes(root)})
     names = ([val_name.lower()] if val_name else []) + list(VAL_NAMES)
     val = next((sub[v] for v in names if v in sub), None)
     if "train" in sub and find_classes(os.path.join(root, sub["train"])):
@@ -138,6 +136,47 @@ def folder_splits(root: str, val_name: str | None = None) -> tuple[str | None, s
     if sub and set(sub) <= {"train", *VAL_NAMES}:  # only split names: not class folders
         return None, os.path.join(root, val) if val else None
     return root, None
+
+
+_PLAIN = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
+
+
+def _other_part_names(root: str, sub: dict[str, str]) -> dict[str, str]:
+    """``sub`` (lower-case name → folder) with a part named otherwise under its role's plain name,
+    as a path relative to ``root``: only where every sub-folder is named like a part (a class
+    called "Training Data" beside "cat" stays a class), the role's plain name is not there, and
+    the folder holds class folders. A part holding nothing but one folder named like it (Kaggle's
+    ``training_set/training_set/<class>/``) is that folder. Two folders for one role: an error."""
+    roles = {c: part_role(c) for c in sub}
+    if not sub or not all(roles.values()):
+        return sub
+    out = dict(sub)
+    for role, plain in _PLAIN.items():
+        if any(p in sub for p in plain):
+            continue
+        named = sorted(c for c in sub if roles[c] == role)
+        if len(named) > 1:
+            raise UserError(f"{root} holds {' and '.join(sub[c] + '/' for c in named)}, each named like the {role} "
+                            f"part: rename all but one, or give the folder you mean")
+        if named:
+            rel = sub[named[0]]
+            for _ in range(3):  # training_set/training_set/<class>/
+                inner = find_classes(os.path.join(root, rel))
+                if len(inner) != 1 or part_role(inner[0]) != role:
+                    break
+                rel = os.path.join(rel, inner[0])
+            if find_classes(os.path.join(root, rel)):
+                del out[named[0]]
+                out[role] = rel
+    return out
+
+
+def no_training_part(root: str, val_dir: str | None) -> str:
+    """The one-line error for a root that holds only validation parts (``test/``, ``val/``)."""
+    names = "/, ".join(find_classes(root)) + "/"
+    return (f"{root} holds only {names}: a train/val layout without its training split (expected "
+            f"{root}/train/<class>/<image>); add train/, or point at {val_dir or root}/ if its sub-folders are "
+            f"the classes")
 
 
 def _holds_images(directory: str) -> bool:
@@ -161,11 +200,8 @@ def folder_dataset(root: str, split: str, transform: Callable | None, val_split:
     train_dir, val_dir = folder_splits(root, val_name)
     note = ""
     if train_dir is None:
-        names = "/, ".join(find_classes(root)) + "/"
         if split == "train" or val_dir is None or not find_classes(val_dir):
-            raise UserError(f"{root} holds only {names}: a train/val layout without its training split "
-                            f"(expected {root}/train/<class>/<image>); add train/, or point at "
-                            f"{val_dir or root}/ if its sub-folders are the classes")
+            raise UserError(no_training_part(root, val_dir))
         train_dir, val_dir, split = val_dir, None, "all"  # evaluation of the validation part alone
     ids = find_classes(train_dir)
     if not ids:

@@ -134,12 +134,13 @@ def run_seconds(cfg, run_dir: Path, extras: tuple[str, ...]) -> tuple[str, float
         todo = [e for e in extras if not all(k in have for k in EXTRA_KEYS[e])]
         return "cached", EXTRA_EPOCHS * epoch * len(todo)
     done = 0
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    stopped = any((run_dir / "checkpoints" / f).is_file() for f in ("last.pt", "last.prev.pt"))  # it resumes
+    if stopped:
         try:
             done = len(read_metrics(run_dir))
         except OSError:
             done = 0
-    state = "interrupted" if done or (run_dir / "checkpoints" / "last.pt").is_file() else "new"
+    state = "interrupted" if stopped else "new"
     return state, RUN_OVERHEAD_SECONDS + epoch * (max(0, cfg.epochs - done) + EXTRA_EPOCHS * len(extras))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .runs import Arm, Experiment, RunResult, Scale, classes_of, train_or_reuse
+from .runs import Arm, Experiment, RunResult, Scale, classes_of, read_result, train_or_reuse
 from .verdict import mean_interval
 
 SEP = " lr "
@@ -103,7 +103,7 @@ class GridExperiment(Experiment):
         if seed == 0:
             return every
         grid = super().configs(scale, 0, data, out, **over)
-        if all((Path(cfg.output_dir) / cfg.name / "result.json").is_file() for _, cfg in grid):
+        if all(read_result(Path(cfg.output_dir) / cfg.name) is not None for _, cfg in grid):
             return self.configs(scale, seed, data, out, **over)
         by_setting: dict[str, list[tuple[Arm, Any]]] = {}
         for arm, cfg in every:
@@ -116,7 +116,7 @@ class GridExperiment(Experiment):
         todo = super().configs(scale, 0, data, out, **over)
         for i, (arm, cfg) in enumerate(todo, start=1):
             run_dir = Path(cfg.output_dir) / cfg.name
-            if not (run_dir / "result.json").is_file():
+            if read_result(run_dir) is None:
                 print(f"[{self.name}] the grid first, to choose each setting's rate ({i}/{len(todo)}): {arm.label}, "
                       f"seed 0 → {run_dir}")
             result, _ = train_or_reuse(cfg, self.extras, print)

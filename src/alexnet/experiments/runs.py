@@ -181,6 +181,18 @@ def eval_precision(cfg, device):
     return precision_named(cfg.precision, cfg.precision_reason) if cfg.precision else resolve_precision(cfg.amp, device)
 
 
+# What training (and this module) writes in a run's folder; hidden files are its temps and lock.
+RUN_ENTRIES = frozenset({"config.json", "classes.json", "metrics.csv", "final.json", "weights.json",
+                         "weights.safetensors", "checkpoints", "figures", "bad_samples.txt", "mlflow.json",
+                         "result.json"})
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """The names in ``run_dir`` that no run writes (a person's notes): what starting it over would lose."""
+    return sorted(e.name for e in Path(run_dir).iterdir() if e.name not in RUN_ENTRIES
+                  and not e.name.startswith((".", "events.out.tfevents.")))
+
+
 def read_result(run_dir: Path) -> dict[str, Any] | None:
     """The finished run's ``result.json`` in ``run_dir``; None where there is none or it cannot be
     read (a write cut short): such a run is not finished, it resumes."""
@@ -281,7 +293,9 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
     result = read_result(run_dir)
     cached = result is not None
     if not cached:
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        from ..engine.elastic import has_checkpoint
+
+        if has_checkpoint(run_dir):  # last.pt, or last.prev.pt where a kill came between their renames
             say(f"    resuming the interrupted run {run_dir}")
             before = {(r.get("epoch"), r.get("time")) for r in read_metrics(run_dir)}
             fit(resume_config(str(run_dir)))
@@ -292,12 +306,12 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
             resumed = True
         else:
             if run_dir.exists():  # killed before its first checkpoint: nothing to resume; this cache's own folder
-                from ..engine.elastic import never_trained
-
-                if any(run_dir.iterdir()) and not never_trained(run_dir):  # files that are not such a run's
-                    raise UserError(f"{run_dir} holds files that are not an interrupted run of this experiment "
-                                    f"(no checkpoint, no config.json of a run): move them away, and run the same "
-                                    f"command again")
+                foreign = foreign_entries(run_dir)
+                if foreign:  # a person's files: not removed with the run's
+                    raise UserError(f"{run_dir}, the folder of an interrupted run of this experiment, also holds "
+                                    f"{', '.join(foreign[:3])}{', …' if len(foreign) > 3 else ''}, which training "
+                                    f"does not write: move {'them' if len(foreign) > 1 else 'it'} away and run the "
+                                    f"same command again (the run starts over: it left no checkpoint)")
                 say(f"    starting over: the interrupted run {run_dir} left no checkpoint")
                 shutil.rmtree(run_dir)
             fit(cfg)
