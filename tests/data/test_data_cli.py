@@ -55,6 +55,7 @@ def test_check_tells_images_beside_the_class_folders_and_of_every_part(split_fol
     for c in "ab":
         write_image(split_folder / "test" / c / "t.jpg")
     write_image(split_folder / "test" / "lost.jpg")
+    write_image(split_folder / "loose.jpg")  # beside train/ and val/: in no part
     (split_folder / "test" / "a" / "IMG_1.HEIC").write_bytes(b"x")
     assert main(["data", "check", str(split_folder)]) == 0
     out = capsys.readouterr().out
@@ -65,7 +66,8 @@ def test_check_tells_images_beside_the_class_folders_and_of_every_part(split_fol
     assert "not read: 1 file whose name is not an image's (.heic 1)" in out
     assert main(["data", "check", str(split_folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["outside_classes"] == {str(split_folder / "train"): 2,
-                                                                      str(split_folder / "test"): 1}
+                                                                      str(split_folder / "test"): 1,
+                                                                      str(split_folder): 1}
 
 
 def test_check_says_one_class_is_not_enough_to_train(tmp_path, write_image, capsys):
@@ -303,3 +305,16 @@ def test_check_leaves_imagenets_unlabelled_test_images_alone(tmp_path, write_ima
     write_image(tmp_path / "r" / "test" / "ILSVRC2012_test_00000001.JPEG")
     assert main(["data", "check", f"folder:{tmp_path / 'r'}"]) == 0
     assert "directly in" not in capsys.readouterr().out
+
+
+def test_list_says_what_it_leaves_out(image_folder, write_image, capsys):
+    """Loose images beside the class folders, a .HEIC photo and an empty class: the lists leave them out
+    (or name a class with no line), and `data list` says so, as `data check` would."""
+    write_image(image_folder / "loose.jpg")
+    (image_folder / "cat" / "IMG_1.HEIC").write_bytes(b"x")
+    (image_folder / "owl").mkdir()
+    assert main(["data", "list", str(image_folder)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: not listed: 1 image directly in {image_folder}, in no class folder" in err
+    assert "note: not listed: 1 file whose name is not an image's (.heic photos, say)" in err
+    assert "note: no images in owl: classes.txt names it, and training gives it an output" in err

@@ -25,3 +25,15 @@ def test_data_imports_nothing_above_core():
                           for a in node.names if a.name.split(".")[0] == "alexnet"]
             for n in names:
                 assert n in ALLOWED, f"{path.name} imports alexnet.{n}"
+
+
+def test_a_spec_naming_the_wrong_kind_of_path_says_what_it_is(tmp_path):
+    from alexnet.data.kinds import nothing_there
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert nothing_there(f"folder:{tmp_path / 'a.jpg'}") == (
+        f"{tmp_path / 'a.jpg'} is a file, not a folder: folder: takes a folder of class folders "
+        f"(list:{tmp_path / 'a.jpg'} for a list file)")
+    assert nothing_there(f"list:{tmp_path}") == f"{tmp_path} is a folder, not a list file: folder:{tmp_path} reads its class folders"
+    assert nothing_there(f"folder:{tmp_path / 'gone'}") == f"{tmp_path / 'gone'}: no such folder"
+    assert nothing_there(f"folder:{tmp_path}") is None and nothing_there(f"cifar10:{tmp_path / 'gone'}") is None

@@ -109,6 +109,22 @@ def test_a_class_folder_linking_to_another_class_does_not_list_its_images_twice(
     assert str(image_folder / "dog" / "more" / "d.png") in [p for p, _ in ds.samples]
 
 
+def test_a_class_folder_that_cannot_be_listed_is_one_line_not_an_empty_class(image_folder, monkeypatch):
+    """os.walk passes over a folder it cannot list (no permission): the class would train with no
+    images and nothing said. (As root a chmod 000 is read anyway: the refusal is made here.)"""
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(image_folder / "dog"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(UserError, match=f"{re.escape(str(image_folder / 'dog'))}: cannot list the folder "
+                                        r"\(Permission denied\); its images would be left out"):
+        build_dataset(str(image_folder), "train", val_split=0)
+
+
 def test_jpeg_extensions_jpe_and_jfif_are_images(image_folder, write_image):
     write_image(image_folder / "cat" / "a.jfif", fmt="JPEG")
     write_image(image_folder / "cat" / "b.JPE", fmt="JPEG")
@@ -462,6 +478,19 @@ def test_imagenet_from_torchvision_archives(tmp_path, fake_imagenet):
     assert sorted(os.listdir(root / "val")) == IMAGENET_WNIDS
     assert not (root / "val.partial").exists() and not (root / "train.partial").exists()
     assert va.targets == [IMAGENET_WNIDS.index(w) for w in sorted(fake_imagenet["truth"])]
+
+
+def test_an_archive_cut_short_is_one_line_and_leaves_nothing_half_unpacked(tmp_path, fake_imagenet):
+    """A download of the 138 GB train archive that stopped early: one line naming it, no traceback,
+    and no train.partial/ left behind; the val archive likewise."""
+    root = _torchvision_archives(tmp_path, fake_imagenet)
+    for name, split in (("ILSVRC2012_img_train.tar", "train"), ("ILSVRC2012_img_val.tar", "val")):
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[: len(data) * 2 // 3])
+        with pytest.raises(UserError, match=f"imagenet: {re.escape(str(root / name))} is damaged or cut short "
+                                            r"\(.*\): download it again"):
+            build_dataset(f"imagenet:{root}", split)
+        assert not (root / f"{split}.partial").exists() and not (root / split).exists()
 
 
 def test_the_archives_are_unpacked_by_one_process_while_the_others_wait(tmp_path, fake_imagenet):

@@ -196,3 +196,22 @@ def test_a_named_pipe_is_read_once_its_writer_comes(tmp_path):
     with pytest.raises(BadImageError, match="a named pipe that nothing writes to"):
         decode_image(str(lonely))
     assert time.monotonic() - t < 10
+
+
+def test_a_heic_or_avif_photo_says_to_convert_it(tmp_path):
+    """A phone's HEIC (told by its ftyp box, whatever its name) or a file named .avif that Pillow does not
+    open: the reason names the format and what to do; "not an image" stays for other bytes."""
+    from alexnet.data.decode import BadImageError, decode_image
+
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    (tmp_path / "IMG_0001.jpg").write_bytes(heic)
+    (tmp_path / "scan.avif").write_bytes(b"junk" * 20)
+    (tmp_path / "notes.jpg").write_bytes(b"junk" * 20)
+    reasons = {}
+    for name in ("IMG_0001.jpg", "scan.avif", "notes.jpg"):
+        with pytest.raises(BadImageError) as e:
+            decode_image(str(tmp_path / name))
+        reasons[name] = e.value.reason
+    assert reasons == {"IMG_0001.jpg": "not an image read here: a HEIC photo (convert it to JPEG or PNG)",
+                       "scan.avif": "not an image read here: an AVIF photo (convert it to JPEG or PNG)",
+                       "notes.jpg": "not an image"}

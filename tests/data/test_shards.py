@@ -272,3 +272,19 @@ def test_a_build_from_bad_files_only_says_so_and_suggests_no_training(tmp_path, 
         assert main(["data", kind, str(tmp_path / "bad"), "-o", str(tmp_path / kind), "--val-split", "0"]) == 1
         cap = capsys.readouterr()
         assert "train with" not in cap.out and "error: not one image could be read" in cap.err
+
+
+def test_an_index_with_a_label_beyond_its_classes_is_refused_before_training(tmp_path, split_folder, capsys):
+    """index.json edited by hand (label 9 of two classes): data check and training refuse it in one line,
+    as a damaged cache is; it had passed the check and crashed the loss with an IndexError."""
+    import json
+
+    from alexnet.cli import main
+
+    build_shards(str(split_folder), tmp_path / "s", progress=False)
+    index = json.loads((tmp_path / "s" / "index.json").read_text())
+    index["splits"]["train"]["shards"][0]["labels"][0] = 9
+    (tmp_path / "s" / "index.json").write_text(json.dumps(index))
+    assert main(["data", "check", f"shards:{tmp_path / 's'}"]) == 2
+    err = capsys.readouterr().err
+    assert "lists label 9, which is not one of its 2 classes; the index is damaged: rebuild the shards" in err

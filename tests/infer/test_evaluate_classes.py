@@ -74,3 +74,18 @@ def test_the_runs_own_data_handed_over_again_is_scored_on_its_hold_out(tiny_run,
     shutil.copytree(image_root, tmp_path / "copy")
     other = evaluate_weights(str(run), str(tmp_path / "copy"), device="cpu", amp="off")
     assert other["split"] == "all" and other["centre"].n == 18
+
+
+def test_the_runs_own_data_typed_relative_and_evaluated_from_elsewhere_says_so(tiny_run, tmp_path, monkeypatch):
+    """config.json keeps --data as typed; `evaluate RUN` from another folder says where a relative path
+    is read from, as --resume does, not "no such file" as if the person had mistyped it."""
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(json.dumps({"data": "photos", "model": "alexnet-cifar"}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^evaluate .*run: the run's data 'photos' \(as config.json records it\) is "
+                                        r"not found from .*; a relative path is read from the folder the run was "
+                                        r"started in: run it from there, or give --data"):
+        evaluate_weights(str(run), None)

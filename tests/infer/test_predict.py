@@ -245,6 +245,10 @@ def test_json_and_another_format_are_refused_and_json_alone_is_json(tiny_run, im
     capsys.readouterr()
     assert main(["predict", str(tiny_run), img, "--json", "-k", "1"]) == 0
     assert json.loads(capsys.readouterr().out)
+    assert main(["predict", str(tiny_run), img, "--csv", "--json"]) == 2
+    assert "--json and --csv ask for two formats" in capsys.readouterr().err
+    assert main(["predict", str(tiny_run), img, "--csv", "--format", "csv", "-k", "1"]) == 0  # the same, twice
+    assert capsys.readouterr().out.splitlines()[0] == "file,rank,class,index,prob,error"
 
 
 def test_normalisation_mode_comes_from_weights_json(tiny_run, tmp_path, image_files):

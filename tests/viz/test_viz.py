@@ -219,6 +219,8 @@ def test_cli_kernels_and_bad_image(photo, tmp_path, capsys):
     bad.write_bytes(b"nope")
     assert main(["visualize", "kernels", str(bad), "-o", str(out)]) == 2
     assert "not an image" in capsys.readouterr().err
+    assert main(["visualize", "kernels", str(tmp_path), "-o", str(out)]) == 2  # a folder: not "unreadable"
+    assert f"{tmp_path} is a folder: give one image file" in capsys.readouterr().err
     from PIL import Image
 
     for size in ((1, 1), (1, 50), (50, 1)):  # nothing to reflect: the edge is repeated

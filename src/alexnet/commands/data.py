@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 ORDER = 40
@@ -111,6 +112,11 @@ def _add_list_parser(dsub: argparse._SubParsersAction, name: str, **help_kw: str
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..core.errors import UserError
+    from ..data.kinds import nothing_there
+
+    if nothing_there(args.spec):  # a mistyped path: said before torch loads
+        raise UserError(nothing_there(args.spec))
     from ..data.check import check_dataset, format_report
     from ..data.decode import DEFAULT_MAX_PIXELS
 
@@ -147,6 +153,19 @@ def run_list(args: argparse.Namespace) -> int:
               file=sys.stderr)
     for p in r["skipped"]:
         print(f"warning: skipped (a line break in its name): {p!r}", file=sys.stderr)
+    from ..data.check import ignored_counts, images_outside_classes
+
+    spec = f"folder:{os.path.abspath(os.path.expanduser(args.root.removeprefix('folder:')))}"
+    for folder, n in images_outside_classes(spec).items():  # what the lists leave out, as `data check` tells it
+        print(f"note: not listed: {n} image{'s' * (n != 1)} directly in {folder}, in no class folder", file=sys.stderr)
+    ignored = sum(ignored_counts(spec).values())
+    if ignored:
+        print(f"note: not listed: {ignored} file{'s' * (ignored != 1)} whose name is not an image's (.heic photos, "
+              f"say): `alexnet data check {args.root}` names them", file=sys.stderr)
+    if r.get("empty"):
+        print(f"note: no images in {', '.join(r['empty'][:8])}{', …' if len(r['empty']) > 8 else ''}: "
+              f"classes.txt names {'them' if len(r['empty']) > 1 else 'it'}, and training gives "
+              f"{'them' if len(r['empty']) > 1 else 'it'} an output", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default table)")
     p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument("--csv", action="store_true", help="same as --format csv")
     p.add_argument("--ten-crop", action="store_true",
                    help="average the softmax over the paper's ten crops (§4.1) instead of one centre crop")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -72,9 +73,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-k must be at least 1, not {args.k}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.json and args.format not in (None, "json"):
-        raise UserError(f"--json and --format {args.format} ask for two formats; give one")
-    args.format = "json" if args.json else args.format or "table"
+    asked = {f"--{f}": f for f in ("json", "csv") if getattr(args, f)}
+    if args.format:
+        asked[f"--format {args.format}"] = args.format
+    if len(set(asked.values())) > 1:
+        raise UserError(f"{' and '.join(asked)} ask for two formats; give one")
+    args.format = next(iter(asked.values()), "table")
     from ..core.weight_files import load_meta
 
     load_meta(args.weights)  # a wrong path or file is one line before torch loads

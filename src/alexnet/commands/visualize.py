@@ -61,9 +61,13 @@ def _check_output(args: argparse.Namespace) -> None:
 
 
 def _read_image(path: str):
+    import os
+
     from ..core.errors import UserError
     from ..data import BadImageError, decode_image
 
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder: give one image file (activations and kernels are drawn for one image)")
     try:
         return decode_image(path)
     except BadImageError as e:

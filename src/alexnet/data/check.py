@@ -174,7 +174,7 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
-    return CheckReport(splits, _ignored(spec), _outside_classes(spec))
+    return CheckReport(splits, ignored_counts(spec), images_outside_classes(spec))
 
 
 def _part_folders(spec: str) -> list[str]:
@@ -189,7 +189,7 @@ def _part_folders(spec: str) -> list[str]:
     return list(dict.fromkeys(os.path.abspath(d) for d in parts)) or [os.path.abspath(path)]
 
 
-def _ignored(spec: str) -> dict[str, int]:
+def ignored_counts(spec: str) -> dict[str, int]:
     """`folders.ignored_files` over the class folders of every part of a folder (or ImageNet)
     spec; {} for others."""
     from .folders import ignored_files
@@ -202,11 +202,13 @@ def _ignored(spec: str) -> dict[str, int]:
     return counts
 
 
-def _outside_classes(spec: str) -> dict[str, int]:
+def images_outside_classes(spec: str) -> dict[str, int]:
     """Images lying directly in a folder whose sub-folders are the classes (beside them, in no
     class): not read, for they have no label; counted by folder."""
     out = {}
-    for root in _part_folders(spec):
+    parts = _part_folders(spec)
+    top = os.path.abspath(parse_spec(spec)[1]) if parts else None  # beside train/ and val/: no part reads them
+    for root in dict.fromkeys(parts + ([top] if top else [])):
         if not find_classes(root):  # no class folders (ImageNet's test/: its images are unlabelled on purpose)
             continue
         try:
@@ -380,7 +382,9 @@ def write_list_files(root: str | os.PathLike, out_dir: str | os.PathLike | None 
         os.remove(os.path.join(out, "test.txt"))
         removed = os.path.join(out, "test.txt")
     other = sibling_val_list(os.path.join(out, "train.txt"))  # val.txt comes before test.txt
+    listed = {t for _, t in train + test}
     return {"train": len(train), "test": len(test), "classes": len(classes), "out": out, "skipped": sorted(skipped),
+            "empty": [c for i, c in enumerate(classes) if i not in listed],
             "removed": removed, "other_val_list": other if other != os.path.join(out, "test.txt") else None}
 
 

@@ -87,6 +87,20 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
+def _not_read(data: bytes, path: str) -> str:
+    """Why bytes Pillow does not open are not read: a phone's HEIC/HEIF or an AVIF photo (by its
+    ``ftyp`` box, or by its name when the bytes say nothing) is a format not read here, which the
+    person can convert; anything else is "not an image"."""
+    fmt = _HEIF_BRANDS.get(data[8:12]) if data[4:8] == b"ftyp" else None
+    fmt = fmt or {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF"}.get(os.path.splitext(str(path))[1].lower())
+    article = "an" if fmt and fmt[0] in "AEIOU" else "a"
+    return f"not an image read here: {article} {fmt} photo (convert it to JPEG or PNG)" if fmt else "not an image"
+
+
 def extension_format(path: str) -> str | None:
     """The format a file's extension claims, or None for an unknown extension."""
     return _EXT_FORMAT.get(os.path.splitext(str(path))[1].lower())
@@ -206,7 +220,7 @@ def _decode(data: bytes, path: str, max_pixels: int | None, target_short_side: i
         raise BadImageError(path, f"too many pixels ({nums[0]} > {max_pixels})" if nums
                             else "too many pixels") from None
     except UnidentifiedImageError:
-        raise BadImageError(path, f"corrupt {fmt}: bad header" if fmt else "not an image") from None
+        raise BadImageError(path, f"corrupt {fmt}: bad header" if fmt else _not_read(data, path)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         if "truncated" in str(e).lower() or isinstance(e, EOFError):
             raise BadImageError(path, f"truncated {fmt or 'image'}") from None

@@ -32,7 +32,11 @@ def walk_folders(directory: str, within: Sequence[str] = ()) -> Iterator[tuple[s
     under both), and a folder reached a second time through links from outside: each real folder
     once, so folders that link to each other end."""
     seen, tops = set(), [os.path.realpath(d) for d in (directory, *within)]
-    for root, dirs, fnames in os.walk(directory, followlinks=True):
+
+    def cannot_list(e: OSError) -> None:  # os.walk would pass over it: a class with no images, in silence
+        raise UserError(f"{e.filename}: cannot list the folder ({e.strerror}); its images would be left out")
+
+    for root, dirs, fnames in os.walk(directory, followlinks=True, onerror=cannot_list):
         real = os.path.realpath(root)
         if real in seen:  # a folder reached again through another link: listed once
             dirs[:] = []

@@ -23,7 +23,9 @@ import io
 import os
 import re
 import sys
+import shutil
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -280,10 +282,15 @@ def imagenet_dataset(root: str, split: str, transform: Callable | None = None) -
         with one_at_a_time(root, f"unpack-{split}", lambda m: print(m, file=sys.stderr)):
             if not os.path.isdir(d):
                 print(f"unpacking {tar} into {d}/ (once)", file=sys.stderr)
-                if split == "train":
-                    _extract_train(root)
-                else:
-                    _extract_val(root, kit)
+                try:
+                    if split == "train":
+                        _extract_train(root)
+                    else:
+                        _extract_val(root, kit)
+                except (tarfile.TarError, EOFError, zlib.error) as e:  # a download cut short, most often
+                    shutil.rmtree(f"{d}.partial", ignore_errors=True)  # nothing half unpacked is left to read
+                    raise UserError(f"imagenet: {tar} is damaged or cut short ({e}): download it "
+                                    f"again (check its size and checksum)") from None
     words = load_class_names(root)
     flat = sum(1 for n in os.listdir(d) if _VAL_NAME.match(n))
     if flat:

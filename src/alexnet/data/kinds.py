@@ -17,9 +17,14 @@ def nothing_there(spec: str) -> str | None:
     destination or a URL: its reader says)."""
     spec = str(spec)
     kind, sep, rest = spec.partition(":")
-    if sep and kind in ("folder", "list") and rest and not os.path.exists(os.path.expanduser(rest)):
+    if sep and kind in ("folder", "list") and rest:
         where = os.path.abspath(os.path.expanduser(rest))  # as the folder and list readers say it
-        return f"{where}: no such folder" if kind == "folder" else f"{where}: no such list file"
+        if not os.path.exists(where):
+            return f"{where}: no such folder" if kind == "folder" else f"{where}: no such list file"
+        if kind == "folder" and not os.path.isdir(where):
+            return f"{where} is a file, not a folder: folder: takes a folder of class folders (list:{rest} for a list file)"
+        if kind == "list" and os.path.isdir(where):
+            return f"{where} is a folder, not a list file: folder:{rest} reads its class folders"
     if spec in KINDS or (sep and kind in KINDS) or os.path.exists(os.path.expanduser(spec)):
         return None
     if sep and len(kind) > 1:  # one letter: a Windows drive, a path

@@ -171,6 +171,10 @@ class ShardDataset(ImageDataset):
                 if len(labels) != int(e["count"]):
                     raise UserError(f"{loc}/{INDEX}: shard {e['name']} lists {len(labels)} labels for "
                                     f"{e['count']} samples; rebuild the shards")
+                bad = next((t for t in labels if not 0 <= t < len(self.classes)), None)
+                if bad is not None:  # an index edited or damaged: a target the model has no output for
+                    raise UserError(f"{loc}/{INDEX}: shard {e['name']} lists label {bad}, which is not one of its "
+                                    f"{len(self.classes)} classes; the index is damaged: rebuild the shards")
                 self._starts.append(len(self._targets))
                 self.shards.append(Shard(e["name"], s, first, len(labels)))
                 self._targets += labels

@@ -60,17 +60,18 @@ def start_notes(recipe: str, file_values: dict[str, Any] | None, given: dict[str
             if n]
 
 
-def check_resume_data(run_dir: str, spec: str) -> None:
+def check_resume_data(run_dir: str, spec: str, command: str = "--resume") -> None:
     """The run's data as ``config.json`` records it (as typed): a relative path that is not there
-    from this folder was most likely typed in another one; one line that says so and what to do."""
+    from this folder was most likely typed in another one; one line that says so and what to do
+    (``command``: ``--resume`` or ``evaluate``, which reads the run's own data the same way)."""
     kind, sep, rest = spec.partition(":")
     path = rest if sep and len(kind) > 1 else spec
     if (not path or spec == "digits" or "://" in path or os.path.isabs(os.path.expanduser(path))
             or os.path.exists(path)):
         return  # nothing local to find (digits, remote shards), or found
-    raise UserError(f"--resume {run_dir}: the run's data {spec!r} (as config.json records it) is not found "
+    raise UserError(f"{command} {run_dir}: the run's data {spec!r} (as config.json records it) is not found "
                     f"from {os.getcwd()}; a relative path is read from the folder the run was started in: "
-                    f"resume from there, or give --data with the data's path")
+                    f"{'resume' if command == '--resume' else 'run it'} from there, or give --data with the data's path")
 
 
 def check_pca_scale_flag(given: str | None, aug: str | None) -> None:

@@ -113,6 +113,10 @@ def evaluate_weights(weights: str, data: str | None = None, *, split: str | None
     spec = data or saved.get("data")
     if not spec:
         raise UserError("--data is needed: the weights do not come with a run's config.json")
+    if not data:  # the run's own, as typed where it trained: a relative path from another folder is said so
+        from ..engine.flag_notes import check_resume_data
+
+        check_resume_data(weights, spec, "evaluate")
     own = not data or _same_data(data, saved.get("data"))
     if split is None:  # a folder or list handed over for evaluation is scored whole unless it has a val part,
         # or is the run's own data: then its validation split, not the images it trained on
