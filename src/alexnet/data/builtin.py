@@ -261,7 +261,8 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
                 MNIST(root, train=split != "val", download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
             raise UserError(f"mnist: download to {root} failed ({_one_line(e)}); put the four "
-                            f"*-idx*-ubyte.gz files there") from None
+                            f"*-idx*-ubyte.gz files there (ossci-datasets.s3.amazonaws.com/mnist/, the "
+                            f"mirror torchvision reads)") from None
         img, lab = find_idx(root, f"{prefix}-images-idx3-ubyte"), find_idx(root, f"{prefix}-labels-idx1-ubyte")
     if img is None or lab is None:
         raise UserError(f"mnist: no {prefix}-images-idx3-ubyte / {prefix}-labels-idx1-ubyte (.gz) in {root} "

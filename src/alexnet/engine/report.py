@@ -167,7 +167,8 @@ class RunReport:
                       if t not in self.reported and f"{t:g}" not in self.reached]
             if missed:
                 best = f"best validation top-1 {best_top1:.2f}%" if math.isfinite(best_top1) else "no validation score"
-                log(w, f"not reached: {', '.join(missed)} ({best})")
+                log(w, f"not reached: {', '.join(missed)} ({best}; these thresholds are the {self.cfg.recipe} "
+                       f"recipe's or --report-at's, e.g. --report-at none)")
             log(w, f"wall time {clock(time.perf_counter() - self.t_start)} from the start, decoding and the final "
                    f"evaluation included")
         if last is not None and last.n and self.val_ds is not None:
