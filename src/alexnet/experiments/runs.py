@@ -13,7 +13,6 @@ What the runs are turned into: `alexnet.experiments.stats` (spreads and verdicts
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
@@ -25,6 +24,8 @@ from typing import Any, Callable
 
 from ..core.errors import UserError
 from ..core.io import atomic_write_json
+from .run_files import (RUN_ENTRIES, classes_of, foreign_entries, read_metrics,  # noqa: F401 (re-exported)
+                        read_result, run_precision_of)
 
 # Fields that do not change what a run computes, so they are left out of its cache key.
 # The precision is left out as the device is: an experiment pins one for all its arms, and each
@@ -166,46 +167,11 @@ def run_key(cfg) -> str:
     return f"{cfg.model}-{digest}"
 
 
-def run_precision_of(run_dir: Path) -> str:
-    """The precision a run trained in, from its config.json ("" when it does not say)."""
-    try:
-        return str(json.loads((run_dir / "config.json").read_text()).get("precision") or "")
-    except (OSError, ValueError):
-        return ""
-
-
 def eval_precision(cfg, device):
     """The precision the run ``cfg`` trained in, for evaluating its weights the same way."""
     from ..core.device import precision_named, resolve_precision
 
     return precision_named(cfg.precision, cfg.precision_reason) if cfg.precision else resolve_precision(cfg.amp, device)
-
-
-# What training (and this module) writes in a run's folder; hidden files are its temps and lock.
-RUN_ENTRIES = frozenset({"config.json", "classes.json", "metrics.csv", "final.json", "weights.json",
-                         "weights.safetensors", "checkpoints", "figures", "bad_samples.txt", "mlflow.json",
-                         "result.json"})
-
-
-def foreign_entries(run_dir: Path) -> list[str]:
-    """The names in ``run_dir`` that no run writes (a person's notes): what starting it over would lose."""
-    return sorted(e.name for e in Path(run_dir).iterdir() if e.name not in RUN_ENTRIES
-                  and not e.name.startswith((".", "events.out.tfevents.")))
-
-
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    """The finished run's ``result.json`` in ``run_dir``; None where there is none or it cannot be
-    read (a write cut short): such a run is not finished, it resumes."""
-    try:
-        result = json.loads((Path(run_dir) / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) else None
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 # ----------------------------------------------------------------------------- extra evaluations
@@ -330,17 +296,6 @@ def train_or_reuse(cfg, extras: tuple[str, ...], say: Callable[[str], None]) -> 
 
 
 EXTRA_KEYS = {"train_eval": ("train_eval_error",), "ten_crop": ("centre_error", "ten_crop_error")}
-
-
-def classes_of(run_dir: Path) -> int:
-    """How many classes the run in ``run_dir`` learned (its classes.json; 10 where it is unreadable)."""
-    try:
-        classes = json.loads((Path(run_dir) / "classes.json").read_text())
-        if isinstance(classes, dict):  # {"classes": [...], "class_ids": [...]}, as training writes it
-            classes = classes.get("classes")
-        return len(classes) if isinstance(classes, list) and classes else 10
-    except (OSError, ValueError):
-        return 10
 
 
 def decided_precision(name: str, first):
