@@ -134,6 +134,10 @@ def test_check_with_data_pca_unused_and_batch_over_the_training_set():
     [warning] = plain.check_with_data(lighting=False, train_images=101, batch_per_process=60, world_size=2)
     assert "(51 images per process)" in warning
     assert plain.check_with_data(lighting=False, train_images=1437, batch_per_process=1437) == []
+    [warning] = config_values("cifar10").check_with_data(lighting=False, train_images=32, batch_per_process=512)
+    assert warning.endswith("lower -b to at most 32, and --lr 0.0125 to keep lr 0.2's rate per image (it was set "
+                            "for batch 512; SGD's step is per batch)")  # the recipe's SGD rate, 16× per image
+    assert "--lr" not in plain.check_with_data(lighting=False, train_images=10, batch_per_process=20)[0]  # AdamW
 
 
 def test_a_batch_larger_than_the_training_set_is_a_warning(tmp_path, capsys):

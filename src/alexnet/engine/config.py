@@ -258,9 +258,12 @@ class TrainConfig:
         per_process = -(-train_images // max(1, world_size))
         if self.test_only or batch_per_process <= per_process:
             return []
+        rate = (f", and --lr {self.lr * per_process / batch_per_process:.3g} to keep lr {self.lr:g}'s rate per "
+                f"image (it was set for batch {batch_per_process}; SGD's step is per batch)"
+                if str(self.optimizer).startswith("sgd") else "")
         return [f"batch {batch_per_process} is larger than the training set ({per_process} images"
                 f"{' per process' if world_size > 1 else ''}): each epoch is one step over all of them; "
-                f"lower -b to at most {per_process}"]
+                f"lower -b to at most {per_process}{rate}"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
