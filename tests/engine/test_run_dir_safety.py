@@ -128,6 +128,12 @@ def test_a_run_that_stopped_before_it_trained_anything_is_started_again_in_its_p
     assert capsys.readouterr().err.strip().endswith(
         f"(the run stopped before it trained anything: start it again with `alexnet train --config {tmp_path / 'r'} "
         f"--output-dir {tmp_path} --name r`)")
+    from alexnet.core.errors import UserError
+    from alexnet.engine.distributed import World
+    from alexnet.engine.rundir import RunDir
+
+    with pytest.raises(UserError, match=r"start it again with `torchrun --nproc-per-node 2 -m alexnet train --config"):
+        RunDir(tmp_path / "r", World(rank=1, world_size=2)).open_last()  # under torchrun: the same launcher
     for c, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
         for i in range(5):
             Image.new("RGB", (32, 32), colour).save(data / c / f"{i}.jpg")

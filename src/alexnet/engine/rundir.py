@@ -209,7 +209,9 @@ class RunDir:
         kill while writing it) falls back to the previous one, with a line saying so."""
         path = self.checkpoints / "last.pt"
         if not path.is_file() and not (self.checkpoints / "last.prev.pt").is_file():
-            again = (f" (the run stopped before it trained anything: start it again with `alexnet train --config "
+            train = (f"torchrun --nproc-per-node {self.world.world_size} -m alexnet train" if self.world.distributed
+                     else "alexnet train")  # (a torchrun job over several nodes: its own torchrun flags)
+            again = (f" (the run stopped before it trained anything: start it again with `{train} --config "
                      f"{self.path} --output-dir {self.path.parent} --name {self.path.name}`)"
                      if never_trained(self.path) else "")
             raise UserError(f"--resume {self.path}: no checkpoints/last.pt there{again}")
