@@ -45,7 +45,7 @@ def log_setup(trainer: Any) -> None:
                + (f"{count(len(t.val_ds))} val images" if t.val_ds is not None else
                   "no val images (--val-split 0: every image trains; the last epoch's weights are kept)"))
     log(world, f"recipe {cfg.recipe}: {cfg.optimizer} lr {cfg.lr:g}"
-               + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+               + (f" momentum {cfg.momentum:g}" if cfg.optimizer in ("sgd", "sgd-paper") else "")
                + f" · weight decay {cfg.weight_decay:g} · {cfg.lr_scheduler} schedule · "
                  f"{plural(cfg.epochs, 'epoch')} · batch {cfg.global_batch or cfg.batch_size} · "
                  f"aug {aug_line(cfg, t)} · "
