@@ -205,17 +205,15 @@ def ignored_counts(spec: str) -> dict[str, int]:
 def images_outside_classes(spec: str) -> dict[str, int]:
     """Images lying directly in a folder whose sub-folders are the classes (beside them, in no
     class): not read, for they have no label; counted by folder."""
+    from .folders import own_images
+
     out = {}
     parts = _part_folders(spec)
     top = os.path.abspath(parse_spec(spec)[1]) if parts else None  # beside train/ and val/: no part reads them
     for root in dict.fromkeys(parts + ([top] if top else [])):
         if not find_classes(root):  # no class folders (ImageNet's test/: its images are unlabelled on purpose)
             continue
-        try:
-            n = sum(1 for f in os.scandir(root) if f.is_file() and not f.name.startswith(".")
-                    and f.name.lower().endswith(IMG_EXTENSIONS))
-        except OSError:
-            continue
+        n = sum(1 for _ in own_images(root))
         if n:
             out[root] = n
     return out

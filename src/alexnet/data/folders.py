@@ -183,13 +183,20 @@ def no_training_part(root: str, val_dir: str | None) -> str:
             f"the classes")
 
 
+def own_images(directory: str) -> Iterator[str]:
+    """The image files lying in ``directory`` itself (not in its sub-folders), hidden ones left out;
+    nothing where it cannot be listed."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    yield from (e.name for e in entries if e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS)
+                and not e.name.startswith("."))
+
+
 def _holds_images(directory: str) -> bool:
     """Whether ``directory`` has an image file of its own (not only in sub-folders)."""
-    try:
-        return any(e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS) and not e.name.startswith(".")
-                   for e in os.scandir(directory))
-    except OSError:
-        return False
+    return next(own_images(directory), None) is not None
 
 
 def folder_dataset(root: str, split: str, transform: Callable | None, val_split: float, seed: int,
