@@ -15,7 +15,7 @@ import os
 import pkgutil
 import sys
 
-from .core.errors import UserError, worker_death_line, worker_died
+from .core.errors import EveryRankError, UserError, worker_death_line, worker_died
 
 
 class Parser(argparse.ArgumentParser):
@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_weights_path(args)
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {user_message(e)}", file=sys.stderr)
+        if not (isinstance(e, EveryRankError) and os.environ.get("RANK", "0").strip() not in ("", "0")):
+            print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # a training run stopped by SIGTERM says 143
         print("interrupted", file=sys.stderr)

@@ -308,6 +308,27 @@ def test_a_rank_killed_under_torchrun_is_one_line_on_the_others(tmp_path):
     assert "[rank0]: Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # two torchrun commands (about 20 s on 2 cores)
+def test_an_error_every_rank_meets_is_printed_once_under_torchrun(tmp_path):
+    """A budget too short for one epoch (rank 0 plans, every rank stops) is one line, not one per
+    rank; a run another process holds (rank 0 holds the lock) stops rank 1 too, in rank 0's words,
+    without the process group's traceback."""
+    short = run_logged(_torchrun("--time-budget", "1s", "-b", "64", "--amp", "off", "--output-dir", str(tmp_path),
+                                 "--name", "short", *TINY), ENV)
+    errors = [ln for ln in short.stderr.splitlines() if ln.startswith("error: ")]
+    assert short.returncode != 0 and len(errors) == 1 and "too short for one epoch" in errors[0], short.stderr[-3000:]
+    fcntl = pytest.importorskip("fcntl")
+    done = run_logged(_torchrun("--max-steps", "2", "-b", "64", "--amp", "off", "--output-dir", str(tmp_path),
+                                "--name", "held", *TINY), ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "held" / ".lock", "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = run_logged(_torchrun("--resume", str(tmp_path / "held")), ENV)
+    errors = [ln for ln in held.stderr.splitlines() if ln.startswith("error: ")]
+    assert held.returncode != 0 and len(errors) == 1 and "another process is training" in errors[0], held.stderr[-3000:]
+    assert "alexnet/engine/" not in held.stderr, held.stderr[-3000:]  # no rank's traceback (torchrun prints its own)
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--lr", "-1"], "--lr must be positive"),
     (["--model", "alexnett"], "unknown model 'alexnett'"),

@@ -15,6 +15,12 @@ class UserError(Exception):
     """Bad input from a person; printed as ``error: <message>`` and exit status 2."""
 
 
+class EveryRankError(UserError):
+    """A `UserError` that every process of a distributed run raises alike, from one decision rank 0
+    made and broadcast (a time budget too short, a disk too full): only rank 0 prints it, so the
+    person reads it once, not once per process. Exit status 2 on every rank."""
+
+
 def did_you_mean(name: str, choices, n: int = 3) -> str:
     """A ``" (did you mean: a, b?)"`` suffix listing close matches of ``name`` in ``choices``."""
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..core.errors import UserError
+from ..core.errors import EveryRankError, UserError
 from ..core.io import atomic_write
 from ..data.loader import SafeDataset
 from ..data.transforms import ten_crop_coincides
@@ -177,7 +177,7 @@ class RunBudget:
                 answer = str(e)
         answer = broadcast_object(answer)
         if isinstance(answer, str):
-            raise UserError(answer)
+            raise EveryRankError(answer)
         return BudgetPlan.from_dict(answer)
 
     @property

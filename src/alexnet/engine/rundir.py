@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from ..core.errors import UserError
+from ..core.errors import EveryRankError, UserError
 from ..core.io import atomic_write, atomic_write_json, nearest_existing, remove_stale_temps, why_not_a_folder
 from ..data.pipeline import format_bytes
 from ..models import save_weights
@@ -136,8 +136,15 @@ class RunDir:
         why = why_not_a_folder(self.path)
         if why:
             raise UserError(f"{flag} {given}: {why}; give a folder you can write to")
-        if self.path.is_dir():  # a run there: no other process may be training it now
-            self.lock()
+        held = None
+        if self.path.is_dir():  # a run there: no other process may be training it now (rank 0 looks)
+            try:
+                self.lock()
+            except UserError as e:
+                held = str(e)
+        held = broadcast_object(held)  # every rank stops in rank 0's words, not in the process group's
+        if held:
+            raise EveryRankError(held)
         found = [f for f in RUN_FILES if (self.path / f).exists()
                  and not (self.start_over and f != "weights.safetensors")]  # weights: a run that did train
         if broadcast_object(bool(found) and not cfg.resume and never_trained(self.path) if self.world.is_main else None):
@@ -162,7 +169,7 @@ class RunDir:
                            f"{format_bytes(free)} free: free some space, or give an --output-dir on another disk")
         problem = broadcast_object(problem)
         if problem:
-            raise UserError(problem)
+            raise EveryRankError(problem)
 
     def write_run_files(self, cfg: TrainConfig, classes: list[str], class_ids: list[Any]) -> None:
         """config.json and classes.json (the folders too)."""
