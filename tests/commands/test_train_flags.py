@@ -155,6 +155,32 @@ def test_a_model_arg_that_drops_the_recipes_model_arguments_says_how_to_keep_the
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model_kwargs"] == {"width": 0.0625}
 
 
+def test_a_config_run_trained_on_another_number_of_processes_says_what_that_does_to_the_batch(tmp_path, capsys,
+                                                                                              monkeypatch):
+    from alexnet.engine.flag_notes import processes_note
+
+    assert main(["train", "--data", "digits", "--model-arg", "width=0.0625", "--max-steps", "1", "-b", "64",
+                 "--amp", "off", "--output-dir", str(tmp_path), "--name", "one"]) == 0
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert config["processes"] == 1  # recorded by the run
+    (tmp_path / "two").mkdir()  # the same run as two torchrun processes would have recorded it
+    (tmp_path / "two" / "config.json").write_text(json.dumps({**config, "processes": 2}))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    capsys.readouterr()
+    cfg = train_cmd.config_from_args(build_parser().parse_args(["train", "--config", str(tmp_path / "two")]))
+    assert cfg.batch_size == 64 and cfg.global_batch == 0  # the run takes what it was given; the note advises
+    assert ("note: --config's run trained with 2 processes × -b 64 (a batch of 128); 1 process × -b 64 here make "
+            "a batch of 64: for the same batch give --global-batch 128") in capsys.readouterr().out
+    train_cmd.config_from_args(build_parser().parse_args(["train", "--config", str(tmp_path / "one")]))
+    assert "note: " not in capsys.readouterr().out  # the same number of processes
+    assert processes_note({"processes": 2, "batch_size": 64}, {"global_batch": 128}) == ""  # the batch is kept
+    assert processes_note({"processes": 2, "batch_size": 64}, {"batch_size": 32}) == ""  # the person chose
+    assert processes_note({"processes": 2, "batch_size": 64, "global_batch": 128}, {}) == ""
+    assert processes_note({"processes": 1, "batch_size": 64}, {}, world=4).endswith("4 processes × -b 64 here make "
+                                                                                   "a batch of 256: for the same "
+                                                                                   "batch give --global-batch 64")
+
+
 def test_only_rank_0_says_which_recipe_the_data_chose(capsys, monkeypatch):
     args = build_parser().parse_args(["train", "--model", "alexnet-cifar", "--data", "digits", "-b", "64"])
     for rank, says in (("0", True), ("1", False)):

@@ -321,6 +321,7 @@ def test_an_error_every_rank_meets_is_printed_once_under_torchrun(tmp_path):
     done = run_logged(_torchrun("--max-steps", "2", "-b", "64", "--amp", "off", "--output-dir", str(tmp_path),
                                 "--name", "held", *TINY), ENV)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "held" / "config.json").read_text())["processes"] == 2
     with open(tmp_path / "held" / ".lock", "a+") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held = run_logged(_torchrun("--resume", str(tmp_path / "held")), ENV)

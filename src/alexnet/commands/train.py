@@ -74,8 +74,7 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     a("--weights", metavar="SPEC", help="start from these weights: a torchvision name (AlexNet_Weights.IMAGENET1K_V1, "
                                         "IMAGENET1K_V1), a .pth state_dict, or a run directory of ours")
     a("--freeze", metavar="LAYER", help="freeze LAYER and everything before it (features, conv1…conv5, fc6, fc7)")
-    a("--lr-backbone-scale", type=float, metavar="S",
-      help="rate multiplier for every trained layer but the last (finetune recipe: 0.1)")
+    a("--lr-backbone-scale", type=float, metavar="S", help="the rate × S for every layer but the last (finetune: 0.1)")
 
 
 def _data_flags(g: argparse._ArgumentGroup) -> None:
@@ -186,8 +185,8 @@ def _run_flags(g: argparse._ArgumentGroup) -> None:
     a("--output-dir", help="where run directories go (default: runs)")
     a("--name", help="run directory name (default: <model>-<data>-<time>)")
     a("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
-    a("--max-steps", type=int, metavar="N",
-      help="stop after N optimiser steps in total (smoke tests); this invocation only, not kept for --resume")
+    a("--max-steps", type=int, metavar="N", help="stop after N optimiser steps in total (smoke tests); this "
+                                                 "invocation only, not kept for --resume")
     a("--max-bad-fraction", type=float, metavar="F",
       help="more unreadable files than this share (default 0.05) ends the run with a warning and exit 1")
     a("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt (mid-epoch); auto (with "
@@ -222,6 +221,7 @@ FLAGS_NOT_COPIED = {
 FIELDS_NOT_COPIED = {
     "model_kwargs": "set by --model-arg KEY=VALUE (repeatable)",
     "recipe": "set by --recipe through make_config",
+    "processes": "recorded at the start of a run: how many processes train it (torchrun's WORLD_SIZE)",
     "pixel_mean": "measured at the start of a pixelmean run, or read from --pca's pca.json",
     "precision": "decided once at the start of a run from --amp (engine/precision.py) and kept on resume",
     "precision_reason": "why that precision was chosen, recorded with it",

@@ -54,6 +54,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 64  # per process; the global batch is batch_size × world size
     global_batch: int = 0  # >0: keep this global batch under torchrun (per process: global_batch / processes)
+    processes: int = 1  # recorded at the start: the processes that train the run (torchrun's WORLD_SIZE)
     scale_lr: bool = False  # -b per process and lr × processes (linear scaling, Goyal et al. 2017)
     optimizer: str = "sgd"  # sgd (PyTorch's), sgd-paper (§5's update rule exactly), adam, adamw
     lr: float = 0.05
@@ -215,6 +216,8 @@ class TrainConfig:
             bad(f"--pca-scale must be one of {', '.join(PCA_SCALES)}, not {self.pca_scale!r}")
         if self.global_batch < 0:
             bad(f"--global-batch must be non-negative, not {self.global_batch}")
+        if self.processes < 1:
+            bad(f"processes must be at least 1, not {self.processes}")
         if self.bias_lr_mult < 0:
             bad(f"--bias-lr-mult must be non-negative, not {self.bias_lr_mult}")
         if self.bias_weight_decay is not None and self.bias_weight_decay < 0:

@@ -54,10 +54,26 @@ def model_args_note(recipe: str, file_values: dict[str, Any] | None, given: dict
     return f"note: --model-arg replaces {whose} model arguments; to keep the others, add {args}"
 
 
+def processes_note(file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> str:
+    """A one-line note when ``--config RUN`` trained with another number of processes and its batch
+    was per process (``-b``): the same fields here make another global batch (2 processes × 64 on
+    one process is a batch of 64, not 128), so another run. ``--global-batch`` keeps the batch; a
+    ``-b`` or ``--global-batch`` given is the person's choice: no note. Plain Python."""
+    values = {**(file_values or {}), **given}
+    was, batch = (file_values or {}).get("processes"), values.get("batch_size")
+    if not was or was == world or not batch or values.get("global_batch") or "batch_size" in given:
+        return ""
+    procs = lambda n: f"{n} process{'es' if n != 1 else ''}"  # noqa: E731
+    return (f"note: --config's run trained with {procs(was)} × -b {batch} (a batch of {was * batch}); "
+            f"{procs(world)} × -b {batch} here make a batch of {world * batch}: for the same batch give "
+            f"--global-batch {was * batch}")
+
+
 def start_notes(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> list[str]:
-    """The notes on what the flags given do to the recipe: `batch_rate_note`, `model_args_note`."""
-    return [n for n in (batch_rate_note(recipe, file_values, given, world), model_args_note(recipe, file_values, given))
-            if n]
+    """The notes on what the flags given do to the recipe: `batch_rate_note`, `model_args_note`,
+    `processes_note`."""
+    return [n for n in (batch_rate_note(recipe, file_values, given, world), model_args_note(recipe, file_values, given),
+                        processes_note(file_values, given, world)) if n]
 
 
 def check_resume_data(run_dir: str, spec: str, command: str = "--resume") -> None:

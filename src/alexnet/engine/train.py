@@ -60,6 +60,7 @@ class Trainer:
         self.t_start = time.perf_counter()  # time-to-accuracy (--report-at) counts from here, decoding included
         cfg, start_over = resolve_auto_resume(cfg, world)  # a copy (the run fills in pixel_mean); --resume auto
         self.cfg, self.world, self.device = cfg, world, device
+        cfg.processes = world.world_size  # recorded: a --config re-run on another number says what that changes
         self.allocator = keep_large_buffers()  # before the first large buffer (and the bf16 probe)
         self.plan = plan_batch(cfg.batch_size, cfg.lr, world.world_size, cfg.global_batch, cfg.scale_lr)
         self.batch_size = self.plan.per_process  # what each process's loader takes
