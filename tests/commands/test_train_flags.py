@@ -181,6 +181,23 @@ def test_a_config_run_trained_on_another_number_of_processes_says_what_that_does
                                                                                    "batch give --global-batch 64")
 
 
+@pytest.mark.parametrize("recipe, given, says", [
+    ("paper", {"nesterov": True}, "note: --nesterov does nothing with --optimizer sgd-paper (§5's update is plain "
+                                  "momentum)"),
+    ("paper", {"nesterov": False}, ""),  # what sgd-paper does anyway
+    ("cifar10", {"nesterov": True}, ""),  # PyTorch's SGD takes it
+    ("cifar10", {"optimizer": "sgd-paper", "nesterov": True}, "--nesterov does nothing with --optimizer sgd-paper"),
+    ("digits", {"momentum": 0.8}, "note: --momentum does nothing with --optimizer adamw (Adam has its own)"),
+    ("cifar10", {"optimizer": "adam", "momentum": 0.8, "nesterov": False}, "--nesterov and --momentum do nothing"),
+    ("paper", {"momentum": 0.8}, ""),
+])
+def test_a_flag_the_optimiser_does_not_use_is_noted(recipe, given, says):
+    from alexnet.engine.flag_notes import unused_flags_note
+
+    note = unused_flags_note(recipe, None, given)
+    assert (says in note and note) if says else note == ""
+
+
 def test_only_rank_0_says_which_recipe_the_data_chose(capsys, monkeypatch):
     args = build_parser().parse_args(["train", "--model", "alexnet-cifar", "--data", "digits", "-b", "64"])
     for rank, says in (("0", True), ("1", False)):

@@ -69,11 +69,26 @@ def processes_note(file_values: dict[str, Any] | None, given: dict[str, Any], wo
             f"--global-batch {was * batch}")
 
 
+def unused_flags_note(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any]) -> str:
+    """A one-line note when a flag given does nothing with the optimiser the run has: ``--nesterov``
+    with ``sgd-paper`` (§5's rule is plain momentum) or Adam, ``--momentum`` with Adam. The run
+    records what was given; the note says it is not used. Plain Python; "" when all are used."""
+    base = {**RECIPES.get(recipe, {}), **(file_values or {})}
+    optimizer = str(given.get("optimizer") or base.get("optimizer", "sgd"))
+    unused = [f"--{k}" for k in ("nesterov", "momentum") if k in given and (
+        optimizer.startswith("adam") or (k == "nesterov" and optimizer == "sgd-paper" and given[k]))]
+    if not unused:
+        return ""
+    why = "§5's update is plain momentum" if optimizer == "sgd-paper" else "Adam has its own"
+    verb = "do" if len(unused) > 1 else "does"
+    return f"note: {' and '.join(unused)} {verb} nothing with --optimizer {optimizer} ({why})"
+
+
 def start_notes(recipe: str, file_values: dict[str, Any] | None, given: dict[str, Any], world: int = 1) -> list[str]:
     """The notes on what the flags given do to the recipe: `batch_rate_note`, `model_args_note`,
-    `processes_note`."""
+    `processes_note`, `unused_flags_note`."""
     return [n for n in (batch_rate_note(recipe, file_values, given, world), model_args_note(recipe, file_values, given),
-                        processes_note(file_values, given, world)) if n]
+                        processes_note(file_values, given, world), unused_flags_note(recipe, file_values, given)) if n]
 
 
 def check_resume_data(run_dir: str, spec: str, command: str = "--resume") -> None:
