@@ -369,15 +369,22 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
 
     import torchvision.datasets
 
-    def offline(*a, **k):
+    def offline(root, *a, **k):  # as torchvision does: its folders first, then the network fails
+        os.makedirs(os.path.join(root, "MNIST", "raw"), exist_ok=True)
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(UserError, match=r"cifar10: download to .* failed \(<urlopen error"):
-        build_dataset(f"cifar10:{tmp_path}", download=True)
+        build_dataset(f"cifar10:{tmp_path / 'new' / 'c'}", download=True)
     with pytest.raises(UserError, match=r"mnist: download to .* failed .*put the four"):
-        build_dataset(f"mnist:{tmp_path}", download=True)
+        build_dataset(f"mnist:{tmp_path / 'new' / 'm'}", download=True)
+    assert os.listdir(tmp_path / "new") == []  # nothing half-made is left for the next try to find
+    (tmp_path / "mine" / "MNIST").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"mnist: download to .* failed"):
+        build_dataset(f"mnist:{tmp_path / 'mine'}", download=True)
+    assert sorted(os.listdir(tmp_path / "mine")) == ["MNIST"]  # what was there stays (raw/ it made goes)
+    assert os.listdir(tmp_path / "mine" / "MNIST") == []
 
 
 def test_devkit_parsing(fake_imagenet):

@@ -125,11 +125,13 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     if batches is None and download:
         from torchvision.datasets import CIFAR10
 
+        made = _folders_under(root)
         try:
             os.makedirs(root, exist_ok=True)
             with one_at_a_time(root, "download-cifar10", _stderr):  # one rank downloads, the others wait
                 CIFAR10(root, train=True, download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
+            _remove_empty_folders(root, made)
             raise UserError(f"cifar10: download to {root} failed ({_one_line(e)}); put "
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
         batches = find_cifar_batches(root)
@@ -240,6 +242,22 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _folders_under(root: str) -> set[str]:
+    """The folders at and under ``root`` now (none when it is not there)."""
+    return {d for d, _, _ in os.walk(root)} if os.path.isdir(root) else set()
+
+
+def _remove_empty_folders(root: str, before: set[str]) -> None:
+    """After a failed download: the empty folders it made (``root``, ``MNIST/raw/``) go, so that a
+    retry or another ``--data-path`` finds nothing half-made; folders that were there stay."""
+    for d, _, _ in os.walk(root, topdown=False):  # the deepest first
+        if d not in before:
+            try:
+                os.rmdir(d)  # only an empty one
+            except OSError:
+                pass
+
+
 def _one_line(e: Exception, limit: int = 160) -> str:
     """An exception's text on one line (torchvision's failed MNIST download lists every mirror it tried)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
@@ -255,11 +273,13 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
     if (img is None or lab is None) and download:
         from torchvision.datasets import MNIST
 
+        made = _folders_under(root)
         try:
             os.makedirs(root, exist_ok=True)
             with one_at_a_time(root, "download-mnist", _stderr):  # one rank downloads, the others wait
                 MNIST(root, train=split != "val", download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
+            _remove_empty_folders(root, made)
             raise UserError(f"mnist: download to {root} failed ({_one_line(e)}); put the four "
                             f"*-idx*-ubyte.gz files there (ossci-datasets.s3.amazonaws.com/mnist/, the "
                             f"mirror torchvision reads)") from None
