@@ -121,3 +121,11 @@ def test_the_same_difference_up_to_rounding_is_no_spread_either():
     assert c.verdict == "inconclusive" and math.isnan(c.low) and "the runs do not vary" in c.text
     real = compare({0: 30.0, 1: 30.5, 2: 29.8}, {0: 33.0, 1: 33.4, 2: 32.9}, what="X", paired=True)
     assert real.verdict == "reproduces"  # a real spread still gives its interval
+
+
+def test_an_error_cells_interval_does_not_go_below_zero_but_a_gaps_does():
+    from alexnet.experiments.stats import cell
+
+    assert cell([0.2, 1.4]) == "0.80 [0.00, 8.42]"  # Student t gives [-6.82, 8.42]: no error rate is negative
+    assert cell([0.2, 1.4], signed=True) == "0.80 [-6.82, 8.42]"  # an overfitting gap can be
+    assert cell([20.0, 22.0, 21.0]) == "21.00 [18.52, 23.48]"  # far from 0: as before

@@ -46,7 +46,7 @@ def summarize(exp: Experiment, results: list[RunResult]) -> Summary:
                      "top-5 error (%)": cell([r.val_error5 for r in runs]),
                      "change vs all five (points)": change,
                      "training error, eval mode (%)": cell([r.extra.get("train_eval_error") for r in runs]),
-                     "overfitting gap (points)": cell([r.overfit_gap for r in runs]),
+                     "overfitting gap (points)": cell([r.overfit_gap for r in runs], signed=True),
                      "gap lower by, vs all five (points)": gap_change,
                      "seeds": len(runs), "paper": "baseline" if arm == FULL else "about +2 top-1"})
     parts = [f"{c.what.split()[1]} {c.verdict} ({c.diff:+.2f} points, {c.interval})" for c in comps]

@@ -21,7 +21,7 @@ from .runs import RunResult
 from .verdict import VERDICTS, Comparison, compare, mean_interval
 
 CELL_NOTE = ("Cells: the mean over the usable seeds with its 95 % confidence interval in brackets "
-             "(Student t; one seed: the value alone).")
+             "(Student t, cut at 0 for errors and times, which cannot be negative; one seed: the value alone).")
 
 
 @dataclass
@@ -71,12 +71,15 @@ def by_seed(runs: list[RunResult], key: Callable[[RunResult], float]) -> dict[in
     return {r.seed: key(r) for r in runs}
 
 
-def cell(xs: list[float]) -> str:
-    """A table cell: ``mean [low, high]``, the 95 % interval of the mean (`CELL_NOTE`)."""
+def cell(xs: list[float], signed: bool = False) -> str:
+    """A table cell: ``mean [low, high]``, the 95 % interval of the mean (`CELL_NOTE`). An error
+    rate or a time cannot be below 0, so neither can its interval's low end (two seeds at 0.2 and
+    1.4 % error: [0.00, 8.42], not [-6.82, 8.42]); ``signed``: a quantity that can be (a gap)."""
     xs = [x for x in xs if x is not None and not math.isnan(x)]
     if not xs:
         return "–"
     m, lo, hi = mean_interval(xs)
+    lo = lo if signed else max(0.0, lo)
     return f"{m:.2f}" if math.isnan(lo) else f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
@@ -197,7 +200,7 @@ def overfitting_rows(arms: dict[str, list[RunResult]], paper: Callable[[str], st
         if top5:
             row["top-5 error (%)"] = cell([r.val_error5 for r in runs])
         row.update({"training error, eval mode (%)": cell([r.extra.get("train_eval_error") for r in runs]),
-                    "overfitting gap (points)": cell([r.overfit_gap for r in runs]), "seeds": len(runs),
+                    "overfitting gap (points)": cell([r.overfit_gap for r in runs], signed=True), "seeds": len(runs),
                     "paper": paper(arm)})
         rows.append(row)
     return rows
