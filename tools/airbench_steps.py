@@ -277,7 +277,8 @@ def scores(folder: Path) -> dict:
     rows = list(csv.DictReader((folder / "metrics.csv").open()))
     pick = lambda key: final[key]["top1"] if final.get(key) else None  # noqa: E731
     return {"centre": pick("centre"), "flip": pick("ten_crop"), "tta": pick("tta"), "wall_s": run.get("wall_s"),
-            "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2]}
+            "steps": int(rows[-1]["step"]), "epoch_s": sorted(float(r["time"]) for r in rows)[len(rows) // 2],
+            "machine": run.get("machine")}
 
 
 def paired(got: dict, other: dict, key: str) -> dict | None:
@@ -323,7 +324,9 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
     runs = load_runs(out)
     other = load_runs(against) if against else {}  # the same arms run elsewhere (another CPU, another version)
     ref = runs.get(reference, {})
-    result: dict = {"reference": reference, "arms": {}}
+    machines = {json.dumps(s.pop("machine"), sort_keys=True) for seeds in runs.values() for s in seeds.values()}
+    result: dict = {"reference": reference, "arms": {},  # every machine the runs were timed on (their run.json)
+                    "machines": [json.loads(m) for m in sorted(machines - {"null"})]}
     if against:
         result["against"] = against.as_posix()
     fast = ([s["flip_averaged"] for s in json.loads(fast_seeds.read_text())["seeds"]]

@@ -198,10 +198,23 @@ def test_the_steps_tool_pairs_each_arm_with_its_own_runs_elsewhere_by_seed(tmp_p
     assert row["flip"]["mean"] == pytest.approx(0.1) and row["centre"]["n"] == 2
     assert row["wall_s"]["by_seed"] == {"0": pytest.approx(7.5)} and row["steps"]["by_seed"]["0"] == 35
     assert "vs_against" not in out["arms"]["recipe"]  # no runs of it there
+    assert out["machines"] == []  # these runs' run.json name none
+    (here / "recipe-s0" / "run.json").write_text(json.dumps({"wall_s": 1.0, "machine": {"cpu": "X", "cores": 2}}))
+    mine = steps.summarize(here, tmp_path / "r3.json", reference, arms)
+    assert mine["machines"] == [{"cores": 2, "cpu": "X"}] and "machine" not in mine["arms"]["recipe"]["seeds"][0]
     assert "vs_against" not in steps.summarize(here, tmp_path / "r2.json", reference, arms)["arms"]["r-nolookahead"]
     with pytest.raises(SystemExit, match="--against .*nope: no such folder of runs"):
         steps.main(["summarize", str(here), str(tmp_path / "r.json"), "--set", "cifar10-recipe",
                     "--against", str(tmp_path / "nope")])
+
+
+def test_every_committed_steps_summary_names_the_machines_its_runs_ran_on():
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "docs" / "results"
+    summaries = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    summaries = [s for s in summaries if "reference" in s and "arms" in s]
+    assert len(summaries) >= 8 and all(s["machines"] and all(m.get("cpu") for m in s["machines"]) for s in summaries)
 
 
 def test_the_steps_tool_has_the_cifar10_search_with_c1_as_its_reference(tmp_path, monkeypatch, capsys):
