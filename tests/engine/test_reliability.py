@@ -634,3 +634,26 @@ def test_the_readmes_disk_figure_is_the_estimate_the_run_prints():
         model = build_model("alexnet-owt", num_classes=10)
     need = disk_estimate(model, make_config("photos", model="alexnet-owt", optimizer="adamw"))
     assert (format_bytes(sum(need.values())), format_bytes(need["checkpoints/last.pt"])) == (total, last)
+
+
+def test_an_epoch_max_steps_cut_short_is_not_the_best_once_an_epoch_has_finished(tmp_path, monkeypatch):
+    """weights.safetensors holds the best finished epoch's weights, the score weights.json gives is in
+    metrics.csv: an epoch --max-steps cut short stands in only until the first epoch finishes, and its
+    score (in no row a resume keeps) does not outrank later epochs. The validation scores are set."""
+    from alexnet.engine import train as train_mod
+    from alexnet.engine.evaluate import EvalResult
+
+    scores = []
+    monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: EvalResult(1.0, scores.pop(0), 100.0, 10))
+    scores[:] = [70.0]  # 7 steps an epoch: cut at step 3 of the first, scored higher than any later epoch
+    first = run(tmp_path, "cut", epochs=3, max_steps=3).run_dir
+    assert json.loads((first / "weights.json").read_text())["val_top1"] == 70.0  # the run's weights until then
+    scores[:] = [40.0, 50.0, 45.0]
+    done = run(tmp_path, "cut", epochs=3, resume=str(first)).run_dir
+    meta = json.loads((done / "weights.json").read_text())
+    assert [float(r["val_top1"]) for r in csv.DictReader((done / "metrics.csv").open())] == [40.0, 50.0, 45.0]
+    assert (meta["val_top1"], meta["epoch"]) == (50.0, 2)
+    scores[:] = [50.0, 60.0]  # epoch 1 finished, then cut in the second at a higher score: not kept
+    whole = run(tmp_path, "whole", epochs=3, max_steps=10).run_dir
+    meta = json.loads((whole / "weights.json").read_text())
+    assert (meta["val_top1"], meta["epoch"]) == (50.0, 1)

@@ -102,6 +102,7 @@ class Trainer:
         self.lookahead = Lookahead(self.model, self.budget.total_steps) if cfg.lookahead else None
         self.metrics = MetricsLog(self.run_dir, enabled=world.is_main, extra_columns=EMA_COLUMNS if self.ema else ())
         self.pos, self.best_top1, self.scores = Position(), -math.inf, None
+        self.best_cut_short = False  # the best so far is an epoch --max-steps cut short (`_finish_epoch`)
         self.loop = TrainLoop(
             cfg, world, device, self.pos, model=self.model, net=self.net, optimizer=self.optimizer,
             scaler=self.scaler, schedule=self.schedule, lookahead=self.lookahead, normalize=self.normalize,
@@ -174,7 +175,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "schedule": self.schedule.state_dict(),
             "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch, "global_step": pos.global_step,
-            "best_top1": self.best_top1, **rank_state(pos, self.bad_log), "world_size": self.world.world_size,
+            "best_top1": self.best_top1, "best_cut_short": self.best_cut_short, **rank_state(pos, self.bad_log), "world_size": self.world.world_size,
             "sampler": self.train_loader.sampler.state_dict(),
             **({"lookahead": self.lookahead.state_dict()} if self.lookahead is not None else {}),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
@@ -218,6 +219,8 @@ class Trainer:
             self.ema.restore(ck, used)
         pos.epoch, pos.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         pos.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
+        if ck.get("best_cut_short"):  # the weights of an epoch cut short stand until the first one finishes
+            self.best_top1 = -math.inf
         pos.epoch_stats = [float(x) for x in own["epoch_stats"]]
         # --report-at: thresholds passed before the interruption were reported then (with that
         # session's times); this session reports only new ones
@@ -283,10 +286,12 @@ class Trainer:
             log(self.world, f"  {summary}")
         self.report.thresholds(res, "", f"epoch {pos.epoch + 1}")
         kept = scores.kept  # the raw weights' scores, or the EMA's when they are better
-        # no validation (--val-split 0, or not one of its images could be read): keep the latest
-        improved = kept.top1 > self.best_top1 or not kept.n
+        # no validation (--val-split 0, or not one of its images could be read): keep the latest. An epoch
+        # --max-steps cut short is a best only while no epoch has finished (the run's weights till then), and
+        # only until the run resumes: its score is in no metrics.csv row that a resume keeps (`resume`)
+        improved = (kept.top1 > self.best_top1 or not kept.n) and (complete or pos.epoch == 0)
         if improved and not math.isnan(kept.top1):
-            self.best_top1 = kept.top1
+            self.best_top1, self.best_cut_short = kept.top1, not complete
         if complete:
             if self.schedule.epoch_end(100.0 - res.top1):
                 log(self.world, f"  validation error stopped improving: lr divided by {1 / self.cfg.lr_gamma:g} "
