@@ -157,6 +157,20 @@ def test_data_path_alone_or_with_a_kind_still_works(tmp_path, image_folder):
     assert config_from_args(args).data == str(image_folder)
 
 
+def test_a_quoted_tilde_is_the_home_folder_in_every_command(tmp_path, image_folder, monkeypatch, capsys):
+    """``--data '~/pets'`` (quoted, or from a config or a script) reads the home folder, as the shell
+    would have made it unquoted; ``folder:~/…`` already did."""
+    monkeypatch.setenv("HOME", str(image_folder.parent))
+    assert main(["data", "list", "~/pets", "-o", "~/lists"]) == 0  # was "<cwd>/~/pets: no such folder"
+    assert (tmp_path / "lists" / "train.txt").is_file()
+    assert main(["data", "check", "~/pets"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", "~/pets", "--model", "alexnet-cifar", "--model-arg", "width=0.0625",
+                 "--max-steps", "1", "--amp", "off", "--output-dir", "~/runs", "--name", "t"]) == 0
+    assert (tmp_path / "runs" / "t" / "weights.safetensors").is_file()
+    assert not (Path.cwd() / "~").exists()
+
+
 # -- --weights before --data -------------------------------------------------------------------
 
 def test_weights_mistakes_are_reported_before_the_missing_data(capsys, tmp_path):

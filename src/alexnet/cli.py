@@ -137,6 +137,18 @@ def _check_empty(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None
             raise UserError(f"{flag} is empty (an unset shell variable?): give a value, or leave {flag} out")
 
 
+def _expand_home(args: argparse.Namespace) -> None:
+    """A path typed with ``~`` in quotes (``--data '~/photos'``, a script's ``"$HOME"``-less line) is
+    the home folder, as the shell would have made it unquoted: every text value that starts with
+    ``~/`` (or is ``~``) is expanded, so each command reads the same path the person meant."""
+    for key, v in vars(args).items():
+        if isinstance(v, str) and (v == "~" or v.startswith("~/")):
+            setattr(args, key, os.path.expanduser(v))
+        elif isinstance(v, list) and any(isinstance(x, str) and (x == "~" or x.startswith("~/")) for x in v):
+            setattr(args, key, [os.path.expanduser(x) if isinstance(x, str) and (x == "~" or x.startswith("~/"))
+                                else x for x in v])
+
+
 WEIGHTS_COMMANDS = ("predict", "evaluate", "export", "serve")  # their first argument: a run or weights file
 
 
@@ -176,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_counts(args)
         _check_png_output(_subparser(parser, args), args)
         _check_empty(_subparser(parser, args), args)
+        _expand_home(args)
         _check_weights_path(args)
         return int(args.func(args) or 0)
     except UserError as e:

@@ -27,7 +27,7 @@ INIT_FROM_DATA_IMAGES = 5000  # alexnet-cifar-fast's whitening filters: images t
 
 
 def check_data_spec(spec: str) -> None:
-    if ":" not in spec and spec not in ("digits",) and not Path(spec).exists():
+    if ":" not in spec and spec not in ("digits",) and not Path(spec).expanduser().exists():
         raise UserError(f"--data {spec!r}: no such dataset or path (try digits, cifar10:/path, "
                         f"mnist:/path, imagenet:/path, folder:/path, list:/path/train.txt)")
 
