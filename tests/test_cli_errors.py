@@ -68,6 +68,26 @@ def test_unknown_model_arg_lists_the_valid_keys(capsys, tmp_path):
     assert "did you mean: dropout" in err and "fc_width" in err and "width" in err
 
 
+def test_model_args_defaults_are_what_the_builder_gives_the_network():
+    """The defaults said in errors and in torch.hub's help are those the model is built with: the
+    builder's own values where it sets them (alexnet-mnist's 1 channel and fc 512, senet154's 64
+    groups, torchvision's ResNeXt 32×4d), not the network class's signature's."""
+    from alexnet.models import build_model
+    from alexnet.models.registry import check_model_kwargs, model_args
+
+    mnist = model_args("alexnet-mnist")
+    assert (mnist["in_chans"], mnist["widths"], mnist["fc_width"], mnist["input_hw"]) == (1, (32, 64, 96, 96, 64),
+                                                                                         512, 28)
+    assert (model_args("senet154")["groups"], model_args("senet154")["depths"]) == (64, (3, 8, 36, 3))
+    assert (model_args("resnext50_32x4d")["groups"], model_args("resnext50_32x4d")["width_per_group"]) == (32, 4)
+    assert model_args("alexnet")["fc_width"] == 4096 and model_args("alexnet-cifar")["input_hw"] == 32
+    with pytest.raises(UserError, match=r"expected an integer \(default 512\)"):
+        check_model_kwargs("alexnet-mnist", {"fc_width": "abc"})
+    with pytest.raises(UserError, match="like 32,64,96,96,64"):
+        check_model_kwargs("alexnet-mnist", {"widths": [1, 2]})
+    assert type(build_model("alexnet-mnist")).__name__ == "AlexNetSmall"  # the classes are back in place
+
+
 def test_model_args_come_from_the_signatures():
     from alexnet.models.registry import check_model_kwargs, model_args
 

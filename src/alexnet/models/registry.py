@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -107,16 +109,62 @@ def _choices(name: str, key: str) -> tuple[Any, ...] | None:
 
 
 def model_args(name: str) -> dict[str, Any]:
-    """The keyword arguments model ``name`` accepts (``--model-arg KEY=VALUE``) with their defaults."""
+    """The keyword arguments model ``name`` accepts (``--model-arg KEY=VALUE``) with their defaults:
+    the values its builder gives the network (`_builder_values`: ``alexnet-mnist``'s fc_width 512,
+    ``senet154``'s 64 groups), else the network's signature's."""
     entry = _entry(name)
     targets = entry.accepts() if callable(entry.accepts) else entry.accepts
+    given = _builder_values(name)
     out: dict[str, Any] = {}
     for target in (entry.fn, *targets):
         for p in inspect.signature(target).parameters.values():
             if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in _NOT_ARGS or p.name in entry.fixed:
                 continue
-            out.setdefault(p.name, None if p.default is p.empty else p.default)
+            out.setdefault(p.name, given[p.name] if p.name in given else None if p.default is p.empty else p.default)
     return out
+
+
+class _Built(Exception):
+    """Raised by `_builder_values`'s stand-in for a network's class, with the arguments it was given."""
+
+    def __init__(self, arguments: dict[str, Any]):
+        super().__init__()
+        self.arguments = arguments
+
+
+@functools.cache
+def _builder_values(name: str) -> dict[str, Any]:
+    """The arguments model ``name``'s builder passes to its network when given none (the values it sets
+    beyond the class's defaults), found without building anything: the network classes it accepts are
+    replaced, for the call, by a stand-in that records its arguments and stops the builder. {} when
+    the builder does not reach one."""
+    entry = _entry(name)
+    targets = entry.accepts() if callable(entry.accepts) else entry.accepts
+    swapped = []
+
+    def stand_in(target: Any) -> Callable[..., Any]:
+        def record(*args: Any, **kwargs: Any) -> None:
+            try:
+                raise _Built(dict(inspect.signature(target).bind_partial(*args, **kwargs).arguments))
+            except TypeError:
+                raise _Built(kwargs) from None
+        return record
+
+    try:
+        for target in targets:
+            for module in {sys.modules.get(target.__module__), sys.modules.get(entry.fn.__module__)}:
+                if module is not None and getattr(module, target.__name__, None) is target:
+                    swapped.append((module, target.__name__, target))
+                    setattr(module, target.__name__, stand_in(target))
+        entry.fn(num_classes=entry.cfg.num_classes)
+    except _Built as built:
+        return built.arguments
+    except Exception:  # noqa: BLE001 — a builder that does more first: the signatures' defaults stand
+        return {}
+    finally:
+        for module, attr, target in swapped:
+            setattr(module, attr, target)
+    return {}
 
 
 def _fits_type(value: Any, default: Any) -> bool:
