@@ -176,6 +176,13 @@ def test_activations_sample_deep_nets():
     assert len(layers) == MAX_LAYERS and layers[0][0] == "conv1"
 
 
+def test_activations_show_every_layer_of_both_towers_in_forward_order():
+    from alexnet.viz.activations import conv_layers
+
+    names = [n for n, _ in conv_layers(build_model("alexnet", num_classes=2, towers=2, width=0.125, fc_width=8))]
+    assert names == [f"tower{t}.conv{k}" for k in range(1, 6) for t in (1, 2)]
+
+
 # ----------------------------------------------------------------------------- kernels
 
 def test_classic_kernels_do_what_they_say(photo):

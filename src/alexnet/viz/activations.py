@@ -18,7 +18,8 @@ from .plotting import figure, minmax, save_png, show_image
 
 CELL = 64  # pixels per map
 LABEL_W = 150  # pixels for the row labels
-MAX_LAYERS = 8  # deep nets (ResNet-50 has 53 convs) are sampled evenly down to this many rows
+MAX_LAYERS = 10  # deep nets (ResNet-50 has 53 convs) are sampled evenly down to this many; the paper's two
+# towers (5 convolutions each) are all shown
 
 
 def conv_layers(model: nn.Module, max_layers: int = MAX_LAYERS) -> list[tuple[str, nn.Conv2d]]:
@@ -29,6 +30,9 @@ def conv_layers(model: nn.Module, max_layers: int = MAX_LAYERS) -> list[tuple[st
              if any(isinstance(c, nn.AdaptiveAvgPool2d) for c in m.children()) and m is not model}
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
              and n.rpartition(".")[0] not in gates]
+    if hasattr(model, "leaf_order"):  # registered tower by tower, run layer by layer (`AlexNetTowers`)
+        rank = {n: i for i, n in enumerate(model.leaf_order())}
+        convs.sort(key=lambda c: rank.get(c[0], len(rank)))
     if len(convs) > max_layers > 1:
         step = (len(convs) - 1) / (max_layers - 1)
         convs = [convs[round(i * step)] for i in range(max_layers)]
