@@ -43,12 +43,35 @@ from alexnet.models.registry import model_args as _model_args  # noqa: E402
 
 def _weights_spec(name: str, pretrained: bool, weights) -> str:
     """``weights=`` as a ``--weights`` spec ("" for none); ``pretrained=True`` is ``DEFAULT``."""
-    if weights is not None and not isinstance(weights, (str, _os.PathLike)):  # a torchvision enum member
-        weights = f"{type(weights).__name__}.{getattr(weights, 'name', weights)}"
+    import enum
+
+    hub = _hub_name(name)
+    if not isinstance(pretrained, bool):
+        raise _UserError(f"{hub}: pretrained is True or False, not {pretrained!r}")
+    if isinstance(weights, enum.Enum):  # a torchvision weights enum member
+        weights = f"{type(weights).__name__}.{weights.name}"
+    elif weights is not None and not isinstance(weights, (str, _os.PathLike)):
+        raise _UserError(f"{hub}: weights is a torchvision weights name ('DEFAULT', 'IMAGENET1K_V1') or enum "
+                         f"member, a .pth file or a run directory of ours, not {weights!r}")
     spec = _os.fspath(weights) if weights is not None else ""
     if pretrained and spec and spec != "DEFAULT":
-        raise _UserError(f"{name}: give pretrained=True or weights={spec!r}, not both")
+        raise _UserError(f"{hub}: give pretrained=True or weights={spec!r}, not both")
     return spec or ("DEFAULT" if pretrained else "")
+
+
+def _in_hub_words(message: str, given: str) -> str:
+    """A `UserError` of the weights loader in this file's words: ``weights=…``, not ``--weights …``,
+    and the registered models by their entry points' names (``alexnet_owt``; a file name such as
+    ``alexnet-owt-7be5be79.pth`` stays as it is)."""
+    import re
+
+    message = message.replace(f"--weights {given}", f"weights={given!r}", 1)
+    message = re.sub(r"--weights ([^\s);,]+?)(:?)(?=[\s);,]|$)",
+                     lambda m: f"weights={m.group(1)!r}{m.group(2)}", message)
+    for model in _list_models():
+        if _hub_name(model) != model:
+            message = re.sub(rf"(?<![\w./-]){re.escape(model)}(?![\w.-])", _hub_name(model), message)
+    return message
 
 
 def _run_meta(spec: str) -> dict | None:
@@ -75,7 +98,10 @@ def _entry_point(name: str):
         if spec:
             from alexnet.models.pretrained import load_pretrained
 
-            load_pretrained(model, spec, name, progress=progress)  # a new head stays as initialised
+            try:
+                load_pretrained(model, spec, name, progress=progress)  # a new head stays as initialised
+            except _UserError as e:
+                raise _UserError(_in_hub_words(str(e), spec)) from None
         return model
 
     cfg = _model_cfg(name)

@@ -84,8 +84,10 @@ def test_torch_hub_builds_every_model_from_a_clone(tmp_path):
     assert out["small_outputs"] == 7 and out["weights_loaded"]
     for kind, msg in out["offline"]:  # torchvision's weights offline: the project's one line
         assert kind == "UserError", msg
-        assert "AlexNet_Weights.IMAGENET1K_V1: cannot download" in msg and "\n" not in msg
+        assert "weights='AlexNet_Weights.IMAGENET1K_V1': cannot download" in msg and "\n" not in msg
+        assert "--weights" not in msg and "weights='/path/alexnet-owt-7be5be79.pth'" in msg  # Python's words
     assert out["no_weights"][0] == "UserError" and "has no torchvision weights" in out["no_weights"][1]
+    assert "models with them: alexnet_owt, vgg16" in out["no_weights"][1]  # the entry points' names
 
 
 def test_a_run_of_ours_brings_its_classes_and_model_arguments(tmp_path):
@@ -105,3 +107,17 @@ def test_a_run_of_ours_brings_its_classes_and_model_arguments(tmp_path):
     net = hub.alexnet_cifar(weights=str(tmp_path / "run"))
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), trained.state_dict().values()))
     assert hub.alexnet_cifar(weights=str(tmp_path / "run"), num_classes=5).state_dict().keys() == net.state_dict().keys()
+
+
+def test_a_hub_argument_of_the_wrong_kind_is_one_line_in_pythons_words():
+    import importlib.util
+
+    from alexnet.core.errors import UserError
+
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", ROOT / "hubconf.py")
+    hub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hub)
+    with pytest.raises(UserError, match=r"^alexnet_cifar: pretrained is True or False, not 'yes'$"):
+        hub.alexnet_cifar(pretrained="yes")  # was taken as True
+    with pytest.raises(UserError, match=r"^alexnet_cifar: weights is a torchvision weights name .*, not 123$"):
+        hub.alexnet_cifar(weights=123)  # was "--weights int.123: …"
