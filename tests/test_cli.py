@@ -1,5 +1,6 @@
 """The command line: help, models, summary, errors and exit codes."""
 
+import contextlib
 import gc
 import json
 import os
@@ -164,3 +165,13 @@ def test_a_dangling_link_as_output_folder_is_named(tmp_path):
     (tmp_path / "out").symlink_to(tmp_path / "gone")
     assert why_not_a_folder(tmp_path / "out" / "run") == f"{tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does not exist"
     assert why_not_a_folder(tmp_path / "new" / "run") is None
+
+
+@pytest.mark.parametrize("argv", [["train", "--lr", "-1"], ["train", "--epochs", "x"], ["train", "--data", "/no/such"]])
+def test_under_torchrun_a_mistake_in_the_command_is_said_by_each_machines_first_process(argv, monkeypatch, capsys):
+    """Every process of a machine reads the same flags and files: one line, not one per process."""
+    for local_rank, says in (("0", True), ("1", False)):
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        with pytest.raises(SystemExit) if argv[2] == "x" else contextlib.nullcontext():
+            assert main(argv) == 2
+        assert capsys.readouterr().err.startswith("error: ") is says

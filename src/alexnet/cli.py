@@ -50,6 +50,8 @@ class Parser(argparse.ArgumentParser):
             what = "a command" if not bad.group(1).startswith("-") else f"a choice of {bad.group(1)}"
             message = (f"{bad.group(2)!r} is not {what}{f' (did you mean {close[0]}?)' if close else ''}: "
                        f"one of {', '.join(choices)}")
+        if os.environ.get("LOCAL_RANK", "0").strip() not in ("", "0"):  # under torchrun: one line a machine
+            self.exit(2)
         self.exit(2, f"error: {self.prog}: {message} ({self.prog} --help says more)\n")
 
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_weights_path(args)
         return int(args.func(args) or 0)
     except UserError as e:
-        if not (isinstance(e, EveryRankError) and os.environ.get("RANK", "0").strip() not in ("", "0")):
+        if not (isinstance(e, EveryRankError) and os.environ.get(e.printed_by, "0").strip() not in ("", "0")):
             print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # a training run stopped by SIGTERM says 143

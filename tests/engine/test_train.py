@@ -317,6 +317,9 @@ def test_an_error_every_rank_meets_is_printed_once_under_torchrun(tmp_path):
                                  "--name", "short", *TINY), ENV)
     errors = [ln for ln in short.stderr.splitlines() if ln.startswith("error: ")]
     assert short.returncode != 0 and len(errors) == 1 and "too short for one epoch" in errors[0], short.stderr[-3000:]
+    uneven = run_logged(_torchrun("--global-batch", "127", "--output-dir", str(tmp_path), *TINY), ENV)  # a flag
+    errors = [ln for ln in uneven.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "does not split evenly over 2 processes" in errors[0], uneven.stderr[-3000:]
     fcntl = pytest.importorskip("fcntl")
     done = run_logged(_torchrun("--max-steps", "2", "-b", "64", "--amp", "off", "--output-dir", str(tmp_path),
                                 "--name", "held", *TINY), ENV)

@@ -381,20 +381,19 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..core.errors import EveryProcessHereError, UserError
     from ..engine.budget import process_started
 
     started = process_started()  # --time-budget counts the whole command, the interpreter's start included
-    config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
+    try:
+        config = config_from_args(args)  # before importing the engine: a bad value is answered without torch
+    except UserError as e:  # under torchrun every process here read the same flags and files: one line a machine
+        raise (EveryProcessHereError(str(e)) if type(e) is UserError else e) from None
     from ..engine import fit
 
     res = fit(config, started=started)
     if "mlflow" in config.log and not config.test_only and os.environ.get("RANK", "0") == "0":
-        from ..engine.tracking import log_artifacts
-        from ..infer import run_figures
+        from ..engine.tracking import log_run_figures
 
-        saved = log_artifacts(res.run_dir, run_figures(res.run_dir), "figures")  # curves, first-layer filters
-        if saved:
-            uri = saved["tracking_uri"]
-            ui = f" (see it with: mlflow ui --backend-store-uri {uri})" if uri.startswith(("sqlite:", "file:")) else ""
-            print(f"mlflow: run {saved['run_id']} in {uri}{ui}")
+        log_run_figures(res.run_dir)
     return 1 if res.too_many_bad else 0

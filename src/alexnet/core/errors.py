@@ -20,6 +20,16 @@ class EveryRankError(UserError):
     made and broadcast (a time budget too short, a disk too full): only rank 0 prints it, so the
     person reads it once, not once per process. Exit status 2 on every rank."""
 
+    printed_by = "RANK"  # the environment variable (torchrun's) whose 0 prints it
+
+
+class EveryProcessHereError(EveryRankError):
+    """A `UserError` that every process on one machine raises alike, before they meet (a flag's value,
+    a path that is not there): printed by each machine's first process (``LOCAL_RANK`` 0), so that
+    a machine where it differs (its data missing) still says so."""
+
+    printed_by = "LOCAL_RANK"
+
 
 def did_you_mean(name: str, choices, n: int = 3) -> str:
     """A ``" (did you mean: a, b?)"`` suffix listing close matches of ``name`` in ``choices``."""

@@ -165,15 +165,15 @@ def plan_batch(batch_size: int, lr: float, world_size: int, global_batch: int = 
       ``batch_size × world_size``; with ``scale_lr`` the rate is multiplied by ``world_size`` (the
       linear scaling rule, Goyal et al. 2017: ``lr`` is the rate for one process's batch).
     """
-    from ..core.errors import UserError
+    from ..core.errors import EveryRankError  # the same flags and process count on every rank: said once
 
     n = max(1, int(world_size))
     procs = f"{n} process{'es' if n != 1 else ''}"
     if global_batch > 0:
         if scale_lr:
-            raise UserError("--scale-lr and --global-batch: give one of them")
+            raise EveryRankError("--scale-lr and --global-batch: give one of them")
         if global_batch % n:
-            raise UserError(f"--global-batch {global_batch} does not split evenly over {procs}; use a process "
+            raise EveryRankError(f"--global-batch {global_batch} does not split evenly over {procs}; use a process "
                             f"count that divides it, or -b N (per process) with --scale-lr to scale the rate")
         per = global_batch // n
         return BatchPlan(per, global_batch, lr, f"global batch {global_batch} kept = {procs} × {per} "
