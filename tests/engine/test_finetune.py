@@ -88,9 +88,13 @@ def test_finetune_from_torchvision_layout_pth(tmp_path, photos):
     assert json.loads((t.run_dir / "config.json").read_text())["weights"] == str(pth)
 
 
-def test_freeze_fc7_keeps_batchnorm_in_eval_and_trains_only_fc8(tmp_path, photos):
-    cfg = _cfg(tmp_path, photos, freeze="fc7", max_steps=2, name="probe")
+def test_freeze_fc7_keeps_batchnorm_in_eval_and_trains_only_fc8(tmp_path, photos, capsys):
+    cfg = _cfg(tmp_path, photos, freeze="fc7", max_steps=2, name="probe", lr_backbone_scale=0.1)
     t = _trainer(cfg)
+    from alexnet.engine.report import log_setup
+
+    log_setup(t)  # the start line says nothing before fc8 trains, not that it trains at 0.1×
+    assert "every layer before it is frozen (--lr-backbone-scale 0.1 has nothing to scale)" in capsys.readouterr().out
     bn = t.model.features.bn1
     before = bn.running_mean.clone()
     assert [n for n, p in t.model.named_parameters() if p.requires_grad] == ["classifier.fc8.weight",

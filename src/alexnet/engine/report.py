@@ -61,8 +61,14 @@ def log_setup(trainer: Any) -> None:
         log(world, f"frozen up to {t.frozen.layer} (--freeze {cfg.freeze}): {count(n_frozen)} of "
                    f"{count(nparams)} parameters; training the rest")
     if cfg.lr_backbone_scale != 1.0:
-        log(world, f"the last layer trains at lr {cfg.lr:g}, the layers before it at "
-                   f"{cfg.lr_backbone_scale:g}× that")
+        from ..models.pretrained import head_parameters
+
+        head = head_parameters(t.model)
+        before = any(p.requires_grad for p in t.model.parameters() if id(p) not in head)
+        log(world, f"the last layer trains at lr {cfg.lr:g}, " + (
+            f"the {'unfrozen ' if t.frozen is not None else ''}layers before it at {cfg.lr_backbone_scale:g}× that"
+            if before else f"every layer before it is frozen (--lr-backbone-scale {cfg.lr_backbone_scale:g} "
+                           f"has nothing to scale)"))
     log(world, f"device {t.device} · {t.precision.reason} · channels_last "
                f"{'on' if t.channels_last else 'off'} · {plural(torch.get_num_threads(), 'thread')}"
                f" · memory: {t.allocator}"
