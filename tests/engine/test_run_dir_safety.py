@@ -143,3 +143,15 @@ def test_a_run_that_stopped_before_it_trained_anything_is_started_again_in_its_p
     assert safe_torch_load(tmp_path / "r" / "checkpoints" / "last.pt")["global_step"] == 2
     with pytest.raises(UserError, match="already holds a run"):  # a run that trained is never replaced
         fit(make_config("digits", output_dir=str(tmp_path), name="r", max_steps=1, amp="off", model_kwargs=TINY))
+
+
+@pytest.mark.parametrize("data, named", [("list:/h/pets/train.txt", "pets"), ("/h/pets/val.txt", "pets"),
+                                         ("folder:/h/pets", "pets"), ("digits", "digits"),
+                                         ("shards:s3://bucket/imagenet", "imagenet")])
+def test_a_runs_default_name_says_which_data(data, named):
+    from alexnet.engine.config import make_config
+    from alexnet.engine.distributed import World
+    from alexnet.engine.rundir import run_dir_path
+
+    name = run_dir_path(make_config("digits", data=data), World()).name
+    assert name.startswith(f"alexnet-mnist-{named}-"), name  # a list file is named by its folder, not "train.txt"

@@ -48,7 +48,9 @@ def run_dir_path(cfg: TrainConfig, world: World) -> Path:
         return Path(cfg.resume)
     name = cfg.name
     if not name:
-        data = Path(cfg.data.split(":", 1)[-1]).name if ":" in cfg.data else Path(cfg.data).name
+        kind, _, path = cfg.data.partition(":") if ":" in cfg.data else ("", "", cfg.data)
+        where = Path(path)  # a list file is named by its folder (pets/train.txt: pets)
+        data = where.parent.name or where.stem if kind == "list" or where.suffix.lower() == ".txt" else where.name
         name = f"{cfg.model}-{data or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         name = broadcast_object(name)  # every rank must agree on the folder
     return Path(cfg.output_dir) / name
