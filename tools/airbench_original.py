@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import airbench94_cpu as airbench94  # noqa: E402 — airbench's own code, on the CPU
 import torch  # noqa: E402
 from airbench_steps import welch  # noqa: E402 — the sibling tool's interval, the same for both comparisons
-from ema_measure import run as timed_run  # noqa: E402 — timed, locked, run.json
+from ema_measure import json_text, run as timed_run  # noqa: E402 — timed, locked, run.json
 
 NAME = "orig-s{seed}"
 SCORES = ("centre", "flip", "tta")  # the final weights scored at airbench's tta_level 0, 1, 2
@@ -83,7 +83,7 @@ def train_one(data: str, folder: Path, seed: int, amp: str, epochs: float, batch
               "train_images": len(train_y), "val_images": len(val_y), **scores,
               "train_s": round(train_s, 1), "decode_s": round(decode_s, 1),
               "epoch_s_median": round(statistics.median(r["time"] for r in rows), 2)}
-    (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / "result.json").write_text(json_text(result))
     print("final " + " ".join(f"{k} {v}" for k, v in scores.items()), flush=True)
     return result
 
@@ -124,7 +124,7 @@ def summarize(out: Path, dest: Path, engine: Path | None) -> dict:
         for k in SCORES:
             summary[f"{k}_vs_engine"] = welch([s[k] for s in seeds.values()], [s[k] for s in ref.values()])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(summary, indent=1, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x) + "\n")
+    dest.write_text(json_text(summary))
     return summary
 
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ema_measure import run as timed_run, t975, t_interval  # noqa: E402 — the sibling tool's timed, locked run
+from ema_measure import json_text, run as timed_run, t975, t_interval  # noqa: E402 — the sibling tool's timed, locked run
 
 REFERENCE = "airbench"
 COMMON = ["--ten-crop", "--tta", "2", "--report-at", "80,85,90,93,94"]  # every arm scores all three ways
@@ -366,7 +366,7 @@ def summarize(out: Path, dest: Path, reference: str = REFERENCE, arms: tuple[Arm
             "reference_flip": [s["flip"] for s in ref.values()], "flip": welch([s["flip"] for s in ref.values()], fast),
             "reference_tta": [s["tta"] for s in ref.values() if s["tta"] is not None],
             "tta_vs_fast_flip": welch([s["tta"] for s in ref.values() if s["tta"] is not None], fast)}
-    dest.write_text(json.dumps(result, indent=1) + "\n")
+    dest.write_text(json_text(result))
     return result
 
 
@@ -381,7 +381,7 @@ def main(argv: list[str]) -> int:
     if argv[0] == "list":
         print(list_arms(arms))
         if "--json" in argv:  # the estimates as data, for the docs
-            Path(argv[argv.index("--json") + 1]).write_text(json.dumps(estimates(arms), indent=1) + "\n")
+            Path(argv[argv.index("--json") + 1]).write_text(json_text(estimates(arms)))
         return 0
     if len(pos) != 2:
         need = "DATA OUT" if argv[0] == "run" else "OUT RESULTS.json"

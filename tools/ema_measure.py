@@ -27,6 +27,21 @@ import time
 from datetime import date
 from pathlib import Path
 
+def json_text(obj) -> str:
+    """``obj`` as indented JSON that any parser reads: NaN and infinities (no interval: one seed, no
+    spread) written as null — the ``NaN`` Python's json writes by default is not JSON."""
+    def finite(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v) for v in x]
+        return x
+
+    return json.dumps(finite(obj), indent=1, allow_nan=False) + "\n"
+
+
 def t975(df: float) -> float:
     """The two-sided 95 % quantile of Student's t at ``df`` degrees of freedom, whole or not (the
     same as `alexnet.experiments.verdict`, whose rule these tools follow)."""
@@ -126,7 +141,7 @@ def summarize(runs: Path, dest: Path) -> dict:
         first = runs / rs[0]["dir"] / "run.json"
         out["machine"] = json.loads(first.read_text())["machine"]
         out["date"] = json.loads(first.read_text())["date"]
-    dest.write_text(json.dumps(out, indent=1) + "\n")
+    dest.write_text(json_text(out))
     return out
 
 

@@ -412,3 +412,17 @@ def test_gelu_at_equal_time_is_two_arms_planned_to_15_minutes_and_paired_by_seed
     row = steps.summarize(tmp_path, tmp_path / "r.json")["arms"]["fast-gelu-15m"]
     assert row["base"] == "fast-15m" and row["flip_vs_base"]["mean"] == pytest.approx(0.15)  # (0.5 − 0.2) / 2
 
+
+
+def test_every_committed_result_is_json_any_parser_reads():
+    """No bare NaN (one seed, no spread): null, which jq and every strict parser read."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    bad = []
+    for p in sorted(docs.rglob("*.json")):
+        try:
+            json.loads(p.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        except ValueError as e:
+            bad.append(f"{p.relative_to(docs)}: {e}")
+    assert not bad, bad
