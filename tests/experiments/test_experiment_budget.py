@@ -128,6 +128,29 @@ def test_an_epoch_estimate_scales_with_images_and_the_networks_multiply_adds(mon
     assert exp.default.width == 0.5
 
 
+def test_an_epoch_estimate_counts_the_datas_own_images_where_that_is_cheap(tmp_path, monkeypatch):
+    """200 photos are not the 45,000 images the epochs were measured on: the plan says so (it said
+    hours for seconds of training). CIFAR-10's batches are the reference's split; a list is not counted."""
+    monkeypatch.setattr(plan_mod, "EPOCH_SECONDS", {("alexnet-mini", 0.5): 100.0})
+    for c in ("cat", "dog"):
+        (tmp_path / "few" / "train" / c).mkdir(parents=True)
+        for i in range(100):
+            (tmp_path / "few" / "train" / c / f"{i}.jpg").write_bytes(b"")  # counted, not read
+    (tmp_path / "batches").mkdir()
+    (tmp_path / "batches" / "data_batch_1").write_bytes(b"")
+    e = experiments.get("depth")
+    scale = e.default.__class__(epochs=1, train_subset=0, seeds=1, width=0.5)
+
+    def estimate(data):
+        plan_mod.data_images.cache_clear()
+        return next(plan_mod.epoch_seconds(cfg) for arm, cfg in e.configs(scale, 0, data, Path(".")))
+
+    assert estimate(f"cifar10:{tmp_path / 'few'}") == pytest.approx(100.0 * 180 / 45_000)  # 200 less the 10 %
+    assert estimate(f"folder:{tmp_path / 'few' / 'train'}") == pytest.approx(100.0 * 180 / 45_000)
+    assert estimate(f"cifar10:{tmp_path / 'batches'}") == pytest.approx(100.0)  # 50,000 less the 10 %: the reference
+    assert estimate("cifar10:/nonexistent") == pytest.approx(100.0)
+
+
 def _budget_tool(monkeypatch):
     """tools/experiment_budget.py, imported as the other tools' tests import theirs."""
     import importlib

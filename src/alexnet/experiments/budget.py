@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import UserError
 from .runs import EXTRA_KEYS, Experiment, Scale, read_metrics, read_result
 from .setups import EPOCH_SECONDS, REFERENCE_IMAGES, REFERENCE_MACHINE, RUN_OVERHEAD_SECONDS
 
@@ -103,17 +105,42 @@ def epoch_seconds(cfg) -> float:
     model at the nearest width measured, scaled by width² (the layers' cost), by its variant's
     multiply-adds against the plain network's at that width (`macs`: a layer removed, wider fully
     connected layers; only the part `MAC_SHARE` of an epoch follows them), and by its number of
-    training images (the whole split: `REFERENCE_IMAGES`). nan for a model never measured."""
+    training images (the data's own where they are cheap to count, `data_images`, less the validation
+    share; else the whole split: `REFERENCE_IMAGES`). nan for a model never measured."""
     width = float(cfg.model_kwargs.get("width", 1.0))
     known = {w: s for (m, w), s in EPOCH_SECONDS.items() if m == cfg.model and s > 0}
     if not known:
         return float("nan")
     ref = width if width in known else min(known, key=lambda w: abs(w - width))
     images = min(cfg.train_subset, REFERENCE_IMAGES) if cfg.train_subset else REFERENCE_IMAGES
+    held = data_images(cfg.data)  # fewer images than the reference split: shorter epochs
+    if held is not None:
+        images = min(images, max(1, round(held * (1 - cfg.val_split))))
     plain = {"width": width} if "width" in cfg.model_kwargs else {}
     variant = macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True)) / macs(cfg.model, json.dumps(plain))
     cost = (width / ref) ** 2 * (1 - MAC_SHARE + MAC_SHARE * variant)
     return known[ref] * cost * images / REFERENCE_IMAGES
+
+
+@functools.lru_cache(maxsize=None)
+def data_images(spec: str) -> int | None:
+    """The images of data ``spec``'s training part, where counting them is cheap (nothing is read):
+    CIFAR-10's python batches (50,000), a folder of class folders (its image files, ``train/``'s
+    where it has one). None otherwise (a list, shards, …): the plan then assumes the reference split."""
+    from ..data.builtin import find_cifar_batches
+    from ..data.folders import folder_splits, image_files
+
+    path = os.path.expanduser(spec.partition(":")[2] if ":" in spec else spec)
+    if not os.path.isdir(path):
+        return None
+    batches = find_cifar_batches(path)
+    if batches is not None:
+        return 50_000 if os.path.isfile(os.path.join(batches, "data_batch_1")) else None
+    try:
+        train = folder_splits(path)[0]
+        return sum(1 for _ in image_files(train)) or None if train else None
+    except (OSError, UserError):
+        return None
 
 
 @functools.lru_cache(maxsize=None)
