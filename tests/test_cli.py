@@ -40,6 +40,15 @@ def test_summary_options(capsys):
     assert d["input_size"] == [3, 128, 160] and d["rows"][-1]["output_shape"] == [5]
 
 
+def test_summary_takes_model_arguments(capsys):
+    """The paper's two separate towers: the same 60,965,224 parameters, tower by tower."""
+    assert main(["summary", "alexnet", "--model-arg", "towers=2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["total_params"] == 60_965_224 and any("tower2" in r["name"] for r in d["rows"])
+    assert main(["summary", "alexnet", "--model-arg", "towers=3"]) == 2
+    assert "--model-arg towers=3 for alexnet: choose from 1, 2" in capsys.readouterr().err
+
+
 def test_unknown_model_exit_2_one_line():
     r = subprocess.run([sys.executable, "-m", "alexnet", "summary", "alexnett"], capture_output=True, text=True)
     assert r.returncode == 2

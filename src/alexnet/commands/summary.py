@@ -13,8 +13,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a registered model name (see `alexnet models`)")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="input height and width")
     p.add_argument("--num-classes", type=int, help="number of output classes (default: the model's)")
+    p.add_argument("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a model argument, as alexnet train takes it: towers=2, width=0.5 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_summary)
+
+
+def _kv(text: str):
+    from .train import _kv as train_kv  # the same KEY=VALUE reading as train's
+
+    return train_kv(text)
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -34,7 +42,7 @@ def run_summary(args: argparse.Namespace) -> int:
         if h < mh or w < mw:
             raise UserError(f"--input-size {h} {w} is too small for {args.model} (at least {mh} {mw})")
     try:  # on the meta device: the same shapes and counts, no weights allocated
-        s = meta_summary(args.model, (c, h, w), num_classes=args.num_classes)
+        s = meta_summary(args.model, (c, h, w), num_classes=args.num_classes, **dict(args.model_arg))
     except RuntimeError as e:
         raise UserError(f"{args.model} cannot run on {h}×{w} input: {str(e).splitlines()[0]}") from None
     print(json.dumps(s.to_dict(), indent=2) if args.json else s.table())
