@@ -154,8 +154,19 @@ def test_decompression_bomb(tmp_path):
     Image.new("1", (3000, 3000)).save(tmp_path / "bomb.png")
     with pytest.raises(BadImageError) as e:
         decode_image(tmp_path / "bomb.png", max_pixels=1_000_000)
-    assert e.value.reason == "too many pixels (9000000 > 1000000)"
+    assert e.value.reason == "too many pixels (9000000 > 1000000): shrink it to 1000 pixels wide or less"
     assert decode_image(tmp_path / "bomb.png", max_pixels=None).shape == (3, 3000, 3000)
+
+
+def test_a_jpeg_wanted_smaller_is_guarded_on_the_pixels_it_decodes(tmp_path):
+    """A photo of 3000×3000 for a 256-pixel input decodes at 1/8 in the DCT domain (375×375): the
+    bomb guard counts those, so a large camera photo is used; a PNG, decoded whole, is not."""
+    Image.new("RGB", (3000, 3000), (200, 40, 90)).save(tmp_path / "big.jpg", quality=60)
+    Image.new("RGB", (3000, 3000), (200, 40, 90)).save(tmp_path / "big.png")
+    assert decode_image(tmp_path / "big.jpg", max_pixels=1_000_000, target_short_side=256).shape == (3, 375, 375)
+    for name, short in (("big.jpg", None), ("big.jpg", 2000), ("big.png", 256)):  # whole, or only halved: too many
+        with pytest.raises(BadImageError, match="too many pixels"):
+            decode_image(tmp_path / name, max_pixels=1_000_000, target_short_side=short)
 
 
 def test_unreadable(tmp_path):
