@@ -64,8 +64,9 @@ def disk_estimate(model: nn.Module, cfg: TrainConfig) -> dict[str, int]:
     copies = {"sgd": 1 if cfg.momentum > 0 else 0, "adam": 2, "adamw": 2}.get(cfg.optimizer, 2)
     ema = weights if cfg.ema else 0  # --ema: last.pt also holds the average
     last = weights + copies * params + ema
-    return {"checkpoints/last.pt": last, "checkpoints/last.prev.pt": last, "checkpoints/best.pt": weights,
-            "weights.safetensors": weights}
+    once = cfg.epochs == 1 and not cfg.checkpoint_every  # last.pt written once: no previous one is kept
+    return {"checkpoints/last.pt": last, **({} if once else {"checkpoints/last.prev.pt": last}),
+            "checkpoints/best.pt": weights, "weights.safetensors": weights}
 
 
 def itemized(need: dict[str, int]) -> str:
