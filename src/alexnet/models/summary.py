@@ -94,7 +94,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], name: str = ""
     except RuntimeError as e:  # too small for a kernel or a pooling window, or other channels than conv1's
         msg = str(e).splitlines()[0]
         if "reduction dim" in msg or "mat1 and mat2" in msg:  # the features reach a linear layer at another size
-            msg = ("its fully connected layers take the features of one input size (the convolutions' output "
+            msg = ("its first linear layer takes the features of one input size (the convolutions' output "
                    "grows with the image); `alexnet models` lists each network's input")
         raise UserError(f"{label} cannot run on a {'×'.join(map(str, size))} input: {msg}") from None
     finally:
