@@ -62,7 +62,7 @@ def test_too_small_input_is_user_error(capsys):
     assert "too small" in capsys.readouterr().err
     assert main(["summary", "alexnet", "--input-size", "400", "400"]) == 2  # torch said "a and b must have …"
     err = capsys.readouterr().err
-    assert "fully connected layers take the features of one input size" in err and err.count("\n") == 1
+    assert "first linear layer takes the features of one input size" in err and err.count("\n") == 1
 
 
 def test_models_lists_registry(capsys):
