@@ -348,12 +348,19 @@ def test_curves_short_legends_log_loss_and_visible_single_epoch(tmp_path, monkey
                                                                ax_loss.get_legend().legend_handles)}
     assert styles == {"train": "-", "val": "--"}
     single = [ln for ln in ax_loss.lines if len(ln.get_xdata()) == 1]
-    assert single and all(ln.get_marker() == "o" and ln.get_markersize() >= 5 for ln in single)
+    assert single and all(ln.get_markersize() >= 5 for ln in single)
+    assert {ln.get_marker() for ln in single} == {"o", "s"}  # train and val told apart by their markers too
+    markers = {t.get_text(): h.get_marker() for t, h in zip(ax_loss.get_legend().get_texts(),
+                                                             ax_loss.get_legend().legend_handles)}
+    assert markers == {"train": "o", "val": "s"}
+    plot_curves([tmp_path / "alexnet-mnist-digits-20261123-121212"], tmp_path / "one.png")  # one epoch, one run
+    one = figs[-1].axes[0]
+    assert one.get_yscale() == "linear" and one.get_xlim() == (0.0, 2.0)  # 1.2 to 1.5: no 10⁰ labels; epochs 0-2
     (tmp_path / "three-classes").mkdir()  # top-5 of three classes is always 100 %: not drawn as a line
     (tmp_path / "three-classes" / "metrics.csv").write_text(head + "1,10,1.5,60,1.2,65,100,0.01\n2,20,1.2,70,1.0,75,100,0.01\n")
     plot_curves([tmp_path / "three-classes"], tmp_path / "d.png")
-    legend = [t.get_text() for t in figs[1].axes[1].get_legend().get_texts()]
-    assert legend == ["val top-1", "train top-1"] and len(figs[1].axes[1].lines) == 2
+    legend = [t.get_text() for t in figs[-1].axes[1].get_legend().get_texts()]
+    assert legend == ["val top-1", "train top-1"] and len(figs[-1].axes[1].lines) == 2
 
 def test_the_gates_of_squeeze_and_excitation_are_not_rows():
     """SENet's se_module.fc1/fc2 act on 1×1 pooled maps: sampled rows would be flat squares."""

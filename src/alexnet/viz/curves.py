@@ -95,9 +95,10 @@ def short_labels(names: list[str]) -> tuple[list[str], str]:
     return labels, shared
 
 
-SERIES = {  # panel → (column, line style, legend name)
-    "loss": (("train_loss", "-", "train"), ("val_loss", "--", "val")),
-    "acc": (("val_top1", "-", "val top-1"), ("val_top5", "--", "val top-5"), ("train_top1", ":", "train top-1")),
+SERIES = {  # panel → (column, line style, legend name, marker: what tells a run's few points apart)
+    "loss": (("train_loss", "-", "train", "o"), ("val_loss", "--", "val", "s")),
+    "acc": (("val_top1", "-", "val top-1", "s"), ("val_top5", "--", "val top-5", "^"),
+            ("train_top1", ":", "train top-1", "o")),
 }
 
 
@@ -122,21 +123,23 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
     colours = [f"C{i % 10}" for i in range(len(data))]
     xlabel = "epoch"
     lr_drawn = False
-    used: dict[str, set[tuple[str, str]]] = {"loss": set(), "acc": set()}
+    used: dict[str, set[tuple[str, str, str]]] = {"loss": set(), "acc": set()}
+    marked = False  # a run of 30 points or fewer is drawn with markers, and the legend shows them
     loss_values: list[float] = []
     for cols, c in zip(data, colours):
         x, xlabel = _x(cols)
         for panel, ax in (("loss", ax_loss), ("acc", ax_acc)):
-            for key, style, name in SERIES[panel]:
+            for key, style, name, mark in SERIES[panel]:
                 if key not in cols:
                     continue
                 xs, ys = _series(x, cols[key])
                 if not xs or (key == "val_top5" and min(ys) >= 100):  # five classes or fewer: always 100 %, no line
                     continue
                 few = len(xs) <= 30  # markers: a one-epoch run is a visible point, not nothing
-                ax.plot(xs, ys, style, color=c, marker="o" if few else None,
+                marked = marked or few
+                ax.plot(xs, ys, style, color=c, marker=mark if few else None,
                         markersize=6 if len(xs) == 1 else 3.5)
-                used[panel].add((style, name))
+                used[panel].add((style, name, mark))
                 if panel == "loss":
                     loss_values += ys
         if "lr" in cols:
@@ -154,15 +157,20 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
         ax.grid(True, alpha=0.3)
         if not ax.lines:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
-    if loss_values and min(loss_values) > 0:
-        ax_loss.set_yscale("log")
-    else:
+    if loss_values and min(loss_values) > 0 and max(loss_values) >= 10 * min(loss_values):
+        ax_loss.set_yscale("log")  # a run that diverged does not flatten the others
+    else:  # within a factor of ten: a linear axis reads better (a log one labels 2.55×10⁰)
         ax_loss.set_ylabel("cross-entropy")
+    xs_all = [v for cols in data for v in _x(cols)[0] if v == v]  # every run's epochs (or steps), nan left out
+    if xs_all and max(xs_all) - min(xs_all) < 1:  # one epoch: whole numbers either side of it, not 0.945…1.055
+        for ax in (ax_loss, ax_acc, ax_lr):
+            ax.set_xlim(min(xs_all) - 1, max(xs_all) + 1)
     for panel, ax in (("loss", ax_loss), ("acc", ax_acc)):  # line styles, drawn long enough to show dashes
-        order = [(st, nm) for _, st, nm in SERIES[panel] if (st, nm) in used[panel]]
+        order = [(st, nm, mk) for _, st, nm, mk in SERIES[panel] if (st, nm, mk) in used[panel]]
         if order:
-            ax.legend([Line2D([], [], color="0.2", linestyle=st, linewidth=1.5) for st, _ in order],
-                      [nm for _, nm in order], fontsize=9, handlelength=3.2, loc="best")
+            ax.legend([Line2D([], [], color="0.2", linestyle=st, linewidth=1.5, marker=mk if marked else None,
+                              markersize=5) for st, _, mk in order],
+                      [nm for _, nm, _ in order], fontsize=9, handlelength=3.2, loc="best")
     if lr_drawn:
         ax_lr.set_yscale("log")  # step schedules (÷10) are straight steps on a log axis
     if len(data) > 1:  # which colour is which run
@@ -172,5 +180,5 @@ def plot_curves(runs: list[str | Path], out: str | Path, labels: list[str] | Non
     if shared:
         fig.suptitle(shared if len(data) == 1 else f"runs {shared}", fontsize=11)
         top = 0.86
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=top, wspace=0.25)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.12, top=top, wspace=0.25)
     return save_png(fig, out)
