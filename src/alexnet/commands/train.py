@@ -393,7 +393,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     res = fit(config, started=started)
     if "mlflow" in config.log and not config.test_only and os.environ.get("RANK", "0") == "0":
-        from ..engine.tracking import log_run_figures
+        from ..infer.figures import log_run_figures
 
         log_run_figures(res.run_dir)
     return 1 if res.too_many_bad else 0

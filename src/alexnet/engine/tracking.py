@@ -246,14 +246,3 @@ def log_artifacts(run_dir: Path, paths: list[Path], artifact_path: str = "") -> 
         tracker.call("log_artifact", saved["run_id"], str(p), artifact_path or None)
     return saved
 
-
-def log_run_figures(run_dir: Path) -> None:
-    """After a run logged to MLflow: its figures (curves, first-layer filters) as artifacts, and the
-    line that says where to see them."""
-    from ..infer import run_figures
-
-    saved = log_artifacts(run_dir, run_figures(run_dir), "figures")
-    if saved:
-        uri = saved["tracking_uri"]
-        ui = f" (see it with: mlflow ui --backend-store-uri {uri})" if uri.startswith(("sqlite:", "file:")) else ""
-        print(f"mlflow: run {saved['run_id']} in {uri}{ui}")

@@ -23,3 +23,15 @@ def run_figures(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
         model, meta = load_weights(run_dir)
         paths.append(plot_filters(model, out / "filters.png", title=f"{meta['model']}: first-layer kernels"))
     return paths
+
+
+def log_run_figures(run_dir: Path) -> None:
+    """After a run logged to MLflow: its figures (curves, first-layer filters) as artifacts, and the
+    line that says where to see them."""
+    from ..engine.tracking import log_artifacts
+
+    saved = log_artifacts(run_dir, run_figures(run_dir), "figures")
+    if saved:
+        uri = saved["tracking_uri"]
+        ui = f" (see it with: mlflow ui --backend-store-uri {uri})" if uri.startswith(("sqlite:", "file:")) else ""
+        print(f"mlflow: run {saved['run_id']} in {uri}{ui}")
