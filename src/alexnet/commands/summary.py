@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .train import key_value  # --model-arg read as train reads it
+
 ORDER = 91  # right after models
 
 
@@ -13,16 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a registered model name (see `alexnet models`)")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="input height and width")
     p.add_argument("--num-classes", type=int, help="number of output classes (default: the model's)")
-    p.add_argument("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+    p.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    help="a model argument, as alexnet train takes it: towers=2, width=0.5 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_summary)
-
-
-def _kv(text: str):
-    from .train import _kv as train_kv  # the same KEY=VALUE reading as train's
-
-    return train_kv(text)
 
 
 def run_summary(args: argparse.Namespace) -> int:

@@ -36,7 +36,8 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
 
 
-def _kv(text: str) -> tuple[str, object]:
+def key_value(text: str) -> tuple[str, object]:
+    """``--model-arg KEY=VALUE``: ``width=0.5`` → (width, 0.5), ``widths=32,64`` → a list; other text stays text."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     k, v = text.split("=", 1)
@@ -69,7 +70,7 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
                        f"colour or small grey images, cifar10, imagenet)")
     a("--model", help="model name (see `alexnet models`; default: the recipe's, alexnet-mnist on the digits, or "
                       "the model --weights were made for)")
-    a("--model-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+    a("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
       help="extra model argument, e.g. width=0.5, init=caffe, dropout=0 (repeatable)")
     a("--weights", metavar="SPEC", help="start from these weights: a torchvision name (AlexNet_Weights.IMAGENET1K_V1, "
                                         "IMAGENET1K_V1), a .pth state_dict, or a run directory of ours")
