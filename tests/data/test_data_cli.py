@@ -70,6 +70,23 @@ def test_check_tells_images_beside_the_class_folders_and_of_every_part(split_fol
                                                                       str(split_folder): 1}
 
 
+def test_check_tells_one_file_under_two_names(split_folder, capsys):
+    """Links: one picture in two classes (two labels), twice in one class, and a validation image that
+    is a training file (scored as unseen). Nothing of the kind in a plain folder."""
+    assert main(["data", "check", str(split_folder)]) == 0
+    assert "links to one file" not in capsys.readouterr().out
+    (split_folder / "train" / "b" / "linked.jpg").symlink_to(split_folder / "train" / "a" / "0.jpg")
+    (split_folder / "train" / "b" / "again.jpg").symlink_to("1.jpg")
+    (split_folder / "val" / "a" / "leak.jpg").symlink_to(split_folder / "train" / "a" / "3.jpg")
+    assert main(["data", "check", str(split_folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    train = next(s for s in report["splits"] if s["split"] == "train")
+    assert any("1 file is in two classes at once" in n and "linked.jpg" in n for n in train["notes"])
+    assert any("counted twice within a class" in n and "again.jpg" in n and "'b'" in n for n in train["notes"])
+    assert "1 validation image is also in the training part" in report["shared_with_training"]
+    assert "leak.jpg" in report["shared_with_training"]
+
+
 def test_check_says_one_class_is_not_enough_to_train(tmp_path, write_image, capsys):
     for i in range(3):
         write_image(tmp_path / "photos" / "cat" / f"{i}.jpg", seed=i)

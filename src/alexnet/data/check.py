@@ -17,6 +17,7 @@ from .datasets import (IMG_EXTENSIONS, FileDataset, ImageDataset, build_dataset,
                        is_eval_name, parse_spec, scan_folder, sibling_val_list, split_indices)
 from .decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image_info, extension_format, reason_kind
 from .shards import is_shards
+from .same_files import same_file_notes, shared_with_training
 
 
 @dataclass
@@ -34,6 +35,7 @@ class SplitReport:
     formats: Counter = field(default_factory=Counter)
     modes: Counter = field(default_factory=Counter)
     misnamed: list[tuple[str, str]] = field(default_factory=list)  # (path, real format)
+    notes: list[str] = field(default_factory=list)  # one file under two names (`same_files`)
 
     def size_stats(self) -> dict[str, Any]:
         if not self.widths:
@@ -50,7 +52,7 @@ class SplitReport:
                 "class_counts": dict(zip(self.classes, self.class_counts)),
                 "bad": [{"path": p, "reason": r} for p, r in self.bad],
                 "sizes": self.size_stats(), "formats": dict(self.formats), "modes": dict(self.modes),
-                "misnamed": [{"path": p, "format": f} for p, f in self.misnamed]}
+                "misnamed": [{"path": p, "format": f} for p, f in self.misnamed], "notes": self.notes}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class CheckReport:
     splits: list[SplitReport]
     ignored: dict[str, int] = field(default_factory=dict)  # files not read for their name, by extension
     outside: dict[str, int] = field(default_factory=dict)  # images beside the class folders, by folder
+    shared: str = ""  # validation images that are training files too (`same_files.shared_with_training`)
 
     @property
     def bad(self) -> list[tuple[str, str]]:
@@ -65,7 +68,7 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"splits": [s.to_dict() for s in self.splits], "bad": len(self.bad), "ignored": dict(self.ignored),
-                "outside_classes": dict(self.outside)}
+                "outside_classes": dict(self.outside), "shared_with_training": self.shared}
 
 
 def eval_part_name(name: str) -> str:
@@ -129,6 +132,7 @@ def _check_split(ds: ImageDataset, split: str, workers: int, progress: bool,
             rep.formats["in memory"] = len(ds)
         return rep
     paths = [ds.samples_path(i) for i in range(len(ds))] if records else [p for p, _ in ds.samples]
+    rep.notes = [] if records else same_file_notes(ds.samples, ds.classes)
     probe = (lambda i: _probe(paths[i], max_pixels, ds, i)) if records else (lambda i: _probe(paths[i], max_pixels))
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = bounded_map(pool, probe, range(len(paths)), window=64 * max(1, workers))
@@ -174,7 +178,9 @@ def check_dataset(spec: str, *, workers: int | None = None, progress: bool = Tru
         if isinstance(ds, FileDataset):
             ds.max_pixels = max_pixels
         splits.append(_check_split(ds, split_label(spec, split), workers, progress, max_pixels))
-    return CheckReport(splits, ignored_counts(spec), images_outside_classes(spec))
+    files = {split: ds.samples for split, ds in parts if isinstance(ds, FileDataset)}
+    shared = shared_with_training(files["train"], files["val"]) if {"train", "val"} <= set(files) else ""
+    return CheckReport(splits, ignored_counts(spec), images_outside_classes(spec), shared)
 
 
 def _part_folders(spec: str) -> list[str]:
@@ -285,6 +291,7 @@ def format_report(report: CheckReport) -> str:
             out.append("  modes other than RGB (converted): " + ", ".join(f"{k} {v}" for k, v in unusual.items()))
         for path, fmt in s.misnamed:
             out.append(f"  note: {path} is a {fmt} file (read fine)")
+        out += [f"  {note}" for note in s.notes]
         for path, reason in s.bad:
             out.append(f"  bad: {path}: {reason}")
     if report.ignored:
@@ -295,6 +302,7 @@ def format_report(report: CheckReport) -> str:
     for folder, n in report.outside.items():
         out.append(f"not read: {n} image{'s' * (n != 1)} directly in {folder}, beside its class folders (in no "
                    f"class, so with no label): move {'them' if n != 1 else 'it'} into a class folder")
+    out += [report.shared] if report.shared else []
     bad = report.bad
     if bad:
         kinds = Counter(reason_kind(r) for _, r in bad)
