@@ -133,6 +133,29 @@ def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     assert main(["index", "query", str(tmp_path), img]) == 2
 
 
+def test_a_file_gone_since_the_index_was_built_is_no_picture_not_another(tiny_run, folder, tmp_path):
+    """A folder's file moved away shifts every later item of the folder rebuilt: the strip and the
+    page show nothing for it, never the next file's picture under its name."""
+    from pathlib import Path
+
+    from alexnet.infer.retrieval import _neighbour_images
+    from alexnet.infer.search import Neighbour
+    from alexnet.serve.thumbnails import Thumbnails
+
+    data = tmp_path / "data"
+    shutil.copytree(folder, data)
+    index = build_index(tiny_run, f"folder:{data}", tmp_path / "idx", split="train", val_split=0, batch_size=4,
+                        workers=0, shard_size=5, progress=False)
+    gone = next(i for i, p in enumerate(index.paths) if p.endswith("red2.jpg"))
+    after = gone + 1  # the entry after it, still there
+    Path(index.paths[gone]).rename(tmp_path / "moved.jpg")
+    hits = [Neighbour(1, gone, 0.0, index.paths[gone], 0, None), Neighbour(2, after, 0.0, index.paths[after], 0, None)]
+    images = _neighbour_images(index, hits)
+    assert images[0] is None and images[1] is not None
+    thumbs = Thumbnails(index, 10**6)
+    assert thumbs.get(gone) is None and thumbs.get(after) is not None
+
+
 def test_a_strip_shows_at_most_its_share_of_many_neighbours(tiny_run, folder, tmp_path, capsys, monkeypatch):
     import alexnet.infer.retrieval as retrieval
     from alexnet.viz.neighbours import strip_size

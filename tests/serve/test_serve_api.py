@@ -301,12 +301,29 @@ def test_thumbnails_of_an_in_memory_dataset():
     from alexnet.data import build_dataset
 
     stub = SimpleNamespace(meta={"data": "digits", "split": "val", "val_split": None},
-                           paths=["digits:val#3"], ids=torch.tensor([3]))
+                           paths=["digits[val]#3"], ids=torch.tensor([3]))
     body, media = Thumbnails(stub, 10**6).get(0)
     assert media == "image/png"
     img = np.asarray(Image.open(io.BytesIO(body)))
     want = build_dataset("digits", "val").load(3)[0].numpy()
     assert img.shape == (8, 8, 3) and np.array_equal(img[..., 0], want)
+
+
+def test_thumbnails_of_an_index_of_every_split_are_its_entries():
+    """An index of split "all" runs through train, then val: entry 1,700 is val's item 262, not the
+    whole set's item 1,700 in its own order (the page showed other digits, of other classes)."""
+    from alexnet.infer.retrieval import index_dataset
+
+    entries = index_dataset("digits", "all")
+    ids = [5, 1000, 1700, 1796]
+    stub = SimpleNamespace(meta={"data": "digits", "split": "all", "val_split": None},
+                           paths=[entries.samples_path(i) for i in ids], ids=torch.tensor(ids))
+    thumbs = Thumbnails(stub, 10**6)
+    for row, i in enumerate(ids):
+        img = np.asarray(Image.open(io.BytesIO(thumbs.get(row)[0])))
+        assert np.array_equal(img[..., 0], entries.load(i)[0].numpy()), i
+    wrong = SimpleNamespace(meta=stub.meta, paths=["digits[val]#7"], ids=torch.tensor([1700]))  # not that item
+    assert Thumbnails(wrong, 10**6).get(0) is None  # no picture rather than another's
 
 
 def test_without_an_index(predictor, make_client, png_bytes):

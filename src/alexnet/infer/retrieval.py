@@ -51,13 +51,26 @@ def _neighbour_images(index: FeatureIndex, hits: Sequence[Neighbour]) -> list[to
     if need_dataset:
         try:
             ds = index_dataset(index.meta["data"], index.meta["split"], val_split=index.meta.get("val_split"))
-            for j in need_dataset:
-                i = int(index.ids[hits[j].index])
-                item = ds.load(i) if hasattr(ds, "load") else ds[i][0]
-                out[j] = item
         except Exception:  # noqa: BLE001 — the data may have moved; the table still stands
-            pass
+            return out
+        for j in need_dataset:
+            out[j] = indexed_image(ds, index, hits[j].index)
     return out
+
+
+def indexed_image(ds: Any, index: FeatureIndex, i: int) -> torch.Tensor | None:
+    """Entry ``i``'s image from ``ds``, the dataset the index was built from (`index_dataset`, built
+    again): its item ``ids[i]``, where that item still is the entry — the same name (an in-memory
+    image's ``digits[train]#12``, a file's path). A folder whose file was moved or deleted since
+    gives every later item another position, so a file that is gone is no picture, never another's.
+    None where it is not there."""
+    j = int(index.ids[i])
+    if not 0 <= j < len(ds) or sample_paths(ds, index.meta["data"], index.meta["split"])(j) != index.paths[i]:
+        return None
+    try:
+        return ds.load(j) if hasattr(ds, "load") else ds[j][0]
+    except Exception:  # noqa: BLE001 — a file gone bad since: no picture
+        return None
 
 
 def check_same_weights(meta: dict[str, Any], predictor: Any, own: str = "leave --weights out") -> None:

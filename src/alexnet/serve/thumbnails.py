@@ -56,10 +56,10 @@ class Thumbnails:
         with self._lock:
             if self._dataset is None and not self._dataset_failed:
                 try:
-                    from ..data import build_dataset
+                    from ..infer.retrieval import index_dataset
 
-                    m = self.index.meta
-                    self._dataset = build_dataset(m["data"], m.get("split", "val"), val_split=m.get("val_split"))
+                    m = self.index.meta  # the images the index covers, in its order (split "all": train, then val)
+                    self._dataset = index_dataset(m["data"], m.get("split", "val"), val_split=m.get("val_split"))
                 except Exception as e:  # noqa: BLE001 — the data may have moved; thumbnails are optional
                     log.warning("thumbnails: cannot open the indexed dataset %r: %s", self.index.meta.get("data"), e)
                     self._dataset_failed = True
@@ -81,14 +81,10 @@ class Thumbnails:
             except BadImageError:
                 return None
         elif int(self.index.ids[i]) >= 0:
+            from ..infer.retrieval import indexed_image
+
             ds = self._load_dataset()
-            if ds is None:
-                return None
-            j = int(self.index.ids[i])
-            try:
-                img = ds.load(j) if hasattr(ds, "load") else ds[j][0]
-            except Exception:  # noqa: BLE001
-                return None
+            img = None if ds is None else indexed_image(ds, self.index, i)  # never another entry's picture
         if img is None:
             return None
         out = encode_thumbnail(img)
