@@ -647,7 +647,7 @@ def test_an_epoch_max_steps_cut_short_is_not_the_best_once_an_epoch_has_finished
 
     scores = []
     monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: EvalResult(1.0, scores.pop(0), 100.0, 10))
-    scores[:] = [70.0]  # 7 steps an epoch: cut at step 3 of the first, scored higher than any later epoch
+    scores[:] = [70.0]  # 5 steps an epoch: cut at step 3 of the first, scored higher than any later epoch
     first = run(tmp_path, "cut", epochs=3, max_steps=3).run_dir
     assert json.loads((first / "weights.json").read_text())["val_top1"] == 70.0  # the run's weights until then
     scores[:] = [40.0, 50.0, 45.0]
@@ -656,6 +656,14 @@ def test_an_epoch_max_steps_cut_short_is_not_the_best_once_an_epoch_has_finished
     assert [float(r["val_top1"]) for r in csv.DictReader((done / "metrics.csv").open())] == [40.0, 50.0, 45.0]
     assert (meta["val_top1"], meta["epoch"]) == (50.0, 2)
     scores[:] = [50.0, 60.0]  # epoch 1 finished, then cut in the second at a higher score: not kept
-    whole = run(tmp_path, "whole", epochs=3, max_steps=10).run_dir
+    whole = run(tmp_path, "whole", epochs=3, max_steps=7).run_dir
     meta = json.loads((whole / "weights.json").read_text())
     assert (meta["val_top1"], meta["epoch"]) == (50.0, 1)
+    scores[:] = [50.0, 60.0]  # --max-steps on the second epoch's last step: that epoch is whole, and kept
+    edge = run(tmp_path, "edge", epochs=3, max_steps=10).run_dir
+    meta = json.loads((edge / "weights.json").read_text())
+    assert (meta["val_top1"], meta["epoch"]) == (60.0, 2)
+    scores[:] = [55.0]  # resumed: the third epoch starts at its first step (no epoch end done twice)
+    run(tmp_path, "edge", epochs=3, resume=str(edge))
+    rows = list(csv.DictReader((edge / "metrics.csv").open()))
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", "5"), ("2", "10"), ("3", "15")]  # 10: the edge

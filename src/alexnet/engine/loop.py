@@ -280,7 +280,7 @@ class TrainLoop:
                 progress.step(labels.numel())
                 print_now = bool(cfg.print_freq) and pos.global_step % cfg.print_freq == 0
                 save_now = bool(cfg.checkpoint_every) and pos.global_step % cfg.checkpoint_every == 0
-                last_step = (pos.step_in_epoch >= self.steps_per_epoch or self._max_steps_reached()
+                last_step = (pos.step_in_epoch >= self.steps_per_epoch or self.max_steps_reached()
                              or pos.global_step == self.end_step)
                 # Every rank must read back at the same steps (the nan check is collective), so only
                 # step counts decide; the timed progress line waits for the next read.
@@ -293,7 +293,7 @@ class TrainLoop:
                     self.save_last()
                 if kill_at and pos.global_step == kill_at and debug_kill_here(world):  # tests: a crash
                     os.kill(os.getpid(), signal.SIGKILL)
-                if self.agree_to_stop() or self._max_steps_reached():
+                if self.agree_to_stop() or self.max_steps_reached():
                     return False
         except RuntimeError as e:
             if world.distributed and peer_lost(e):  # another rank died: nothing can be saved with it gone
@@ -312,7 +312,7 @@ class TrainLoop:
             self.img_per_s = progress.close()
         return True
 
-    def _max_steps_reached(self) -> bool:
+    def max_steps_reached(self) -> bool:
         return bool(self.cfg.max_steps) and self.pos.global_step >= self.cfg.max_steps
 
     def _start_epoch(self) -> Iterator:

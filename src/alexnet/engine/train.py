@@ -219,12 +219,12 @@ class Trainer:
             self.ema.restore(ck, used)
         pos.epoch, pos.step_in_epoch = int(ck["epoch"]), int(ck["step_in_epoch"])
         pos.global_step, self.best_top1 = int(ck["global_step"]), float(ck["best_top1"])
-        if ck.get("best_cut_short"):  # the weights of an epoch cut short stand until the first one finishes
-            self.best_top1 = -math.inf
         pos.epoch_stats = [float(x) for x in own["epoch_stats"]]
         # --report-at: thresholds passed before the interruption were reported then (with that
         # session's times); this session reports only new ones
         self.report.reported = {t for t in cfg.report_at if self.best_top1 >= t}
+        if ck.get("best_cut_short"):  # the weights of an epoch cut short stand until the first one finishes
+            self.best_top1 = -math.inf
         self.loop.rng_to_restore = own["rng"]
         self.bad_log.load_state_dict(own["bad_samples"])
         trimmed = self.metrics.trim(pos.epoch)
@@ -326,11 +326,14 @@ class Trainer:
                         raise loader_died(self.loop.worker_death, f"Stopped at step {self.pos.global_step}: {saved}")
                     log(world, f"stopped: {saved}")
                     raise StoppedBySignal(self.loop.stop_signal)
+                # --max-steps on an epoch's last step: the epoch is whole (its weights may be the best)
+                complete = complete or self.pos.step_in_epoch >= self.loop.steps_per_epoch
                 last = self._finish_epoch(complete, self.budget.t_epoch)
                 self.budget.epoch_done()  # the first epochs may re-plan the rest
-                if not complete:  # --max-steps reached
-                    log(world, f"stopped at step {self.pos.global_step} (--max-steps {cfg.max_steps}), in epoch "
-                               f"{self.pos.epoch + 1} of {cfg.epochs}: continue with {resume_command(self.run_dir, world)}")
+                if self.loop.max_steps_reached() and self.pos.epoch < cfg.epochs:
+                    where = f"after epoch {self.pos.epoch}" if complete else f"in epoch {self.pos.epoch + 1}"
+                    log(world, f"stopped at step {self.pos.global_step} (--max-steps {cfg.max_steps}), {where} of "
+                               f"{cfg.epochs}: continue with {resume_command(self.run_dir, world)}")
                     break
         finally:
             restore_signals()
