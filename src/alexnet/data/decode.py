@@ -203,17 +203,16 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(_to_rgb(img)).copy()).permute(2, 0, 1).contiguous()
 
 
-def _bomb_check(path: str, fmt: str, w: int, h: int, max_pixels: int | None, target_short_side: int | None) -> None:
-    """The decompression-bomb guard, on the pixels that will be decoded: a JPEG wanted at a smaller
-    size is decoded at 1/2, 1/4 or 1/8 of it in the DCT domain (`_decode`), so a 144 Mpx photo for a
-    256-pixel input decodes 2.25 Mpx and passes; a PNG is decoded whole."""
-    scale = 1
-    while fmt == "JPEG" and target_short_side and scale < 8 and min(w, h) >= 2 * scale * target_short_side:
-        scale *= 2
-    pixels = -(-w // scale) * -(-h // scale)
+def _bomb_check(path: str, decoded: tuple[int, int], whole: tuple[int, int], max_pixels: int | None) -> None:
+    """The decompression-bomb guard, on the pixels that will be decoded (``decoded``: a JPEG wanted
+    smaller is decoded at 1/2, 1/4 or 1/8 in the DCT domain, the size Pillow's ``draft`` set), so a
+    144 Mpx photo for a 256-pixel input passes; a PNG is decoded whole. The advice is for the whole
+    picture (``whole``), which then passes however it is decoded."""
+    pixels = decoded[0] * decoded[1]
     if max_pixels is not None and pixels > max_pixels:
-        raise BadImageError(path, f"too many pixels ({pixels} > {max_pixels}): shrink it to "
-                                  f"{max(1, int(w * (max_pixels / pixels) ** 0.5))} pixels wide or less")
+        w, h = whole
+        raise BadImageError(path, f"too many pixels ({pixels} > {max_pixels}): shrink it to at most "
+                                  f"{max(1, int(w * (max_pixels / (w * h)) ** 0.5))} pixels wide")
 
 
 def _decode(data: bytes, path: str, max_pixels: int | None, target_short_side: int | None
@@ -236,16 +235,17 @@ def _decode(data: bytes, path: str, max_pixels: int | None, target_short_side: i
     fmt = img.format or fmt or "image"
     w, h = img.size
     info = ImageInfo(fmt, img.mode, w, h)
-    _bomb_check(path, fmt, w, h, max_pixels, target_short_side)
 
     if fmt == "JPEG" and _tv_decode_jpeg is not None and img.mode not in ("CMYK", "YCCK") and not (
             target_short_side and min(w, h) >= DRAFT_FACTOR * target_short_side):
+        _bomb_check(path, (w, h), (w, h), max_pixels)
         return _decode_jpeg_turbo(data, path), info
     try:
         if fmt == "JPEG" and target_short_side:
             s = target_short_side / min(w, h)
             if s < 1:  # DCT-domain reduced decode; the result is at least the requested size
                 img.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
+        _bomb_check(path, img.size, (w, h), max_pixels)  # after draft: the size it set is what is decoded
         img.load()
         try:
             img = ImageOps.exif_transpose(img) or img
