@@ -46,8 +46,10 @@ def _weights_spec(name: str, pretrained: bool, weights) -> str:
     import enum
 
     hub = _hub_name(name)
-    if not isinstance(pretrained, bool):
-        raise _UserError(f"{hub}: pretrained is True or False, not {pretrained!r}")
+    if not isinstance(pretrained, bool):  # 1, 0 and numpy's bool read as they are meant; text is refused
+        if type(pretrained).__name__ != "bool_" and not (isinstance(pretrained, int) and pretrained in (0, 1)):
+            raise _UserError(f"{hub}: pretrained is True or False, not {pretrained!r}")
+        pretrained = bool(pretrained)
     if isinstance(weights, enum.Enum):  # a torchvision weights enum member
         weights = f"{type(weights).__name__}.{weights.name}"
     elif weights is not None and not isinstance(weights, (str, _os.PathLike)):
@@ -60,18 +62,30 @@ def _weights_spec(name: str, pretrained: bool, weights) -> str:
 
 
 def _in_hub_words(message: str, given: str) -> str:
-    """A `UserError` of the weights loader in this file's words: ``weights=…``, not ``--weights …``,
-    and the registered models by their entry points' names (``alexnet_owt``; a file name such as
-    ``alexnet-owt-7be5be79.pth`` stays as it is)."""
+    """A `UserError` of the weights loader in this file's words: ``weights=…``, not ``--weights …``;
+    the registered models by their entry points' names (``alexnet_owt``) and the command line's
+    hints as arguments — but never inside the path the caller gave (a run folder named
+    ``alexnet-owt`` stays as typed), nor in a file name (``alexnet-owt-7be5be79.pth``)."""
     import re
 
     message = message.replace(f"--weights {given}", f"weights={given!r}", 1)
     message = re.sub(r"--weights ([^\s);,]+?)(:?)(?=[\s);,]|$)",
                      lambda m: f"weights={m.group(1)!r}{m.group(2)}", message)
-    for model in _list_models():
-        if _hub_name(model) != model:
-            message = re.sub(rf"(?<![\w./-]){re.escape(model)}(?![\w.-])", _hub_name(model), message)
-    return message
+    hints = {"are for --model ": "are for ",
+             "continue training it with --resume ": "continue training it with `alexnet train --resume` ",
+             "give the model (and --model-arg) they were made for":
+                 "load them with the entry point (and the keyword arguments) they were made for"}
+    pieces = re.split(f"({re.escape(repr(given))}|{re.escape(given)})", message)  # the caller's own text: kept
+    for k, piece in enumerate(pieces):
+        if k % 2:
+            continue
+        for cli, hub in hints.items():
+            piece = piece.replace(cli, hub)
+        for model in _list_models():
+            if _hub_name(model) != model:
+                piece = re.sub(rf"(?<![\w./-]){re.escape(model)}(?![\w.-])", _hub_name(model), piece)
+        pieces[k] = piece
+    return "".join(pieces)
 
 
 def _run_meta(spec: str) -> dict | None:

@@ -121,3 +121,9 @@ def test_a_hub_argument_of_the_wrong_kind_is_one_line_in_pythons_words():
         hub.alexnet_cifar(pretrained="yes")  # was taken as True
     with pytest.raises(UserError, match=r"^alexnet_cifar: weights is a torchvision weights name .*, not 123$"):
         hub.alexnet_cifar(weights=123)  # was "--weights int.123: …"
+    with pytest.raises(UserError, match=r"^weights='DEFAULT': model alexnet_cifar has no torchvision weights"):
+        hub.alexnet_cifar(pretrained=1)  # 1 is True
+    assert hub._in_hub_words("--weights alexnet-owt: no such file", "alexnet-owt") == (
+        "weights='alexnet-owt': no such file")  # the caller's own path, though spelt like a model, stays as typed
+    assert hub._in_hub_words("--weights w.pth are for --model alexnet-owt, not vgg16", "w.pth") == (
+        "weights='w.pth' are for alexnet_owt, not vgg16")
