@@ -379,7 +379,7 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
         build_dataset(f"cifar10:{tmp_path / 'new' / 'c'}", download=True)
     with pytest.raises(UserError, match=r"mnist: download to .* failed .*put the four"):
         build_dataset(f"mnist:{tmp_path / 'new' / 'm'}", download=True)
-    assert os.listdir(tmp_path / "new") == []  # nothing half-made is left for the next try to find
+    assert not (tmp_path / "new").exists()  # nothing half-made is left for the next try to find, parents included
     (tmp_path / "mine" / "MNIST").mkdir(parents=True)
     with pytest.raises(UserError, match=r"mnist: download to .* failed"):
         build_dataset(f"mnist:{tmp_path / 'mine'}", download=True)

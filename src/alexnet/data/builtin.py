@@ -125,13 +125,13 @@ def cifar10_dataset(root: str, split: str, transform: Callable | None, val_split
     if batches is None and download:
         from torchvision.datasets import CIFAR10
 
-        made = _folders_under(root)
+        made = _folders_made_by_download(root)
         try:
             os.makedirs(root, exist_ok=True)
             with one_at_a_time(root, "download-cifar10", _stderr):  # one rank downloads, the others wait
                 CIFAR10(root, train=True, download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
-            _remove_empty_folders(root, made)
+            _remove_empty_folders(made)
             raise UserError(f"cifar10: download to {root} failed ({_one_line(e)}); put "
                             f"cifar-10-python.tar.gz (www.cs.toronto.edu/~kriz/cifar.html) there") from None
         batches = find_cifar_batches(root)
@@ -242,20 +242,26 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _folders_under(root: str) -> set[str]:
-    """The folders at and under ``root`` now (none when it is not there)."""
-    return {d for d, _, _ in os.walk(root)} if os.path.isdir(root) else set()
+def _folders_made_by_download(root: str) -> list[str]:
+    """The folders a download into ``root`` may make that are not there now, deepest first: the
+    root and its missing parents, and torchvision's own (``MNIST/raw``, ``cifar-10-batches-py``).
+    Only these are looked at (not the whole tree under ``root``, which may be large)."""
+    chain, d = [], os.path.abspath(root)
+    while not os.path.exists(d) and os.path.dirname(d) != d:
+        chain.append(d)
+        d = os.path.dirname(d)
+    own = [os.path.join(root, "MNIST", "raw"), os.path.join(root, "MNIST"), os.path.join(root, "cifar-10-batches-py")]
+    return [f for f in own if not os.path.exists(f)] + chain
 
 
-def _remove_empty_folders(root: str, before: set[str]) -> None:
-    """After a failed download: the empty folders it made (``root``, ``MNIST/raw/``) go, so that a
-    retry or another ``--data-path`` finds nothing half-made; folders that were there stay."""
-    for d, _, _ in os.walk(root, topdown=False):  # the deepest first
-        if d not in before:
-            try:
-                os.rmdir(d)  # only an empty one
-            except OSError:
-                pass
+def _remove_empty_folders(folders: list[str]) -> None:
+    """After a failed download: those of ``folders`` (`_folders_made_by_download`) it left empty go,
+    so that a retry or another ``--data-path`` finds nothing half-made; folders that were there stay."""
+    for d in folders:
+        try:
+            os.rmdir(d)  # only an empty one
+        except OSError:
+            pass
 
 
 def _one_line(e: Exception, limit: int = 160) -> str:
@@ -273,13 +279,13 @@ def mnist_dataset(root: str, split: str, transform: Callable | None, download: b
     if (img is None or lab is None) and download:
         from torchvision.datasets import MNIST
 
-        made = _folders_under(root)
+        made = _folders_made_by_download(root)
         try:
             os.makedirs(root, exist_ok=True)
             with one_at_a_time(root, "download-mnist", _stderr):  # one rank downloads, the others wait
                 MNIST(root, train=split != "val", download=True)
         except Exception as e:  # noqa: BLE001 — any network failure becomes one line
-            _remove_empty_folders(root, made)
+            _remove_empty_folders(made)
             raise UserError(f"mnist: download to {root} failed ({_one_line(e)}); put the four "
                             f"*-idx*-ubyte.gz files there (ossci-datasets.s3.amazonaws.com/mnist/, the "
                             f"mirror torchvision reads)") from None
