@@ -147,7 +147,10 @@ def test_an_epoch_estimate_counts_the_datas_own_images_where_that_is_cheap(tmp_p
 
     assert estimate(f"cifar10:{tmp_path / 'few'}") == pytest.approx(100.0 * 180 / 45_000)  # 200 less the 10 %
     assert estimate(f"folder:{tmp_path / 'few' / 'train'}") == pytest.approx(100.0 * 180 / 45_000)
-    assert estimate(f"cifar10:{tmp_path / 'batches'}") == pytest.approx(100.0)  # 50,000 less the 10 %: the reference
+    (tmp_path / "few" / "val" / "cat").mkdir(parents=True)  # a validation part of its own: --val-split leaves
+    (tmp_path / "few" / "val" / "cat" / "0.jpg").write_bytes(b"")  # the 200 training images whole
+    assert estimate(f"cifar10:{tmp_path / 'few'}") == pytest.approx(100.0 * 200 / 45_000)
+    assert estimate(f"cifar10:{tmp_path / 'batches'}") == pytest.approx(100.0)  # 50,000 or more: the reference
     assert estimate("cifar10:/nonexistent") == pytest.approx(100.0)
 
 

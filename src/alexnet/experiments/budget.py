@@ -12,6 +12,7 @@ nothing, an interrupted one only its remaining epochs, and each extra evaluation
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import os
@@ -115,7 +116,8 @@ def epoch_seconds(cfg) -> float:
     images = min(cfg.train_subset, REFERENCE_IMAGES) if cfg.train_subset else REFERENCE_IMAGES
     held = data_images(cfg.data)  # fewer images than the reference split: shorter epochs
     if held is not None:
-        images = min(images, max(1, round(held * (1 - cfg.val_split))))
+        count, own_val = held
+        images = min(images, max(1, round(count * (1 if own_val else 1 - cfg.val_split))))
     plain = {"width": width} if "width" in cfg.model_kwargs else {}
     variant = macs(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True)) / macs(cfg.model, json.dumps(plain))
     cost = (width / ref) ** 2 * (1 - MAC_SHARE + MAC_SHARE * variant)
@@ -123,10 +125,12 @@ def epoch_seconds(cfg) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def data_images(spec: str) -> int | None:
-    """The images of data ``spec``'s training part, where counting them is cheap (nothing is read):
-    CIFAR-10's python batches (50,000), a folder of class folders (its image files, ``train/``'s
-    where it has one). None otherwise (a list, shards, …): the plan then assumes the reference split."""
+def data_images(spec: str) -> tuple[int, bool] | None:
+    """(images of data ``spec``'s training part, whether the data has a validation part of its own,
+    which ``--val-split`` then leaves whole), where counting is cheap: nothing is read, and the count
+    stops past the reference split (more cost no more). CIFAR-10's python batches: 50,000 and a
+    test batch; a folder of class folders: its image files (``train/``'s where it has one). None
+    otherwise (a list, shards, …): the plan then assumes the reference split."""
     from ..data.builtin import find_cifar_batches
     from ..data.folders import folder_splits, image_files
 
@@ -135,12 +139,13 @@ def data_images(spec: str) -> int | None:
         return None
     batches = find_cifar_batches(path)
     if batches is not None:
-        return 50_000 if os.path.isfile(os.path.join(batches, "data_batch_1")) else None
+        return (50_000, True) if os.path.isfile(os.path.join(batches, "data_batch_1")) else None
     try:
-        train = folder_splits(path)[0]
-        return sum(1 for _ in image_files(train)) or None if train else None
+        train, val = folder_splits(path)
+        count = sum(1 for _ in itertools.islice(image_files(train), 2 * REFERENCE_IMAGES)) if train else 0
     except (OSError, UserError):
         return None
+    return (count, val is not None) if count else None
 
 
 @functools.lru_cache(maxsize=None)
