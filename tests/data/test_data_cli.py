@@ -77,7 +77,7 @@ def test_check_tells_one_file_under_two_names(split_folder, capsys):
     assert "links to one file" not in capsys.readouterr().out
     (split_folder / "train" / "b" / "linked.jpg").symlink_to(split_folder / "train" / "a" / "0.jpg")
     (split_folder / "train" / "b" / "again.jpg").symlink_to("1.jpg")
-    (split_folder / "val" / "a" / "leak.jpg").symlink_to(split_folder / "train" / "a" / "3.jpg")
+    os.link(split_folder / "train" / "a" / "3.jpg", split_folder / "val" / "a" / "leak.jpg")  # a hard link
     assert main(["data", "check", str(split_folder), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     train = next(s for s in report["splits"] if s["split"] == "train")

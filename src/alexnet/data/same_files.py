@@ -1,6 +1,7 @@
-"""Images that are one file under two names (a link, or a linked folder): the same picture in two
-classes, twice in one class, or in both the training and the validation part. ``alexnet data check``
-says so; `os.path.realpath` tells, no image is read. Plain Python."""
+"""Images that are one file under two names (a symbolic or hard link, or a linked folder): the same
+picture in two classes, twice in one class, or in both the training and the validation part.
+``alexnet data check`` says so; the file's identity (device and inode, one ``stat`` each) tells, no
+image is read. Plain Python."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from collections import defaultdict
 from typing import Sequence
 
 
+def identity(path: str) -> tuple[int, int] | str:
+    """What makes two names one file: (device, inode); the path itself where it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return st.st_dev, st.st_ino
+
+
 def same_file_groups(samples: Sequence[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     """The samples (path, label) that name one file, in groups of two or more."""
-    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    groups: dict[tuple[int, int] | str, list[tuple[str, int]]] = defaultdict(list)
     for path, label in samples:
-        groups[os.path.realpath(path)].append((path, label))
+        groups[identity(path)].append((path, label))
     return [g for g in groups.values() if len(g) > 1]
 
 
@@ -40,8 +50,8 @@ def same_file_notes(samples: Sequence[tuple[str, int]], classes: Sequence[str]) 
 def shared_with_training(train: Sequence[tuple[str, int]], val: Sequence[tuple[str, int]]) -> str:
     """A line when validation images are files the training part holds too (through links): they
     are scored as unseen, and the validation score is better than the network is."""
-    seen = {os.path.realpath(p) for p, _ in train}
-    both = [p for p, _ in val if os.path.realpath(p) in seen]
+    seen = {identity(p) for p, _ in train}
+    both = [p for p, _ in val if identity(p) in seen]
     if not both:
         return ""
     many = len(both) != 1
