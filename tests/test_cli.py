@@ -176,10 +176,13 @@ def test_a_dangling_link_as_output_folder_is_named(tmp_path):
     assert why_not_a_folder(tmp_path / "new" / "run") is None
 
 
-@pytest.mark.parametrize("argv", [["train", "--lr", "-1"], ["train", "--epochs", "x"], ["train", "--data", "/no/such"]])
+@pytest.mark.parametrize("argv", [["train", "--lr", "-1"], ["train", "--epochs", "x"], ["train", "--data", "/no/such"],
+                                  ["train", "--data", ""]])
 def test_under_torchrun_a_mistake_in_the_command_is_said_by_each_machines_first_process(argv, monkeypatch, capsys):
-    """Every process of a machine reads the same flags and files: one line, not one per process."""
-    for local_rank, says in (("0", True), ("1", False)):
+    """Every process of a machine reads the same flags and files: one line, not one per process. A
+    command merely started from inside a torchrun job (LOCAL_RANK inherited, no WORLD_SIZE) speaks."""
+    for world, local_rank, says in (("2", "0", True), ("2", "1", False), ("", "1", True)):
+        monkeypatch.setenv("WORLD_SIZE", world)
         monkeypatch.setenv("LOCAL_RANK", local_rank)
         with pytest.raises(SystemExit) if argv[2] == "x" else contextlib.nullcontext():
             assert main(argv) == 2

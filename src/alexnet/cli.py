@@ -15,7 +15,15 @@ import os
 import pkgutil
 import sys
 
-from .core.errors import EveryRankError, UserError, worker_death_line, worker_died
+from .core.errors import EveryProcessHereError, EveryRankError, UserError, worker_death_line, worker_died
+
+
+def quiet_here(var: str) -> bool:
+    """Under torchrun (``WORLD_SIZE`` > 1): whether this process leaves a message that every process
+    meets alike to another, ``var`` (``RANK`` or ``LOCAL_RANK``) not being 0. Outside torchrun — a
+    command started from inside a torchrun job inherits ``LOCAL_RANK`` — every process speaks."""
+    world = os.environ.get("WORLD_SIZE", "").strip()
+    return world.isdigit() and int(world) > 1 and os.environ.get(var, "0").strip() not in ("", "0")
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,7 +58,7 @@ class Parser(argparse.ArgumentParser):
             what = "a command" if not bad.group(1).startswith("-") else f"a choice of {bad.group(1)}"
             message = (f"{bad.group(2)!r} is not {what}{f' (did you mean {close[0]}?)' if close else ''}: "
                        f"one of {', '.join(choices)}")
-        if os.environ.get("LOCAL_RANK", "0").strip() not in ("", "0"):  # under torchrun: one line a machine
+        if quiet_here("LOCAL_RANK"):  # under torchrun: one line a machine
             self.exit(2)
         self.exit(2, f"error: {self.prog}: {message} ({self.prog} --help says more)\n")
 
@@ -187,14 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        _check_counts(args)
-        _check_png_output(_subparser(parser, args), args)
-        _check_empty(_subparser(parser, args), args)
-        _expand_home(args)
-        _check_weights_path(args)
+        try:  # the command as typed: every process of a torchrun machine reads it alike
+            _check_counts(args)
+            _check_png_output(_subparser(parser, args), args)
+            _check_empty(_subparser(parser, args), args)
+            _expand_home(args)
+            _check_weights_path(args)
+        except UserError as e:
+            raise EveryProcessHereError(str(e)) from None
         return int(args.func(args) or 0)
     except UserError as e:
-        if not (isinstance(e, EveryRankError) and os.environ.get(e.printed_by, "0").strip() not in ("", "0")):
+        if not (isinstance(e, EveryRankError) and quiet_here(e.printed_by)):
             print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # a training run stopped by SIGTERM says 143
