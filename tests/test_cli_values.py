@@ -169,6 +169,12 @@ def test_a_quoted_tilde_is_the_home_folder_in_every_command(tmp_path, image_fold
                  "--max-steps", "1", "--amp", "off", "--output-dir", "~/runs", "--name", "t"]) == 0
     assert (tmp_path / "runs" / "t" / "weights.safetensors").is_file()
     assert not (Path.cwd() / "~").exists()
+    from alexnet.cli import _expand_home
+    from argparse import Namespace
+
+    args = Namespace(name="~/x", labels=["~/a"], output="~/f.png")
+    _expand_home(args)  # a run's name and legend labels are text, not paths
+    assert (args.name, args.labels, args.output) == ("~/x", ["~/a"], str(tmp_path / "f.png"))
 
 
 # -- --weights before --data -------------------------------------------------------------------

@@ -147,11 +147,16 @@ def _check_empty(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None
             raise UserError(f"{flag} is empty (an unset shell variable?): give a value, or leave {flag} out")
 
 
+_TEXT_NOT_PATH = {"name", "labels"}  # text values that name nothing on disk: a run's name, legend labels
+
+
 def _expand_home(args: argparse.Namespace) -> None:
     """A path typed with ``~`` in quotes (``--data '~/photos'``, a script's ``"$HOME"``-less line) is
     the home folder, as the shell would have made it unquoted: every text value that starts with
     ``~/`` (or is ``~``) is expanded, so each command reads the same path the person meant."""
     for key, v in vars(args).items():
+        if key in _TEXT_NOT_PATH:
+            continue
         if isinstance(v, str) and (v == "~" or v.startswith("~/")):
             setattr(args, key, os.path.expanduser(v))
         elif isinstance(v, list) and any(isinstance(x, str) and (x == "~" or x.startswith("~/")) for x in v):
