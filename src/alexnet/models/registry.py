@@ -12,6 +12,7 @@ import copy
 import functools
 import inspect
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -124,6 +125,9 @@ def model_args(name: str) -> dict[str, Any]:
     return out
 
 
+_SWAP_LOCK = threading.RLock()  # held by `_builder_values` while it swaps classes, and by `build_model`
+
+
 class _Built(Exception):
     """Raised by `_builder_values`'s stand-in for a network's class, with the arguments it was given."""
 
@@ -150,20 +154,21 @@ def _builder_values(name: str) -> dict[str, Any]:
                 raise _Built(kwargs) from None
         return record
 
-    try:
-        for target in targets:
-            for module in {sys.modules.get(target.__module__), sys.modules.get(entry.fn.__module__)}:
-                if module is not None and getattr(module, target.__name__, None) is target:
-                    swapped.append((module, target.__name__, target))
-                    setattr(module, target.__name__, stand_in(target))
-        entry.fn(num_classes=entry.cfg.num_classes)
-    except _Built as built:
-        return built.arguments
-    except Exception:  # noqa: BLE001 — a builder that does more first: the signatures' defaults stand
-        return {}
-    finally:
-        for module, attr, target in swapped:
-            setattr(module, attr, target)
+    with _SWAP_LOCK:  # no other thread builds a model while its class is the stand-in
+        try:
+            for target in targets:
+                for module in {sys.modules.get(target.__module__), sys.modules.get(entry.fn.__module__)}:
+                    if module is not None and getattr(module, target.__name__, None) is target:
+                        swapped.append((module, target.__name__, target))
+                        setattr(module, target.__name__, stand_in(target))
+            entry.fn(num_classes=entry.cfg.num_classes)
+        except _Built as built:
+            return built.arguments
+        except Exception:  # noqa: BLE001 — a builder that does more first: the signatures' defaults stand
+            return {}
+        finally:
+            for module, attr, target in swapped:
+                setattr(module, attr, target)
     return {}
 
 
@@ -275,11 +280,13 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
     if n < 1:
         raise UserError(f"num_classes must be at least 1, not {n}")
     check_model_kwargs(name, kwargs)
-    if not kwargs:
-        model = entry.fn(num_classes=n)
-    else:  # a value of the right type may still not make a network (groups=3, reduction=0): one line
-        with _refused_as(name, kwargs):
-            model = entry.fn(num_classes=n, **kwargs)
+    with _SWAP_LOCK:
+        if not kwargs:
+            model = entry.fn(num_classes=n)
+        else:  # a value of the right type may still not make a network (groups=3, reduction=0): one line
+            with _refused_as(name, kwargs):
+                model = entry.fn(num_classes=n, **kwargs)
+    if kwargs:
         _dry_run(entry, name, n, kwargs)
     model.model_name = name  # type: ignore[attr-defined]
     return model
