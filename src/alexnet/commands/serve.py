@@ -2,8 +2,8 @@
 images (and find their nearest neighbours in a feature index).
 
 Needs the `serve` extra (FastAPI, uvicorn, python-multipart). Listens on 127.0.0.1 unless
-``--host`` says otherwise. Exit status: 130 after Ctrl-C (143 after SIGTERM), as every command; 2 bad flags, weights, index, or an
-address it cannot listen on.
+``--host`` says otherwise. Exit status: 130 after Ctrl-C (143 after SIGTERM), as every command;
+2 bad flags, weights, index, or an address it cannot listen on.
 """
 
 from __future__ import annotations
