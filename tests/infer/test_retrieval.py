@@ -129,6 +129,8 @@ def test_cli_build_and_query(tiny_run, folder, tmp_path, capsys):
     assert main(["index", "query", str(out), img, "-k", "2", "--json", "--no-strip", "--metric", "cosine"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["neighbours"][0]["path"] == img and d["strip"] is None
+    assert main(["index", "query", str(out), img, "-k", "1000", "--no-strip"]) == 0
+    assert "note: -k 1000: the index holds 18 images, all of them listed" in capsys.readouterr().err
     assert main(["index", "query", str(out), str(tmp_path / "missing.jpg")]) == 2
     assert main(["index", "query", str(tmp_path), img]) == 2
 

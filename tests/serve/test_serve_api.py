@@ -46,6 +46,9 @@ def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "model": "alexnet-cifar", "busy": 0}
+    for url in ("/healthz", "/"):  # HEAD, as uptime checkers and load balancers ask
+        head = client.head(url)
+        assert head.status_code == 200 and head.content == b"", url
 
 
 def test_model_info(client, predictor, index, limits):

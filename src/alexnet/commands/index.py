@@ -96,6 +96,8 @@ def run_query(args: argparse.Namespace) -> int:
                           device=args.device, strip=None if args.no_strip else args.output)
     except BadImageError as e:
         raise UserError(str(e)) from None
+    if len(res.neighbours) < args.k:  # the whole index: fewer than asked
+        print(f"note: -k {args.k}: the index holds {len(res.neighbours)} images, all of them listed", file=sys.stderr)
     if args.json:
         print(json.dumps({"query": args.image, "metric": args.metric,
                           "neighbours": [n.to_dict() for n in res.neighbours],

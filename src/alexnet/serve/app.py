@@ -260,7 +260,7 @@ def add_error_handlers(app: FastAPI) -> None:
 def add_page_routes(app: FastAPI) -> None:
     """The page (``/``, under its content security policy), an empty favicon and ``/static``."""
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime checkers, balancers
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html",
                             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
@@ -275,7 +275,7 @@ def add_page_routes(app: FastAPI) -> None:
 def add_model_routes(app: FastAPI, svc: Service) -> None:
     """``/healthz``, ``/api/model`` and ``/api/predict``."""
 
-    @app.get("/healthz", tags=["service"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["service"])
     async def healthz() -> dict[str, Any]:
         """Liveness: answers at once, whatever inference is doing."""
         return {"status": "ok", "model": svc.predictor.name, "busy": svc.gate.active}

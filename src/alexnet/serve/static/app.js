@@ -9,7 +9,8 @@ let current = 0;        // the latest upload; answers to older ones are dropped
 let previewUrl = null;
 
 function fmtBytes(n) {
-  return n >= 1048576 ? `${+(n / 1048576).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
+  if (n >= 1048576) return `${+(n / 1048576).toFixed(1)} MiB`;
+  return n >= 1024 ? `${+(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 
 function setStatus(text) { $("status").textContent = text; }
@@ -31,7 +32,8 @@ async function loadModel() {
   $("model-classes").textContent = String(model.num_classes);
   $("model-input").textContent = model.input_size.join("×");
   if (model.index) {
-    $("model-index").textContent = `${model.index.count} images`;
+    $("model-index").textContent = `${model.index.count} images` +
+      (model.index.complete ? "" : " (an unfinished index: run its build again to finish it)");
     $("model-index-row").hidden = false;
   }
   $("limits").textContent = `up to ${fmtBytes(model.limits.max_upload_bytes)}, ` +
