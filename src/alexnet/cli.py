@@ -14,6 +14,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from typing import Any
 
 from .core.errors import EveryProcessHereError, EveryRankError, UserError, worker_death_line, worker_died
 
@@ -154,14 +155,12 @@ def _expand_home(args: argparse.Namespace) -> None:
     """A path typed with ``~`` in quotes (``--data '~/photos'``, a script's ``"$HOME"``-less line) is
     the home folder, as the shell would have made it unquoted: every text value that starts with
     ``~/`` (or is ``~``) is expanded, so each command reads the same path the person meant."""
+    def home(x: Any) -> Any:
+        return os.path.expanduser(x) if isinstance(x, str) and (x == "~" or x.startswith("~/")) else x
+
     for key, v in vars(args).items():
-        if key in _TEXT_NOT_PATH:
-            continue
-        if isinstance(v, str) and (v == "~" or v.startswith("~/")):
-            setattr(args, key, os.path.expanduser(v))
-        elif isinstance(v, list) and any(isinstance(x, str) and (x == "~" or x.startswith("~/")) for x in v):
-            setattr(args, key, [os.path.expanduser(x) if isinstance(x, str) and (x == "~" or x.startswith("~/"))
-                                else x for x in v])
+        if key not in _TEXT_NOT_PATH:
+            setattr(args, key, [home(x) for x in v] if isinstance(v, list) else home(v))
 
 
 WEIGHTS_COMMANDS = ("predict", "evaluate", "export", "serve")  # their first argument: a run or weights file

@@ -1,6 +1,6 @@
 """Text tables that stay aligned when names hold wide characters (CJK class names take two
 columns of a terminal each, combining accents none): `cells` counts columns, `ljust`/`rjust` pad
-to them. Standard library only."""
+to them; `counted` says a count in words ("2 processes"). Standard library only."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ def ljust(s: str, width: int) -> str:
 
 def rjust(s: str, width: int) -> str:
     return " " * max(0, width - cells(s)) + s
+
+
+def counted(n: int, word: str, many: str | None = None) -> str:
+    """``1 process``, ``2 processes``: ``n`` and ``word``, or its plural ``many`` (default: ``word`` + s)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

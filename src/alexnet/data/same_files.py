@@ -9,6 +9,13 @@ import os
 from collections import defaultdict
 from typing import Sequence
 
+from ..core.text import counted
+
+
+def _are(n: int, noun: str) -> str:
+    """``1 file is``, ``2 files are``."""
+    return f"{counted(n, noun)} {'is' if n == 1 else 'are'}"
+
 
 def identity(path: str) -> tuple[int, int] | str:
     """What makes two names one file: (device, inode); the path itself where it cannot be read."""
@@ -36,12 +43,10 @@ def same_file_notes(samples: Sequence[tuple[str, int]], classes: Sequence[str]) 
     notes = []
     if two_classes:
         path, other = two_classes[0][0][0], two_classes[0][1][0]
-        n = len(two_classes)
-        notes.append(f"note: {n} file{'s are' if n != 1 else ' is'} in two classes at once (links to one file: one "
+        notes.append(f"note: {_are(len(two_classes), 'file')} in two classes at once (links to one file: one "
                      f"picture, two labels), e.g. {path} and {other}")
     if twice:
-        n = len(twice)
-        notes.append(f"note: {n} file{'s are' if n != 1 else ' is'} counted twice within a class (links to one "
+        notes.append(f"note: {_are(len(twice), 'file')} counted twice within a class (links to one "
                      f"file: more weight than the others), e.g. {twice[0][0][0]} and {twice[0][1][0]} in "
                      f"{classes[twice[0][0][1]]!r}")
     return notes
@@ -55,6 +60,6 @@ def shared_with_training(train: Sequence[tuple[str, int]], val: Sequence[tuple[s
     if not both:
         return ""
     many = len(both) != 1
-    return (f"note: {len(both)} validation image{'s are' if many else ' is'} also in the training part (links to "
+    return (f"note: {_are(len(both), 'validation image')} also in the training part (links to "
             f"one file), e.g. {both[0]}: scored as unseen, {'they make' if many else 'it makes'} the validation "
             f"score too good")

@@ -166,9 +166,10 @@ def plan_batch(batch_size: int, lr: float, world_size: int, global_batch: int = 
       linear scaling rule, Goyal et al. 2017: ``lr`` is the rate for one process's batch).
     """
     from ..core.errors import EveryRankError  # the same flags and process count on every rank: said once
+    from ..core.text import counted
 
     n = max(1, int(world_size))
-    procs = f"{n} process{'es' if n != 1 else ''}"
+    procs = counted(n, "process", "processes")
     if global_batch > 0:
         if scale_lr:
             raise EveryRankError("--scale-lr and --global-batch: give one of them")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.seed import get_rng_state
+from ..core.text import counted
 from .config import TrainConfig, resume_config
 from .distributed import World, broadcast_object, max_restarts, restart_count
 from .progress import log
@@ -101,11 +102,8 @@ def own_rank_state(ck: dict[str, Any], world: World, path: Path) -> dict[str, An
         return {"rng": ck["rng"], "epoch_stats": ck["epoch_stats"], "bad_samples": ck.get("bad_samples", {})}
     n = len(ranks)
     if n != world.world_size:
-        def procs(k: int) -> str:
-            return f"{k} process{'es' if k != 1 else ''}"
-
         how = f"torchrun --nproc-per-node {n} -m alexnet train …" if n > 1 else "alexnet train … without torchrun"
-        raise UserError(f"{path}: the run trained with {procs(n)}; resume it with {n} ({how}), not "
-                        f"{world.world_size} — each process's data and random state, and the global batch, "
+        raise UserError(f"{path}: the run trained with {counted(n, 'process', 'processes')}; resume it with {n} "
+                        f"({how}), not {world.world_size} — each process's data and random state, and the global batch, "
                         f"depend on the count")
     return ranks[world.rank]

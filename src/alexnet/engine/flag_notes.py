@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ..core.errors import UserError
+from ..core.text import counted
 from .config import PCA_AUGS
 from .recipes import RECIPES
 
@@ -63,7 +64,9 @@ def processes_note(file_values: dict[str, Any] | None, given: dict[str, Any], wo
     was, batch = (file_values or {}).get("processes"), values.get("batch_size")
     if not was or was == world or not batch or values.get("global_batch") or "batch_size" in given:
         return ""
-    procs = lambda n: f"{n} process{'es' if n != 1 else ''}"  # noqa: E731
+    def procs(n: int) -> str:
+        return counted(n, "process", "processes")
+
     return (f"note: --config's run trained with {procs(was)} × -b {batch} (a batch of {was * batch}); "
             f"{procs(world)} × -b {batch} here make a batch of {world * batch}: for the same batch give "
             f"--global-batch {was * batch}")

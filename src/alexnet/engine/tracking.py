@@ -245,4 +245,3 @@ def log_artifacts(run_dir: Path, paths: list[Path], artifact_path: str = "") -> 
     for p in paths:
         tracker.call("log_artifact", saved["run_id"], str(p), artifact_path or None)
     return saved
-

@@ -109,12 +109,17 @@ def _choices(name: str, key: str) -> tuple[Any, ...] | None:
     return _CHOICES.get(key)
 
 
+def _accepted(entry: _Entry) -> Sequence[Callable[..., Any]]:
+    """The callables ``entry``'s builder passes its keyword arguments on to (imported late if a function gives them)."""
+    return entry.accepts() if callable(entry.accepts) else entry.accepts
+
+
 def model_args(name: str) -> dict[str, Any]:
     """The keyword arguments model ``name`` accepts (``--model-arg KEY=VALUE``) with their defaults:
     the values its builder gives the network (`_builder_values`: ``alexnet-mnist``'s fc_width 512,
     ``senet154``'s 64 groups), else the network's signature's."""
     entry = _entry(name)
-    targets = entry.accepts() if callable(entry.accepts) else entry.accepts
+    targets = _accepted(entry)
     given = _builder_values(name)
     out: dict[str, Any] = {}
     for target in (entry.fn, *targets):
@@ -143,7 +148,7 @@ def _builder_values(name: str) -> dict[str, Any]:
     replaced, for the call, by a stand-in that records its arguments and stops the builder. {} when
     the builder does not reach one."""
     entry = _entry(name)
-    targets = entry.accepts() if callable(entry.accepts) else entry.accepts
+    targets = _accepted(entry)
     swapped = []
 
     def stand_in(target: Any) -> Callable[..., Any]:
